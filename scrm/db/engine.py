@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Insert, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -40,9 +40,18 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def is_sqlite(engine: AsyncEngine | AsyncSession) -> bool:
-    bind = engine.bind if isinstance(engine, AsyncSession) else engine
-    return bind.dialect.name == "sqlite"
+def dialect_of(target: AsyncEngine | AsyncSession | AsyncConnection) -> str:
+    """"sqlite" or "postgresql", for the statement helpers below."""
+    if isinstance(target, AsyncSession):
+        return target.get_bind().dialect.name
+    return target.dialect.name
+
+
+def table_of(model: type[Any]) -> Table:
+    """The Core table of an ORM model, typed (``Model.__table__`` is a FromClause to mypy)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def insert_ignore(dialect_name: str, table: Table, rows: Sequence[Mapping[str, Any]] | Mapping[str, Any],

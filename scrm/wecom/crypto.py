@@ -88,7 +88,7 @@ class WeComCrypto:
         if not hmac.compare_digest(receive_id, self.receive_id.encode("utf-8")):
             raise CryptoError(VALIDATE_CORPID_ERROR, "receive id does not match the corp id")
         try:
-            return msg.decode("utf-8")
+            return bytes(msg).decode("utf-8")
         except UnicodeDecodeError:
             raise CryptoError(ILLEGAL_BUFFER, "message is not valid UTF-8") from None
 

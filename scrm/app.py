@@ -1,0 +1,123 @@
+"""App factory: config → db → WeCom client → dispatcher (+ routers) → workers → HTTP app.
+
+The only module that imports ``handlers/``. ``Runtime`` owns every long-lived object and the
+background workers; ``create_app`` wraps it in an aiohttp application whose start-up and
+clean-up start and stop the runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import text
+
+import handlers
+from scrm.clock import Clock, SystemClock
+from scrm.config import Settings
+from scrm.db.engine import make_engine, make_sessionmaker
+from scrm.dispatch import Dispatcher, Router
+from scrm.inbox import Inbox
+from scrm.wecom.callback import CallbackConfig, CallbackView, add_routes
+from scrm.wecom.crypto import WeComCrypto
+
+log = logging.getLogger("scrm.app")
+
+RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
+
+# What handlers may ask for by parameter name, besides ``event``.
+HANDLER_DEPENDENCIES = ("session", "clock", "settings", "inbox", "inbox_id", "received_at")
+
+
+class Runtime:
+    """Every long-lived object of one service instance, and its background workers."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+                 routers: list[Router] | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.engine = make_engine(settings.database.url, echo=settings.database.echo,
+                                  pool_size=settings.database.pool_size)
+        self.sessions = make_sessionmaker(self.engine)
+        self.inbox = Inbox(self.engine, self.sessions, settings.inbox, self.clock)
+        self.routers = routers if routers is not None else handlers.all_routers()
+        self.dispatcher = Dispatcher(self.routers, provides=HANDLER_DEPENDENCIES)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+
+    def handler_context(self) -> dict[str, Any]:
+        return {"clock": self.clock, "settings": self.settings, "inbox": self.inbox}
+
+    def crypto(self) -> WeComCrypto:
+        w = self.settings.wecom
+        return WeComCrypto(w.token.get_secret_value(), w.encoding_aes_key.get_secret_value(), w.corp_id)
+
+    def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
+        self._tasks[name] = asyncio.create_task(coro, name=name)
+
+    async def start(self, *, workers: bool = True) -> None:
+        self.inbox.writer.start()
+        if workers:
+            self._spawn("inbox-worker", self.inbox.run(self.dispatcher, self.handler_context()))
+        log.info("runtime started", extra={"database": self.settings.database.url.split("://")[0],
+                                           "workers": sorted(self._tasks)})
+
+    def workers_alive(self) -> dict[str, bool]:
+        alive = {name: not task.done() for name, task in self._tasks.items()}
+        alive["group-commit-writer"] = self.inbox.writer.running
+        return alive
+
+    async def stop(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        for task in self._tasks.values():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.inbox.writer.stop()
+        await self.engine.dispose()
+        log.info("runtime stopped")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    checks: dict[str, Any] = {}
+    try:
+        async with runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    workers = runtime.workers_alive()
+    checks["workers"] = workers
+    healthy = checks["database"] == "ok" and all(workers.values())
+    return web.json_response({"status": "ok" if healthy else "unhealthy", **checks},
+                             status=200 if healthy else 503)
+
+
+def create_app(runtime: Runtime, *, workers: bool = True,
+               extra: list[Callable[[web.Application], None]] | None = None) -> web.Application:
+    """The HTTP application of one service instance (callback, health, and later CRM and radar)."""
+    settings = runtime.settings
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app[RUNTIME] = runtime
+    view = CallbackView(
+        CallbackConfig(runtime.crypto(), settings.server.max_body_bytes, settings.server.timestamp_window_s),
+        runtime.inbox.put_wecom,
+        runtime.clock,
+    )
+    add_routes(app, view)
+    app.router.add_get("/healthz", healthz)
+    for add in extra or []:
+        add(app)
+
+    async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
+        await runtime.start(workers=workers)
+        yield
+        await runtime.stop()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

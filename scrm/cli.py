@@ -1,0 +1,182 @@
+"""The ``scrm`` command: serve, db, inbox, outbox, config, sop, ...
+
+Each sub-command is a small function; errors a person can fix (bad config, bad YAML, unknown
+ids) print one clear message to stderr and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from scrm.config import ConfigError, Settings, load_settings, masked_dump
+from scrm.db.engine import make_engine, make_sessionmaker
+from scrm.db.models import InboxEvent
+
+Command = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]
+
+
+class UserError(Exception):
+    """Something the operator can fix; printed without a traceback."""
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+# ------------------------------------------------------------------------------------ serve
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from scrm.serve import serve
+
+    serve(settings, sandbox=args.sandbox, demo=not args.no_demo)
+    return 0
+
+
+# ------------------------------------------------------------------------------------ db
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from scrm.db import migrate
+
+    if args.db_command == "upgrade":
+        migrate.upgrade(settings.database.url, args.revision)
+        print(f"database upgraded to {args.revision}")
+    else:
+        migrate.current(settings.database.url)
+    return 0
+
+
+# ------------------------------------------------------------------------------------ inbox
+async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
+    from scrm.clock import SystemClock
+    from scrm.inbox import Inbox, summarize
+
+    engine = make_engine(settings.database.url)
+    sessions = make_sessionmaker(engine)
+    try:
+        if args.inbox_command == "list":
+            async with sessions() as s:
+                stmt = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(args.limit)
+                if args.status:
+                    stmt = stmt.where(InboxEvent.status == args.status)
+                rows = (await s.scalars(stmt)).all()
+            for row in rows:
+                info = summarize(row)
+                err = f"  {info['last_error'][:80]}" if info["last_error"] else ""
+                print(f"{info['id']:>8}  {info['status']:<7} {info['attempts']:>2}  {info['received_at'][:19]}  "
+                      f"{info['type']}{err}")
+            if not rows:
+                print("(no events)")
+        elif args.inbox_command == "show":
+            async with sessions() as s:
+                event = await s.get(InboxEvent, args.id)
+            if event is None:
+                raise UserError(f"no inbox event {args.id}")
+            info = summarize(event)
+            info["raw"] = event.raw
+            _print_json(info)
+        elif args.inbox_command == "replay":
+            inbox = Inbox(engine, sessions, settings.inbox, SystemClock())
+            if not args.ids and not args.all_dead:
+                raise UserError("name event ids or use --all-dead")
+            n = await inbox.replay(args.ids or None, dead_only=not args.force)
+            print(f"{n} event(s) queued again; a running service picks them up within a second")
+        else:  # stats
+            inbox = Inbox(engine, sessions, settings.inbox, SystemClock())
+            _print_json(await inbox.counts())
+    finally:
+        await engine.dispose()
+    return 0
+
+
+# ------------------------------------------------------------------------------------ config
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    _print_json(masked_dump(settings))
+    return 0
+
+
+# ------------------------------------------------------------------------------------ parser
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scrm", description="WeCom SCRM service for retail banks")
+    p.add_argument("--config", "-c", help="TOML config file (default: $SCRM_CONFIG or ./scrm.toml)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the service (callback server + workers)")
+    s.add_argument("--sandbox", action="store_true",
+                   help="run against the built-in WeCom sandbox with demo data (no credentials needed)")
+    s.add_argument("--no-demo", action="store_true", help="with --sandbox: no scripted customer actions")
+    s.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("db", help="database migrations")
+    dsub = d.add_subparsers(dest="db_command", required=True)
+    up = dsub.add_parser("upgrade", help="apply migrations")
+    up.add_argument("revision", nargs="?", default="head")
+    dsub.add_parser("current", help="show the applied revision")
+    d.set_defaults(func=cmd_db)
+
+    i = sub.add_parser("inbox", help="inspect and replay inbound events")
+    isub = i.add_subparsers(dest="inbox_command", required=True)
+    il = isub.add_parser("list", help="latest events")
+    il.add_argument("--status", choices=["pending", "done", "dead"])
+    il.add_argument("--limit", type=int, default=50)
+    ish = isub.add_parser("show", help="one event with its raw payload")
+    ish.add_argument("id", type=int)
+    ir = isub.add_parser("replay", help="feed dead (or, with --force, any) events to the handlers again")
+    ir.add_argument("ids", type=int, nargs="*")
+    ir.add_argument("--all-dead", action="store_true")
+    ir.add_argument("--force", action="store_true", help="also replay events that are not dead")
+    isub.add_parser("stats", help="counts per status")
+    i.set_defaults(func=cmd_inbox)
+
+    c = sub.add_parser("config", help="configuration")
+    csub = c.add_subparsers(dest="config_command", required=True)
+    csub.add_parser("show", help="effective configuration, secrets masked")
+    c.set_defaults(func=cmd_config)
+
+    for register in EXTRA_COMMANDS:
+        register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _register_extras()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        result = args.func(args, settings)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+    except (ConfigError, UserError) as exc:
+        print(f"scrm: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _register_extras() -> None:
+    """Sub-commands contributed by feature modules (kept out of this file to keep it small)."""
+    if EXTRA_COMMANDS:
+        return
+    import importlib
+
+    for name in ("scrm.cli_ops",):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        EXTRA_COMMANDS.append(module.register)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

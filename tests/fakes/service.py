@@ -1,0 +1,49 @@
+"""Run the real service app in-process over real HTTP (aiohttp TestServer on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from scrm.app import Runtime, create_app
+from scrm.clock import Clock, FakeClock
+from scrm.config import Settings
+from scrm.dispatch import Router
+
+
+@contextlib.asynccontextmanager
+async def running_service(settings: Settings, *, clock: Clock | None = None, workers: bool = False,
+                          routers: list[Router] | None = None) -> AsyncIterator[tuple[Runtime, TestClient[Any, Any]]]:
+    """The service app on a loopback port; workers off by default so tests step them."""
+    runtime = Runtime(settings, clock=clock or FakeClock(), routers=routers)
+    app = create_app(runtime, workers=workers)
+    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        yield runtime, client
+    finally:
+        await client.close()
+
+
+async def drain(runtime: Runtime) -> int:
+    """Process inbox rows until nothing is due; returns how many were handled."""
+    total = 0
+    while True:
+        outcome = await runtime.inbox.process_due(runtime.dispatcher, runtime.handler_context())
+        if outcome.total == 0:
+            return total
+        total += outcome.total
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:
+    """Wait for background work to reach a state (bounded; not a timing assertion)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
