@@ -22,6 +22,7 @@ from scrm.config import Settings
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.dispatch import Dispatcher, Router
 from scrm.inbox import Inbox
+from scrm.outbox import PRIORITY_WELCOME, Outbox
 from scrm.wecom.callback import CallbackConfig, CallbackView, add_routes
 from scrm.wecom.crypto import WeComCrypto
 
@@ -30,26 +31,37 @@ log = logging.getLogger("scrm.app")
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 
 # What handlers may ask for by parameter name, besides ``event``.
-HANDLER_DEPENDENCIES = ("session", "clock", "settings", "inbox", "inbox_id", "received_at")
+HANDLER_DEPENDENCIES = ("session", "clock", "settings", "inbox", "inbox_id", "received_at", "outbox", "wecom")
 
 
 class Runtime:
     """Every long-lived object of one service instance, and its background workers."""
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 routers: list[Router] | None = None) -> None:
+                 routers: list[Router] | None = None, wecom: Any = None) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.engine = make_engine(settings.database.url, echo=settings.database.echo,
                                   pool_size=settings.database.pool_size)
         self.sessions = make_sessionmaker(self.engine)
         self.inbox = Inbox(self.engine, self.sessions, settings.inbox, self.clock)
+        self.wecom = wecom if wecom is not None else self._make_wecom_client()
+        self.outbox = Outbox(self.engine, self.sessions, settings.outbox, self.clock, self.wecom)
+        # Handlers add outbox rows in their transaction; wake the sender right after commit.
+        self.inbox.after_commit.append(self.outbox.wake)
         self.routers = routers if routers is not None else handlers.all_routers()
         self.dispatcher = Dispatcher(self.routers, provides=HANDLER_DEPENDENCIES)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
+    def _make_wecom_client(self) -> Any:
+        from scrm.wecom.api import WeComClient
+        from scrm.wecom.token import DbTokenStore
+
+        return WeComClient(self.settings.wecom, token_store=DbTokenStore(self.sessions, self.clock), clock=self.clock)
+
     def handler_context(self) -> dict[str, Any]:
-        return {"clock": self.clock, "settings": self.settings, "inbox": self.inbox}
+        return {"clock": self.clock, "settings": self.settings, "inbox": self.inbox, "outbox": self.outbox,
+                "wecom": self.wecom}
 
     def crypto(self) -> WeComCrypto:
         w = self.settings.wecom
@@ -62,6 +74,9 @@ class Runtime:
         self.inbox.writer.start()
         if workers:
             self._spawn("inbox-worker", self.inbox.run(self.dispatcher, self.handler_context()))
+            # Welcome codes live 20 s: their own lane never waits behind bulk sends.
+            self._spawn("outbox-priority", self.outbox.run(max_priority=PRIORITY_WELCOME))
+            self._spawn("outbox-worker", self.outbox.run())
         log.info("runtime started", extra={"database": self.settings.database.url.split("://")[0],
                                            "workers": sorted(self._tasks)})
 
@@ -78,6 +93,9 @@ class Runtime:
                 await task
         self._tasks.clear()
         await self.inbox.writer.stop()
+        close = getattr(self.wecom, "close", None)
+        if close is not None:
+            await close()
         await self.engine.dispose()
         log.info("runtime stopped")
 

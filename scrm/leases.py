@@ -38,6 +38,7 @@ async def claim(
     lease_s: float,
     owner: str,
     limit: int,
+    extra_values: dict[str, Any] | None = None,
 ) -> list[Any]:
     """Lease up to ``limit`` due rows of ``model`` to ``owner``; returns their full rows."""
     table = model.__table__
@@ -51,7 +52,7 @@ async def claim(
     stmt = (
         update(table)
         .where(table.c.id.in_(candidates.scalar_subquery()))
-        .values(locked_until=now + timedelta(seconds=lease_s), lease_owner=owner)
+        .values(locked_until=now + timedelta(seconds=lease_s), lease_owner=owner, **(extra_values or {}))
         .returning(*table.c)
     )
     result = await conn.execute(stmt)

@@ -1,0 +1,392 @@
+"""The durable outbox: every side effect on WeCom (or the CRM) is a row, sent at most once.
+
+Handlers add rows in the same transaction as the state change that caused them, each with an
+idempotency key (``welcome:{code}``, ``sop:{sop}:{step}:{target}:{occurrence}``); a duplicate
+key is silently ignored, so replays add nothing. Workers send due rows:
+
+    pending → sending → sent | failed | unknown      (and cancelled, by an operator)
+
+A call that may have taken effect (timeout or connection dropped after the request went out)
+is never blindly re-sent. What happens instead depends on the action (a table, see
+``ACTION_SEMANTICS``): retried where WeCom itself deduplicates (welcome codes are single-use,
+message/send has ``enable_duplicate_check``, tagging is idempotent), reconciled from WeCom where
+it can be (mass-send tasks: get_groupmsg_list_v2 + get_groupmsg_task), and otherwise left
+``unknown`` for an operator (``scrm outbox show/retry/cancel``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
+
+from scrm.clock import Clock
+from scrm.config import OutboxSettings
+from scrm.db.engine import dialect_of, insert_ignore, table_of
+from scrm.db.models import OutboxAction
+from scrm.inbox import backoff_s
+from scrm.leases import claim, new_owner_id
+from scrm.logs import log_context
+from scrm.wecom.errors import (
+    AmbiguousCallError,
+    ErrCode,
+    LocalRateLimitError,
+    WeComClientError,
+    WeComError,
+)
+
+log = logging.getLogger("scrm.outbox")
+
+PRIORITY_WELCOME = 0
+PRIORITY_INTERACTIVE = 10  # manager-facing cards and alerts
+PRIORITY_DEFAULT = 100
+PRIORITY_BULK = 200  # tag sync, reconciliation work
+
+# message/send deduplicates identical messages for up to 4 hours (WeCom maximum).
+APP_MSG_DUPLICATE_WINDOW_S = 4 * 3600
+
+Ambiguity = Literal["retry", "reconcile", "manual"]
+
+
+class WeComCaller(Protocol):
+    async def call(self, api: str, body: dict[str, Any] | None = None, *, method: str = "POST",
+                   params: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Semantics:
+    """How one API behaves when a call may have taken effect, and which errcodes mean 'done'."""
+
+    on_ambiguous: Ambiguity
+    done_errcodes: frozenset[int] = frozenset()
+
+
+# The unknown case is handled: an API not named here is "manual" (never re-sent blindly).
+ACTION_SEMANTICS: Mapping[str, Semantics] = {
+    # Single-use code: a repeat after success answers 41051 "already delivered".
+    "externalcontact/send_welcome_msg": Semantics("retry", frozenset({ErrCode.WELCOME_CODE_USED})),
+    "externalcontact/groupchat/send_welcome_msg": Semantics("retry", frozenset({ErrCode.WELCOME_CODE_USED})),
+    # enable_duplicate_check makes WeCom drop a repeat within the interval (we set 4 h).
+    "message/send": Semantics("retry"),
+    "externalcontact/add_msg_template": Semantics("reconcile"),
+    # Idempotent by nature: setting the same state twice is the same state.
+    "externalcontact/mark_tag": Semantics("retry"),
+    "externalcontact/remark": Semantics("retry"),
+    "externalcontact/edit_corp_tag": Semantics("retry"),
+    "externalcontact/del_corp_tag": Semantics("retry", frozenset({ErrCode.INVALID_TAG_ID})),
+    "externalcontact/add_corp_tag": Semantics("retry"),  # same names are deduplicated by WeCom
+    "externalcontact/update_contact_way": Semantics("retry"),
+    "externalcontact/del_contact_way": Semantics("retry"),
+    "externalcontact/groupchat/update_join_way": Semantics("retry"),
+    "externalcontact/groupchat/del_join_way": Semantics("retry"),
+    "externalcontact/cancel_groupmsg_send": Semantics("retry"),
+    "externalcontact/remind_groupmsg_send": Semantics("retry"),
+    "message/update_template_card": Semantics("retry"),
+}
+MANUAL = Semantics("manual")
+
+
+def semantics_for(api: str) -> Semantics:
+    return ACTION_SEMANTICS.get(api, MANUAL)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Literal["sent", "failed", "pending", "unknown"]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    delay_s: float = 0.0
+    count_attempt: bool = True
+
+
+# An executor performs one action kind; WeCom calls use the built-in "wecom" kind, other
+# integrations (the CRM webhook) register their own.
+Executor = Callable[["Outbox", Mapping[str, Any]], Awaitable[Outcome]]
+Reconciler = Callable[["Outbox", Mapping[str, Any]], Awaitable[Outcome]]
+
+
+class Outbox:
+    """Add, send, reconcile and administer outbound actions."""
+
+    def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession],
+                 settings: OutboxSettings, clock: Clock, wecom: WeComCaller | None) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.wecom = wecom
+        self.owner = new_owner_id("outbox")
+        self._wake = asyncio.Event()
+        self.executors: dict[str, Executor] = {"wecom": _execute_wecom}
+        self.reconcilers: dict[str, Reconciler] = {"externalcontact/add_msg_template": _reconcile_msg_template}
+
+    # ------------------------------------------------------------------ adding
+    async def add(self, session: AsyncSession, key: str, api: str, body: Mapping[str, Any], *,
+                  priority: int = PRIORITY_DEFAULT, lane: str | None = None,
+                  not_after: datetime | None = None, delay_s: float = 0.0, method: str = "POST") -> None:
+        """Queue a WeCom call inside the caller's transaction; a repeated key adds nothing."""
+        payload = {"api": api, "body": dict(body), "method": method}
+        await self.add_action(session, key, "wecom", payload, priority=priority, lane=lane,
+                              not_after=not_after, delay_s=delay_s)
+
+    async def add_action(self, session: AsyncSession, key: str, kind: str, payload: Mapping[str, Any], *,
+                         priority: int = PRIORITY_DEFAULT, lane: str | None = None,
+                         not_after: datetime | None = None, delay_s: float = 0.0) -> None:
+        if kind not in self.executors:
+            raise ValueError(f"unknown outbox action kind {kind!r}")
+        now = self.clock.now()
+        row = {
+            "idempotency_key": key[:512], "kind": kind, "payload": dict(payload), "priority": priority,
+            "status": "pending", "attempts": 0, "next_attempt_at": now + timedelta(seconds=delay_s),
+            "lane": lane, "not_after": not_after, "created_at": now,
+        }
+        await session.execute(insert_ignore(dialect_of(session), table_of(OutboxAction), row,
+                                            ["idempotency_key"]))
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # ------------------------------------------------------------------ sending
+    def _due(self, now: datetime, max_priority: int | None) -> Any:
+        oa = OutboxAction
+        head = aliased(OutboxAction)
+        # Within a lane only the oldest unfinished action may go: per-customer order.
+        lane_head = select(func.min(head.id)).where(
+            head.lane == oa.lane, head.status.in_(("pending", "sending", "unknown"))
+        ).scalar_subquery()
+        due = and_(
+            or_(
+                and_(oa.status == "pending", oa.next_attempt_at <= now),
+                oa.status == "sending",  # a worker died mid-call: claimable once its lease expired
+                and_(oa.status == "unknown", oa.next_attempt_at <= now),
+            ),
+            or_(oa.lane.is_(None), oa.id == lane_head),
+        )
+        if max_priority is not None:
+            due = and_(due, oa.priority <= max_priority)
+        return due
+
+    async def process_due(self, *, max_priority: int | None = None) -> int:
+        """Claim one batch of due actions and run them concurrently; returns how many."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            rows = await claim(conn, OutboxAction, self._due(now, max_priority),
+                               ["priority", "next_attempt_at", "id"], now=now,
+                               lease_s=self.settings.lease_s, owner=self.owner, limit=self.settings.batch_size)
+        if not rows:
+            return 0
+        sem = asyncio.Semaphore(self.settings.concurrency)
+
+        async def one(row: Mapping[str, Any]) -> None:
+            async with sem:
+                await self._process(row)
+
+        await asyncio.gather(*(one(r) for r in rows))
+        return len(rows)
+
+    async def _process(self, row: Mapping[str, Any]) -> None:
+        with log_context(outbox_id=row["id"], key=row["idempotency_key"], kind=row["kind"]):
+            try:
+                outcome = await self._attempt(row)
+            except Exception as exc:
+                # An executor or reconciler bug after the call may have gone out: never resend
+                # on a guess, park it for an operator.
+                log.exception("outbox executor crashed")
+                outcome = Outcome("unknown", error=f"{type(exc).__name__}: {exc}", delay_s=self._backoff(
+                    row["attempts"] + 1), count_attempt=False)
+            await self._finish(row, outcome)
+
+    async def _attempt(self, row: Mapping[str, Any]) -> Outcome:
+        api = str(row["payload"].get("api", ""))
+        if row["status"] in ("unknown", "sending"):
+            # "sending" here means a worker died after (maybe) sending: same as a dropped reply.
+            sem = semantics_for(api) if row["kind"] == "wecom" else Semantics("retry")
+            too_old = api == "message/send" and self._age_s(row) > APP_MSG_DUPLICATE_WINDOW_S - 600
+            if sem.on_ambiguous != "retry" or too_old:
+                return await self._resolve_ambiguous(row, api, sem, too_old)
+        if row["not_after"] is not None and self.clock.now() > row["not_after"]:
+            return Outcome("failed", error="window missed: not sent before its deadline")
+        if row["attempts"] >= self.settings.max_attempts:
+            return Outcome("failed", error=f"gave up after {row['attempts']} attempts: {row['last_error']}")
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(OutboxAction).where(OutboxAction.id == row["id"], OutboxAction.lease_owner == self.owner)
+                .values(status="sending", attempts=OutboxAction.attempts + 1))
+            if res.rowcount != 1:
+                return Outcome("pending", error="lease lost", count_attempt=False)
+        return await self.executors[row["kind"]](self, row)
+
+    async def _resolve_ambiguous(self, row: Mapping[str, Any], api: str, sem: Semantics,
+                                 too_old: bool) -> Outcome:
+        reconciler = self.reconcilers.get(api)
+        if sem.on_ambiguous == "reconcile" and reconciler is not None:
+            try:
+                return await reconciler(self, row)
+            except WeComClientError as exc:  # ask again later; still not safe to resend
+                return Outcome("unknown", error=f"reconcile failed: {exc}",
+                               delay_s=self.settings.reconcile_after_s, count_attempt=False)
+        reason = "outside WeCom's duplicate-check window" if too_old else "may have taken effect"
+        return Outcome("unknown", error=f"{reason}; check in WeCom, then `scrm outbox retry|cancel`",
+                       delay_s=10 * 365 * 86400, count_attempt=False)
+
+    def _age_s(self, row: Mapping[str, Any]) -> float:
+        return float((self.clock.now() - row["created_at"]).total_seconds())
+
+    def _backoff(self, attempts: int) -> float:
+        return backoff_s(attempts, self.settings.backoff_base_s, self.settings.backoff_max_s)
+
+    async def _finish(self, row: Mapping[str, Any], outcome: Outcome) -> None:
+        now = self.clock.now()
+        values: dict[str, Any] = {"status": outcome.status, "locked_until": None, "lease_owner": None}
+        if outcome.status == "sent":
+            values.update(sent_at=now, result=outcome.result, last_error=None)
+            msgid = (outcome.result or {}).get("msgid")
+            if msgid:
+                values["wecom_msgid"] = str(msgid)
+        else:
+            values["last_error"] = (outcome.error or "")[:2000]
+            values["next_attempt_at"] = now + timedelta(seconds=outcome.delay_s)
+            if not outcome.count_attempt:
+                values["attempts"] = row["attempts"]  # as claimed, before this attempt's increment
+            if outcome.result is not None:
+                values["result"] = outcome.result
+        async with self.engine.begin() as conn:
+            await conn.execute(update(OutboxAction).where(OutboxAction.id == row["id"],
+                                                          OutboxAction.lease_owner == self.owner).values(**values))
+        level = logging.INFO if outcome.status in ("sent", "pending") else logging.WARNING
+        log.log(level, "outbox action %s", outcome.status, extra={"error": outcome.error})
+
+    async def run(self, *, max_priority: int | None = None, idle_s: float = 1.0) -> None:
+        """Worker loop. Run one with ``max_priority=PRIORITY_WELCOME`` so welcomes never queue."""
+        while True:
+            self._wake.clear()
+            try:
+                n = await self.process_due(max_priority=max_priority)
+            except Exception:
+                log.exception("outbox worker iteration failed; continuing")
+                n = 0
+                await asyncio.sleep(idle_s)
+            if n == 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), idle_s)
+
+    # ------------------------------------------------------------------ operators
+    async def retry(self, ids: list[int]) -> int:
+        """Send failed/unknown actions again (an operator checked WeCom and says it is safe)."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(OutboxAction).where(OutboxAction.id.in_(ids),
+                                           OutboxAction.status.in_(("failed", "unknown")))
+                .values(status="pending", attempts=0, next_attempt_at=self.clock.now(), locked_until=None,
+                        lease_owner=None))
+        self.wake()
+        return int(res.rowcount)
+
+    async def cancel(self, ids: list[int]) -> int:
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(OutboxAction).where(OutboxAction.id.in_(ids),
+                                           OutboxAction.status.in_(("pending", "failed", "unknown")))
+                .values(status="cancelled", locked_until=None, lease_owner=None))
+        return int(res.rowcount)
+
+    async def counts(self) -> dict[str, int]:
+        async with self.sessions() as s:
+            res = await s.execute(select(OutboxAction.status, func.count()).group_by(OutboxAction.status))
+            return {status: n for status, n in res.all()}
+
+
+# ---------------------------------------------------------------------- the "wecom" kind
+async def _execute_wecom(outbox: Outbox, row: Mapping[str, Any]) -> Outcome:
+    if outbox.wecom is None:
+        return Outcome("pending", error="no WeCom client configured", delay_s=60, count_attempt=False)
+    payload = row["payload"]
+    api = str(payload["api"])
+    body = dict(payload.get("body") or {})
+    if api == "message/send":
+        body.setdefault("enable_duplicate_check", 1)
+        body.setdefault("duplicate_check_interval", APP_MSG_DUPLICATE_WINDOW_S)
+    sem = semantics_for(api)
+    try:
+        result = await outbox.wecom.call(api, body, method=str(payload.get("method", "POST")))
+    except WeComError as exc:
+        if exc.errcode in sem.done_errcodes:
+            return Outcome("sent", result={"errcode": exc.errcode, "note": "already done"})
+        if exc.retry_safe:
+            return Outcome("pending", error=str(exc), delay_s=outbox._backoff(row["attempts"] + 1))
+        return Outcome("failed", error=str(exc))
+    except LocalRateLimitError as exc:
+        return Outcome("pending", error=str(exc), delay_s=exc.retry_after_s, count_attempt=False)
+    except AmbiguousCallError as exc:
+        if sem.on_ambiguous == "retry":
+            return Outcome("pending", error=f"may have taken effect, retrying safely: {exc}", delay_s=0.5)
+        return Outcome("unknown", error=str(exc), delay_s=outbox.settings.reconcile_after_s,
+                       result={"first_attempt_at": row["created_at"].isoformat()})
+    except WeComClientError as exc:  # nothing was sent (connection refused...): safe
+        return Outcome("pending", error=str(exc), delay_s=outbox._backoff(row["attempts"] + 1))
+    return Outcome("sent", result=_compact(result))
+
+
+def _compact(result: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in result.items() if k not in ("errcode", "errmsg")}
+
+
+async def _reconcile_msg_template(outbox: Outbox, row: Mapping[str, Any]) -> Outcome:
+    """Find the mass-send task our lost call created, by content, time window and sender.
+
+    API-created tasks have no creator, so the sender comes from get_groupmsg_task. A task
+    already linked to another outbox row is not ours. Not found means the call never took
+    effect, which makes a fresh attempt safe.
+    """
+    assert outbox.wecom is not None
+    body = row["payload"]["body"]
+    start = int(row["created_at"].timestamp()) - 120
+    end = int(outbox.clock.now().timestamp()) + 120
+    cursor = ""
+    while True:
+        page = await outbox.wecom.call("externalcontact/get_groupmsg_list_v2", {
+            "chat_type": body.get("chat_type", "single"), "start_time": start, "end_time": end,
+            "filter_type": 0, "limit": 100, "cursor": cursor})
+        for msg in page.get("group_msg_list", []):
+            if msg.get("text", {}).get("content", "") != body.get("text", {}).get("content", ""):
+                continue
+            if (msg.get("attachments") or []) != (body.get("attachments") or []):
+                continue
+            if await _linked_elsewhere(outbox, row, str(msg["msgid"])):
+                continue
+            if body.get("sender"):
+                tasks = await outbox.wecom.call("externalcontact/get_groupmsg_task",
+                                                {"msgid": msg["msgid"], "limit": 1000})
+                if body["sender"] not in {t.get("userid") for t in tasks.get("task_list", [])}:
+                    continue
+            return Outcome("sent", result={"msgid": msg["msgid"], "reconciled": True})
+        cursor = page.get("next_cursor", "")
+        if not cursor:
+            break
+    return Outcome("pending", error="reconciled: the lost call had not taken effect; sending again",
+                   count_attempt=False)
+
+
+async def _linked_elsewhere(outbox: Outbox, row: Mapping[str, Any], msgid: str) -> bool:
+    async with outbox.sessions() as s:
+        other = await s.scalar(select(OutboxAction.id).where(OutboxAction.wecom_msgid == msgid,
+                                                             OutboxAction.id != row["id"]))
+    return other is not None
+
+
+def summarize(row: OutboxAction) -> dict[str, Any]:
+    return {
+        "id": row.id, "key": row.idempotency_key, "kind": row.kind, "api": row.payload.get("api"),
+        "status": row.status, "priority": row.priority, "attempts": row.attempts,
+        "created_at": row.created_at.isoformat(), "sent_at": row.sent_at.isoformat() if row.sent_at else None,
+        "next_attempt_at": row.next_attempt_at.isoformat(), "last_error": row.last_error,
+        "wecom_msgid": row.wecom_msgid,
+    }
