@@ -23,6 +23,8 @@ from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.dispatch import Dispatcher, Router
 from scrm.inbox import Inbox
 from scrm.outbox import PRIORITY_WELCOME, Outbox
+from scrm.playbook_holder import PlaybookHolder
+from scrm.scheduler import Scheduler
 from scrm.wecom.callback import CallbackConfig, CallbackView, add_routes
 from scrm.wecom.crypto import WeComCrypto
 
@@ -31,20 +33,26 @@ log = logging.getLogger("scrm.app")
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 
 # What handlers may ask for by parameter name, besides ``event``.
-HANDLER_DEPENDENCIES = ("session", "clock", "settings", "inbox", "inbox_id", "received_at", "outbox", "wecom")
+HANDLER_DEPENDENCIES = ("session", "clock", "settings", "inbox", "inbox_id", "received_at", "outbox", "wecom",
+                        "playbook", "scheduler")
 
 
 class Runtime:
     """Every long-lived object of one service instance, and its background workers."""
 
     def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 routers: list[Router] | None = None, wecom: Any = None) -> None:
+                 routers: list[Router] | None = None, wecom: Any = None,
+                 load_playbook: bool = True) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.engine = make_engine(settings.database.url, echo=settings.database.echo,
                                   pool_size=settings.database.pool_size)
         self.sessions = make_sessionmaker(self.engine)
         self.inbox = Inbox(self.engine, self.sessions, settings.inbox, self.clock)
+        self.scheduler = Scheduler(self.engine, self.sessions, settings.scheduler, self.clock, self.inbox)
+        self.playbook = PlaybookHolder(settings.playbook)
+        if load_playbook:
+            self.playbook.load()
         self.wecom = wecom if wecom is not None else self._make_wecom_client()
         self.outbox = Outbox(self.engine, self.sessions, settings.outbox, self.clock, self.wecom)
         # Handlers add outbox rows in their transaction; wake the sender right after commit.
@@ -61,7 +69,7 @@ class Runtime:
 
     def handler_context(self) -> dict[str, Any]:
         return {"clock": self.clock, "settings": self.settings, "inbox": self.inbox, "outbox": self.outbox,
-                "wecom": self.wecom}
+                "wecom": self.wecom, "playbook": self.playbook.current, "scheduler": self.scheduler}
 
     def crypto(self) -> WeComCrypto:
         w = self.settings.wecom
@@ -73,10 +81,11 @@ class Runtime:
     async def start(self, *, workers: bool = True) -> None:
         self.inbox.writer.start()
         if workers:
-            self._spawn("inbox-worker", self.inbox.run(self.dispatcher, self.handler_context()))
+            self._spawn("inbox-worker", self.inbox.run(self.dispatcher, self.handler_context))
             # Welcome codes live 20 s: their own lane never waits behind bulk sends.
             self._spawn("outbox-priority", self.outbox.run(max_priority=PRIORITY_WELCOME))
             self._spawn("outbox-worker", self.outbox.run())
+            self._spawn("scheduler", self.scheduler.run())
         log.info("runtime started", extra={"database": self.settings.database.url.split("://")[0],
                                            "workers": sorted(self._tasks)})
 

@@ -36,6 +36,9 @@ log = logging.getLogger("scrm.inbox")
 
 WECOM = "wecom"
 
+# Handler dependencies: a mapping, or a function building it per event (for hot-reloaded parts).
+Context = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+
 
 class LeaseLost(Exception):
     """Another worker took the row over (our lease expired); our transaction is rolled back."""
@@ -127,7 +130,7 @@ class Inbox:
             return parse_event(row["raw"])
         return InternalEvent.model_validate_json(row["raw"])
 
-    async def process_due(self, dispatcher: Dispatcher, context: Mapping[str, Any]) -> ProcessOutcome:
+    async def process_due(self, dispatcher: Dispatcher, context: Context) -> ProcessOutcome:
         """Claim one batch of due rows and process them in order."""
         now = self.clock.now()
         async with self.engine.begin() as conn:
@@ -152,7 +155,7 @@ class Inbox:
                 hook()
         return ProcessOutcome(done, retried, dead)
 
-    async def _process_row(self, row: Mapping[str, Any], dispatcher: Dispatcher, context: Mapping[str, Any]) -> str:
+    async def _process_row(self, row: Mapping[str, Any], dispatcher: Dispatcher, context: Context) -> str:
         with log_context(inbox_id=row["id"], dedup_key=row["dedup_key"], event=row["event"],
                          change_type=row["change_type"]):
             try:
@@ -164,7 +167,7 @@ class Inbox:
                 return "dead"
             try:
                 async with self.sessions() as session, session.begin():
-                    ctx = dict(context)
+                    ctx = dict(context() if callable(context) else context)
                     ctx.update(session=session, inbox_id=row["id"], received_at=row["received_at"])
                     ran = await dispatcher.feed(event, ctx)
                     result = await session.execute(
@@ -205,7 +208,7 @@ class Inbox:
                 )
             )
 
-    async def run(self, dispatcher: Dispatcher, context: Mapping[str, Any], *, idle_s: float = 1.0) -> None:
+    async def run(self, dispatcher: Dispatcher, context: Context, *, idle_s: float = 1.0) -> None:
         """Worker loop: process while there is work, else wait for a wake-up or ``idle_s``."""
         while True:
             self._wake.clear()

@@ -130,7 +130,7 @@ async def test_concurrent_workers_process_each_event_once(db_url: str) -> None:
     async with running_service(settings) as (runtime, client):
         for i in range(60):
             await post_event(client, CRYPTO, add_contact_xml(f"wm{i:03d}", create_time=1763870000 + i))
-        others = [Runtime(settings, clock=runtime.clock, routers=[router]) for _ in range(3)]
+        others = [Runtime(settings, clock=runtime.clock, routers=[router], load_playbook=False) for _ in range(3)]
         try:
             async def work(rt: Runtime) -> None:
                 while (await rt.inbox.process_due(rt.dispatcher, rt.handler_context())).total:

@@ -17,9 +17,14 @@ from scrm.dispatch import Router
 
 @contextlib.asynccontextmanager
 async def running_service(settings: Settings, *, clock: Clock | None = None, workers: bool = False,
-                          routers: list[Router] | None = None) -> AsyncIterator[tuple[Runtime, TestClient[Any, Any]]]:
-    """The service app on a loopback port; workers off by default so tests step them."""
-    runtime = Runtime(settings, clock=clock or FakeClock(), routers=routers)
+                          routers: list[Router] | None = None, wecom: Any = None, playbook: bool = False,
+                          ) -> AsyncIterator[tuple[Runtime, TestClient[Any, Any]]]:
+    """The service app on a loopback port; workers off by default so tests step them.
+
+    ``playbook=True`` loads sop/ and materials/ from the settings' playbook directories.
+    """
+    runtime = Runtime(settings, clock=clock or FakeClock(), routers=routers, wecom=wecom,
+                      load_playbook=playbook)
     app = create_app(runtime, workers=workers)
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
