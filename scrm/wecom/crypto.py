@@ -113,5 +113,6 @@ class WeComCrypto:
         """Build a POST body as WeCom sends it; returns (xml_body, msg_signature)."""
         enc = self.encrypt(message)
         agent = f"<AgentID><![CDATA[{agent_id}]]></AgentID>" if agent_id else ""
-        body = f"<xml><ToUserName><![CDATA[{self.receive_id}]]></ToUserName>{agent}<Encrypt><![CDATA[{enc}]]></Encrypt></xml>"
+        body = (f"<xml><ToUserName><![CDATA[{self.receive_id}]]></ToUserName>{agent}"
+                f"<Encrypt><![CDATA[{enc}]]></Encrypt></xml>")
         return body, self.sign(timestamp, nonce, enc)
