@@ -78,7 +78,8 @@ ACTION_SEMANTICS: Mapping[str, Semantics] = {
     "message/send": Semantics("retry"),
     "externalcontact/add_msg_template": Semantics("reconcile"),
     # Idempotent by nature: setting the same state twice is the same state.
-    "externalcontact/mark_tag": Semantics("retry"),
+    # Idempotent, but a repeat is still a second call: read the follow's tags first.
+    "externalcontact/mark_tag": Semantics("reconcile"),
     "externalcontact/remark": Semantics("retry"),
     "externalcontact/edit_corp_tag": Semantics("retry"),
     "externalcontact/del_corp_tag": Semantics("retry", frozenset({ErrCode.INVALID_TAG_ID})),
@@ -126,7 +127,10 @@ class Outbox:
         self.owner = new_owner_id("outbox")
         self._wake = asyncio.Event()
         self.executors: dict[str, Executor] = {"wecom": _execute_wecom}
-        self.reconcilers: dict[str, Reconciler] = {"externalcontact/add_msg_template": _reconcile_msg_template}
+        self.reconcilers: dict[str, Reconciler] = {
+            "externalcontact/add_msg_template": _reconcile_msg_template,
+            "externalcontact/mark_tag": _reconcile_mark_tag,
+        }
 
     # ------------------------------------------------------------------ adding
     async def add(self, session: AsyncSession, key: str, api: str, body: Mapping[str, Any], *,
@@ -373,6 +377,26 @@ async def _reconcile_msg_template(outbox: Outbox, row: Mapping[str, Any]) -> Out
             break
     return Outcome("pending", error="reconciled: the lost call had not taken effect; sending again",
                    count_attempt=False)
+
+
+async def _reconcile_mark_tag(outbox: Outbox, row: Mapping[str, Any]) -> Outcome:
+    """Did the lost mark_tag land? Compare the follow's current tags with what we asked for."""
+    assert outbox.wecom is not None
+    body = row["payload"]["body"]
+    try:
+        contact = await outbox.wecom.call("externalcontact/get", None, method="GET",
+                                          params={"external_userid": body["external_userid"]})
+    except WeComError as exc:
+        if exc.errcode in (ErrCode.INVALID_EXTERNAL_USERID, ErrCode.NOT_EXTERNAL_CONTACT):
+            return Outcome("failed", error=f"customer gone: {exc}")
+        raise
+    follows = [f for f in contact.get("follow_user", []) if f.get("userid") == body["userid"]]
+    if not follows:
+        return Outcome("failed", error="the manager no longer follows this customer")
+    current = {t.get("tag_id") for t in follows[0].get("tags", []) if t.get("type", 1) == 1}
+    if set(body.get("add_tag", [])) <= current and not (set(body.get("remove_tag", [])) & current):
+        return Outcome("sent", result={"reconciled": True})
+    return Outcome("pending", error="reconciled: tags not applied yet; sending again", count_attempt=False)
 
 
 async def _linked_elsewhere(outbox: Outbox, row: Mapping[str, Any], msgid: str) -> bool:
