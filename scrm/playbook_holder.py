@@ -20,7 +20,7 @@ class PlaybookLoadError(Exception):
 
 
 def _snapshot(dirs: list[Path]) -> tuple[tuple[str, float], ...]:
-    files = []
+    files: list[tuple[str, float]] = []
     for d in dirs:
         if d.is_dir():
             files.extend((str(p), p.stat().st_mtime) for p in sorted(d.rglob("*.y*ml")))
