@@ -77,7 +77,8 @@ async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
             if event is None:
                 raise UserError(f"no inbox event {args.id}")
             info = summarize(event)
-            info["raw"] = event.raw
+            # Internal events are JSON: show them as data, not as an escaped string.
+            info["raw"] = event.raw if event.source == "wecom" else json.loads(event.raw)
             _print_json(info)
         elif args.inbox_command == "replay":
             inbox = Inbox(engine, sessions, settings.inbox, SystemClock())

@@ -1,0 +1,59 @@
+"""Configuration: TOML + env overrides, validation errors that name the key, masked secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from scrm.config import ConfigError, load_settings, masked_dump
+from scrm.logs import JsonFormatter, log_context
+
+
+def test_toml_then_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "scrm.toml"
+    cfg.write_text('[server]\nport = 9000\n[wecom]\ncorp_id = "ww1"\nsecret = "s3cret"\n')
+    monkeypatch.setenv("SCRM_SERVER__PORT", "9100")
+    settings = load_settings(cfg)
+    assert settings.server.port == 9100
+    assert settings.wecom.corp_id == "ww1"
+    assert settings.database.url == "sqlite+aiosqlite:///./scrm.db"
+
+
+def test_errors_name_the_key_and_its_env_variable(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[server]\nport = "eighty"\n[wecom]\nencoding_aes_key = "short"\n[database]\nurl = "mysql://x"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    text = str(err.value)
+    assert "server.port (env SCRM_SERVER__PORT)" in text
+    assert "wecom.encoding_aes_key" in text and "43" in text
+    assert "database.url" in text
+
+
+def test_unknown_key_and_missing_file_are_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text("[server]\nprot = 1\n")
+    with pytest.raises(ConfigError, match="server.prot"):
+        load_settings(cfg)
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_secrets_are_masked_in_dumps_and_reprs(tmp_path: Path) -> None:
+    settings = load_settings(None, wecom={"secret": "top-secret-value", "token": "Tok123",
+                                          "encoding_aes_key": "a" * 43})
+    dumped = json.dumps(masked_dump(settings))
+    assert "top-secret-value" not in dumped and "Tok123" not in dumped and "a" * 43 not in dumped
+    assert "top-secret-value" not in repr(settings)
+
+
+def test_json_logs_carry_the_event_context() -> None:
+    record = logging.LogRecord("scrm.test", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+    record.__dict__["outbox_id"] = 7
+    with log_context(inbox_id=42):
+        line = JsonFormatter().format(record)
+    data = json.loads(line)
+    assert data["msg"] == "hello world" and data["inbox_id"] == 42 and data["outbox_id"] == 7
