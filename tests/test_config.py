@@ -36,7 +36,7 @@ def test_errors_name_the_key_and_its_env_variable(tmp_path: Path) -> None:
 def test_unknown_key_and_missing_file_are_errors(tmp_path: Path) -> None:
     cfg = tmp_path / "typo.toml"
     cfg.write_text("[server]\nprot = 1\n")
-    with pytest.raises(ConfigError, match="server.prot"):
+    with pytest.raises(ConfigError, match=r"server\.prot"):
         load_settings(cfg)
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.toml")

@@ -1,0 +1,80 @@
+"""The shipped playbook is valid and says what the design says; the JSON Schema is usable."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from scrm.sop import Playbook, file_json_schema, load_playbook, playbook_json_schema
+
+from .factory import REPO
+
+TODAY = date(2026, 11, 23)
+
+
+def shipped() -> Playbook:
+    return load_playbook(REPO / "sop", REPO / "materials", today=TODAY)
+
+
+def test_shipped_playbook_has_no_errors() -> None:
+    pb = shipped()
+    # The only expected warning: 2027's official schedule is not out yet.
+    assert [w.file for w in pb.warnings] == ["sop/holidays.yaml"]
+    assert set(pb.calendars) == {"payroll-groups", "elderly-groups", "flash-sale-groups"}
+    assert set(pb.paths) == {"payroll-wealth", "payroll-mortgage", "payroll-credit-card", "new-contact"}
+    assert len(pb.reminders) == 8
+
+
+def test_shipped_calendars_follow_the_practice() -> None:
+    pb = shipped()
+    payroll = pb.calendars["payroll-groups"]
+    sends = [s for s in payroll.steps if s.send]
+    assert len(sends) == 5 and max(s.day for s in sends) <= 92  # five pushes in about three months
+    (monthly,) = payroll.recurring
+    assert str(monthly.date_expr) == "payday + 1 workday"
+    assert pb.group_types["elderly"].member_cap <= 100
+    flash = pb.calendars["flash-sale-groups"]
+    assert pb.group_types["flash_sale"].lifetime_days == 7
+    assert flash.steps[-1].task is not None and flash.steps[-1].day == 7
+    mortgage = pb.paths["payroll-mortgage"].steps[0]
+    assert [b.otherwise for b in mortgage.branches] == [False, True]
+
+
+def test_shipped_lookups() -> None:
+    pb = shipped()
+    welcome = pb.welcome_for("payroll-onboarding")
+    assert welcome is not None and welcome.id == "welcome-payroll"
+    default = pb.welcome_for("no-such-state")
+    assert default is not None and default.id == "welcome-default"
+    assert pb.tag_owner("产品持有/代发") == "crm"
+    assert pb.tag_owner("偏好/免打扰") == "manager"
+    assert pb.classify_group("城西科技园代发福利群", "someone", "wr1") == "payroll"
+    assert pb.classify_group("随便聊聊", "wangfang", "wr2") == "vip"
+    assert pb.classify_group("随便聊聊", "nobody", "wr3") is None
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "$ref"] + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def test_json_schema_is_valid_json_and_self_contained() -> None:
+    schema = json.loads(json.dumps(playbook_json_schema(), ensure_ascii=False))
+    assert schema["$schema"].startswith("https://json-schema.org/")
+    defs = schema["$defs"]
+    for ref in _refs(schema):
+        assert ref.startswith("#/$defs/") and ref.removeprefix("#/$defs/") in defs, ref
+    assert schema["x-scrm-files"]["sop/calendars/*.yaml"] == "#/$defs/file.calendar"
+    step = defs["CalendarStep"]["properties"]
+    assert step["at"]["pattern"] and "day" in defs["CalendarStep"]["required"]
+    assert defs["Branch"]["properties"].keys() >= {"if", "else", "send"}
+
+
+def test_single_file_schema() -> None:
+    schema = file_json_schema("policy")
+    json.dumps(schema)
+    assert schema["properties"]["quiet_hours"]["examples"] == ["21:00-08:30"]
