@@ -63,9 +63,14 @@ class Runtime:
 
     def _make_wecom_client(self) -> Any:
         from scrm.wecom.api import WeComClient
-        from scrm.wecom.token import DbTokenStore
+        from scrm.wecom.token import DbTokenStore, MemoryTokenStore, TokenStore
 
-        return WeComClient(self.settings.wecom, token_store=DbTokenStore(self.sessions, self.clock), clock=self.clock)
+        # PostgreSQL: instances share one token through the database. SQLite means one
+        # instance, and a token write from inside a handler's transaction would wait on that
+        # transaction's own write lock, so the token lives in memory there.
+        store: TokenStore = (MemoryTokenStore(self.clock) if self.settings.database.is_sqlite
+                             else DbTokenStore(self.sessions, self.clock))
+        return WeComClient(self.settings.wecom, token_store=store, clock=self.clock)
 
     def handler_context(self) -> dict[str, Any]:
         return {"clock": self.clock, "settings": self.settings, "inbox": self.inbox, "outbox": self.outbox,

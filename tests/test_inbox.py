@@ -16,7 +16,7 @@ from scrm.internal import InternalEvent
 from scrm.wecom import events as ev
 from scrm.wecom.crypto import WeComCrypto
 from tests.conftest import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, make_settings
-from tests.fakes.service import drain, running_service, wait_until
+from tests.fakes.service import drain, running_service, spine_routers, wait_until
 from tests.fakes.wecom_sender import add_contact_xml, post_event
 
 CRYPTO = WeComCrypto(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID)
@@ -82,7 +82,7 @@ async def test_poison_event_goes_to_dead_letter_and_replays(db_url: str) -> None
 async def test_crash_between_commit_and_processing_is_processed_once_after_restart(db_url: str) -> None:
     settings = make_settings(db_url, inbox={"lease_s": 30})
     clock = FakeClock()
-    async with running_service(settings, clock=clock) as (runtime, client):
+    async with running_service(settings, clock=clock, routers=spine_routers()) as (runtime, client):
         await post_event(client, CRYPTO, add_contact_xml("wmCrash"))
         # Simulate a worker that claimed the row and then died (process killed mid-work).
         from scrm.leases import claim
@@ -91,7 +91,7 @@ async def test_crash_between_commit_and_processing_is_processed_once_after_resta
                                   lease_s=30, owner="dead-worker", limit=10)
         assert len(claimed) == 1
     # "Restart": a new runtime on the same database.
-    async with running_service(settings, clock=clock) as (runtime2, _):
+    async with running_service(settings, clock=clock, routers=spine_routers()) as (runtime2, _):
         assert await drain(runtime2) == 0  # still leased by the dead worker
         clock.advance(31)
         assert await drain(runtime2) == 1
@@ -104,7 +104,7 @@ async def test_crash_between_commit_and_processing_is_processed_once_after_resta
 
 async def test_workers_wake_on_commit_without_polling_delay(db_url: str) -> None:
     settings = make_settings(db_url)
-    async with running_service(settings, workers=True) as (runtime, client):
+    async with running_service(settings, workers=True, routers=spine_routers()) as (runtime, client):
         await post_event(client, CRYPTO, add_contact_xml("wmLive"))
 
         async def processed() -> bool:
@@ -127,7 +127,7 @@ async def test_concurrent_workers_process_each_event_once(db_url: str) -> None:
         seen.append(event.external_user_id)
         await asyncio.sleep(0)
 
-    async with running_service(settings) as (runtime, client):
+    async with running_service(settings, routers=spine_routers()) as (runtime, client):
         for i in range(60):
             await post_event(client, CRYPTO, add_contact_xml(f"wm{i:03d}", create_time=1763870000 + i))
         others = [Runtime(settings, clock=runtime.clock, routers=[router], load_playbook=False) for _ in range(3)]

@@ -15,6 +15,13 @@ from scrm.config import Settings
 from scrm.dispatch import Router
 
 
+def spine_routers() -> list[Router]:
+    """Only the timeline recorder: for tests of the pipeline itself, not of business handlers."""
+    from handlers import timeline
+
+    return [timeline.router]
+
+
 @contextlib.asynccontextmanager
 async def running_service(settings: Settings, *, clock: Clock | None = None, workers: bool = False,
                           routers: list[Router] | None = None, wecom: Any = None, playbook: bool = False,

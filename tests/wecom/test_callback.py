@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from scrm.db.models import InboxEvent, Timeline
 from scrm.wecom.crypto import WeComCrypto
 from tests.conftest import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, make_settings
-from tests.fakes.service import drain, running_service
+from tests.fakes.service import drain, running_service, spine_routers
 from tests.fakes.wecom_sender import add_contact_xml, post_event
 
 CRYPTO = WeComCrypto(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID)
@@ -25,7 +25,7 @@ async def count_inbox(runtime: Any) -> int:
 
 async def test_get_verification_returns_exact_plaintext(db_url: str, vectors: dict[str, Any]) -> None:
     v = vectors["vectors"][0]
-    async with running_service(make_settings(db_url)) as (_, client):
+    async with running_service(make_settings(db_url), routers=spine_routers()) as (_, client):
         # A real GET carries echostr URL-encoded (+ / = as %2B %2F %3D): build the query by hand.
         qs = (f"msg_signature={v['msg_signature']}&timestamp={v['timestamp']}&nonce={v['nonce']}"
               f"&echostr={quote(v['encrypted'], safe='')}")
@@ -37,7 +37,7 @@ async def test_get_verification_returns_exact_plaintext(db_url: str, vectors: di
 
 async def test_official_post_is_stored_and_dispatched(db_url: str, vectors: dict[str, Any]) -> None:
     v = vectors["vectors"][1]
-    async with running_service(make_settings(db_url)) as (runtime, client):
+    async with running_service(make_settings(db_url), routers=spine_routers()) as (runtime, client):
         body = (f"<xml><ToUserName><![CDATA[{v['receive_id']}]]></ToUserName>"
                 f"<Encrypt><![CDATA[{v['encrypted']}]]></Encrypt><AgentID><![CDATA[218]]></AgentID></xml>")
         resp = await client.post("/wecom/callback", params={"msg_signature": v["msg_signature"],
@@ -146,7 +146,7 @@ async def test_bad_input_is_rejected_and_nothing_stored(sqlite_url: str, case: s
     elif case == "bad_timestamp":
         params["timestamp"] = "yesterday"
 
-    async with running_service(make_settings(sqlite_url)) as (runtime, client):
+    async with running_service(make_settings(sqlite_url), routers=spine_routers()) as (runtime, client):
         resp = await client.post("/wecom/callback", params=params, data=body)
         text = await resp.text()
         assert resp.status == expected_status, text
@@ -161,7 +161,7 @@ async def test_bad_input_is_rejected_and_nothing_stored(sqlite_url: str, case: s
 
 async def test_timestamp_window_rejects_stale_callbacks(sqlite_url: str) -> None:
     settings = make_settings(sqlite_url, server={"timestamp_window_s": 300})
-    async with running_service(settings) as (runtime, client):
+    async with running_service(settings, routers=spine_routers()) as (runtime, client):
         now = int(runtime.clock.now().timestamp())
         status, _ = await post_event(client, CRYPTO, add_contact_xml("wmA"), timestamp=str(now - 3600))
         assert status == 403
@@ -170,7 +170,7 @@ async def test_timestamp_window_rejects_stale_callbacks(sqlite_url: str) -> None
 
 
 async def test_duplicate_delivery_is_acknowledged_and_processed_once(db_url: str) -> None:
-    async with running_service(make_settings(db_url)) as (runtime, client):
+    async with running_service(make_settings(db_url), routers=spine_routers()) as (runtime, client):
         xml = add_contact_xml("wmDup")
         for _ in range(4):  # the first delivery plus WeCom's three retries
             status, body = await post_event(client, CRYPTO, xml)
@@ -185,7 +185,7 @@ async def test_duplicate_delivery_is_acknowledged_and_processed_once(db_url: str
 async def test_unknown_event_type_is_stored_not_rejected(db_url: str) -> None:
     from tests.fakes.wecom_sender import event_xml
 
-    async with running_service(make_settings(db_url)) as (runtime, client):
+    async with running_service(make_settings(db_url), routers=spine_routers()) as (runtime, client):
         status, _ = await post_event(client, CRYPTO, event_xml("brand_new_change", event="some_future_event",
                                                                 Foo="bar"))
         assert status == 200
@@ -196,7 +196,7 @@ async def test_unknown_event_type_is_stored_not_rejected(db_url: str) -> None:
 
 
 async def test_storage_failure_is_not_acknowledged(sqlite_url: str) -> None:
-    async with running_service(make_settings(sqlite_url)) as (runtime, client):
+    async with running_service(make_settings(sqlite_url), routers=spine_routers()) as (runtime, client):
         await runtime.engine.dispose()
         async with runtime.engine.begin() as conn:
             from sqlalchemy import text
