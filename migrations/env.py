@@ -12,10 +12,10 @@ from alembic import context
 from sqlalchemy import Connection, text
 
 from scrm.db.engine import make_engine
-from scrm.db.models import Base
+from scrm.db.registry import load_all_models
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = load_all_models()
 
 
 def _run(connection: Connection) -> None:

@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("db", help="database migrations")
     dsub = d.add_subparsers(dest="db_command", required=True)
     up = dsub.add_parser("upgrade", help="apply migrations")
-    up.add_argument("revision", nargs="?", default="head")
+    up.add_argument("revision", nargs="?", default="heads")
     dsub.add_parser("current", help="show the applied revision")
     d.set_defaults(func=cmd_db)
 
@@ -169,7 +169,7 @@ def _register_extras() -> None:
         return
     import importlib
 
-    for name in ("scrm.cli_ops",):
+    for name in ("scrm.cli_ops", "scrm.cli_lifecycle"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from scrm.config import Settings, load_settings
 from scrm.db import migrate
 from scrm.db.engine import make_engine
-from scrm.db.models import Base
+from scrm.db.registry import load_all_models
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 VECTORS = json.loads((SHARED / "wecom" / "vectors.json").read_text()) if (SHARED / "wecom").is_dir() else None
@@ -105,7 +105,7 @@ async def _truncate_pg(url: str) -> None:
     engine = make_engine(url)
     try:
         async with engine.begin() as conn:
-            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            names = ", ".join(f'"{t.name}"' for t in load_all_models().sorted_tables)
             await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     finally:
         await engine.dispose()

@@ -20,12 +20,13 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
+# "heads": feature areas may add migrations on parallel branches; all of them apply.
+def upgrade(url: str, revision: str = "heads") -> None:
     """Blocking: Alembic's async env runs its own event loop."""
     command.upgrade(alembic_config(url), revision)
 
 
-async def upgrade_async(url: str, revision: str = "head") -> None:
+async def upgrade_async(url: str, revision: str = "heads") -> None:
     # env.py calls asyncio.run(), which cannot nest inside a running loop: use a thread.
     await asyncio.to_thread(upgrade, url, revision)
 
