@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from scrm.config import ConfigError, Settings, load_settings, masked_dump
 from scrm.db.engine import make_engine, make_sessionmaker
@@ -28,6 +30,26 @@ class UserError(Exception):
 
 def _print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+@contextlib.asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, async_sessionmaker[AsyncSession]]]:
+    """An engine and session factory for one command, disposed afterwards."""
+    engine = make_engine(settings.database.url)
+    try:
+        yield engine, make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+async def latest_rows(sessions: async_sessionmaker[AsyncSession], model: Any, status: str | None,
+                      limit: int) -> list[Any]:
+    """The newest rows of an inbox/outbox-like table, optionally of one status."""
+    async with sessions() as s:
+        stmt = select(model).order_by(model.id.desc()).limit(limit)
+        if status:
+            stmt = stmt.where(model.status == status)
+        return list((await s.scalars(stmt)).all())
 
 
 # ------------------------------------------------------------------------------------ serve
@@ -55,15 +77,9 @@ async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
     from scrm.clock import SystemClock
     from scrm.inbox import Inbox, summarize
 
-    engine = make_engine(settings.database.url)
-    sessions = make_sessionmaker(engine)
-    try:
+    async with database(settings) as (engine, sessions):
         if args.inbox_command == "list":
-            async with sessions() as s:
-                stmt = select(InboxEvent).order_by(InboxEvent.id.desc()).limit(args.limit)
-                if args.status:
-                    stmt = stmt.where(InboxEvent.status == args.status)
-                rows = (await s.scalars(stmt)).all()
+            rows = await latest_rows(sessions, InboxEvent, args.status, args.limit)
             for row in rows:
                 info = summarize(row)
                 err = f"  {info['last_error'][:80]}" if info["last_error"] else ""
@@ -89,8 +105,6 @@ async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
         else:  # stats
             inbox = Inbox(engine, sessions, settings.inbox, SystemClock())
             _print_json(await inbox.counts())
-    finally:
-        await engine.dispose()
     return 0
 
 

@@ -6,28 +6,19 @@ import argparse
 import json
 from typing import Any
 
-from sqlalchemy import select
-
 from scrm.clock import SystemClock
 from scrm.config import Settings
-from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.db.models import OutboxAction
 from scrm.outbox import Outbox, summarize
 
 
 async def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
-    from scrm.cli import UserError
+    from scrm.cli import UserError, database, latest_rows
 
-    engine = make_engine(settings.database.url)
-    sessions = make_sessionmaker(engine)
-    outbox = Outbox(engine, sessions, settings.outbox, SystemClock(), wecom=None)
-    try:
+    async with database(settings) as (engine, sessions):
+        outbox = Outbox(engine, sessions, settings.outbox, SystemClock(), wecom=None)
         if args.outbox_command == "list":
-            async with sessions() as s:
-                stmt = select(OutboxAction).order_by(OutboxAction.id.desc()).limit(args.limit)
-                if args.status:
-                    stmt = stmt.where(OutboxAction.status == args.status)
-                rows = (await s.scalars(stmt)).all()
+            rows = await latest_rows(sessions, OutboxAction, args.status, args.limit)
             for row in rows:
                 info = summarize(row)
                 err = f"  {str(info['last_error'])[:70]}" if info["last_error"] else ""
@@ -51,8 +42,6 @@ async def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{n} action(s) cancelled")
         else:
             print(json.dumps(await outbox.counts(), indent=2))
-    finally:
-        await engine.dispose()
     return 0
 
 

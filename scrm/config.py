@@ -102,22 +102,23 @@ class LogSettings(Section):
     format: Literal["json", "text"] = "json"
 
 
-class InboxSettings(Section):
+class RetrySettings(Section):
+    """Shared by the inbox and the outbox: how often to try, how long to wait, lease length."""
+
     max_attempts: int = Field(8, ge=1)
     backoff_base_s: float = Field(2.0, gt=0)
     backoff_max_s: float = Field(600.0, gt=0)
     lease_s: float = Field(60.0, gt=0)
+
+
+class InboxSettings(RetrySettings):
     batch_size: int = Field(64, ge=1)
     # Group-commit writer: flush after this many rows or this long, whichever first.
     writer_max_batch: int = Field(512, ge=1)
     writer_max_delay_s: float = Field(0.002, ge=0)
 
 
-class OutboxSettings(Section):
-    max_attempts: int = Field(8, ge=1)
-    backoff_base_s: float = Field(2.0, gt=0)
-    backoff_max_s: float = Field(600.0, gt=0)
-    lease_s: float = Field(60.0, gt=0)
+class OutboxSettings(RetrySettings):
     batch_size: int = Field(32, ge=1)
     concurrency: int = Field(8, ge=1)
     # How long to wait before asking WeCom what happened to an `unknown` action.
