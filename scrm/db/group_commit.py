@@ -14,10 +14,10 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Insert, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scrm.db.engine import insert_ignore
+from scrm.db.engine import insert_ignore_many
 
 log = logging.getLogger("scrm.db.group_commit")
 
@@ -55,6 +55,7 @@ class GroupCommitWriter:
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._stmt: Insert | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -135,8 +136,8 @@ class GroupCommitWriter:
 
     async def _insert(self, rows: list[Mapping[str, Any]]) -> set[Any]:
         async with self._engine.begin() as conn:
-            stmt = insert_ignore(conn.dialect.name, self._table, rows, [self._unique]).returning(
-                self._table.c[self._unique]
-            )
-            result = await conn.execute(stmt)
+            if self._stmt is None:
+                self._stmt = insert_ignore_many(conn.dialect.name, self._table, [self._unique]).returning(
+                    self._table.c[self._unique])
+            result = await conn.execute(self._stmt, rows)
             return {r[0] for r in result}

@@ -30,7 +30,7 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), JsonDict: JSON()}
+    type_annotation_map = {datetime: UTCDateTime(), JsonDict: JSON()}  # noqa: RUF012 (SQLAlchemy's API)
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,3 +331,41 @@ class RadarClick(Base):
     viewer_userid: Mapped[str | None] = mapped_column(String(64), default=None)
     occurrence: Mapped[str | None] = mapped_column(String(512), default=None)
     at: Mapped[datetime]
+
+
+# --------------------------------------------------------------------------------------------
+# Lifecycle: channel contact ways and group QR pools (scrm channels sync, scrm groups pools sync)
+# --------------------------------------------------------------------------------------------
+
+
+class ChannelWay(Base):
+    """A channel's 「联系我」 contact way in WeCom; ``key`` is the WeCom ``state`` (≤30 chars)."""
+
+    __tablename__ = "channel_way"
+
+    key: Mapped[str] = mapped_column(String(30), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), default="")
+    config_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    qr_code: Mapped[str] = mapped_column(String(512), default="")
+    # Hash of the contact-way body last pushed: sync updates WeCom only when it changed.
+    spec_hash: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | deleted
+    synced_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class GroupPool(Base):
+    """A group type's 「加入群聊」 QR pool (≤5 chats with room) and its group welcome template."""
+
+    __tablename__ = "group_pool"
+
+    group_type: Mapped[str] = mapped_column(String(64), primary_key=True)
+    config_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    qr_code: Mapped[str] = mapped_column(String(512), default="")
+    state: Mapped[str] = mapped_column(String(30), default="")
+    chat_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # True while no group of the type has room and the owner was asked to open a new one.
+    needs_room: Mapped[bool] = mapped_column(default=False)
+    welcome_template_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    welcome_hash: Mapped[str] = mapped_column(String(64), default="")
+    synced_at: Mapped[datetime | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime | None] = mapped_column(default=None)
