@@ -1,0 +1,321 @@
+"""Outbox throughput benchmark: how close do the outbox workers get to the per-API rate limit?
+
+Two processes, both on 127.0.0.1, both on the real system clock:
+
+* the **sandbox** (child): the WeCom emulator, ``SandboxServer(state, SystemClock())`` with
+  ``message/send`` limited to ``--limit-per-minute`` (fixed clock minutes; over it, 45009), and
+  ``--members`` members seeded so the per-member limits (30/min, 1,000/h) never bind. An aiohttp
+  middleware counts every answer by path and errcode, so 45009 rejections are counted exactly;
+* the **outbox** (this process): ``Runtime(settings, wecom=client, load_playbook=False)`` on a
+  fresh, migrated SQLite file (or ``--db URL``), its ``WeComClient`` pointed at the sandbox with the
+  *same* per-minute limit for ``message/send``. ``--actions`` text messages are queued with
+  ``outbox.add`` (round robin over the members, distinct contents so WeCom's duplicate check
+  drops nothing), then ``--workers`` ``runtime.outbox.run()`` tasks send them.
+
+The access token is fetched before the clock starts (gettoken has its own bucket). The run ends
+when every action is terminal (sent or failed) or at the time bound, whichever comes first; the
+elapsed time is from the start of the workers to the last ``sent_at``. Prints the figures and
+whether the goals hold (actual/ideal ≥ 0.95, zero 45009). Exit status 0 whatever the figures;
+non-zero only when something crashed or the sandbox did not start.
+
+    .venv/bin/python -m bench.outbox [--limit-per-minute 1200] [--actions N] [--db URL] [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import json
+import multiprocessing as mp
+import os
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event as MpEvent
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # also runnable as `python bench/outbox.py`
+    sys.path.insert(0, str(ROOT))
+
+from aiohttp import web  # noqa: E402
+
+from scrm.clock import SystemClock  # noqa: E402
+from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET  # noqa: E402
+
+HOST = "127.0.0.1"
+API = "message/send"
+RATIO_GOAL = 0.95
+FREQ_LIMIT = 45009
+
+
+# --------------------------------------------------------------------------- the sandbox (child)
+
+
+def _member(i: int) -> str:
+    return f"bm{i:05d}"
+
+
+def sandbox_main(limit: int, members: int, conn: Connection, stop: MpEvent) -> None:
+    asyncio.run(_serve_sandbox(limit, members, conn, stop))
+
+
+async def _serve_sandbox(limit: int, members: int, conn: Connection, stop: MpEvent) -> None:
+    from scrm.sandbox.server import SandboxServer
+    from scrm.sandbox.state import SandboxState
+
+    state = SandboxState()
+    for i in range(members):
+        state.add_member(_member(i), f"成员{i}")
+    server = SandboxServer(state, SystemClock(), per_api_overrides={API: limit})
+    answers: Counter[tuple[str, int]] = Counter()
+
+    @web.middleware
+    async def count_errcodes(request: web.Request,
+                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        # Every sandbox reply is HTTP 200 + JSON {"errcode", ...}: count them by path and errcode.
+        resp = await handler(request)
+        errcode = -999
+        if isinstance(resp, web.Response) and isinstance(resp.body, bytes | bytearray):
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                errcode = int(json.loads(resp.body).get("errcode", 0) or 0)
+        answers[(request.path.removeprefix("/cgi-bin/"), errcode)] += 1
+        return resp
+
+    server.app.middlewares.append(count_errcodes)
+    runner = web.AppRunner(server.app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, HOST, 0)
+    await site.start()
+    conn.send(("ready", runner.addresses[0][1]))
+    parent = os.getppid()
+    loop = asyncio.get_running_loop()
+    cpu0 = time.process_time()
+    try:
+        while not await loop.run_in_executor(None, stop.wait, 0.5) and os.getppid() == parent:
+            pass
+    finally:
+        await runner.cleanup()
+    deliveries = [d for d in state.deliveries if d.kind == "app"]
+    conn.send({
+        "answers": {f"{p} {e}": n for (p, e), n in sorted(answers.items())},
+        "rejected_45009": sum(n for (_p, e), n in answers.items() if e == FREQ_LIMIT),
+        "accepted": len(state.received_calls(API)),
+        "delivered": sum(1 for d in deliveries if not d.dropped),
+        "dropped": dict(Counter(d.dropped for d in deliveries if d.dropped)),
+        "cpu_s": time.process_time() - cpu0,
+    })
+
+
+# --------------------------------------------------------------------------- the outbox (this process)
+
+
+def _isolate(workdir: str) -> None:
+    # load_settings reads ./scrm.toml and SCRM_* variables: a benchmark must not pick those up.
+    os.chdir(workdir)
+    for key in [k for k in os.environ if k.startswith("SCRM_")]:
+        del os.environ[key]
+
+
+async def _statuses(runtime: Any, prefix: str) -> Counter[str]:
+    from sqlalchemy import func, select
+
+    from scrm.db.models import OutboxAction
+
+    async with runtime.sessions() as s:
+        rows = (await s.execute(select(OutboxAction.status, func.count())
+                                .where(OutboxAction.idempotency_key.startswith(prefix))
+                                .group_by(OutboxAction.status))).all()
+    return Counter({status: n for status, n in rows})
+
+
+async def _last_sent(runtime: Any, prefix: str) -> datetime | None:
+    from sqlalchemy import func, select
+
+    from scrm.db.models import OutboxAction
+
+    async with runtime.sessions() as s:
+        last: datetime | None = await s.scalar(select(func.max(OutboxAction.sent_at))
+                                               .where(OutboxAction.idempotency_key.startswith(prefix)))
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=UTC)
+    return last
+
+
+async def run_outbox(args: argparse.Namespace, db_url: str, sandbox_url: str) -> dict[str, Any]:
+    from scrm.app import Runtime
+    from scrm.config import load_settings
+    from scrm.wecom.api import WeComClient
+    from scrm.wecom.token import MemoryTokenStore
+
+    outbox_overrides = {k: v for k, v in (("batch_size", args.batch_size), ("concurrency", args.concurrency))
+                        if v is not None}
+    settings = load_settings(
+        None,
+        database={"url": db_url},
+        wecom={"corp_id": SANDBOX_CORP_ID, "secret": SANDBOX_SECRET, "agent_id": SANDBOX_AGENT_ID,
+               "api_base": sandbox_url, "api_limits_per_minute": {API: args.limit_per_minute}},
+        outbox=outbox_overrides,
+        log={"level": "WARNING", "format": "text"},
+    )
+    clock = SystemClock()
+    client = WeComClient(settings.wecom, token_store=MemoryTokenStore(clock), clock=clock)
+    runtime = Runtime(settings, clock=clock, wecom=client, load_playbook=False)
+    n = args.actions
+    prefix = f"bench-outbox:{uuid.uuid4().hex[:8]}:"
+    result: dict[str, Any] = {"settings": settings}
+    try:
+        async with runtime.sessions() as s, s.begin():
+            for i in range(n):
+                await runtime.outbox.add(s, f"{prefix}{i}", API, {
+                    "touser": _member(i % args.members), "msgtype": "text", "agentid": SANDBOX_AGENT_ID,
+                    "text": {"content": f"outbox bench {prefix}{i}"}})
+        await client.tokens.get()  # gettoken before the clock starts; it has its own bucket
+        bucket = client.limiter.bucket(API)  # created now, full: the run starts with a whole burst
+        result["burst"], result["rate"] = bucket.capacity, bucket.per_second
+
+        profiler = cProfile.Profile() if args.profile else None
+        cpu0, t0_perf, t0 = time.process_time(), time.perf_counter(), clock.now()
+        if profiler is not None:
+            profiler.enable()
+        workers = [asyncio.create_task(runtime.outbox.run(idle_s=0.2), name=f"outbox-{k}")
+                   for k in range(args.workers)]
+        deadline = t0_perf + args.timeout
+        counts: Counter[str] = Counter()
+        while time.perf_counter() < deadline:
+            await asyncio.sleep(0.25)
+            counts = await _statuses(runtime, prefix)
+            if counts["sent"] + counts["failed"] + counts["cancelled"] >= n:
+                break
+        timed_out = time.perf_counter() >= deadline
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+            result["profile"] = profiler
+        result["cpu_s"] = time.process_time() - cpu0
+        result["counts"] = await _statuses(runtime, prefix)
+        last = await _last_sent(runtime, prefix)
+        result["elapsed_s"] = (last - t0).total_seconds() if last is not None else time.perf_counter() - t0_perf
+        result["timed_out"] = timed_out
+    finally:
+        await runtime.stop()  # closes the client and disposes of the engine
+    return result
+
+
+def _report(args: argparse.Namespace, db_url: str, out: dict[str, Any], sb: dict[str, Any]) -> None:
+    n, limit = args.actions, args.limit_per_minute
+    counts: Counter[str] = out["counts"]
+    sent, elapsed = counts["sent"], out["elapsed_s"]
+    burst, rate = out["burst"], out["rate"]
+    # The limit-bound ideal. The client's bucket for message/send starts full with `burst`
+    # tokens (limit // 60) and refills at rate = (limit - burst) / 60 per second, so at most
+    # `limit` calls start in any 60 s window (scrm/wecom/ratelimit.py). A perfect sender starts
+    # `burst` calls at t = 0 and then one every 1/rate seconds: the last of N starts at
+    #     ideal_s = max(0, N - burst) / rate
+    # and nothing faster is allowed. The ratio is ideal_s / measured seconds (= measured actions/s
+    # over ideal actions/s). Measured seconds also include the last reply and its DB write (a few ms).
+    # Against the nominal limit/60 per second (no burst, no refill discount) the ideal would be
+    # N / (limit / 60); printed as well, for reference.
+    ideal_s = max(0.0, n - burst) / rate
+    nominal_s = n / (limit / 60.0)
+    ratio = ideal_s / elapsed if elapsed > 0 else float("nan")
+    ob = out["settings"].outbox
+    db = db_url.split(":")[0].split("+")[0]
+    print(f"outbox bench: {API} limited to {limit}/min in sandbox and client "
+          f"(client bucket: burst {burst:g}, then {rate:.3f}/s); {n} actions to {args.members} members; "
+          f"{args.workers} worker(s), batch {ob.batch_size}, concurrency {ob.concurrency}; db {db}")
+    other = {k: v for k, v in counts.items() if k != "sent"}
+    print(f"  actions sent: {sent}/{n}{'  others ' + str(dict(other)) if other else ''}"
+          f"{'  (TIME BOUND HIT)' if out['timed_out'] else ''}")
+    print(f"  wall: {elapsed:.2f} s  ->  {sent / elapsed:.2f} actions/s")
+    ideal_rate = n / ideal_s if ideal_s > 0 else float("inf")
+    print(f"  ideal (limit-bound): {ideal_s:.2f} s  ->  {ideal_rate:.2f} actions/s   "
+          f"[nominal limit/60: {nominal_s:.2f} s, {limit / 60:.2f}/s]")
+    print(f"  ratio actual/ideal: {ratio:.3f}  (goal >= {RATIO_GOAL}: {'yes' if ratio >= RATIO_GOAL else 'NO'})")
+    note = "" if n > limit else f"  [N <= {limit}: no clock minute can overflow in this run]"
+    print(f"  sandbox: {API} accepted {sb['accepted']}, 45009 answers {sb['rejected_45009']} "
+          f"(goal 0: {'yes' if sb['rejected_45009'] == 0 else 'NO'}){note}")
+    print(f"  sandbox deliveries: {sb['delivered']} delivered, dropped {sb['dropped'] or 0}; answers {sb['answers']}")
+    print(f"  cpu: outbox process {out['cpu_s']:.2f} s ({1000 * out['cpu_s'] / max(1, sent):.2f} ms/action), "
+          f"sandbox {sb['cpu_s']:.2f} s")
+    profiler = out.get("profile")
+    if profiler is not None:
+        buf = io.StringIO()
+        pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(args.profile_top)
+        print(f"  profile written to {args.profile}; top {args.profile_top} by tottime:")
+        print(buf.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--limit-per-minute", type=int, default=1200,
+                   help=f"{API} calls per minute, in the sandbox and in the client (default 1200)")
+    p.add_argument("--actions", type=int, help="actions to queue (default: 30 s at the limit, limit / 2)")
+    p.add_argument("--members", type=int, help="distinct recipients, round robin (default min(actions, 2000))")
+    p.add_argument("--workers", type=int, default=1, help="runtime.outbox.run() tasks (default 1)")
+    p.add_argument("--batch-size", type=int, help="outbox.batch_size override (default: the service default)")
+    p.add_argument("--concurrency", type=int, help="outbox.concurrency override (default: the service default)")
+    p.add_argument("--db", help="database URL (default: a fresh SQLite file in a temporary directory)")
+    p.add_argument("--timeout", type=float, help="time bound in seconds (default 1.5 x ideal + 30)")
+    p.add_argument("--profile", help="cProfile the outbox process's send phase into this file")
+    p.add_argument("--profile-top", type=int, default=25)
+    args = p.parse_args(argv)
+    if args.limit_per_minute < 2:
+        p.error("--limit-per-minute must be >= 2")
+    args.actions = args.actions or max(1, args.limit_per_minute // 2)
+    args.members = args.members or min(args.actions, 2000)
+    if args.timeout is None:
+        args.timeout = 1.5 * args.actions / (args.limit_per_minute / 60.0) + 30.0
+    if args.profile:
+        args.profile = str(Path(args.profile).resolve())
+    if args.db and args.db.startswith("sqlite") and ":///./" in args.db:
+        args.db = args.db.replace(":///./", f":///{Path.cwd()}/")  # we chdir below
+
+    from scrm.db import migrate
+    from scrm.logs import setup_logging
+
+    with tempfile.TemporaryDirectory(prefix="scrm-outbox-bench-") as workdir:
+        _isolate(workdir)
+        setup_logging("WARNING", "text")
+        db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'scrm.db'}"
+        migrate.upgrade(db_url)
+        ctx = mp.get_context("spawn")
+        parent_conn, child_conn = ctx.Pipe()
+        stop = ctx.Event()
+        proc = ctx.Process(target=sandbox_main, name="bench-sandbox",
+                           args=(args.limit_per_minute, args.members, child_conn, stop), daemon=True)
+        proc.start()
+        try:
+            if not parent_conn.poll(30):
+                print("sandbox did not start", file=sys.stderr)
+                return 1
+            _, port = parent_conn.recv()
+            out = asyncio.run(run_outbox(args, db_url, f"http://{HOST}:{port}"))
+        finally:
+            stop.set()
+        sb = parent_conn.recv() if parent_conn.poll(30) else None
+        proc.join(15)
+        if proc.is_alive():
+            proc.kill()
+        if sb is None:
+            print("sandbox did not report", file=sys.stderr)
+            return 1
+        _report(args, db_url, out, sb)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
