@@ -26,7 +26,8 @@ Subject = tuple[str, str]
 def subjects_of(event: Any) -> list[Subject]:
     """Who an event is about: customers, groups, members (pure; the unknown case is handled)."""
     if isinstance(event, ev.ExternalChatUpdate):
-        return [("group", event.chat_id)] + [("customer", m) for m in event.mem_change_list if m.startswith(("wm", "wo"))]
+        customers = [m for m in event.mem_change_list if m.startswith(("wm", "wo"))]  # external userids
+        return [("group", event.chat_id)] + [("customer", m) for m in customers]
     if isinstance(event, (ev.ExternalChatCreate, ev.ExternalChatDismiss)):
         return [("group", event.chat_id)]
     external = getattr(event, "external_user_id", None)

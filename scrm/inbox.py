@@ -89,7 +89,8 @@ class Inbox:
     def wake(self) -> None:
         self._wake.set()
 
-    def _row(self, source: str, dedup_key: str, raw: str, msg_type: str, event: str, change_type: str) -> dict[str, Any]:
+    def _row(self, source: str, dedup_key: str, raw: str, msg_type: str, event: str,
+             change_type: str) -> dict[str, Any]:
         now = self.clock.now()
         return {
             "dedup_key": dedup_key,

@@ -16,7 +16,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("scrm_log_context", default={})
+_context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("scrm_log_context", default=None)
+
+
+def _current() -> dict[str, Any]:
+    return _context.get() or {}
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "taskName"}
@@ -24,7 +28,7 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 @contextlib.contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
-    token = _context.set({**_context.get(), **fields})
+    token = _context.set({**_current(), **fields})
     try:
         yield
     finally:
@@ -39,7 +43,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        data.update(_context.get())
+        data.update(_current())
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 data[key] = value
@@ -50,7 +54,7 @@ class JsonFormatter(logging.Formatter):
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        extras = {**_context.get()}
+        extras = {**_current()}
         extras.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
         tail = " ".join(f"{k}={v}" for k, v in extras.items())
         line = f"{record.levelname[0]} {record.name}: {record.getMessage()}" + (f"  [{tail}]" if tail else "")
