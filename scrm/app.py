@@ -24,6 +24,7 @@ from scrm.dispatch import Dispatcher, Router
 from scrm.inbox import Inbox
 from scrm.outbox import PRIORITY_WELCOME, Outbox
 from scrm.playbook_holder import PlaybookHolder
+from scrm.radar.views import install_radar
 from scrm.scheduler import Scheduler
 from scrm.wecom.callback import CallbackConfig, CallbackView, add_routes
 from scrm.wecom.crypto import WeComCrypto
@@ -31,6 +32,7 @@ from scrm.wecom.crypto import WeComCrypto
 log = logging.getLogger("scrm.app")
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
+RELOAD_MARKER = ".reload-request"  # under sop_dir; touched by `scrm sop reload`
 
 # What handlers may ask for by parameter name, besides ``event``.
 HANDLER_DEPENDENCIES = ("session", "clock", "settings", "inbox", "inbox_id", "received_at", "outbox", "wecom",
@@ -60,6 +62,7 @@ class Runtime:
         self.routers = routers if routers is not None else handlers.all_routers()
         self.dispatcher = Dispatcher(self.routers, provides=HANDLER_DEPENDENCIES)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._reload_requested = asyncio.Event()
 
     def _make_wecom_client(self) -> Any:
         from scrm.wecom.api import WeComClient
@@ -91,8 +94,55 @@ class Runtime:
             self._spawn("outbox-priority", self.outbox.run(max_priority=PRIORITY_WELCOME))
             self._spawn("outbox-worker", self.outbox.run())
             self._spawn("scheduler", self.scheduler.run())
+            self._spawn("playbook-watch", self.watch_playbook())
+            self._listen_sighup()
+        await self.register_sop_jobs()
         log.info("runtime started", extra={"database": self.settings.database.url.split("://")[0],
                                            "workers": sorted(self._tasks)})
+
+    # ------------------------------------------------------------------ playbook reloads
+    async def register_sop_jobs(self) -> list[str]:
+        """(Re-)create the SOP engine's scheduler jobs from the current playbook."""
+        if self.playbook.current is None:
+            return []
+        from scrm.sop_engine import register_jobs
+
+        async with self.sessions() as session, session.begin():
+            return await register_jobs(session, self.scheduler, self.playbook.current)
+
+    async def reload_playbook(self) -> list[str]:
+        """Reload sop/ and materials/; on success re-register jobs. Returns the errors (kept last good)."""
+        errors = self.playbook.reload()
+        if not errors:
+            await self.register_sop_jobs()
+        return errors
+
+    def _reload_marker(self) -> float:
+        # `scrm sop reload` touches this file; SIGHUP does the same without a file.
+        marker = self.settings.playbook.sop_dir / RELOAD_MARKER
+        return marker.stat().st_mtime if marker.exists() else 0.0
+
+    def _listen_sighup(self) -> None:
+        import signal
+
+        self._reload_requested = asyncio.Event()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+
+    async def watch_playbook(self, poll_s: float = 5.0) -> None:
+        """Reload when the playbook files change, on `scrm sop reload` or on SIGHUP."""
+        marker = self._reload_marker()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reload_requested.wait(), poll_s)
+            try:
+                current = self._reload_marker()
+                if self._reload_requested.is_set() or current != marker or self.playbook.changed_on_disk():
+                    self._reload_requested.clear()
+                    marker = current
+                    await self.reload_playbook()
+            except Exception:
+                log.exception("playbook reload failed; keeping the last good version")
 
     def workers_alive(self) -> dict[str, bool]:
         alive = {name: not task.done() for name, task in self._tasks.items()}
@@ -142,6 +192,10 @@ def create_app(runtime: Runtime, *, workers: bool = True,
         runtime.clock,
     )
     add_routes(app, view)
+    from scrm.crm.api import install_crm_api  # late: the CRM API reads RUNTIME from this module
+
+    install_crm_api(app)
+    install_radar(app)
     app.router.add_get("/healthz", healthz)
     for add in extra or []:
         add(app)

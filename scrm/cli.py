@@ -183,7 +183,7 @@ def _register_extras() -> None:
         return
     import importlib
 
-    for name in ("scrm.cli_ops", "scrm.cli_lifecycle"):
+    for name in ("scrm.cli_ops", "scrm.cli_lifecycle", "scrm.cli_crm", "scrm.cli_sop", "scrm.cli_radar"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

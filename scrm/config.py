@@ -136,11 +136,24 @@ class CrmSettings(Section):
     inbox_dir: Path | None = None
     webhook_url: str = ""
     webhook_secret: SecretStr = SecretStr("")
+    # Nightly reconciliation of CRM-owned tags (cron, playbook time zone); "" disables it.
+    nightly_cron: str = "30 2 * * *"
+    # Relations per tag-sync chunk: one transaction, one resume point.
+    sync_chunk: int = Field(500, ge=1, le=10000)
+    # Watched drop folder: how often to look for new CSV/JSONL files.
+    inbox_poll_s: float = Field(30.0, gt=0)
 
 
 class RadarSettings(Section):
     signing_key: SecretStr = SecretStr("")
     oauth_enabled: bool = False
+    # WeCom's OAuth page; tests and the sandbox point it at the sandbox's /connect/oauth2/authorize.
+    oauth_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    # At most one alert per customer per material per window; the rest go to the daily digest.
+    alert_window_s: int = Field(3600, ge=1)
+    digest_cron: str = "0 18 * * *"
+    # The redirect waits at most this long for the click's commit; the write goes on regardless.
+    record_wait_s: float = Field(0.5, gt=0)
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,251 @@
+"""Contact lifecycle: a new customer (welcome within WeCom's 20-second window, channel tags),
+edits, deletions in both directions, and failed transfers.
+
+Every handler does its WeCom reads (externalcontact/get, tag catalog, media upload) before
+its first write: SQLite holds the write lock from the first write until commit. Every WeCom
+write goes through the outbox with an idempotency key, so duplicate deliveries (stored once by
+the inbox) and replays (same inbox id, same keys) send nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scrm import tagcatalog
+from scrm.clock import Clock
+from scrm.config import Settings
+from scrm.db.models import Follow, FollowTag
+from scrm.dispatch import Router
+from scrm.inbox import Inbox
+from scrm.internal import InternalEvent
+from scrm.lifecycle import follows, texts
+from scrm.lifecycle.journal import note, wake_after_commit
+from scrm.lifecycle.media import MediaResolver
+from scrm.lifecycle.notify import tell_member
+from scrm.lifecycle.welcome import (
+    Welcome,
+    WelcomeError,
+    context_for,
+    welcome_body,
+    welcome_deadline,
+    welcome_material,
+)
+from scrm.outbox import PRIORITY_WELCOME, Outbox
+from scrm.sop import Playbook
+from scrm.wecom import events as ev
+from scrm.wecom.api import WeComClient
+from scrm.wecom.errors import ErrCode, WeComError
+from scrm.wecom.models import FollowUser, GetExternalContactResponse
+
+router = Router("contacts")
+log = logging.getLogger("handlers.contacts")
+
+SEND_WELCOME = "externalcontact/send_welcome_msg"
+MARK_TAG = "externalcontact/mark_tag"
+# Internal event: apply a channel's tags once the missing ones exist in WeCom (retried on its own).
+CHANNEL_TAGS = "contact.channel_tags"
+_GONE = (ErrCode.NOT_EXTERNAL_CONTACT, ErrCode.INVALID_EXTERNAL_USERID)
+_UNNAMED: set[str] = set()
+
+
+def _at(event: ev.BaseEvent) -> datetime:
+    return datetime.fromtimestamp(event.create_time, UTC)
+
+
+async def _read_contact(wecom: WeComClient, external_userid: str) -> GetExternalContactResponse | None:
+    """externalcontact/get with every follow_user page; None when the relation is already gone."""
+    try:
+        return await wecom.get_external_contact(external_userid)
+    except WeComError as exc:
+        if exc.errcode in _GONE:
+            return None
+        raise
+
+
+def _follow_of(info: GetExternalContactResponse | None, userid: str) -> FollowUser | None:
+    if info is None:
+        return None
+    return next((f for f in info.follow_user if f.userid == userid), None)
+
+
+async def _mark_tags(session: AsyncSession, outbox: Outbox, userid: str, external_userid: str, tag_ids: list[str],
+                     already: set[str], key: str, now: datetime) -> list[str]:
+    """Queue mark_tag for the tags the relation lacks; mirror them locally (WeCom sends no
+    callback for API changes). Returns the ids queued."""
+    to_add = [t for t in dict.fromkeys(tag_ids) if t not in already]
+    if to_add:
+        body = {"userid": userid, "external_userid": external_userid, "add_tag": to_add}
+        await outbox.add(session, key, MARK_TAG, body)
+        await follows.add_follow_tags(session, userid, external_userid, to_add, now)
+    return to_add
+
+
+async def _build_welcome(event: ev.AddExternalContact | ev.AddHalfExternalContact, info: GetExternalContactResponse,
+                         follow: FollowUser, session: AsyncSession, playbook: Playbook, clock: Clock,
+                         media: MediaResolver) -> Welcome:
+    material = welcome_material(playbook, event.state)
+    manager = await follows.member_name(session, event.user_id)
+    if manager is None:
+        if event.user_id not in _UNNAMED:  # once per member and process: a burst must not flood the log
+            _UNNAMED.add(event.user_id)
+            log.warning("member name unknown (import the staff directory); welcome uses the userid",
+                        extra={"userid": event.user_id})
+        manager = event.user_id
+    today = clock.now().astimezone(ZoneInfo(playbook.policy.timezone)).date()
+    context = context_for(info.external_contact.name, follow.remark, manager, today)
+    return await welcome_body(event.welcome_code, material, context, playbook, media)
+
+
+@router.on(ev.AddExternalContact, ev.AddHalfExternalContact)
+async def on_add(event: ev.AddExternalContact | ev.AddHalfExternalContact, session: AsyncSession,
+                 wecom: WeComClient, outbox: Outbox, inbox: Inbox, playbook: Playbook | None, settings: Settings,
+                 clock: Clock, inbox_id: int) -> None:
+    """Welcome (priority lane, not after event time + 20 s), mirror, channel tags."""
+    userid, ext, at, now = event.user_id, event.external_user_id, _at(event), clock.now()
+    # -- WeCom reads, before any write ------------------------------------------------------
+    info = await _read_contact(wecom, ext)
+    follow = _follow_of(info, userid)
+    channel = playbook.channels.get(event.state) if playbook is not None and event.state else None
+    tag_names = list(channel.tags) if channel is not None and follow is not None else []
+    tag_ids = await tagcatalog.lookup(session, tag_names)
+    media = MediaResolver(session, wecom, clock, settings.playbook.materials_dir)
+    welcome: Welcome | None = None
+    problem = ""
+    if event.welcome_code:
+        if info is None or follow is None:
+            problem = "the customer is no longer a contact of this member"
+        elif playbook is None:
+            problem = "no playbook is loaded (sop/channels.yaml)"
+        else:
+            try:
+                welcome = await _build_welcome(event, info, follow, session, playbook, clock, media)
+            except WelcomeError as exc:
+                problem = str(exc)
+    # -- writes ------------------------------------------------------------------------------
+    if info is not None:
+        await follows.upsert_customer(session, info.external_contact, now)
+    if follow is not None:
+        await follows.upsert_follow(session, ext, follow, now)
+        await follows.set_follow_tags(session, userid, ext, follows.corp_tag_ids(follow), now)
+    else:
+        await follows.ensure_follow(session, userid, ext, state=event.state, created_at=at)
+    await media.flush()
+    if welcome is not None:
+        await _queue_welcome(session, outbox, event, welcome, inbox_id, at)
+    elif problem:
+        await _welcome_failed(session, outbox, settings, event, info, problem, inbox_id, at, notify=follow is not None)
+    if follow is not None and tag_names:
+        await _channel_tags(session, outbox, inbox, event, follow, tag_names, tag_ids, inbox_id, at, now)
+
+
+async def _queue_welcome(session: AsyncSession, outbox: Outbox,
+                         event: ev.AddExternalContact | ev.AddHalfExternalContact, welcome: Welcome, inbox_id: int,
+                         at: datetime) -> None:
+    await outbox.add(session, f"welcome:{event.welcome_code}", SEND_WELCOME, welcome.body,
+                     priority=PRIORITY_WELCOME, not_after=welcome_deadline(event.create_time))
+    wake_after_commit(session, outbox)
+    for reason in welcome.notes:
+        log.error("welcome sent without its attachment: %s", reason, extra={"userid": event.user_id})
+    if welcome.notes:
+        await note(session, inbox_id, "customer", event.external_user_id, at, "welcome.degraded",
+                   {"reasons": welcome.notes})
+
+
+async def _channel_tags(session: AsyncSession, outbox: Outbox, inbox: Inbox,
+                        event: ev.AddExternalContact | ev.AddHalfExternalContact, follow: FollowUser,
+                        tag_names: list[str], tag_ids: dict[str, str], inbox_id: int, at: datetime,
+                        now: datetime) -> None:
+    """Tag the new relation with its channel's tags, now when they all exist in the mirror."""
+    userid, ext = event.user_id, event.external_user_id
+    if all(n in tag_ids for n in tag_names):
+        await _mark_tags(session, outbox, userid, ext, tagcatalog.resolve_ids(tag_ids, tag_names),
+                         set(follows.corp_tag_ids(follow)), f"mark_tag:{userid}:{ext}:{inbox_id}", now)
+        return
+    # Creating tags is a WeCom call that may fail: keep it off the welcome's path, as its own
+    # event that retries (and dead-letters, visibly) on its own.
+    payload = {"userid": userid, "external_userid": ext, "tags": tag_names, "channel": event.state,
+               "subject": ["customer", ext]}
+    await inbox.add_internal(session, InternalEvent(source="lifecycle", kind=CHANNEL_TAGS, at=at, payload=payload),
+                             f"channel_tags:{inbox_id}")
+
+
+async def _welcome_failed(session: AsyncSession, outbox: Outbox, settings: Settings,
+                          event: ev.AddExternalContact | ev.AddHalfExternalContact,
+                          info: GetExternalContactResponse | None, problem: str, inbox_id: int, at: datetime,
+                          *, notify: bool) -> None:
+    """Say loudly that no welcome went out, and ask the manager to greet by hand."""
+    log.error("welcome not sent: %s", problem, extra={"userid": event.user_id, "state": event.state})
+    await note(session, inbox_id, "customer", event.external_user_id, at, "welcome.failed",
+               {"userid": event.user_id, "state": event.state, "reason": problem})
+    if notify and info is not None:
+        await tell_member(session, outbox, settings, key=f"welcome_failed:{event.welcome_code}",
+                          userid=event.user_id, text=texts.welcome_failed(info.external_contact.name, problem))
+
+
+@router.on(CHANNEL_TAGS)
+async def on_channel_tags(event: InternalEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
+                          clock: Clock, inbox_id: int) -> None:
+    """Create the channel's missing tags in WeCom (a direct call: mark_tag needs the ids), then
+    tag the relation. Failures raise and retry; the error names the tags."""
+    p = event.payload
+    userid, ext, names = str(p["userid"]), str(p["external_userid"]), [str(n) for n in p["tags"]]
+    ids = await tagcatalog.ensure(session, wecom, names)
+    current = await session.scalars(select(FollowTag.tag_id).where(FollowTag.userid == userid,
+                                                                    FollowTag.external_userid == ext))
+    await _mark_tags(session, outbox, userid, ext, tagcatalog.resolve_ids(ids, names), set(current.all()),
+                     f"mark_tag:{userid}:{ext}:{inbox_id}", clock.now())
+
+
+@router.on(ev.EditExternalContact)
+async def on_edit(event: ev.EditExternalContact, session: AsyncSession, wecom: WeComClient, clock: Clock) -> None:
+    """The manager edited remark or tags in the client: refresh the relation from WeCom."""
+    info = await _read_contact(wecom, event.external_user_id)
+    follow = _follow_of(info, event.user_id)
+    if info is None or follow is None:
+        log.info("edited relation no longer exists; nothing to refresh")
+        return
+    now = clock.now()
+    await follows.upsert_customer(session, info.external_contact, now)
+    await follows.upsert_follow(session, event.external_user_id, follow, now)
+    await follows.set_follow_tags(session, event.user_id, event.external_user_id, follows.corp_tag_ids(follow), now)
+
+
+@router.on(ev.DelFollowUser)
+async def on_del_follow_user(event: ev.DelFollowUser, session: AsyncSession, outbox: Outbox, settings: Settings,
+                             playbook: Playbook | None) -> None:
+    """The customer deleted the manager: churn. Mark the relation lost and tell the manager."""
+    userid, ext = event.user_id, event.external_user_id
+    row = await follows.get_follow(session, userid, ext)
+    already_lost = row is not None and row.status == follows.LOST
+    state = row.state if row is not None else ""
+    name = await follows.customer_name(session, ext)
+    await follows.set_status(session, userid, ext, follows.LOST, "del_follow_user", _at(event))
+    if already_lost:
+        return
+    channel = playbook.channels.get(state) if playbook is not None and state else None
+    await tell_member(session, outbox, settings, key=f"churn:{userid}:{ext}:{event.create_time}", userid=userid,
+                      text=texts.churn_notice(name, channel.name if channel else None))
+
+
+@router.on(ev.DelExternalContact)
+async def on_del_external_contact(event: ev.DelExternalContact, session: AsyncSession) -> None:
+    """The manager deleted the customer; 在职继承 (DELETE_BY_TRANSFER) is a transfer, not churn."""
+    transfer = event.source == "DELETE_BY_TRANSFER"
+    status = follows.TRANSFERRED if transfer else follows.REMOVED
+    reason = "DELETE_BY_TRANSFER" if transfer else "del_external_contact"
+    await follows.set_status(session, event.user_id, event.external_user_id, status, reason, _at(event))
+
+
+@router.on(ev.TransferFail)
+async def on_transfer_fail(event: ev.TransferFail, session: AsyncSession) -> None:
+    """A transfer to ``user_id`` failed: the customer stays with the previous manager; note why
+    on that relation (the timeline has the event itself)."""
+    reason = f"transfer_fail:{event.fail_reason or 'unknown'}"
+    await session.execute(update(Follow).where(Follow.external_userid == event.external_user_id,
+                                               Follow.userid != event.user_id, Follow.status == follows.ACTIVE)
+                          .values(status_reason=reason[:128], status_at=_at(event)))

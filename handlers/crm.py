@@ -1,0 +1,128 @@
+"""CRM reactions: tag sync on CRM changes and nightly, identity linking, tag write-back.
+
+- ``crm.changed`` (a CRM push, import or binding): incremental sync of those customers.
+- ``crm.nightly`` (scheduler, or a CRM-owned tag renamed/deleted in WeCom): reconciliation, one
+  chunk per event; the next chunk is a new event, so a crash resumes where it stopped.
+- contact added: link waiting CRM rows by unionid, then sync the new relation.
+- contact edited by a manager: report manager-owned tag changes to the CRM webhook.
+
+WeCom reads (creating missing tags) happen before the first write of the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scrm.clock import Clock
+from scrm.config import Settings
+from scrm.crm import discover, identity, store, writeback
+from scrm.crm.sync import Scope, apply_chunk, load_index, plan_chunk, summarize, sync_scope
+from scrm.db.models import Customer, Tag, TagGroup
+from scrm.dispatch import Router
+from scrm.inbox import Inbox
+from scrm.internal import InternalEvent
+from scrm.outbox import Outbox
+from scrm.sop import Playbook
+from scrm.wecom import events as ev
+from scrm.wecom.api import WeComClient
+
+router = Router("crm")
+log = logging.getLogger("handlers.crm")
+
+
+@router.on(store.CHANGED)
+async def on_changed(event: InternalEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
+                     playbook: Playbook | None, clock: Clock, settings: Settings) -> None:
+    """Incremental sync of the changed customers' relations."""
+    if playbook is None:
+        raise RuntimeError("no playbook loaded: the tag map (sop/tags.yaml) is needed for CRM sync")
+    crm_ids = tuple(str(c) for c in event.payload.get("crm_ids", []))
+    infos = await discover.read_unmirrored(session, wecom, crm_ids)
+    index = await load_index(session, playbook.tag_groups, wecom=wecom)
+    await discover.write_contacts(session, infos, clock.now())
+    scope = Scope(crm_ids=crm_ids)
+    report = await sync_scope(session, outbox, playbook.tag_groups, index, scope,
+                              str(event.payload.get("generation", "c")), clock.now(), settings.crm.sync_chunk)
+    log.info("crm tag sync (incremental)", extra={"scanned": report.scanned, "calls": report.calls})
+
+
+@router.on(store.NIGHTLY)
+async def on_nightly(event: InternalEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
+                     inbox: Inbox, playbook: Playbook | None, clock: Clock, settings: Settings) -> None:
+    """One chunk of the reconciliation; queues the next chunk as its own event."""
+    if playbook is None:
+        raise RuntimeError("no playbook loaded: the tag map (sop/tags.yaml) is needed for CRM sync")
+    p = event.payload
+    generation = str(p.get("generation") or "n" + event.at.strftime("%Y%m%d%H%M"))
+    after = int(p.get("after", 0))
+    index = await load_index(session, playbook.tag_groups, wecom=wecom)
+    diffs, scanned, cursor = await plan_chunk(session, playbook.tag_groups, index, Scope(), after,
+                                              settings.crm.sync_chunk)
+    await apply_chunk(session, outbox, diffs, generation, clock.now())
+    report = summarize(diffs, index, scanned)
+    log.info("crm tag sync (nightly chunk)", extra={"after": after, "scanned": scanned, "calls": report.calls})
+    if cursor is not None:
+        nxt = InternalEvent(source=store.SOURCE, kind=store.NIGHTLY, at=event.at,
+                            payload={"generation": generation, "after": cursor})
+        await inbox.add_internal(session, nxt, f"nightly:{generation}:{cursor}")
+
+
+@router.on(ev.AddExternalContact, ev.AddHalfExternalContact)
+async def on_contact_added(event: ev.AddExternalContact | ev.AddHalfExternalContact, session: AsyncSession,
+                           inbox: Inbox, playbook: Playbook | None, clock: Clock, inbox_id: int) -> None:
+    """Link waiting CRM rows (by unionid, read by the contacts handler) and sync the new relation."""
+    ext, now = event.external_user_id, clock.now()
+    unionid = await session.scalar(select(Customer.unionid).where(Customer.external_userid == ext))
+    crm_ids = await identity.link_contact(session, ext, unionid, now)
+    await store.queue_sync(session, inbox, crm_ids, now, f"contact:{ext}:{inbox_id}")
+    # Tags present at the start (channel tags) are not a manager's edit: start the record here.
+    crm_tag_ids = await _crm_tag_ids(session, playbook)
+    current = await writeback.manager_tags(session, event.user_id, ext, crm_tag_ids)
+    await writeback.snapshot(session, event.user_id, ext, current, now)
+
+
+@router.on(ev.EditExternalContact)
+async def on_contact_edited(event: ev.EditExternalContact, session: AsyncSession, outbox: Outbox,
+                            playbook: Playbook | None, settings: Settings, clock: Clock, inbox_id: int) -> None:
+    """A manager changed tags in the client: report manager-owned tag changes to the CRM."""
+    ext = event.external_user_id
+    crm_id = (await identity.crm_ids_of(session, [ext])).get(ext)
+    await writeback.report_changes(
+        session, outbox, userid=event.user_id, external_userid=ext, crm_id=crm_id,
+        crm_tag_ids=await _crm_tag_ids(session, playbook), key=f"crmhook:{event.user_id}:{ext}:{inbox_id}",
+        now=clock.now(), enabled=bool(settings.crm.webhook_url))
+
+
+@router.on(ev.ExternalTagUpdate, ev.ExternalTagDelete)
+async def on_tag_changed(event: ev.ExternalTagUpdate | ev.ExternalTagDelete, session: AsyncSession,
+                         inbox: Inbox, playbook: Playbook | None, inbox_id: int) -> None:
+    """A CRM-owned tag or group renamed or deleted in WeCom: reconcile (recreate, re-tag)."""
+    if playbook is None:
+        return
+    group_id = event.id if event.tag_type == "tag_group" else await session.scalar(
+        select(Tag.group_id).where(Tag.tag_id == event.id))
+    name = await session.scalar(select(TagGroup.name).where(TagGroup.group_id == group_id))
+    spec = playbook.tag_groups.get(name or "")
+    if spec is None or spec.owner != "crm":
+        return
+    generation = f"t{inbox_id}"
+    reconcile = InternalEvent(source=store.SOURCE, kind=store.NIGHTLY, at=event_time(event),
+                              payload={"generation": generation, "after": 0})
+    await inbox.add_internal(session, reconcile, f"nightly:{generation}:0")
+
+
+def event_time(event: ev.BaseEvent) -> datetime:
+    return datetime.fromtimestamp(event.create_time, UTC)
+
+
+async def _crm_tag_ids(session: AsyncSession, playbook: Playbook | None) -> frozenset[str]:
+    if playbook is None:
+        return frozenset()
+    crm_names = [g for g, spec in playbook.tag_groups.items() if spec.owner == "crm"]
+    rows = await session.scalars(select(Tag.tag_id).join(TagGroup, Tag.group_id == TagGroup.group_id)
+                                 .where(TagGroup.name.in_(crm_names)))
+    return frozenset(rows.all())

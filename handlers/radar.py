@@ -1,0 +1,137 @@
+"""Reactions to radar clicks: interest tags, manager alerts (aggregated), the daily digest.
+
+A ``radar.click`` event comes from ``GET /r/{token}`` (scrm.radar.views). The click row, the
+tags, the alert and the aggregation state commit with the event, so a replay changes nothing.
+The timeline entry is written by handlers/timeline.py from the payload's ``subject``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scrm import tagcatalog
+from scrm.clock import Clock
+from scrm.config import Settings
+from scrm.db.engine import dialect_of, insert_ignore, table_of
+from scrm.db.models import Customer, DueJob, Follow, FollowTag, RadarClick
+from scrm.dispatch import Router
+from scrm.internal import InternalEvent
+from scrm.outbox import PRIORITY_INTERACTIVE, Outbox
+from scrm.radar import alerts, texts
+from scrm.radar.views import CLICK
+from scrm.scheduler import Scheduler, TriggerSpec
+from scrm.sop import Playbook
+from scrm.wecom.api import WeComClient
+from scrm.wecom.errors import WeComError
+
+log = logging.getLogger("handlers.radar")
+
+router = Router("radar")
+
+DIGEST = "radar.digest"
+DIGEST_JOB = "radar:digest"
+MARK_TAG = "externalcontact/mark_tag"
+SEND = "message/send"
+
+
+async def _follower(session: AsyncSession, wecom: WeComClient, sender: str, customer: str) -> str | None:
+    """Who tags the customer: the sender when they follow them, else another follower.
+
+    The local mirror answers first; without it (not synced yet) WeCom does. None: nobody in
+    the corp follows this customer any more, so there is nobody to tag them through.
+    """
+    local = (await session.scalars(select(Follow.userid).where(
+        Follow.external_userid == customer, Follow.status == "active"))).all()
+    followers = list(local)
+    if not followers:
+        try:
+            info = await wecom.get_external_contact(customer)
+        except WeComError as exc:
+            log.info("radar: customer has no follower to tag through", extra={"errcode": exc.errcode})
+            return None
+        followers = [f.userid for f in info.follow_user]
+    if sender in followers:
+        return sender
+    return followers[0] if followers else None
+
+
+def _title(playbook: Playbook | None, material: str) -> str:
+    m = playbook.materials.get(material) if playbook is not None else None
+    if m is None:
+        return material
+    return m.title or (m.link.title if m.link is not None else material)
+
+
+async def _tell(session: AsyncSession, outbox: Outbox, settings: Settings, key: str, userid: str, text: str) -> None:
+    body = {"touser": userid, "msgtype": "text", "agentid": settings.wecom.agent_id, "text": {"content": text}}
+    await outbox.add(session, key, SEND, body, priority=PRIORITY_INTERACTIVE)
+
+
+async def _ensure_digest_job(session: AsyncSession, scheduler: Scheduler, settings: Settings) -> None:
+    """Create the daily digest job the first time it has something to say (never moved after)."""
+    exists = await session.scalar(select(DueJob.id).where(DueJob.job_key == DIGEST_JOB))
+    if exists is None:
+        trigger = TriggerSpec(type="cron", expr=settings.radar.digest_cron, timezone=settings.playbook.timezone)
+        await scheduler.put_job(session, DIGEST_JOB, DIGEST, trigger)
+
+
+@router.on(CLICK)
+async def on_click(event: InternalEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
+                   playbook: Playbook | None, settings: Settings, scheduler: Scheduler, inbox_id: int) -> None:
+    """Count the open; tag the customer with the material's interests; alert the manager."""
+    p = event.payload
+    material, sender, customer = str(p["material"]), str(p.get("sender") or ""), p.get("customer")
+    spec = playbook.materials.get(material) if playbook is not None else None
+    names = list(spec.interest_tags) if spec is not None and customer else []
+    # -- WeCom reads (and tag creation) before any write: SQLite holds its lock until commit.
+    tag_ids = await tagcatalog.ensure(session, wecom, names) if names else {}
+    userid = await _follower(session, wecom, sender, str(customer)) if tag_ids else None
+    # -- writes
+    await session.execute(insert(RadarClick).values(
+        token_id=str(p.get("token_id") or ""), material_id=material, sender=sender,
+        external_userid=customer, viewer_userid=None, occurrence=p.get("occurrence"), at=event.at))
+    if not customer:
+        return  # anonymous: counted as an open, nobody to tag or name
+    customer = str(customer)
+    if tag_ids and userid:
+        have = set((await session.scalars(select(FollowTag.tag_id).where(
+            FollowTag.userid == userid, FollowTag.external_userid == customer))).all())
+        to_add = [t for t in tagcatalog.resolve_ids(tag_ids, names) if t not in have]
+        if to_add:
+            body = {"userid": userid, "external_userid": customer, "add_tag": to_add}
+            await outbox.add(session, f"radar:tag:{userid}:{customer}:{material}", MARK_TAG, body)
+            # WeCom sends no callback for API tagging: mirror it so the next click adds nothing.
+            await session.execute(insert_ignore(dialect_of(session), table_of(FollowTag), [
+                {"userid": userid, "external_userid": customer, "tag_id": t, "added_at": event.at}
+                for t in to_add], ["userid", "external_userid", "tag_id"]))
+    if not sender:
+        return
+    window = timedelta(seconds=settings.radar.alert_window_s)
+    if await alerts.should_alert(session, sender, customer, material, event.at, window):
+        times = await alerts.opens_today(session, customer, material, event.at, settings.playbook.timezone)
+        name = await session.scalar(select(Customer.name).where(Customer.external_userid == customer))
+        await _tell(session, outbox, settings, f"radar:alert:{inbox_id}", sender,
+                    texts.alert(name or customer, _title(playbook, material), times))
+    else:
+        await _ensure_digest_job(session, scheduler, settings)
+
+
+@router.on(DIGEST)
+async def on_digest(event: InternalEvent, session: AsyncSession, outbox: Outbox, playbook: Playbook | None,
+                    settings: Settings, clock: Clock) -> None:
+    """Once a day: each manager gets one message for the clicks that had no alert of their own."""
+    per_sender = await alerts.take_digest(session)
+    if not per_sender:
+        return
+    customers = {c for lines in per_sender.values() for c, _, _ in lines}
+    names = dict((await session.execute(select(Customer.external_userid, Customer.name)
+                                        .where(Customer.external_userid.in_(customers)))).all())
+    stamp = event.at.isoformat()
+    for sender, lines in per_sender.items():
+        text = texts.digest([(names.get(c) or c, _title(playbook, m), n) for c, m, n in lines])
+        await _tell(session, outbox, settings, f"radar:digest:{sender}:{stamp}", sender, text)
+    log.info("radar digest queued", extra={"managers": len(per_sender), "at": clock.now().isoformat()})

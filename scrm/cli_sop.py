@@ -1,0 +1,132 @@
+"""``scrm sop validate|plan|schema|reload``: the playbook from an ops admin's chair.
+
+``plan`` runs the real planner (the same code the service runs) against the database for each
+slot of each day, inside a transaction that is rolled back, so it shows what would go to whom
+with every policy skip; without a database it falls back to playbook dates for a sample group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+from collections import Counter
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from scrm.config import Settings
+
+
+def _load(settings: Settings) -> Any:
+    from scrm.sop import load_playbook
+
+    return load_playbook(settings.playbook.sop_dir, settings.playbook.materials_dir)
+
+
+def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
+    from scrm.sop import PlaybookError
+
+    try:
+        pb = _load(settings)
+    except PlaybookError as exc:
+        for issue in exc.errors:
+            print(issue)
+        for issue in getattr(exc, "warnings", ()):
+            print(f"warning: {issue}")
+        return 2
+    for issue in pb.warnings:
+        print(f"warning: {issue}")
+    print(f"ok: {len(pb.calendars)} calendars, {len(pb.paths)} paths, {len(pb.reminders)} reminders, "
+          f"{len(pb.materials)} materials")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    from scrm.sop import playbook_json_schema
+
+    print(json.dumps(playbook_json_schema(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace, settings: Settings) -> int:
+    """Touch the marker the service polls; with --pid-file also send SIGHUP."""
+    from scrm.app import RELOAD_MARKER
+
+    marker = Path(settings.playbook.sop_dir) / RELOAD_MARKER
+    marker.write_text(datetime.now().isoformat())
+    print(f"reload requested ({marker})")
+    if args.pid_file:
+        pid = int(Path(args.pid_file).read_text().strip())
+        os.kill(pid, signal.SIGHUP)
+        print(f"sent SIGHUP to {pid}")
+    return 0
+
+
+async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    pb = _load(settings)
+    tz = ZoneInfo(pb.policy.timezone)
+    start = date.fromisoformat(args.start) if args.start else datetime.now(tz).date()
+    try:
+        lines = await _plan_db(settings, pb, start, args.days, args.sop)
+    except Exception as exc:  # no database, or not migrated: preview from the playbook alone
+        print(f"(no database: {type(exc).__name__}; showing playbook dates for a sample group and customer)")
+        from scrm.sop import format_plan, plan_playbook
+
+        occ = [o for o in plan_playbook(pb, start, args.days) if not args.sop or args.sop in o.source]
+        lines = format_plan(occ)
+    for line in lines:
+        print(line)
+    return 0
+
+
+async def _plan_db(settings: Settings, pb: Any, start: date, days: int, only: str | None) -> list[str]:
+    from scrm.db.engine import make_engine, make_sessionmaker
+    from scrm.outbox import Outbox
+    from scrm.sop_engine import Planned, SlotPlanner, slot_times
+
+    engine = make_engine(settings.database.url)
+    sessions = make_sessionmaker(engine)
+    tz = ZoneInfo(pb.policy.timezone)
+    lines: list[str] = []
+    _ = Outbox  # plans never write: the transaction below is rolled back
+    try:
+        async with sessions() as session:
+            for offset in range(days):
+                day = start + timedelta(days=offset)
+                sends: Counter[str] = Counter()
+                skips: Counter[str] = Counter()
+                for at in sorted(slot_times(pb)):
+                    now = datetime.combine(day, at, tz)
+                    async for d in SlotPlanner(pb, day, at, now, only_source=only).run(session):
+                        if isinstance(d, Planned):
+                            sends[f"{at:%H:%M} {d.source} {d.step} → {d.kind}"] += 1
+                        else:
+                            skips[d.reason.split(":")[0]] += 1
+                if sends or skips:
+                    weekday = "一二三四五六日"[day.weekday()]
+                    lines.append(f"{day} 周{weekday}: {sum(sends.values())} sends, {sum(skips.values())} skipped")
+                    lines += [f"    {n:>7} × {k}" for k, n in sorted(sends.items())]
+                    lines += [f"    skipped {n:>7} × {k}" for k, n in sorted(skips.items())]
+            await session.rollback()
+    finally:
+        await engine.dispose()
+    return lines
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sop", help="the playbook: validate, plan, schema, reload")
+    s = p.add_subparsers(dest="sop_command", required=True)
+    s.add_parser("validate", help="check sop/ and materials/; errors as file:line: key: message").set_defaults(
+        func=cmd_validate)
+    pl = s.add_parser("plan", help="what would go to whom and when, with policy skips")
+    pl.add_argument("--days", type=int, default=30)
+    pl.add_argument("--sop", help="only this calendar or path (name)")
+    pl.add_argument("--start", help="first day (YYYY-MM-DD), default today")
+    pl.set_defaults(func=cmd_plan)
+    s.add_parser("schema", help="JSON Schema of the playbook files").set_defaults(func=cmd_schema)
+    r = s.add_parser("reload", help="ask the running service to reload the playbook")
+    r.add_argument("--pid-file", help="also send SIGHUP to the pid in this file")
+    r.set_defaults(func=cmd_reload)

@@ -1,0 +1,87 @@
+"""Linking CRM customers to WeCom external contacts (the ``binding`` table).
+
+Three ways, strongest first: an explicit binding pushed by the bank, the external_userid
+given directly on the CRM row, and the unionid (WeCom returns it from externalcontact/get when
+the corp bound a WeChat developer account). A CRM row that matches no contact yet simply waits:
+:func:`link_contact` links it when the contact appears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
+from scrm.db.models import Binding, CrmCustomer, Customer
+
+EXPLICIT, DIRECT, UNIONID = "explicit", "direct", "unionid"
+_RANK = {EXPLICIT: 3, DIRECT: 2, UNIONID: 1}
+
+
+async def bind(session: AsyncSession, links: Mapping[str, str], source: str, now: datetime) -> list[str]:
+    """Bind ``crm_id → external_userid``; a weaker source never replaces a stronger binding.
+
+    Returns the crm_ids whose binding is new or changed.
+    """
+    if not links:
+        return []
+    existing = {b.crm_id: b for b in (await session.scalars(
+        select(Binding).where(Binding.crm_id.in_(list(links))))).all()}
+    rows: list[dict[str, Any]] = []
+    for crm_id, ext in links.items():
+        old = existing.get(crm_id)
+        if old is not None and (old.external_userid == ext or _RANK.get(old.source, 0) > _RANK[source]):
+            continue
+        rows.append({"crm_id": crm_id, "external_userid": ext, "source": source, "bound_at": now})
+    if rows:
+        await session.execute(upsert(dialect_of(session), table_of(Binding), rows, ["crm_id"],
+                                     ["external_userid", "source", "bound_at"]))
+        for row in rows:
+            await session.execute(update(Customer).where(Customer.external_userid == row["external_userid"])
+                                  .values(crm_id=row["crm_id"]))
+    return [r["crm_id"] for r in rows]
+
+
+async def link_by_unionid(session: AsyncSession, unionids: Mapping[str, str], now: datetime) -> list[str]:
+    """``crm_id → unionid``: bind those whose contact we already know."""
+    if not unionids:
+        return []
+    found = (await session.execute(select(Customer.unionid, Customer.external_userid)
+                                   .where(Customer.unionid.in_(set(unionids.values()))))).all()
+    by_union = {u: ext for u, ext in found if u}
+    links = {crm: by_union[u] for crm, u in unionids.items() if u in by_union}
+    return await bind(session, links, UNIONID, now)
+
+
+async def link_contact(session: AsyncSession, external_userid: str, unionid: str | None,
+                       now: datetime) -> list[str]:
+    """A contact appeared (or was re-read): link waiting CRM rows with its unionid.
+
+    Returns every crm_id bound to the contact (new or old), so the caller can sync its tags.
+    """
+    if unionid:
+        waiting = (await session.scalars(select(CrmCustomer.crm_id).where(CrmCustomer.unionid == unionid))).all()
+        await bind(session, dict.fromkeys(waiting, external_userid), UNIONID, now)
+    return list((await session.scalars(select(Binding.crm_id)
+                                       .where(Binding.external_userid == external_userid))).all())
+
+
+async def crm_ids_of(session: AsyncSession, external_userids: Iterable[str]) -> dict[str, str]:
+    """``external_userid → crm_id`` for the linked ones."""
+    ids = list(set(external_userids))
+    if not ids:
+        return {}
+    rows = await session.execute(select(Binding.external_userid, Binding.crm_id)
+                                 .where(Binding.external_userid.in_(ids)))
+    return {ext: crm for ext, crm in rows.all()}
+
+
+async def ensure_rows(session: AsyncSession, crm_ids: Iterable[str], now: datetime) -> None:
+    """Bindings may arrive before the customer's attributes: keep an empty CRM row to attach to."""
+    rows = [{"crm_id": c, "attributes": {}, "updated_at": now} for c in set(crm_ids)]
+    if rows:
+        await session.execute(insert_ignore(dialect_of(session), table_of(CrmCustomer), rows, ["crm_id"]))

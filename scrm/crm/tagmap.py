@@ -1,0 +1,77 @@
+"""The tag map (sop/tags.yaml): CRM attributes → ``group/tag`` names. Pure functions, no I/O.
+
+Only ``owner: crm`` groups are computed here; manager groups are never set or removed by sync.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from scrm.sop.models import TagGroup
+
+
+def crm_groups(tag_groups: Mapping[str, TagGroup]) -> dict[str, TagGroup]:
+    """The CRM-owned groups, by group name."""
+    return {name: spec for name, spec in tag_groups.items() if spec.owner == "crm"}
+
+
+def manager_groups(tag_groups: Mapping[str, TagGroup]) -> list[str]:
+    return [name for name, spec in tag_groups.items() if spec.owner == "manager"]
+
+
+def all_crm_tag_names(tag_groups: Mapping[str, TagGroup]) -> list[str]:
+    """Every tag a CRM group may hold, as ``group/tag`` (created ahead of a sync run)."""
+    return [f"{g}/{t}" for g, spec in crm_groups(tag_groups).items() for t in spec.tag_names()]
+
+
+def _values(raw: Any) -> list[str]:
+    """An attribute as a list of strings: lists stay lists, "a|b" and "a;b" split, None is none."""
+    if raw is None or raw == "":
+        return []
+    if isinstance(raw, list | tuple):
+        return [str(v).strip() for v in raw if v is not None and str(v).strip()]
+    if isinstance(raw, bool):
+        return [str(raw).lower()]
+    text = str(raw)
+    for sep in ("|", ";"):
+        if sep in text:
+            return [p.strip() for p in text.split(sep) if p.strip()]
+    return [text.strip()]
+
+
+def _number(raw: Any) -> float | None:
+    if isinstance(raw, bool) or raw is None or raw == "":
+        return None
+    try:
+        return float(str(raw).replace(",", ""))
+    except ValueError:
+        return None
+
+
+def tags_for_group(spec: TagGroup, attributes: Mapping[str, Any]) -> list[str]:
+    """Tag names (without the group) that ``attributes`` call for in one CRM group."""
+    attr = (spec.source or "").removeprefix("crm.")
+    raw = attributes.get(attr)
+    if spec.bands:
+        amount = _number(raw)
+        if amount is None:
+            return []
+        for band in spec.bands:
+            if band.below is None or amount < band.below:
+                return [band.tag]
+        return []
+    return list(dict.fromkeys(spec.map[v] for v in _values(raw) if v in spec.map))
+
+
+def desired_tags(tag_groups: Mapping[str, TagGroup], attributes: Mapping[str, Any]) -> list[str]:
+    """Every CRM-owned ``group/tag`` the customer should carry, sorted."""
+    names = [f"{g}/{t}" for g, spec in crm_groups(tag_groups).items() for t in tags_for_group(spec, attributes)]
+    return sorted(set(names))
+
+
+def digest(parts: Iterable[str]) -> str:
+    """A short stable hash of a set of strings (idempotency keys, sync state)."""
+    h = hashlib.sha256("\x1f".join(sorted(parts)).encode()).hexdigest()
+    return h[:24]

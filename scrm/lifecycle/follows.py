@@ -1,0 +1,124 @@
+"""The local mirror of customers and follow relationships (member ↔ customer).
+
+Writes only: the WeCom reads (externalcontact/get) happen in the handlers first. Follow status
+is ours: ``active``, ``lost`` (the customer deleted the manager: churn), ``removed`` (the
+manager deleted the customer), ``transferred`` (removed by 在职继承, not churn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
+from scrm.db.models import Customer, Follow, FollowTag, Member
+from scrm.wecom.models import ExternalContact, FollowUser
+
+# Tag types in follow_user.tags: 1 corp, 2 personal, 3 rule group. Personal tags are the
+# member's own and not part of the corp catalog.
+CORP_TAG_TYPES = (1, 3)
+
+ACTIVE, LOST, REMOVED, TRANSFERRED = "active", "lost", "removed", "transferred"
+
+
+def ts(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def corp_tag_ids(follow: FollowUser) -> list[str]:
+    """The corp tag ids WeCom reports on one follow relation."""
+    return [t.tag_id for t in follow.tags if t.tag_id and t.type in CORP_TAG_TYPES]
+
+
+async def upsert_customer(session: AsyncSession, contact: ExternalContact, now: datetime) -> None:
+    row = {"external_userid": contact.external_userid, "name": contact.name, "unionid": contact.unionid,
+           "type": contact.type, "gender": contact.gender, "corp_name": contact.corp_name, "updated_at": now}
+    await session.execute(upsert(dialect_of(session), table_of(Customer), row, ["external_userid"],
+                                 ["name", "unionid", "type", "gender", "corp_name", "updated_at"]))
+
+
+async def upsert_follow(session: AsyncSession, external_userid: str, follow: FollowUser, now: datetime) -> None:
+    """The relation as WeCom describes it; (re)activates it (a customer may come back)."""
+    row = {"userid": follow.userid, "external_userid": external_userid, "remark": follow.remark[:128],
+           "description": follow.description[:512], "state": follow.state[:64], "add_way": follow.add_way,
+           "created_at": ts(follow.createtime) if follow.createtime else now, "status": ACTIVE, "status_at": now,
+           "status_reason": None}
+    await session.execute(upsert(dialect_of(session), table_of(Follow), row, ["userid", "external_userid"],
+                                 ["remark", "description", "state", "add_way", "created_at", "status", "status_at",
+                                  "status_reason"]))
+
+
+async def ensure_follow(session: AsyncSession, userid: str, external_userid: str, *, state: str,
+                        created_at: datetime) -> None:
+    """A minimal relation row when WeCom could not describe it (it may be gone already)."""
+    row = {"userid": userid, "external_userid": external_userid, "state": state[:64], "created_at": created_at}
+    await session.execute(insert_ignore(dialect_of(session), table_of(Follow), row, ["userid", "external_userid"]))
+
+
+async def set_follow_tags(session: AsyncSession, userid: str, external_userid: str, tag_ids: Iterable[str],
+                          now: datetime) -> None:
+    """Replace the relation's tags with what WeCom reported."""
+    ids = list(dict.fromkeys(tag_ids))
+    await session.execute(delete(FollowTag).where(FollowTag.userid == userid,
+                                                  FollowTag.external_userid == external_userid,
+                                                  FollowTag.tag_id.not_in(ids)))
+    await add_follow_tags(session, userid, external_userid, ids, now)
+
+
+async def add_follow_tags(session: AsyncSession, userid: str, external_userid: str, tag_ids: Sequence[str],
+                          now: datetime) -> None:
+    rows = [{"userid": userid, "external_userid": external_userid, "tag_id": t, "added_at": now} for t in tag_ids]
+    if rows:
+        await session.execute(insert_ignore(dialect_of(session), table_of(FollowTag), rows,
+                                            ["userid", "external_userid", "tag_id"]))
+
+
+async def clear_follow_tags(session: AsyncSession, userid: str, external_userid: str) -> None:
+    await session.execute(delete(FollowTag).where(FollowTag.userid == userid,
+                                                  FollowTag.external_userid == external_userid))
+
+
+async def get_follow(session: AsyncSession, userid: str, external_userid: str) -> Follow | None:
+    stmt = select(Follow).where(Follow.userid == userid, Follow.external_userid == external_userid)
+    return (await session.scalars(stmt)).first()
+
+
+async def set_status(session: AsyncSession, userid: str, external_userid: str, status: str, reason: str,
+                     at: datetime) -> None:
+    """Mark the relation ``status`` (inserting it when we never saw it) and drop its tags."""
+    await ensure_follow(session, userid, external_userid, state="", created_at=at)
+    await session.execute(update(Follow).where(Follow.userid == userid, Follow.external_userid == external_userid)
+                          .values(status=status, status_at=at, status_reason=reason[:128]))
+    await clear_follow_tags(session, userid, external_userid)
+
+
+async def customer_name(session: AsyncSession, external_userid: str) -> str:
+    name = await session.scalar(select(Customer.name).where(Customer.external_userid == external_userid))
+    return name or external_userid
+
+
+async def customer_names(session: AsyncSession, external_userids: Sequence[str]) -> dict[str, str]:
+    """Names of the customers we know among ``external_userids``."""
+    if not external_userids:
+        return {}
+    rows = await session.execute(select(Customer.external_userid, Customer.name)
+                                 .where(Customer.external_userid.in_(list(external_userids))))
+    return {ext: name for ext, name in rows.all() if name}
+
+
+async def member_name(session: AsyncSession, userid: str) -> str | None:
+    name = await session.scalar(select(Member.name).where(Member.userid == userid))
+    return name or None
+
+
+async def channel_counts(session: AsyncSession) -> dict[str, dict[str, int]]:
+    """Per channel key (``state``): relations by status, for ``scrm channels list``."""
+    rows = await session.execute(select(Follow.state, Follow.status, func.count()).group_by(Follow.state,
+                                                                                           Follow.status))
+    out: dict[str, dict[str, int]] = {}
+    for state, status, n in rows.all():
+        out.setdefault(state, {})[status] = int(n)
+    return out

@@ -1,0 +1,132 @@
+"""Welcome messages: a channel's material rendered for one new customer, as a
+``send_welcome_msg`` body.
+
+The WelcomeCode is valid for 20 seconds and only once, so the action goes out on the outbox's
+priority lane with ``not_after`` = event time + 20 s. What keeps a welcome from being built
+at all (no material, a template variable without a value) raises :class:`WelcomeError` naming
+the material and the reason. An attachment that cannot be prepared in time (a cover URL that
+does not download, an upload refused) does not cost the customer the greeting: the text goes
+out alone and the problem is reported in :attr:`Welcome.notes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from scrm.lifecycle.media import MediaError, MediaResolver
+from scrm.sop import Material, Playbook, RenderedMaterial, TemplateError, render_material
+
+# WeCom: "企业仅可在收到相关事件后20秒内调用，且只可调用一次" (PROTOCOL.md §4).
+WELCOME_WINDOW = timedelta(seconds=20)
+
+
+class WelcomeError(Exception):
+    """A welcome message cannot be built; the message says which material and why."""
+
+
+@dataclass
+class Welcome:
+    """A send_welcome_msg body, and what had to be left out of it."""
+
+    body: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def welcome_deadline(create_time: int) -> datetime:
+    """Until when the WelcomeCode of an event created at ``create_time`` is usable."""
+    return datetime.fromtimestamp(create_time, UTC) + WELCOME_WINDOW
+
+
+def welcome_material(playbook: Playbook, state: str) -> Material:
+    """The channel's welcome material, else the file's default; a clear error when absent."""
+    channel = playbook.channels.get(state)
+    wanted = (channel.welcome if channel else None) or playbook.default_welcome
+    if wanted is None:
+        where = f"channel {state!r}" if channel else "sop/channels.yaml"
+        raise WelcomeError(f"{where} names no welcome material and there is no default_welcome")
+    material = playbook.welcome_for(state)
+    if material is None:
+        raise WelcomeError(f"welcome material {wanted!r} not found in materials/")
+    return material
+
+
+def context_for(customer_name: str, remark: str, manager_name: str, today: date) -> dict[str, str]:
+    """Template variables available when a customer has just been added."""
+    return {
+        "customer.name": customer_name,
+        "customer.remark": remark,
+        "manager.name": manager_name,
+        **date_context(today),
+    }
+
+
+def date_context(today: date) -> dict[str, str]:
+    return {"date.today": f"{today.month}月{today.day}日", "date.month": f"{today.month}月"}
+
+
+def render(material: Material, context: Mapping[str, str], playbook: Playbook) -> RenderedMaterial:
+    try:
+        return render_material(material, context, playbook.policy)
+    except TemplateError as exc:
+        raise WelcomeError(f"material {material.id!r}: {exc}") from None
+
+
+async def welcome_body(code: str, material: Material, context: Mapping[str, str], playbook: Playbook,
+                       media: MediaResolver) -> Welcome:
+    """The send_welcome_msg body for ``code``; may upload files (WeCom calls, before any write)."""
+    rendered = render(material, context, playbook)
+    welcome = Welcome({"welcome_code": code})
+    if rendered.text:
+        welcome.body["text"] = {"content": rendered.text}
+    try:
+        attachment = await attachment_of(rendered, media)
+    except MediaError as exc:
+        if not rendered.text:
+            raise WelcomeError(f"material {material.id!r}: {exc}") from None
+        welcome.notes.append(f"material {material.id!r}: attachment left out: {exc}")
+        attachment = None
+    if attachment is not None:
+        welcome.body["attachments"] = [attachment]
+    if len(welcome.body) == 1:
+        raise WelcomeError(f"material {material.id!r} has nothing to send")
+    return welcome
+
+
+async def attachment_of(rendered: RenderedMaterial, media: MediaResolver) -> dict[str, Any] | None:
+    """The material's attachment as WeCom's ``{"msgtype": kind, kind: {...}}`` (None for text).
+
+    Raises :class:`MediaError` when a file cannot be read, downloaded or uploaded, and
+    :class:`WelcomeError` when the material cannot be an attachment at all.
+    """
+    kind, mid = rendered.type, rendered.id
+    if kind == "text":
+        return None
+    if kind == "link" and rendered.link is not None:
+        link = rendered.link
+        item: dict[str, Any] = {"title": link.title, "url": link.url}
+        if link.desc:
+            item["desc"] = link.desc
+        if link.cover:
+            item["picurl"] = link.cover
+        return {"msgtype": "link", "link": item}
+    if kind == "image" and rendered.image is not None:
+        image = rendered.image
+        if image.url:
+            return {"msgtype": "image", "image": {"pic_url": image.url}}
+        return {"msgtype": "image", "image": {"media_id": await media.media_id(image.path or "", "image")}}
+    if kind == "file" and rendered.file is not None:
+        spec = rendered.file
+        media_id = (await media.media_id(spec.path, "file") if spec.path
+                    else await media.media_id_for_url(spec.url or "", "file"))
+        return {"msgtype": "file", "file": {"media_id": media_id}}
+    if kind == "miniprogram" and rendered.miniprogram is not None:
+        mini = rendered.miniprogram
+        # WeCom wants an uploaded pic_media_id: a cover given as a URL is downloaded first.
+        pic = (await media.media_id_for_url(mini.cover, "image") if mini.cover.startswith(("http://", "https://"))
+               else await media.media_id(mini.cover, "image"))
+        return {"msgtype": "miniprogram",
+                "miniprogram": {"title": mini.title, "pic_media_id": pic, "appid": mini.appid, "page": mini.page}}
+    raise WelcomeError(f"material {mid!r} of type {kind} cannot be sent to a customer")

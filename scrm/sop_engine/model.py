@@ -1,0 +1,61 @@
+"""What the planner decides: a planned action or a skip with its reason."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import date, time
+from typing import Literal
+
+ActionKind = Literal["group", "private", "task", "tag"]
+
+
+def send_key(source: str, step: str, target: str, day: date) -> str:
+    """``sop:{calendar|path}:{sop}:{step}:{target}:{date}``: every send happens once."""
+    return f"sop:{source}:{step}:{target}:{day.isoformat()}"
+
+
+def task_id_for(key: str) -> str:
+    """WeCom card task ids are ≤128 bytes and single use: a digest of the occurrence key."""
+    return "sop" + hashlib.sha1(key.encode()).hexdigest()[:29]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One action for one target at one slot."""
+
+    kind: ActionKind
+    source: str  # "calendar:payroll-groups" | "path:payroll-wealth"
+    step: str
+    target: str  # chat_id (group) or external_userid
+    sender: str  # group owner or the customer's manager
+    day: date
+    at: time
+    material: str | None = None
+    context: dict[str, str] = field(default_factory=dict)
+    add_tags: tuple[str, ...] = ()
+    remove_tags: tuple[str, ...] = ()
+    allow_select: bool = True
+
+    @property
+    def key(self) -> str:
+        suffix = ":tag" if self.kind == "tag" else ""
+        return send_key(self.source, self.step, self.target, self.day) + suffix
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A planned action that will not happen, and why (kept as an ``occurrence`` row)."""
+
+    source: str
+    step: str
+    target: str
+    day: date
+    reason: str
+
+    @property
+    def key(self) -> str:
+        return send_key(self.source, self.step, self.target, self.day)
+
+
+Decision = Planned | Skip
