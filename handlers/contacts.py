@@ -24,7 +24,7 @@ from scrm.dispatch import Router
 from scrm.inbox import Inbox
 from scrm.internal import InternalEvent
 from scrm.lifecycle import follows, texts
-from scrm.lifecycle.journal import note, wake_after_commit
+from scrm.lifecycle.journal import note
 from scrm.lifecycle.media import MediaResolver
 from scrm.lifecycle.notify import tell_member
 from scrm.lifecycle.welcome import (
@@ -148,7 +148,6 @@ async def _queue_welcome(session: AsyncSession, outbox: Outbox,
                          at: datetime) -> None:
     await outbox.add(session, f"welcome:{event.welcome_code}", SEND_WELCOME, welcome.body,
                      priority=PRIORITY_WELCOME, not_after=welcome_deadline(event.create_time))
-    wake_after_commit(session, outbox)
     for reason in welcome.notes:
         log.error("welcome sent without its attachment: %s", reason, extra={"userid": event.user_id})
     if welcome.notes:

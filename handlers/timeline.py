@@ -12,10 +12,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scrm.db.engine import dialect_of, insert_ignore, table_of
-from scrm.db.models import Timeline
 from scrm.dispatch import Router
 from scrm.internal import InternalEvent
+from scrm.timeline import add_entries
 from scrm.wecom import events as ev
 
 router = Router("timeline")
@@ -73,6 +72,4 @@ async def record(event: Any, session: AsyncSession, inbox_id: int, received_at: 
         }
         for kind, ident in subjects_of(event)
     ]
-    if rows:
-        await session.execute(insert_ignore(dialect_of(session), table_of(Timeline), rows,
-                                            ["inbox_event_id", "subject_type", "subject_id", "kind"]))
+    await add_entries(session, rows)

@@ -148,12 +148,14 @@ class Inbox:
         done = retried = dead = 0
         for row in rows:
             outcome = await self._process_row(row, dispatcher, context)
+            if outcome == "done":
+                # Per event, not per batch: a welcome queued by this event (its code lives 20 s)
+                # must not wait for the rest of the batch before the outbox wakes.
+                for hook in self.after_commit:
+                    hook()
             done += outcome == "done"
             retried += outcome == "retry"
             dead += outcome == "dead"
-        if done:
-            for hook in self.after_commit:
-                hook()
         return ProcessOutcome(done, retried, dead)
 
     async def _process_row(self, row: Mapping[str, Any], dispatcher: Dispatcher, context: Context) -> str:
