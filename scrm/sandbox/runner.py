@@ -64,6 +64,21 @@ async def demo_script(driver: CallbackDriver, ids: DemoIds, pause_s: float = 3.0
     log.info("demo: script finished; the service keeps running (Ctrl-C to stop)")
 
 
+async def sync_demo_channels(runtime: Runtime) -> None:
+    """Create the playbook's channel QR codes in the sandbox tenant, as `scrm channels sync`
+    would against WeCom, so `scrm channels list` shows real codes in sandbox mode."""
+    from scrm.lifecycle.channels import sync_channels
+
+    playbook = runtime.playbook.current
+    if playbook is None:
+        return
+    results = await sync_channels(runtime.sessions, runtime.wecom, playbook, runtime.clock,
+                                  runtime.settings.playbook.materials_dir)
+    for r in results:
+        level = logging.WARNING if r.action == "error" else logging.INFO
+        log.log(level, "sandbox: channel %s %s %s", r.key, r.action, r.message)
+
+
 async def run_async(settings: Settings, *, demo: bool = True, clock: Clock | None = None,
                     stop: asyncio.Event | None = None, demo_pause_s: float = 3.0) -> None:
     clock = clock or SystemClock()
@@ -82,6 +97,7 @@ async def run_async(settings: Settings, *, demo: bool = True, clock: Clock | Non
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     log.info("sandbox mode: service on http://%s:%d, WeCom sandbox on http://%s:%d", host, port, host, port + 1)
+    await sync_demo_channels(runtime)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

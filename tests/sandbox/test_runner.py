@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.db.models import InboxEvent
+from scrm.db.models import ChannelWay, InboxEvent
 from scrm.sandbox.runner import run_async
 from tests.conftest import make_settings
 from tests.fakes.service import wait_until
@@ -50,6 +50,11 @@ async def test_sandbox_mode_runs_the_demo_through_the_pipeline(sqlite_url: str) 
 
     try:
         await wait_until(six_done, timeout_s=90)  # generous: CI machines are shared
+        # The shipped channels name the demo tenant's staff: every QR code exists in the sandbox.
+        async with sessions() as s:
+            ways = (await s.execute(select(ChannelWay.key, ChannelWay.status, ChannelWay.qr_code))).all()
+        assert {k for k, _, _ in ways} == {"payroll-onboarding", "lobby-chengxi", "wealth-salon", "cc-campaign-q4"}
+        assert all(status == "active" and qr for _, status, qr in ways)
     finally:
         stop.set()
         await task

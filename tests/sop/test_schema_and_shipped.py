@@ -50,7 +50,7 @@ def test_shipped_lookups() -> None:
     assert pb.tag_owner("产品持有/代发") == "crm"
     assert pb.tag_owner("偏好/免打扰") == "manager"
     assert pb.classify_group("城西科技园代发福利群", "someone", "wr1") == "payroll"
-    assert pb.classify_group("随便聊聊", "wangfang", "wr2") == "vip"
+    assert pb.classify_group("随便聊聊", "chenjing", "wr2") == "vip"
     assert pb.classify_group("随便聊聊", "nobody", "wr3") is None
 
 
