@@ -34,6 +34,7 @@ from scrm.lifecycle.welcome import (
     welcome_body,
     welcome_deadline,
     welcome_material,
+    welcome_tracking,
 )
 from scrm.outbox import PRIORITY_WELCOME, Outbox
 from scrm.sop import Playbook
@@ -87,7 +88,7 @@ async def _mark_tags(session: AsyncSession, outbox: Outbox, userid: str, externa
 
 async def _build_welcome(event: ev.AddExternalContact | ev.AddHalfExternalContact, info: GetExternalContactResponse,
                          follow: FollowUser, session: AsyncSession, playbook: Playbook, clock: Clock,
-                         media: MediaResolver) -> Welcome:
+                         media: MediaResolver, settings: Settings) -> Welcome:
     material = welcome_material(playbook, event.state)
     manager = await follows.member_name(session, event.user_id)
     if manager is None:
@@ -98,7 +99,9 @@ async def _build_welcome(event: ev.AddExternalContact | ev.AddHalfExternalContac
         manager = event.user_id
     today = clock.now().astimezone(ZoneInfo(playbook.policy.timezone)).date()
     context = context_for(info.external_contact.name, follow.remark, manager, today)
-    return await welcome_body(event.welcome_code, material, context, playbook, media)
+    # A link goes out as a radar link minted for this customer and manager (opens are tracked).
+    tracking = welcome_tracking(settings, event.user_id, event.external_user_id, event.state, event.welcome_code)
+    return await welcome_body(event.welcome_code, material, context, playbook, media, tracking)
 
 
 @router.on(ev.AddExternalContact, ev.AddHalfExternalContact)
@@ -123,7 +126,7 @@ async def on_add(event: ev.AddExternalContact | ev.AddHalfExternalContact, sessi
             problem = "no playbook is loaded (sop/channels.yaml)"
         else:
             try:
-                welcome = await _build_welcome(event, info, follow, session, playbook, clock, media)
+                welcome = await _build_welcome(event, info, follow, session, playbook, clock, media, settings)
             except WelcomeError as exc:
                 problem = str(exc)
     # -- writes ------------------------------------------------------------------------------
@@ -148,6 +151,7 @@ async def _queue_welcome(session: AsyncSession, outbox: Outbox,
                          at: datetime) -> None:
     await outbox.add(session, f"welcome:{event.welcome_code}", SEND_WELCOME, welcome.body,
                      priority=PRIORITY_WELCOME, not_after=welcome_deadline(event.create_time))
+    await welcome.record_sends(session, at)  # the radar's open rate counts this send
     for reason in welcome.notes:
         log.error("welcome sent without its attachment: %s", reason, extra={"userid": event.user_id})
     if welcome.notes:

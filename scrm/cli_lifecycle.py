@@ -168,6 +168,7 @@ async def _pools_list(env: Env) -> int:
 async def _pools_sync(env: Env) -> int:
     from scrm.inbox import Inbox
     from scrm.lifecycle.groupsync import sync_all
+    from scrm.radar.links import LinkMaker
     from scrm.scheduler import Scheduler
 
     playbook = load_playbook_or_fail(env.settings)
@@ -176,7 +177,7 @@ async def _pools_sync(env: Env) -> int:
     wecom = _client(env)
     try:
         results = await sync_all(env.sessions, wecom, playbook, env.clock, env.settings.playbook.materials_dir,
-                                 scheduler)
+                                 scheduler, LinkMaker(env.settings))
     finally:
         await wecom.close()
     return _print_results(results, "subject")

@@ -152,8 +152,10 @@ class RadarSettings(Section):
     # At most one alert per customer per material per window; the rest go to the daily digest.
     alert_window_s: int = Field(3600, ge=1)
     digest_cron: str = "0 18 * * *"
-    # The redirect waits at most this long for the click's commit; the write goes on regardless.
-    record_wait_s: float = Field(0.5, gt=0)
+    # The redirect never waits for the click's commit; clicks queue for the inbox's group-commit
+    # writer. Beyond this many clicks waiting for their commit (the database is not keeping up) a
+    # click is dropped, logged, and the customer is still redirected: bounded memory beats a blank page.
+    record_queue_max: int = Field(10_000, ge=1)
 
 
 class Settings(BaseSettings):

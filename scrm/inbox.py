@@ -125,6 +125,12 @@ class Inbox:
                         event.kind, "")
         return await self.writer.put(row)
 
+    def offer_internal_json(self, source: str, kind: str, dedup_key: str, raw_json: str, *, limit: int) -> bool:
+        """Queue an internal event, already serialised as ``InternalEvent`` JSON, without waiting
+        for its commit (see ``GroupCommitWriter.offer``); False when the writer refused it."""
+        row = self._row(source, f"{source}:{dedup_key}", raw_json, "internal", kind, "")
+        return self.writer.offer(row, limit=limit)
+
     # ---------------------------------------------------------------- processing
     def parse(self, row: Mapping[str, Any]) -> Any:
         if row["source"] == WECOM:

@@ -26,6 +26,7 @@ from scrm.lifecycle import lifetime, pools, registry
 from scrm.lifecycle.follows import member_name
 from scrm.lifecycle.media import MediaError, MediaResolver
 from scrm.lifecycle.welcome import WelcomeError, attachment_of, date_context
+from scrm.radar.links import LinkMaker
 from scrm.scheduler import Scheduler
 from scrm.sop import GroupType, Playbook, TemplateError, render_material
 from scrm.wecom.api import WeComClient
@@ -112,8 +113,15 @@ async def _upsert_pool(session: AsyncSession, values: dict[str, Any]) -> None:
 
 
 async def sync_welcome(sessions: async_sessionmaker[AsyncSession], wecom: WeComClient, playbook: Playbook,
-                       type_key: str, spec: GroupType, clock: Clock, materials_dir: Path) -> Result:
-    """Register the type's group welcome material as a WeCom group welcome template."""
+                       type_key: str, spec: GroupType, clock: Clock, materials_dir: Path,
+                       links: LinkMaker | None = None) -> Result:
+    """Register the type's group welcome material as a WeCom group welcome template.
+
+    With ``links``, a link material goes out as a radar link: one template serves every joiner,
+    so the token names no customer (WeCom OAuth identifies who opens it) and the sender is the
+    type's owner when it has exactly one. Tokens are deterministic: an unchanged material
+    keeps its template.
+    """
     material = playbook.materials.get(spec.welcome or "")
     if material is None:
         return Result(f"{type_key} welcome", "error", f"welcome material {spec.welcome!r} not found in materials/")
@@ -124,6 +132,9 @@ async def sync_welcome(sessions: async_sessionmaker[AsyncSession], wecom: WeComC
         rendered = render_material(material, _group_context(spec, today, owner_names), playbook.policy)
     except TemplateError as exc:
         return Result(f"{type_key} welcome", "error", f"material {material.id!r}: {exc}")
+    if links is not None:
+        sender = spec.classify.owners[0] if len(spec.classify.owners) == 1 else ""
+        rendered = links.track(rendered, sender, occurrence=f"group-welcome:{type_key}")
     async with sessions() as session, session.begin():
         row = await session.get(GroupPool, type_key)
         media = MediaResolver(session, wecom, clock, materials_dir)
@@ -160,7 +171,8 @@ def _group_context(spec: GroupType, today: date, owner_names: list[str]) -> dict
 
 
 async def sync_all(sessions: async_sessionmaker[AsyncSession], wecom: WeComClient, playbook: Playbook,
-                   clock: Clock, materials_dir: Path, scheduler: Scheduler | None = None) -> list[Result]:
+                   clock: Clock, materials_dir: Path, scheduler: Scheduler | None = None,
+                   links: LinkMaker | None = None) -> list[Result]:
     """Registry refresh, then every pool and group welcome template; errors are reported, not raised."""
     results: list[Result] = []
     try:
@@ -172,7 +184,8 @@ async def sync_all(sessions: async_sessionmaker[AsyncSession], wecom: WeComClien
             if spec.qr_pool is not None:
                 results.append(await sync_pool(sessions, wecom, type_key, spec, clock))
             if spec.welcome:
-                results.append(await sync_welcome(sessions, wecom, playbook, type_key, spec, clock, materials_dir))
+                results.append(await sync_welcome(sessions, wecom, playbook, type_key, spec, clock, materials_dir,
+                                                          links))
         except WeComClientError as exc:
             results.append(Result(type_key, "error", str(exc)))
     return results

@@ -7,6 +7,13 @@ at all (no material, a template variable without a value) raises :class:`Welcome
 the material and the reason. An attachment that cannot be prepared in time (a cover URL that
 does not download, an upload refused) does not cost the customer the greeting: the text goes
 out alone and the problem is reported in :attr:`Welcome.notes`.
+
+A link material goes out as a tracked radar link (``{public_url}/r/{token}``) minted for this
+send (the manager, the customer, the welcome code), so the manager learns when the customer
+opens it; :meth:`Welcome.record_sends` counts the send for the open rate, in the caller's
+transaction. Images given as a URL go out as WeCom's ``pic_url`` (no download, no upload on
+the 20-second path); local files and mini-program covers (WeCom wants a ``pic_media_id``) are
+uploaded.
 """
 
 from __future__ import annotations
@@ -16,7 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scrm.config import Settings
 from scrm.lifecycle.media import MediaError, MediaResolver
+from scrm.radar.links import LinkMaker, record_send
 from scrm.sop import Material, Playbook, RenderedMaterial, TemplateError, render_material
 
 # WeCom: "企业仅可在收到相关事件后20秒内调用，且只可调用一次" (PROTOCOL.md §4).
@@ -27,12 +38,36 @@ class WelcomeError(Exception):
     """A welcome message cannot be built; the message says which material and why."""
 
 
+@dataclass(frozen=True)
+class Tracking:
+    """Who greets whom: the welcome's link is minted for this one send."""
+
+    links: LinkMaker
+    sender: str
+    customer: str
+    occurrence: str
+
+
+def welcome_tracking(settings: Settings, sender: str, customer: str, state: str, welcome_code: str) -> Tracking:
+    """Tracking for one welcome; the occurrence ``welcome:<channel>@<code>`` groups radar stats
+    per channel (``scrm radar stats --by-step``) and makes every welcome a distinct send."""
+    return Tracking(LinkMaker(settings), sender, customer, f"welcome:{state or 'default'}@{welcome_code}")
+
+
 @dataclass
 class Welcome:
     """A send_welcome_msg body, and what had to be left out of it."""
 
     body: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    tracking: Tracking | None = None
+    tracked_links: list[str] = field(default_factory=list)
+
+    async def record_sends(self, session: AsyncSession, at: datetime) -> None:
+        """Count the tracked links in the body as sent (the open rate's denominator)."""
+        if self.tracking is not None:
+            for link in self.tracked_links:
+                await record_send(session, self.tracking.links, link, at)
 
 
 def welcome_deadline(create_time: int) -> datetime:
@@ -75,10 +110,16 @@ def render(material: Material, context: Mapping[str, str], playbook: Playbook) -
 
 
 async def welcome_body(code: str, material: Material, context: Mapping[str, str], playbook: Playbook,
-                       media: MediaResolver) -> Welcome:
-    """The send_welcome_msg body for ``code``; may upload files (WeCom calls, before any write)."""
+                       media: MediaResolver, tracking: Tracking | None = None) -> Welcome:
+    """The send_welcome_msg body for ``code``; may upload files (WeCom calls, before any write).
+
+    With ``tracking``, a link material's URL is replaced by a tracked link for this send.
+    """
     rendered = render(material, context, playbook)
-    welcome = Welcome({"welcome_code": code})
+    if tracking is not None:
+        rendered = tracking.links.track(rendered, tracking.sender, customer=tracking.customer,
+                                        occurrence=tracking.occurrence)
+    welcome = Welcome({"welcome_code": code}, tracking=tracking)
     if rendered.text:
         welcome.body["text"] = {"content": rendered.text}
     try:
@@ -90,6 +131,8 @@ async def welcome_body(code: str, material: Material, context: Mapping[str, str]
         attachment = None
     if attachment is not None:
         welcome.body["attachments"] = [attachment]
+        if tracking is not None and attachment["msgtype"] == "link":
+            welcome.tracked_links.append(str(attachment["link"]["url"]))
     if len(welcome.body) == 1:
         raise WelcomeError(f"material {material.id!r} has nothing to send")
     return welcome

@@ -128,3 +128,39 @@ async def test_pools_sync_with_no_room_says_so(sqlite_url: str, tmp_path: Path,
         assert await cmd_groups(_args("groups", "pools", "sync"), s.settings, clock=s.clock) == 1
         line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("elderly"))
         assert "no 银发兴趣群 group has room (cap 3)" in line
+
+
+async def test_group_welcome_link_goes_out_tracked(sqlite_url: str, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from scrm.radar.links import LinkMaker
+    from tests.lifecycle.harness import MATERIALS
+
+    groups = """\
+    group_types:
+      vip:
+        name: 贵宾群
+        classify: {owners: [chenjing]}
+        member_cap: 50
+        welcome: t-group-link
+    """
+    materials = MATERIALS + """\
+- id: t-group-link
+  type: link
+  channels: [group]
+  text: "欢迎加入{group.name}！"
+  link: {title: 贵宾权益, url: "https://bank.example.com/vip"}
+  approved: {by: 合规部-测试, at: 2025-01-01}
+"""
+    async with stack(sqlite_url, tmp_path, groups=groups, materials=materials) as s:
+        assert await cmd_groups(_args("groups", "pools", "sync"), s.settings, clock=s.clock) == 0
+        (template,) = s.state.group_welcome_templates.values()
+        url = template["link"]["url"]
+        claims = LinkMaker(s.settings).claims_of(url)
+        assert claims is not None and url.startswith(s.settings.server.public_url.rstrip("/") + "/r/")
+        # One template serves every joiner: no customer in the token, the type's only owner sends.
+        assert (claims.material, claims.sender, claims.customer, claims.occurrence) == (
+            "t-group-link", "chenjing", None, "group-welcome:vip")
+        capsys.readouterr()
+        assert await cmd_groups(_args("groups", "pools", "sync"), s.settings, clock=s.clock) == 0
+        assert "vip welcome" in (out := capsys.readouterr().out) and "unchanged" in out
+        assert len(s.state.group_welcome_templates) == 1

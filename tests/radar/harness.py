@@ -71,7 +71,8 @@ class RadarStack:
     sandbox_base: str
 
     async def run(self) -> None:
-        """Process every due inbox row, then every due outbox action."""
+        """Wait for queued clicks to commit, then process every due inbox row and outbox action."""
+        await self.runtime.inbox.writer.sync()
         await drain(self.runtime)
         while await self.runtime.outbox.process_due():
             pass
@@ -93,7 +94,8 @@ class RadarStack:
 
 
 @contextlib.asynccontextmanager
-async def radar_stack(db_url: str, root: Path, *, oauth: bool = False) -> AsyncIterator[RadarStack]:
+async def radar_stack(db_url: str, root: Path, *, oauth: bool = False, **radar_settings: Any,
+                      ) -> AsyncIterator[RadarStack]:
     clock = FakeClock()
     state = SandboxState()
     ids = seed_demo(state)
@@ -104,7 +106,7 @@ async def radar_stack(db_url: str, root: Path, *, oauth: bool = False) -> AsyncI
         sop, mat = write_playbook(root, materials=MATERIALS)
         settings = sandbox_settings(db_url, base, sop, mat, radar={
             "signing_key": "test-radar-key", "oauth_enabled": oauth,
-            "oauth_authorize_url": base + "/connect/oauth2/authorize"})
+            "oauth_authorize_url": base + "/connect/oauth2/authorize", **radar_settings})
         wecom = WeComClient(settings.wecom, token_store=MemoryTokenStore(clock), clock=clock)
         async with running_service(settings, clock=clock, wecom=wecom, playbook=True,
                                    routers=[radar.router, timeline.router]) as (runtime, client):
