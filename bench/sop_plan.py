@@ -5,12 +5,19 @@
 Seeds a migrated SQLite file with raw sqlite3 (fast), then runs the real planner for every
 slot of one day, counting decisions without writing (a plan). Prints seconds and peak RSS.
 Goal: ≤ 60 s and < 1 GB for 1,000,000 customers / 20,000 groups (streaming, not loading all).
+
+``--mode day`` (default) is :class:`DayPlanner`, as ``scrm sop plan`` runs: one pass over the
+slots with caps carried from slot to slot. ``--mode slots`` runs one :class:`SlotPlanner` per
+slot, as the scheduler's jobs do (here without the executor, so slots do not see each other).
+``--db FILE`` reuses a seeded file (seeding 1,000,000 customers takes about a minute);
+``--profile FILE`` writes cProfile stats of the planning.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import random
 import resource
@@ -74,24 +81,32 @@ def seed(path: Path, customers: int, groups: int) -> None:
     con.close()
 
 
-async def plan(path: Path, day: date) -> tuple[Counter[str], Counter[str]]:
+async def plan(path: Path, day: date, mode: str = "day") -> tuple[Counter[str], Counter[str]]:
     from scrm.db.engine import make_engine, make_sessionmaker
     from scrm.sop import load_playbook
-    from scrm.sop_engine import Planned, SlotPlanner, slot_times
+    from scrm.sop_engine.model import Decision, Planned
+    from scrm.sop_engine.planner import DayPlanner, SlotPlanner, slot_times
 
     pb = load_playbook(ROOT / "sop", ROOT / "materials")
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
     sends: Counter[str] = Counter()
     skips: Counter[str] = Counter()
     tz = ZoneInfo(pb.policy.timezone)
+
+    def count(d: Decision) -> None:
+        if isinstance(d, Planned):
+            sends[f"{d.source} {d.kind}"] += 1
+        else:
+            skips[d.reason.split(":")[0].split(" ")[0]] += 1
+
     async with make_sessionmaker(engine)() as session:
-        for at in sorted(slot_times(pb)):
-            now = datetime.combine(day, at, tz)
-            async for d in SlotPlanner(pb, day, at, now).run(session):
-                if isinstance(d, Planned):
-                    sends[f"{d.source} {d.kind}"] += 1
-                else:
-                    skips[d.reason.split(":")[0].split(" ")[0]] += 1
+        if mode == "day":
+            async for d in DayPlanner(pb, day).run(session):
+                count(d)
+        else:
+            for at in sorted(slot_times(pb)):
+                async for d in SlotPlanner(pb, day, at, datetime.combine(day, at, tz)).run(session):
+                    count(d)
     await engine.dispose()
     return sends, skips
 
@@ -102,18 +117,31 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=20_000)
     ap.add_argument("--day", default="2026-11-11", help="a payday+1 workday for payday 10: a busy day")
     ap.add_argument("--db", help="reuse a seeded database file")
+    ap.add_argument("--mode", choices=["day", "slots"], default="day",
+                    help="day: DayPlanner (one run, caps carried across slots); slots: a SlotPlanner per slot")
+    ap.add_argument("--profile", help="write cProfile stats of the planning to this file")
     args = ap.parse_args()
     path = Path(args.db) if args.db else Path(tempfile.mkdtemp()) / "bench.db"
     if not path.exists():
         t = time.perf_counter()
         seed(path, args.customers, args.groups)
         print(f"seeded {args.customers} customers, {args.groups} groups in {time.perf_counter() - t:.1f} s ({path})")
+    else:  # a file seeded by an older version: bring its schema (indexes) up to date first
+        from scrm.db import migrate
+
+        migrate.upgrade(f"sqlite+aiosqlite:///{path}")
     t = time.perf_counter()
-    sends, skips = asyncio.run(plan(path, date.fromisoformat(args.day)))
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    sends, skips = asyncio.run(plan(path, date.fromisoformat(args.day), args.mode))
     took = time.perf_counter() - t
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"planned {args.day}: {sum(sends.values())} sends, {sum(skips.values())} skips in {took:.1f} s; "
-          f"peak RSS {rss_mb:.0f} MB")
+    print(f"planned {args.day} ({args.mode}): {sum(sends.values())} sends, {sum(skips.values())} skips "
+          f"in {took:.1f} s; peak RSS {rss_mb:.0f} MB")
     for k, n in sorted(sends.items()):
         print(f"  {n:>8} {k}")
     for k, n in sorted(skips.items()):

@@ -2,7 +2,8 @@
 
 - ``crm.changed`` (a CRM push, import or binding): incremental sync of those customers.
 - ``crm.nightly`` (scheduler, or a CRM-owned tag renamed/deleted in WeCom): reconciliation, one
-  chunk per event; the next chunk is a new event, so a crash resumes where it stopped.
+  chunk per event; the next chunk is a new event, so a crash resumes where it stopped. A chunk
+  waits (as a one-off scheduler job) while the outbox holds enough sync calls already.
 - contact added: link waiting CRM rows by unionid, then sync the new relation.
 - contact edited by a manager: report manager-owned tag changes to the CRM webhook.
 
@@ -12,25 +13,28 @@ WeCom reads (creating missing tags) happen before the first write of the transac
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scrm.clock import Clock
 from scrm.config import Settings
-from scrm.crm import discover, identity, store, writeback
+from scrm.crm import backlog, discover, identity, store, writeback
+from scrm.crm.jobs import MISFIRE_GRACE_S
 from scrm.crm.sync import Scope, apply_chunk, load_index, plan_chunk, summarize, sync_scope
 from scrm.db.models import Customer, Tag, TagGroup
 from scrm.dispatch import Router
 from scrm.inbox import Inbox
 from scrm.internal import InternalEvent
 from scrm.outbox import Outbox
+from scrm.scheduler import Scheduler, TriggerSpec
 from scrm.sop import Playbook
 from scrm.wecom import events as ev
 from scrm.wecom.api import WeComClient
 
 router = Router("crm")
+WAIT_JOB = "crm.nightly.wait"  # one-off job: a reconciliation chunk deferred while the outbox is full
 log = logging.getLogger("handlers.crm")
 
 
@@ -52,13 +56,28 @@ async def on_changed(event: InternalEvent, session: AsyncSession, wecom: WeComCl
 
 @router.on(store.NIGHTLY)
 async def on_nightly(event: InternalEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
-                     inbox: Inbox, playbook: Playbook | None, clock: Clock, settings: Settings) -> None:
-    """One chunk of the reconciliation; queues the next chunk as its own event."""
+                     inbox: Inbox, scheduler: Scheduler, playbook: Playbook | None, clock: Clock,
+                     settings: Settings) -> None:
+    """One chunk of the reconciliation; queues the next chunk as its own event.
+
+    While the outbox already holds a couple of minutes of sync calls, the chunk waits instead:
+    it comes back as a one-off scheduler job when the queue should be half gone (see
+    :mod:`scrm.crm.backlog`).
+    """
     if playbook is None:
         raise RuntimeError("no playbook loaded: the tag map (sop/tags.yaml) is needed for CRM sync")
     p = event.payload
     generation = str(p.get("generation") or "n" + event.at.strftime("%Y%m%d%H%M"))
     after = int(p.get("after", 0))
+    cap = backlog.queue_cap(settings.wecom, settings.crm.sync_chunk)
+    queued = await backlog.queued_calls(session)
+    if queued >= cap:
+        at = clock.now() + timedelta(seconds=backlog.resume_after_s(queued, cap, settings.wecom))
+        await scheduler.put_job(session, f"{WAIT_JOB}:{generation}", store.NIGHTLY, TriggerSpec(type="date", at=at),
+                                payload={"generation": generation, "after": after},
+                                misfire_grace_s=MISFIRE_GRACE_S)
+        log.info("crm tag sync (nightly) waits for the outbox", extra={"after": after, "queued": queued})
+        return
     index = await load_index(session, playbook.tag_groups, wecom=wecom)
     diffs, scanned, cursor = await plan_chunk(session, playbook.tag_groups, index, Scope(), after,
                                               settings.crm.sync_chunk)

@@ -3,13 +3,22 @@
 Every handler only plans and writes rows (outbox, sop_* tables, jobs) in the event's
 transaction; the outbox sends. Scheduler events carry ``fire_time``; the slot's day is the
 fire time's local date, so a replay or a late run plans the same day it was meant for.
+
+Nothing reaches a customer or a manager in quiet hours, even when a job runs late into them:
+a slot's pushes are skipped with the reason (their moment has passed) and its task cards are
+carried over; a card, snooze, escalation or reminder that falls due in quiet hours waits for
+their end.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from collections.abc import AsyncIterable, AsyncIterator
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,24 +27,32 @@ from scrm.config import Settings
 from scrm.dispatch import Router
 from scrm.internal import InternalEvent
 from scrm.outbox import Outbox
+from scrm.radar.links import LinkMaker
 from scrm.scheduler import Scheduler, TriggerSpec
 from scrm.sop import Playbook
 from scrm.sop_engine import (
+    CARRY_KIND,
     DUE_KIND,
     ESCALATE_KIND,
     EVENT_KIND,
     FOLLOWUP_KIND,
     REMINDER_KIND,
     SNOOZE_KIND,
+    Executor,
+    Planned,
     ReminderRunner,
+    Skip,
+    SlotPlanner,
     follow_up,
+    local_day,
     next_allowed,
     on_button,
+    on_carry_due,
     on_escalate_due,
     on_snooze_due,
-    run_slot,
     slot_of,
 )
+from scrm.sop_engine.model import Decision
 from scrm.wecom.events import TemplateCardEvent
 
 router = Router("sop")
@@ -50,28 +67,62 @@ def _fire_time(event: InternalEvent) -> datetime | None:
     return datetime.fromisoformat(raw) if isinstance(raw, str) else None
 
 
+async def _after_quiet(event: InternalEvent, session: AsyncSession, scheduler: Scheduler,
+                       playbook: Playbook | None, now: datetime) -> bool:
+    """In quiet hours: fire the same event again when they end (True); otherwise False."""
+    if playbook is None or next_allowed(playbook, now) <= now:
+        return False
+    payload = {k: v for k, v in event.payload.items() if k not in ("job_key", "fire_time")}
+    digest = hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    # Not under a prefix register_jobs manages ("sop.reminders:" …): a reload must not disable it.
+    await scheduler.put_job(session, f"sop.after-quiet:{event.kind}:{digest}", event.kind,
+                            TriggerSpec(type="date", at=next_allowed(playbook, now)), payload=payload,
+                            misfire_grace_s=86400)
+    return True
+
+
+async def _in_quiet_hours(decisions: AsyncIterable[Decision], reason: str) -> AsyncIterator[Decision]:
+    """A slot run late into quiet hours: pushes are skipped, task cards carried over."""
+    async for d in decisions:
+        if isinstance(d, Planned) and d.kind == "task":
+            yield Skip(d.source, d.step, d.target, d.day, reason, carry=d)
+        elif isinstance(d, Planned) and d.kind != "tag":
+            yield Skip(d.source, d.step, d.target, d.day, reason)
+        else:
+            yield d
+
+
 @router.on(DUE_KIND)
 async def on_sop_due(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
                      outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
     """A time slot is due: plan it for every group and customer, queue the sends."""
     if playbook is None:
         return
+    now = clock.now()
     day, at = slot_of(event.payload, _fire_time(event) or event.at, playbook.policy.timezone)
-    outcome = await run_slot(session, playbook, outbox, day, at, now=clock.now(), agent_id=settings.wecom.agent_id,
-                             scheduler=scheduler)
-    log.info("sop slot %s %s: sent %s, skipped %s", day, at, outcome.sent, outcome.skips)
+    executor = Executor(session, outbox, playbook, agent_id=settings.wecom.agent_id, now=now, scheduler=scheduler,
+                        links=LinkMaker(settings))
+    decisions: AsyncIterable[Decision] = SlotPlanner(playbook, day, at, now).run(session)
+    if next_allowed(playbook, now) > now:
+        local = now.astimezone(ZoneInfo(playbook.policy.timezone))
+        decisions = _in_quiet_hours(decisions, f"quiet hours {playbook.policy.quiet_hours}: slot {at:%H:%M} "
+                                               f"ran late at {local:%H:%M}")
+    outcome = await executor.run(decisions)
+    log.info("sop slot %s %s: sent %s, skipped %s, carried over %s", day, at, outcome.sent, outcome.skips,
+             outcome.deferred)
 
 
 def _runner(session: AsyncSession, playbook: Playbook, outbox: Outbox, scheduler: Scheduler, clock: Clock,
             settings: Settings) -> ReminderRunner:
-    return ReminderRunner(session, playbook, outbox, scheduler, agent_id=settings.wecom.agent_id, now=clock.now())
+    return ReminderRunner(session, playbook, outbox, scheduler, agent_id=settings.wecom.agent_id, now=clock.now(),
+                          links=LinkMaker(settings))
 
 
 @router.on(REMINDER_KIND)
 async def on_daily_reminder(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
                             outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
     """Daily scan for one date-based reminder (birthday, risk expiry, maturity, no contact)."""
-    if playbook is not None:
+    if playbook is not None and not await _after_quiet(event, session, scheduler, playbook, clock.now()):
         runner = _runner(session, playbook, outbox, scheduler, clock, settings)
         await runner.daily(str(event.payload.get("reminder", "")))
 
@@ -79,7 +130,7 @@ async def on_daily_reminder(event: InternalEvent, session: AsyncSession, clock: 
 @router.on(EVENT_KIND)
 async def on_dated_reminder(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
                             outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
-    if playbook is not None:
+    if playbook is not None and not await _after_quiet(event, session, scheduler, playbook, clock.now()):
         await _runner(session, playbook, outbox, scheduler, clock, settings).on_dated(event.payload)
 
 
@@ -112,21 +163,36 @@ async def on_card_button(event: TemplateCardEvent, session: AsyncSession, clock:
 async def on_snooze(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
                     outbox: Outbox, scheduler: Scheduler, playbook: Playbook | None) -> None:
     now = clock.now()
-    tz_now = now if playbook is None else next_allowed(playbook, now)
+    if await _after_quiet(event, session, scheduler, playbook, now):
+        return
+    day = local_day(playbook, now) if playbook is not None else now.astimezone(
+        ZoneInfo(settings.playbook.timezone)).date()
     await on_snooze_due(session, outbox, scheduler, task_id=str(event.payload.get("task_id")),
-                        agent_id=settings.wecom.agent_id, now=now, day_of=tz_now)
+                        agent_id=settings.wecom.agent_id, now=now, day=day)
 
 
 @router.on(ESCALATE_KIND)
 async def on_escalate(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
-                      outbox: Outbox) -> None:
-    await on_escalate_due(session, outbox, task_id=str(event.payload.get("task_id")),
-                          agent_id=settings.wecom.agent_id, now=clock.now())
+                      outbox: Outbox, scheduler: Scheduler, playbook: Playbook | None) -> None:
+    if not await _after_quiet(event, session, scheduler, playbook, clock.now()):
+        await on_escalate_due(session, outbox, task_id=str(event.payload.get("task_id")),
+                              agent_id=settings.wecom.agent_id, now=clock.now())
+
+
+@router.on(CARRY_KIND)
+async def on_carry(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
+                   outbox: Outbox, scheduler: Scheduler, playbook: Playbook | None) -> None:
+    """A card carried over the daily task limit: its workday has begun."""
+    if not await _after_quiet(event, session, scheduler, playbook, clock.now()):
+        await on_carry_due(session, outbox, scheduler, task_id=str(event.payload.get("task_id")),
+                           agent_id=settings.wecom.agent_id, now=clock.now())
 
 
 @router.on(FOLLOWUP_KIND)
 async def on_followup(event: InternalEvent, session: AsyncSession, clock: Clock, outbox: Outbox,
-                      wecom: Any) -> None:
-    counts = await follow_up(session, outbox, wecom, clock.now())
+                      wecom: Any, playbook: Playbook | None) -> None:
+    now = clock.now()
+    remind = playbook is None or next_allowed(playbook, now) <= now
+    counts = await follow_up(session, outbox, wecom, now, remind=remind)
     if any(counts.values()):
         log.info("mass-send follow-up: %s", counts)

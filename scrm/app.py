@@ -19,6 +19,7 @@ from sqlalchemy import text
 import handlers
 from scrm.clock import Clock, SystemClock
 from scrm.config import Settings
+from scrm.crm.dropfolder import DropFolder
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.dispatch import Dispatcher, Router
 from scrm.inbox import Inbox
@@ -57,6 +58,10 @@ class Runtime:
             self.playbook.load()
         self.wecom = wecom if wecom is not None else self._make_wecom_client()
         self.outbox = Outbox(self.engine, self.sessions, settings.outbox, self.clock, self.wecom)
+        from scrm.sop_engine.media import ADD_MSG_TEMPLATE, MediaPreparer
+
+        # SOP mass sends name material files: media ids (3 days) are fetched just before sending.
+        self.outbox.preparers[ADD_MSG_TEMPLATE] = MediaPreparer(settings.playbook.materials_dir)
         # Handlers add outbox rows in their transaction; wake the sender right after commit.
         self.inbox.after_commit.append(self.outbox.wake)
         self.routers = routers if routers is not None else handlers.all_routers()
@@ -96,9 +101,28 @@ class Runtime:
             self._spawn("scheduler", self.scheduler.run())
             self._spawn("playbook-watch", self.watch_playbook())
             self._listen_sighup()
+            if self.settings.crm.inbox_dir is not None:
+                self._spawn("crm-dropfolder", self._drop_folder().run())
         await self.register_sop_jobs()
+        await self.register_crm_jobs()
         log.info("runtime started", extra={"database": self.settings.database.url.split("://")[0],
                                            "workers": sorted(self._tasks)})
+
+    # ------------------------------------------------------------------ CRM
+    async def register_crm_jobs(self) -> bool:
+        """Put the nightly tag reconciliation (``[crm] nightly_cron``) on the scheduler, or take it
+        off when the tag map has no CRM-owned group."""
+        from scrm.crm.jobs import register_nightly
+
+        pb = self.playbook.current
+        async with self.sessions() as session, session.begin():
+            return await register_nightly(session, self.scheduler, self.settings,
+                                          pb.tag_groups if pb is not None else None)
+
+    def _drop_folder(self) -> DropFolder:
+        crm = self.settings.crm
+        assert crm.inbox_dir is not None
+        return DropFolder(crm.inbox_dir, self.sessions, self.inbox, self.clock, poll_s=crm.inbox_poll_s)
 
     # ------------------------------------------------------------------ playbook reloads
     async def register_sop_jobs(self) -> list[str]:
@@ -115,6 +139,7 @@ class Runtime:
         errors = self.playbook.reload()
         if not errors:
             await self.register_sop_jobs()
+            await self.register_crm_jobs()
         return errors
 
     def _reload_marker(self) -> float:

@@ -2,17 +2,19 @@
 
 ``import`` streams each file into the database (bad rows printed as ``file:line: message``,
 exit 1 if any; good rows kept). ``sync tags`` plans every relation's CRM-owned tag diff and
-queues the ``mark_tag`` calls in the outbox for the running service to send (rate-limited);
-``--dry-run`` only prints the plan with counts.
+queues the ``mark_tag`` calls in the outbox for the running service to send (rate-limited),
+never more than about two minutes of calls ahead of it (:mod:`scrm.crm.backlog`): a big run
+lasts as long as the sending does, with its progress shown, and an interrupted run is resumed
+by running it again. ``--dry-run`` only prints the plan with counts.
 """
 
 from __future__ import annotations
 
 import argparse
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scrm.clock import Clock, SystemClock
 from scrm.config import Settings
 
 
@@ -30,40 +32,38 @@ def register(sub: Any) -> None:
     tags.set_defaults(func=_sync_tags)
 
 
-async def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from scrm.clock import SystemClock
+async def _import(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:
     from scrm.crm.importer import FileFormatError, import_file
     from scrm.crm.progress import Progress
     from scrm.db.engine import make_engine, make_sessionmaker
     from scrm.inbox import Inbox
 
     engine = make_engine(settings.database.url)
-    clock = SystemClock()
+    clock = clock or SystemClock()
     failed = False
     try:
         sessions = make_sessionmaker(engine)
         inbox = Inbox(engine, sessions, settings.inbox, clock)
         for path in args.files:
             try:
-                report = await import_file(path, sessions, inbox, clock, kind=args.kind,
+                # Error lines print as they are found: a file of bad rows never fills memory.
+                report = await import_file(path, sessions, inbox, clock, kind=args.kind, name=str(path),
+                                           on_error=print,
                                            progress=Progress(f"import {path.name}", path.stat().st_size))
             except (OSError, FileFormatError) as exc:
                 print(f"scrm: {exc}")
                 failed = True
                 continue
-            for line in report.errors:
-                print(line)
-            print(f"{path}: {report.rows} rows, {report.stored} stored, {report.changed} customers changed, "
-                  f"{report.new_events} new events, {len(report.errors)} errors")
-            failed |= bool(report.errors)
+            print(report.summary())
+            failed |= report.error_count > 0
     finally:
         await engine.dispose()
     return 1 if failed else 0
 
 
-async def _sync_tags(args: argparse.Namespace, settings: Settings) -> int:
+async def _sync_tags(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:
     from scrm.cli_lifecycle import load_playbook_or_fail
-    from scrm.clock import SystemClock
+    from scrm.crm.backlog import queue_cap
     from scrm.crm.progress import Progress
     from scrm.crm.runner import run_sync
     from scrm.db.engine import make_engine, make_sessionmaker
@@ -73,16 +73,20 @@ async def _sync_tags(args: argparse.Namespace, settings: Settings) -> int:
 
     playbook = load_playbook_or_fail(settings)
     engine = make_engine(settings.database.url)
-    clock = SystemClock()
+    clock = clock or SystemClock()
     sessions = make_sessionmaker(engine)
     wecom = None if args.dry_run else WeComClient(settings.wecom, token_store=DbTokenStore(sessions, clock),
                                                   clock=clock)
     try:
         outbox = Outbox(engine, sessions, settings.outbox, clock, wecom)
-        generation = "cli" + datetime.now().strftime("%Y%m%d")
+        # A generation per run: an interrupted run is resumed by running again (finished relations
+        # plan nothing), and a later run may repeat an earlier call after drift (a manager removed
+        # a CRM tag by hand); a per-day key would swallow that as a duplicate.
+        generation = "cli" + clock.now().strftime("%Y%m%dT%H%M%S")
         report, index = await run_sync(sessions, outbox, wecom, playbook.tag_groups, clock, generation,
                                        dry_run=args.dry_run, chunk=settings.crm.sync_chunk,
-                                       progress=Progress("sync tags"))
+                                       progress=Progress("sync tags"),
+                                       max_queued=queue_cap(settings.wecom, settings.crm.sync_chunk))
     finally:
         if wecom is not None:
             await wecom.close()

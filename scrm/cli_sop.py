@@ -65,14 +65,31 @@ def cmd_reload(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _no_database(settings: Settings) -> str | None:
+    """Why there is no database to plan against (an SQLite file that does not exist), else None."""
+    url = settings.database.url
+    if settings.database.is_sqlite and "///" in url:
+        path = url.split("///", 1)[1].split("?", 1)[0]
+        if path and path != ":memory:" and not Path(path).exists():
+            return f"{path} does not exist"
+    return None
+
+
 async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     pb = _load(settings)
     tz = ZoneInfo(pb.policy.timezone)
     start = date.fromisoformat(args.start) if args.start else datetime.now(tz).date()
-    try:
-        lines = await _plan_db(settings, pb, start, args.days, args.sop)
-    except Exception as exc:  # no database, or not migrated: preview from the playbook alone
-        print(f"(no database: {type(exc).__name__}; showing playbook dates for a sample group and customer)")
+    why = _no_database(settings)
+    lines: list[str] = []
+    if why is None:
+        try:
+            lines = await _plan_db(settings, pb, start, args.days, args.sop)
+        except (SQLAlchemyError, OSError) as exc:  # unreachable or not migrated; a bug still shows
+            why = type(exc).__name__
+    if why is not None:  # preview from the playbook alone
+        print(f"(no database: {why}; showing playbook dates for a sample group and customer)")
         from scrm.sop import format_plan, plan_playbook
 
         occ = [o for o in plan_playbook(pb, start, args.days) if not args.sop or args.sop in o.source]
@@ -84,32 +101,34 @@ async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _plan_db(settings: Settings, pb: Any, start: date, days: int, only: str | None) -> list[str]:
     from scrm.db.engine import make_engine, make_sessionmaker
-    from scrm.outbox import Outbox
-    from scrm.sop_engine import Planned, SlotPlanner, slot_times
+    from scrm.sop_engine import Planned
+    from scrm.sop_engine.planner import DayPlanner
 
     engine = make_engine(settings.database.url)
     sessions = make_sessionmaker(engine)
-    tz = ZoneInfo(pb.policy.timezone)
     lines: list[str] = []
-    _ = Outbox  # plans never write: the transaction below is rolled back
-    try:
+    try:  # plans only read; the transaction is rolled back all the same
         async with sessions() as session:
             for offset in range(days):
                 day = start + timedelta(days=offset)
                 sends: Counter[str] = Counter()
                 skips: Counter[str] = Counter()
-                for at in sorted(slot_times(pb)):
-                    now = datetime.combine(day, at, tz)
-                    async for d in SlotPlanner(pb, day, at, now, only_source=only).run(session):
-                        if isinstance(d, Planned):
-                            sends[f"{at:%H:%M} {d.source} {d.step} → {d.kind}"] += 1
-                        else:
-                            skips[d.reason.split(":")[0]] += 1
-                if sends or skips:
-                    weekday = "一二三四五六日"[day.weekday()]
-                    lines.append(f"{day} 周{weekday}: {sum(sends.values())} sends, {sum(skips.values())} skipped")
-                    lines += [f"    {n:>7} × {k}" for k, n in sorted(sends.items())]
-                    lines += [f"    skipped {n:>7} × {k}" for k, n in sorted(skips.items())]
+                carried: Counter[str] = Counter()
+                # One run over the day's slots: caps and task limits carry from slot to slot.
+                async for d in DayPlanner(pb, day, only_source=only).run(session):
+                    if isinstance(d, Planned):
+                        sends[f"{d.at:%H:%M} {d.source} {d.step} → {d.kind}"] += 1
+                    elif d.carry is not None:  # over the manager's daily limit: next workday
+                        carried[f"{d.carry.at:%H:%M} {d.source} {d.step} → task ({d.reason})"] += 1
+                    else:
+                        skips[d.reason.split(":")[0]] += 1
+                # Every day gets a line, so the preview reads like a calendar.
+                weekday = "一二三四五六日"[day.weekday()]
+                head = f"{day} 周{weekday}: {sum(sends.values())} sends, {sum(skips.values())} skipped"
+                lines.append(head + (f", {sum(carried.values())} carried over" if carried else ""))
+                lines += [f"    {n:>7} × {k}" for k, n in sorted(sends.items())]
+                lines += [f"    skipped {n:>7} × {k}" for k, n in sorted(skips.items())]
+                lines += [f"    carried over {n:>7} × {k}" for k, n in sorted(carried.items())]
             await session.rollback()
     finally:
         await engine.dispose()

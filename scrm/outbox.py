@@ -112,6 +112,17 @@ class Outcome:
 # integrations (the CRM webhook) register their own.
 Executor = Callable[["Outbox", Mapping[str, Any]], Awaitable[Outcome]]
 Reconciler = Callable[["Outbox", Mapping[str, Any]], Awaitable[Outcome]]
+# A preparer completes a body just before its call (per api): e.g. media ids, which live 3 days
+# in WeCom and so cannot be fetched when a mass send is queued. Raises PrepareError.
+Preparer = Callable[["Outbox", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class PrepareError(Exception):
+    """A body cannot be completed for sending; ``retry`` says whether trying later may help."""
+
+    def __init__(self, message: str, *, retry: bool) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 class Outbox:
@@ -131,6 +142,7 @@ class Outbox:
             "externalcontact/add_msg_template": _reconcile_msg_template,
             "externalcontact/mark_tag": _reconcile_mark_tag,
         }
+        self.preparers: dict[str, Preparer] = {}
 
     # ------------------------------------------------------------------ adding
     async def add(self, session: AsyncSession, key: str, api: str, body: Mapping[str, Any], *,
@@ -319,6 +331,14 @@ async def _execute_wecom(outbox: Outbox, row: Mapping[str, Any]) -> Outcome:
         body.setdefault("enable_duplicate_check", 1)
         body.setdefault("duplicate_check_interval", APP_MSG_DUPLICATE_WINDOW_S)
     sem = semantics_for(api)
+    prepare = outbox.preparers.get(api)
+    if prepare is not None:
+        try:
+            body = await prepare(outbox, body)
+        except PrepareError as exc:  # nothing went to WeCom yet
+            if exc.retry:
+                return Outcome("pending", error=str(exc), delay_s=outbox._backoff(row["attempts"] + 1))
+            return Outcome("failed", error=str(exc))
     try:
         result = await outbox.wecom.call(api, body, method=str(payload.get("method", "POST")))
     except WeComError as exc:
@@ -362,7 +382,7 @@ async def _reconcile_msg_template(outbox: Outbox, row: Mapping[str, Any]) -> Out
         for msg in page.get("group_msg_list", []):
             if msg.get("text", {}).get("content", "") != body.get("text", {}).get("content", ""):
                 continue
-            if (msg.get("attachments") or []) != (body.get("attachments") or []):
+            if _comparable(msg.get("attachments")) != _comparable(body.get("attachments")):
                 continue
             if await _linked_elsewhere(outbox, row, str(msg["msgid"])):
                 continue
@@ -377,6 +397,20 @@ async def _reconcile_msg_template(outbox: Outbox, row: Mapping[str, Any]) -> Out
             break
     return Outcome("pending", error="reconciled: the lost call had not taken effect; sending again",
                    count_attempt=False)
+
+
+def _comparable(attachments: Any) -> list[Any]:
+    """Attachments without media ids: a queued body holds placeholders filled at send time
+    (and a re-upload changes the id), so a lost call is matched on everything else."""
+    out: list[Any] = []
+    for item in attachments or []:
+        kind = item.get("msgtype") if isinstance(item, dict) else None
+        inner = item.get(kind) if isinstance(kind, str) else None
+        if not isinstance(inner, dict):
+            out.append(item)
+            continue
+        out.append({"msgtype": kind, kind: {k: v for k, v in inner.items() if k not in ("media_id", "pic_media_id")}})
+    return out
 
 
 async def _reconcile_mark_tag(outbox: Outbox, row: Mapping[str, Any]) -> Outcome:

@@ -1,7 +1,8 @@
 """File import: CSV and JSONL drops of customers or key events, streamed.
 
-Rows are read one at a time and stored in chunks (one transaction each); a bad row is reported
-as ``file:line: field: message`` and skipped, the good rows are kept. The kind is chosen by the
+Rows are read and validated a chunk at a time in a worker thread (the file is never loaded
+whole, the event loop never waits on the disk) and stored one transaction per chunk; a bad row
+is reported as ``file:line: field: message`` and skipped, the good rows are kept. The kind is chosen by the
 content: rows with an ``event_id`` are key events, the rest are customers.
 
 CSV customers: ``crm_id, unionid, external_userid`` and any other column as an attribute (list
@@ -13,10 +14,12 @@ line, customers either ``{"crm_id":..., "attributes":{...}}`` or flat.
 from __future__ import annotations
 
 import asyncio
+import codecs
+import contextlib
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,7 +35,13 @@ from scrm.inbox import Inbox
 
 Kind = Literal["auto", "customers", "events"]
 CHUNK = 500
+# The report keeps this many error lines in memory; every line still goes to ``on_error``.
+MAX_KEPT_ERRORS = 1000
+SUFFIXES = (".csv", ".jsonl", ".ndjson")
 _IDENTITY = ("crm_id", "unionid", "external_userid")
+
+Row = tuple[int, dict[str, Any] | str, int]  # (line, row or error message, bytes read so far)
+Parsed = tuple[int, CustomerRecord | EventRecord | str, int]
 
 
 @dataclass
@@ -42,38 +51,100 @@ class ImportReport:
     stored: int = 0
     changed: int = 0
     new_events: int = 0
-    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+    errors: list[str] = field(default_factory=list)  # the first MAX_KEPT_ERRORS of error_count
+
+    def add_error(self, line: str) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_KEPT_ERRORS:
+            self.errors.append(line)
+
+    def summary(self) -> str:
+        return (f"{self.path}: {self.rows} rows, {self.stored} stored, {self.changed} customers changed, "
+                f"{self.new_events} new events, {self.error_count} errors")
 
 
 class FileFormatError(Exception):
     """The file as a whole cannot be read (unknown format, missing header)."""
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | str, int]]:
-    """(line number, row or an error message, bytes read so far)."""
-    with path.open("rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        if path.suffix.lower() in (".jsonl", ".ndjson"):
-            for n, line in enumerate(text, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield n, f"not JSON: {exc.msg}", raw.tell()
-                    continue
-                yield n, obj if isinstance(obj, dict) else "not a JSON object", raw.tell()
-        elif path.suffix.lower() == ".csv":
-            reader = csv.DictReader(text)
-            if not reader.fieldnames:
-                raise FileFormatError(f"{path}: empty file or no header row")
-            for row in reader:
-                if None in row:
-                    yield reader.line_num, "more cells than header columns", raw.tell()
-                    continue
-                yield reader.line_num, {k: v for k, v in row.items() if v not in ("", None)}, raw.tell()
+NOT_UTF8 = "not UTF-8 text (save the file as UTF-8)"
+
+
+def _lines(raw: io.BufferedReader, bad: set[int]) -> Iterator[str]:
+    """Decode line by line: a line in another encoding is one bad row, not the end of the file."""
+    for n, data in enumerate(raw, 1):
+        if n == 1:
+            data = data.removeprefix(codecs.BOM_UTF8)
+        try:
+            yield data.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.add(n)
+            yield data.decode("utf-8", errors="replace")
+
+
+def _csv_rows(raw: io.BufferedReader, label: str) -> Iterator[Row]:
+    bad: set[int] = set()
+    reader = csv.DictReader(_lines(raw, bad))
+    try:
+        fields = reader.fieldnames
+    except csv.Error as exc:
+        raise FileFormatError(f"{label}:1: unreadable header row: {exc}") from None
+    if not fields:
+        raise FileFormatError(f"{label}: empty file or no header row")
+    if bad:
+        raise FileFormatError(f"{label}:1: header row is {NOT_UTF8}")
+    if "crm_id" not in fields:
+        # Every row would fail the same way: one clear line instead of one per row.
+        raise FileFormatError(f"{label}:1: no crm_id column in the header row")
+    end = reader.line_num
+    while True:
+        start = end + 1  # a quoted cell may span lines: the record is lines start..end
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader resumes at the next line
+            end = reader.line_num
+            yield end, f"bad CSV: {exc}", raw.tell()
+            continue
+        end = reader.line_num
+        broken = [n for n in range(start, end + 1) if n in bad]
+        if broken:
+            yield broken[0], NOT_UTF8, raw.tell()
+        elif None in row:
+            yield end, "more cells than header columns", raw.tell()
         else:
-            raise FileFormatError(f"{path}: unknown format (use .csv or .jsonl)")
+            yield end, {k: v for k, v in row.items() if v not in ("", None)}, raw.tell()
+
+
+def _jsonl_rows(raw: io.BufferedReader) -> Iterator[Row]:
+    for n, data in enumerate(raw, 1):
+        try:
+            line = (data.removeprefix(codecs.BOM_UTF8) if n == 1 else data).decode("utf-8")
+        except UnicodeDecodeError:
+            yield n, NOT_UTF8, raw.tell()
+            continue
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield n, f"not JSON: {exc.msg}", raw.tell()
+            continue
+        yield n, obj if isinstance(obj, dict) else "not a JSON object", raw.tell()
+
+
+def _rows(path: Path, label: str) -> Generator[Row, None, None]:
+    """Rows one at a time; the file is never read whole (a generator: opens on the first next())."""
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise FileFormatError(f"{label}: unknown format (use .csv or .jsonl)")
+    with path.open("rb") as raw:
+        if suffix == ".csv":
+            yield from _csv_rows(raw, label)
+        else:
+            yield from _jsonl_rows(raw)
 
 
 def _customer(row: dict[str, Any]) -> CustomerRecord:
@@ -92,51 +163,90 @@ def _event(row: dict[str, Any]) -> EventRecord:
     return EventRecord.model_validate(row)
 
 
+def _parse(row: dict[str, Any] | str, kind: Kind) -> CustomerRecord | EventRecord | str:
+    if isinstance(row, str):
+        return row
+    try:
+        if kind == "events" or (kind == "auto" and "event_id" in row):
+            return _event(row)
+        return _customer(row)
+    except ValidationError as exc:
+        return explain(exc)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+
+
+def _next_batch(rows: Iterator[Row], kind: Kind, size: int) -> list[Parsed]:
+    """Read and validate up to ``size`` rows (runs in a worker thread: file I/O off the loop)."""
+    batch: list[Parsed] = []
+    for line, row, position in rows:
+        batch.append((line, _parse(row, kind), position))
+        if len(batch) >= size:
+            break
+    return batch
+
+
 async def import_file(path: Path, sessions: async_sessionmaker[AsyncSession], inbox: Inbox, clock: Clock, *,
-                      kind: Kind = "auto", progress: Progress | None = None, chunk: int = CHUNK) -> ImportReport:
-    """Import one file; returns counts and every bad row as ``file:line: message``."""
-    report = ImportReport(str(path))
+                      kind: Kind = "auto", progress: Progress | None = None, chunk: int = CHUNK,
+                      name: str | None = None, on_error: Callable[[str], None] | None = None,
+                      on_chunk: Callable[[], Awaitable[None]] | None = None) -> ImportReport:
+    """Import one file; returns counts and the bad rows as ``file:line: message``.
+
+    ``name`` labels the file in error lines (default: ``path``); ``on_error`` gets every error
+    line as it is found; ``on_chunk`` runs after each chunk (the drop folder renews its claim).
+    Reading and parsing happen in a worker thread a chunk at a time, so the event loop stays
+    free and memory stays flat whatever the file's size. Storing is an upsert (customers merge,
+    events dedup by event_id): importing a file again, whole or after a crash, is harmless.
+    """
+    label = name or str(path)
+    report = ImportReport(label)
     total = (await asyncio.to_thread(path.stat)).st_size
-    customers: list[CustomerRecord] = []
-    events: list[EventRecord] = []
-
-    async def flush() -> None:
-        if not customers and not events:
-            return
-        async with sessions() as session, session.begin():
-            now = clock.now()
-            if customers:
-                res = await store.upsert_customers(session, inbox, customers, now)
-                report.changed += len(res.changed)
-            if events:
-                res = await store.add_events(session, inbox, events, now)
-                report.new_events += res.new_events
-        report.stored += len(customers) + len(events)
-        customers.clear()
-        events.clear()
-
+    rows = _rows(path, label)
     position = 0
-    for line, row, position in _rows(path):
-        report.rows += 1
-        if isinstance(row, str):
-            report.errors.append(f"{path}:{line}: {row}")
-            continue
-        is_event = kind == "events" or (kind == "auto" and "event_id" in row)
-        try:
-            if is_event:
-                events.append(_event(row))
-            else:
-                customers.append(_customer(row))
-        except ValidationError as exc:
-            report.errors.append(f"{path}:{line}: {explain(exc)}")
-        except (ValueError, TypeError) as exc:
-            report.errors.append(f"{path}:{line}: {exc}")
-        if len(customers) + len(events) >= chunk:
-            await flush()
-        if progress is not None:
-            progress.update(position, f"{report.rows:,} rows, {len(report.errors)} errors")
-    await flush()
+    try:
+        while batch := await asyncio.to_thread(_next_batch, rows, kind, chunk):
+            customers: list[CustomerRecord] = []
+            events: list[EventRecord] = []
+            for line, item, _ in batch:
+                report.rows += 1
+                if isinstance(item, CustomerRecord):
+                    customers.append(item)
+                elif isinstance(item, EventRecord):
+                    events.append(item)
+                else:
+                    error = f"{label}:{line}: {item}"
+                    report.add_error(error)
+                    if on_error is not None:
+                        on_error(error)
+            position = batch[-1][2]
+            await _store(sessions, inbox, clock, customers, events, report)
+            if progress is not None:
+                progress.update(position, f"{report.rows:,} rows, {report.error_count} errors")
+            if on_chunk is not None:
+                await on_chunk()
+    finally:
+        # A cancelled import may leave the generator running in its thread; it closes the file
+        # itself when that read ends.
+        with contextlib.suppress(ValueError):
+            rows.close()
     if progress is not None:
         progress.done(total if total else position, f"{report.rows:,} rows, {report.stored:,} stored, "
-                                                    f"{len(report.errors)} errors")
+                                                    f"{report.error_count} errors")
     return report
+
+
+async def _store(sessions: async_sessionmaker[AsyncSession], inbox: Inbox, clock: Clock,
+                 customers: list[CustomerRecord], events: list[EventRecord], report: ImportReport) -> None:
+    """One transaction per chunk: a crash loses at most the chunk in flight."""
+    if not customers and not events:
+        return
+    async with sessions() as session, session.begin():
+        now = clock.now()
+        if customers:
+            res = await store.upsert_customers(session, inbox, customers, now)
+            report.changed += len(res.changed)
+        if events:
+            res = await store.add_events(session, inbox, events, now)
+            report.new_events += res.new_events
+    inbox.wake()
+    report.stored += len(customers) + len(events)

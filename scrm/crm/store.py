@@ -36,6 +36,19 @@ class StoreResult:
     new_events: int = 0
 
 
+def _fold(records: Sequence[CustomerRecord]) -> dict[str, CustomerRecord]:
+    """One record per customer, applied in order: a later row's attributes win key by key."""
+    out: dict[str, CustomerRecord] = {}
+    for rec in records:
+        prev = out.get(rec.crm_id)
+        if prev is not None:
+            rec = rec.model_copy(update={"unionid": rec.unionid or prev.unionid,
+                                         "external_userid": rec.external_userid or prev.external_userid,
+                                         "attributes": {**prev.attributes, **rec.attributes}})
+        out[rec.crm_id] = rec
+    return out
+
+
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     merged = {**old, **new}
     return {k: v for k, v in merged.items() if v is not None}
@@ -45,7 +58,7 @@ async def upsert_customers(session: AsyncSession, inbox: Inbox, records: Sequenc
                            now: datetime) -> StoreResult:
     """Merge attributes (absent keys kept, ``null`` removes), link identities, queue a sync."""
     result = StoreResult(accepted=len(records))
-    last = {r.crm_id: r for r in records}  # a later row for the same customer wins
+    last = _fold(records)
     old = {c.crm_id: c for c in (await session.scalars(
         select(CrmCustomer).where(CrmCustomer.crm_id.in_(list(last))))).all()}
     rows: list[dict[str, Any]] = []
@@ -57,7 +70,9 @@ async def upsert_customers(session: AsyncSession, inbox: Inbox, records: Sequenc
         if before is not None and before.attributes == attrs and before.unionid == unionid:
             continue
         rows.append({"crm_id": crm_id, "attributes": attrs, "unionid": unionid, "updated_at": now})
-        marks.append(f"{crm_id}:{digest([repr(sorted(attrs.items()))])}")
+        # From-and-to state: a customer changed back (V1 → V2 → V1) is a new change, not a repeat.
+        was = repr(sorted(before.attributes.items())) if before else ""
+        marks.append(f"{crm_id}:{digest([was])}>{digest([repr(sorted(attrs.items()))])}")
     if rows:
         await session.execute(upsert(dialect_of(session), table_of(CrmCustomer), rows, ["crm_id"],
                                      ["attributes", "unionid", "updated_at"]))
@@ -113,10 +128,15 @@ async def _bound(session: AsyncSession, crm_ids: Sequence[str]) -> dict[str, str
 
 async def queue_sync(session: AsyncSession, inbox: Inbox, crm_ids: Sequence[str], now: datetime,
                      content: str) -> None:
-    """One ``crm.changed`` event for these customers; the same content twice is one event."""
+    """One ``crm.changed`` event for these customers; the same content twice is one event.
+
+    Callers queue only real changes (a repeated push or import changes nothing and queues
+    nothing), so the time is part of the key: the same change made again later, e.g. a binding
+    moved back, is a new event rather than a duplicate of the first.
+    """
     if not crm_ids:
         return
-    generation = "c" + digest([content, *crm_ids])[:16]
+    generation = "c" + digest([content, now.isoformat(), *crm_ids])[:16]
     event = InternalEvent(source=SOURCE, kind=CHANGED, at=now,
                           payload={"crm_ids": list(crm_ids), "generation": generation})
     await inbox.add_internal(session, event, f"changed:{generation}")

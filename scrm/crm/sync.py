@@ -19,18 +19,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_
+from sqlalchemy import Insert, Table, delete, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scrm import tagcatalog
+from scrm.crm.outbox_bulk import Call, add_calls
 from scrm.crm.tagmap import all_crm_tag_names, crm_groups, desired_tags, digest
-from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
+from scrm.db.engine import dialect_of, insert_ignore_many, table_of
 from scrm.db.models import Binding, CrmCustomer, Follow, FollowTag, Tag, TagGroup
 from scrm.db.models_crm import CrmSyncState
 from scrm.outbox import PRIORITY_BULK, Outbox
 from scrm.sop.models import TagGroup as TagGroupSpec
 
 MARK_TAG = "externalcontact/mark_tag"
+KEY_PREFIX = "crmtag:"  # every sync call's idempotency key (the backlog counts them)
 DEFAULT_CHUNK = 500
 
 
@@ -152,7 +155,7 @@ def summarize(diffs: Sequence[Diff], index: TagIndex, scanned: int) -> Report:
 
 def mark_tag_key(d: Diff, generation: str) -> str:
     ops = [f"+{t}" for t in d.add] + [f"-{t}" for t in d.remove]
-    return f"crmtag:{d.userid}:{d.external_userid}:{generation}:{digest(ops)}"
+    return f"{KEY_PREFIX}{d.userid}:{d.external_userid}:{generation}:{digest(ops)}"
 
 
 async def apply_chunk(session: AsyncSession, outbox: Outbox, diffs: Sequence[Diff], generation: str,
@@ -160,6 +163,7 @@ async def apply_chunk(session: AsyncSession, outbox: Outbox, diffs: Sequence[Dif
     """Queue the chunk's mark_tag calls and record what they will make true (same transaction)."""
     dialect = dialect_of(session)
     changing = [d for d in diffs if d.add or d.remove]
+    calls = []
     for d in changing:
         body: dict[str, Any] = {"userid": d.userid, "external_userid": d.external_userid}
         if d.add:
@@ -167,22 +171,31 @@ async def apply_chunk(session: AsyncSession, outbox: Outbox, diffs: Sequence[Dif
         if d.remove:
             body["remove_tag"] = list(d.remove)
         # One lane per relation: two diffs of one relation must land in the order planned.
-        await outbox.add(session, mark_tag_key(d, generation), MARK_TAG, body, priority=PRIORITY_BULK,
-                         lane=f"tag:{d.userid}:{d.external_userid}")
+        calls.append(Call(mark_tag_key(d, generation), MARK_TAG, body, PRIORITY_BULK,
+                          lane=f"tag:{d.userid}:{d.external_userid}"))
+    await add_calls(session, outbox, calls)
     gone = [(d.userid, d.external_userid, t) for d in changing for t in d.remove]
     if gone:
         await session.execute(delete(FollowTag).where(
             tuple_(FollowTag.userid, FollowTag.external_userid, FollowTag.tag_id).in_(gone)))
+    # executemany with cached statements: a multi-row VALUES is recompiled for every chunk
+    # (measured under cProfile: 6 s of 35 for 10,000 relations in 2,000-relation chunks).
     new = [{"userid": d.userid, "external_userid": d.external_userid, "tag_id": t, "added_at": now}
            for d in changing for t in d.add]
     if new:
-        await session.execute(insert_ignore(dialect, table_of(FollowTag), new,
-                                            ["userid", "external_userid", "tag_id"]))
+        await session.execute(insert_ignore_many(dialect, table_of(FollowTag),
+                                                 ["userid", "external_userid", "tag_id"]), new)
     states = [{"userid": d.userid, "external_userid": d.external_userid, "desired_hash": d.desired_hash,
                "generation": generation, "synced_at": now} for d in diffs]
     if states:
-        await session.execute(upsert(dialect, table_of(CrmSyncState), states, ["userid", "external_userid"],
-                                     ["desired_hash", "generation", "synced_at"]))
+        await session.execute(_upsert_many(dialect, table_of(CrmSyncState), ["userid", "external_userid"],
+                                           ["desired_hash", "generation", "synced_at"]), states)
+
+
+def _upsert_many(dialect_name: str, table: Table, conflict: list[str], update: list[str]) -> Insert:
+    """INSERT ... ON CONFLICT DO UPDATE without bound rows, for ``execute(stmt, rows)``."""
+    stmt = (postgresql.insert(table) if dialect_name == "postgresql" else sqlite.insert(table))
+    return stmt.on_conflict_do_update(index_elements=conflict, set_={c: stmt.excluded[c] for c in update})
 
 
 async def sync_scope(session: AsyncSession, outbox: Outbox, tag_groups: Mapping[str, TagGroupSpec],

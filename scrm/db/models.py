@@ -252,6 +252,10 @@ class FollowTag(Base):
     tag_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     added_at: Mapped[datetime]
 
+    # The primary key leads with userid; reading a customer's tags (SOP planner, CRM sync) needs
+    # this one, else every batch scans the table (migration sop_0002_plan_idx).
+    __table_args__ = (Index("ix_follow_tag_customer", "external_userid", "tag_id"),)
+
 
 class GroupChat(Base):
     __tablename__ = "group_chat"

@@ -343,6 +343,11 @@ def _amount(value: Any) -> Any:
     return value
 
 
+# The schema says what the loader takes (a number or "50万"); gt inside, so it becomes exclusiveMinimum.
+Amount = Annotated[float, Field(gt=0), BeforeValidator(
+    _amount, json_schema_input_type=Annotated[float, Field(gt=0)] | Annotated[str, Field(pattern=r"^\d+(\.\d+)?万$")])]
+
+
 class Reminder(Strict):
     """A key-event reminder: a task card to the customer's manager."""
 
@@ -350,7 +355,7 @@ class Reminder(Strict):
     name: str = Field(min_length=1)
     active: bool = True
     days_before: int | None = Field(None, ge=0, le=365)
-    threshold: Annotated[float, BeforeValidator(_amount)] | None = Field(None, gt=0, description="yuan; 50万 ok")
+    threshold: Amount | None = Field(None, description="yuan; 50万 ok")
     days: int | None = Field(None, ge=1, le=3650, description="no_contact: days without a message")
     at: HHMM = Field(time(9, 0), description="delivery time for date-based reminders")
     card: str = Field(min_length=1, description="task card text (template, shown to the manager)")

@@ -34,7 +34,9 @@ def _date_or_range(value: object) -> object:
     return value if isinstance(value, list) else [value]
 
 
-DateRange = Annotated[list[date], BeforeValidator(_date_or_range), Field(min_length=1, max_length=2)]
+# json_schema_input_type: editors must accept the single date the loader accepts (元旦: 2027-01-01).
+DateRange = Annotated[list[date], BeforeValidator(_date_or_range, json_schema_input_type=date | list[date]),
+                      Field(min_length=1, max_length=2)]
 
 
 class HolidayYearSpec(Strict):

@@ -7,6 +7,7 @@ declared?) is checked in :mod:`scrm.sop.references`, where both files are at han
 
 from __future__ import annotations
 
+import calendar
 import re
 from datetime import date, timedelta
 from typing import Annotated, Literal
@@ -168,7 +169,16 @@ class Caps(Strict):
     per_day: int = Field(1, ge=1)
     per_week: int = Field(3, ge=1)
     per_month: int = Field(8, ge=1)
-    wecom_monthly: int = Field(4, ge=1, description="WeCom's own monthly receive limit for mass messages")
+    # WeCom: a customer receives at most "days in the month" corp mass messages a month unless
+    # the tenant changed its 群发规则 (PROTOCOL.md §4, 群发); the older "4 a month" rule is obsolete.
+    wecom_monthly: int | None = Field(
+        None, ge=1,
+        description="WeCom's monthly receive limit for mass messages per customer; "
+                    "empty = the number of days in the month (WeCom's default rule)")
+
+    def wecom_cap(self, day: date) -> int:
+        """WeCom's receive limit for the month of ``day``."""
+        return self.wecom_monthly or calendar.monthrange(day.year, day.month)[1]
 
     @model_validator(mode="after")
     def _ordered(self) -> Caps:

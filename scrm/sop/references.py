@@ -149,6 +149,10 @@ class Checker:
                 media = getattr(m, block)
                 if media is not None and media.path and not (self.materials_dir / media.path).is_file():
                     self.error(src, (*loc.path, block, "path"), f"no file {media.path!r} under materials/")
+            cover = m.miniprogram.cover if m.miniprogram is not None else ""
+            # A cover that is not a URL is a file under materials/, uploaded when sent.
+            if cover and not cover.startswith(("http://", "https://")) and not (self.materials_dir / cover).is_file():
+                self.error(src, (*loc.path, "miniprogram", "cover"), f"no file {cover!r} under materials/")
             if m.valid_until is not None and self.today <= m.valid_until:
                 left = (m.valid_until - self.today).days
                 if left < EXPIRY_WARNING_DAYS:

@@ -68,11 +68,14 @@ def may_remind(row: SopMassSend, now: datetime) -> bool:
     return not recent or now - max(recent) >= REMIND_GAP
 
 
-async def follow_up(sessions_session: AsyncSession, outbox: Outbox, wecom: WeComCaller | None,
-                    now: datetime) -> dict[str, int]:
-    """One follow-up round; reads from WeCom happen before any write of the transaction."""
+async def follow_up(session: AsyncSession, outbox: Outbox, wecom: WeComCaller | None, now: datetime, *,
+                    remind: bool = True) -> dict[str, int]:
+    """One follow-up round; reads from WeCom happen before any write of the transaction.
+
+    ``remind=False`` (quiet hours) only records confirmations: a reminder pops up on the
+    sender's phone, and a later round sends it.
+    """
     counts = {"confirmed": 0, "reminded": 0}
-    session = sessions_session
     rows = await pending(session, now)
     statuses: dict[str, list[dict[str, Any]]] = {}
     if wecom is not None:
@@ -90,7 +93,7 @@ async def follow_up(sessions_session: AsyncSession, outbox: Outbox, wecom: WeCom
         if tasks and all(int(t.get("status", 0)) == 2 for t in tasks):
             row.confirmed = True
             counts["confirmed"] += 1
-        elif may_remind(row, now):
+        elif remind and may_remind(row, now):
             n = len(row.reminds) + 1
             await outbox.add(session, f"remind:{row.msgid}:{n}", "externalcontact/remind_groupmsg_send",
                              {"msgid": row.msgid})

@@ -52,6 +52,8 @@ class Skip:
     target: str
     day: date
     reason: str
+    # A task card refused by the manager's daily limit: the executor carries it over instead.
+    carry: Planned | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:

@@ -87,8 +87,8 @@ class ContactGate:
             return f"cap per_week {self.caps.per_week} reached"
         if month >= self.caps.per_month:
             return f"cap per_month {self.caps.per_month} reached"
-        if month >= self.caps.wecom_monthly:
-            return f"WeCom monthly receive cap {self.caps.wecom_monthly} reached"
+        if month >= (wecom_cap := self.caps.wecom_cap(self.day)):
+            return f"WeCom monthly receive cap {wecom_cap} reached"
         return None
 
     def manager_tasks(self, userid: str) -> str | None:

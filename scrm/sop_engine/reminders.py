@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scrm.db.models import Binding, Customer
 from scrm.db.models_sop import SopTask
 from scrm.outbox import Outbox
+from scrm.radar.links import LinkMaker, record_send
 from scrm.scheduler import Scheduler, TriggerSpec
-from scrm.sop import Playbook, Reminder, TemplateError, render_material, render_template
+from scrm.sop import Playbook, Reminder, RenderedMaterial, TemplateError, render_material, render_template
 
-from .cards import TaskCard, issue_card
+from .cards import TaskCard, defer_card, issue_card, record_outcome
 from .planner import _parse_date, customer_context
+from .quiet import local_day, next_allowed
 from .targets import CustomerTarget, iter_customers, member_names, tag_names
 
 log = logging.getLogger("scrm.sop_engine.reminders")
@@ -40,8 +42,9 @@ class ReminderRunner:
     """Issues reminder cards inside the caller's transaction."""
 
     def __init__(self, session: AsyncSession, pb: Playbook, outbox: Outbox, scheduler: Scheduler | None, *,
-                 agent_id: int, now: datetime) -> None:
+                 agent_id: int, now: datetime, links: LinkMaker | None = None) -> None:
         self.session = session
+        self.links = links
         self.pb = pb
         self.outbox = outbox
         self.scheduler = scheduler
@@ -63,40 +66,66 @@ class ReminderRunner:
         userid = userid or (manager.userid if manager else None)
         if userid is None:
             return False
-        if await self._over_limit(userid):
-            log.warning("reminder %s for %s: manager %s is at manager_daily_tasks", name, c.external_userid, userid)
-            return False
         managers = await self._names()
         base = {"manager.name": managers.get(userid, userid), "date.today": f"{self.today.month}月{self.today.day}日",
                 "date.month": f"{self.today.month}月"}
         if extra:
             c.attributes = {**c.attributes, **{k: v for k, v in extra.items() if k not in ("crm_id", "kind")}}
         ctx = customer_context(c, manager.remark if manager else "", base)
+        key = f"reminder:{name}:{c.external_userid}:{occurrence}"
         try:
             text = render_template(r.card, ctx)
-            script = self._script(r, ctx)
+            radar_occurrence = f"reminder:{name}@{c.external_userid}:{occurrence}"
+            script = self._script(r, ctx, userid, c.external_userid, radar_occurrence)
         except TemplateError as exc:
             log.warning("reminder %s: %s", name, exc)
             return False
-        if script:
-            text = f"{text}\n建议话术：{script}"
-        card = TaskCard(key=f"reminder:{name}:{c.external_userid}:{occurrence}", userid=userid,
-                        target=c.external_userid, source=f"reminder:{name}", title=r.name, text=text,
-                        day=self.today, buttons=tuple(r.buttons), escalate_after=r.escalate_after, snooze=r.snooze)
+        if script is not None and script.text:
+            text = f"{text}\n建议话术：{script.text}"
+        link = script.link if script is not None else None
+        card = TaskCard(key=key, userid=userid, target=c.external_userid, source=f"reminder:{name}", title=r.name,
+                        text=text, day=self.today, buttons=tuple(r.buttons), escalate_after=r.escalate_after,
+                        snooze=r.snooze, link=(link.title, link.url) if link else None)
+        if await self._over_limit(userid):
+            return await self._carry(card, f"manager_daily_tasks {self.pb.policy.manager_daily_tasks} reached "
+                                           f"for {userid}", script)
         issued = await issue_card(self.session, self.outbox, self.scheduler, card, agent_id=self.agent_id,
                                   now=self.now)
         if issued:
             self._tasks_today[userid] = self._tasks_today.get(userid, 0) + 1
+            await self._count_link(script)
         return issued
 
-    def _script(self, r: Reminder, ctx: Mapping[str, str]) -> str | None:
-        """The suggested message, only when its material may be used today."""
+    async def _carry(self, card: TaskCard, reason: str, script: RenderedMaterial | None) -> bool:
+        """Over today's limit: the card waits for the next workday with room (not lost)."""
+        if self.scheduler is None:
+            log.warning("%s: %s; no scheduler to carry it over", card.key, reason)
+            return False
+        day = await defer_card(self.session, self.scheduler, card, self.pb, now=self.now, reason=reason)
+        if day is None:
+            return False  # carried (or sent) before
+        log.info("%s: %s; carried over to %s", card.key, reason, day)
+        await record_outcome(self.session, card.source, card.key, "deferred", f"{reason}; carried over to {day}",
+                             self.now)
+        await self._count_link(script)
+        return True
+
+    async def _count_link(self, script: RenderedMaterial | None) -> None:
+        if self.links is not None and script is not None and script.link is not None:
+            await record_send(self.session, self.links, script.link.url, self.now)
+
+    def _script(self, r: Reminder, ctx: Mapping[str, str], sender: str, customer: str,
+                occurrence: str) -> RenderedMaterial | None:
+        """The suggested message, only when its material may be used today (links tracked)."""
         if not r.script:
             return None
         material = self.pb.materials.get(r.script)
         if material is None or material.compliance_problem(self.today):
             return None
-        return render_material(material, ctx, self.pb.policy).text
+        rendered = render_material(material, ctx, self.pb.policy)
+        if self.links is None:
+            return rendered
+        return self.links.track(rendered, sender, customer=customer, occurrence=occurrence)
 
     async def _names(self) -> dict[str, str]:
         if self._managers is None:
@@ -208,21 +237,4 @@ class ReminderRunner:
         return when.isoformat() if when == target else None
 
 
-def next_allowed(pb: Playbook, now: datetime) -> datetime:
-    """``now``, or the end of the quiet hours when ``now`` falls inside them."""
-    tz = ZoneInfo(pb.policy.timezone)
-    local = now.astimezone(tz)
-    quiet = pb.policy.quiet_hours
-    if not quiet.contains(local.time().replace(tzinfo=None)):
-        return now
-    end = datetime.combine(local.date(), quiet.end, tz)
-    if end <= local:
-        end += timedelta(days=1)
-    return end
-
-
-def local_day(pb: Playbook, now: datetime) -> date:
-    return now.astimezone(ZoneInfo(pb.policy.timezone)).date()
-
-
-__all__ = ["EVENT_KIND", "ReminderRunner", "local_day", "next_allowed", "time"]
+__all__ = ["EVENT_KIND", "ReminderRunner", "local_day", "next_allowed"]

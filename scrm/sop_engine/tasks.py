@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,7 +14,7 @@ from scrm.db.models_sop import SopTask
 from scrm.outbox import PRIORITY_INTERACTIVE, Outbox
 from scrm.scheduler import Scheduler, TriggerSpec
 
-from .cards import DONE_LABELS, SNOOZE_KIND, TaskCard, issue_card
+from .cards import DONE_LABELS, SNOOZE_KIND, card_of, issue_card, send_card
 
 log = logging.getLogger("scrm.sop_engine.tasks")
 
@@ -46,21 +47,27 @@ async def on_button(session: AsyncSession, outbox: Outbox, scheduler: Scheduler 
 
 
 async def on_snooze_due(session: AsyncSession, outbox: Outbox, scheduler: Scheduler | None, *, task_id: str,
-                        agent_id: int, now: datetime, day_of: datetime) -> bool:
+                        agent_id: int, now: datetime, day: date) -> bool:
     """The snooze is over: the same task again, as a new card (task ids are single use)."""
     task = await session.get(SopTask, task_id)
     if task is None or task.status != "snoozed":
         return False
-    detail = task.detail
     n = task.snoozes + 1
-    esc = detail.get("escalate_after_s")
-    card = TaskCard(key=f"{task.key}#snooze{n}", userid=task.userid, target=task.target, source=task.source,
-                    title=task.title, text=task.text, day=day_of.date(),
-                    buttons=tuple(detail.get("buttons") or ("done", "snooze", "not_relevant")),
-                    escalate_after=timedelta(seconds=float(esc)) if esc else None,
-                    snooze=timedelta(seconds=float(detail.get("snooze_s") or DEFAULT_SNOOZE.total_seconds())),
-                    snoozes=n)
+    card = card_of(task, key=f"{task.key}#snooze{n}", day=day, snoozes=n)
+    if card.snooze is None:
+        card = dataclasses.replace(card, snooze=DEFAULT_SNOOZE)
     return await issue_card(session, outbox, scheduler, card, agent_id=agent_id, now=now)
+
+
+async def on_carry_due(session: AsyncSession, outbox: Outbox, scheduler: Scheduler | None, *, task_id: str,
+                       agent_id: int, now: datetime) -> bool:
+    """The workday a card was carried over to has begun: send it (it already counts for today)."""
+    task = await session.get(SopTask, task_id)
+    if task is None or task.status != "deferred":
+        return False
+    task.status = "open"
+    await send_card(session, outbox, scheduler, card_of(task), agent_id=agent_id, now=now)
+    return True
 
 
 async def on_escalate_due(session: AsyncSession, outbox: Outbox, *, task_id: str, agent_id: int,
@@ -74,8 +81,10 @@ async def on_escalate_due(session: AsyncSession, outbox: Outbox, *, task_id: str
         log.warning("task %s unhandled but %s has no team lead", task_id, task.userid)
         return None
     name = await session.scalar(select(Member.name).where(Member.userid == task.userid)) or task.userid
-    body = {"touser": lead, "msgtype": "text", "agentid": agent_id,
-            "text": {"content": f"【未处理提醒】{name} 的任务“{task.title}”已超时未处理：\n{task.text}"[:2000]}}
+    # The task's number keeps two tasks with the same text (two large transfers of one customer)
+    # apart: message/send's duplicate check would otherwise drop the second alert as a repeat.
+    content = f"【未处理提醒】{name} 的任务“{task.title}”（编号 {task_id[-6:]}）已超时未处理：\n{task.text}"
+    body = {"touser": lead, "msgtype": "text", "agentid": agent_id, "text": {"content": content[:2000]}}
     await outbox.add(session, f"escalate:{task_id}", "message/send", body, priority=PRIORITY_INTERACTIVE)
     task.status = "escalated"
     task.escalated_to = lead

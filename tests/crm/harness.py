@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,29 @@ class CrmStack:
         resp = await self.s.client.post(path, data=body, headers=auth.headers(secret, stamp, body))
         return resp.status, await resp.json()
 
+    async def seed_quietly(self, customers: list[dict[str, Any]]) -> None:
+        """Store CRM customers and mirror their contacts, but queue no incremental sync.
+
+        Leaves all the tag work to a full run (nightly, ``scrm sync tags``, the runner).
+        """
+        from scrm.crm import discover, store
+        from scrm.crm.records import CustomerRecord
+        from scrm.db.models import InboxEvent
+
+        rt, now = self.s.runtime, self.s.clock.now()
+        async with rt.sessions() as session, session.begin():
+            await store.upsert_customers(session, rt.inbox, [CustomerRecord.model_validate(r) for r in customers],
+                                         now)
+            await session.execute(InboxEvent.__table__.delete())
+        async with rt.sessions() as session, session.begin():
+            infos = await discover.read_unmirrored(session, self.s.wecom, [c["crm_id"] for c in customers])
+            await discover.write_contacts(session, infos, now)
+
+    def mark_tag_pairs(self) -> Counter[tuple[str, str]]:
+        """mark_tag calls WeCom received, per (manager, customer)."""
+        return Counter((x.body["userid"], x.body["external_userid"])
+                       for x in self.s.calls("externalcontact/mark_tag"))
+
     def tag_names(self, userid: str, ext: str) -> set[str]:
         st = self.s.state
         out = set()
@@ -100,7 +124,8 @@ class CrmStack:
 
 
 @contextlib.asynccontextmanager
-async def crm_stack(db_url: str, root: Path) -> AsyncIterator[CrmStack]:
+async def crm_stack(db_url: str, root: Path, *, crm: dict[str, Any] | None = None,
+                    wecom: dict[str, Any] | None = None) -> AsyncIterator[CrmStack]:
     receiver = Receiver(HOOK_SECRET)
     hook_app = web.Application()
     hook_app.router.add_post("/hook", receiver.handle)
@@ -110,7 +135,9 @@ async def crm_stack(db_url: str, root: Path) -> AsyncIterator[CrmStack]:
 
     def settings(*a: Any, **kw: Any) -> Any:
         kw["crm"] = {"hmac_secret": SECRET, "webhook_url": str(hook.make_url("/hook")),
-                     "webhook_secret": HOOK_SECRET, "sync_chunk": 3}
+                     "webhook_secret": HOOK_SECRET, "sync_chunk": 3, **(crm or {})}
+        if wecom:
+            kw["wecom"] = {**kw.get("wecom", {}), **wecom}
         return original_settings(*a, **kw)
 
     harness.TAGS, harness.sandbox_settings = CRM_TAGS, settings  # type: ignore[assignment]

@@ -435,3 +435,21 @@ def test_quick_replies_cannot_be_sent_by_steps(tmp_path: Path) -> None:
         "sop/paths/wealth.yaml:5: steps[0].send: material 'qr' is a quick reply for the manager's sidebar; "
         "steps cannot send it"
     ]
+
+
+def test_mini_program_cover_file_must_exist(tmp_path: Path) -> None:
+    text = """\
+        - id: hello
+          type: miniprogram
+          text: 您好
+          miniprogram: {title: 开卡礼, appid: wx0123456789abcdef, page: pages/a.html, cover: covers/missing.png}
+          approved: {by: 合规-王, at: 2026-01-05}
+        - id: group-hello
+          type: text
+          channels: [group]
+          text: 欢迎
+          approved: {by: 合规-王, at: 2026-01-05}
+        """
+    assert errors(tmp_path, materials__base_yaml=text) == [
+        "materials/base.yaml:4: [0].miniprogram.cover: no file 'covers/missing.png' under materials/"
+    ]
