@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
@@ -30,8 +30,8 @@ from sqlalchemy.orm import aliased
 
 from scrm.clock import Clock
 from scrm.config import OutboxSettings
-from scrm.db.engine import dialect_of, insert_ignore, table_of
-from scrm.db.models import OutboxAction
+from scrm.db.engine import dialect_of, insert_ignore, insert_ignore_many, table_of
+from scrm.db.models import OUTBOX_UNFINISHED, OutboxAction
 from scrm.inbox import backoff_s
 from scrm.leases import claim, new_owner_id
 from scrm.logs import log_context
@@ -125,6 +125,17 @@ class PrepareError(Exception):
         self.retry = retry
 
 
+@dataclass(frozen=True)
+class QueuedCall:
+    """One WeCom call for :meth:`Outbox.add_many`."""
+
+    key: str
+    api: str
+    body: Mapping[str, Any]
+    priority: int = PRIORITY_DEFAULT
+    lane: str | None = None
+
+
 class Outbox:
     """Add, send, reconcile and administer outbound actions."""
 
@@ -156,16 +167,32 @@ class Outbox:
     async def add_action(self, session: AsyncSession, key: str, kind: str, payload: Mapping[str, Any], *,
                          priority: int = PRIORITY_DEFAULT, lane: str | None = None,
                          not_after: datetime | None = None, delay_s: float = 0.0) -> None:
+        row = self._row(key, kind, payload, priority=priority, lane=lane, not_after=not_after, delay_s=delay_s,
+                        now=self.clock.now())
+        await session.execute(insert_ignore(dialect_of(session), table_of(OutboxAction), row,
+                                            ["idempotency_key"]))
+
+    async def add_many(self, session: AsyncSession, calls: Sequence[QueuedCall]) -> None:
+        """Queue many WeCom calls in the caller's transaction with one cached ``executemany``;
+        a repeated key adds nothing. For bulk producers (the CRM tag sync): one statement per
+        call cost 5× the planning time on the tag-sync bench."""
+        if not calls:
+            return
+        now = self.clock.now()
+        rows = [self._row(c.key, "wecom", {"api": c.api, "body": dict(c.body), "method": "POST"},
+                          priority=c.priority, lane=c.lane, not_after=None, delay_s=0.0, now=now) for c in calls]
+        await session.execute(insert_ignore_many(dialect_of(session), table_of(OutboxAction), ["idempotency_key"]),
+                              rows)
+
+    def _row(self, key: str, kind: str, payload: Mapping[str, Any], *, priority: int, lane: str | None,
+             not_after: datetime | None, delay_s: float, now: datetime) -> dict[str, Any]:
         if kind not in self.executors:
             raise ValueError(f"unknown outbox action kind {kind!r}")
-        now = self.clock.now()
-        row = {
+        return {
             "idempotency_key": key[:512], "kind": kind, "payload": dict(payload), "priority": priority,
             "status": "pending", "attempts": 0, "next_attempt_at": now + timedelta(seconds=delay_s),
             "lane": lane, "not_after": not_after, "created_at": now,
         }
-        await session.execute(insert_ignore(dialect_of(session), table_of(OutboxAction), row,
-                                            ["idempotency_key"]))
 
     def wake(self) -> None:
         self._wake.set()
@@ -179,6 +206,9 @@ class Outbox:
             head.lane == oa.lane, head.status.in_(("pending", "sending", "unknown"))
         ).scalar_subquery()
         due = and_(
+            # Implied by what follows, but spelled out so the databases use ix_outbox_claim
+            # (a partial index is used only when the query names its condition).
+            oa.status.in_(OUTBOX_UNFINISHED),
             or_(
                 and_(oa.status == "pending", oa.next_attempt_at <= now),
                 oa.status == "sending",  # a worker died mid-call: claimable once its lease expired

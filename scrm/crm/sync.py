@@ -24,12 +24,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scrm import tagcatalog
-from scrm.crm.outbox_bulk import Call, add_calls
 from scrm.crm.tagmap import all_crm_tag_names, crm_groups, desired_tags, digest
 from scrm.db.engine import dialect_of, insert_ignore_many, table_of
 from scrm.db.models import Binding, CrmCustomer, Follow, FollowTag, Tag, TagGroup
 from scrm.db.models_crm import CrmSyncState
-from scrm.outbox import PRIORITY_BULK, Outbox
+from scrm.outbox import PRIORITY_BULK, Outbox, QueuedCall
 from scrm.sop.models import TagGroup as TagGroupSpec
 
 MARK_TAG = "externalcontact/mark_tag"
@@ -171,9 +170,9 @@ async def apply_chunk(session: AsyncSession, outbox: Outbox, diffs: Sequence[Dif
         if d.remove:
             body["remove_tag"] = list(d.remove)
         # One lane per relation: two diffs of one relation must land in the order planned.
-        calls.append(Call(mark_tag_key(d, generation), MARK_TAG, body, PRIORITY_BULK,
-                          lane=f"tag:{d.userid}:{d.external_userid}"))
-    await add_calls(session, outbox, calls)
+        calls.append(QueuedCall(mark_tag_key(d, generation), MARK_TAG, body, PRIORITY_BULK,
+                                lane=f"tag:{d.userid}:{d.external_userid}"))
+    await outbox.add_many(session, calls)
     gone = [(d.userid, d.external_userid, t) for d in changing for t in d.remove]
     if gone:
         await session.execute(delete(FollowTag).where(
