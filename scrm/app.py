@@ -23,6 +23,7 @@ from scrm.crm.dropfolder import DropFolder
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.dispatch import Dispatcher, Router
 from scrm.inbox import Inbox
+from scrm.metrics import metrics_view
 from scrm.outbox import PRIORITY_WELCOME, Outbox
 from scrm.playbook_holder import PlaybookHolder
 from scrm.radar.views import install_radar
@@ -222,6 +223,7 @@ def create_app(runtime: Runtime, *, workers: bool = True,
     install_crm_api(app)
     install_radar(app)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
     for add in extra or []:
         add(app)
 
