@@ -54,6 +54,7 @@ import defusedxml.ElementTree as SafeET  # noqa: E402
 from aiohttp import web  # noqa: E402
 from yarl import URL  # noqa: E402
 
+from bench._proc import proc_cpu_s, until_stopped  # noqa: E402
 from scrm.wecom.crypto import CryptoError, WeComCrypto  # noqa: E402
 from tests.fakes.wecom_sender import add_contact_xml  # noqa: E402
 
@@ -86,12 +87,8 @@ async def _serve(app: web.Application, conn: Connection, stop: MpEvent) -> None:
         gc.collect()
         gc.freeze()
     conn.send(("ready", port))
-    parent = os.getppid()
-    loop = asyncio.get_running_loop()
     try:
-        # Wait in a thread (the loop stays free for requests); give up if the parent is gone.
-        while not await loop.run_in_executor(None, stop.wait, 0.5) and os.getppid() == parent:
-            pass
+        await until_stopped(stop)
     finally:
         await runner.cleanup()  # the service's cleanup flushes and stops the group-commit writer
 
@@ -265,15 +262,6 @@ def _system_busy_s() -> float | None:
         return None
 
 
-def _proc_cpu_s(pid: int) -> float | None:
-    """utime + stime of a process, from /proc (Linux); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 async def _phase(session: aiohttp.ClientSession, urls: list[URL], bodies: list[bytes], indices: Iterator[int],
                  concurrency: int, seconds: float, timing: bool, target_pid: int) -> PhaseResult:
     res = PhaseResult()
@@ -281,7 +269,7 @@ async def _phase(session: aiohttp.ClientSession, urls: list[URL], bodies: list[b
     headers = {"Content-Type": "text/xml"}
     start = loop.time()
     deadline = start + seconds
-    cpu0 = _proc_cpu_s(target_pid)
+    cpu0 = proc_cpu_s(target_pid)
     own0 = time.process_time()
     sys0 = _system_busy_s()
 
@@ -308,7 +296,7 @@ async def _phase(session: aiohttp.ClientSession, urls: list[URL], bodies: list[b
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     res.elapsed = loop.time() - start  # includes finishing the requests in flight at the deadline
-    cpu1 = _proc_cpu_s(target_pid)
+    cpu1 = proc_cpu_s(target_pid)
     res.server_cpu_s = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
     res.client_cpu_s = time.process_time() - own0
     sys1 = _system_busy_s()

@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/outbox.py`
 
 from aiohttp import web  # noqa: E402
 
+from bench._proc import until_stopped  # noqa: E402
 from scrm.clock import SystemClock  # noqa: E402
 from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET  # noqa: E402
 
@@ -98,12 +99,9 @@ async def _serve_sandbox(limit: int, members: int, conn: Connection, stop: MpEve
     site = web.TCPSite(runner, HOST, 0)
     await site.start()
     conn.send(("ready", runner.addresses[0][1]))
-    parent = os.getppid()
-    loop = asyncio.get_running_loop()
     cpu0 = time.process_time()
     try:
-        while not await loop.run_in_executor(None, stop.wait, 0.5) and os.getppid() == parent:
-            pass
+        await until_stopped(stop)
     finally:
         await runner.cleanup()
     deliveries = [d for d in state.deliveries if d.kind == "app"]

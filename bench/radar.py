@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
-import os
 import socket
 import sys
 import tempfile
@@ -40,6 +39,8 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/radar.py`
 
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
+
+from bench._proc import proc_cpu_s  # noqa: E402
 
 MATERIAL_ID = "elderly-fraud-awareness"  # a link material of the shipped playbook
 NAMES = ("baseline", "radar")
@@ -60,15 +61,6 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def _proc_cpu_s(pid: int | None) -> float | None:
-    """utime + stime of a process, from /proc (Linux); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def _settings(db_url: str, port: int) -> Any:
@@ -155,9 +147,9 @@ async def _drive(urls: dict[str, str], pids: dict[str, int | None], seconds: flo
         for r in range(rounds):
             for name in NAMES if r % 2 == 0 else NAMES[::-1]:
                 t = tallies[name]
-                cpu0, t0 = _proc_cpu_s(pids[name]), time.perf_counter()
+                cpu0, t0 = proc_cpu_s(pids[name]), time.perf_counter()
                 n = await _slice(http, urls[name], seconds / rounds, concurrency, t.latencies_ms)
-                cpu1, t.seconds = _proc_cpu_s(pids[name]), t.seconds + time.perf_counter() - t0
+                cpu1, t.seconds = proc_cpu_s(pids[name]), t.seconds + time.perf_counter() - t0
                 t.redirects += n
                 t.cpu_s = None if None in (cpu0, cpu1, t.cpu_s) else t.cpu_s + cpu1 - cpu0  # type: ignore[operator]
                 if name == "radar":

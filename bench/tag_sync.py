@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/tag_sync.py`
 
 from aiohttp import web  # noqa: E402
 
+from bench._proc import until_stopped  # noqa: E402
 from scrm.clock import SystemClock  # noqa: E402
 from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET  # noqa: E402
 from scrm.sop.models import TagsFile  # noqa: E402
@@ -118,11 +119,8 @@ async def _serve_sandbox(n: int, limit: int, conn: Connection, stop: MpEvent) ->
     site = web.TCPSite(runner, HOST, 0)
     await site.start()
     conn.send(("ready", runner.addresses[0][1], ids))
-    parent = os.getppid()
-    loop = asyncio.get_running_loop()
     try:
-        while not await loop.run_in_executor(None, stop.wait, 0.5) and os.getppid() == parent:
-            pass
+        await until_stopped(stop)
     finally:
         await runner.cleanup()
     calls = state.received_calls(API)

@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/welcome.py`
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
+from bench._proc import proc_cpu_s, until_stopped  # noqa: E402
 from scrm.clock import SystemClock  # noqa: E402
 from scrm.sandbox import (  # noqa: E402
     SANDBOX_AES_KEY,
@@ -142,11 +143,8 @@ async def _serve_service(settings: Any, presync: bool, conn: Connection, stop: M
     site = web.TCPSite(runner, HOST, 0)
     await site.start()
     conn.send(("ready", runner.addresses[0][1]))
-    parent = os.getppid()
-    loop = asyncio.get_running_loop()
     try:
-        while not await loop.run_in_executor(None, stop.wait, 0.5) and os.getppid() == parent:
-            pass
+        await until_stopped(stop)
     finally:
         await runner.cleanup()
 
@@ -214,15 +212,6 @@ async def _until(check: Callable[[], bool], deadline: float) -> None:
         await asyncio.sleep(0.05)
 
 
-def _proc_cpu_s(pid: int | None) -> float | None:
-    """utime + stime of a process, from /proc (Linux); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _welcomed(state: SandboxState) -> dict[str, float]:
     """WelcomeCode → seconds from issue to the accepted send_welcome_msg."""
     out: dict[str, float] = {}
@@ -263,7 +252,7 @@ async def run(args: argparse.Namespace, workdir: str) -> int:
             return 1
         _, port = parent_conn.recv()
         callback_url = f"http://{HOST}:{port}/wecom/callback"
-        cpu0, own0 = _proc_cpu_s(proc.pid), time.process_time()
+        cpu0, own0 = proc_cpu_s(proc.pid), time.process_time()
         result = await burst(state, callback_url, events=args.events, rate=args.rate, copies=args.copies,
                              concurrency=args.concurrency, seed=args.seed)
         deadline = loop.time() + WINDOW_S + 5
@@ -272,7 +261,7 @@ async def run(args: argparse.Namespace, workdir: str) -> int:
         tagged = args.events * (len(CHANNEL_MANAGERS) - 1) // len(CHANNEL_MANAGERS)
         await _until(lambda: len(state.received_calls("externalcontact/mark_tag")) >= tagged, deadline + 30)
         await asyncio.sleep(0.5)  # let stragglers (a second welcome would be a bug) show up
-        cpu1 = _proc_cpu_s(proc.pid)
+        cpu1 = proc_cpu_s(proc.pid)
         result["service_cpu_s"] = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
         result["driver_cpu_s"] = time.process_time() - own0
     finally:
