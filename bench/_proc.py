@@ -1,11 +1,26 @@
-"""Process helpers the benchmarks share: a child server's wait for its stop, CPU seconds."""
+"""Process helpers the benchmarks share: a child server's log file, its wait for its stop, CPU seconds."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
+
+
+def log_service_to(path: Path, level: str, fmt: str) -> None:
+    """Log like `scrm serve` (JSON lines on stderr), but into ``path``: the handler binds
+    ``sys.stderr`` when it is set up, so stderr is swapped only meanwhile and crashes still
+    reach the terminal."""
+    from scrm.logs import setup_logging
+
+    real_stderr = sys.stderr
+    sys.stderr = open(path, "w", buffering=1 << 16)  # noqa: SIM115 (the log handler keeps it)
+    try:
+        setup_logging(level, fmt)
+    finally:
+        sys.stderr = real_stderr
 
 
 async def until_stopped(stop: MpEvent) -> None:

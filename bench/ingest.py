@@ -54,7 +54,7 @@ import defusedxml.ElementTree as SafeET  # noqa: E402
 from aiohttp import web  # noqa: E402
 from yarl import URL  # noqa: E402
 
-from bench._proc import proc_cpu_s, until_stopped  # noqa: E402
+from bench._proc import log_service_to, proc_cpu_s, until_stopped  # noqa: E402
 from scrm.wecom.crypto import CryptoError, WeComCrypto  # noqa: E402
 from tests.fakes.wecom_sender import add_contact_xml  # noqa: E402
 
@@ -149,7 +149,6 @@ def service_main(db_url: str, workdir: str, log_mode: str, profile_path: str | N
         WHAT_IFS[name]()
     from scrm.app import Runtime, create_app
     from scrm.config import load_settings
-    from scrm.logs import setup_logging
 
     settings = load_settings(
         None,
@@ -158,14 +157,7 @@ def service_main(db_url: str, workdir: str, log_mode: str, profile_path: str | N
         log={"level": "INFO" if log_mode == "info" else "WARNING", "format": "json"},
     )
     if log_mode != "none":
-        # Like `scrm serve`: JSON lines on stderr, here redirected to a file in the work dir.
-        # (swap sys.stderr only while the handler binds it, so crashes still reach the terminal).
-        real_stderr = sys.stderr
-        sys.stderr = open(Path(workdir) / "service.log", "w", buffering=1 << 16)  # noqa: SIM115
-        try:
-            setup_logging(settings.log.level, settings.log.format)
-        finally:
-            sys.stderr = real_stderr
+        log_service_to(Path(workdir) / "service.log", settings.log.level, settings.log.format)
 
     # Ingest does not need the playbook (SOP YAML); skip loading it where the Runtime allows.
     extra: dict[str, Any] = {}

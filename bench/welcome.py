@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/welcome.py`
 import aiohttp  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from bench._proc import proc_cpu_s, until_stopped  # noqa: E402
+from bench._proc import log_service_to, proc_cpu_s, until_stopped  # noqa: E402
 from scrm.clock import SystemClock  # noqa: E402
 from scrm.sandbox import (  # noqa: E402
     SANDBOX_AES_KEY,
@@ -90,7 +90,6 @@ def service_main(db_url: str, workdir: str, sandbox_url: str, per_api: int, pres
     _isolate(workdir)
     from scrm.config import load_settings
     from scrm.db import migrate
-    from scrm.logs import setup_logging
     from tests.lifecycle.harness import write_playbook
 
     sop, mat = write_playbook(Path(workdir))
@@ -104,12 +103,7 @@ def service_main(db_url: str, workdir: str, sandbox_url: str, per_api: int, pres
         log={"level": "WARNING", "format": "json"},
     )
     migrate.upgrade(db_url)
-    real_stderr = sys.stderr
-    sys.stderr = open(Path(workdir) / "service.log", "w", buffering=1 << 16)  # noqa: SIM115
-    try:
-        setup_logging(settings.log.level, settings.log.format)
-    finally:
-        sys.stderr = real_stderr
+    log_service_to(Path(workdir) / "service.log", settings.log.level, settings.log.format)
     if profile is None:
         asyncio.run(_serve_service(settings, presync, conn, stop))
         return

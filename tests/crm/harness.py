@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from scrm.crm import auth
+from scrm.crm.progress import Progress
 from scrm.crm.webhook import KEY_HEADER
 from tests.lifecycle import harness
 from tests.lifecycle.harness import Stack
@@ -21,8 +23,8 @@ from tests.lifecycle.harness import Stack
 SECRET = "crm-test-secret"
 HOOK_SECRET = "hook-test-secret"
 
-CRM_TAGS = """\
-groups:
+# The lifecycle harness's manager-owned groups, plus the groups the CRM owns.
+CRM_TAGS = harness.TAGS + """\
   客户等级:
     owner: crm
     from: crm.tier
@@ -38,15 +40,6 @@ groups:
       - {below: 50000, tag: 5万以下}
       - {below: 500000, tag: 5万-50万}
       - {tag: 50万以上}
-  渠道:
-    owner: manager
-    tags: [代发开卡, 网点大堂, 理财沙龙, 信用卡活动]
-  兴趣:
-    owner: manager
-    tags: [理财, 健康, 旅游]
-  偏好:
-    owner: manager
-    tags: [免打扰]
 """
 
 
@@ -79,6 +72,25 @@ class Receiver:
         return web.json_response({"ok": True})
 
 
+class RecordingProgress(Progress):
+    """Records every (position, note) a progress reporter is given (no throttling)."""
+
+    def __init__(self) -> None:
+        super().__init__("test", every_s=0.0)
+        self.updates: list[tuple[int, str]] = []
+
+    def update(self, position: int, note: str) -> None:
+        self.updates.append((position, note))
+
+    @property
+    def positions(self) -> list[int]:
+        return [p for p, _ in self.updates]
+
+    @property
+    def notes(self) -> list[str]:
+        return [n for _, n in self.updates]
+
+
 @dataclass
 class CrmStack:
     s: Stack
@@ -108,6 +120,18 @@ class CrmStack:
         async with rt.sessions() as session, session.begin():
             infos = await discover.read_unmirrored(session, self.s.wecom, [c["crm_id"] for c in customers])
             await discover.write_contacts(session, infos, now)
+
+    async def queue_pending_calls(self, n: int) -> None:
+        """``n`` queued outbox actions that are not due: stand for sync calls still to be sent."""
+        from scrm.db.models import OutboxAction
+
+        now = self.s.clock.now()
+        later = now + timedelta(days=365)
+        async with self.s.runtime.sessions() as session, session.begin():
+            await session.execute(OutboxAction.__table__.insert(), [
+                {"idempotency_key": f"crmtag:earlier:{i}", "kind": "wecom", "payload": {}, "priority": 200,
+                 "status": "pending", "attempts": 0, "next_attempt_at": later, "created_at": now}
+                for i in range(n)])
 
     def mark_tag_pairs(self) -> Counter[tuple[str, str]]:
         """mark_tag calls WeCom received, per (manager, customer)."""

@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import update
 
-from scrm.crm.progress import Progress
 from scrm.crm.runner import run_sync
 from scrm.db.models import OutboxAction
-from tests.crm.harness import CrmStack, crm_stack
+from tests.crm.harness import CrmStack, RecordingProgress, crm_stack
 from tests.fakes.service import wait_until
 
 MARK_TAG = "externalcontact/mark_tag"
 
-
-class Notes(Progress):
-    def __init__(self) -> None:
-        super().__init__("test", every_s=0.0)
-        self.notes: list[str] = []
-
-    def update(self, position: int, note: str) -> None:
-        self.notes.append(note)
 
 
 async def test_run_waits_while_the_outbox_holds_enough(db_url: str, tmp_path: Path) -> None:
@@ -31,13 +21,8 @@ async def test_run_waits_while_the_outbox_holds_enough(db_url: str, tmp_path: Pa
         s, rt = c.s, c.s.runtime
         await c.seed_quietly([{"crm_id": f"K{i}", "external_userid": ext, "attributes": {"tier": "V3"}}
                               for i, ext in enumerate(s.ids.customers.values())])
-        later = s.clock.now() + timedelta(days=365)  # queued, not due: stands for calls still to send
-        async with rt.sessions() as session, session.begin():
-            await session.execute(OutboxAction.__table__.insert(), [
-                {"idempotency_key": f"crmtag:earlier:{i}", "kind": "wecom", "payload": {}, "priority": 200,
-                 "status": "pending", "attempts": 0, "next_attempt_at": later, "created_at": s.clock.now()}
-                for i in range(5)])
-        progress = Notes()
+        await c.queue_pending_calls(5)
+        progress = RecordingProgress()
         run = asyncio.create_task(run_sync(rt.sessions, rt.outbox, s.wecom, rt.playbook.current.tag_groups,
                                            s.clock, "g1", chunk=3, max_queued=5, progress=progress))
 

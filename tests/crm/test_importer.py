@@ -8,22 +8,11 @@ from sqlalchemy import func, select
 
 from scrm.clock import FakeClock
 from scrm.crm.importer import MAX_KEPT_ERRORS, import_file
-from scrm.crm.progress import Progress
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.db.models import CrmCustomer
 from scrm.inbox import Inbox
 from tests.conftest import make_settings
-
-
-class Recorder(Progress):
-    """Records every position the importer reports (no throttling)."""
-
-    def __init__(self) -> None:
-        super().__init__("test", every_s=0.0)
-        self.positions: list[int] = []
-
-    def update(self, position: int, note: str) -> None:
-        self.positions.append(position)
+from tests.crm.harness import RecordingProgress
 
 
 async def test_import_reads_the_file_a_chunk_at_a_time(sqlite_url: str, tmp_path: Path) -> None:
@@ -37,7 +26,7 @@ async def test_import_reads_the_file_a_chunk_at_a_time(sqlite_url: str, tmp_path
     sessions = make_sessionmaker(engine)
     clock = FakeClock()
     inbox = Inbox(engine, sessions, make_settings(sqlite_url).inbox, clock)
-    progress = Recorder()
+    progress = RecordingProgress()
     seen: list[str] = []
     chunks = {"n": 0}
 

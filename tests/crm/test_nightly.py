@@ -142,12 +142,7 @@ async def test_nightly_chunk_waits_while_the_outbox_is_full(db_url: str, tmp_pat
         s, rt = c.s, c.s.runtime
         await c.seed_quietly([{"crm_id": f"K{i}", "external_userid": ext, "attributes": {"tier": "V3"}}
                               for i, ext in enumerate(s.ids.customers.values())])
-        later = s.clock.now() + timedelta(days=365)  # queued, not due: stands for calls still to send
-        async with rt.sessions() as session, session.begin():
-            await session.execute(OutboxAction.__table__.insert(), [
-                {"idempotency_key": f"crmtag:earlier:{i}", "kind": "wecom", "payload": {}, "priority": 200,
-                 "status": "pending", "attempts": 0, "next_attempt_at": later, "created_at": s.clock.now()}
-                for i in range(1200)])
+        await c.queue_pending_calls(1200)
         s.clock.set(NIGHT + timedelta(minutes=1))
         await rt.scheduler.tick()
         await s.run()
