@@ -1,11 +1,13 @@
 """CRM sub-commands: ``scrm crm import FILE...`` and ``scrm sync tags [--dry-run]``.
 
 ``import`` streams each file into the database (bad rows printed as ``file:line: message``,
-exit 1 if any; good rows kept). ``sync tags`` plans every relation's CRM-owned tag diff and
-queues the ``mark_tag`` calls in the outbox for the running service to send (rate-limited),
-never more than about two minutes of calls ahead of it (:mod:`scrm.crm.backlog`): a big run
-lasts as long as the sending does, with its progress shown, and an interrupted run is resumed
-by running it again. ``--dry-run`` only prints the plan with counts.
+exit 1 if any; good rows kept); ``--encoding gbk`` (or gb18030) reads a Chinese bank's Excel
+export, the default is UTF-8 with or without a byte-order mark. ``sync tags`` plans every
+relation's CRM-owned tag diff and queues the ``mark_tag`` calls in the outbox for the running
+service to send (rate-limited), never more than about two minutes of calls ahead of it
+(:mod:`scrm.crm.backlog`): a big run lasts as long as the sending does, with its progress
+shown, and an interrupted run is resumed by running it again. ``--dry-run`` only prints the
+plan with counts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def register(sub: Any) -> None:
     imp = crm_sub.add_parser("import", help="import CSV/JSONL files of customers or key events")
     imp.add_argument("files", nargs="+", type=Path)
     imp.add_argument("--kind", choices=("auto", "customers", "events"), default="auto")
+    imp.add_argument("--encoding",
+                     help="text encoding of the files: utf-8 (default, byte-order mark or not), gbk, gb18030")
     imp.set_defaults(func=_import)
     sync = sub.add_parser("sync", help="synchronise with WeCom")
     sync_sub = sync.add_subparsers(dest="sync_command", required=True)
@@ -32,12 +36,24 @@ def register(sub: Any) -> None:
     tags.set_defaults(func=_sync_tags)
 
 
+def _encoding(name: str | None) -> str:
+    """The codec to read the files with; a name we cannot use is the user's to fix (exit 2)."""
+    from scrm.cli import UserError
+    from scrm.crm.importer import DEFAULT_ENCODING, check_encoding
+
+    try:
+        return check_encoding(DEFAULT_ENCODING if name is None else name)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 async def _import(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:
     from scrm.crm.importer import FileFormatError, import_file
     from scrm.crm.progress import Progress
     from scrm.db.engine import make_engine, make_sessionmaker
     from scrm.inbox import Inbox
 
+    encoding = _encoding(args.encoding)  # before touching the database or any file
     engine = make_engine(settings.database.url)
     clock = clock or SystemClock()
     failed = False
@@ -48,7 +64,7 @@ async def _import(args: argparse.Namespace, settings: Settings, *, clock: Clock 
             try:
                 # Error lines print as they are found: a file of bad rows never fills memory.
                 report = await import_file(path, sessions, inbox, clock, kind=args.kind, name=str(path),
-                                           on_error=print,
+                                           on_error=print, encoding=encoding,
                                            progress=Progress(f"import {path.name}", path.stat().st_size))
             except (OSError, FileFormatError) as exc:
                 print(f"scrm: {exc}")

@@ -4,15 +4,17 @@
     POST /crm/v1/events                  {"events": [EventRecord, ...]}
     POST /crm/v1/bindings                {"bindings": [BindingRecord, ...]}
 
-Every request is HMAC-signed (:mod:`scrm.crm.auth`). A batch is all or nothing: any invalid
-record rejects the request with 400 and every record's error (``customers[3].crm_id: ...``), so
-the sender fixes and resends it whole. Verify, store, acknowledge: the tag sync runs later from
-the inbox, never inside the request.
+Every request is HMAC-signed (:mod:`scrm.crm.auth`). A body is read whole, however it arrives
+(chunked or not), up to ``MAX_BODY``; past it the answer is 413. A batch is all or nothing: any
+invalid record (:mod:`scrm.crm.records` says what is invalid) rejects the request with 400 and
+every record's error (``customers[3]: crm_id: ...``), so the sender fixes and resends it whole;
+so does one ``external_userid`` given to two ``crm_id``s in one batch. Every error answer is
+one line of JSON. Verify, store, acknowledge: the tag sync runs later from the inbox, never
+inside the request.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +23,15 @@ from pydantic import BaseModel, ValidationError
 
 from scrm.crm import store
 from scrm.crm.auth import SIGNATURE_HEADER, TIMESTAMP_HEADER, AuthError, verify
-from scrm.crm.records import BindingRecord, CustomerRecord, EventRecord, explain
+from scrm.crm.records import (
+    BindingRecord,
+    CustomerRecord,
+    EventRecord,
+    contact_conflicts,
+    explain,
+    loads,
+    shape_problem,
+)
 
 if TYPE_CHECKING:
     from scrm.app import Runtime
@@ -36,31 +46,66 @@ def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
+def _too_large() -> AuthError:
+    return AuthError(413, f"body larger than {MAX_BODY} bytes; send smaller batches")
+
+
 async def _read_body(request: web.Request) -> bytes:
-    """Read up to MAX_BODY (the app-wide limit is sized for WeCom callbacks, not CRM batches)."""
-    body = await request.content.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise AuthError(413, f"body larger than {MAX_BODY} bytes; send smaller batches")
-    return body
+    """The whole body, up to MAX_BODY (the app-wide limit is sized for WeCom callbacks, not CRM
+    batches, so the stream is read here rather than with ``request.read()``).
+
+    One ``read(n)`` returns only what has arrived so far; a big batch comes in many pieces, so
+    read until the end, counting, and stop as soon as the limit is passed.
+    """
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise _too_large()  # declared too big: refuse before reading a byte
+    pieces: list[bytes] = []
+    size = 0
+    async for piece in request.content.iter_any():
+        size += len(piece)
+        if size > MAX_BODY:
+            raise _too_large()
+        pieces.append(piece)
+    return b"".join(pieces)
 
 
-def _parse(body: bytes, key: str, model: type[BaseModel]) -> tuple[list[Any], list[str]]:
+def _parse(body: bytes, key: str, model: type[BaseModel]) -> tuple[list[BaseModel], list[str]]:
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = loads(body)
+    except ValueError as exc:  # malformed, not UTF-8, NaN/Infinity, nested past the parser
         raise AuthError(400, f"body is not JSON: {exc}") from None
     items = data.get(key) if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise AuthError(400, f'body must be {{"{key}": [...]}}')
     if len(items) > MAX_RECORDS:
         raise AuthError(400, f"at most {MAX_RECORDS} {key} per request")
-    good, errors = [], []
+    good: list[BaseModel] = []
+    errors: list[str] = []
     for i, item in enumerate(items):
-        try:
-            good.append(model.model_validate(item))
-        except ValidationError as exc:
-            errors.append(f"{key}[{i}]: {explain(exc)}")
-    return good, errors
+        record = _record(model, item)
+        if isinstance(record, str):
+            errors.append(f"{key}[{i}]: {record}")
+        else:
+            good.append(record)
+    # Checked on a valid batch only: the positions then match the records.
+    return good, errors or _conflicts(key, good)
+
+
+def _record(model: type[BaseModel], item: Any) -> BaseModel | str:
+    """The validated record, or why it is refused (one line)."""
+    problem = shape_problem(item)
+    if problem:
+        return problem
+    try:
+        return model.model_validate(item)
+    except ValidationError as exc:
+        return explain(exc)
+
+
+def _conflicts(key: str, records: Sequence[BaseModel]) -> list[str]:
+    """One contact given to two customers in one batch (customers or bindings)."""
+    pairs = [(r.crm_id, r.external_userid) for r in records if isinstance(r, CustomerRecord | BindingRecord)]
+    return contact_conflicts(key, pairs) if pairs else []
 
 
 def _endpoint(runtime: Runtime, key: str, model: type[BaseModel], storer: Storer,

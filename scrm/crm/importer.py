@@ -7,8 +7,14 @@ content: rows with an ``event_id`` are key events, the rest are customers.
 
 CSV customers: ``crm_id, unionid, external_userid`` and any other column as an attribute (list
 attributes as ``payroll|mortgage``; an empty cell leaves the attribute as it was). CSV events:
-``event_id, crm_id, kind, at`` and any other column into the payload. JSONL: one object per
-line, customers either ``{"crm_id":..., "attributes":{...}}`` or flat.
+``event_id, crm_id, kind, at`` and any other column into the payload (or one ``payload`` column
+of JSON). JSONL: one object per line, customers either ``{"crm_id":..., "attributes":{...}}``
+or flat. The README's "CRM integration" section is the reference for the columns.
+
+Text is UTF-8 by default, with or without a byte-order mark; a Chinese bank's Excel exports
+are often GBK or GB18030, named with ``encoding``. Files are decoded a line at a time, which is
+sound for these encodings (no byte of a multi-byte character is a newline, comma or quote) but
+not for UTF-16 or UTF-32, which are refused.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from scrm.clock import Clock
 from scrm.crm import store
 from scrm.crm.progress import Progress
-from scrm.crm.records import CustomerRecord, EventRecord, explain
+from scrm.crm.records import CustomerRecord, EventRecord, explain, loads, shape_problem
 from scrm.inbox import Inbox
 
 Kind = Literal["auto", "customers", "events"]
@@ -68,24 +74,55 @@ class FileFormatError(Exception):
     """The file as a whole cannot be read (unknown format, missing header)."""
 
 
-NOT_UTF8 = "not UTF-8 text (save the file as UTF-8)"
+DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without the byte-order mark Excel writes
+_UTF8 = frozenset({"utf-8", "utf-8-sig"})
+# What the line-at-a-time reading relies on: these characters are these single bytes.
+_STRUCTURE = "\r\n,\"{}[]:"
 
 
-def _lines(raw: io.BufferedReader, bad: set[int]) -> Iterator[str]:
+def check_encoding(name: str) -> str:
+    """The codec's canonical name, or ``ValueError`` (one line) for a name we cannot read with."""
+    hint = "use utf-8 (the default), gbk or gb18030"
+    try:
+        codec = codecs.lookup(name).name
+        ascii_compatible = _STRUCTURE.encode("ascii").decode(codec) == _STRUCTURE
+    except LookupError:  # also a transform such as rot13 or hex: not a text encoding
+        raise ValueError(f"unknown encoding {name!r}; {hint}") from None
+    except UnicodeDecodeError:
+        ascii_compatible = False
+    if not ascii_compatible:
+        raise ValueError(f"encoding {name!r} is not supported (lines are read one at a time); {hint}")
+    return codec
+
+
+def _not_text(codec: str) -> str:
+    name = "UTF-8" if codec in _UTF8 else codec.upper()
+    return f"not {name} text (save the file as {name})"
+
+
+def _decode(data: bytes, n: int, codec: str, label: str) -> str:
+    """One line; a byte-order mark starts the first line only (UTF-8's, or GB18030's own)."""
+    if n == 1 and codec not in _UTF8 and data.startswith(codecs.BOM_UTF8):
+        # Decoded as GBK the mark becomes "锘" and the header a mystery: say what happened.
+        raise FileFormatError(f"{label}:1: starts with a UTF-8 byte-order mark: the file is UTF-8, "
+                              f"not {codec.upper()}")
+    text = data.decode(codec)
+    return text.removeprefix("\ufeff") if n == 1 else text
+
+
+def _lines(raw: io.BufferedReader, bad: set[int], codec: str, label: str) -> Iterator[str]:
     """Decode line by line: a line in another encoding is one bad row, not the end of the file."""
     for n, data in enumerate(raw, 1):
-        if n == 1:
-            data = data.removeprefix(codecs.BOM_UTF8)
         try:
-            yield data.decode("utf-8")
+            yield _decode(data, n, codec, label)
         except UnicodeDecodeError:
             bad.add(n)
-            yield data.decode("utf-8", errors="replace")
+            yield data.decode(codec, errors="replace")
 
 
-def _csv_rows(raw: io.BufferedReader, label: str) -> Iterator[Row]:
+def _csv_rows(raw: io.BufferedReader, label: str, codec: str) -> Iterator[Row]:
     bad: set[int] = set()
-    reader = csv.DictReader(_lines(raw, bad))
+    reader = csv.DictReader(_lines(raw, bad, codec, label))
     try:
         fields = reader.fieldnames
     except csv.Error as exc:
@@ -93,7 +130,7 @@ def _csv_rows(raw: io.BufferedReader, label: str) -> Iterator[Row]:
     if not fields:
         raise FileFormatError(f"{label}: empty file or no header row")
     if bad:
-        raise FileFormatError(f"{label}:1: header row is {NOT_UTF8}")
+        raise FileFormatError(f"{label}:1: header row is {_not_text(codec)}")
     if "crm_id" not in fields:
         # Every row would fail the same way: one clear line instead of one per row.
         raise FileFormatError(f"{label}:1: no crm_id column in the header row")
@@ -111,40 +148,47 @@ def _csv_rows(raw: io.BufferedReader, label: str) -> Iterator[Row]:
         end = reader.line_num
         broken = [n for n in range(start, end + 1) if n in bad]
         if broken:
-            yield broken[0], NOT_UTF8, raw.tell()
+            yield broken[0], _not_text(codec), raw.tell()
         elif None in row:
             yield end, "more cells than header columns", raw.tell()
         else:
             yield end, {k: v for k, v in row.items() if v not in ("", None)}, raw.tell()
 
 
-def _jsonl_rows(raw: io.BufferedReader) -> Iterator[Row]:
+def _jsonl_rows(raw: io.BufferedReader, label: str, codec: str) -> Iterator[Row]:
     for n, data in enumerate(raw, 1):
         try:
-            line = (data.removeprefix(codecs.BOM_UTF8) if n == 1 else data).decode("utf-8")
+            line = _decode(data, n, codec, label)
         except UnicodeDecodeError:
-            yield n, NOT_UTF8, raw.tell()
+            yield n, _not_text(codec), raw.tell()
             continue
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield n, f"not JSON: {exc.msg}", raw.tell()
-            continue
-        yield n, obj if isinstance(obj, dict) else "not a JSON object", raw.tell()
+        if line.strip():
+            yield n, _json_row(line), raw.tell()
 
 
-def _rows(path: Path, label: str) -> Generator[Row, None, None]:
+def _json_row(line: str) -> dict[str, Any] | str:
+    """The line's object, or why it is no record (NaN, too deep, unstorable text ...)."""
+    try:
+        obj = loads(line)
+    except json.JSONDecodeError as exc:
+        return f"not JSON: {exc.msg}"
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    if not isinstance(obj, dict):
+        return "not a JSON object"
+    return shape_problem(obj) or obj
+
+
+def _rows(path: Path, label: str, codec: str) -> Generator[Row, None, None]:
     """Rows one at a time; the file is never read whole (a generator: opens on the first next())."""
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
         raise FileFormatError(f"{label}: unknown format (use .csv or .jsonl)")
     with path.open("rb") as raw:
         if suffix == ".csv":
-            yield from _csv_rows(raw, label)
+            yield from _csv_rows(raw, label, codec)
         else:
-            yield from _jsonl_rows(raw)
+            yield from _jsonl_rows(raw, label, codec)
 
 
 def _customer(row: dict[str, Any]) -> CustomerRecord:
@@ -158,9 +202,20 @@ def _event(row: dict[str, Any]) -> EventRecord:
     if "payload" not in row:
         base = ("event_id", "crm_id", "kind", "at")
         row = {**{k: row[k] for k in base if k in row}, "payload": {k: v for k, v in row.items() if k not in base}}
-    elif isinstance(row["payload"], str):
-        row = {**row, "payload": json.loads(row["payload"])}
+    elif isinstance(row["payload"], str):  # a CSV "payload" column of JSON
+        row = {**row, "payload": _json_payload(row["payload"])}
     return EventRecord.model_validate(row)
+
+
+def _json_payload(text: str) -> Any:
+    try:
+        payload = loads(text)
+    except ValueError as exc:
+        raise ValueError(f"payload: not JSON: {exc}") from None
+    problem = shape_problem(payload)
+    if problem:
+        raise ValueError(f"payload: {problem}")
+    return payload
 
 
 def _parse(row: dict[str, Any] | str, kind: Kind) -> CustomerRecord | EventRecord | str:
@@ -189,19 +244,22 @@ def _next_batch(rows: Iterator[Row], kind: Kind, size: int) -> list[Parsed]:
 async def import_file(path: Path, sessions: async_sessionmaker[AsyncSession], inbox: Inbox, clock: Clock, *,
                       kind: Kind = "auto", progress: Progress | None = None, chunk: int = CHUNK,
                       name: str | None = None, on_error: Callable[[str], None] | None = None,
-                      on_chunk: Callable[[], Awaitable[None]] | None = None) -> ImportReport:
+                      on_chunk: Callable[[], Awaitable[None]] | None = None,
+                      encoding: str = DEFAULT_ENCODING) -> ImportReport:
     """Import one file; returns counts and the bad rows as ``file:line: message``.
 
     ``name`` labels the file in error lines (default: ``path``); ``on_error`` gets every error
-    line as it is found; ``on_chunk`` runs after each chunk (the drop folder renews its claim).
+    line as it is found; ``on_chunk`` runs after each chunk (the drop folder renews its claim);
+    ``encoding`` is the file's text encoding (``ValueError`` if :func:`check_encoding` refuses it).
     Reading and parsing happen in a worker thread a chunk at a time, so the event loop stays
     free and memory stays flat whatever the file's size. Storing is an upsert (customers merge,
     events dedup by event_id): importing a file again, whole or after a crash, is harmless.
     """
     label = name or str(path)
+    codec = check_encoding(encoding)
     report = ImportReport(label)
     total = (await asyncio.to_thread(path.stat)).st_size
-    rows = _rows(path, label)
+    rows = _rows(path, label, codec)
     position = 0
     try:
         while batch := await asyncio.to_thread(_next_batch, rows, kind, chunk):
