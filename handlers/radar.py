@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +21,8 @@ from scrm.db.engine import dialect_of, insert_ignore, table_of
 from scrm.db.models import Customer, DueJob, Follow, FollowTag, RadarClick
 from scrm.dispatch import Router
 from scrm.internal import InternalEvent
-from scrm.outbox import PRIORITY_INTERACTIVE, Outbox
+from scrm.lifecycle.notify import quiet_until, tell_member
+from scrm.outbox import Outbox
 from scrm.radar import alerts, texts
 from scrm.radar.views import CLICK
 from scrm.scheduler import Scheduler, TriggerSpec
@@ -35,7 +37,6 @@ router = Router("radar")
 DIGEST = "radar.digest"
 DIGEST_JOB = "radar:digest"
 MARK_TAG = "externalcontact/mark_tag"
-SEND = "message/send"
 
 
 async def _follower(session: AsyncSession, wecom: WeComClient, sender: str, customer: str) -> str | None:
@@ -66,11 +67,6 @@ def _title(playbook: Playbook | None, material: str) -> str:
     return m.title or (m.link.title if m.link is not None else material)
 
 
-async def _tell(session: AsyncSession, outbox: Outbox, settings: Settings, key: str, userid: str, text: str) -> None:
-    body = {"touser": userid, "msgtype": "text", "agentid": settings.wecom.agent_id, "text": {"content": text}}
-    await outbox.add(session, key, SEND, body, priority=PRIORITY_INTERACTIVE)
-
-
 async def _ensure_digest_job(session: AsyncSession, scheduler: Scheduler, settings: Settings) -> None:
     """Create the daily digest job the first time it has something to say (never moved after)."""
     exists = await session.scalar(select(DueJob.id).where(DueJob.job_key == DIGEST_JOB))
@@ -81,8 +77,10 @@ async def _ensure_digest_job(session: AsyncSession, scheduler: Scheduler, settin
 
 @router.on(CLICK)
 async def on_click(event: InternalEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
-                   playbook: Playbook | None, settings: Settings, scheduler: Scheduler, inbox_id: int) -> None:
-    """Count the open; tag the customer with the material's interests; alert the manager."""
+                   playbook: Playbook | None, settings: Settings, scheduler: Scheduler, clock: Clock,
+                   inbox_id: int) -> None:
+    """Count the open; tag the customer with the material's interests; alert the manager (in
+    quiet hours the alert waits for their end and says when the customer looked)."""
     p = event.payload
     material, sender, customer = str(p["material"]), str(p.get("sender") or ""), p.get("customer")
     spec = playbook.materials.get(material) if playbook is not None else None
@@ -114,8 +112,11 @@ async def on_click(event: InternalEvent, session: AsyncSession, wecom: WeComClie
     if await alerts.should_alert(session, sender, customer, material, event.at, window):
         times = await alerts.opens_today(session, customer, material, event.at, settings.playbook.timezone)
         name = await session.scalar(select(Customer.name).where(Customer.external_userid == customer))
-        await _tell(session, outbox, settings, f"radar:alert:{inbox_id}", sender,
-                    texts.alert(name or customer, _title(playbook, material), times))
+        held = quiet_until(playbook, clock.now())
+        seen = f"{event.at.astimezone(ZoneInfo(settings.playbook.timezone)):%H:%M}" if held else None
+        await tell_member(session, outbox, settings, key=f"radar:alert:{inbox_id}", userid=sender,
+                          text=texts.alert(name or customer, _title(playbook, material), times, seen_at=seen),
+                          not_before=held)
     else:
         await _ensure_digest_job(session, scheduler, settings)
 
@@ -123,7 +124,8 @@ async def on_click(event: InternalEvent, session: AsyncSession, wecom: WeComClie
 @router.on(DIGEST)
 async def on_digest(event: InternalEvent, session: AsyncSession, outbox: Outbox, playbook: Playbook | None,
                     settings: Settings, clock: Clock) -> None:
-    """Once a day: each manager gets one message for the clicks that had no alert of their own."""
+    """Once a day: each manager gets one message for the clicks that had no alert of their own
+    (held until the quiet hours end when the digest runs inside them)."""
     per_sender = await alerts.take_digest(session)
     if not per_sender:
         return
@@ -131,7 +133,9 @@ async def on_digest(event: InternalEvent, session: AsyncSession, outbox: Outbox,
     names = dict((await session.execute(select(Customer.external_userid, Customer.name)
                                         .where(Customer.external_userid.in_(customers)))).all())
     stamp = event.at.isoformat()
+    held = quiet_until(playbook, clock.now())
     for sender, lines in per_sender.items():
         text = texts.digest([(names.get(c) or c, _title(playbook, m), n) for c, m, n in lines])
-        await _tell(session, outbox, settings, f"radar:digest:{sender}:{stamp}", sender, text)
+        await tell_member(session, outbox, settings, key=f"radar:digest:{sender}:{stamp}", userid=sender, text=text,
+                          not_before=held)
     log.info("radar digest queued", extra={"managers": len(per_sender), "at": clock.now().isoformat()})

@@ -1,8 +1,9 @@
 """Minting tracked links: what welcome messages, SOP pushes and task cards call.
 
-A tracked link is ``{server.public_url}/r/{token}``; the token is signed (see ``tokens``) and
-carries material, sender, occurrence and, for 1:1 sends, the customer. The target URL is not in
-the token: the click view looks it up in the playbook, so a token can only lead to a material.
+A tracked link is ``{server.public_url}/r/{token}``; the token is sealed (encrypted and
+authenticated, see ``tokens``) and carries material, sender, occurrence and, for 1:1 sends, the
+customer, none of it readable by whoever the link is forwarded to. The target URL is not in the
+token: the click view looks it up in the playbook, so a token can only lead to a material.
 
 Typical use inside a handler's transaction::
 
@@ -28,7 +29,7 @@ PATH_PREFIX = "/r/"
 
 
 class LinkMaker:
-    """Signs and reads tracked links with one configuration (key and public URL)."""
+    """Mints and reads tracked links with one configuration (key and public URL)."""
 
     def __init__(self, settings: Settings) -> None:
         self.key = signing_key(settings)

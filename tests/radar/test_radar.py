@@ -12,6 +12,7 @@ from scrm.db.models import RadarClick, Timeline
 from scrm.radar.links import record_send
 from scrm.radar.stats import counters
 from tests.radar.harness import RadarStack, radar_stack
+from tests.radar.legacy import sign_v1
 
 TARGET = "https://bank.example.com/fund?week=47"
 
@@ -108,13 +109,35 @@ async def test_anonymous_click_without_oauth_is_an_open_without_opener(db_url: s
         assert s.app_messages("zhangwei") == [] and s.state.received_calls("externalcontact/mark_tag") == []
 
 
+async def test_a_link_minted_in_the_old_format_still_redirects_and_counts(db_url: str, tmp_path: Path) -> None:
+    """Links sent before tokens became opaque live on in chats: they still work and count."""
+    async with radar_stack(db_url, tmp_path) as s:
+        ext = s.ids.customers["王芳"]
+        occurrence = "sop:onboard:day3@2026-11-23"
+        old = s.links.base + sign_v1(s.links.key, "m-fund", "zhangwei", customer=ext, occurrence=occurrence)
+        async with s.runtime.sessions() as session, session.begin():
+            assert await record_send(session, s.links, old, s.clock.now())  # what the old code recorded
+        new = s.links.make_link("m-fund", "zhangwei", customer=ext, occurrence=occurrence)
+        assert "." not in new.rsplit("/", 1)[1] and new != old
+        assert await s.open(old) == (302, TARGET)
+        await s.run()
+        [click] = await _clicks(s)
+        assert (click.material_id, click.sender, click.external_userid, click.occurrence) == (
+            "m-fund", "zhangwei", ext, occurrence)
+        async with s.runtime.sessions() as session:
+            [row] = await counters(session, material="m-fund")
+        assert (row.sends, row.opens, row.unique_openers) == (1, 1, 1)
+        assert len(s.app_messages("zhangwei")) == 1  # reacted to like any click
+
 async def test_tampered_and_forged_tokens_get_404(db_url: str, tmp_path: Path) -> None:
     async with radar_stack(db_url, tmp_path) as s:
         link = s.links.make_link("m-fund", "zhangwei", customer=s.ids.customers["王芳"])
         token = link.rsplit("/", 1)[1]
-        payload, mac = token.split(".")
-        flipped = payload[:-1] + ("A" if payload[-1] != "A" else "B")
-        for bad in (f"{flipped}.{mac}", f"{payload}.{mac[:-1]}", payload, "x" * 5000, "..", "%00"):
+        middle = len(token) // 2
+        flipped = token[:middle] + ("A" if token[middle] != "A" else "B") + token[middle + 1:]
+        old = sign_v1(s.links.key, "m-fund", "zhangwei", customer=s.ids.customers["王芳"])
+        payload, mac = old.split(".")
+        for bad in (flipped, token[:-1], token + "A", f"{payload}.{mac[:-1]}", payload, "x" * 5000, "..", "%00"):
             resp = await s.client.get(f"/r/{bad}", allow_redirects=False)
             assert resp.status == 404, bad
             assert "Location" not in resp.headers
