@@ -55,6 +55,7 @@ from aiohttp import web  # noqa: E402
 from yarl import URL  # noqa: E402
 
 from bench._proc import log_service_to, proc_cpu_s, until_stopped  # noqa: E402
+from scrm.clock import SystemClock  # noqa: E402
 from scrm.wecom.crypto import CryptoError, WeComCrypto  # noqa: E402
 from tests.fakes.wecom_sender import add_contact_xml  # noqa: E402
 
@@ -234,7 +235,7 @@ class Target:
 def make_requests(n: int, run_tag: str) -> list[tuple[str, bytes]]:
     """``n`` distinct, validly signed callbacks: (path with query, body)."""
     c = crypto()
-    ts = str(int(time.time()))
+    ts = str(int(SystemClock().now().timestamp()))  # the bench plays WeCom: real time
     out: list[tuple[str, bytes]] = []
     for i in range(n):
         nonce = f"{i:010d}"

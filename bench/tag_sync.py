@@ -136,7 +136,7 @@ async def _serve_sandbox(n: int, limit: int, conn: Connection, stop: MpEvent) ->
 async def _seed(sessions: Any, n: int, ids: dict[str, str]) -> None:
     from scrm.db.models import Binding, CrmCustomer, Follow, FollowTag
 
-    now = datetime.now(UTC)
+    now = SystemClock().now()
     start = [ids[t] for t in START_TAGS]
     for lo in range(0, n, SEED_CHUNK):  # in chunks: memory stays flat
         follows, tags, crm, binds = [], [], [], []

@@ -52,6 +52,8 @@ from scrm.sop_engine import (
     on_snooze_due,
     slot_of,
 )
+from scrm.sop_engine.compliance_notice import send_notice
+from scrm.sop_engine.jobs import NOTICE_KIND
 from scrm.sop_engine.model import Decision
 from scrm.wecom.events import TemplateCardEvent
 
@@ -186,6 +188,16 @@ async def on_carry(event: InternalEvent, session: AsyncSession, clock: Clock, se
     if not await _after_quiet(event, session, scheduler, playbook, clock.now()):
         await on_carry_due(session, outbox, scheduler, task_id=str(event.payload.get("task_id")),
                            agent_id=settings.wecom.agent_id, now=clock.now())
+
+
+@router.on(NOTICE_KIND)
+async def on_compliance_notice(event: InternalEvent, session: AsyncSession, clock: Clock, outbox: Outbox,
+                               settings: Settings, playbook: Playbook | None) -> None:
+    """Once a day: tell the ops contacts which materials in use are (or soon are) skipped."""
+    if playbook is None:
+        return
+    at = _fire_time(event) or clock.now()
+    await send_notice(session, outbox, settings, playbook, at.astimezone(ZoneInfo(playbook.policy.timezone)).date())
 
 
 @router.on(FOLLOWUP_KIND)

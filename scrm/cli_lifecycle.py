@@ -49,7 +49,7 @@ def load_playbook_or_fail(settings: Settings) -> Playbook:
     from scrm.sop import PlaybookError, load_playbook
 
     try:
-        return load_playbook(settings.playbook.sop_dir, settings.playbook.materials_dir)
+        return load_playbook(settings.playbook.sop_dir, settings.playbook.materials_dir, today=SystemClock().now())
     except PlaybookError as exc:
         raise UserError("the playbook is invalid:\n" + "\n".join(str(i) for i in exc.errors)) from None
 

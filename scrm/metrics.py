@@ -85,6 +85,18 @@ async def collect(runtime: Runtime) -> str:
                (({"worker": name}, 1.0 if alive else 0.0) for name, alive in sorted(runtime.workers_alive().items())))
     out.family("scrm_playbook_loaded", "gauge", "1 when a valid playbook is loaded.",
                [({}, 1.0 if runtime.playbook.current is not None else 0.0)])
+    playbook = runtime.playbook
+    out.family("scrm_playbook_info", "gauge", "The running playbook's version (a hash of its YAML files).",
+               [({"version": playbook.version}, 1.0)])
+    out.family("scrm_playbook_reload_failed", "gauge",
+               "1 when the last reload was refused: the files on disk are not what runs.",
+               [({}, 1.0 if playbook.reload_failed else 0.0)])
+    findings = playbook.findings()
+    out.family("scrm_playbook_materials_in_use", "gauge",
+               "Materials that active steps use and that may not be sent today (blocked: their steps are "
+               "skipped) or expire within 30 days (expiring).",
+               [({"state": "blocked"}, float(sum(f.blocked for f in findings))),
+                ({"state": "expiring"}, float(sum(not f.blocked for f in findings)))])
     return out.render()
 
 

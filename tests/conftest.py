@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import uuid
+from datetime import timedelta
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,32 @@ TEST_AES_KEY = OFFICIAL.get("aes_key", "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2
 TEST_CORP_ID = OFFICIAL.get("receive_id", "wx5823bf96d3bd56c7")
 
 _pg_state: dict[str, Any] = {}
+_shift: dict[str, Any] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--wall-clock-days", type=int, default=0,
+        help="move the machine's wall clock this many days ahead for the whole run (time-machine): "
+             "proves that nothing reads it outside scrm/clock.py and that no fixture date goes stale")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    days = int(config.getoption("--wall-clock-days") or 0)
+    if days:
+        import time_machine
+
+        from scrm.clock import SystemClock
+
+        # tick=True: the moved clock keeps running; monotonic time (asyncio) is left alone.
+        traveller = time_machine.travel(SystemClock().now() + timedelta(days=days), tick=True)
+        traveller.start()
+        _shift.update(traveller=traveller, days=days)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if "traveller" in _shift:
+        _shift.pop("traveller").stop()
 
 
 def _pg_available() -> str | None:
@@ -87,6 +114,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if "days" in _shift:
+        from scrm.clock import SystemClock
+
+        terminalreporter.write_line(f"wall clock moved {_shift['days']} days ahead: {SystemClock().now():%Y-%m-%d}")
     if "reason" in _pg_state:
         terminalreporter.write_line(
             f"WARNING: PostgreSQL tests were SKIPPED: {_pg_state['reason']}", red=True, bold=True

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -125,7 +126,10 @@ async def sync_welcome(sessions: async_sessionmaker[AsyncSession], wecom: WeComC
     material = playbook.materials.get(spec.welcome or "")
     if material is None:
         return Result(f"{type_key} welcome", "error", f"welcome material {spec.welcome!r} not found in materials/")
-    today = clock.now().date()
+    today = clock.now().astimezone(ZoneInfo(playbook.policy.timezone)).date()
+    problem = material.compliance_problem(today)
+    if problem is not None:  # never register stale content; the existing template is left as is
+        return Result(f"{type_key} welcome", "skipped", problem)
     async with sessions() as session:
         owner_names = [n for n in [await member_name(session, u) for u in spec.classify.owners] if n]
     try:

@@ -75,8 +75,13 @@ def welcome_deadline(create_time: int) -> datetime:
     return datetime.fromtimestamp(create_time, UTC) + WELCOME_WINDOW
 
 
-def welcome_material(playbook: Playbook, state: str) -> Material:
-    """The channel's welcome material, else the file's default; a clear error when absent."""
+def welcome_material(playbook: Playbook, state: str, today: date) -> Material:
+    """The channel's welcome material, else the file's default; a clear error when absent.
+
+    A channel material that may not be sent ``today`` (expired, not yet approved) gives way to
+    the default welcome when that one may; when neither may, the welcome is skipped with the
+    reason (the manager is asked to greet by hand): a compliance date never sends stale content.
+    """
     channel = playbook.channels.get(state)
     wanted = (channel.welcome if channel else None) or playbook.default_welcome
     if wanted is None:
@@ -85,7 +90,13 @@ def welcome_material(playbook: Playbook, state: str) -> Material:
     material = playbook.welcome_for(state)
     if material is None:
         raise WelcomeError(f"welcome material {wanted!r} not found in materials/")
-    return material
+    problem = material.compliance_problem(today)
+    if problem is None:
+        return material
+    fallback = playbook.materials.get(playbook.default_welcome or "")
+    if fallback is not None and fallback.id != material.id and fallback.compliance_problem(today) is None:
+        return fallback
+    raise WelcomeError(problem)
 
 
 def context_for(customer_name: str, remark: str, manager_name: str, today: date) -> dict[str, str]:

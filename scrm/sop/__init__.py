@@ -2,7 +2,8 @@
 
 Public API::
 
-    load_playbook(sop_dir, materials_dir, *, today=None) -> Playbook   # raises PlaybookError
+    load_playbook(sop_dir, materials_dir, *, today) -> Playbook         # raises PlaybookError
+    material_findings(playbook, today) -> list[MaterialFinding]         # expired/expiring in use
     render_material(material, context, policy) -> RenderedMaterial     # raises TemplateError
     playbook_json_schema() -> dict                                      # for editors
     plan_playbook(playbook, start, days) -> list[Occurrence]            # `scrm sop plan`
@@ -13,6 +14,7 @@ This package does no I/O beyond reading the playbook files, and nothing here sen
 
 from __future__ import annotations
 
+from .compliance import MaterialFinding, material_findings
 from .expr import (
     Condition,
     DateExpr,
@@ -60,6 +62,7 @@ __all__ = [
     "GroupCalendar",
     "GroupType",
     "Material",
+    "MaterialFinding",
     "MissingValue",
     "Occurrence",
     "PathSop",
@@ -80,6 +83,7 @@ __all__ = [
     "file_json_schema",
     "format_plan",
     "load_playbook",
+    "material_findings",
     "parse_condition",
     "parse_date_expr",
     "path_occurrences",

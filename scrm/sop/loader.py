@@ -213,22 +213,28 @@ class _Loader:
                 )
 
 
-def _today(policy: Policy | None) -> date:
-    return datetime.now(ZoneInfo(policy.timezone if policy else "Asia/Shanghai")).date()
+def _local_day(at: date, policy: Policy | None) -> date:
+    """The playbook's own date for ``at``: an aware datetime is read in the policy's time zone."""
+    if isinstance(at, datetime):
+        return at.astimezone(ZoneInfo(policy.timezone if policy else "Asia/Shanghai")).date()
+    return at
 
 
-def load_playbook(sop_dir: Path, materials_dir: Path, *, today: date | None = None) -> Playbook:
-    """Load and check the whole playbook.
+def load_playbook(sop_dir: Path, materials_dir: Path, *, today: date) -> Playbook:
+    """Load and check the whole playbook as of ``today``.
 
-    ``today`` (default: today in the policy's time zone; pass the injected clock's date)
-    decides what counts as expired or expiring. Raises :class:`PlaybookError` listing every
-    error; warnings are on the returned playbook's ``warnings`` (and on the error, if raised).
+    ``today`` is the injected clock's time (an aware datetime, read in the policy's time zone)
+    or a date: it decides which materials are expired or expiring. This module never reads the
+    wall clock, so a restart on the day a material expires behaves exactly as a test says.
+    Raises :class:`PlaybookError` listing every error; warnings are on the returned
+    playbook's ``warnings`` (and on the error, if raised). An expired or unapproved material
+    is a warning, not an error: the steps that use it are skipped, the service keeps running.
     """
     ld = _Loader(Path(sop_dir), Path(materials_dir))
     if not ld.sop_dir.is_dir():
         raise PlaybookError([PlaybookIssue(ld.display(ld.sop_dir), None, "", "sop folder not found")])
     policy = ld.load_policy()
-    day = today or _today(policy)
+    day = _local_day(today, policy)
     holidays_name = policy.holidays if policy else "holidays.yaml"
     work_calendar = WorkCalendar()
     holidays_src = ld.read(ld.sop_dir / holidays_name, required=True)
@@ -263,4 +269,5 @@ def load_playbook(sop_dir: Path, materials_dir: Path, *, today: date | None = No
         reminders={k: v.value for k, v in x.reminders.items()},
         warnings=tuple(warnings),
         origins=ld.origins,
+        material_uses={k: tuple(v) for k, v in checker.uses.items()},
     )

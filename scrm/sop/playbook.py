@@ -30,6 +30,9 @@ class Playbook:
     warnings: tuple[PlaybookIssue, ...] = ()
     # "calendar:payroll-groups" → "sop/calendars/payroll.yaml", for plans and logs.
     origins: Mapping[str, str] = field(default_factory=dict)
+    # material id → the active steps that send it ("sop/calendars/payroll.yaml:12 steps[2].send"):
+    # what an expired or unapproved material skips (see scrm.sop.compliance).
+    material_uses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def welcome_for(self, channel_key: str | None) -> Material | None:
         """The welcome material for a new contact from ``channel_key`` (its ``state``)."""

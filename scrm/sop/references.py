@@ -67,6 +67,8 @@ class Checker:
         self.materials_dir = materials_dir
         self.errors: list[PlaybookIssue] = []
         self.warnings: list[PlaybookIssue] = []
+        # material id → every active step (``file:line: key``) that sends it: what an expiry skips.
+        self.uses: dict[str, list[str]] = {}
         self.tag_owner = {f"{g}/{t}": spec.owner for g, spec in loaded.tag_groups.items() for t in spec.tag_names()}
 
     def run(self) -> None:
@@ -80,6 +82,7 @@ class Checker:
             self.check_path(path)
         for rem in self.x.reminders.values():
             self.check_reminder(rem)
+        self.check_compliance()
 
     # --- helpers ---
 
@@ -102,9 +105,9 @@ class Checker:
         if use not in m.channels:
             self.error(src, path, f"material {mid!r} is for {', '.join(m.channels)}, not {use} (see its channels:)")
         if active:
-            problem = m.compliance_problem(self.today)
-            if problem:
-                self.error(src, path, f"{problem}; an active step may not use it")
+            # A compliance date is not a syntax error: it skips the steps that use the material
+            # (see check_compliance), and must never stop the service from starting.
+            self.uses.setdefault(mid, []).append(f"{src.display}:{src.line_of(path)} {format_key_path(path)}")
 
     def tag(self, src: SourceFile, path: KeyPath, tag: str, *, settable: bool = False) -> None:
         """``tag`` is declared; ``settable`` tags must be manager-owned (CRM sync would undo them)."""
@@ -153,21 +156,32 @@ class Checker:
             # A cover that is not a URL is a file under materials/, uploaded when sent.
             if cover and not cover.startswith(("http://", "https://")) and not (self.materials_dir / cover).is_file():
                 self.error(src, (*loc.path, "miniprogram", "cover"), f"no file {cover!r} under materials/")
-            if m.valid_until is not None and self.today <= m.valid_until:
+
+    def check_compliance(self) -> None:
+        """Warn at each material that is, or within EXPIRY_WARNING_DAYS will be, unsendable,
+        listing the active steps it skips (an expired welcome falls back to the default one)."""
+        for mid, loc in self.x.materials.items():
+            m, uses = loc.value, self.uses.get(mid, [])
+            problem = m.compliance_problem(self.today)
+            key = "valid_until" if m.valid_until is not None and m.valid_until < self.today else "approved"
+            if problem is not None and uses:
+                self.warn(loc, key, f"{problem}; skipped until fixed: {'; '.join(uses)}")
+            elif problem is None and m.valid_until is not None:
                 left = (m.valid_until - self.today).days
                 if left < EXPIRY_WARNING_DAYS:
-                    self.warnings.append(
-                        src.issue(
-                            (*loc.path, "valid_until"),
-                            f"material {m.id!r} expires on {m.valid_until} (in {left} days)",
-                            severity="warning",
-                        )
-                    )
+                    then = f"; then skipped: {'; '.join(uses)}" if uses else ""
+                    message = f"material {m.id!r} expires on {m.valid_until} (in {left} days){then}"
+                    self.warn(loc, "valid_until", message)
+
+    def warn(self, loc: Located[Material], key: str, message: str) -> None:
+        self.warnings.append(loc.source.issue((*loc.path, key), message, severity="warning"))
 
     def check_policy(self) -> None:
         if self.x.policy is not None:
             loc = self.x.policy
             self.tag(loc.source, ("opt_out_tag",), loc.value.opt_out_tag, settable=True)
+            if loc.value.ops_contacts:
+                self.quiet(loc.source, ("ops_notice_at",), loc.value.ops_notice_at)
 
     def check_channels(self) -> None:
         dw = self.x.default_welcome

@@ -22,7 +22,8 @@ from .planner import slot_times
 DUE_KIND = "sop.due"
 REMINDER_KIND = "sop.reminders"
 FOLLOWUP_KIND = "sop.followup"
-PREFIXES = ("sop.due:", "sop.reminders:", "sop.followup")
+NOTICE_KIND = "sop.compliance"  # the daily compliance notice to the policy's ops_contacts
+PREFIXES = ("sop.due:", "sop.reminders:", "sop.followup", "sop.compliance")
 FOLLOWUP_EVERY_S = 3600
 # Daily scans (birthday, risk expiry, maturity, no contact) run at the reminder's `at`.
 DATED_REMINDERS = ("birthday", "risk_expiry", "maturity", "no_contact")
@@ -44,6 +45,10 @@ def wanted_jobs(pb: Playbook) -> dict[str, tuple[str, TriggerSpec, dict[str, Any
             trigger = TriggerSpec(type="cron", expr=f"{r.at.minute} {r.at.hour} * * *", timezone=tz)
             jobs[f"sop.reminders:{name}"] = (REMINDER_KIND, trigger, {"reminder": name, "at": _hhmm(r.at)},
                                              int(pb.policy.misfire_grace.total_seconds()))
+    if pb.policy.ops_contacts:
+        at = pb.policy.ops_notice_at
+        trigger = TriggerSpec(type="cron", expr=f"{at.minute} {at.hour} * * *", timezone=tz)
+        jobs["sop.compliance"] = (NOTICE_KIND, trigger, {}, int(pb.policy.misfire_grace.total_seconds()))
     jobs["sop.followup"] = (FOLLOWUP_KIND, TriggerSpec(type="interval", seconds=FOLLOWUP_EVERY_S,
                                                        start=datetime(2026, 1, 1, tzinfo=UTC)), {}, 1800)
     return jobs

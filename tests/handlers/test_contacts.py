@@ -232,3 +232,33 @@ async def test_manager_removes_customer_and_transfer(db_url: str, tmp_path: Path
         await s.run()
         fc = await _follow(s, "lina", c)
         assert fc is not None and fc.status == "active" and fc.status_reason == "transfer_fail:customer_limit_exceed"
+
+
+# The sandbox clock starts on 2026-11-02: these welcome materials expired two days before.
+EXPIRED_PAYROLL = MATERIALS.replace("  link: {title: 代发开卡礼", "  valid_until: 2026-10-31\n  link: {title: 代发开卡礼")
+DEFAULT_TEXT = "text: \"{customer.name}您好，我是{manager.name}，很高兴为您服务。\""
+EXPIRED_BOTH = EXPIRED_PAYROLL.replace(DEFAULT_TEXT, DEFAULT_TEXT + "\n  valid_until: 2026-10-31")
+
+
+async def test_expired_channel_welcome_gives_way_to_the_default(sqlite_url: str, tmp_path: Path) -> None:
+    assert EXPIRED_PAYROLL != MATERIALS
+    async with stack(sqlite_url, tmp_path, materials=EXPIRED_PAYROLL) as s:
+        out = await s.driver.add_external_contact("zhangwei", name="王小二", state="payroll-onboarding")
+        await s.run()
+        (welcome,) = s.state.delivered_messages(kind="welcome", to=out.fields["ExternalUserID"])
+        assert welcome.content["text"]["content"] == "王小二您好，我是张伟，很高兴为您服务。"
+
+
+async def test_no_sendable_welcome_is_skipped_and_the_manager_told(sqlite_url: str, tmp_path: Path) -> None:
+    assert EXPIRED_BOTH != EXPIRED_PAYROLL
+    async with stack(sqlite_url, tmp_path, materials=EXPIRED_BOTH) as s:
+        out = await s.driver.add_external_contact("zhangwei", name="冯十一", state="payroll-onboarding")
+        await s.run()
+        ext = out.fields["ExternalUserID"]
+        assert s.calls(WELCOME) == []  # stale content is never sent
+        (notice,) = s.app_messages("zhangwei")
+        assert "冯十一" in notice and "expired on 2026-10-31" in notice
+        async with s.runtime.sessions() as session:
+            details = (await session.scalars(select(Timeline.detail).where(Timeline.subject_id == ext,
+                                                                          Timeline.kind == "welcome.failed"))).all()
+        assert [d["reason"] for d in details] == ["material 't-welcome-payroll' expired on 2026-10-31 (valid_until)"]

@@ -3,11 +3,13 @@ with it, and a reload keeps the last good version."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from scrm.app import Runtime
+from scrm.clock import FakeClock
 from scrm.playbook_holder import PlaybookLoadError
 from scrm.sop import PlaybookError, load_playbook
 from tests.lifecycle.harness import CHANNELS, GROUPS, sandbox_settings, write_playbook
@@ -37,7 +39,7 @@ def _line_of(text: str, needle: str) -> int:
 def test_errors_name_file_line_and_key(tmp_path: Path) -> None:
     sop, mat = write_playbook(tmp_path, channels=BAD_CHANNELS, groups=BAD_GROUPS)
     with pytest.raises(PlaybookError) as err:
-        load_playbook(sop, mat)
+        load_playbook(sop, mat, today=date(2026, 11, 2))
     lines = [str(e) for e in err.value.errors]
     long_key = _line_of(BAD_CHANNELS, "this-channel-key-is-far-too-long")
     assert any(x.startswith(f"sop/channels.yaml:{long_key}: channels") and "30" in x for x in lines), lines
@@ -57,15 +59,17 @@ def test_service_refuses_to_start_and_reload_keeps_last_good(sqlite_url: str, tm
     sop, mat = write_playbook(tmp_path, channels=BAD_CHANNELS)
     settings = sandbox_settings(sqlite_url, "http://127.0.0.1:9", sop, mat)
     with pytest.raises(PlaybookLoadError) as err:
-        Runtime(settings)
+        Runtime(settings, clock=FakeClock())
     assert f"sop/channels.yaml:{_line_of(BAD_CHANNELS, 'this-channel-key')}: channels" in str(err.value)
 
     write_playbook(tmp_path)  # fixed: the service starts
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, clock=FakeClock())
     good = runtime.playbook.current
     assert "wealth-salon" in good.channels
     write_playbook(tmp_path, groups=BAD_GROUPS)  # broken again while running
-    errors = runtime.playbook.reload()
-    assert any("sop/groups.yaml" in e and "group_types.elderly.member_cap" in e for e in errors)
+    version = runtime.playbook.version
+    outcome = runtime.playbook.reload()
+    assert not outcome.applied and outcome.version == version and runtime.playbook.reload_failed
+    assert any("sop/groups.yaml" in e and "group_types.elderly.member_cap" in e for e in outcome.errors)
     assert runtime.playbook.current is good  # the last good version keeps running
     assert runtime.handler_context()["playbook"] is good

@@ -128,13 +128,16 @@ EXPIRING = """\
     """
 
 
-def test_expired_material_referenced_by_active_steps(tmp_path: Path) -> None:
-    msg = "material 'hello' expired on 2026-05-31 (valid_until); an active step may not use it"
-    assert errors(tmp_path, materials__base_yaml=EXPIRING) == [
-        f"sop/channels.yaml:1: default_welcome: {msg}",
-        f"sop/paths/wealth.yaml:5: steps[0].send: {msg}",
-        f"sop/reminders.yaml:7: reminders.maturity.script: {msg}",
+def test_expired_material_in_use_is_a_warning_naming_every_step_it_skips(tmp_path: Path) -> None:
+    # A compliance date must never stop the service: the load succeeds, the steps are skipped.
+    pb = load(tmp_path, materials__base_yaml=EXPIRING)
+    uses = "sop/channels.yaml:1 default_welcome; sop/paths/wealth.yaml:5 steps[0].send; " \
+           "sop/reminders.yaml:7 reminders.maturity.script"
+    assert [str(w) for w in pb.warnings] == [
+        "materials/base.yaml:5: [0].valid_until: material 'hello' expired on 2026-05-31 (valid_until); "
+        f"skipped until fixed: {uses}"
     ]
+    assert pb.material_uses["hello"] == tuple(uses.split("; "))
 
 
 def test_inactive_steps_may_use_drafts_but_not_unknown_ids(tmp_path: Path) -> None:
@@ -172,10 +175,13 @@ def test_unapproved_material_on_an_active_step(tmp_path: Path) -> None:
           text: 欢迎
           approved: {by: 合规-王, at: 2026-01-05}
         """
-    assert (
-        "sop/paths/wealth.yaml:5: steps[0].send: material 'hello' is not approved (add approved: {by, at}); "
-        "an active step may not use it" in errors(tmp_path, materials__base_yaml=text)
-    )
+    assert errors(tmp_path, materials__base_yaml=text) == []  # skipped, not refused
+    warnings = [str(w) for w in load(tmp_path, materials__base_yaml=text).warnings]
+    assert warnings == [
+        "materials/base.yaml:1: [0].approved: material 'hello' is not approved (add approved: {by, at}); "
+        "skipped until fixed: sop/channels.yaml:1 default_welcome; sop/paths/wealth.yaml:5 steps[0].send; "
+        "sop/reminders.yaml:7 reminders.maturity.script"
+    ]
 
 
 def test_unknown_variable_is_reported_on_its_own_line(tmp_path: Path) -> None:
@@ -344,7 +350,9 @@ def test_duplicate_material_ids_across_files(tmp_path: Path) -> None:
 def test_expiring_material_is_a_warning(tmp_path: Path) -> None:
     pb = load(tmp_path, today=date(2026, 5, 20), materials__base_yaml=EXPIRING)
     assert [str(w) for w in pb.warnings] == [
-        "materials/base.yaml:5: [0].valid_until: material 'hello' expires on 2026-05-31 (in 11 days)"
+        "materials/base.yaml:5: [0].valid_until: material 'hello' expires on 2026-05-31 (in 11 days); then skipped: "
+        "sop/channels.yaml:1 default_welcome; sop/paths/wealth.yaml:5 steps[0].send; "
+        "sop/reminders.yaml:7 reminders.maturity.script"
     ]
 
 
@@ -452,4 +460,58 @@ def test_mini_program_cover_file_must_exist(tmp_path: Path) -> None:
         """
     assert errors(tmp_path, materials__base_yaml=text) == [
         "materials/base.yaml:4: [0].miniprogram.cover: no file 'covers/missing.png' under materials/"
+    ]
+
+
+# --- impossible dates: YAML reads them as text; the model says where and why ----------------------
+
+HOLIDAYS_FEB_30 = """\
+    years:
+      2026:
+        status: official
+        off:
+          春节: [2026-02-15, 2026-02-30]
+        work: [2026-02-14, 2026-02-29]
+    """
+
+
+def test_impossible_holiday_dates_are_file_line_errors(tmp_path: Path) -> None:
+    assert errors(tmp_path, sop__holidays_yaml=HOLIDAYS_FEB_30) == [
+        "sop/holidays.yaml:5: years.2026.off.春节[1]: bad date '2026-02-30': day is out of range for month",
+        "sop/holidays.yaml:6: years.2026.work[1]: bad date '2026-02-29': day is out of range for month",
+    ]
+
+
+def test_impossible_material_dates_are_file_line_errors(tmp_path: Path) -> None:
+    text = """\
+        - id: hello
+          type: text
+          text: 您好
+          approved: {by: 合规-王, at: 2026-13-05}
+          valid_until: 2027-06-31
+        - id: group-hello
+          type: text
+          channels: [group]
+          text: 欢迎
+          approved: {by: 合规-王, at: 2026-01-05}
+        """
+    assert errors(tmp_path, materials__base_yaml=text) == [
+        "materials/base.yaml:4: [0].approved.at: bad date '2026-13-05': month must be in 1..12",
+        "materials/base.yaml:5: [0].valid_until: bad date '2027-06-31': day is out of range for month",
+    ]
+
+
+def test_sop_validate_reports_an_impossible_date_without_a_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from scrm.cli import main
+
+    sop, materials = make_playbook(tmp_path, sop__holidays_yaml=HOLIDAYS_FEB_30)
+    monkeypatch.setenv("SCRM_PLAYBOOK__SOP_DIR", str(sop))
+    monkeypatch.setenv("SCRM_PLAYBOOK__MATERIALS_DIR", str(materials))
+    code = main(["sop", "validate"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err
+    assert [line for line in out.splitlines() if not line.startswith("warning: ")] == [
+        "sop/holidays.yaml:5: years.2026.off.春节[1]: bad date '2026-02-30': day is out of range for month",
+        "sop/holidays.yaml:6: years.2026.work[1]: bad date '2026-02-29': day is out of range for month",
     ]

@@ -67,6 +67,24 @@ def test_validate_prints_every_error_as_file_line_key_message(tmp_path: Path, mo
     assert all(ISSUE.match(line) for line in problems)
 
 
+def test_validate_warns_a_month_ahead_and_strict_fails_on_it(monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    use_playbook(monkeypatch, ROOT / "sop", ROOT / "materials")
+    # Three weeks before the shipped wealth materials expire (2027-03-31).
+    code, out = run(["sop", "validate", "--date", "2027-03-10"], capsys)
+    warnings = [line for line in out.splitlines() if "expires on 2027-03-31 (in 21 days)" in line]
+    assert code == 0 and warnings, out
+    assert all(line.startswith("warning: materials/") and "; then skipped: sop/" in line for line in warnings)
+    code, out = run(["sop", "validate", "--strict", "--date", "2027-03-10"], capsys)
+    assert code == 2 and out.splitlines()[-1].startswith("refused (--strict): ")
+    assert any(line.startswith("error: materials/") and "(in 21 days)" in line for line in out.splitlines())
+
+    # The day after: still valid (the service starts), every skipped step named.
+    code, out = run(["sop", "validate", "--date", "2027-04-01"], capsys)
+    expired = [line for line in out.splitlines() if "expired on 2027-03-31 (valid_until); skipped until fixed: " in line]
+    assert code == 0 and expired and out.splitlines()[-1].startswith("ok: "), out
+
+
 def _errors(schema: dict[str, Any], ref: str, data: Any) -> list[str]:
     """Every validation error of ``data`` against ``ref`` (a "#/$defs/..." of ``schema``)."""
     validator = Draft202012Validator({**schema, "$ref": ref})

@@ -366,7 +366,8 @@ async def seeded(db_url: str) -> str:
 
 @pytest.fixture
 def playbook(playbook_dirs: dict[str, Path]) -> Playbook:
-    return load_playbook(playbook_dirs["sop_dir"], playbook_dirs["materials_dir"])
+    # Loaded as of the first day planned; each day's plan judges expiry on its own date.
+    return load_playbook(playbook_dirs["sop_dir"], playbook_dirs["materials_dir"], today=min(DAYS))
 
 
 def _diff(expected: dict[str, list[str]], got: dict[str, list[str]]) -> str:

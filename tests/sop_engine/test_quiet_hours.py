@@ -82,7 +82,7 @@ async def test_a_dated_reminder_that_fires_in_quiet_hours_waits_for_the_morning(
         b.clock.set(local("2026-11-05", "22:00"))  # its 09:00 job ran late (the service was down all day)
         await b.step()
         assert b.cards("zhangwei") == []
-        assert await b.runtime.reload_playbook() == []  # a reload in the night keeps the waiting job
+        assert (await b.runtime.reload_playbook()).applied  # a reload in the night keeps the waiting job
         await b.run_until(local("2026-11-06", "08:31"))
         (card,) = b.cards("zhangwei")
         assert "李先生 的稳享90天将于2026年11月12日到期" in card.card["sub_title_text"]
