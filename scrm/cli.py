@@ -1,7 +1,8 @@
 """The ``scrm`` command: serve, db, inbox, outbox, config, sop, ...
 
 Each sub-command is a small function; errors a person can fix (bad config, bad YAML, unknown
-ids) print one clear message to stderr and exit 2, never a traceback.
+ids, an unreachable or unmigrated database, a busy port) print one clear message to stderr and
+exit 2, never a traceback. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from scrm.config import ConfigError, Settings, load_settings, masked_dump
-from scrm.db.engine import make_engine, make_sessionmaker
+from scrm.db.engine import DatabaseNotReady, describe_db_error, make_engine, make_sessionmaker, sqlite_must_exist
 from scrm.db.models import InboxEvent
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]
@@ -68,7 +69,8 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         migrate.upgrade(settings.database.url, args.revision)
         print(f"database upgraded to {args.revision}")
     else:
-        migrate.current(settings.database.url)
+        for line in migrate.current(settings.database.url):
+            print(line)
     return 0
 
 
@@ -118,21 +120,25 @@ def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
 
 
+CONFIG_HELP = "TOML config file (default: $SCRM_CONFIG or ./scrm.toml)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scrm", description="WeCom SCRM service for retail banks")
-    p.add_argument("--config", "-c", help="TOML config file (default: $SCRM_CONFIG or ./scrm.toml)")
+    p.add_argument("--config", "-c", help=CONFIG_HELP)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="run the service (callback server + workers)")
     s.add_argument("--sandbox", action="store_true",
                    help="run against the built-in WeCom sandbox with demo data (no credentials needed)")
     s.add_argument("--no-demo", action="store_true", help="with --sandbox: no scripted customer actions")
-    s.set_defaults(func=cmd_serve)
+    s.set_defaults(func=cmd_serve, creates_database=True)
 
     d = sub.add_parser("db", help="database migrations")
     dsub = d.add_subparsers(dest="db_command", required=True)
     up = dsub.add_parser("upgrade", help="apply migrations")
     up.add_argument("revision", nargs="?", default="heads")
+    up.set_defaults(creates_database=True)
     dsub.add_parser("current", help="show the applied revision")
     d.set_defaults(func=cmd_db)
 
@@ -157,24 +163,68 @@ def build_parser() -> argparse.ArgumentParser:
 
     for register in EXTRA_COMMANDS:
         register(sub)
+    _config_option_everywhere(p)
     return p
+
+
+def _config_option_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept ``--config`` after the sub-command too (``scrm serve -c FILE``), as people type it.
+
+    SUPPRESS: a sub-command that was not given it leaves the top-level value alone.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                free = [o for o in ("--config", "-c") if o not in child._option_string_actions]
+                if free:  # a sub-command may have claimed -c for itself: it keeps it
+                    child.add_argument(*free, dest="config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+                _config_option_everywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     _register_extras()
     parser = build_parser()
     args = parser.parse_args(argv)
+    settings: Settings | None = None
     try:
         settings = load_settings(args.config)
-        result = args.func(args, settings)
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
+        # Only `serve` and `db upgrade` may create an SQLite file; the rest need a migrated one.
+        with contextlib.nullcontext() if getattr(args, "creates_database", False) else sqlite_must_exist():
+            result = args.func(args, settings)
+            if asyncio.iscoroutine(result):
+                result = asyncio.run(result)
         return int(result or 0)
-    except (ConfigError, UserError) as exc:
-        print(f"scrm: {exc}", file=sys.stderr)
-        return 2
+    except (ConfigError, UserError, DatabaseNotReady) as exc:
+        return _fail(str(exc).splitlines())
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        lines = _explain(exc, settings)
+        if lines is None:
+            raise  # a bug: the traceback is what a developer needs
+        return _fail(lines)
+
+
+def _fail(lines: list[str]) -> int:
+    for line in lines:
+        print(f"scrm: {line}", file=sys.stderr)
+    return 2
+
+
+def _explain(exc: Exception, settings: Settings | None) -> list[str] | None:
+    """The lines that say what is wrong, for exceptions an operator's mistake causes; else None."""
+    from scrm.playbook_holder import PlaybookLoadError
+    from scrm.sop import PlaybookError
+
+    if isinstance(exc, PlaybookError):
+        return [str(issue) for issue in exc.errors]
+    if isinstance(exc, PlaybookLoadError):  # the service's wrapper of the same list
+        return str(exc).splitlines()
+    if settings is not None:
+        problem = describe_db_error(exc, settings.database.url)
+        if problem is not None:
+            return [problem]
+    return None
 
 
 def _register_extras() -> None:

@@ -10,7 +10,9 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -27,15 +29,31 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _check_cron(v: str) -> str:
+    """A crontab expression ("30 2 * * *"); checked here so a typo stops start-up, not a job later."""
+    if v.strip():
+        try:
+            CronTrigger.from_crontab(v.strip())
+        except ValueError as exc:
+            raise ValueError(f"bad cron expression {v!r}: {exc}") from None
+    return v
+
+
 class ServerSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     public_url: str = "http://127.0.0.1:8080"
     # WeCom callbacks are a few KiB; anything far bigger is hostile or broken.
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # How long a stop waits for the workers and the last writes; what is still running then is
+    # abandoned (and named in the log), so a stuck worker never keeps the process from exiting.
+    stop_timeout_s: float = Field(10.0, gt=0)
     # Reject callbacks whose timestamp is further than this from now (replay window), 0 = off.
     # The official samples do not check freshness; WeCom retries within seconds to minutes.
     timestamp_window_s: int = Field(0, ge=0)
+    # Unix socket for `scrm sop reload` (0600). Default: one per playbook folder and port under
+    # the temp folder, so no request file lands in the admins' git checkout.
+    control_socket: Path | None = None
 
 
 class DatabaseSettings(Section):
@@ -96,6 +114,24 @@ class PlaybookSettings(Section):
     materials_dir: Path = Path("materials")
     timezone: str = "Asia/Shanghai"
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        # Used by the cron jobs only once the service runs: an unknown name must stop it here.
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Asia/Shanghai") from None
+        return v
+
+    def require_sop_dir(self) -> None:
+        """Raise a one-line ConfigError when sop_dir is not a folder (run from the wrong place)."""
+        if self.sop_dir.is_dir():
+            return
+        where = "" if self.sop_dir.is_absolute() else f", relative to the working directory {Path.cwd()}"
+        raise ConfigError(f"sop folder not found: {self.sop_dir.absolute()} ([playbook] sop_dir = "
+                          f"{str(self.sop_dir)!r}{where}): run scrm from the project folder or set [playbook] sop_dir")
+
 
 class LogSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -143,6 +179,11 @@ class CrmSettings(Section):
     # Watched drop folder: how often to look for new CSV/JSONL files.
     inbox_poll_s: float = Field(30.0, gt=0)
 
+    @field_validator("nightly_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        return _check_cron(v)
+
 
 class RadarSettings(Section):
     signing_key: SecretStr = SecretStr("")
@@ -156,6 +197,11 @@ class RadarSettings(Section):
     # writer. Beyond this many clicks waiting for their commit (the database is not keeping up) a
     # click is dropped, logged, and the customer is still redirected: bounded memory beats a blank page.
     record_queue_max: int = Field(10_000, ge=1)
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        return _check_cron(v)
 
 
 class Settings(BaseSettings):
@@ -209,7 +255,9 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
         env = "SCRM_" + "__".join(str(p).upper() for p in err["loc"])
-        lines.append(f"{origin}: {key} (env {env}): {err['msg']}")
+        # Our own validators' messages read as sentences; pydantic prefixes them "Value error, ".
+        msg = err["ctx"]["error"] if err["type"] == "value_error" and "error" in err.get("ctx", {}) else err["msg"]
+        lines.append(f"{origin}: {key} (env {env}): {msg}")
     return "\n".join(lines)
 
 
@@ -239,6 +287,25 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:
-    """Settings as plain data with every secret masked (for `scrm config show`)."""
-    data: dict[str, Any] = settings.model_dump(mode="json")
+    """Settings as plain data with every secret masked (for `scrm config show`).
+
+    ``SecretStr`` fields dump as ``**********``; plain strings may still carry a password: a URL's
+    userinfo (``postgresql+asyncpg://scrm:***@db/scrm``) or a ``password=``-like parameter.
+    """
+    # The password runs from the first ':' after the user to the next '@', whatever it holds:
+    # SQLAlchemy parses database URLs the same way, so nothing it would use as a password shows.
+    userinfo = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^:/@?#]*):[^@]*@")
+    param = re.compile(r"((?:^|[?&;\s])(?:password|passwd|pwd|secret|token|access_token|key|api_key|sig)=)[^&#;\s]*",
+                       re.IGNORECASE)
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, str):
+            return param.sub(r"\1***", userinfo.sub(r"\1:***@", value))
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        return value
+
+    data: dict[str, Any] = mask(settings.model_dump(mode="json"))
     return data

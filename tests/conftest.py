@@ -12,8 +12,8 @@ import json
 import os
 import shutil
 import uuid
-from datetime import timedelta
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 

@@ -42,6 +42,24 @@ def test_unknown_key_and_missing_file_are_errors(tmp_path: Path) -> None:
         load_settings(tmp_path / "nope.toml")
 
 
+def test_time_zone_and_crons_are_checked_on_load_not_when_a_job_first_runs(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text('[playbook]\ntimezone = "Asia/Shanghia"\n[crm]\nnightly_cron = "30 25 * * *"\n'
+                   '[radar]\ndigest_cron = "0 18 * *"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(cfg)
+    assert str(err.value).splitlines() == [
+        f"{cfg}: playbook.timezone (env SCRM_PLAYBOOK__TIMEZONE): unknown time zone 'Asia/Shanghia'; "
+        "use an IANA name such as Asia/Shanghai",
+        f"{cfg}: crm.nightly_cron (env SCRM_CRM__NIGHTLY_CRON): bad cron expression '30 25 * * *': "
+        "Error validating expression '25': the last value (25) is higher than the maximum value (23)",
+        f"{cfg}: radar.digest_cron (env SCRM_RADAR__DIGEST_CRON): bad cron expression '0 18 * *': "
+        "Wrong number of fields; got 4, expected 5",
+    ]
+    # An empty nightly_cron turns the job off; it is not an error.
+    assert load_settings(None, crm={"nightly_cron": ""}).crm.nightly_cron == ""
+
+
 def test_secrets_are_masked_in_dumps_and_reprs(tmp_path: Path) -> None:
     settings = load_settings(None, wecom={"secret": "top-secret-value", "token": "Tok123",
                                           "encoding_aes_key": "a" * 43})

@@ -7,16 +7,60 @@ not branch on the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import socket
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Insert, Table, event
+from sqlalchemy import Insert, Table, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# SQLite creates a missing file on connect: a command that only reads would leave an empty file
+# behind and then fail with "no such table". `scrm` turns creation off for every sub-command but
+# `serve` and `db upgrade` (see ``sqlite_must_exist``); everything else (tests, the service) may create.
+_SQLITE_MAY_CREATE: ContextVar[bool] = ContextVar("scrm_sqlite_may_create", default=True)
+
+
+class DatabaseNotReady(Exception):
+    """The database cannot be used as it is; the message says what to run."""
+
+
+class DatabaseMissing(DatabaseNotReady):
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"database {path.absolute()} does not exist yet: run `scrm db upgrade` (or `scrm serve`) "
+                         "first, or check [database] url and the working directory")
+        self.path = path
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL; None for PostgreSQL and in-memory SQLite."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def display_url(url: str) -> str:
+    """The URL for messages: no password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextlib.contextmanager
+def sqlite_must_exist() -> Iterator[None]:
+    """Inside: ``make_engine`` on a missing SQLite file raises DatabaseMissing instead of creating it."""
+    token = _SQLITE_MAY_CREATE.set(False)
+    try:
+        yield
+    finally:
+        _SQLITE_MAY_CREATE.reset(token)
 
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -30,6 +74,9 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEngine:
     if url.startswith("sqlite"):
+        path = sqlite_file(url)
+        if path is not None and not _SQLITE_MAY_CREATE.get() and not path.exists():
+            raise DatabaseMissing(path)
         engine = create_async_engine(url, echo=echo)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -85,3 +132,65 @@ def upsert(dialect_name: str, table: Table, rows: Sequence[Mapping[str, Any]] | 
         return pg.on_conflict_do_update(index_elements=cols, set_={c: pg.excluded[c] for c in update})
     lite = sqlite.insert(table).values(rows)
     return lite.on_conflict_do_update(index_elements=cols, set_={c: lite.excluded[c] for c in update})
+
+
+# ------------------------------------------------------------------ errors an operator fixes
+def describe_db_error(exc: BaseException, url: str) -> str | None:
+    """One line for a database problem the operator causes and fixes (unreachable, wrong role,
+    missing database, not migrated), or None: anything else is a bug and keeps its traceback."""
+    if url.startswith("sqlite"):
+        return _describe_sqlite(exc, url)
+    return _describe_postgres(exc, url)
+
+
+def _describe_sqlite(exc: BaseException, url: str) -> str | None:
+    if not isinstance(exc, OperationalError):
+        return None
+    detail = str(exc.orig)
+    where = sqlite_file(url) or url
+    if detail.startswith(("no such table", "no such column")):
+        return f"database {where} is not migrated ({detail}): run `scrm db upgrade`"
+    if detail.startswith("unable to open database file"):
+        return (f"cannot open the SQLite database {where}: does its folder exist and may scrm write there? "
+                "check [database] url")
+    return None
+
+
+# SQLSTATEs of mistakes in [database] url or a skipped migration, and what to say about them.
+_PG_STATES = {
+    "28000": "PostgreSQL at {at} refused role {user!r} ({detail}): check the user in [database] url",
+    "28P01": "PostgreSQL at {at} refused role {user!r} ({detail}): check the password in [database] url",
+    "3D000": "database {db!r} does not exist on PostgreSQL at {at}: create it (createdb {db}), "
+             "then run `scrm db upgrade`",
+    "42P01": "database {db!r} on PostgreSQL at {at} is not migrated ({detail}): run `scrm db upgrade`",
+    "42703": "database {db!r} on PostgreSQL at {at} is not migrated ({detail}): run `scrm db upgrade`",
+}
+
+
+def _describe_postgres(exc: BaseException, url: str) -> str | None:
+    u = make_url(url)
+    fields = {"at": f"{u.host or 'localhost'}:{u.port or 5432}", "user": u.username or "", "db": u.database or ""}
+    if isinstance(exc, DBAPIError):
+        template = _PG_STATES.get(str(getattr(exc.orig, "sqlstate", "")))
+        return template.format(detail=str(exc.orig).strip(), **fields) if template else None
+    # asyncpg raises socket errors unwrapped; only its own, not those of an HTTP client, are ours.
+    if isinstance(exc, OSError | TimeoutError) and _raised_in(exc, "asyncpg"):
+        if isinstance(exc, ConnectionRefusedError):
+            why = "connection refused; is the server running?"
+        elif isinstance(exc, socket.gaierror):
+            why = f"unknown host {u.host!r}"
+        elif isinstance(exc, TimeoutError):
+            why = "timed out"
+        else:
+            why = exc.strerror or str(exc)
+        return f"cannot connect to PostgreSQL at {fields['at']} ({why}): check [database] url"
+    return None
+
+
+def _raised_in(exc: BaseException, package: str) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if f"/{package}/" in tb.tb_frame.f_code.co_filename.replace("\\", "/"):
+            return True
+        tb = tb.tb_next
+    return False

@@ -112,8 +112,11 @@ class GroupCommitWriter:
         if self._task is not None:
             self._queue.put_nowait(None)
             self._cut_linger()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # wait(), not `await task` under suppress(CancelledError): that would also swallow
+            # the cancellation of whoever is stopping us.
+            await asyncio.wait({self._task})
+            if not self._task.cancelled() and self._task.exception() is not None:
+                log.error("group commit writer failed", exc_info=self._task.exception())
             self._task = None
 
     async def _run(self) -> None:
@@ -140,7 +143,10 @@ class GroupCommitWriter:
                     if remaining <= 0:
                         break
                     try:
-                        item = await asyncio.wait_for(self._queue.get(), remaining)
+                        # Not wait_for: on 3.11 it can swallow a cancellation arriving together
+                        # with an item (and a cancelled writer would keep writing).
+                        async with asyncio.timeout(remaining):
+                            item = await self._queue.get()
                     except TimeoutError:
                         break
                 if item is None:
@@ -170,7 +176,8 @@ class GroupCommitWriter:
         self._lingering = True
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._hurry.wait(), self._linger)
+                async with asyncio.timeout(self._linger):  # wait_for could swallow a cancellation
+                    await self._hurry.wait()
         finally:
             self._lingering = False
 

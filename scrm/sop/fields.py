@@ -1,4 +1,4 @@
-"""Small value types shared by the playbook models: times, durations, ids, tag names.
+"""Small value types shared by the playbook models: dates, times, durations, ids, tag names.
 
 Each type parses the human spelling ops admins write (``"09:30"``, ``2h``, ``产品持有/代发``)
 and says in one sentence what was expected when it fails; pydantic's generic "string should
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
@@ -19,6 +19,28 @@ class Strict(BaseModel):
     """Base for every playbook model: unknown keys are errors (typos must not pass silently)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+# --- dates -----------------------------------------------------------------------------
+
+
+def parse_date(value: object) -> object:
+    """Text that only looks like a date (``2026-02-30``: YAML leaves it text) is an error saying why.
+
+    Real YAML dates, and anything else, go on to pydantic's own date parsing.
+    """
+    if not isinstance(value, str):
+        return value
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as exc:
+        reason = str(exc)
+        if reason.startswith("Invalid isoformat"):  # not date-shaped at all: name the form
+            reason = "expected YYYY-MM-DD, e.g. 2026-11-02"
+        raise ValueError(f"bad date {value!r}: {reason}") from None
+
+
+Date = Annotated[date, BeforeValidator(parse_date)]
 
 
 # --- times -----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, ValidationError
 
-from .fields import Strict
+from .fields import Date, Strict
 from .issues import PlaybookIssue
 from .validate import validation_issues
 from .yamlsrc import SourceFile
@@ -35,7 +35,7 @@ def _date_or_range(value: object) -> object:
 
 
 # json_schema_input_type: editors must accept the single date the loader accepts (元旦: 2027-01-01).
-DateRange = Annotated[list[date], BeforeValidator(_date_or_range, json_schema_input_type=date | list[date]),
+DateRange = Annotated[list[Date], BeforeValidator(_date_or_range, json_schema_input_type=date | list[date]),
                       Field(min_length=1, max_length=2)]
 
 
@@ -45,7 +45,7 @@ class HolidayYearSpec(Strict):
     status: YearStatus
     source: str | None = None
     off: dict[str, DateRange] = Field(default_factory=dict)
-    work: list[date] = Field(default_factory=list)
+    work: list[Date] = Field(default_factory=list)
 
 
 class HolidaysFile(Strict):

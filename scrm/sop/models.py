@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from .fields import (
+    HHMM,
     ChannelKey,
+    Date,
     Duration,
     Ident,
     OnHoliday,
@@ -67,7 +69,7 @@ class Approval(Strict):
     """Compliance sign-off: who approved the content and when."""
 
     by: str = Field(min_length=1)
-    at: date
+    at: Date
 
 
 class LinkSpec(Strict):
@@ -126,7 +128,7 @@ class Material(Strict):
     quick_reply: QuickReply | None = None
     interest_tags: list[TagRef] = Field(default_factory=list, description="tags set on customers who open it (radar)")
     approved: Approval | None = None
-    valid_until: date | None = None
+    valid_until: Date | None = None
     risk_disclosure: bool = Field(False, description="append the policy's risk disclosure (wealth products)")
     channels: list[Use] = Field(default_factory=lambda: list[Use](["private"]))
 
@@ -199,6 +201,11 @@ class Policy(Strict):
     holidays: str = Field("holidays.yaml", description="holiday file, relative to sop/")
     on_holiday: OnHoliday = "next_workday"
     misfire_grace: Duration = Field(timedelta(hours=2), description="default late-run window for calendars")
+    ops_contacts: list[UserId] = Field(
+        default_factory=list, max_length=20,
+        description="members told once a day which materials in use are expired, unapproved or expiring",
+    )
+    ops_notice_at: HHMM = Field(time(9, 0), description="local time of that daily notice")
 
     @field_validator("timezone")
     @classmethod

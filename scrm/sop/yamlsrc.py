@@ -26,6 +26,8 @@ from .issues import KeyPath, PlaybookIssue, format_key_path
 
 _NO_ALIASES = "anchors and aliases (&name / *name) are not supported; repeat the value"
 
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+
 # A playbook file is a few KiB; refuse anything absurd before parsing it.
 MAX_FILE_BYTES = 2 * 1024 * 1024
 
@@ -117,6 +119,12 @@ class _Builder:
     def _scalar(self, node: ScalarNode, path: KeyPath) -> Any:
         try:
             return self.constructor.construct_object(node, deep=True)
+        except ValueError:
+            # An impossible date (2026-02-30) looks like a date but is none: keep the text, and the
+            # model reports it at its key ("bad date" in a date field; a text field takes it as text).
+            if node.tag == _TIMESTAMP:
+                return node.value
+            raise
         except YAMLError as exc:
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             self._issue(path, node, f"cannot read value: {problem}")

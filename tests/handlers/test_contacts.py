@@ -235,7 +235,8 @@ async def test_manager_removes_customer_and_transfer(db_url: str, tmp_path: Path
 
 
 # The sandbox clock starts on 2026-11-02: these welcome materials expired two days before.
-EXPIRED_PAYROLL = MATERIALS.replace("  link: {title: 代发开卡礼", "  valid_until: 2026-10-31\n  link: {title: 代发开卡礼")
+PAYROLL_LINK = "  link: {title: 代发开卡礼"
+EXPIRED_PAYROLL = MATERIALS.replace(PAYROLL_LINK, "  valid_until: 2026-10-31\n" + PAYROLL_LINK)
 DEFAULT_TEXT = "text: \"{customer.name}您好，我是{manager.name}，很高兴为您服务。\""
 EXPIRED_BOTH = EXPIRED_PAYROLL.replace(DEFAULT_TEXT, DEFAULT_TEXT + "\n  valid_until: 2026-10-31")
 

@@ -515,3 +515,15 @@ def test_sop_validate_reports_an_impossible_date_without_a_traceback(tmp_path: P
         "sop/holidays.yaml:5: years.2026.off.春节[1]: bad date '2026-02-30': day is out of range for month",
         "sop/holidays.yaml:6: years.2026.work[1]: bad date '2026-02-29': day is out of range for month",
     ]
+
+
+def test_unknown_policy_time_zone_is_a_file_line_error(tmp_path: Path) -> None:
+    policy = """\
+        quiet_hours: "21:00-08:30"
+        timezone: Asia/Shanghia
+        opt_out_tag: 偏好/免打扰
+        risk_disclosure: 理财非存款，产品有风险，投资须谨慎。
+        """
+    assert errors(tmp_path, sop__policy_yaml=policy) == [
+        "sop/policy.yaml:2: timezone: unknown time zone 'Asia/Shanghia', e.g. Asia/Shanghai"
+    ]
