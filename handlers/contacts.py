@@ -26,7 +26,7 @@ from scrm.internal import InternalEvent
 from scrm.lifecycle import follows, texts
 from scrm.lifecycle.journal import note
 from scrm.lifecycle.media import MediaResolver
-from scrm.lifecycle.notify import tell_member
+from scrm.lifecycle.notify import quiet_until, tell_member
 from scrm.lifecycle.welcome import (
     Welcome,
     WelcomeError,
@@ -89,7 +89,8 @@ async def _mark_tags(session: AsyncSession, outbox: Outbox, userid: str, externa
 async def _build_welcome(event: ev.AddExternalContact | ev.AddHalfExternalContact, info: GetExternalContactResponse,
                          follow: FollowUser, session: AsyncSession, playbook: Playbook, clock: Clock,
                          media: MediaResolver, settings: Settings) -> Welcome:
-    material = welcome_material(playbook, event.state)
+    today = clock.now().astimezone(ZoneInfo(playbook.policy.timezone)).date()
+    material = welcome_material(playbook, event.state, today)
     manager = await follows.member_name(session, event.user_id)
     if manager is None:
         if event.user_id not in _UNNAMED:  # once per member and process: a burst must not flood the log
@@ -97,7 +98,6 @@ async def _build_welcome(event: ev.AddExternalContact | ev.AddHalfExternalContac
             log.warning("member name unknown (import the staff directory); welcome uses the userid",
                         extra={"userid": event.user_id})
         manager = event.user_id
-    today = clock.now().astimezone(ZoneInfo(playbook.policy.timezone)).date()
     context = context_for(info.external_contact.name, follow.remark, manager, today)
     # A link goes out as a radar link minted for this customer and manager (opens are tracked).
     tracking = welcome_tracking(settings, event.user_id, event.external_user_id, event.state, event.welcome_code)
@@ -220,8 +220,9 @@ async def on_edit(event: ev.EditExternalContact, session: AsyncSession, wecom: W
 
 @router.on(ev.DelFollowUser)
 async def on_del_follow_user(event: ev.DelFollowUser, session: AsyncSession, outbox: Outbox, settings: Settings,
-                             playbook: Playbook | None) -> None:
-    """The customer deleted the manager: churn. Mark the relation lost and tell the manager."""
+                             playbook: Playbook | None, clock: Clock) -> None:
+    """The customer deleted the manager: churn. Mark the relation lost and tell the manager
+    (after the quiet hours when it happens inside them)."""
     userid, ext = event.user_id, event.external_user_id
     row = await follows.get_follow(session, userid, ext)
     already_lost = row is not None and row.status == follows.LOST
@@ -232,7 +233,8 @@ async def on_del_follow_user(event: ev.DelFollowUser, session: AsyncSession, out
         return
     channel = playbook.channels.get(state) if playbook is not None and state else None
     await tell_member(session, outbox, settings, key=f"churn:{userid}:{ext}:{event.create_time}", userid=userid,
-                      text=texts.churn_notice(name, channel.name if channel else None))
+                      text=texts.churn_notice(name, channel.name if channel else None),
+                      not_before=quiet_until(playbook, clock.now()))
 
 
 @router.on(ev.DelExternalContact)

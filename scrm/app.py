@@ -19,13 +19,15 @@ from sqlalchemy import text
 import handlers
 from scrm.clock import Clock, SystemClock
 from scrm.config import Settings
+from scrm.control import ControlServer, control_socket_path
 from scrm.crm.dropfolder import DropFolder
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.dispatch import Dispatcher, Router
 from scrm.inbox import Inbox
+from scrm.lifecycle.welcome import install_welcome_media
 from scrm.metrics import metrics_view
 from scrm.outbox import PRIORITY_WELCOME, Outbox
-from scrm.playbook_holder import PlaybookHolder
+from scrm.playbook_holder import PlaybookHolder, ReloadOutcome
 from scrm.radar.views import install_radar
 from scrm.scheduler import Scheduler
 from scrm.wecom.callback import CallbackConfig, CallbackView, add_routes
@@ -34,7 +36,6 @@ from scrm.wecom.crypto import WeComCrypto
 log = logging.getLogger("scrm.app")
 
 RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
-RELOAD_MARKER = ".reload-request"  # under sop_dir; touched by `scrm sop reload`
 
 # What handlers may ask for by parameter name, besides ``event``.
 HANDLER_DEPENDENCIES = ("session", "clock", "settings", "inbox", "inbox_id", "received_at", "outbox", "wecom",
@@ -54,7 +55,7 @@ class Runtime:
         self.sessions = make_sessionmaker(self.engine)
         self.inbox = Inbox(self.engine, self.sessions, settings.inbox, self.clock)
         self.scheduler = Scheduler(self.engine, self.sessions, settings.scheduler, self.clock, self.inbox)
-        self.playbook = PlaybookHolder(settings.playbook)
+        self.playbook = PlaybookHolder(settings.playbook, self.clock)
         if load_playbook:
             self.playbook.load()
         self.wecom = wecom if wecom is not None else self._make_wecom_client()
@@ -63,12 +64,17 @@ class Runtime:
 
         # SOP mass sends name material files: media ids (3 days) are fetched just before sending.
         self.outbox.preparers[ADD_MSG_TEMPLATE] = MediaPreparer(settings.playbook.materials_dir)
+        # Welcomes carry their media ids' sources: a 40007 re-uploads and resends in the window.
+        install_welcome_media(self.outbox, settings.playbook.materials_dir)
         # Handlers add outbox rows in their transaction; wake the sender right after commit.
         self.inbox.after_commit.append(self.outbox.wake)
         self.routers = routers if routers is not None else handlers.all_routers()
         self.dispatcher = Dispatcher(self.routers, provides=HANDLER_DEPENDENCIES)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reload_requested = asyncio.Event()
+        self._sighup: tuple[asyncio.AbstractEventLoop, Any] | None = None  # (loop, previous handler)
+        self._reload_lock = asyncio.Lock()
+        self.control: ControlServer | None = None
 
     def _make_wecom_client(self) -> Any:
         from scrm.wecom.api import WeComClient
@@ -102,6 +108,8 @@ class Runtime:
             self._spawn("scheduler", self.scheduler.run())
             self._spawn("playbook-watch", self.watch_playbook())
             self._listen_sighup()
+            self.control = ControlServer(control_socket_path(self.settings), self.playbook, self.reload_playbook)
+            await self.control.start()
             if self.settings.crm.inbox_dir is not None:
                 self._spawn("crm-dropfolder", self._drop_folder().run())
         await self.register_sop_jobs()
@@ -135,37 +143,46 @@ class Runtime:
         async with self.sessions() as session, session.begin():
             return await register_jobs(session, self.scheduler, self.playbook.current)
 
-    async def reload_playbook(self) -> list[str]:
-        """Reload sop/ and materials/; on success re-register jobs. Returns the errors (kept last good)."""
-        errors = self.playbook.reload()
-        if not errors:
-            await self.register_sop_jobs()
-            await self.register_crm_jobs()
-        return errors
-
-    def _reload_marker(self) -> float:
-        # `scrm sop reload` touches this file; SIGHUP does the same without a file.
-        marker = self.settings.playbook.sop_dir / RELOAD_MARKER
-        return marker.stat().st_mtime if marker.exists() else 0.0
+    async def reload_playbook(self) -> ReloadOutcome:
+        """Reload sop/ and materials/; on success re-register jobs. A refused one keeps the last good."""
+        async with self._reload_lock:  # the file watcher, SIGHUP and the control socket may coincide
+            outcome = self.playbook.reload()
+            if outcome.applied:
+                await self.register_sop_jobs()
+                await self.register_crm_jobs()
+            return outcome
 
     def _listen_sighup(self) -> None:
         import signal
 
         self._reload_requested = asyncio.Event()
+        loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+            previous = signal.getsignal(signal.SIGHUP)
+            loop.add_signal_handler(signal.SIGHUP, self._reload_requested.set)
+            self._sighup = (loop, previous)
+
+    def _unlisten_sighup(self) -> None:
+        """Remove the SIGHUP handler on stop: it would outlive the runtime in the loop."""
+        import signal
+
+        if self._sighup is None:
+            return
+        loop, previous = self._sighup
+        self._sighup = None
+        loop.remove_signal_handler(signal.SIGHUP)
+        if previous is not None:  # remove_signal_handler() resets to the default, not to what was there
+            signal.signal(signal.SIGHUP, previous)
 
     async def watch_playbook(self, poll_s: float = 5.0) -> None:
-        """Reload when the playbook files change, on `scrm sop reload` or on SIGHUP."""
-        marker = self._reload_marker()
+        """Reload when the playbook files change, or on SIGHUP (`scrm sop reload` asks directly)."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reload_requested.wait(), poll_s)
+                async with asyncio.timeout(poll_s):  # not wait_for: on 3.11 it can swallow a stop
+                    await self._reload_requested.wait()
             try:
-                current = self._reload_marker()
-                if self._reload_requested.is_set() or current != marker or self.playbook.changed_on_disk():
+                if self._reload_requested.is_set() or self.playbook.changed_on_disk():
                     self._reload_requested.clear()
-                    marker = current
                     await self.reload_playbook()
             except Exception:
                 log.exception("playbook reload failed; keeping the last good version")
@@ -175,19 +192,51 @@ class Runtime:
         alive["group-commit-writer"] = self.inbox.writer.running
         return alive
 
-    async def stop(self) -> None:
-        for task in self._tasks.values():
+    async def stop(self, timeout_s: float | None = None) -> list[str]:
+        """Stop the workers, flush the writer, close the WeCom client and the database pool.
+
+        Bounded: the workers get ``timeout_s`` (default ``[server] stop_timeout_s``) to end, then
+        the writer as long to flush (its own allowance: a stuck worker must not cost the queued
+        rows). What still runs then (it swallowed its cancellation, or hangs in a call) is
+        abandoned and named in the log, so a stop always ends. Returns the abandoned names.
+        """
+        timeout = self.settings.server.stop_timeout_s if timeout_s is None else timeout_s
+        self._unlisten_sighup()
+        tasks, self._tasks = self._tasks, {}
+        for task in tasks.values():
             task.cancel()
-        for task in self._tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        await self.inbox.writer.stop()
+        abandoned = await _wait_or_abandon(tasks, timeout)
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
+        writer = asyncio.create_task(self.inbox.writer.stop(), name="group-commit-writer")
+        abandoned += await _wait_or_abandon({"group-commit-writer": writer}, timeout)
+        if abandoned:
+            log.error("runtime stop: abandoned what did not finish in time: %s", ", ".join(abandoned),
+                      extra={"abandoned": abandoned})
         close = getattr(self.wecom, "close", None)
         if close is not None:
             await close()
         await self.engine.dispose()
         log.info("runtime stopped")
+        return abandoned
+
+
+async def _wait_or_abandon(tasks: dict[str, asyncio.Task[None]], timeout_s: float) -> list[str]:
+    """Wait up to ``timeout_s`` for ``tasks``; returns the names of those still running.
+
+    asyncio.wait neither raises the tasks' errors nor swallows our own cancellation. A task left
+    behind is cancelled once more (it may have swallowed the first) but no longer waited for.
+    """
+    if not tasks:
+        return []
+    _, pending = await asyncio.wait(tasks.values(), timeout=timeout_s)
+    for name, task in tasks.items():
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", name, exc_info=task.exception())
+        if task in pending:
+            task.cancel()
+    return sorted(name for name, task in tasks.items() if task in pending)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -201,6 +250,9 @@ async def healthz(request: web.Request) -> web.Response:
         checks["database"] = f"error: {type(exc).__name__}"
     workers = runtime.workers_alive()
     checks["workers"] = workers
+    # A refused reload does not make the instance unhealthy (the last good playbook runs), but
+    # it is said here and in /metrics (scrm_playbook_reload_failed), not found at the next restart.
+    checks["playbook"] = {"version": runtime.playbook.version, "reload_failed": runtime.playbook.reload_failed}
     healthy = checks["database"] == "ok" and all(workers.values())
     return web.json_response({"status": "ok" if healthy else "unhealthy", **checks},
                              status=200 if healthy else 503)

@@ -45,8 +45,8 @@ class ServerSettings(Section):
     public_url: str = "http://127.0.0.1:8080"
     # WeCom callbacks are a few KiB; anything far bigger is hostile or broken.
     max_body_bytes: int = Field(64 * 1024, ge=1024)
-    # How long a stop waits for the workers and the last writes; what is still running then is
-    # abandoned (and named in the log), so a stuck worker never keeps the process from exiting.
+    # How long a stop waits for the workers to end, then for the last writes to flush; what still
+    # runs then is abandoned (and named in the log): a stuck worker never keeps the process alive.
     stop_timeout_s: float = Field(10.0, gt=0)
     # Reject callbacks whose timestamp is further than this from now (replay window), 0 = off.
     # The official samples do not check freshness; WeCom retries within seconds to minutes.

@@ -228,8 +228,11 @@ class Inbox:
                 outcome = ProcessOutcome()
                 await asyncio.sleep(idle_s)
             if outcome.total == 0:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the
+                # cancellation of a stop coincides with a wake-up, and the loop would go on.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), idle_s)
+                    async with asyncio.timeout(idle_s):
+                        await self._wake.wait()
 
     # ---------------------------------------------------------------- operators
     async def counts(self) -> dict[str, int]:

@@ -115,6 +115,11 @@ Reconciler = Callable[["Outbox", Mapping[str, Any]], Awaitable[Outcome]]
 # A preparer completes a body just before its call (per api): e.g. media ids, which live 3 days
 # in WeCom and so cannot be fetched when a mass send is queued. Raises PrepareError.
 Preparer = Callable[["Outbox", dict[str, Any]], Awaitable[dict[str, Any]]]
+# A refresher repairs a body WeCom refused for a reason that a second try can fix at once (a
+# cached media id WeCom no longer knows): given the queued body and the error, it returns the
+# body to send once more, or None. The repeat happens inside the same attempt, so a welcome
+# still makes its 20-second window.
+Refresher = Callable[["Outbox", dict[str, Any], WeComError], Awaitable[dict[str, Any] | None]]
 
 
 class PrepareError(Exception):
@@ -154,6 +159,7 @@ class Outbox:
             "externalcontact/mark_tag": _reconcile_mark_tag,
         }
         self.preparers: dict[str, Preparer] = {}
+        self.refreshers: dict[str, Refresher] = {}
 
     # ------------------------------------------------------------------ adding
     async def add(self, session: AsyncSession, key: str, api: str, body: Mapping[str, Any], *,
@@ -321,8 +327,11 @@ class Outbox:
                 n = 0
                 await asyncio.sleep(idle_s)
             if n == 0:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the
+                # cancellation of a stop coincides with a wake-up, and the loop would go on.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), idle_s)
+                    async with asyncio.timeout(idle_s):
+                        await self._wake.wait()
 
     # ------------------------------------------------------------------ operators
     async def retry(self, ids: list[int]) -> int:
@@ -354,29 +363,59 @@ class Outbox:
 async def _execute_wecom(outbox: Outbox, row: Mapping[str, Any]) -> Outcome:
     if outbox.wecom is None:
         return Outcome("pending", error="no WeCom client configured", delay_s=60, count_attempt=False)
-    payload = row["payload"]
-    api = str(payload["api"])
-    body = dict(payload.get("body") or {})
+    api = str(row["payload"]["api"])
+    queued = dict(row["payload"].get("body") or {})
     if api == "message/send":
-        body.setdefault("enable_duplicate_check", 1)
-        body.setdefault("duplicate_check_interval", APP_MSG_DUPLICATE_WINDOW_S)
-    sem = semantics_for(api)
-    prepare = outbox.preparers.get(api)
-    if prepare is not None:
-        try:
-            body = await prepare(outbox, body)
-        except PrepareError as exc:  # nothing went to WeCom yet
-            if exc.retry:
-                return Outcome("pending", error=str(exc), delay_s=outbox._backoff(row["attempts"] + 1))
-            return Outcome("failed", error=str(exc))
+        queued.setdefault("enable_duplicate_check", 1)
+        queued.setdefault("duplicate_check_interval", APP_MSG_DUPLICATE_WINDOW_S)
+    body = await _prepared(outbox, row, api, queued)
+    if isinstance(body, Outcome):
+        return body
     try:
-        result = await outbox.wecom.call(api, body, method=str(payload.get("method", "POST")))
+        return await _call_wecom(outbox, row, api, body)
     except WeComError as exc:
-        if exc.errcode in sem.done_errcodes:
-            return Outcome("sent", result={"errcode": exc.errcode, "note": "already done"})
-        if exc.retry_safe:
+        refused = exc
+    fresh = await _refreshed(outbox, row, api, queued, refused)
+    if fresh is None:
+        return _refused(outbox, row, api, refused)
+    try:
+        return await _call_wecom(outbox, row, api, fresh)
+    except WeComError as exc:
+        return _refused(outbox, row, api, exc)
+
+
+async def _prepared(outbox: Outbox, row: Mapping[str, Any], api: str,
+                    queued: dict[str, Any]) -> dict[str, Any] | Outcome:
+    """The body completed by the api's preparer, or the outcome when it cannot be."""
+    prepare = outbox.preparers.get(api)
+    if prepare is None:
+        return queued
+    try:
+        return await prepare(outbox, queued)
+    except PrepareError as exc:  # nothing went to WeCom yet
+        if exc.retry:
             return Outcome("pending", error=str(exc), delay_s=outbox._backoff(row["attempts"] + 1))
         return Outcome("failed", error=str(exc))
+
+
+async def _refreshed(outbox: Outbox, row: Mapping[str, Any], api: str, queued: dict[str, Any],
+                     exc: WeComError) -> dict[str, Any] | None:
+    """The body to send once more after WeCom refused ``queued`` with ``exc``, or None."""
+    refresh = outbox.refreshers.get(api)
+    if refresh is None:
+        return None
+    fresh = await refresh(outbox, queued, exc)
+    if fresh is not None and row["not_after"] is not None and outbox.clock.now() > row["not_after"]:
+        return None  # repairing took too long: the window (a welcome code's 20 s) has closed
+    return fresh
+
+
+async def _call_wecom(outbox: Outbox, row: Mapping[str, Any], api: str, body: dict[str, Any]) -> Outcome:
+    """One call; every failure but WeCom's refusal (raised for a refresher) becomes its outcome."""
+    assert outbox.wecom is not None
+    sem = semantics_for(api)
+    try:
+        result = await outbox.wecom.call(api, body, method=str(row["payload"].get("method", "POST")))
     except LocalRateLimitError as exc:
         return Outcome("pending", error=str(exc), delay_s=exc.retry_after_s, count_attempt=False)
     except AmbiguousCallError as exc:
@@ -384,9 +423,20 @@ async def _execute_wecom(outbox: Outbox, row: Mapping[str, Any]) -> Outcome:
             return Outcome("pending", error=f"may have taken effect, retrying safely: {exc}", delay_s=0.5)
         return Outcome("unknown", error=str(exc), delay_s=outbox.settings.reconcile_after_s,
                        result={"first_attempt_at": row["created_at"].isoformat()})
+    except WeComError:
+        raise
     except WeComClientError as exc:  # nothing was sent (connection refused...): safe
         return Outcome("pending", error=str(exc), delay_s=outbox._backoff(row["attempts"] + 1))
     return Outcome("sent", result=_compact(result))
+
+
+def _refused(outbox: Outbox, row: Mapping[str, Any], api: str, exc: WeComError) -> Outcome:
+    """The outcome of a call WeCom answered with an errcode."""
+    if exc.errcode in semantics_for(api).done_errcodes:
+        return Outcome("sent", result={"errcode": exc.errcode, "note": "already done"})
+    if exc.retry_safe:
+        return Outcome("pending", error=str(exc), delay_s=outbox._backoff(row["attempts"] + 1))
+    return Outcome("failed", error=str(exc))
 
 
 def _compact(result: Mapping[str, Any]) -> dict[str, Any]:

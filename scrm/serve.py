@@ -53,7 +53,8 @@ def preflight(settings: Settings, *, sandbox: bool) -> None:
     port = settings.server.port
     for p in (port, port + 1) if sandbox else (port,):  # the sandbox's WeCom listens on port + 1
         require_free_port(settings.server.host, p)
-    if not settings.database.is_sqlite:  # SQLite is migrated on start (see serve)
+    # SQLite is migrated on start (see serve); a sandbox run has a database of its own.
+    if not sandbox and not settings.database.is_sqlite:
         asyncio.run(migrate.require_head(settings.database.url))
 
 

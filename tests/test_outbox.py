@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -10,7 +12,9 @@ from sqlalchemy import func, select
 from scrm.app import Runtime
 from scrm.clock import FakeClock
 from scrm.db.models import OutboxAction
-from scrm.outbox import PRIORITY_WELCOME
+from scrm.lifecycle.media import SOURCES
+from scrm.outbox import PRIORITY_WELCOME, Outbox
+from scrm.wecom.errors import WeComError
 from tests.conftest import make_settings
 from tests.fakes.sandbox import Sandbox, running_sandbox
 from tests.fakes.service import running_service
@@ -139,6 +143,55 @@ async def test_welcome_dropped_reply_retries_into_41051_without_a_second_deliver
                   {"welcome_code": code, "text": {"content": "您好"}}, priority=PRIORITY_WELCOME)
         assert await settle(runtime, clock) == Counter(sent=1)
         assert len(sb.state.delivered_messages(kind="welcome")) == 1
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"0" * 64
+
+
+def stale_cover_welcome(code: str) -> dict[str, Any]:
+    """A welcome whose cover id, from our media cache, WeCom does not know (40007)."""
+    return {"welcome_code": code, "text": {"content": "您好"},
+            "attachments": [{"msgtype": "image", "image": {"media_id": "sbmedia-forgotten"},
+                             SOURCES: {"media_id": {"path": "cover.png", "type": "image"}}}]}
+
+
+async def test_welcome_with_a_forgotten_media_id_is_uploaded_again_and_resent(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "cover.png").write_bytes(PNG)
+    clock = FakeClock()
+    settings = make_settings(db_url, playbook={"materials_dir": str(tmp_path)})
+    async with running_sandbox(clock) as sb, running_service(settings, clock=clock, wecom=sb.client) as (runtime, _):
+        seed(sb, 1, 1)
+        code = sb.state.issue_welcome_code("mgr000", "wmc00000", sb.now)
+        await add(runtime, f"welcome:{code}", "externalcontact/send_welcome_msg", stale_cover_welcome(code),
+                  priority=PRIORITY_WELCOME, not_after=clock.now() + timedelta(seconds=20))
+        await runtime.outbox.process_due()  # one attempt: refused, uploaded again, resent
+        assert await statuses(runtime) == Counter(sent=1)
+        (welcome,) = sb.state.delivered_messages(kind="welcome")
+        assert welcome.content["attachments"] == [{"msgtype": "image",
+                                                   "image": {"media_id": next(iter(sb.state.media))}}]
+        assert len(sb.state.received_calls("media/upload")) == 1
+
+
+async def test_a_repair_that_outlasts_the_welcome_window_sends_nothing(db_url: str, tmp_path: Path) -> None:
+    (tmp_path / "cover.png").write_bytes(PNG)
+    clock = FakeClock()
+    settings = make_settings(db_url, playbook={"materials_dir": str(tmp_path)})
+    async with running_sandbox(clock) as sb, running_service(settings, clock=clock, wecom=sb.client) as (runtime, _):
+        seed(sb, 1, 1)
+        code = sb.state.issue_welcome_code("mgr000", "wmc00000", sb.now)
+        await add(runtime, f"welcome:{code}", "externalcontact/send_welcome_msg", stale_cover_welcome(code),
+                  priority=PRIORITY_WELCOME, not_after=clock.now() + timedelta(seconds=20))
+        refresh = runtime.outbox.refreshers["externalcontact/send_welcome_msg"]
+
+        async def slow(outbox: Outbox, body: dict[str, Any], error: WeComError) -> dict[str, Any] | None:
+            fresh = await refresh(outbox, body, error)
+            clock.advance(21)  # the upload took longer than the code lives
+            return fresh
+
+        runtime.outbox.refreshers["externalcontact/send_welcome_msg"] = slow
+        await runtime.outbox.process_due()
+        assert await statuses(runtime) == Counter(failed=1)
+        assert sb.state.delivered_messages(kind="welcome") == []
 
 
 async def test_fault_storm_2000_actions_each_sent_exactly_once(db_url: str) -> None:

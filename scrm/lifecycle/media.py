@@ -5,15 +5,22 @@ WeCom keeps an uploaded temporary media for 3 days; ids are cached in ``media_ca
 content hash and re-uploaded shortly before they expire. Uploads are WeCom calls made before
 any write (see :mod:`scrm.tagcatalog`), so the resolver collects the cache rows and the caller
 writes them with :meth:`MediaResolver.flush` once its reads are done.
+
+The cache can be wrong: a restored database, a WeCom tenant that forgot the upload (the sandbox
+restarted). WeCom then refuses the id with ``40007``. A body whose ids may need that repair keeps,
+next to each id, the file it was made from (``SOURCES``, the same shape as the SOP engine's
+placeholders), so :class:`StaleMediaRefresher` can upload again and the outbox resend at once;
+the hints are stripped before every call (:func:`without_sources`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import mimetypes
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -22,8 +29,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scrm.clock import Clock
 from scrm.db.engine import dialect_of, table_of, upsert
 from scrm.db.models import MediaCache
-from scrm.wecom.errors import WeComClientError
+from scrm.wecom.errors import WeComClientError, WeComError
 from scrm.wecom.models_messages import MediaType, UploadMediaResponse
+
+if TYPE_CHECKING:
+    from scrm.outbox import Outbox
+
+log = logging.getLogger("scrm.lifecycle.media")
+
+# WeCom's "invalid media_id": unknown to this corp, or older than 3 days.
+INVALID_MEDIA_ID = 40007
+# An attachment's media sources: {field: {"path"|"url": where, "type": media type}}.
+SOURCES = "_media"
 
 MEDIA_TTL = timedelta(days=3)
 # Re-upload when less than this is left: a welcome may be queued a little before it is sent.
@@ -69,24 +86,25 @@ class MediaResolver:
         self.materials_dir = materials_dir
         self._pending: list[dict[str, Any]] = []
 
-    async def media_id(self, rel_path: str, media_type: MediaType) -> str:
-        """The media id of a file under materials/ (uploading it when not cached or expiring)."""
+    async def media_id(self, rel_path: str, media_type: MediaType, *, fresh: bool = False) -> str:
+        """The media id of a file under materials/ (uploading it when not cached or expiring,
+        or always with ``fresh``: WeCom refused the cached id)."""
         path = self.materials_dir / rel_path
         try:
             content = path.read_bytes()
         except OSError as exc:
             raise MediaError(f"cannot read materials/{rel_path}: {exc.strerror or exc}") from None
         key = f"{media_type}:{hashlib.sha256(content).hexdigest()}"
-        cached = await self._cached(key)
+        cached = None if fresh else await self._cached(key)
         return cached or await self._upload(key, media_type, path.name, content)
 
-    async def media_id_for_url(self, url: str, media_type: MediaType) -> str:
+    async def media_id_for_url(self, url: str, media_type: MediaType, *, fresh: bool = False) -> str:
         """The media id of a file given as a URL (WeCom wants an upload, e.g. mini program covers).
 
-        Cached by URL, so only the first use in three days downloads it.
+        Cached by URL, so only the first use in three days downloads it (``fresh``: download again).
         """
         key = f"{media_type}:url:{hashlib.sha256(url.encode()).hexdigest()}"
-        cached = await self._cached(key)
+        cached = None if fresh else await self._cached(key)
         if cached:
             return cached
         failed = _failed_urls.get(url)
@@ -125,3 +143,77 @@ class MediaResolver:
                                               ["content_hash"], ["media_type", "media_id", "uploaded_at",
                                                                  "expires_at"]))
             self._pending = []
+
+
+def source(where: str, media_type: MediaType) -> dict[str, str]:
+    """The ``SOURCES`` entry of one media id: a path under materials/ or an http(s) URL."""
+    key = "url" if where.startswith(("http://", "https://")) else "path"
+    return {key: where, "type": media_type}
+
+
+def without_sources(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` as WeCom gets it: the attachments' media sources are ours alone."""
+    items = body.get("attachments")
+    if not isinstance(items, list) or not any(isinstance(a, dict) and SOURCES in a for a in items):
+        return body
+    return {**body, "attachments": [{k: v for k, v in a.items() if k != SOURCES} if isinstance(a, dict) else a
+                                    for a in items]}
+
+
+async def reuploaded(body: dict[str, Any], resolver: MediaResolver) -> dict[str, Any] | None:
+    """``body`` (sources stripped) with every media id uploaded again from its source; None
+    when it names no source. Raises :class:`MediaError`."""
+    items = body.get("attachments")
+    if not isinstance(items, list) or not any(isinstance(a, dict) and SOURCES in a for a in items):
+        return None
+    fresh = [await _reupload_one(a, resolver) if isinstance(a, dict) else a for a in items]
+    return {**body, "attachments": fresh}
+
+
+async def _reupload_one(item: dict[str, Any], resolver: MediaResolver) -> dict[str, Any]:
+    sources = item.get(SOURCES)
+    if not isinstance(sources, dict):
+        return item
+    kind = str(item["msgtype"])
+    inner = dict(item.get(kind) or {})
+    for field, src in sources.items():
+        media_type = cast(MediaType, src["type"])
+        inner[field] = (await resolver.media_id_for_url(src["url"], media_type, fresh=True) if "url" in src
+                        else await resolver.media_id(src["path"], media_type, fresh=True))
+    return {"msgtype": kind, kind: inner}
+
+
+class StaleMediaRefresher:
+    """Outbox hooks for a WeCom call whose body carries media ids with their sources.
+
+    ``prepare`` strips the sources before each call (nothing else: the ids were resolved when
+    the body was built). ``refresh`` answers a ``40007`` by uploading the files again (the new ids
+    replace the cached ones) and returns the body to send once more, or None.
+    """
+
+    def __init__(self, materials_dir: Path) -> None:
+        self.materials_dir = Path(materials_dir)
+
+    async def prepare(self, outbox: Outbox, body: dict[str, Any]) -> dict[str, Any]:
+        return without_sources(body)
+
+    async def refresh(self, outbox: Outbox, body: dict[str, Any], error: WeComError) -> dict[str, Any] | None:
+        upload = getattr(outbox.wecom, "upload_media", None)
+        if error.errcode != INVALID_MEDIA_ID or upload is None:
+            return None
+        async with outbox.sessions() as session:
+            resolver = MediaResolver(session, cast(Uploader, outbox.wecom), outbox.clock, self.materials_dir)
+            try:
+                fresh = await reuploaded(body, resolver)
+            except MediaError as exc:
+                log.error("stale media id: uploading again failed", extra={"api": error.api, "error": str(exc)})
+                return None
+            await session.rollback()  # end the read before writing (SQLite)
+            try:
+                async with session.begin():
+                    await resolver.flush()
+            except Exception:  # the new ids are good; only the cache missed them: send anyway
+                log.exception("media cache write failed; the next send uploads again")
+        if fresh is not None:
+            log.warning("WeCom forgot a cached media id; uploaded again", extra={"api": error.api})
+        return fresh

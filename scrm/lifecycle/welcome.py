@@ -13,7 +13,9 @@ send (the manager, the customer, the welcome code), so the manager learns when t
 opens it; :meth:`Welcome.record_sends` counts the send for the open rate, in the caller's
 transaction. Images given as a URL go out as WeCom's ``pic_url`` (no download, no upload on
 the 20-second path); local files and mini-program covers (WeCom wants a ``pic_media_id``) are
-uploaded.
+uploaded. The body keeps each uploaded id's source file (stripped before the call): when WeCom
+no longer knows a cached id (``40007``: a restored database), the outbox uploads the file again
+and resends at once, inside the window (:func:`install_welcome_media`).
 """
 
 from __future__ import annotations
@@ -21,17 +23,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scrm.config import Settings
-from scrm.lifecycle.media import MediaError, MediaResolver
+from scrm.lifecycle.media import SOURCES, MediaError, MediaResolver, StaleMediaRefresher, source
 from scrm.radar.links import LinkMaker, record_send
 from scrm.sop import Material, Playbook, RenderedMaterial, TemplateError, render_material
 
+if TYPE_CHECKING:
+    from scrm.outbox import Outbox
+
 # WeCom: "企业仅可在收到相关事件后20秒内调用，且只可调用一次" (PROTOCOL.md §4).
 WELCOME_WINDOW = timedelta(seconds=20)
+SEND_WELCOME = "externalcontact/send_welcome_msg"
 
 
 class WelcomeError(Exception):
@@ -141,12 +148,33 @@ async def welcome_body(code: str, material: Material, context: Mapping[str, str]
         welcome.notes.append(f"material {material.id!r}: attachment left out: {exc}")
         attachment = None
     if attachment is not None:
-        welcome.body["attachments"] = [attachment]
+        sources = media_sources(rendered)
+        welcome.body["attachments"] = [{**attachment, SOURCES: sources} if sources else attachment]
         if tracking is not None and attachment["msgtype"] == "link":
             welcome.tracked_links.append(str(attachment["link"]["url"]))
     if len(welcome.body) == 1:
         raise WelcomeError(f"material {material.id!r} has nothing to send")
     return welcome
+
+
+def install_welcome_media(outbox: Outbox, materials_dir: Path) -> None:
+    """Let the outbox strip the media sources from welcome bodies and, on ``40007``, upload the
+    files again and resend once."""
+    hooks = StaleMediaRefresher(materials_dir)
+    outbox.preparers[SEND_WELCOME] = hooks.prepare
+    outbox.refreshers[SEND_WELCOME] = hooks.refresh
+
+
+def media_sources(rendered: RenderedMaterial) -> dict[str, dict[str, str]]:
+    """Where each uploaded media id of :func:`attachment_of` comes from ({} when none is)."""
+    kind = rendered.type
+    if kind == "image" and rendered.image is not None and not rendered.image.url:
+        return {"media_id": source(rendered.image.path or "", "image")}
+    if kind == "file" and rendered.file is not None:
+        return {"media_id": source(rendered.file.path or rendered.file.url or "", "file")}
+    if kind == "miniprogram" and rendered.miniprogram is not None:
+        return {"pic_media_id": source(rendered.miniprogram.cover, "image")}
+    return {}
 
 
 async def attachment_of(rendered: RenderedMaterial, media: MediaResolver) -> dict[str, Any] | None:

@@ -5,7 +5,16 @@ The sandbox listens on ``server.port + 1`` and the service's WeCom settings are 
 With ``demo`` a short scripted stream of customer actions plays against the service: people
 add client managers through channel QR codes, join community groups, one customer leaves, an
 admin adds a tag — the log shows events arriving, welcome messages leaving and the outbox
-draining (``scrm outbox list`` in another terminal shows the same).
+draining.
+
+The sandbox tenant lives in memory and starts fresh every run, so the service's database must
+too: ids it kept from an earlier run (corp tags, uploaded media, contact ways) name nothing in
+the new tenant (``40068 invalid tag_id``, ``40007 invalid media_id``). A sandbox run therefore
+never uses ``[database]`` (it must not write demo data into a real database either): it
+recreates its own SQLite file, ``var/sandbox/scrm.db`` under the working directory, at every
+start. The file stays after the run for a look, and can be read while it runs::
+
+    SCRM_DATABASE__URL=sqlite+aiosqlite:///var/sandbox/scrm.db scrm outbox list
 """
 
 from __future__ import annotations
@@ -14,6 +23,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -31,6 +42,28 @@ from scrm.sandbox.state import SandboxState
 from scrm.wecom.crypto import WeComCrypto
 
 log = logging.getLogger("scrm.sandbox.runner")
+
+#: Where a sandbox run keeps its database, under the working directory (git ignores ``/var/``).
+SANDBOX_DATA_DIR = Path("var") / "sandbox"
+_DB_FILE = "scrm.db"
+# SQLite's companions of a database file: a stale journal or WAL must not replay into the new one.
+_DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
+
+
+def sandbox_database_url(data_dir: Path = SANDBOX_DATA_DIR) -> str:
+    """The SQLite URL of the sandbox run's database in ``data_dir``."""
+    return f"sqlite+aiosqlite:///{(data_dir / _DB_FILE).resolve()}"
+
+
+def fresh_database(data_dir: Path = SANDBOX_DATA_DIR) -> str:
+    """Delete the previous run's database in ``data_dir``; returns the URL of the new one.
+
+    Only the database's own files go, never the folder: ``data_dir`` may be anyone's folder.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for suffix in _DB_SUFFIXES:
+        (data_dir / (_DB_FILE + suffix)).unlink(missing_ok=True)
+    return sandbox_database_url(data_dir)
 
 
 def sandbox_settings(settings: Settings, api_base: str) -> Settings:
@@ -80,42 +113,79 @@ async def sync_demo_channels(runtime: Runtime) -> None:
 
 
 async def run_async(settings: Settings, *, demo: bool = True, clock: Clock | None = None,
-                    stop: asyncio.Event | None = None, demo_pause_s: float = 3.0) -> None:
+                    stop: asyncio.Event | None = None, demo_pause_s: float = 3.0,
+                    data_dir: Path = SANDBOX_DATA_DIR) -> None:
+    """Serve the sandbox tenant and the service on a fresh database until ``stop`` is set
+    (or SIGINT/SIGTERM); every run starts from the same state, so it shows the same demo."""
     clock = clock or SystemClock()
+    stop = stop or asyncio.Event()
     host, port = settings.server.host, settings.server.port
     state = SandboxState()
     ids = seed_demo(state)
-    sandbox = SandboxServer(state, clock)
-    sandbox_runner = web.AppRunner(sandbox.app, access_log=None)
-    await sandbox_runner.setup()
-    await web.TCPSite(sandbox_runner, host, port + 1).start()
     settings = sandbox_settings(settings, f"http://{host}:{port + 1}")
-    if settings.database.is_sqlite:
-        await migrate.upgrade_async(settings.database.url)
-    runtime = Runtime(settings, clock=clock)
-    runner = web.AppRunner(create_app(runtime), access_log=None)
+    settings = settings.model_copy(update={
+        "database": settings.database.model_copy(update={"url": fresh_database(data_dir)})})
+    await migrate.upgrade_async(settings.database.url)
+    log.info("sandbox mode: a new database for this run: %s", data_dir / _DB_FILE)
+    async with serving(SandboxServer(state, clock).app, host, port + 1):
+        runtime = Runtime(settings, clock=clock)
+        async with serving(create_app(runtime), host, port):
+            log.info("sandbox mode: service on http://%s:%d, WeCom sandbox on http://%s:%d",
+                     host, port, host, port + 1)
+            await sync_demo_channels(runtime)
+            crypto = WeComCrypto(SANDBOX_TOKEN, SANDBOX_AES_KEY, SANDBOX_CORP_ID)
+            async with CallbackDriver(state, crypto, f"http://{host}:{port}/wecom/callback", clock) as driver:
+                with stop_on_signals(asyncio.get_running_loop(), stop):
+                    await _play_until(stop, demo_script(driver, ids, demo_pause_s) if demo else None)
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application, host: str, port: int) -> AsyncIterator[None]:
+    """``app`` on ``host:port`` for the duration of the block (its clean-up runs on the way out)."""
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    log.info("sandbox mode: service on http://%s:%d, WeCom sandbox on http://%s:%d", host, port, host, port + 1)
-    await sync_demo_channels(runtime)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        yield
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.contextmanager
+def stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` while the block runs, and only then: handlers left behind
+    would make the process (a test session, an embedding program) ignore Ctrl-C and SIGTERM."""
+    # The loop's remove_signal_handler() resets to the default, not to what was there before
+    # (asyncio.run's own Ctrl-C handler): the previous handlers are put back by hand.
+    previous: dict[signal.Signals, Any] = {}
     for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
+        # Not available on Windows' loop, nor outside the main thread.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            before = signal.getsignal(sig)
             loop.add_signal_handler(sig, stop.set)
-    crypto = WeComCrypto(SANDBOX_TOKEN, SANDBOX_AES_KEY, SANDBOX_CORP_ID)
-    driver = CallbackDriver(state, crypto, f"http://{host}:{port}/wecom/callback", clock)
-    script = asyncio.create_task(demo_script(driver, ids, demo_pause_s)) if demo else None
+            previous[sig] = before
+    try:
+        yield
+    finally:
+        for sig, before in previous.items():
+            loop.remove_signal_handler(sig)
+            if before is not None:  # None: set outside Python, nothing to put back
+                signal.signal(sig, before)
+
+
+async def _play_until(stop: asyncio.Event, script: Coroutine[Any, Any, None] | None) -> None:
+    """Run the demo script (if any) until ``stop``; the script ends with the run."""
+    task = asyncio.create_task(script, name="sandbox-demo") if script is not None else None
     try:
         await stop.wait()
     finally:
-        if script is not None:
-            script.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await script
-        await driver.close()
-        await runner.cleanup()
-        await sandbox_runner.cleanup()
+        if task is not None:
+            task.cancel()
+            # wait() rather than awaiting the task: our own cancellation must not be mistaken
+            # for the script's and swallowed.
+            await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is not None:
+                log.error("demo script failed", exc_info=task.exception())
 
 
 def run_with_sandbox(settings: Settings, *, demo: bool = True) -> None:

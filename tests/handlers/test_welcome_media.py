@@ -93,3 +93,36 @@ async def test_unreachable_cover_sends_the_text_alone(sqlite_url: str, tmp_path:
             kinds = (await session.scalars(select(Timeline.kind)
                                            .where(Timeline.subject_id == out.fields["ExternalUserID"]))).all()
         assert "welcome.degraded" in kinds
+
+
+async def test_a_media_id_wecom_forgot_is_uploaded_again_and_the_welcome_sent(sqlite_url: str,
+                                                                              tmp_path: Path) -> None:
+    """WeCom no longer knows the cached cover (the sandbox restarted, a restored database):
+    the send answers 40007, and the welcome still goes out once, in its window, with a new id."""
+    (tmp_path / "materials").mkdir()
+    (tmp_path / "materials" / "gift.png").write_bytes(COVER)
+    async with stack(sqlite_url, tmp_path, channels=CHANNELS, materials=_materials("gift.png")) as s:
+        await s.driver.add_external_contact("zhangwei", name="甲", state="payroll-onboarding")
+        await s.run()
+        (first,) = s.state.delivered_messages(kind="welcome")
+        stale = first.content["attachments"][0]["miniprogram"]["pic_media_id"]
+        s.state.media.clear()  # WeCom forgot the upload; our media cache still holds its id
+
+        await s.driver.add_external_contact("zhangwei", name="乙", state="payroll-onboarding")
+        await s.run()
+        welcomes = s.state.delivered_messages(kind="welcome")
+        assert len(welcomes) == 2
+        fresh = welcomes[1].content["attachments"][0]["miniprogram"]["pic_media_id"]
+        assert fresh != stale and fresh in s.state.media
+        assert len(s.calls("media/upload")) == 2  # the first welcome's, and exactly one again
+        second = (await s.outbox_rows("externalcontact/send_welcome_msg"))[1]
+        assert (second.status, second.attempts, second.last_error) == ("sent", 1, None)  # resent at once
+
+        # The cache now holds the new id: the next welcome uploads nothing.
+        await s.driver.add_external_contact("zhangwei", name="丙", state="payroll-onboarding")
+        await s.run()
+        welcomes = s.state.delivered_messages(kind="welcome")
+        assert welcomes[2].content["attachments"][0]["miniprogram"]["pic_media_id"] == fresh
+        assert len(s.calls("media/upload")) == 2
+        # The media sources kept in the queued bodies never reach WeCom.
+        assert all(set(w.content["attachments"][0]) == {"msgtype", "miniprogram"} for w in welcomes)
