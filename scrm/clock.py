@@ -59,7 +59,3 @@ class FakeClock:
     async def sleep(self, seconds: float) -> None:
         self.advance(max(0.0, seconds))
         await asyncio.sleep(0)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
