@@ -27,7 +27,6 @@ import asyncio
 import cProfile
 import dataclasses
 import gc
-import inspect
 import itertools
 import multiprocessing as mp
 import os
@@ -148,8 +147,9 @@ def service_main(db_url: str, workdir: str, log_mode: str, profile_path: str | N
     _isolate(workdir)
     for name in what_if:
         WHAT_IFS[name]()
-    from scrm.app import Runtime, create_app
+    from scrm.app import create_app
     from scrm.config import load_settings
+    from scrm.main import build_runtime
 
     settings = load_settings(
         None,
@@ -160,13 +160,9 @@ def service_main(db_url: str, workdir: str, log_mode: str, profile_path: str | N
     if log_mode != "none":
         log_service_to(Path(workdir) / "service.log", settings.log.level, settings.log.format)
 
-    # Ingest does not need the playbook (SOP YAML); skip loading it where the Runtime allows.
-    extra: dict[str, Any] = {}
-    if "load_playbook" in inspect.signature(Runtime).parameters:
-        extra["load_playbook"] = False
-
     async def main() -> None:
-        await _serve(create_app(Runtime(settings, **extra), workers=False), conn, stop)
+        # Ingest needs no playbook (SOP YAML).
+        await _serve(create_app(build_runtime(settings, load_playbook=False), workers=False), conn, stop)
 
     if profile_path is None:
         asyncio.run(main())

@@ -75,9 +75,10 @@ def _settings(db_url: str, port: int) -> Any:
 
 
 def _run_service(db_url: str, port: int) -> None:
-    from scrm.app import Runtime, create_app
+    from scrm.app import create_app
+    from scrm.main import build_runtime
 
-    runtime = Runtime(_settings(db_url, port))  # the repo's own playbook
+    runtime = build_runtime(_settings(db_url, port))  # the repo's own playbook
     web.run_app(create_app(runtime, workers=False), host="127.0.0.1", port=port, print=None, access_log=None)
 
 

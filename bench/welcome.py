@@ -119,11 +119,12 @@ def service_main(db_url: str, workdir: str, sandbox_url: str, per_api: int, pres
 
 
 async def _serve_service(settings: Any, presync: bool, conn: Connection, stop: MpEvent) -> None:
-    from scrm.app import Runtime, create_app
+    from scrm.app import create_app
     from scrm.db.models import Member
     from scrm.lifecycle.channels import sync_channels
+    from scrm.main import build_runtime
 
-    runtime = Runtime(settings)
+    runtime = build_runtime(settings)
     async with runtime.sessions() as session, session.begin():
         session.add_all([Member(userid=u, name=n) for u, n in
                          (("zhangwei", "张伟"), ("lina", "李娜"), ("chenjing", "陈静"), ("wangqiang", "王强"))])

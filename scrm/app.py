@@ -1,8 +1,9 @@
-"""App factory: config → db → WeCom client → dispatcher (+ routers) → workers → HTTP app.
+"""App factory: config → db → WeCom client → dispatcher (+ features) → workers → HTTP app.
 
-The only module that imports ``handlers/``. ``Runtime`` owns every long-lived object and the
-background workers; ``create_app`` wraps it in an aiohttp application whose start-up and
-clean-up start and stop the runtime.
+Knows no business feature: ``Runtime`` owns every long-lived object and the background workers
+and runs what the composed features (``scrm/main.py``) add — routers in their declared order,
+HTTP routes, scheduler jobs, workers, outbox semantics. ``create_app`` wraps it in an aiohttp
+application whose start-up and clean-up start and stop the runtime.
 """
 
 from __future__ import annotations
@@ -10,32 +11,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import text
 
-import handlers
 from scrm.clock import Clock, SystemClock
 from scrm.config import Settings
 from scrm.control import ControlServer, control_socket_path
-from scrm.crm.dropfolder import DropFolder
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.dispatch import Dispatcher, Router
 from scrm.inbox import Inbox
-from scrm.lifecycle.welcome import install_welcome_media
+from scrm.kernel.feature import Feature, routers_of
 from scrm.metrics import metrics_view
 from scrm.outbox import PRIORITY_WELCOME, Outbox
 from scrm.playbook_holder import PlaybookHolder, ReloadOutcome
-from scrm.radar.views import install_radar
 from scrm.scheduler import Scheduler
 from scrm.wecom.callback import CallbackConfig, CallbackView, add_routes
 from scrm.wecom.crypto import WeComCrypto
 
 log = logging.getLogger("scrm.app")
-
-RUNTIME: web.AppKey[Runtime] = web.AppKey("runtime")
 
 # What handlers may ask for by parameter name, besides ``event``.
 HANDLER_DEPENDENCIES = ("session", "clock", "settings", "inbox", "inbox_id", "received_at", "outbox", "wecom",
@@ -45,10 +41,13 @@ HANDLER_DEPENDENCIES = ("session", "clock", "settings", "inbox", "inbox_id", "re
 class Runtime:
     """Every long-lived object of one service instance, and its background workers."""
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None,
+    def __init__(self, settings: Settings, *, features: Sequence[Feature] = (), clock: Clock | None = None,
                  routers: list[Router] | None = None, wecom: Any = None,
                  load_playbook: bool = True) -> None:
+        """``features`` in dispatch order (``scrm.main.FEATURES``); ``routers`` replaces only
+        their routers (tests of one handler module keep every other hook of the features)."""
         self.settings = settings
+        self.features = tuple(features)
         self.clock: Clock = clock or SystemClock()
         self.engine = make_engine(settings.database.url, echo=settings.database.echo,
                                   pool_size=settings.database.pool_size)
@@ -60,15 +59,12 @@ class Runtime:
             self.playbook.load()
         self.wecom = wecom if wecom is not None else self._make_wecom_client()
         self.outbox = Outbox(self.engine, self.sessions, settings.outbox, self.clock, self.wecom)
-        from scrm.sop_engine.media import ADD_MSG_TEMPLATE, MediaPreparer
-
-        # SOP mass sends name material files: media ids (3 days) are fetched just before sending.
-        self.outbox.preparers[ADD_MSG_TEMPLATE] = MediaPreparer(settings.playbook.materials_dir)
-        # Welcomes carry their media ids' sources: a 40007 re-uploads and resends in the window.
-        install_welcome_media(self.outbox, settings.playbook.materials_dir)
+        for feature in self.features:  # the semantics of the APIs each feature queues
+            if feature.outbox is not None:
+                feature.outbox(self)
         # Handlers add outbox rows in their transaction; wake the sender right after commit.
         self.inbox.after_commit.append(self.outbox.wake)
-        self.routers = routers if routers is not None else handlers.all_routers()
+        self.routers = routers if routers is not None else routers_of(self.features)
         self.dispatcher = Dispatcher(self.routers, provides=HANDLER_DEPENDENCIES)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reload_requested = asyncio.Event()
@@ -110,46 +106,26 @@ class Runtime:
             self._listen_sighup()
             self.control = ControlServer(control_socket_path(self.settings), self.playbook, self.reload_playbook)
             await self.control.start()
-            if self.settings.crm.inbox_dir is not None:
-                self._spawn("crm-dropfolder", self._drop_folder().run())
-        await self.register_sop_jobs()
-        await self.register_crm_jobs()
+            for feature in self.features:
+                for name, coro in (feature.workers(self) if feature.workers is not None else {}).items():
+                    self._spawn(name, coro)
+        await self.register_jobs()
         log.info("runtime started", extra={"database": self.settings.database.url.split("://")[0],
                                            "workers": sorted(self._tasks)})
 
-    # ------------------------------------------------------------------ CRM
-    async def register_crm_jobs(self) -> bool:
-        """Put the nightly tag reconciliation (``[crm] nightly_cron``) on the scheduler, or take it
-        off when the tag map has no CRM-owned group."""
-        from scrm.crm.jobs import register_nightly
-
-        pb = self.playbook.current
-        async with self.sessions() as session, session.begin():
-            return await register_nightly(session, self.scheduler, self.settings,
-                                          pb.tag_groups if pb is not None else None)
-
-    def _drop_folder(self) -> DropFolder:
-        crm = self.settings.crm
-        assert crm.inbox_dir is not None
-        return DropFolder(crm.inbox_dir, self.sessions, self.inbox, self.clock, poll_s=crm.inbox_poll_s)
-
     # ------------------------------------------------------------------ playbook reloads
-    async def register_sop_jobs(self) -> list[str]:
-        """(Re-)create the SOP engine's scheduler jobs from the current playbook."""
-        if self.playbook.current is None:
-            return []
-        from scrm.sop_engine import register_jobs
-
-        async with self.sessions() as session, session.begin():
-            return await register_jobs(session, self.scheduler, self.playbook.current)
+    async def register_jobs(self) -> None:
+        """(Re-)register every feature's scheduler jobs from the current playbook and settings."""
+        for feature in self.features:
+            if feature.jobs is not None:
+                await feature.jobs(self)
 
     async def reload_playbook(self) -> ReloadOutcome:
         """Reload sop/ and materials/; on success re-register jobs. A refused one keeps the last good."""
         async with self._reload_lock:  # the file watcher, SIGHUP and the control socket may coincide
             outcome = self.playbook.reload()
             if outcome.applied:
-                await self.register_sop_jobs()
-                await self.register_crm_jobs()
+                await self.register_jobs()
             return outcome
 
     def _listen_sighup(self) -> None:
@@ -239,45 +215,45 @@ async def _wait_or_abandon(tasks: dict[str, asyncio.Task[None]], timeout_s: floa
     return sorted(name for name, task in tasks.items() if task in pending)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
-    checks: dict[str, Any] = {}
-    try:
-        async with runtime.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"error: {type(exc).__name__}"
-    workers = runtime.workers_alive()
-    checks["workers"] = workers
-    # A refused reload does not make the instance unhealthy (the last good playbook runs), but
-    # it is said here and in /metrics (scrm_playbook_reload_failed), not found at the next restart.
-    checks["playbook"] = {"version": runtime.playbook.version, "reload_failed": runtime.playbook.reload_failed}
-    healthy = checks["database"] == "ok" and all(workers.values())
-    return web.json_response({"status": "ok" if healthy else "unhealthy", **checks},
-                             status=200 if healthy else 503)
+def health_view(runtime: Runtime) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /healthz``: 200 when the database answers and every worker runs, else 503."""
+
+    async def healthz(request: web.Request) -> web.Response:
+        checks: dict[str, Any] = {}
+        try:
+            async with runtime.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        workers = runtime.workers_alive()
+        checks["workers"] = workers
+        # A refused reload does not make the instance unhealthy (the last good playbook runs), but
+        # it is said here and in /metrics (scrm_playbook_reload_failed), not found at the next restart.
+        checks["playbook"] = {"version": runtime.playbook.version, "reload_failed": runtime.playbook.reload_failed}
+        healthy = checks["database"] == "ok" and all(workers.values())
+        return web.json_response({"status": "ok" if healthy else "unhealthy", **checks},
+                                 status=200 if healthy else 503)
+
+    return healthz
 
 
-def create_app(runtime: Runtime, *, workers: bool = True,
-               extra: list[Callable[[web.Application], None]] | None = None) -> web.Application:
-    """The HTTP application of one service instance (callback, health, and later CRM and radar)."""
+def create_app(runtime: Runtime, *, workers: bool = True) -> web.Application:
+    """The HTTP application of one service instance: the WeCom callback, health, metrics, and
+    the routes each feature adds (its views get their collaborators now, never look them up)."""
     settings = runtime.settings
     app = web.Application(client_max_size=settings.server.max_body_bytes)
-    app[RUNTIME] = runtime
     view = CallbackView(
         CallbackConfig(runtime.crypto(), settings.server.max_body_bytes, settings.server.timestamp_window_s),
         runtime.inbox.put_wecom,
         runtime.clock,
     )
     add_routes(app, view)
-    from scrm.crm.api import install_crm_api  # late: the CRM API reads RUNTIME from this module
-
-    install_crm_api(app)
-    install_radar(app)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_view)
-    for add in extra or []:
-        add(app)
+    app.router.add_get("/healthz", health_view(runtime))
+    app.router.add_get("/metrics", metrics_view(runtime))
+    for feature in runtime.features:
+        if feature.http is not None:
+            feature.http(app, runtime)
 
     async def lifecycle(_app: web.Application) -> AsyncIterator[None]:
         await runtime.start(workers=workers)

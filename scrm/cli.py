@@ -228,19 +228,14 @@ def _explain(exc: Exception, settings: Settings | None) -> list[str] | None:
 
 
 def _register_extras() -> None:
-    """Sub-commands contributed by feature modules (kept out of this file to keep it small)."""
+    """Sub-commands of the kernel's outbox tools and of every composed feature."""
     if EXTRA_COMMANDS:
         return
-    import importlib
+    from scrm import cli_ops
+    from scrm.main import FEATURES
 
-    for name in ("scrm.cli_ops", "scrm.cli_lifecycle", "scrm.cli_crm", "scrm.cli_sop", "scrm.cli_radar"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        EXTRA_COMMANDS.append(module.register)
+    EXTRA_COMMANDS.append(cli_ops.register)
+    EXTRA_COMMANDS.extend(f.cli for f in FEATURES if f.cli is not None)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ counts are in ``scrm inbox stats`` / ``scrm outbox stats``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -100,8 +100,11 @@ async def collect(runtime: Runtime) -> str:
     return out.render()
 
 
-async def metrics_view(request: web.Request) -> web.Response:
-    from scrm.app import RUNTIME
+def metrics_view(runtime: Runtime) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /metrics`` for ``runtime``."""
 
-    body = await collect(request.app[RUNTIME])
-    return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
+    async def view(request: web.Request) -> web.Response:
+        body = await collect(runtime)
+        return web.Response(body=body.encode(), headers={"Content-Type": CONTENT_TYPE})
+
+    return view

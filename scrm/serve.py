@@ -13,10 +13,11 @@ import socket
 
 from aiohttp import web
 
-from scrm.app import Runtime, create_app
+from scrm.app import create_app
 from scrm.config import ConfigError, Settings, WeComSettings
 from scrm.db import migrate
 from scrm.logs import setup_logging
+from scrm.main import FEATURES, build_runtime
 
 log = logging.getLogger("scrm.serve")
 
@@ -27,9 +28,9 @@ def serve(settings: Settings, *, sandbox: bool = False, demo: bool = True) -> No
     if sandbox:
         from scrm.sandbox.runner import run_with_sandbox
 
-        run_with_sandbox(settings, demo=demo)
+        run_with_sandbox(settings, demo=demo, features=FEATURES)
         return
-    runtime = Runtime(settings)  # loads the playbook: its errors stop the start before any migration
+    runtime = build_runtime(settings)  # loads the playbook: its errors stop the start before any migration
     if settings.database.is_sqlite:
         # One file, one process: upgrading on start is safe. PostgreSQL deployments run
         # `scrm db upgrade` once per release instead, so instances never race on DDL.

@@ -132,13 +132,8 @@ def _endpoint(runtime: Runtime, key: str, model: type[BaseModel], storer: Storer
     return handle
 
 
-def install_crm_api(app: web.Application) -> None:
-    """Add the CRM routes and register the webhook executor with the runtime's outbox."""
-    from scrm.app import RUNTIME
-    from scrm.crm.webhook import register
-
-    runtime = app[RUNTIME]
-    register(runtime.outbox, runtime.settings.crm)
+def install_crm_api(app: web.Application, runtime: Runtime) -> None:
+    """Add the CRM push API's routes."""
     routes: Sequence[tuple[str, str, type[BaseModel], Storer]] = (
         ("/crm/v1/customers:batchUpsert", "customers", CustomerRecord, store.upsert_customers),
         ("/crm/v1/events", "events", EventRecord, store.add_events),

@@ -144,7 +144,10 @@ class DropFolder:
                         log.warning("CRM drop folder: ignoring a file that is not .csv/.jsonl",
                                     extra={"file": entry.name})
                     continue
-                st = entry.stat(follow_symlinks=False)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:  # another instance claimed it between the scan and now
+                    continue
                 current[entry.name] = (st.st_size, st.st_mtime_ns)
         stable = sorted(n for n, sig in current.items() if self._seen.get(n) == sig)
         self._seen = {n: sig for n, sig in current.items() if n not in stable}

@@ -27,7 +27,7 @@ import itertools
 import json
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from aiohttp import hdrs, web
@@ -35,6 +35,9 @@ from aiohttp import hdrs, web
 from scrm.radar.links import PATH_PREFIX, LinkMaker
 from scrm.radar.tokens import Claims
 from scrm.sop import Playbook
+
+if TYPE_CHECKING:
+    from scrm.app import Runtime
 
 log = logging.getLogger("scrm.radar.views")
 
@@ -153,9 +156,7 @@ class ClickView:
         return False
 
 
-def install_radar(app: web.Application) -> None:
-    """Add ``GET /r/{token}`` to the service app (``create_app`` does this by default)."""
-    from scrm.app import RUNTIME  # scrm.app imports this module: import at call time
-
-    view = ClickView(app[RUNTIME])
+def install_radar(app: web.Application, runtime: Runtime) -> None:
+    """Add ``GET /r/{token}`` to the service app."""
+    view = ClickView(runtime)
     app.router.add_get(PATH_PREFIX + "{token}", view.handle)

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from scrm.app import Runtime, create_app
 from scrm.clock import Clock, SystemClock
 from scrm.config import Settings
 from scrm.db import migrate
+from scrm.kernel.feature import Feature
 from scrm.sandbox import SANDBOX_AES_KEY, SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET, SANDBOX_TOKEN
 from scrm.sandbox.demo import DemoIds, seed_demo
 from scrm.sandbox.driver import CallbackDriver
@@ -112,7 +113,8 @@ async def sync_demo_channels(runtime: Runtime) -> None:
         log.log(level, "sandbox: channel %s %s %s", r.key, r.action, r.message)
 
 
-async def run_async(settings: Settings, *, demo: bool = True, clock: Clock | None = None,
+async def run_async(settings: Settings, *, features: Sequence[Feature] = (), demo: bool = True,
+                    clock: Clock | None = None,
                     stop: asyncio.Event | None = None, demo_pause_s: float = 3.0,
                     data_dir: Path = SANDBOX_DATA_DIR) -> None:
     """Serve the sandbox tenant and the service on a fresh database until ``stop`` is set
@@ -128,7 +130,7 @@ async def run_async(settings: Settings, *, demo: bool = True, clock: Clock | Non
     await migrate.upgrade_async(settings.database.url)
     log.info("sandbox mode: a new database for this run: %s", data_dir / _DB_FILE)
     async with serving(SandboxServer(state, clock).app, host, port + 1):
-        runtime = Runtime(settings, clock=clock)
+        runtime = Runtime(settings, features=features, clock=clock)
         async with serving(create_app(runtime), host, port):
             log.info("sandbox mode: service on http://%s:%d, WeCom sandbox on http://%s:%d",
                      host, port, host, port + 1)
@@ -188,5 +190,5 @@ async def _play_until(stop: asyncio.Event, script: Coroutine[Any, Any, None] | N
                 log.error("demo script failed", exc_info=task.exception())
 
 
-def run_with_sandbox(settings: Settings, *, demo: bool = True) -> None:
-    asyncio.run(run_async(settings, demo=demo))
+def run_with_sandbox(settings: Settings, *, features: Sequence[Feature], demo: bool = True) -> None:
+    asyncio.run(run_async(settings, features=features, demo=demo))

@@ -11,7 +11,8 @@ import pytest
 from ruamel.yaml import YAML
 from sqlalchemy import select, update
 
-import handlers.crm as crm_handlers
+import handlers.crm.handlers as crm_handlers
+from handlers.crm import feature as crm_feature
 from scrm.clock import FakeClock
 from scrm.config import ConfigError
 from scrm.crm.jobs import JOB_KEY, register_nightly
@@ -95,7 +96,7 @@ async def test_nightly_job_runs_once_resumes_and_reconciles(db_url: str, tmp_pat
         await s.run()
         assert "产品持有/养老金" not in c.tag_names(user, ext)
         s.clock.set(NIGHT + timedelta(days=1, minutes=5))
-        assert await rt.register_crm_jobs()
+        assert await crm_feature.register_jobs(rt)
         assert (await _job(c)).next_run_at == NIGHT + timedelta(days=1)  # not moved to the night after
         await rt.scheduler.tick()
         await s.run()

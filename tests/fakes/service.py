@@ -9,16 +9,16 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from handlers import timeline
 from scrm.app import Runtime, create_app
 from scrm.clock import Clock, FakeClock
 from scrm.config import Settings
 from scrm.dispatch import Router
+from scrm.main import FEATURES
 
 
 def spine_routers() -> list[Router]:
     """Only the timeline recorder: for tests of the pipeline itself, not of business handlers."""
-    from handlers import timeline
-
     return [timeline.router]
 
 
@@ -30,7 +30,7 @@ async def running_service(settings: Settings, *, clock: Clock | None = None, wor
 
     ``playbook=True`` loads sop/ and materials/ from the settings' playbook directories.
     """
-    runtime = Runtime(settings, clock=clock or FakeClock(), routers=routers, wecom=wecom,
+    runtime = Runtime(settings, features=FEATURES, clock=clock or FakeClock(), routers=routers, wecom=wecom,
                       load_playbook=playbook)
     app = create_app(runtime, workers=workers)
     client: TestClient[Any, Any] = TestClient(TestServer(app))

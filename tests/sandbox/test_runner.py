@@ -22,6 +22,7 @@ from scrm.clock import FakeClock
 from scrm.config import Settings
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.db.models import ChannelWay, InboxEvent, OutboxAction
+from scrm.main import FEATURES
 from scrm.sandbox.runner import run_async, sandbox_database_url
 from tests.conftest import make_settings
 from tests.fakes.service import wait_until
@@ -91,7 +92,8 @@ async def run_demo(settings: Settings, caplog: pytest.LogCaptureFixture) -> Demo
     caplog.set_level(logging.INFO, logger="scrm.sandbox.runner")
     stop = asyncio.Event()
     # A fake clock: the manager's notice is not held back by quiet hours, whenever the test runs.
-    task = asyncio.create_task(run_async(settings, demo=True, clock=FakeClock(DAYTIME), stop=stop, demo_pause_s=0.01))
+    task = asyncio.create_task(run_async(settings, features=FEATURES, demo=True, clock=FakeClock(DAYTIME), stop=stop,
+                                         demo_pause_s=0.01))
     engine = None
     try:
         # Up means this run's database is made (the previous run's file is still there before).

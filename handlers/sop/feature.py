@@ -1,0 +1,31 @@
+"""The SOP engine as the service composes it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from scrm.cli_sop import register as register_cli
+from scrm.kernel.feature import Feature
+from scrm.sop_engine import register_jobs as register_sop_jobs
+from scrm.sop_engine.media import ADD_MSG_TEMPLATE, MediaPreparer
+
+from .handlers import router
+
+if TYPE_CHECKING:
+    from scrm.app import Runtime
+
+
+async def register_jobs(runtime: Runtime) -> list[str]:
+    """(Re-)create the SOP engine's scheduler jobs from the current playbook."""
+    if runtime.playbook.current is None:
+        return []
+    async with runtime.sessions() as session, session.begin():
+        return await register_sop_jobs(session, runtime.scheduler, runtime.playbook.current)
+
+
+def _outbox(runtime: Runtime) -> None:
+    # Mass sends name material files: media ids (valid 3 days) are fetched just before sending.
+    runtime.outbox.preparers[ADD_MSG_TEMPLATE] = MediaPreparer(runtime.settings.playbook.materials_dir)
+
+
+FEATURE = Feature(name="sop", router=router, jobs=register_jobs, outbox=_outbox, cli=register_cli)

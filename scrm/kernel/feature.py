@@ -1,0 +1,93 @@
+"""The Feature contract: everything a business feature adds to the service, in one value.
+
+A feature lives in one folder (``handlers/<name>/``) and exports ``FEATURE``; the composition
+root (``scrm/main.py``) lists the features in order. Nothing is discovered: a feature the list
+does not name does not run, and dispatch order is what ``after`` declares, checked at start-up
+(an unknown name or a cycle refuses to start), never the alphabetical order of file names.
+
+Every hook receives the service when it is built and takes the collaborators it needs then
+(views, workers and jobs never look the runtime up later).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from scrm.dispatch import Router
+
+if TYPE_CHECKING:
+    from scrm.app import Runtime
+
+HttpInstaller = Callable[[web.Application, "Runtime"], None]
+JobsRegistrar = Callable[["Runtime"], Awaitable[object]]
+Workers = Callable[["Runtime"], Mapping[str, Coroutine[Any, Any, None]]]
+OutboxInstaller = Callable[["Runtime"], None]
+CliInstaller = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+class FeatureError(Exception):
+    """The feature list cannot be composed (unknown name, cycle, duplicate); refuses start-up."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One business feature, as the service sees it.
+
+    ``after``: features whose handlers must see each event before this one's (dispatch order).
+    ``requires``: features whose ``api.py`` this one imports (documented, checked by name).
+    ``http``: adds routes to the service's HTTP app. ``jobs``: (re-)registers scheduler jobs, at
+    start and after each playbook reload. ``workers``: background loops by name. ``outbox``:
+    installs the outbox semantics of the APIs it queues (preparers, refreshers). ``cli``: adds
+    ``scrm`` sub-commands.
+    """
+
+    name: str
+    router: Router | None = None
+    after: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    http: HttpInstaller | None = None
+    jobs: JobsRegistrar | None = None
+    workers: Workers | None = None
+    outbox: OutboxInstaller | None = None
+    cli: CliInstaller | None = None
+
+
+def compose(features: Iterable[Feature]) -> tuple[Feature, ...]:
+    """The features in dispatch order: the given order, moved only as far as ``after`` demands.
+
+    Raises :class:`FeatureError` for a duplicate, an unknown name in ``after``/``requires``, or a cycle.
+    """
+    listed = list(features)
+    by_name: dict[str, Feature] = {}
+    for f in listed:
+        if f.name in by_name:
+            raise FeatureError(f"feature {f.name!r} is listed twice")
+        by_name[f.name] = f
+    for f in listed:
+        for kind, names in (("after", f.after), ("requires", f.requires)):
+            unknown = [n for n in names if n not in by_name]
+            if unknown:
+                raise FeatureError(f"feature {f.name!r}: {kind} names unknown feature(s) {', '.join(unknown)}")
+    ordered: list[Feature] = []
+    placed: set[str] = set()
+    pending = list(listed)
+    while pending:
+        # The first listed feature whose predecessors are all placed: stable, so the list's own
+        # order decides wherever `after` says nothing.
+        ready = next((f for f in pending if set(f.after) <= placed), None)
+        if ready is None:
+            cycle = " → ".join(f.name for f in pending)
+            raise FeatureError(f"features wait for each other (cycle in after=): {cycle}")
+        ordered.append(ready)
+        placed.add(ready.name)
+        pending.remove(ready)
+    return tuple(ordered)
+
+
+def routers_of(features: Sequence[Feature]) -> list[Router]:
+    return [f.router for f in features if f.router is not None]

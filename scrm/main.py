@@ -1,0 +1,31 @@
+"""The composition root: which features the service runs, in which order.
+
+The only module of ``scrm/`` that imports ``handlers/``. Adding a feature is one folder under
+``handlers/`` and one line here; dispatch order is the list's order, moved only where a
+feature's ``after=`` says so (checked when this module is imported: an unknown name or a cycle
+stops the start with one line).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers import contacts, crm, groups, radar, sop, tags, timeline
+from scrm.app import Runtime
+from scrm.config import Settings
+from scrm.kernel.feature import Feature, compose
+
+FEATURES: tuple[Feature, ...] = compose((
+    contacts.FEATURE,
+    crm.FEATURE,
+    groups.FEATURE,
+    radar.FEATURE,
+    sop.FEATURE,
+    tags.FEATURE,
+    timeline.FEATURE,
+))
+
+
+def build_runtime(settings: Settings, **options: Any) -> Runtime:
+    """A service instance running every feature."""
+    return Runtime(settings, features=FEATURES, **options)
