@@ -185,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--db", help="database URL (default: a fresh SQLite file)")
     args = ap.parse_args(argv)
+    from handlers.radar.links import LinkMaker
     from scrm.db import migrate
-    from scrm.radar.links import LinkMaker
 
     with tempfile.TemporaryDirectory() as tmp:
         db_url = args.db or f"sqlite+aiosqlite:///{tmp}/bench.db"

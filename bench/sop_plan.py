@@ -82,10 +82,10 @@ def seed(path: Path, customers: int, groups: int) -> None:
 
 
 async def plan(path: Path, day: date, mode: str = "day") -> tuple[Counter[str], Counter[str]]:
+    from handlers.sop.model import Decision, Planned
+    from handlers.sop.planner import DayPlanner, SlotPlanner, slot_times
     from scrm.db.engine import make_engine, make_sessionmaker
     from scrm.sop import load_playbook
-    from scrm.sop_engine.model import Decision, Planned
-    from scrm.sop_engine.planner import DayPlanner, SlotPlanner, slot_times
 
     pb = load_playbook(ROOT / "sop", ROOT / "materials")
     engine = make_engine(f"sqlite+aiosqlite:///{path}")

@@ -12,9 +12,9 @@ Two processes, both on 127.0.0.1 and the real clock:
   three tag changes, one ``mark_tag`` each), a ``WeComClient`` configured with the same
   ``api_limits_per_minute`` for mark_tag, and the outbox with the service's default settings.
 
-Timed from the start: the sync runs (``scrm.crm.runner``: chunk by chunk, each chunk's calls
+Timed from the start: the sync runs (``handlers.crm.runner``: chunk by chunk, each chunk's calls
 committed to the outbox, never more than two minutes of calls ahead of the sending, see
-``scrm.crm.backlog``) while the outbox worker already sends, as ``scrm sync tags`` or the
+``handlers.crm.backlog``) while the outbox worker already sends, as ``scrm sync tags`` or the
 nightly job and the outbox worker do in the service; the run ends at the last ``sent_at``. Prints the wall time,
 its ratio to the limit-bound minimum (calls / limit per second; goal <= 1.1), the 45009
 count (goal 0) and this process's RSS after seeding, after planning, at the end, and its peak
@@ -173,10 +173,10 @@ async def _last_sent(sessions: Any) -> datetime:
 
 
 async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, str]) -> dict[str, Any]:
-    from scrm import tagcatalog
+    from handlers.crm.backlog import queue_cap
+    from handlers.crm.runner import run_sync
+    from handlers.tags import catalog as tagcatalog
     from scrm.config import OutboxSettings, WeComSettings
-    from scrm.crm.backlog import queue_cap
-    from scrm.crm.runner import run_sync
     from scrm.db import migrate
     from scrm.db.engine import make_engine, make_sessionmaker
     from scrm.outbox import Outbox
@@ -204,7 +204,7 @@ async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, 
         t0, t0_perf = clock.now(), time.perf_counter()
         # One bulk worker, as `scrm serve` runs; it sends while the sync is still planning.
         worker = asyncio.create_task(outbox.run())
-        # Queued no faster than sent, as `scrm sync tags` and the nightly job do (scrm.crm.backlog).
+        # Queued no faster than sent, as `scrm sync tags` and the nightly job do (handlers.crm.backlog).
         report, _ = await run_sync(sessions, outbox, wecom, TAGS, clock, "bench", chunk=chunk,
                                    max_queued=queue_cap(settings, chunk))
         out["planned"], out["plan_s"], out["rss_planned"] = report.calls, time.perf_counter() - t0_perf, _rss_mb()

@@ -12,7 +12,7 @@ from alembic import context
 from sqlalchemy import Connection, text
 
 from scrm.db.engine import make_engine
-from scrm.db.registry import load_all_models
+from scrm.main import load_all_models
 
 config = context.config
 target_metadata = load_all_models()

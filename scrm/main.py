@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import MetaData
+
 from handlers import contacts, crm, groups, radar, sop, tags, timeline
 from scrm.app import Runtime
 from scrm.config import Settings
+from scrm.db.models import Base
 from scrm.kernel.feature import Feature, compose
 
 FEATURES: tuple[Feature, ...] = compose((
@@ -24,6 +27,12 @@ FEATURES: tuple[Feature, ...] = compose((
     tags.FEATURE,
     timeline.FEATURE,
 ))
+
+
+def load_all_models() -> MetaData:
+    """Every table: the kernel's and each composed feature's ``models`` (imported with FEATURES),
+    for Alembic and the test set-up."""
+    return Base.metadata
 
 
 def build_runtime(settings: Settings, **options: Any) -> Runtime:

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from scrm.app import Runtime
 from scrm.clock import FakeClock
 from scrm.db.models import OutboxAction
-from scrm.lifecycle.media import SOURCES
 from scrm.outbox import PRIORITY_WELCOME, Outbox
 from scrm.wecom.errors import WeComError
+from scrm.wecom.media import SOURCES
 from tests.conftest import make_settings
 from tests.fakes.sandbox import Sandbox, running_sandbox
 from tests.fakes.service import running_service

@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, MetaData, String, Table
 
+from handlers.crm.dropfolder import DropFolder
 from scrm.app import Runtime
 from scrm.clock import FakeClock
-from scrm.crm.dropfolder import DropFolder
 from scrm.db.group_commit import GroupCommitWriter
 from scrm.inbox import ProcessOutcome
 from tests.conftest import make_settings

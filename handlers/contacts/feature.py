@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from scrm.cli_lifecycle import register as register_cli
+from handlers.contacts.channels import sync_channels
+from handlers.contacts.cli import register as register_cli
+from handlers.contacts.welcome import install_welcome_media
 from scrm.kernel.feature import Feature
-from scrm.lifecycle.welcome import install_welcome_media
 
 from .handlers import router
 
 if TYPE_CHECKING:
     from scrm.app import Runtime
+
+log = logging.getLogger("scrm.sandbox.runner")
+
+
+async def _sandbox(runtime: Runtime) -> None:
+    """Create the playbook's channel QR codes in the sandbox tenant, as `scrm channels sync`
+    would against WeCom."""
+    playbook = runtime.playbook.current
+    if playbook is None:
+        return
+    results = await sync_channels(runtime.sessions, runtime.wecom, playbook, runtime.clock,
+                                  runtime.settings.playbook.materials_dir)
+    for r in results:
+        log.log(logging.WARNING if r.action == "error" else logging.INFO,
+                "sandbox: channel %s %s %s", r.key, r.action, r.message)
 
 
 def _outbox(runtime: Runtime) -> None:
@@ -19,4 +36,4 @@ def _outbox(runtime: Runtime) -> None:
     install_welcome_media(runtime.outbox, runtime.settings.playbook.materials_dir)
 
 
-FEATURE = Feature(name="contacts", router=router, outbox=_outbox, cli=register_cli)
+FEATURE = Feature(name="contacts", router=router, outbox=_outbox, cli=register_cli, sandbox=_sandbox)

@@ -16,18 +16,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scrm import tagcatalog
-from scrm.clock import Clock
-from scrm.config import Settings
-from scrm.db.models import Follow, FollowTag
-from scrm.dispatch import Router
-from scrm.inbox import Inbox
-from scrm.internal import InternalEvent
-from scrm.lifecycle import follows, texts
-from scrm.lifecycle.journal import note
-from scrm.lifecycle.media import MediaResolver
-from scrm.lifecycle.notify import quiet_until, tell_member
-from scrm.lifecycle.welcome import (
+from handlers.contacts import follows, texts
+from handlers.contacts.welcome import (
     Welcome,
     WelcomeError,
     context_for,
@@ -36,11 +26,22 @@ from scrm.lifecycle.welcome import (
     welcome_material,
     welcome_tracking,
 )
+from handlers.tags import catalog as tagcatalog
+from handlers.timeline.journal import note
+from scrm.clock import Clock
+from scrm.config import Settings
+from scrm.db.models import Follow, FollowTag
+from scrm.dispatch import Router
+from scrm.inbox import Inbox
+from scrm.internal import InternalEvent
+from scrm.notify import tell_member
 from scrm.outbox import PRIORITY_WELCOME, Outbox
 from scrm.sop import Playbook
+from scrm.sop.quiet import quiet_until
 from scrm.wecom import events as ev
 from scrm.wecom.api import WeComClient
 from scrm.wecom.errors import ErrCode, WeComError
+from scrm.wecom.media import MediaResolver
 from scrm.wecom.models import FollowUser, GetExternalContactResponse
 
 router = Router("contacts")

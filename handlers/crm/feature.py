@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
-from scrm.cli_crm import register as register_cli
-from scrm.crm.api import install_crm_api
-from scrm.crm.dropfolder import DropFolder
-from scrm.crm.jobs import register_nightly
-from scrm.crm.webhook import register as register_webhook
+from handlers.crm.cli import register as register_cli
+from handlers.crm.dropfolder import DropFolder
+from handlers.crm.http import install_crm_api
+from handlers.crm.jobs import register_nightly
+from handlers.crm.webhook import register as register_webhook
 from scrm.kernel.feature import Feature
 
+from . import models
 from .handlers import router
 
 if TYPE_CHECKING:
@@ -40,5 +41,5 @@ def _outbox(runtime: Runtime) -> None:
 
 
 # After contacts: linking a new contact reads the unionid the contacts handler just mirrored.
-FEATURE = Feature(name="crm", router=router, after=("contacts",), http=install_crm_api, jobs=register_jobs,
-                  workers=_workers, outbox=_outbox, cli=register_cli)
+FEATURE = Feature(name="crm", router=router, models=models, after=("contacts",), http=install_crm_api,
+                  jobs=register_jobs, workers=_workers, outbox=_outbox, cli=register_cli)

@@ -18,11 +18,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.crm import backlog, discover, identity, store, writeback
+from handlers.crm.jobs import MISFIRE_GRACE_S
+from handlers.crm.sync import Scope, apply_chunk, load_index, plan_chunk, summarize, sync_scope
 from scrm.clock import Clock
 from scrm.config import Settings
-from scrm.crm import backlog, discover, identity, store, writeback
-from scrm.crm.jobs import MISFIRE_GRACE_S
-from scrm.crm.sync import Scope, apply_chunk, load_index, plan_chunk, summarize, sync_scope
 from scrm.db.models import Customer, Tag, TagGroup
 from scrm.dispatch import Router
 from scrm.inbox import Inbox
@@ -62,7 +62,7 @@ async def on_nightly(event: InternalEvent, session: AsyncSession, wecom: WeComCl
 
     While the outbox already holds a couple of minutes of sync calls, the chunk waits instead:
     it comes back as a one-off scheduler job when the queue should be half gone (see
-    :mod:`scrm.crm.backlog`).
+    :mod:`handlers.crm.backlog`).
     """
     if playbook is None:
         raise RuntimeError("no playbook loaded: the tag map (sop/tags.yaml) is needed for CRM sync")

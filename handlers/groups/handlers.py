@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.contacts.follows import customer_names
+from handlers.groups import lifetime, pools, registry, texts
 from scrm.clock import Clock
 from scrm.config import Settings
 from scrm.dispatch import Router
 from scrm.internal import InternalEvent
-from scrm.lifecycle import lifetime, pools, registry, texts
-from scrm.lifecycle.follows import customer_names
-from scrm.lifecycle.notify import tell_member
+from scrm.notify import tell_member
 from scrm.outbox import Outbox
 from scrm.scheduler import Scheduler
 from scrm.sop import Playbook

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from scrm.cli_radar import register as register_cli
+from handlers.radar.cli import register as register_cli
+from handlers.radar.http import install_radar
 from scrm.kernel.feature import Feature
-from scrm.radar.views import install_radar
 
+from . import models
 from .handlers import router
 
-FEATURE = Feature(name="radar", router=router, http=install_radar, cli=register_cli)
+FEATURE = Feature(name="radar", router=router, models=models, http=install_radar, cli=register_cli)

@@ -1,6 +1,6 @@
 """Reactions to radar clicks: interest tags, manager alerts (aggregated), the daily digest.
 
-A ``radar.click`` event comes from ``GET /r/{token}`` (scrm.radar.views). The click row, the
+A ``radar.click`` event comes from ``GET /r/{token}`` (handlers.radar.http). The click row, the
 tags, the alert and the aggregation state commit with the event, so a replay changes nothing.
 The timeline entry is written by handlers/timeline.py from the payload's ``subject``.
 """
@@ -14,19 +14,20 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scrm import tagcatalog
+from handlers.radar import alerts, texts
+from handlers.radar.http import CLICK
+from handlers.tags import catalog as tagcatalog
 from scrm.clock import Clock
 from scrm.config import Settings
 from scrm.db.engine import dialect_of, insert_ignore, table_of
 from scrm.db.models import Customer, DueJob, Follow, FollowTag, RadarClick
 from scrm.dispatch import Router
 from scrm.internal import InternalEvent
-from scrm.lifecycle.notify import quiet_until, tell_member
+from scrm.notify import tell_member
 from scrm.outbox import Outbox
-from scrm.radar import alerts, texts
-from scrm.radar.views import CLICK
 from scrm.scheduler import Scheduler, TriggerSpec
 from scrm.sop import Playbook
+from scrm.sop.quiet import quiet_until
 from scrm.wecom.api import WeComClient
 from scrm.wecom.errors import WeComError
 

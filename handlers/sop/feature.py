@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scrm.cli_sop import register as register_cli
+from handlers.sop.cli import register as register_cli
+from handlers.sop.engine import register_jobs as register_sop_jobs
+from handlers.sop.media import ADD_MSG_TEMPLATE, MediaPreparer
 from scrm.kernel.feature import Feature
-from scrm.sop_engine import register_jobs as register_sop_jobs
-from scrm.sop_engine.media import ADD_MSG_TEMPLATE, MediaPreparer
 
+from . import models
 from .handlers import router
 
 if TYPE_CHECKING:
@@ -28,4 +29,4 @@ def _outbox(runtime: Runtime) -> None:
     runtime.outbox.preparers[ADD_MSG_TEMPLATE] = MediaPreparer(runtime.settings.playbook.materials_dir)
 
 
-FEATURE = Feature(name="sop", router=router, jobs=register_jobs, outbox=_outbox, cli=register_cli)
+FEATURE = Feature(name="sop", router=router, models=models, jobs=register_jobs, outbox=_outbox, cli=register_cli)

@@ -22,15 +22,9 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scrm.clock import Clock
-from scrm.config import Settings
-from scrm.dispatch import Router
-from scrm.internal import InternalEvent
-from scrm.outbox import Outbox
-from scrm.radar.links import LinkMaker
-from scrm.scheduler import Scheduler, TriggerSpec
-from scrm.sop import Playbook
-from scrm.sop_engine import (
+from handlers.radar.links import LinkMaker
+from handlers.sop.compliance_notice import send_notice
+from handlers.sop.engine import (
     CARRY_KIND,
     DUE_KIND,
     ESCALATE_KIND,
@@ -52,9 +46,15 @@ from scrm.sop_engine import (
     on_snooze_due,
     slot_of,
 )
-from scrm.sop_engine.compliance_notice import send_notice
-from scrm.sop_engine.jobs import NOTICE_KIND
-from scrm.sop_engine.model import Decision
+from handlers.sop.jobs import NOTICE_KIND
+from handlers.sop.model import Decision
+from scrm.clock import Clock
+from scrm.config import Settings
+from scrm.dispatch import Router
+from scrm.internal import InternalEvent
+from scrm.outbox import Outbox
+from scrm.scheduler import Scheduler, TriggerSpec
+from scrm.sop import Playbook
 from scrm.wecom.events import TemplateCardEvent
 
 router = Router("sop")

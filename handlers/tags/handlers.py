@@ -13,7 +13,7 @@ import logging
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scrm import tagcatalog
+from handlers.tags import catalog as tagcatalog
 from scrm.db.models import Tag
 from scrm.dispatch import Router
 from scrm.wecom import events as ev

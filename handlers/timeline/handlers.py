@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.timeline.record import add_entries
 from scrm.dispatch import Router
 from scrm.internal import InternalEvent
-from scrm.timeline import add_entries
 from scrm.wecom import events as ev
 
 router = Router("timeline")

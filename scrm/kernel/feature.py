@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -27,6 +28,7 @@ HttpInstaller = Callable[[web.Application, "Runtime"], None]
 JobsRegistrar = Callable[["Runtime"], Awaitable[object]]
 Workers = Callable[["Runtime"], Mapping[str, Coroutine[Any, Any, None]]]
 OutboxInstaller = Callable[["Runtime"], None]
+SandboxSetup = Callable[["Runtime"], Awaitable[None]]
 CliInstaller = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
@@ -39,15 +41,17 @@ class Feature:
     """One business feature, as the service sees it.
 
     ``after``: features whose handlers must see each event before this one's (dispatch order).
+    ``models``: the module declaring the feature's tables (Alembic and tests see them through it).
     ``requires``: features whose ``api.py`` this one imports (documented, checked by name).
     ``http``: adds routes to the service's HTTP app. ``jobs``: (re-)registers scheduler jobs, at
     start and after each playbook reload. ``workers``: background loops by name. ``outbox``:
     installs the outbox semantics of the APIs it queues (preparers, refreshers). ``cli``: adds
-    ``scrm`` sub-commands.
+    ``scrm`` sub-commands. ``sandbox``: sets a fresh sandbox tenant up (``scrm serve --sandbox``).
     """
 
     name: str
     router: Router | None = None
+    models: ModuleType | None = None
     after: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     http: HttpInstaller | None = None
@@ -55,6 +59,7 @@ class Feature:
     workers: Workers | None = None
     outbox: OutboxInstaller | None = None
     cli: CliInstaller | None = None
+    sandbox: SandboxSetup | None = None
 
 
 def compose(features: Iterable[Feature]) -> tuple[Feature, ...]:

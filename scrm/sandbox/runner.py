@@ -98,19 +98,12 @@ async def demo_script(driver: CallbackDriver, ids: DemoIds, pause_s: float = 3.0
     log.info("demo: script finished; the service keeps running (Ctrl-C to stop)")
 
 
-async def sync_demo_channels(runtime: Runtime) -> None:
-    """Create the playbook's channel QR codes in the sandbox tenant, as `scrm channels sync`
-    would against WeCom, so `scrm channels list` shows real codes in sandbox mode."""
-    from scrm.lifecycle.channels import sync_channels
-
-    playbook = runtime.playbook.current
-    if playbook is None:
-        return
-    results = await sync_channels(runtime.sessions, runtime.wecom, playbook, runtime.clock,
-                                  runtime.settings.playbook.materials_dir)
-    for r in results:
-        level = logging.WARNING if r.action == "error" else logging.INFO
-        log.log(level, "sandbox: channel %s %s %s", r.key, r.action, r.message)
+async def prepare_features(runtime: Runtime) -> None:
+    """Let each feature set the new sandbox tenant up as its sync commands would against WeCom
+    (the contacts feature creates the channel QR codes, so `scrm channels list` shows real ones)."""
+    for feature in runtime.features:
+        if feature.sandbox is not None:
+            await feature.sandbox(runtime)
 
 
 async def run_async(settings: Settings, *, features: Sequence[Feature] = (), demo: bool = True,
@@ -134,7 +127,7 @@ async def run_async(settings: Settings, *, features: Sequence[Feature] = (), dem
         async with serving(create_app(runtime), host, port):
             log.info("sandbox mode: service on http://%s:%d, WeCom sandbox on http://%s:%d",
                      host, port, host, port + 1)
-            await sync_demo_channels(runtime)
+            await prepare_features(runtime)
             crypto = WeComCrypto(SANDBOX_TOKEN, SANDBOX_AES_KEY, SANDBOX_CORP_ID)
             async with CallbackDriver(state, crypto, f"http://{host}:{port}/wecom/callback", clock) as driver:
                 with stop_on_signals(asyncio.get_running_loop(), stop):

@@ -14,9 +14,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from scrm.crm import auth
-from scrm.crm.progress import Progress
-from scrm.crm.webhook import KEY_HEADER
+from handlers.crm import auth
+from handlers.crm.webhook import KEY_HEADER
+from scrm.progress import Progress
 from tests.lifecycle import harness
 from tests.lifecycle.harness import Stack
 
@@ -108,8 +108,8 @@ class CrmStack:
 
         Leaves all the tag work to a full run (nightly, ``scrm sync tags``, the runner).
         """
-        from scrm.crm import discover, store
-        from scrm.crm.records import CustomerRecord
+        from handlers.crm import discover, store
+        from handlers.crm.records import CustomerRecord
         from scrm.db.models import InboxEvent
 
         rt, now = self.s.runtime, self.s.clock.now()

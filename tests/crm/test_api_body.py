@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from scrm.crm import auth
-from scrm.crm.api import MAX_BODY
+from handlers.crm import auth
+from handlers.crm.http import MAX_BODY
 from scrm.db.models import CrmCustomer
 from tests.crm.harness import SECRET, CrmStack, crm_stack
 

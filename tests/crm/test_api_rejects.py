@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from scrm.crm import auth
-from scrm.crm.records import EVENT_KINDS, MAX_DEPTH
+from handlers.crm import auth
+from handlers.crm.records import EVENT_KINDS, MAX_DEPTH
+from handlers.sop.reminders import CRM_KINDS
 from scrm.db.models import Binding, CrmCustomer, CrmEvent, InboxEvent
-from scrm.sop_engine.reminders import CRM_KINDS
 from tests.crm.harness import SECRET, CrmStack, crm_stack
 
 CUSTOMERS, EVENTS, BINDINGS = "/crm/v1/customers:batchUpsert", "/crm/v1/events", "/crm/v1/bindings"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from scrm.crm.runner import run_sync
+from handlers.crm.runner import run_sync
 from scrm.db.models import OutboxAction
 from tests.crm.harness import CrmStack, RecordingProgress, crm_stack
 from tests.fakes.service import wait_until

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from scrm import tagcatalog
+from handlers.crm.cli import _sync_tags
+from handlers.tags import catalog as tagcatalog
 from scrm.cli import _register_extras, build_parser, main
-from scrm.cli_crm import _sync_tags
 from scrm.db.engine import make_engine
 from scrm.db.models import CrmCustomer, CrmEvent, InboxEvent
 from tests.crm.harness import crm_stack

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from scrm.crm import store
-from scrm.crm.dropfolder import DropFolder, DropResult
+from handlers.crm import store
+from handlers.crm.dropfolder import DropFolder, DropResult
 from scrm.db.models import CrmCustomer, CrmEvent, InboxEvent
 from tests.conftest import make_settings
 from tests.crm.harness import CrmStack, crm_stack

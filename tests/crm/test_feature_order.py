@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from handlers.crm.importer import import_file
 from scrm.app import HANDLER_DEPENDENCIES
-from scrm.crm.importer import import_file
 from scrm.dispatch import Dispatcher
 from scrm.kernel.feature import routers_of
 from scrm.main import FEATURES

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from scrm.crm import sync as sync_mod
-from scrm.crm.importer import import_file
-from scrm.crm.runner import run_sync
+from handlers.crm import sync as sync_mod
+from handlers.crm.importer import import_file
+from handlers.crm.runner import run_sync
 from scrm.db.models import Binding, CrmCustomer, CrmEvent, InboxEvent
 from tests.crm.harness import CrmStack, crm_stack
 
@@ -87,15 +87,15 @@ async def test_crash_mid_sync_resumes_without_duplicates(db_url: str, tmp_path: 
         customers = [{"crm_id": f"K{i}", "external_userid": ext, "attributes": {"tier": "V3", "products": ["pension"]}}
                      for i, ext in enumerate(s.ids.customers.values())]
         rt = s.runtime
-        from scrm.crm import store
-        from scrm.crm.records import CustomerRecord
+        from handlers.crm import store
+        from handlers.crm.records import CustomerRecord
 
         # Store without the incremental event so the run below does all the work.
         async with rt.sessions() as session, session.begin():
             await store.upsert_customers(session, rt.inbox, [CustomerRecord.model_validate(r) for r in customers],
                                          s.clock.now())
             await session.execute(InboxEvent.__table__.delete())
-        from scrm.crm import discover
+        from handlers.crm import discover
 
         async with rt.sessions() as session, session.begin():
             infos = await discover.read_unmirrored(session, s.wecom, [c["crm_id"] for c in customers])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from handlers.crm.importer import MAX_KEPT_ERRORS, import_file
 from scrm.clock import FakeClock
-from scrm.crm.importer import MAX_KEPT_ERRORS, import_file
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.db.models import CrmCustomer
 from scrm.inbox import Inbox

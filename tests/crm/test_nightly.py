@@ -13,10 +13,10 @@ from sqlalchemy import select, update
 
 import handlers.crm.handlers as crm_handlers
 from handlers.crm import feature as crm_feature
+from handlers.crm.jobs import JOB_KEY, register_nightly
+from handlers.crm.store import NIGHTLY
 from scrm.clock import FakeClock
 from scrm.config import ConfigError
-from scrm.crm.jobs import JOB_KEY, register_nightly
-from scrm.crm.store import NIGHTLY
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.db.models import DueJob, InboxEvent, OutboxAction
 from scrm.inbox import Inbox

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection
 
 from scrm.db.engine import make_engine
-from scrm.db.registry import load_all_models
+from scrm.main import load_all_models
 
 
 def _diff(conn: Connection) -> list[Any]:

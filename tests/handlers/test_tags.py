@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from scrm import tagcatalog
+from handlers.tags import catalog as tagcatalog
 from scrm.db.models import FollowTag, Tag, TagGroup
 from tests.lifecycle.harness import Stack, stack
 

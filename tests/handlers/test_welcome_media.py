@@ -11,8 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
+from handlers.contacts.channels import sync_channels
 from scrm.db.models import Timeline
-from scrm.lifecycle.channels import sync_channels
 from tests.lifecycle.harness import MATERIALS, stack
 
 COVER = b"\x89PNG\r\n\x1a\n" + b"0" * 64

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from handlers.contacts.cli import cmd_channels
+from handlers.groups.cli import cmd_groups
 from scrm.cli import _register_extras, build_parser
-from scrm.cli_lifecycle import cmd_channels, cmd_groups
 from scrm.db.models import ChannelWay
 from tests.lifecycle.harness import CHANNELS, Stack, stack, write_playbook
 
@@ -132,7 +133,7 @@ async def test_pools_sync_with_no_room_says_so(sqlite_url: str, tmp_path: Path,
 
 async def test_group_welcome_link_goes_out_tracked(sqlite_url: str, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from scrm.radar.links import LinkMaker
+    from handlers.radar.links import LinkMaker
     from tests.lifecycle.harness import MATERIALS
 
     groups = """\

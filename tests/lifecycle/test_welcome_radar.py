@@ -10,11 +10,11 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
+from handlers.radar.cli import cmd_radar
+from handlers.radar.links import LinkMaker
+from handlers.radar.models import RadarSend
 from scrm.cli import _register_extras, build_parser
-from scrm.cli_radar import cmd_radar
 from scrm.db.models import RadarClick
-from scrm.db.models_radar import RadarSend
-from scrm.radar.links import LinkMaker
 from tests.lifecycle.harness import CHANNELS, MATERIALS, stack
 
 GIFT = "https://bank.example.com/gift"

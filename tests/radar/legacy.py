@@ -1,6 +1,6 @@
 """Tokens as the previous code (v1) minted them: links already sent must keep working.
 
-Written out with the standard library on purpose, independent of ``scrm.radar.tokens``: the
+Written out with the standard library on purpose, independent of ``handlers.radar.tokens``: the
 format is frozen in chats and inboxes, so the test pins it rather than importing it.
 """
 

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from handlers.radar.cli import cmd_radar
+from handlers.radar.links import LinkMaker, record_send
 from scrm.cli import UserError, _register_extras, build_parser
-from scrm.cli_radar import cmd_radar
 from scrm.config import Settings
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.db.models import RadarClick
-from scrm.radar.links import LinkMaker, record_send
 from tests.conftest import make_settings
 
 

@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 from sqlalchemy import func, select
 
+from handlers.radar.links import record_send
+from handlers.radar.stats import counters
 from scrm.db.models import RadarClick, Timeline
-from scrm.radar.links import record_send
-from scrm.radar.stats import counters
 from tests.radar.harness import RadarStack, radar_stack
 from tests.radar.legacy import sign_v1
 

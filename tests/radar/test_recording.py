@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from handlers.radar.http import CLICK, click_event_json
 from scrm.db.models import InboxEvent
 from scrm.internal import InternalEvent
-from scrm.radar.views import CLICK, click_event_json
 from tests.radar.harness import RadarStack, radar_stack
 
 TARGET = "https://bank.example.com/fund?week=47"
@@ -68,10 +68,10 @@ async def test_a_full_queue_drops_the_click_not_the_redirect(sqlite_url: str, tm
     async with radar_stack(sqlite_url, tmp_path, record_queue_max=2) as s:
         _hold_batches(s)
         link = s.links.make_link("m-fund", "zhangwei")
-        with caplog.at_level(logging.ERROR, logger="scrm.radar.views"):
+        with caplog.at_level(logging.ERROR, logger="handlers.radar.http"):
             for _ in range(3):
                 assert await s.open(link) == (302, TARGET)
-        dropped = [r.message for r in caplog.records if r.name == "scrm.radar.views"]
+        dropped = [r.message for r in caplog.records if r.name == "handlers.radar.http"]
         assert dropped == ["radar clicks not recorded: the write queue is full or stopped"]
         await asyncio.wait_for(s.runtime.inbox.writer.stop(), HANG_GUARD_S)
         assert await _stored_clicks(s) == 2

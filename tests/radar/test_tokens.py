@@ -10,8 +10,8 @@ import string
 
 import pytest
 
-from scrm.radar import tokens
-from scrm.radar.tokens import Claims, sign, verify
+from handlers.radar import tokens
+from handlers.radar.tokens import Claims, sign, verify
 from tests.radar.legacy import sign_v1, wrap_v1
 
 KEY = b"test-radar-key"

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from handlers import sop as sop_handlers
+from handlers.sop.models import SopTask
 from scrm.app import Runtime
 from scrm.clock import FakeClock
 from scrm.config import Settings
@@ -34,7 +35,6 @@ from scrm.db.models import (
     Occurrence,
     OutboxAction,
 )
-from scrm.db.models_sop import SopTask
 from scrm.outbox import PRIORITY_WELCOME
 from scrm.sandbox.driver import CallbackDriver
 from scrm.sandbox.records import Card, ReceivedCall

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from handlers.sop.engine import run_slot
+from handlers.sop.models import SopTask
 from scrm.db.models import OutboxAction
-from scrm.db.models_sop import SopTask
 from scrm.internal import InternalEvent
-from scrm.sop_engine import run_slot
 from tests.sop_engine.harness import Branch, branch, local
 
 LIMIT = {"sop/policy.yaml": {"manager_daily_tasks: 30": "manager_daily_tasks: 2"}}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from scrm.db.models_sop import SopMassSend
+from handlers.sop.models import SopMassSend
 from tests.sop_engine.harness import SH, Branch, branch, local
 
 START = local("2026-11-02", "09:00")

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from handlers.radar.links import LinkMaker
+from handlers.radar.tokens import Claims
 from scrm.cli import main
-from scrm.radar.links import LinkMaker
-from scrm.radar.tokens import Claims
 from tests.sop_engine.harness import PUBLIC_URL, Branch, branch, local
 
 START = local("2026-11-02", "09:00")  # a Monday

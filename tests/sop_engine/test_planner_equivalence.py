@@ -38,6 +38,9 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.sop.model import Decision, Planned, Skip, task_id_for
+from handlers.sop.models import SopSend, SopTask
+from handlers.sop.planner import DayPlanner, SlotPlanner, slot_times
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.db.models import (
     Binding,
@@ -51,10 +54,7 @@ from scrm.db.models import (
     Tag,
     TagGroup,
 )
-from scrm.db.models_sop import SopSend, SopTask
 from scrm.sop import Playbook, load_playbook
-from scrm.sop_engine.model import Decision, Planned, Skip, task_id_for
-from scrm.sop_engine.planner import DayPlanner, SlotPlanner, slot_times
 
 SH = ZoneInfo("Asia/Shanghai")
 DAYS = [date(2026, 11, 10), date(2026, 11, 11), date(2026, 11, 13), date(2026, 12, 11), date(2026, 12, 31),

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from handlers import sop as sop_handlers
+from handlers.sop.engine import run_slot
+from handlers.sop.models import SopTask
 from scrm.app import Runtime
 from scrm.clock import FakeClock
 from scrm.db.models import (
@@ -27,9 +29,7 @@ from scrm.db.models import (
     Tag,
     TagGroup,
 )
-from scrm.db.models_sop import SopTask
 from scrm.internal import InternalEvent
-from scrm.sop_engine import run_slot
 from tests.conftest import make_settings
 from tests.fakes.sandbox import Sandbox, running_sandbox
 from tests.fakes.service import drain, running_service

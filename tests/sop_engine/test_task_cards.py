@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from scrm.db.models_sop import SopTask
+from handlers.sop.models import SopTask
 from scrm.internal import InternalEvent
 from scrm.sandbox.records import Card
 from tests.sop_engine.harness import Branch, branch, local

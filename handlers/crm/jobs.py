@@ -1,0 +1,63 @@
+"""The nightly reconciliation of CRM-owned tags as a durable scheduler job.
+
+At start-up every instance puts the job ``crm.nightly`` (cron ``[crm] nightly_cron`` in the
+playbook's time zone) on the scheduler. Each fire time becomes one ``crm.nightly`` inbox event
+keyed by job and fire time, so several instances, or a replay, run it once; ``handlers/crm.py``
+then walks every relation a chunk per event, queueing ``mark_tag`` calls through the outbox
+with keys of that night's generation, so a crash resumes without redoing finished chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.crm.store import NIGHTLY
+from handlers.crm.tagmap import crm_groups
+from scrm.config import ConfigError, Settings
+from scrm.db.models import DueJob
+from scrm.scheduler import Scheduler, TriggerSpec
+from scrm.sop.models import TagGroup as TagGroupSpec
+
+JOB_KEY = "crm.nightly"
+# A service that was down at 02:30 still reconciles when it is back before morning; later than
+# this the next night's run is as good.
+MISFIRE_GRACE_S = 6 * 3600
+
+
+def nightly_trigger(settings: Settings) -> TriggerSpec | None:
+    """The job's trigger, or None when ``nightly_cron`` is empty; a bad expression names the key."""
+    expr = settings.crm.nightly_cron.strip()
+    if not expr:
+        return None
+    trigger = TriggerSpec(type="cron", expr=expr, timezone=settings.playbook.timezone)
+    try:
+        trigger.build()
+    except ValueError as exc:
+        raise ConfigError(f"crm.nightly_cron (env SCRM_CRM__NIGHTLY_CRON): {expr!r}: {exc}") from None
+    return trigger
+
+
+async def register_nightly(session: AsyncSession, scheduler: Scheduler, settings: Settings,
+                           tag_groups: Mapping[str, TagGroupSpec] | None) -> bool:
+    """Put (or disable) the nightly job; returns whether it is enabled.
+
+    Off when ``nightly_cron`` is empty or the tag map (``tag_groups``, None without a playbook)
+    has no CRM-owned group: there is nothing to reconcile. An unchanged job is left alone:
+    ``put_job`` recomputes the next run from now, and a restart at 02:35 must not skip the 02:30
+    run that is still waiting for a scheduler tick.
+    """
+    trigger = nightly_trigger(settings)
+    job = await session.scalar(select(DueJob).where(DueJob.job_key == JOB_KEY))
+    if trigger is None or not crm_groups(tag_groups or {}):
+        if job is not None and job.enabled:
+            await session.execute(update(DueJob).where(DueJob.job_key == JOB_KEY).values(enabled=False))
+        return False
+    spec = trigger.model_dump(mode="json")
+    unchanged = (job is not None and job.enabled and job.kind == NIGHTLY and job.trigger == spec
+                 and job.misfire_grace_s == MISFIRE_GRACE_S and job.next_run_at is not None)
+    if not unchanged:
+        await scheduler.put_job(session, JOB_KEY, NIGHTLY, trigger, misfire_grace_s=MISFIRE_GRACE_S)
+    return True

@@ -1,0 +1,142 @@
+"""Store CRM records (from any adapter) and turn them into dispatcher events.
+
+Shared by the HTTP API, the file importer and the watched folder: one code path, so a pushed
+change and an imported one behave the same. Each call works inside the caller's transaction;
+the internal events it adds commit (or vanish) with the rows that caused them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.crm import identity
+from handlers.crm.records import BindingRecord, CustomerRecord, EventRecord
+from handlers.crm.tagmap import digest
+from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
+from scrm.db.models import CrmCustomer, CrmEvent
+from scrm.inbox import Inbox
+from scrm.internal import InternalEvent
+
+CHANGED = "crm.changed"  # payload: crm_ids, generation → incremental tag sync
+EVENT = "crm.event"  # payload: one key event (consumed by the SOP/reminder engine)
+NIGHTLY = "crm.nightly"  # payload: generation, after → one chunk of the reconciliation
+SOURCE = "crm"
+
+
+@dataclass
+class StoreResult:
+    accepted: int = 0
+    changed: list[str] = field(default_factory=list)  # crm_ids whose tags may need a sync
+    new_events: int = 0
+
+
+def _fold(records: Sequence[CustomerRecord]) -> dict[str, CustomerRecord]:
+    """One record per customer, applied in order: a later row's attributes win key by key."""
+    out: dict[str, CustomerRecord] = {}
+    for rec in records:
+        prev = out.get(rec.crm_id)
+        if prev is not None:
+            rec = rec.model_copy(update={"unionid": rec.unionid or prev.unionid,
+                                         "external_userid": rec.external_userid or prev.external_userid,
+                                         "attributes": {**prev.attributes, **rec.attributes}})
+        out[rec.crm_id] = rec
+    return out
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    merged = {**old, **new}
+    return {k: v for k, v in merged.items() if v is not None}
+
+
+async def upsert_customers(session: AsyncSession, inbox: Inbox, records: Sequence[CustomerRecord],
+                           now: datetime) -> StoreResult:
+    """Merge attributes (absent keys kept, ``null`` removes), link identities, queue a sync."""
+    result = StoreResult(accepted=len(records))
+    last = _fold(records)
+    old = {c.crm_id: c for c in (await session.scalars(
+        select(CrmCustomer).where(CrmCustomer.crm_id.in_(list(last))))).all()}
+    rows: list[dict[str, Any]] = []
+    marks: list[str] = []
+    for crm_id, rec in last.items():
+        before = old.get(crm_id)
+        attrs = _merge(dict(before.attributes) if before else {}, rec.attributes)
+        unionid = rec.unionid or (before.unionid if before else None)
+        if before is not None and before.attributes == attrs and before.unionid == unionid:
+            continue
+        rows.append({"crm_id": crm_id, "attributes": attrs, "unionid": unionid, "updated_at": now})
+        # From-and-to state: a customer changed back (V1 → V2 → V1) is a new change, not a repeat.
+        was = repr(sorted(before.attributes.items())) if before else ""
+        marks.append(f"{crm_id}:{digest([was])}>{digest([repr(sorted(attrs.items()))])}")
+    if rows:
+        await session.execute(upsert(dialect_of(session), table_of(CrmCustomer), rows, ["crm_id"],
+                                     ["attributes", "unionid", "updated_at"]))
+    changed = {r["crm_id"] for r in rows}
+    direct = {c: r.external_userid for c, r in last.items() if r.external_userid}
+    changed |= set(await identity.bind(session, direct, identity.DIRECT, now))
+    unionids = {c: r.unionid for c, r in last.items() if r.unionid and c not in direct}
+    changed |= set(await identity.link_by_unionid(session, unionids, now))
+    result.changed = sorted(changed)
+    links = repr(sorted(direct.items())) + repr(sorted(unionids.items()))
+    await queue_sync(session, inbox, result.changed, now, "|".join(sorted(marks)) + links)
+    return result
+
+
+async def add_bindings(session: AsyncSession, inbox: Inbox, records: Sequence[BindingRecord],
+                       now: datetime) -> StoreResult:
+    links = {r.crm_id: r.external_userid for r in records}
+    await identity.ensure_rows(session, links, now)
+    changed = await identity.bind(session, links, identity.EXPLICIT, now)
+    await queue_sync(session, inbox, changed, now, "|".join(f"{c}>{e}" for c, e in sorted(links.items())))
+    return StoreResult(accepted=len(records), changed=sorted(changed))
+
+
+async def add_events(session: AsyncSession, inbox: Inbox, records: Sequence[EventRecord],
+                     now: datetime) -> StoreResult:
+    """Store key events once (by event_id) and hand each new one to the dispatcher."""
+    unique = {r.event_id: r for r in records}
+    known = set((await session.scalars(select(CrmEvent.event_id)
+                                       .where(CrmEvent.event_id.in_(list(unique))))).all())
+    fresh = [r for eid, r in unique.items() if eid not in known]
+    if fresh:
+        rows = [{"event_id": r.event_id, "crm_id": r.crm_id, "kind": r.kind, "at": r.at.astimezone(UTC),
+                 "payload": r.payload} for r in fresh]
+        await session.execute(insert_ignore(dialect_of(session), table_of(CrmEvent), rows, ["event_id"]))
+    links = await _bound(session, [r.crm_id for r in fresh])
+    for r in fresh:
+        payload = {"event_id": r.event_id, "crm_id": r.crm_id, "kind": r.kind, "at": r.at.isoformat(),
+                   "payload": r.payload, "external_userid": links.get(r.crm_id)}
+        await inbox.add_internal(session, InternalEvent(source=SOURCE, kind=EVENT, at=now, payload=payload),
+                                 f"event:{r.event_id}")
+    return StoreResult(accepted=len(records), new_events=len(fresh))
+
+
+async def _bound(session: AsyncSession, crm_ids: Sequence[str]) -> dict[str, str]:
+    from scrm.db.models import Binding
+
+    if not crm_ids:
+        return {}
+    rows = await session.execute(select(Binding.crm_id, Binding.external_userid)
+                                 .where(Binding.crm_id.in_(set(crm_ids))))
+    return {c: e for c, e in rows.all()}
+
+
+async def queue_sync(session: AsyncSession, inbox: Inbox, crm_ids: Sequence[str], now: datetime,
+                     content: str) -> None:
+    """One ``crm.changed`` event for these customers; the same content twice is one event.
+
+    Callers queue only real changes (a repeated push or import changes nothing and queues
+    nothing), so the time is part of the key: the same change made again later, e.g. a binding
+    moved back, is a new event rather than a duplicate of the first.
+    """
+    if not crm_ids:
+        return
+    generation = "c" + digest([content, now.isoformat(), *crm_ids])[:16]
+    event = InternalEvent(source=SOURCE, kind=CHANGED, at=now,
+                          payload={"crm_ids": list(crm_ids), "generation": generation})
+    await inbox.add_internal(session, event, f"changed:{generation}")

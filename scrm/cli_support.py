@@ -1,0 +1,64 @@
+"""What feature sub-commands share: an engine and clock for one command, a WeCom client, the
+playbook or a one-line error, and the printed report of a sync against WeCom."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from scrm.clock import Clock, SystemClock
+from scrm.config import Settings
+from scrm.db.engine import make_engine, make_sessionmaker
+from scrm.sop import Playbook
+
+
+@dataclass
+class Env:
+    """What a feature command runs with."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    clock: Clock
+
+
+@contextlib.asynccontextmanager
+async def command_env(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Env]:
+    engine = make_engine(settings.database.url)
+    try:
+        yield Env(settings, engine, make_sessionmaker(engine), clock or SystemClock())
+    finally:
+        await engine.dispose()
+
+
+def load_playbook_or_fail(settings: Settings) -> Playbook:
+    """The playbook, or a UserError listing every ``file:line: key: message``."""
+    from scrm.cli import UserError
+    from scrm.sop import PlaybookError, load_playbook
+
+    try:
+        return load_playbook(settings.playbook.sop_dir, settings.playbook.materials_dir, today=SystemClock().now())
+    except PlaybookError as exc:
+        raise UserError("the playbook is invalid:\n" + "\n".join(str(i) for i in exc.errors)) from None
+
+
+def wecom_client(env: Env) -> Any:
+    from scrm.wecom.api import WeComClient
+    from scrm.wecom.token import DbTokenStore
+
+    return WeComClient(env.settings.wecom, token_store=DbTokenStore(env.sessions, env.clock), clock=env.clock)
+
+
+def print_sync_results(results: Sequence[Any], subject: str) -> int:
+    width = max([len(getattr(r, subject)) for r in results] + [4])
+    for r in results:
+        extra = " ".join(x for x in (getattr(r, "config_id", None) or "", getattr(r, "qr_code", "") or "",
+                                     r.message) if x)
+        print(f"{getattr(r, subject):<{width}}  {r.action:<10} {extra}".rstrip())
+    if not results:
+        print("(nothing to sync)")
+    return 0 if all(r.ok for r in results) else 1
