@@ -134,7 +134,8 @@ async def _serve_sandbox(n: int, limit: int, conn: Connection, stop: MpEvent) ->
 
 
 async def _seed(sessions: Any, n: int, ids: dict[str, str]) -> None:
-    from scrm.db.models import Binding, CrmCustomer, Follow, FollowTag
+    from handlers.contacts.models import Follow, FollowTag
+    from handlers.crm.models import Binding, CrmCustomer
 
     now = SystemClock().now()
     start = [ids[t] for t in START_TAGS]

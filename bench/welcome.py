@@ -120,8 +120,8 @@ def service_main(db_url: str, workdir: str, sandbox_url: str, per_api: int, pres
 
 async def _serve_service(settings: Any, presync: bool, conn: Connection, stop: MpEvent) -> None:
     from handlers.contacts.channels import sync_channels
+    from handlers.contacts.models import Member
     from scrm.app import create_app
-    from scrm.db.models import Member
     from scrm.main import build_runtime
 
     runtime = build_runtime(settings)

@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from handlers.timeline.models import Timeline
 from scrm.app import Runtime
 from scrm.clock import FakeClock
-from scrm.db.models import InboxEvent, Timeline
+from scrm.db.models import InboxEvent
 from scrm.dispatch import Dispatcher, Router
 from scrm.inbox import backoff_s
 from scrm.internal import InternalEvent

@@ -22,11 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.contacts.follows import channel_counts
+from handlers.contacts.models import ChannelWay
 from handlers.contacts.welcome import WelcomeError, attachment_of
 from handlers.tags.catalog import TagApi, TagCatalogError, ensure
 from scrm.clock import Clock
 from scrm.db.engine import dialect_of, table_of, upsert
-from scrm.db.models import ChannelWay
 from scrm.sop import VARIABLES, Channel, Playbook, TemplateError, render_material
 from scrm.wecom.errors import ErrCode, WeComClientError, WeComError
 from scrm.wecom.media import MediaError, MediaResolver, Uploader

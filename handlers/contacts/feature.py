@@ -10,6 +10,7 @@ from handlers.contacts.cli import register as register_cli
 from handlers.contacts.welcome import install_welcome_media
 from scrm.kernel.feature import Feature
 
+from . import models
 from .handlers import router
 
 if TYPE_CHECKING:
@@ -36,4 +37,4 @@ def _outbox(runtime: Runtime) -> None:
     install_welcome_media(runtime.outbox, runtime.settings.playbook.materials_dir)
 
 
-FEATURE = Feature(name="contacts", router=router, outbox=_outbox, cli=register_cli, sandbox=_sandbox)
+FEATURE = Feature(name="contacts", router=router, models=models, outbox=_outbox, cli=register_cli, sandbox=_sandbox)

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.contacts.models import Customer, Follow, FollowTag, Member
 from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
-from scrm.db.models import Customer, Follow, FollowTag, Member
 from scrm.wecom.models import ExternalContact, FollowUser
 
 # Tag types in follow_user.tags: 1 corp, 2 personal, 3 rule group. Personal tags are the

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts import follows, texts
+from handlers.contacts.models import Follow, FollowTag
 from handlers.contacts.welcome import (
     Welcome,
     WelcomeError,
@@ -30,7 +31,6 @@ from handlers.tags import catalog as tagcatalog
 from handlers.timeline.journal import note
 from scrm.clock import Clock
 from scrm.config import Settings
-from scrm.db.models import Follow, FollowTag
 from scrm.dispatch import Router
 from scrm.inbox import Inbox
 from scrm.internal import InternalEvent

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts import follows
-from scrm.db.models import Binding, Follow
+from handlers.contacts.models import Follow
+from handlers.crm.models import Binding
 from scrm.wecom.errors import ErrCode, WeComError
 
 log = logging.getLogger("handlers.crm.discover")

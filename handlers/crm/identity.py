@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.contacts.models import Customer
+from handlers.crm.models import Binding, CrmCustomer
 from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
-from scrm.db.models import Binding, CrmCustomer, Customer
 
 EXPLICIT, DIRECT, UNIONID = "explicit", "direct", "unionid"
 _RANK = {EXPLICIT: 3, DIRECT: 2, UNIONID: 1}

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scrm.db.models import Base
+from scrm.db.models import Base, BigId, JsonDict
 
 
 class CrmSyncState(Base):
@@ -36,3 +36,34 @@ class CrmWritebackState(Base):
     external_userid: Mapped[str] = mapped_column(String(128), primary_key=True)
     tag_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     reported_at: Mapped[datetime]
+
+
+class CrmCustomer(Base):
+    __tablename__ = "crm_customer"
+
+    crm_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    attributes: Mapped[JsonDict] = mapped_column(default=dict)
+    unionid: Mapped[str | None] = mapped_column(String(128), default=None, index=True)
+    updated_at: Mapped[datetime]
+
+
+class CrmEvent(Base):
+    __tablename__ = "crm_event"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(256), unique=True)
+    crm_id: Mapped[str] = mapped_column(String(128), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime]
+    payload: Mapped[JsonDict] = mapped_column(default=dict)
+
+
+class Binding(Base):
+    """CRM customer ↔ WeCom external contact."""
+
+    __tablename__ = "binding"
+
+    crm_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    external_userid: Mapped[str] = mapped_column(String(128), index=True)
+    source: Mapped[str] = mapped_column(String(32))  # unionid | explicit | direct
+    bound_at: Mapped[datetime]

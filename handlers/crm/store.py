@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.crm import identity
+from handlers.crm.models import CrmCustomer, CrmEvent
 from handlers.crm.records import BindingRecord, CustomerRecord, EventRecord
 from handlers.crm.tagmap import digest
 from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
-from scrm.db.models import CrmCustomer, CrmEvent
 from scrm.inbox import Inbox
 from scrm.internal import InternalEvent
 
@@ -117,7 +117,7 @@ async def add_events(session: AsyncSession, inbox: Inbox, records: Sequence[Even
 
 
 async def _bound(session: AsyncSession, crm_ids: Sequence[str]) -> dict[str, str]:
-    from scrm.db.models import Binding
+    from handlers.crm.models import Binding
 
     if not crm_ids:
         return {}

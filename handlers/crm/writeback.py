@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.contacts.models import FollowTag
 from handlers.crm.models import CrmWritebackState
 from handlers.tags import catalog as tagcatalog
 from scrm.db.engine import dialect_of, table_of, upsert
-from scrm.db.models import FollowTag
 from scrm.outbox import PRIORITY_DEFAULT, Outbox
 
 

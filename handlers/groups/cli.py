@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from handlers.groups.models import GroupChat, GroupMember, GroupPool
 from scrm.cli_support import Env, command_env, load_playbook_or_fail, print_sync_results, wecom_client
 from scrm.clock import Clock
 from scrm.config import Settings
-from scrm.db.models import GroupChat, GroupMember, GroupPool
 
 # ------------------------------------------------------------------------------ groups
 

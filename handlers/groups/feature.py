@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from scrm.kernel.feature import Feature
 
+from . import models
 from .cli import register as register_cli
 from .handlers import router
 
-FEATURE = Feature(name="groups", router=router, cli=register_cli)
+FEATURE = Feature(name="groups", router=router, models=models, cli=register_cli)

@@ -23,10 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.contacts.follows import member_name
 from handlers.contacts.welcome import WelcomeError, attachment_of, date_context
 from handlers.groups import lifetime, pools, registry
+from handlers.groups.models import GroupChat, GroupPool
 from handlers.radar.links import LinkMaker
 from scrm.clock import Clock
 from scrm.db.engine import dialect_of, table_of, upsert
-from scrm.db.models import GroupChat, GroupPool
 from scrm.scheduler import Scheduler
 from scrm.sop import GroupType, Playbook, TemplateError, render_material
 from scrm.wecom.api import WeComClient

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.groups import texts
+from handlers.groups.models import GroupChat, GroupPool
 from scrm.config import Settings
-from scrm.db.models import GroupChat, GroupPool
 from scrm.notify import tell_member
 from scrm.outbox import Outbox
 from scrm.sop import GroupType, Playbook

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.groups.models import GroupChat, GroupMember
 from scrm.db.engine import dialect_of, table_of, upsert
-from scrm.db.models import GroupChat, GroupMember
 from scrm.wecom.models_groups import GroupChat as WeComGroupChat
 
 # Event JoinScene (0 direct invite, 1 invite link, 3 QR code) → groupchat/get join_scene.

@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.radar.models import RadarAlert
-from scrm.db.models import RadarClick
+from handlers.radar.models import RadarAlert, RadarClick
 
 
 async def should_alert(session: AsyncSession, sender: str, customer: str, material: str, at: datetime,

@@ -14,13 +14,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.contacts.models import Customer, Follow, FollowTag
 from handlers.radar import alerts, texts
 from handlers.radar.http import CLICK
+from handlers.radar.models import RadarClick
 from handlers.tags import catalog as tagcatalog
 from scrm.clock import Clock
 from scrm.config import Settings
 from scrm.db.engine import dialect_of, insert_ignore, table_of
-from scrm.db.models import Customer, DueJob, Follow, FollowTag, RadarClick
+from scrm.db.models import DueJob
 from scrm.dispatch import Router
 from scrm.internal import InternalEvent
 from scrm.notify import tell_member

@@ -41,3 +41,16 @@ class RadarAlert(Base):
     material_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     last_alert_at: Mapped[datetime | None] = mapped_column(default=None)
     suppressed: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RadarClick(Base):
+    __tablename__ = "radar_click"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    token_id: Mapped[str] = mapped_column(String(128), index=True)
+    material_id: Mapped[str] = mapped_column(String(128), index=True)
+    sender: Mapped[str] = mapped_column(String(64), default="")
+    external_userid: Mapped[str | None] = mapped_column(String(128), default=None)
+    viewer_userid: Mapped[str | None] = mapped_column(String(64), default=None)
+    occurrence: Mapped[str | None] = mapped_column(String(512), default=None)
+    at: Mapped[datetime]

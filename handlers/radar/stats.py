@@ -12,8 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.radar.models import RadarSend
-from scrm.db.models import RadarClick
+from handlers.radar.models import RadarClick, RadarSend
 
 
 def step_of(occurrence: str | None) -> str:

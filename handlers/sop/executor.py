@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.radar.links import LinkMaker, record_send
 from handlers.sop.models import SopSend
+from handlers.tags.models import Tag, TagGroup
 from scrm.db.engine import dialect_of, insert_ignore, table_of
-from scrm.db.models import Tag, TagGroup
 from scrm.outbox import Outbox
 from scrm.scheduler import Scheduler
 from scrm.sop import Playbook, RenderedMaterial, TemplateError, render_material

@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.groups.models import GroupMember
 from handlers.sop.models import SopSend, SopTask
-from scrm.db.models import GroupMember
 from scrm.sop import (
     CalendarStep,
     EvaluationError,

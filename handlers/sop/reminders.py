@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.contacts.models import Customer
+from handlers.crm.models import Binding
 from handlers.radar.links import LinkMaker, record_send
 from handlers.sop.models import SopTask
-from scrm.db.models import Binding, Customer
 from scrm.outbox import Outbox
 from scrm.scheduler import Scheduler, TriggerSpec
 from scrm.sop import Playbook, Reminder, RenderedMaterial, TemplateError, render_material, render_template

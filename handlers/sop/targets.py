@@ -22,7 +22,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scrm.db.models import Binding, CrmCustomer, Customer, Follow, FollowTag, GroupChat, Member, Tag, TagGroup
+from handlers.contacts.models import Customer, Follow, FollowTag, Member
+from handlers.crm.models import Binding, CrmCustomer
+from handlers.groups.models import GroupChat
+from handlers.tags.models import Tag, TagGroup
 from scrm.sop.expr import ANCHORS
 
 BATCH = 2000

@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.contacts.models import Member
 from handlers.sop.models import SopTask
-from scrm.db.models import Member
 from scrm.outbox import PRIORITY_INTERACTIVE, Outbox
 from scrm.scheduler import Scheduler, TriggerSpec
 

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.tags import catalog as tagcatalog
-from scrm.db.models import Tag
+from handlers.tags.models import Tag
 from scrm.dispatch import Router
 from scrm.wecom import events as ev
 from scrm.wecom.api import WeComClient

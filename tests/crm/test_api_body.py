@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from handlers.crm import auth
 from handlers.crm.http import MAX_BODY
-from scrm.db.models import CrmCustomer
+from handlers.crm.models import CrmCustomer
 from tests.crm.harness import SECRET, CrmStack, crm_stack
 
 PIECE = 4096

@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import func, select
 
 from handlers.crm import auth
+from handlers.crm.models import Binding, CrmCustomer, CrmEvent
 from handlers.crm.records import EVENT_KINDS, MAX_DEPTH
 from handlers.sop.reminders import CRM_KINDS
-from scrm.db.models import Binding, CrmCustomer, CrmEvent, InboxEvent
+from scrm.db.models import InboxEvent
 from tests.crm.harness import SECRET, CrmStack, crm_stack
 
 CUSTOMERS, EVENTS, BINDINGS = "/crm/v1/customers:batchUpsert", "/crm/v1/events", "/crm/v1/bindings"

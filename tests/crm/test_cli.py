@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from handlers.crm.cli import _sync_tags
+from handlers.crm.models import CrmCustomer, CrmEvent
 from handlers.tags import catalog as tagcatalog
 from scrm.cli import _register_extras, build_parser, main
 from scrm.db.engine import make_engine
-from scrm.db.models import CrmCustomer, CrmEvent, InboxEvent
+from scrm.db.models import InboxEvent
 from tests.crm.harness import crm_stack
 
 MARK_TAG = "externalcontact/mark_tag"

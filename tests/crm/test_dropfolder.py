@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from handlers.crm import store
 from handlers.crm.dropfolder import DropFolder, DropResult
-from scrm.db.models import CrmCustomer, CrmEvent, InboxEvent
+from handlers.crm.models import CrmCustomer, CrmEvent
+from scrm.db.models import InboxEvent
 from tests.conftest import make_settings
 from tests.crm.harness import CrmStack, crm_stack
 from tests.fakes.service import running_service, spine_routers, wait_until

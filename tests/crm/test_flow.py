@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 
 from handlers.crm import sync as sync_mod
 from handlers.crm.importer import import_file
+from handlers.crm.models import Binding, CrmCustomer, CrmEvent
 from handlers.crm.runner import run_sync
-from scrm.db.models import Binding, CrmCustomer, CrmEvent, InboxEvent
+from scrm.db.models import InboxEvent
 from tests.crm.harness import CrmStack, crm_stack
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from handlers.crm.importer import MAX_KEPT_ERRORS, import_file
+from handlers.crm.models import CrmCustomer
 from scrm.clock import FakeClock
 from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.db.models import CrmCustomer
 from scrm.inbox import Inbox
 from tests.conftest import make_settings
 from tests.crm.harness import RecordingProgress

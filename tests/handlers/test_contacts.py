@@ -6,7 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from scrm.db.models import Customer, Follow, FollowTag, Tag, TagGroup, Timeline
+from handlers.contacts.models import Customer, Follow, FollowTag
+from handlers.tags.models import Tag, TagGroup
+from handlers.timeline.models import Timeline
 from scrm.sandbox.records import Limits
 from tests.lifecycle.harness import MATERIALS, Stack, stack
 

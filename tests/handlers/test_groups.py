@@ -8,7 +8,8 @@ from pathlib import Path
 from sqlalchemy import select
 
 from handlers.groups.groupsync import sync_all
-from scrm.db.models import DueJob, GroupChat, GroupMember, GroupPool
+from handlers.groups.models import GroupChat, GroupMember, GroupPool
+from scrm.db.models import DueJob
 from tests.lifecycle.harness import Stack, stack
 
 GET = "externalcontact/groupchat/get"

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from handlers.contacts.models import FollowTag
 from handlers.tags import catalog as tagcatalog
-from scrm.db.models import FollowTag, Tag, TagGroup
+from handlers.tags.models import Tag, TagGroup
 from tests.lifecycle.harness import Stack, stack
 
 

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from handlers.contacts.channels import sync_channels
-from scrm.db.models import Timeline
+from handlers.timeline.models import Timeline
 from tests.lifecycle.harness import MATERIALS, stack
 
 COVER = b"\x89PNG\r\n\x1a\n" + b"0" * 64

@@ -19,10 +19,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from handlers.contacts.models import Member
 from scrm.app import Runtime
 from scrm.clock import FakeClock
 from scrm.config import Settings
-from scrm.db.models import Member, OutboxAction
+from scrm.db.models import OutboxAction
 from scrm.outbox import PRIORITY_WELCOME
 from scrm.sandbox import SANDBOX_AES_KEY, SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET, SANDBOX_TOKEN
 from scrm.sandbox.demo import DemoIds, seed_demo

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from handlers.contacts.cli import cmd_channels
+from handlers.contacts.models import ChannelWay
 from handlers.groups.cli import cmd_groups
 from scrm.cli import _register_extras, build_parser
-from scrm.db.models import ChannelWay
 from tests.lifecycle.harness import CHANNELS, Stack, stack, write_playbook
 
 

@@ -12,9 +12,8 @@ from sqlalchemy import select
 
 from handlers.radar.cli import cmd_radar
 from handlers.radar.links import LinkMaker
-from handlers.radar.models import RadarSend
+from handlers.radar.models import RadarClick, RadarSend
 from scrm.cli import _register_extras, build_parser
-from scrm.db.models import RadarClick
 from tests.lifecycle.harness import CHANNELS, MATERIALS, stack
 
 GIFT = "https://bank.example.com/gift"

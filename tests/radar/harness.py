@@ -15,11 +15,11 @@ from urllib.parse import urlsplit
 from aiohttp.test_utils import TestClient, TestServer
 
 from handlers import radar, timeline
+from handlers.contacts.models import Customer
 from handlers.radar.links import LinkMaker
 from scrm.app import Runtime
 from scrm.clock import FakeClock
 from scrm.config import Settings
-from scrm.db.models import Customer
 from scrm.sandbox.demo import DemoIds, seed_demo
 from scrm.sandbox.server import SandboxServer
 from scrm.sandbox.state import SandboxState

@@ -9,8 +9,9 @@ import aiohttp
 from sqlalchemy import func, select
 
 from handlers.radar.links import record_send
+from handlers.radar.models import RadarClick
 from handlers.radar.stats import counters
-from scrm.db.models import RadarClick, Timeline
+from handlers.timeline.models import Timeline
 from tests.radar.harness import RadarStack, radar_stack
 from tests.radar.legacy import sign_v1
 

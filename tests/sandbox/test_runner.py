@@ -18,10 +18,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.contacts.models import ChannelWay
 from scrm.clock import FakeClock
 from scrm.config import Settings
 from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.db.models import ChannelWay, InboxEvent, OutboxAction
+from scrm.db.models import InboxEvent, OutboxAction
 from scrm.main import FEATURES
 from scrm.sandbox.runner import run_async, sandbox_database_url
 from tests.conftest import make_settings

@@ -20,21 +20,14 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from handlers import sop as sop_handlers
+from handlers.contacts.models import Customer, Follow, Member
+from handlers.crm.models import CrmCustomer
+from handlers.groups.models import GroupChat, GroupMember
 from handlers.sop.models import SopTask
 from scrm.app import Runtime
 from scrm.clock import FakeClock
 from scrm.config import Settings
-from scrm.db.models import (
-    CrmCustomer,
-    Customer,
-    DueJob,
-    Follow,
-    GroupChat,
-    GroupMember,
-    Member,
-    Occurrence,
-    OutboxAction,
-)
+from scrm.db.models import DueJob, Occurrence, OutboxAction
 from scrm.outbox import PRIORITY_WELCOME
 from scrm.sandbox.driver import CallbackDriver
 from scrm.sandbox.records import Card, ReceivedCall

@@ -15,18 +15,12 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 from sqlalchemy import func, select
 
+from handlers.contacts.models import Customer, Follow, FollowTag, Member
+from handlers.groups.models import GroupChat
+from handlers.tags.models import Tag, TagGroup
 from scrm.cli import main
 from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.db.models import (
-    Customer,
-    Follow,
-    FollowTag,
-    GroupChat,
-    Member,
-    OutboxAction,
-    Tag,
-    TagGroup,
-)
+from scrm.db.models import OutboxAction
 from tests.sop_engine.harness import ROOT, write_playbook
 from tests.sop_engine.schema_keywords import plain, unknown_keywords
 

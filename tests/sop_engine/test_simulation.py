@@ -11,24 +11,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from handlers import sop as sop_handlers
+from handlers.contacts.models import Customer, Follow, FollowTag, Member
+from handlers.crm.models import CrmCustomer
+from handlers.groups.models import GroupChat, GroupMember
 from handlers.sop.engine import run_slot
 from handlers.sop.models import SopTask
+from handlers.tags.models import Tag, TagGroup
 from scrm.app import Runtime
 from scrm.clock import FakeClock
-from scrm.db.models import (
-    CrmCustomer,
-    Customer,
-    DueJob,
-    Follow,
-    FollowTag,
-    GroupChat,
-    GroupMember,
-    Member,
-    Occurrence,
-    OutboxAction,
-    Tag,
-    TagGroup,
-)
+from scrm.db.models import DueJob, Occurrence, OutboxAction
 from scrm.internal import InternalEvent
 from tests.conftest import make_settings
 from tests.fakes.sandbox import Sandbox, running_sandbox

@@ -9,7 +9,8 @@ from urllib.parse import quote
 import pytest
 from sqlalchemy import func, select
 
-from scrm.db.models import InboxEvent, Timeline
+from handlers.timeline.models import Timeline
+from scrm.db.models import InboxEvent
 from scrm.wecom.crypto import WeComCrypto
 from tests.conftest import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, make_settings
 from tests.fakes.service import drain, running_service, spine_routers
