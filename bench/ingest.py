@@ -148,8 +148,7 @@ def service_main(db_url: str, workdir: str, log_mode: str, profile_path: str | N
     for name in what_if:
         WHAT_IFS[name]()
     from scrm.app import create_app
-    from scrm.config import load_settings
-    from scrm.main import build_runtime
+    from scrm.main import build_runtime, load_settings
 
     settings = load_settings(
         None,

@@ -152,7 +152,7 @@ async def _last_sent(runtime: Any, prefix: str) -> datetime | None:
 
 async def run_outbox(args: argparse.Namespace, db_url: str, sandbox_url: str) -> dict[str, Any]:
     from scrm.app import Runtime
-    from scrm.config import load_settings
+    from scrm.main import load_settings
     from scrm.wecom.api import WeComClient
     from scrm.wecom.token import MemoryTokenStore
 

@@ -64,7 +64,7 @@ def _free_port() -> int:
 
 
 def _settings(db_url: str, port: int) -> Any:
-    from scrm.config import load_settings
+    from scrm.main import load_settings
     from scrm.sandbox import SANDBOX_AES_KEY, SANDBOX_CORP_ID, SANDBOX_TOKEN
 
     wecom = {"corp_id": SANDBOX_CORP_ID, "token": SANDBOX_TOKEN, "encoding_aes_key": SANDBOX_AES_KEY}

@@ -88,8 +88,8 @@ def _isolate(workdir: str) -> None:
 def service_main(db_url: str, workdir: str, sandbox_url: str, per_api: int, presync: bool, profile: str | None,
                  conn: Connection, stop: MpEvent) -> None:
     _isolate(workdir)
-    from scrm.config import load_settings
     from scrm.db import migrate
+    from scrm.main import load_settings
     from tests.lifecycle.harness import write_playbook
 
     sop, mat = write_playbook(Path(workdir))

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from scrm.config import ConfigError, Settings, load_settings, masked_dump
+from scrm.config import ConfigError, Settings, masked_dump
 from scrm.db.engine import DatabaseNotReady, describe_db_error, make_engine, make_sessionmaker, sqlite_must_exist
 from scrm.db.models import InboxEvent
 
@@ -187,7 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings: Settings | None = None
     try:
-        settings = load_settings(args.config)
+        from scrm.main import load_settings as load_composed_settings
+
+        settings = load_composed_settings(args.config)
         # Only `serve` and `db upgrade` may create an SQLite file; the rest need a migrated one.
         with contextlib.nullcontext() if getattr(args, "creates_database", False) else sqlite_must_exist():
             result = args.func(args, settings)

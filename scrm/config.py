@@ -6,14 +6,16 @@ errors and ``scrm config show``. This module is a leaf: it imports nothing of ou
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -29,7 +31,7 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _check_cron(v: str) -> str:
+def check_cron(v: str) -> str:
     """A crontab expression ("30 2 * * *"); checked here so a typo stops start-up, not a job later."""
     if v.strip():
         try:
@@ -166,46 +168,12 @@ class SchedulerSettings(Section):
     lease_s: float = Field(120.0, gt=0)
 
 
-class CrmSettings(Section):
-    hmac_secret: SecretStr = SecretStr("")
-    replay_window_s: int = Field(300, ge=1)
-    inbox_dir: Path | None = None
-    webhook_url: str = ""
-    webhook_secret: SecretStr = SecretStr("")
-    # Nightly reconciliation of CRM-owned tags (cron, playbook time zone); "" disables it.
-    nightly_cron: str = "30 2 * * *"
-    # Relations per tag-sync chunk: one transaction, one resume point.
-    sync_chunk: int = Field(500, ge=1, le=10000)
-    # Watched drop folder: how often to look for new CSV/JSONL files.
-    inbox_poll_s: float = Field(30.0, gt=0)
-
-    @field_validator("nightly_cron")
-    @classmethod
-    def _cron(cls, v: str) -> str:
-        return _check_cron(v)
-
-
-class RadarSettings(Section):
-    signing_key: SecretStr = SecretStr("")
-    oauth_enabled: bool = False
-    # WeCom's OAuth page; tests and the sandbox point it at the sandbox's /connect/oauth2/authorize.
-    oauth_authorize_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
-    # At most one alert per customer per material per window; the rest go to the daily digest.
-    alert_window_s: int = Field(3600, ge=1)
-    digest_cron: str = "0 18 * * *"
-    # The redirect never waits for the click's commit; clicks queue for the inbox's group-commit
-    # writer. Beyond this many clicks waiting for their commit (the database is not keeping up) a
-    # click is dropped, logged, and the customer is still redirected: bounded memory beats a blank page.
-    record_queue_max: int = Field(10_000, ge=1)
-
-    @field_validator("digest_cron")
-    @classmethod
-    def _cron(cls, v: str) -> str:
-        return _check_cron(v)
-
-
 class Settings(BaseSettings):
-    """The whole configuration; each section is validated on its own schema."""
+    """The whole configuration; each section is validated on its own schema.
+
+    These are the kernel's sections; each feature adds its own (``Feature.settings``, named after
+    the feature) through :func:`load_settings`, and reads it with :func:`section`.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="SCRM_",
@@ -222,8 +190,6 @@ class Settings(BaseSettings):
     inbox: InboxSettings = Field(default_factory=InboxSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
-    crm: CrmSettings = Field(default_factory=CrmSettings)
-    radar: RadarSettings = Field(default_factory=RadarSettings)
 
     _toml_file: Path | None = None
 
@@ -261,11 +227,33 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
     return "\n".join(lines)
 
 
-def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+S = TypeVar("S", bound=Section)
+
+
+@functools.cache
+def _with_sections(sections: tuple[tuple[str, type[Section]], ...]) -> type[Settings]:
+    """``Settings`` plus the features' sections (one class per distinct set, made once)."""
+    if not sections:
+        return Settings
+    fields: dict[str, Any] = {name: (model, Field(default_factory=model)) for name, model in sections}
+    return create_model("Settings", __base__=Settings, **fields)
+
+
+def section(settings: Settings, name: str, model: type[S]) -> S:
+    """The feature section ``[name]`` of ``settings``, typed (refused when it was not loaded)."""
+    value = getattr(settings, name, None)
+    if not isinstance(value, model):
+        raise ConfigError(f"[{name}] is not part of these settings (load them with the feature's section)")
+    return value
+
+
+def load_settings(path: str | Path | None = None, *, sections: Mapping[str, type[Section]] | None = None,
+                  **overrides: Any) -> Settings:
     """Load and validate settings.
 
     ``path`` wins, then ``$SCRM_CONFIG``, then ``./scrm.toml`` if it exists. Environment
     variables override the file; ``overrides`` (used by tests and ``--sandbox``) override both.
+    ``sections``: the composed features' own sections by name (``scrm.main.SECTIONS``).
     """
     global _TOML_PATH
     chosen = path or os.environ.get(CONFIG_ENV_VAR)
@@ -277,7 +265,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     origin = str(toml_path) if toml_path else "environment"
     _TOML_PATH = toml_path
     try:
-        return Settings(**overrides)
+        return _with_sections(tuple(sorted((sections or {}).items())))(**overrides)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, origin)) from None
     except ValueError as exc:  # TOML syntax errors surface as ValueError subclasses

@@ -8,6 +8,7 @@ stops the start with one line).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData
@@ -15,6 +16,7 @@ from sqlalchemy import MetaData
 from handlers import contacts, crm, groups, radar, sop, tags, timeline
 from scrm.app import Runtime
 from scrm.config import Settings
+from scrm.config import load_settings as load_kernel_settings
 from scrm.db.models import Base
 from scrm.kernel.feature import Feature, compose
 
@@ -27,6 +29,15 @@ FEATURES: tuple[Feature, ...] = compose((
     tags.FEATURE,
     timeline.FEATURE,
 ))
+
+
+# Each feature's own configuration section, [<feature name>].
+SECTIONS = {f.name: f.settings for f in FEATURES if f.settings is not None}
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """The configuration with every composed feature's section (see ``scrm.config.load_settings``)."""
+    return load_kernel_settings(path, sections=SECTIONS, **overrides)
 
 
 def load_all_models() -> MetaData:

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from scrm.config import Settings, load_settings
+from scrm.config import Settings
 from scrm.db import migrate
 from scrm.db.engine import make_engine
-from scrm.main import load_all_models
+from scrm.main import load_all_models, load_settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 VECTORS = json.loads((SHARED / "wecom" / "vectors.json").read_text()) if (SHARED / "wecom").is_dir() else None

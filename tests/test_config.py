@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from scrm.config import ConfigError, load_settings, masked_dump
+from handlers.crm.settings import crm_settings
+from scrm.config import ConfigError, masked_dump
 from scrm.logs import JsonFormatter, log_context
+from scrm.main import load_settings
 
 
 def test_toml_then_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,7 +59,7 @@ def test_time_zone_and_crons_are_checked_on_load_not_when_a_job_first_runs(tmp_p
         "Wrong number of fields; got 4, expected 5",
     ]
     # An empty nightly_cron turns the job off; it is not an error.
-    assert load_settings(None, crm={"nightly_cron": ""}).crm.nightly_cron == ""
+    assert crm_settings(load_settings(None, crm={"nightly_cron": ""})).nightly_cron == ""
 
 
 def test_secrets_are_masked_in_dumps_and_reprs(tmp_path: Path) -> None:

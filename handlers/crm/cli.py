@@ -16,6 +16,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from handlers.crm.settings import crm_settings
 from scrm.clock import Clock, SystemClock
 from scrm.config import Settings
 
@@ -100,9 +101,9 @@ async def _sync_tags(args: argparse.Namespace, settings: Settings, *, clock: Clo
         # a CRM tag by hand); a per-day key would swallow that as a duplicate.
         generation = "cli" + clock.now().strftime("%Y%m%dT%H%M%S")
         report, index = await run_sync(sessions, outbox, wecom, playbook.tag_groups, clock, generation,
-                                       dry_run=args.dry_run, chunk=settings.crm.sync_chunk,
+                                       dry_run=args.dry_run, chunk=crm_settings(settings).sync_chunk,
                                        progress=Progress("sync tags"),
-                                       max_queued=queue_cap(settings.wecom, settings.crm.sync_chunk))
+                                       max_queued=queue_cap(settings.wecom, crm_settings(settings).sync_chunk))
     finally:
         if wecom is not None:
             await wecom.close()

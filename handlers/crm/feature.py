@@ -9,6 +9,7 @@ from handlers.crm.cli import register as register_cli
 from handlers.crm.dropfolder import DropFolder
 from handlers.crm.http import install_crm_api
 from handlers.crm.jobs import register_nightly
+from handlers.crm.settings import CrmSettings, crm_settings
 from handlers.crm.webhook import register as register_webhook
 from scrm.kernel.feature import Feature
 
@@ -29,7 +30,7 @@ async def register_jobs(runtime: Runtime) -> bool:
 
 
 def _workers(runtime: Runtime) -> Mapping[str, Coroutine[Any, Any, None]]:
-    crm = runtime.settings.crm
+    crm = crm_settings(runtime.settings)
     if crm.inbox_dir is None:
         return {}
     folder = DropFolder(crm.inbox_dir, runtime.sessions, runtime.inbox, runtime.clock, poll_s=crm.inbox_poll_s)
@@ -37,9 +38,9 @@ def _workers(runtime: Runtime) -> Mapping[str, Coroutine[Any, Any, None]]:
 
 
 def _outbox(runtime: Runtime) -> None:
-    register_webhook(runtime.outbox, runtime.settings.crm)
+    register_webhook(runtime.outbox, crm_settings(runtime.settings))
 
 
 # After contacts: linking a new contact reads the unionid the contacts handler just mirrored.
-FEATURE = Feature(name="crm", router=router, models=models, after=("contacts",), http=install_crm_api,
-                  jobs=register_jobs, workers=_workers, outbox=_outbox, cli=register_cli)
+FEATURE = Feature(name="crm", router=router, models=models, settings=CrmSettings, after=("contacts",),
+                  http=install_crm_api, jobs=register_jobs, workers=_workers, outbox=_outbox, cli=register_cli)

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.contacts.models import Customer
 from handlers.crm import backlog, discover, identity, store, writeback
 from handlers.crm.jobs import MISFIRE_GRACE_S
+from handlers.crm.settings import crm_settings
 from handlers.crm.sync import Scope, apply_chunk, load_index, plan_chunk, summarize, sync_scope
 from handlers.tags.models import Tag, TagGroup
 from scrm.clock import Clock
@@ -51,7 +52,7 @@ async def on_changed(event: InternalEvent, session: AsyncSession, wecom: WeComCl
     await discover.write_contacts(session, infos, clock.now())
     scope = Scope(crm_ids=crm_ids)
     report = await sync_scope(session, outbox, playbook.tag_groups, index, scope,
-                              str(event.payload.get("generation", "c")), clock.now(), settings.crm.sync_chunk)
+                              str(event.payload.get("generation", "c")), clock.now(), crm_settings(settings).sync_chunk)
     log.info("crm tag sync (incremental)", extra={"scanned": report.scanned, "calls": report.calls})
 
 
@@ -70,7 +71,7 @@ async def on_nightly(event: InternalEvent, session: AsyncSession, wecom: WeComCl
     p = event.payload
     generation = str(p.get("generation") or "n" + event.at.strftime("%Y%m%d%H%M"))
     after = int(p.get("after", 0))
-    cap = backlog.queue_cap(settings.wecom, settings.crm.sync_chunk)
+    cap = backlog.queue_cap(settings.wecom, crm_settings(settings).sync_chunk)
     queued = await backlog.queued_calls(session)
     if queued >= cap:
         at = clock.now() + timedelta(seconds=backlog.resume_after_s(queued, cap, settings.wecom))
@@ -81,7 +82,7 @@ async def on_nightly(event: InternalEvent, session: AsyncSession, wecom: WeComCl
         return
     index = await load_index(session, playbook.tag_groups, wecom=wecom)
     diffs, scanned, cursor = await plan_chunk(session, playbook.tag_groups, index, Scope(), after,
-                                              settings.crm.sync_chunk)
+                                              crm_settings(settings).sync_chunk)
     await apply_chunk(session, outbox, diffs, generation, clock.now())
     report = summarize(diffs, index, scanned)
     log.info("crm tag sync (nightly chunk)", extra={"after": after, "scanned": scanned, "calls": report.calls})
@@ -114,7 +115,7 @@ async def on_contact_edited(event: ev.EditExternalContact, session: AsyncSession
     await writeback.report_changes(
         session, outbox, userid=event.user_id, external_userid=ext, crm_id=crm_id,
         crm_tag_ids=await _crm_tag_ids(session, playbook), key=f"crmhook:{event.user_id}:{ext}:{inbox_id}",
-        now=clock.now(), enabled=bool(settings.crm.webhook_url))
+        now=clock.now(), enabled=bool(crm_settings(settings).webhook_url))
 
 
 @router.on(ev.ExternalTagUpdate, ev.ExternalTagDelete)

@@ -32,6 +32,7 @@ from handlers.crm.records import (
     loads,
     shape_problem,
 )
+from handlers.crm.settings import crm_settings
 
 if TYPE_CHECKING:
     from scrm.app import Runtime
@@ -111,7 +112,7 @@ def _conflicts(key: str, records: Sequence[BaseModel]) -> list[str]:
 def _endpoint(runtime: Runtime, key: str, model: type[BaseModel], storer: Storer,
               ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        crm = runtime.settings.crm
+        crm = crm_settings(runtime.settings)
         try:
             body = await _read_body(request)
             verify(crm.hmac_secret.get_secret_value(), request.headers.get(TIMESTAMP_HEADER),

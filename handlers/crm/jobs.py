@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.crm.settings import crm_settings
 from handlers.crm.store import NIGHTLY
 from handlers.crm.tagmap import crm_groups
 from scrm.config import ConfigError, Settings
@@ -29,7 +30,7 @@ MISFIRE_GRACE_S = 6 * 3600
 
 def nightly_trigger(settings: Settings) -> TriggerSpec | None:
     """The job's trigger, or None when ``nightly_cron`` is empty; a bad expression names the key."""
-    expr = settings.crm.nightly_cron.strip()
+    expr = crm_settings(settings).nightly_cron.strip()
     if not expr:
         return None
     trigger = TriggerSpec(type="cron", expr=expr, timezone=settings.playbook.timezone)

@@ -15,7 +15,7 @@ from typing import Any
 import aiohttp
 
 from handlers.crm.auth import headers
-from scrm.config import CrmSettings
+from handlers.crm.settings import CrmSettings
 from scrm.outbox import Outbox, Outcome
 
 KIND = "crm.webhook"

@@ -8,5 +8,7 @@ from scrm.kernel.feature import Feature
 
 from . import models
 from .handlers import router
+from .settings import RadarSettings
 
-FEATURE = Feature(name="radar", router=router, models=models, http=install_radar, cli=register_cli)
+FEATURE = Feature(name="radar", router=router, models=models, settings=RadarSettings, http=install_radar,
+                  cli=register_cli)

@@ -18,6 +18,7 @@ from handlers.contacts.models import Customer, Follow, FollowTag
 from handlers.radar import alerts, texts
 from handlers.radar.http import CLICK
 from handlers.radar.models import RadarClick
+from handlers.radar.settings import radar_settings
 from handlers.tags import catalog as tagcatalog
 from scrm.clock import Clock
 from scrm.config import Settings
@@ -74,7 +75,8 @@ async def _ensure_digest_job(session: AsyncSession, scheduler: Scheduler, settin
     """Create the daily digest job the first time it has something to say (never moved after)."""
     exists = await session.scalar(select(DueJob.id).where(DueJob.job_key == DIGEST_JOB))
     if exists is None:
-        trigger = TriggerSpec(type="cron", expr=settings.radar.digest_cron, timezone=settings.playbook.timezone)
+        cron = radar_settings(settings).digest_cron
+        trigger = TriggerSpec(type="cron", expr=cron, timezone=settings.playbook.timezone)
         await scheduler.put_job(session, DIGEST_JOB, DIGEST, trigger)
 
 
@@ -111,7 +113,7 @@ async def on_click(event: InternalEvent, session: AsyncSession, wecom: WeComClie
                 for t in to_add], ["userid", "external_userid", "tag_id"]))
     if not sender:
         return
-    window = timedelta(seconds=settings.radar.alert_window_s)
+    window = timedelta(seconds=radar_settings(settings).alert_window_s)
     if await alerts.should_alert(session, sender, customer, material, event.at, window):
         times = await alerts.opens_today(session, customer, material, event.at, settings.playbook.timezone)
         name = await session.scalar(select(Customer.name).where(Customer.external_userid == customer))

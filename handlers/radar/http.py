@@ -33,6 +33,7 @@ from urllib.parse import urlencode
 from aiohttp import hdrs, web
 
 from handlers.radar.links import PATH_PREFIX, LinkMaker
+from handlers.radar.settings import radar_settings
 from handlers.radar.tokens import Claims
 from scrm.sop import Playbook
 
@@ -101,7 +102,7 @@ class ClickView:
         back = self.settings.server.public_url.rstrip("/") + PATH_PREFIX + token + "?oauth=1"
         query = urlencode({"appid": w.corp_id, "redirect_uri": back, "response_type": "code",
                            "scope": "snsapi_base", "state": OAUTH_STATE, "agentid": w.agent_id})
-        return f"{self.settings.radar.oauth_authorize_url}?{query}#wechat_redirect"
+        return f"{radar_settings(self.settings).oauth_authorize_url}?{query}#wechat_redirect"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
@@ -110,7 +111,7 @@ class ClickView:
         if claims is None or target is None:
             # One answer for forged, tampered and retired links: nothing to learn from it.
             return web.Response(status=404, text=_NOT_FOUND)
-        if not self.settings.radar.oauth_enabled:
+        if not radar_settings(self.settings).oauth_enabled:
             self.record(claims, claims.customer, None, "token")
             return _redirect(target)
         code = request.query.get("code")
@@ -147,7 +148,7 @@ class ClickView:
             payload["subject"] = ["customer", customer]  # the timeline recorder reads this
         raw = click_event_json(self.runtime.clock.now().isoformat(), payload)
         if self.runtime.inbox.offer_internal_json(SOURCE, CLICK, f"{self._key_prefix}{next(self._seq)}", raw,
-                                                  limit=self.settings.radar.record_queue_max):
+                                                  limit=radar_settings(self.settings).record_queue_max):
             return True
         self.dropped += 1
         if self.dropped % DROP_LOG_EVERY == 1:

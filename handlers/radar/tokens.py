@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from handlers.radar.settings import radar_settings
 from scrm.config import Settings
 
 log = logging.getLogger("handlers.radar.tokens")
@@ -69,7 +70,7 @@ def signing_key(settings: Settings) -> bytes:
 
     A per-process key keeps dev setups working, but their links die with the process: say so.
     """
-    key = settings.radar.signing_key.get_secret_value()
+    key = radar_settings(settings).signing_key.get_secret_value()
     if key:
         return key.encode()
     secret = settings.wecom.secret.get_secret_value() + settings.wecom.encoding_aes_key.get_secret_value()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from scrm.config import Section
 from scrm.dispatch import Router
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ class Feature:
 
     ``after``: features whose handlers must see each event before this one's (dispatch order).
     ``models``: the module declaring the feature's tables (Alembic and tests see them through it).
+    ``settings``: its configuration section, ``[<name>]`` (``SCRM_<NAME>__<KEY>``).
     ``requires``: features whose ``api.py`` this one imports (documented, checked by name).
     ``http``: adds routes to the service's HTTP app. ``jobs``: (re-)registers scheduler jobs, at
     start and after each playbook reload. ``workers``: background loops by name. ``outbox``:
@@ -52,6 +54,7 @@ class Feature:
     name: str
     router: Router | None = None
     models: ModuleType | None = None
+    settings: type[Section] | None = None
     after: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     http: HttpInstaller | None = None

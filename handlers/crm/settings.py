@@ -1,0 +1,33 @@
+"""``[crm]``: the push API's secret, the drop folder, the write-back webhook, tag sync pacing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+
+from scrm.config import Section, Settings, check_cron, section
+
+
+class CrmSettings(Section):
+    hmac_secret: SecretStr = SecretStr("")
+    replay_window_s: int = Field(300, ge=1)
+    inbox_dir: Path | None = None
+    webhook_url: str = ""
+    webhook_secret: SecretStr = SecretStr("")
+    # Nightly reconciliation of CRM-owned tags (cron, playbook time zone); "" disables it.
+    nightly_cron: str = "30 2 * * *"
+    # Relations per tag-sync chunk: one transaction, one resume point.
+    sync_chunk: int = Field(500, ge=1, le=10000)
+    # Watched drop folder: how often to look for new CSV/JSONL files.
+    inbox_poll_s: float = Field(30.0, gt=0)
+
+    @field_validator("nightly_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        return check_cron(v)
+
+
+def crm_settings(settings: Settings) -> CrmSettings:
+    """The ``[crm]`` section of ``settings``."""
+    return section(settings, "crm", CrmSettings)
