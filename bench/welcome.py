@@ -90,7 +90,7 @@ def service_main(db_url: str, workdir: str, sandbox_url: str, per_api: int, pres
     _isolate(workdir)
     from scrm.db import migrate
     from scrm.main import load_settings
-    from tests.lifecycle.harness import write_playbook
+    from tests.support.stack import write_playbook
 
     sop, mat = write_playbook(Path(workdir))
     settings = load_settings(
