@@ -23,6 +23,9 @@ def alembic_config(url: str) -> Config:
         raise RuntimeError(f"migrations not found at {MIGRATIONS_DIR}; install the project with `pip install -e .`")
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # One folder per feature under versions/ (kernel/, crm/, radar/, sop/ ...): a feature's
+    # migrations live together, and Alembic reads them all as one history.
+    cfg.set_main_option("recursive_version_locations", "true")
     cfg.set_main_option("sqlalchemy.url", url)
     return cfg
 

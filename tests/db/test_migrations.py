@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 
+from scrm.db import migrate
 from scrm.db.engine import make_engine
 from scrm.main import load_all_models
+from tests.conftest import PG_ADMIN_URL
 
 
 def _diff(conn: Connection) -> list[Any]:
@@ -25,3 +32,44 @@ async def test_models_and_migrations_agree(db_url: str) -> None:
     finally:
         await engine.dispose()
     assert diff == [], f"models and migrations differ; write a migration: {diff}"
+
+
+async def _fresh_database(kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
+        return
+    name = f"scrm_mig_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(PG_ADMIN_URL)
+    try:
+        async with admin.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await auto.execute(text(f'CREATE DATABASE "{name}"'))
+    except OSError as exc:
+        await admin.dispose()
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        async with admin.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await auto.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+async def test_a_database_at_the_previous_head_upgrades_without_loss(kind: str, tmp_path: Path) -> None:
+    """Moving each feature's migrations into migrations/versions/<feature>/ keeps every revision id:
+    a database the previous release left at 0004 is at head already and keeps its rows."""
+    async for url in _fresh_database(kind, tmp_path):
+        await migrate.upgrade_async(url, "0004")
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("INSERT INTO member (userid, name, department, status) VALUES ('zhangwei', '张伟', '', 'active')"))
+            await migrate.upgrade_async(url, "heads")
+            assert await asyncio.to_thread(migrate.current, url) == ["0004 (head)"]
+            async with engine.connect() as conn:
+                assert (await conn.execute(text("SELECT name FROM member"))).scalars().all() == ["张伟"]
+                assert await conn.run_sync(_diff) == []
+        finally:
+            await engine.dispose()
