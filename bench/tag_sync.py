@@ -134,8 +134,9 @@ async def _serve_sandbox(n: int, limit: int, conn: Connection, stop: MpEvent) ->
 
 
 async def _seed(sessions: Any, n: int, ids: dict[str, str]) -> None:
-    from handlers.contacts.models import Follow, FollowTag
+    from handlers.contacts.models import Follow
     from handlers.crm.models import Binding, CrmCustomer
+    from handlers.tags.models import FollowTag
 
     now = SystemClock().now()
     start = [ids[t] for t in START_TAGS]

@@ -12,45 +12,19 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
+from scrm.cli_support import UserError, database, latest_rows
 from scrm.config import ConfigError, Settings, masked_dump
-from scrm.db.engine import DatabaseNotReady, describe_db_error, make_engine, make_sessionmaker, sqlite_must_exist
+from scrm.db.engine import DatabaseNotReady, describe_db_error, sqlite_must_exist
 from scrm.db.models import InboxEvent
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]
 
 
-class UserError(Exception):
-    """Something the operator can fix; printed without a traceback."""
-
-
 def _print_json(data: Any) -> None:
     print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
-
-
-@contextlib.asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, async_sessionmaker[AsyncSession]]]:
-    """An engine and session factory for one command, disposed afterwards."""
-    engine = make_engine(settings.database.url)
-    try:
-        yield engine, make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
-
-
-async def latest_rows(sessions: async_sessionmaker[AsyncSession], model: Any, status: str | None,
-                      limit: int) -> list[Any]:
-    """The newest rows of an inbox/outbox-like table, optionally of one status."""
-    async with sessions() as s:
-        stmt = select(model).order_by(model.id.desc()).limit(limit)
-        if status:
-            stmt = stmt.where(model.status == status)
-        return list((await s.scalars(stmt)).all())
 
 
 # ------------------------------------------------------------------------------------ serve

@@ -13,7 +13,7 @@ from scrm.outbox import Outbox, summarize
 
 
 async def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
-    from scrm.cli import UserError, database, latest_rows
+    from scrm.cli_support import UserError, database, latest_rows
 
     async with database(settings) as (engine, sessions):
         outbox = Outbox(engine, sessions, settings.outbox, SystemClock(), wecom=None)

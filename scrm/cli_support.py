@@ -1,5 +1,7 @@
-"""What feature sub-commands share: an engine and clock for one command, a WeCom client, the
-playbook or a one-line error, and the printed report of a sync against WeCom."""
+"""What sub-commands share: the operator-error exception, an engine (and clock) for one
+command, a WeCom client, the playbook or a one-line error, and a sync's printed report.
+
+A leaf of the engine: features' commands import it, never ``scrm.cli`` (which composes them)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,37 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from scrm.clock import Clock, SystemClock
 from scrm.config import Settings
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.sop import Playbook
+
+
+class UserError(Exception):
+    """Something the operator can fix; printed without a traceback."""
+
+
+@contextlib.asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, async_sessionmaker[AsyncSession]]]:
+    """An engine and session factory for one command, disposed afterwards."""
+    engine = make_engine(settings.database.url)
+    try:
+        yield engine, make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+async def latest_rows(sessions: async_sessionmaker[AsyncSession], model: Any, status: str | None,
+                      limit: int) -> list[Any]:
+    """The newest rows of an inbox/outbox-like table, optionally of one status."""
+    async with sessions() as s:
+        stmt = select(model).order_by(model.id.desc()).limit(limit)
+        if status:
+            stmt = stmt.where(model.status == status)
+        return list((await s.scalars(stmt)).all())
 
 
 @dataclass
@@ -37,7 +64,6 @@ async def command_env(settings: Settings, clock: Clock | None = None) -> AsyncIt
 
 def load_playbook_or_fail(settings: Settings) -> Playbook:
     """The playbook, or a UserError listing every ``file:line: key: message``."""
-    from scrm.cli import UserError
     from scrm.sop import PlaybookError, load_playbook
 
     try:

@@ -13,7 +13,13 @@ from typing import Any
 
 from sqlalchemy import MetaData
 
-from handlers import contacts, crm, groups, radar, sop, tags, timeline
+from handlers.contacts import feature as contacts
+from handlers.crm import feature as crm
+from handlers.groups import feature as groups
+from handlers.radar import feature as radar
+from handlers.sop import feature as sop
+from handlers.tags import feature as tags
+from handlers.timeline import feature as timeline
 from scrm.app import Runtime
 from scrm.config import Settings
 from scrm.config import load_settings as load_kernel_settings

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from handlers.contacts.follows import channel_counts
 from handlers.contacts.models import ChannelWay
 from handlers.contacts.welcome import WelcomeError, attachment_of
-from handlers.tags.catalog import TagApi, TagCatalogError, ensure
+from handlers.tags.api import TagApi, TagCatalogError, ensure
 from scrm.clock import Clock
 from scrm.db.engine import dialect_of, table_of, upsert
 from scrm.sop import VARIABLES, Channel, Playbook, TemplateError, render_material

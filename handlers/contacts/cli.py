@@ -18,7 +18,7 @@ from scrm.sop import Playbook
 
 async def cmd_channels(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:
     from handlers.contacts.channels import list_channels, sync_channels
-    from scrm.cli import UserError
+    from scrm.cli_support import UserError
 
     async with command_env(settings, clock) as env:
         if args.channels_command == "sync":

@@ -37,4 +37,5 @@ def _outbox(runtime: Runtime) -> None:
     install_welcome_media(runtime.outbox, runtime.settings.playbook.materials_dir)
 
 
-FEATURE = Feature(name="contacts", router=router, models=models, outbox=_outbox, cli=register_cli, sandbox=_sandbox)
+FEATURE = Feature(name="contacts", router=router, models=models, requires=("radar", "tags", "timeline"),
+                  outbox=_outbox, cli=register_cli, sandbox=_sandbox)

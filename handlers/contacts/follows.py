@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import Customer, Follow, FollowTag, Member
+from handlers.contacts.models import Customer, Follow, Member
+from handlers.tags.api import FollowTag
 from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
 from scrm.wecom.models import ExternalContact, FollowUser
 

@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts import follows, texts
-from handlers.contacts.models import Follow, FollowTag
+from handlers.contacts.models import Follow
 from handlers.contacts.welcome import (
     Welcome,
     WelcomeError,
@@ -27,8 +27,9 @@ from handlers.contacts.welcome import (
     welcome_material,
     welcome_tracking,
 )
-from handlers.tags import catalog as tagcatalog
-from handlers.timeline.journal import note
+from handlers.tags import api as tagcatalog
+from handlers.tags.api import FollowTag
+from handlers.timeline.api import note
 from scrm.clock import Clock
 from scrm.config import Settings
 from scrm.dispatch import Router

@@ -1,5 +1,5 @@
-"""Contacts tables: the staff directory (members), customers, follow relations and their current
-corp tags, and the channel contact ways (``scrm channels sync``)."""
+"""Contacts tables: the staff directory (members), customers, follow relations, and the channel
+contact ways (``scrm channels sync``)."""
 
 from __future__ import annotations
 
@@ -56,21 +56,6 @@ class Follow(Base):
         UniqueConstraint("userid", "external_userid", name="uq_follow"),
         Index("ix_follow_customer", "external_userid"),
     )
-
-
-class FollowTag(Base):
-    """Current corp tags on one follow relationship (as WeCom last told us)."""
-
-    __tablename__ = "follow_tag"
-
-    userid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    external_userid: Mapped[str] = mapped_column(String(128), primary_key=True)
-    tag_id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    added_at: Mapped[datetime]
-
-    # The primary key leads with userid; reading a customer's tags (SOP planner, CRM sync) needs
-    # this one, else every batch scans the table (migration sop_0002_plan_idx).
-    __table_args__ = (Index("ix_follow_tag_customer", "external_userid", "tag_id"),)
 
 
 class ChannelWay(Base):

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.radar.links import LinkMaker, record_send
+from handlers.radar.api import LinkMaker, record_send
 from scrm.config import Settings
 from scrm.sop import Material, Playbook, RenderedMaterial, TemplateError, render_material
 from scrm.wecom.media import SOURCES, MediaError, MediaResolver, StaleMediaRefresher, source

@@ -40,7 +40,7 @@ def register(sub: Any) -> None:
 def _encoding(name: str | None) -> str:
     """The codec to read the files with; a name we cannot use is the user's to fix (exit 2)."""
     from handlers.crm.importer import DEFAULT_ENCODING, check_encoding
-    from scrm.cli import UserError
+    from scrm.cli_support import UserError
 
     try:
         return check_encoding(DEFAULT_ENCODING if name is None else name)

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts import follows
-from handlers.contacts.models import Follow
+from handlers.contacts import api as follows
+from handlers.contacts.api import Follow
 from handlers.crm.models import Binding
 from scrm.wecom.errors import ErrCode, WeComError
 

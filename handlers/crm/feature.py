@@ -42,5 +42,6 @@ def _outbox(runtime: Runtime) -> None:
 
 
 # After contacts: linking a new contact reads the unionid the contacts handler just mirrored.
-FEATURE = Feature(name="crm", router=router, models=models, settings=CrmSettings, after=("contacts",),
-                  http=install_crm_api, jobs=register_jobs, workers=_workers, outbox=_outbox, cli=register_cli)
+FEATURE = Feature(name="crm", router=router, models=models, settings=CrmSettings, requires=("contacts", "tags"),
+                  after=("contacts",), http=install_crm_api, jobs=register_jobs, workers=_workers, outbox=_outbox,
+                  cli=register_cli)

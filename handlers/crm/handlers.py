@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import Customer
+from handlers.contacts.api import Customer
 from handlers.crm import backlog, discover, identity, store, writeback
 from handlers.crm.jobs import MISFIRE_GRACE_S
 from handlers.crm.settings import crm_settings
 from handlers.crm.sync import Scope, apply_chunk, load_index, plan_chunk, summarize, sync_scope
-from handlers.tags.models import Tag, TagGroup
+from handlers.tags.api import Tag, TagGroup
 from scrm.clock import Clock
 from scrm.config import Settings
 from scrm.dispatch import Router

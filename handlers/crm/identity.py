@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import Customer
+from handlers.contacts.api import Customer
 from handlers.crm.models import Binding, CrmCustomer
 from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
 

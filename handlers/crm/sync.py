@@ -23,11 +23,11 @@ from sqlalchemy import Insert, Table, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import Follow, FollowTag
+from handlers.contacts.api import Follow
 from handlers.crm.models import Binding, CrmCustomer, CrmSyncState
 from handlers.crm.tagmap import all_crm_tag_names, crm_groups, desired_tags, digest
-from handlers.tags import catalog as tagcatalog
-from handlers.tags.models import Tag, TagGroup
+from handlers.tags import api as tagcatalog
+from handlers.tags.api import FollowTag, Tag, TagGroup
 from scrm.db.engine import dialect_of, insert_ignore_many, table_of
 from scrm.outbox import PRIORITY_BULK, Outbox, QueuedCall
 from scrm.sop.models import TagGroup as TagGroupSpec

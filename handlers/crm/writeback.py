@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import FollowTag
 from handlers.crm.models import CrmWritebackState
-from handlers.tags import catalog as tagcatalog
+from handlers.tags import api as tagcatalog
+from handlers.tags.api import FollowTag
 from scrm.db.engine import dialect_of, table_of, upsert
 from scrm.outbox import PRIORITY_DEFAULT, Outbox
 

@@ -22,7 +22,7 @@ from scrm.config import Settings
 
 
 async def cmd_groups(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:
-    from scrm.cli import UserError
+    from scrm.cli_support import UserError
 
     async with command_env(settings, clock) as env:
         if args.groups_command == "list":
@@ -82,7 +82,7 @@ async def _pools_list(env: Env) -> int:
 
 async def _pools_sync(env: Env) -> int:
     from handlers.groups.groupsync import sync_all
-    from handlers.radar.links import LinkMaker
+    from handlers.radar.api import LinkMaker
     from scrm.inbox import Inbox
     from scrm.scheduler import Scheduler
 

@@ -8,4 +8,4 @@ from . import models
 from .cli import register as register_cli
 from .handlers import router
 
-FEATURE = Feature(name="groups", router=router, models=models, cli=register_cli)
+FEATURE = Feature(name="groups", router=router, models=models, requires=("contacts", "radar"), cli=register_cli)

@@ -20,11 +20,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.contacts.follows import member_name
-from handlers.contacts.welcome import WelcomeError, attachment_of, date_context
+from handlers.contacts.api import WelcomeError, attachment_of, date_context, member_name
 from handlers.groups import lifetime, pools, registry
 from handlers.groups.models import GroupChat, GroupPool
-from handlers.radar.links import LinkMaker
+from handlers.radar.api import LinkMaker
 from scrm.clock import Clock
 from scrm.db.engine import dialect_of, table_of, upsert
 from scrm.scheduler import Scheduler

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.follows import customer_names
+from handlers.contacts.api import customer_names
 from handlers.groups import lifetime, pools, registry, texts
 from scrm.clock import Clock
 from scrm.config import Settings

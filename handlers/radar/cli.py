@@ -22,7 +22,7 @@ def parse_since(text: str, tz: str) -> datetime:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        from scrm.cli import UserError
+        from scrm.cli_support import UserError
 
         raise UserError(f"--since {text!r}: expected a date (2026-11-01) or an ISO datetime") from None
     return (dt if dt.tzinfo else dt.replace(tzinfo=ZoneInfo(tz))).astimezone(UTC)

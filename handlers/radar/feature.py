@@ -10,5 +10,5 @@ from . import models
 from .handlers import router
 from .settings import RadarSettings
 
-FEATURE = Feature(name="radar", router=router, models=models, settings=RadarSettings, http=install_radar,
-                  cli=register_cli)
+FEATURE = Feature(name="radar", router=router, models=models, settings=RadarSettings, requires=("contacts", "tags"),
+                  http=install_radar, cli=register_cli)

@@ -14,12 +14,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import Customer, Follow, FollowTag
+from handlers.contacts.api import Customer, Follow
 from handlers.radar import alerts, texts
 from handlers.radar.http import CLICK
 from handlers.radar.models import RadarClick
 from handlers.radar.settings import radar_settings
-from handlers.tags import catalog as tagcatalog
+from handlers.tags import api as tagcatalog
+from handlers.tags.api import FollowTag
 from scrm.clock import Clock
 from scrm.config import Settings
 from scrm.db.engine import dialect_of, insert_ignore, table_of

@@ -2,9 +2,5 @@
 time slots, task cards and their buttons, snoozes, escalations, carry-over, follow-up, the
 daily compliance notice (``scrm sop``)."""
 
-from __future__ import annotations
-
-from .feature import FEATURE
-from .handlers import router
-
-__all__ = ["FEATURE", "router"]
+# Deliberately empty: importing a feature's api.py must not load its handlers (features require
+# each other's api); the composition root imports handlers.<name>.feature.

@@ -60,7 +60,7 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_reload(args: argparse.Namespace, settings: Settings) -> int:
     """Ask the running service (its control socket) to reload, and say what it did."""
-    from scrm.cli import UserError
+    from scrm.cli_support import UserError
     from scrm.control import NoService, control_socket_path, request_reload
 
     path = control_socket_path(settings)
@@ -99,7 +99,7 @@ MAX_PLAN_DAYS = 366
 
 def _plan_start(args: argparse.Namespace) -> date | None:
     """--start and --days checked before anything is loaded: a typo is one line, not a traceback."""
-    from scrm.cli import UserError
+    from scrm.cli_support import UserError
 
     if not 1 <= args.days <= MAX_PLAN_DAYS:
         raise UserError(f"--days {args.days}: must be between 1 and {MAX_PLAN_DAYS}")

@@ -20,7 +20,7 @@ from datetime import date, datetime, time
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.radar.links import LinkMaker
+from handlers.radar.api import LinkMaker
 from scrm.outbox import Outbox
 from scrm.scheduler import Scheduler
 from scrm.sop import Playbook

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.radar.links import LinkMaker, record_send
+from handlers.radar.api import LinkMaker, record_send
 from handlers.sop.models import SopSend
-from handlers.tags.models import Tag, TagGroup
+from handlers.tags.api import Tag, TagGroup
 from scrm.db.engine import dialect_of, insert_ignore, table_of
 from scrm.outbox import Outbox
 from scrm.scheduler import Scheduler

@@ -29,4 +29,5 @@ def _outbox(runtime: Runtime) -> None:
     runtime.outbox.preparers[ADD_MSG_TEMPLATE] = MediaPreparer(runtime.settings.playbook.materials_dir)
 
 
-FEATURE = Feature(name="sop", router=router, models=models, jobs=register_jobs, outbox=_outbox, cli=register_cli)
+FEATURE = Feature(name="sop", router=router, models=models, requires=("contacts", "crm", "groups", "radar", "tags"),
+                  jobs=register_jobs, outbox=_outbox, cli=register_cli)

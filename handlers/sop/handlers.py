@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.radar.links import LinkMaker
+from handlers.radar.api import LinkMaker
 from handlers.sop.compliance_notice import send_notice
 from handlers.sop.engine import (
     CARRY_KIND,

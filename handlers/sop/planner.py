@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.groups.models import GroupMember
+from handlers.groups.api import GroupMember
 from handlers.sop.models import SopSend, SopTask
 from scrm.sop import (
     CalendarStep,

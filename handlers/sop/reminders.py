@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import Customer
-from handlers.crm.models import Binding
-from handlers.radar.links import LinkMaker, record_send
+from handlers.contacts.api import Customer
+from handlers.crm.api import Binding
+from handlers.radar.api import LinkMaker, record_send
 from handlers.sop.models import SopTask
 from scrm.outbox import Outbox
 from scrm.scheduler import Scheduler, TriggerSpec

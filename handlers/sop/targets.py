@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import Customer, Follow, FollowTag, Member
-from handlers.crm.models import Binding, CrmCustomer
-from handlers.groups.models import GroupChat
-from handlers.tags.models import Tag, TagGroup
+from handlers.contacts.api import Customer, Follow, Member
+from handlers.crm.api import Binding, CrmCustomer
+from handlers.groups.api import GroupChat
+from handlers.tags.api import FollowTag, Tag, TagGroup
 from scrm.sop.expr import ANCHORS
 
 BATCH = 2000

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import Member
+from handlers.contacts.api import Member
 from handlers.sop.models import SopTask
 from scrm.outbox import PRIORITY_INTERACTIVE, Outbox
 from scrm.scheduler import Scheduler, TriggerSpec

@@ -1,8 +1,4 @@
 """The corp tag catalog: WeCom's tag groups and tags mirrored as they change."""
 
-from __future__ import annotations
-
-from .feature import FEATURE
-from .handlers import router
-
-__all__ = ["FEATURE", "router"]
+# Deliberately empty: importing a feature's api.py must not load its handlers (features require
+# each other's api); the composition root imports handlers.<name>.feature.

@@ -22,8 +22,7 @@ from typing import Protocol
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import FollowTag
-from handlers.tags.models import Tag, TagGroup
+from handlers.tags.models import FollowTag, Tag, TagGroup
 from scrm.db.engine import dialect_of, table_of, upsert
 from scrm.wecom.errors import WeComError
 from scrm.wecom.models import (

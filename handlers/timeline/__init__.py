@@ -1,8 +1,4 @@
 """The timeline: what happened to each customer, group and member, for people to read."""
 
-from __future__ import annotations
-
-from .feature import FEATURE
-from .handlers import router
-
-__all__ = ["FEATURE", "router"]
+# Deliberately empty: importing a feature's api.py must not load its handlers (features require
+# each other's api); the composition root imports handlers.<name>.feature.

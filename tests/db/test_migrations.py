@@ -65,7 +65,8 @@ async def test_a_database_at_the_previous_head_upgrades_without_loss(kind: str, 
         engine = make_engine(url)
         try:
             async with engine.begin() as conn:
-                await conn.execute(text("INSERT INTO member (userid, name, department, status) VALUES ('zhangwei', '张伟', '', 'active')"))
+                await conn.execute(text("INSERT INTO member (userid, name, department, status) "
+                                        "VALUES ('zhangwei', '张伟', '', 'active')"))
             await migrate.upgrade_async(url, "heads")
             assert await asyncio.to_thread(migrate.current, url) == ["0004 (head)"]
             async with engine.connect() as conn:

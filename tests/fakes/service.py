@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from handlers import timeline
+from handlers.timeline import handlers as timeline
 from scrm.app import Runtime, create_app
 from scrm.clock import Clock, FakeClock
 from scrm.config import Settings

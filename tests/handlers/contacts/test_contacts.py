@@ -6,8 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from handlers.contacts.models import Customer, Follow, FollowTag
-from handlers.tags.models import Tag, TagGroup
+from handlers.contacts.models import Customer, Follow
+from handlers.tags.models import FollowTag, Tag, TagGroup
 from handlers.timeline.models import Timeline
 from scrm.sandbox.records import Limits
 from tests.support.stack import MATERIALS, Stack, stack

@@ -11,12 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from handlers.radar import DIGEST
+from handlers.radar.handlers import DIGEST
 from scrm.app import Runtime
 from scrm.clock import FakeClock
 from scrm.internal import InternalEvent
-from tests.support.stack import stack
 from tests.handlers.radar.harness import radar_stack
+from tests.support.stack import stack
 
 TZ = ZoneInfo("Asia/Shanghai")
 QUIET = "22:30-08:00"

@@ -14,8 +14,8 @@ from handlers.crm.dropfolder import DropFolder, DropResult
 from handlers.crm.models import CrmCustomer, CrmEvent
 from scrm.db.models import InboxEvent
 from tests.conftest import make_settings
-from tests.handlers.crm.harness import CrmStack, crm_stack
 from tests.fakes.service import running_service, spine_routers, wait_until
+from tests.handlers.crm.harness import CrmStack, crm_stack
 
 
 def _folder(c: CrmStack, root: Path, **kw: Any) -> DropFolder:

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from handlers import radar, timeline
 from handlers.contacts.models import Customer
+from handlers.radar import handlers as radar
 from handlers.radar.links import LinkMaker
+from handlers.timeline import handlers as timeline
 from scrm.app import Runtime
 from scrm.clock import FakeClock
 from scrm.config import Settings

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from handlers.radar import DIGEST, DIGEST_JOB
+from handlers.radar.handlers import DIGEST, DIGEST_JOB
 from scrm.db.models import DueJob, InboxEvent
 from tests.handlers.radar.harness import RadarStack, radar_stack
 

@@ -55,7 +55,7 @@ async def test_one_to_one_link_tags_once_and_alerts_once_per_hour(db_url: str, t
         assert (row.sends, row.opens, row.unique_openers, row.open_rate) == (1, 6, 1, 1.0)
         assert step.step == "sop:onboard:day3"
         # The digest tells the manager about the 4 clicks that had no alert of their own.
-        from handlers.radar import DIGEST
+        from handlers.radar.handlers import DIGEST
         from scrm.internal import InternalEvent
 
         await s.runtime.inbox.put_internal(InternalEvent(source="scheduler", kind=DIGEST, at=s.clock.now()), "d1")

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from handlers import sop as sop_handlers
 from handlers.contacts.models import Customer, Follow, Member
 from handlers.crm.models import CrmCustomer
 from handlers.groups.models import GroupChat, GroupMember
+from handlers.sop import handlers as sop_handlers
 from handlers.sop.models import SopTask
 from scrm.app import Runtime
 from scrm.clock import FakeClock

@@ -15,9 +15,9 @@ from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 from sqlalchemy import func, select
 
-from handlers.contacts.models import Customer, Follow, FollowTag, Member
+from handlers.contacts.models import Customer, Follow, Member
 from handlers.groups.models import GroupChat
-from handlers.tags.models import Tag, TagGroup
+from handlers.tags.models import FollowTag, Tag, TagGroup
 from scrm.cli import main
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.db.models import OutboxAction

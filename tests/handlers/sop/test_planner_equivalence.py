@@ -38,13 +38,13 @@ import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.models import Customer, Follow, FollowTag, Member
+from handlers.contacts.models import Customer, Follow, Member
 from handlers.crm.models import Binding, CrmCustomer
 from handlers.groups.models import GroupChat, GroupMember
 from handlers.sop.model import Decision, Planned, Skip, task_id_for
 from handlers.sop.models import SopSend, SopTask
 from handlers.sop.planner import DayPlanner, SlotPlanner, slot_times
-from handlers.tags.models import Tag, TagGroup
+from handlers.tags.models import FollowTag, Tag, TagGroup
 from scrm.db.engine import make_engine, make_sessionmaker
 from scrm.sop import Playbook, load_playbook
 

@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
-from handlers import sop as sop_handlers
-from handlers.contacts.models import Customer, Follow, FollowTag, Member
+from handlers.contacts.models import Customer, Follow, Member
 from handlers.crm.models import CrmCustomer
 from handlers.groups.models import GroupChat, GroupMember
+from handlers.sop import handlers as sop_handlers
 from handlers.sop.engine import run_slot
 from handlers.sop.models import SopTask
-from handlers.tags.models import Tag, TagGroup
+from handlers.tags.models import FollowTag, Tag, TagGroup
 from scrm.app import Runtime
 from scrm.clock import FakeClock
 from scrm.db.models import DueJob, Occurrence, OutboxAction

@@ -6,9 +6,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from handlers.contacts.models import FollowTag
 from handlers.tags import catalog as tagcatalog
-from handlers.tags.models import Tag, TagGroup
+from handlers.tags.models import FollowTag, Tag, TagGroup
 from tests.support.stack import Stack, stack
 
 

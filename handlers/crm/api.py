@@ -1,0 +1,8 @@
+"""What other features may use of the CRM integration: its customer records and identity links
+(the SOP engine reads CRM attributes and key events)."""
+
+from __future__ import annotations
+
+from .models import Binding, CrmCustomer, CrmEvent
+
+__all__ = ["Binding", "CrmCustomer", "CrmEvent"]
