@@ -13,7 +13,7 @@ def log_service_to(path: Path, level: str, fmt: str) -> None:
     """Log like `scrm serve` (JSON lines on stderr), but into ``path``: the handler binds
     ``sys.stderr`` when it is set up, so stderr is swapped only meanwhile and crashes still
     reach the terminal."""
-    from scrm.logs import setup_logging
+    from scrm.kernel.logs import setup_logging
 
     real_stderr = sys.stderr
     sys.stderr = open(path, "w", buffering=1 << 16)  # noqa: SIM115 (the log handler keeps it)

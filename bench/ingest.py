@@ -47,16 +47,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/ingest.py`
     sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-import defusedxml  # noqa: E402
-import defusedxml.ElementTree as SafeET  # noqa: E402
-from aiohttp import web  # noqa: E402
-from yarl import URL  # noqa: E402
+import aiohttp
+import defusedxml
+import defusedxml.ElementTree as SafeET
+from aiohttp import web
+from yarl import URL
 
-from bench._proc import log_service_to, proc_cpu_s, until_stopped  # noqa: E402
-from scrm.clock import SystemClock  # noqa: E402
-from scrm.wecom.crypto import CryptoError, WeComCrypto  # noqa: E402
-from tests.fakes.wecom_sender import add_contact_xml  # noqa: E402
+from bench._proc import log_service_to, proc_cpu_s, until_stopped
+from scrm.adapters.wecom.crypto import CryptoError, WeComCrypto
+from scrm.kernel.clock import SystemClock
+from tests.fakes.wecom_sender import add_contact_xml
 
 # The official test vector's token, key and receive id (same as tests/conftest.py).
 TOKEN = "QDG6eK"
@@ -106,7 +106,7 @@ def _what_if_executemany() -> None:
     which has no cache key and is recompiled for every batch. Patched in this process only."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    from scrm.db.group_commit import GroupCommitWriter
+    from scrm.kernel.group_commit import GroupCommitWriter
 
     async def _insert(self: Any, rows: list[Any]) -> set[Any]:
         async with self._engine.begin() as conn:
@@ -121,7 +121,7 @@ def _what_if_executemany() -> None:
 
 def _what_if_nowrite() -> None:
     """The ``nowrite`` server: the real service with the durable store replaced by a no-op."""
-    from scrm.inbox import Inbox
+    from scrm.kernel.inbox import Inbox
 
     async def put_wecom(self: Any, raw_xml: str, header: Any) -> bool:
         return True
@@ -147,7 +147,7 @@ def service_main(db_url: str, workdir: str, log_mode: str, profile_path: str | N
     _isolate(workdir)
     for name in what_if:
         WHAT_IFS[name]()
-    from scrm.app import create_app
+    from scrm.kernel.http import create_app
     from scrm.main import build_runtime, load_settings
 
     settings = load_settings(
@@ -327,7 +327,7 @@ async def _count_rows(db_url: str, run_tag: str) -> tuple[int, int]:
     """(rows of this run, all rows) in inbox_event."""
     from sqlalchemy import text
 
-    from scrm.db.engine import make_engine
+    from scrm.adapters.db.engine import make_engine
 
     engine = make_engine(db_url)
     try:
@@ -397,7 +397,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="scrm-bench-") as workdir:
         db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'bench.db'}"
         is_sqlite = db_url.startswith("sqlite")
-        from scrm.db import migrate
+        from scrm.adapters.db import migrate
 
         migrate.upgrade(db_url)
         print(f"database: {'SQLite (fresh file, WAL, synchronous=NORMAL)' if is_sqlite else db_url.split('@')[-1]}  "

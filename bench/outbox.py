@@ -48,11 +48,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/outbox.py`
     sys.path.insert(0, str(ROOT))
 
-from aiohttp import web  # noqa: E402
+from aiohttp import web
 
-from bench._proc import until_stopped  # noqa: E402
-from scrm.clock import SystemClock  # noqa: E402
-from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET  # noqa: E402
+from bench._proc import until_stopped
+from scrm.kernel.clock import SystemClock
+from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 
 HOST = "127.0.0.1"
 API = "message/send"
@@ -128,7 +128,7 @@ def _isolate(workdir: str) -> None:
 async def _statuses(runtime: Any, prefix: str) -> Counter[str]:
     from sqlalchemy import func, select
 
-    from scrm.db.models import OutboxAction
+    from scrm.kernel.models import OutboxAction
 
     async with runtime.sessions() as s:
         rows = (await s.execute(select(OutboxAction.status, func.count())
@@ -140,7 +140,7 @@ async def _statuses(runtime: Any, prefix: str) -> Counter[str]:
 async def _last_sent(runtime: Any, prefix: str) -> datetime | None:
     from sqlalchemy import func, select
 
-    from scrm.db.models import OutboxAction
+    from scrm.kernel.models import OutboxAction
 
     async with runtime.sessions() as s:
         last: datetime | None = await s.scalar(select(func.max(OutboxAction.sent_at))
@@ -151,10 +151,10 @@ async def _last_sent(runtime: Any, prefix: str) -> datetime | None:
 
 
 async def run_outbox(args: argparse.Namespace, db_url: str, sandbox_url: str) -> dict[str, Any]:
-    from scrm.app import Runtime
+    from scrm.adapters.wecom.api import WeComClient
+    from scrm.adapters.wecom.token import MemoryTokenStore
+    from scrm.kernel.service import Runtime
     from scrm.main import load_settings
-    from scrm.wecom.api import WeComClient
-    from scrm.wecom.token import MemoryTokenStore
 
     outbox_overrides = {k: v for k, v in (("batch_size", args.batch_size), ("concurrency", args.concurrency))
                         if v is not None}
@@ -282,13 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.db and args.db.startswith("sqlite") and ":///./" in args.db:
         args.db = args.db.replace(":///./", f":///{Path.cwd()}/")  # we chdir below
 
-    from scrm.db import migrate
-    from scrm.logs import setup_logging
+    from scrm.adapters.db import migrate
+    from scrm.kernel.logs import setup_logging
 
     with tempfile.TemporaryDirectory(prefix="scrm-outbox-bench-") as workdir:
         _isolate(workdir)
         setup_logging("WARNING", "text")
-        db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'scrm.db'}"
+        db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'scrm.adapters.db'}"
         migrate.upgrade(db_url)
         ctx = mp.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe()

@@ -37,10 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/radar.py`
     sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
+import aiohttp
+from aiohttp import web
 
-from bench._proc import proc_cpu_s  # noqa: E402
+from bench._proc import proc_cpu_s
 
 MATERIAL_ID = "elderly-fraud-awareness"  # a link material of the shipped playbook
 NAMES = ("baseline", "radar")
@@ -75,7 +75,7 @@ def _settings(db_url: str, port: int) -> Any:
 
 
 def _run_service(db_url: str, port: int) -> None:
-    from scrm.app import create_app
+    from scrm.kernel.http import create_app
     from scrm.main import build_runtime
 
     runtime = build_runtime(_settings(db_url, port))  # the repo's own playbook
@@ -83,7 +83,7 @@ def _run_service(db_url: str, port: int) -> None:
 
 
 def _run_baseline(port: int) -> None:
-    from scrm.sop import load_playbook
+    from scrm.playbook import load_playbook
 
     playbook = load_playbook(ROOT / "sop", ROOT / "materials")
     link = playbook.materials[MATERIAL_ID].link
@@ -166,8 +166,8 @@ def _pct(values: list[float], p: float) -> float:
 async def _count_clicks(db_url: str) -> int:
     from sqlalchemy import func, select
 
-    from scrm.db.engine import make_engine
-    from scrm.db.models import InboxEvent
+    from scrm.adapters.db.engine import make_engine
+    from scrm.kernel.models import InboxEvent
 
     engine = make_engine(db_url)
     try:
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", help="database URL (default: a fresh SQLite file)")
     args = ap.parse_args(argv)
     from handlers.radar.links import LinkMaker
-    from scrm.db import migrate
+    from scrm.adapters.db import migrate
 
     with tempfile.TemporaryDirectory() as tmp:
         db_url = args.db or f"sqlite+aiosqlite:///{tmp}/bench.db"

@@ -34,7 +34,7 @@ TAGS = ["产品持有/代发", "产品持有/按揭", "产品持有/信用卡", 
 
 
 def seed(path: Path, customers: int, groups: int) -> None:
-    from scrm.db import migrate
+    from scrm.adapters.db import migrate
 
     migrate.upgrade(f"sqlite+aiosqlite:///{path}")
     rng = random.Random(1)
@@ -84,8 +84,8 @@ def seed(path: Path, customers: int, groups: int) -> None:
 async def plan(path: Path, day: date, mode: str = "day") -> tuple[Counter[str], Counter[str]]:
     from handlers.sop.model import Decision, Planned
     from handlers.sop.planner import DayPlanner, SlotPlanner, slot_times
-    from scrm.db.engine import make_engine, make_sessionmaker
-    from scrm.sop import load_playbook
+    from scrm.adapters.db.engine import make_engine, make_sessionmaker
+    from scrm.playbook import load_playbook
 
     pb = load_playbook(ROOT / "sop", ROOT / "materials")
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
@@ -127,7 +127,7 @@ def main() -> None:
         seed(path, args.customers, args.groups)
         print(f"seeded {args.customers} customers, {args.groups} groups in {time.perf_counter() - t:.1f} s ({path})")
     else:  # a file seeded by an older version: bring its schema (indexes) up to date first
-        from scrm.db import migrate
+        from scrm.adapters.db import migrate
 
         migrate.upgrade(f"sqlite+aiosqlite:///{path}")
     t = time.perf_counter()

@@ -46,12 +46,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/tag_sync.py`
     sys.path.insert(0, str(ROOT))
 
-from aiohttp import web  # noqa: E402
+from aiohttp import web
 
-from bench._proc import until_stopped  # noqa: E402
-from scrm.clock import SystemClock  # noqa: E402
-from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET  # noqa: E402
-from scrm.sop.models import TagsFile  # noqa: E402
+from bench._proc import until_stopped
+from scrm.kernel.clock import SystemClock
+from scrm.playbook.models import TagsFile
+from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 
 HOST = "127.0.0.1"
 API = "externalcontact/mark_tag"
@@ -156,7 +156,7 @@ async def _seed(sessions: Any, n: int, ids: dict[str, str]) -> None:
 async def _unfinished(sessions: Any) -> int:
     from sqlalchemy import func, select
 
-    from scrm.db.models import OutboxAction
+    from scrm.kernel.models import OutboxAction
 
     async with sessions() as s:  # the (status, ...) index answers this without reading rows
         return int(await s.scalar(select(func.count()).select_from(OutboxAction)
@@ -166,7 +166,7 @@ async def _unfinished(sessions: Any) -> int:
 async def _last_sent(sessions: Any) -> datetime:
     from sqlalchemy import func, select
 
-    from scrm.db.models import OutboxAction
+    from scrm.kernel.models import OutboxAction
 
     async with sessions() as s:
         last: datetime | None = await s.scalar(select(func.max(OutboxAction.sent_at)))
@@ -178,12 +178,12 @@ async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, 
     from handlers.crm.backlog import queue_cap
     from handlers.crm.runner import run_sync
     from handlers.tags import catalog as tagcatalog
-    from scrm.config import OutboxSettings, WeComSettings
-    from scrm.db import migrate
-    from scrm.db.engine import make_engine, make_sessionmaker
-    from scrm.outbox import Outbox
-    from scrm.wecom.api import WeComClient
-    from scrm.wecom.token import MemoryTokenStore
+    from scrm.adapters.db import migrate
+    from scrm.adapters.db.engine import make_engine, make_sessionmaker
+    from scrm.adapters.wecom.api import WeComClient
+    from scrm.adapters.wecom.token import MemoryTokenStore
+    from scrm.kernel.config import OutboxSettings, WeComSettings
+    from scrm.kernel.outbox import Outbox
 
     tmp = Path(tempfile.mkdtemp())
     url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"

@@ -47,23 +47,23 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/welcome.py`
     sys.path.insert(0, str(ROOT))
 
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
+import aiohttp
+from aiohttp import web
 
-from bench._proc import log_service_to, proc_cpu_s, until_stopped  # noqa: E402
-from scrm.clock import SystemClock  # noqa: E402
-from scrm.sandbox import (  # noqa: E402
+from bench._proc import log_service_to, proc_cpu_s, until_stopped
+from scrm.adapters.wecom.crypto import WeComCrypto
+from scrm.kernel.clock import SystemClock
+from scrm.sandbox import (
     SANDBOX_AES_KEY,
     SANDBOX_AGENT_ID,
     SANDBOX_CORP_ID,
     SANDBOX_SECRET,
     SANDBOX_TOKEN,
 )
-from scrm.sandbox.demo import seed_demo  # noqa: E402
-from scrm.sandbox.driver import CallbackDriver  # noqa: E402
-from scrm.sandbox.server import SandboxServer  # noqa: E402
-from scrm.sandbox.state import SandboxState  # noqa: E402
-from scrm.wecom.crypto import WeComCrypto  # noqa: E402
+from scrm.sandbox.demo import seed_demo
+from scrm.sandbox.driver import CallbackDriver
+from scrm.sandbox.server import SandboxServer
+from scrm.sandbox.state import SandboxState
 
 HOST = "127.0.0.1"
 P99_GOAL_MS = 1000.0
@@ -88,7 +88,7 @@ def _isolate(workdir: str) -> None:
 def service_main(db_url: str, workdir: str, sandbox_url: str, per_api: int, presync: bool, profile: str | None,
                  conn: Connection, stop: MpEvent) -> None:
     _isolate(workdir)
-    from scrm.db import migrate
+    from scrm.adapters.db import migrate
     from scrm.main import load_settings
     from tests.support.stack import write_playbook
 
@@ -121,7 +121,7 @@ def service_main(db_url: str, workdir: str, sandbox_url: str, per_api: int, pres
 async def _serve_service(settings: Any, presync: bool, conn: Connection, stop: MpEvent) -> None:
     from handlers.contacts.channels import sync_channels
     from handlers.contacts.models import Member
-    from scrm.app import create_app
+    from scrm.kernel.http import create_app
     from scrm.main import build_runtime
 
     runtime = build_runtime(settings)
@@ -232,7 +232,7 @@ async def run(args: argparse.Namespace, workdir: str) -> int:
     site = web.TCPSite(runner, HOST, 0)
     await site.start()
     sandbox_url = f"http://{HOST}:{runner.addresses[0][1]}"
-    db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'scrm.db'}"
+    db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'scrm.adapters.db'}"
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe()
     stop = ctx.Event()

@@ -11,7 +11,7 @@ import asyncio
 from alembic import context
 from sqlalchemy import Connection, text
 
-from scrm.db.engine import make_engine
+from scrm.adapters.db.engine import make_engine
 from scrm.main import load_all_models
 
 config = context.config
@@ -35,7 +35,7 @@ def _run(connection: Connection) -> None:
 
 async def _online() -> None:
     url = config.get_main_option("sqlalchemy.url")
-    assert url, "scrm.db.migrate sets sqlalchemy.url"
+    assert url, "scrm.adapters.db.migrate sets sqlalchemy.url"
     engine = make_engine(url)
     async with engine.connect() as conn:
         await conn.run_sync(_run)

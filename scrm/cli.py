@@ -15,10 +15,10 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from scrm.adapters.db.engine import DatabaseNotReady, describe_db_error, sqlite_must_exist
 from scrm.cli_support import UserError, database, latest_rows
-from scrm.config import ConfigError, Settings, masked_dump
-from scrm.db.engine import DatabaseNotReady, describe_db_error, sqlite_must_exist
-from scrm.db.models import InboxEvent
+from scrm.kernel.config import ConfigError, Settings, masked_dump
+from scrm.kernel.models import InboxEvent
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]
 
@@ -37,7 +37,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 # ------------------------------------------------------------------------------------ db
 def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
-    from scrm.db import migrate
+    from scrm.adapters.db import migrate
 
     if args.db_command == "upgrade":
         migrate.upgrade(settings.database.url, args.revision)
@@ -50,8 +50,8 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
 
 # ------------------------------------------------------------------------------------ inbox
 async def cmd_inbox(args: argparse.Namespace, settings: Settings) -> int:
-    from scrm.clock import SystemClock
-    from scrm.inbox import Inbox, summarize
+    from scrm.kernel.clock import SystemClock
+    from scrm.kernel.inbox import Inbox, summarize
 
     async with database(settings) as (engine, sessions):
         if args.inbox_command == "list":
@@ -189,8 +189,8 @@ def _fail(lines: list[str]) -> int:
 
 def _explain(exc: Exception, settings: Settings | None) -> list[str] | None:
     """The lines that say what is wrong, for exceptions an operator's mistake causes; else None."""
-    from scrm.playbook_holder import PlaybookLoadError
-    from scrm.sop import PlaybookError
+    from scrm.playbook import PlaybookError
+    from scrm.playbook.holder import PlaybookLoadError
 
     if isinstance(exc, PlaybookError):
         return [str(issue) for issue in exc.errors]

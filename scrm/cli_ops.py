@@ -6,10 +6,10 @@ import argparse
 import json
 from typing import Any
 
-from scrm.clock import SystemClock
-from scrm.config import Settings
-from scrm.db.models import OutboxAction
-from scrm.outbox import Outbox, summarize
+from scrm.kernel.clock import SystemClock
+from scrm.kernel.config import Settings
+from scrm.kernel.models import OutboxAction
+from scrm.kernel.outbox import Outbox, summarize
 
 
 async def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:

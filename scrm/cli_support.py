@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from scrm.clock import Clock, SystemClock
-from scrm.config import Settings
-from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.sop import Playbook
+from scrm.adapters.db.engine import make_engine, make_sessionmaker
+from scrm.kernel.clock import Clock, SystemClock
+from scrm.kernel.config import Settings
+from scrm.playbook import Playbook
 
 
 class UserError(Exception):
@@ -64,7 +64,7 @@ async def command_env(settings: Settings, clock: Clock | None = None) -> AsyncIt
 
 def load_playbook_or_fail(settings: Settings) -> Playbook:
     """The playbook, or a UserError listing every ``file:line: key: message``."""
-    from scrm.sop import PlaybookError, load_playbook
+    from scrm.playbook import PlaybookError, load_playbook
 
     try:
         return load_playbook(settings.playbook.sop_dir, settings.playbook.materials_dir, today=SystemClock().now())
@@ -73,8 +73,8 @@ def load_playbook_or_fail(settings: Settings) -> Playbook:
 
 
 def wecom_client(env: Env) -> Any:
-    from scrm.wecom.api import WeComClient
-    from scrm.wecom.token import DbTokenStore
+    from scrm.adapters.wecom.api import WeComClient
+    from scrm.adapters.wecom.token import DbTokenStore
 
     return WeComClient(env.settings.wecom, token_store=DbTokenStore(env.sessions, env.clock), clock=env.clock)
 

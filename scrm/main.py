@@ -20,11 +20,13 @@ from handlers.radar import feature as radar
 from handlers.sop import feature as sop
 from handlers.tags import feature as tags
 from handlers.timeline import feature as timeline
-from scrm.app import Runtime
-from scrm.config import Settings
-from scrm.config import load_settings as load_kernel_settings
-from scrm.db.models import Base
+from scrm.adapters.db.base import Base
+from scrm.kernel.clock import Clock, SystemClock
+from scrm.kernel.config import Settings
+from scrm.kernel.config import load_settings as load_kernel_settings
 from scrm.kernel.feature import Feature, compose
+from scrm.kernel.service import Runtime
+from scrm.playbook.holder import PlaybookHolder
 
 FEATURES: tuple[Feature, ...] = compose((
     contacts.FEATURE,
@@ -42,7 +44,7 @@ SECTIONS = {f.name: f.settings for f in FEATURES if f.settings is not None}
 
 
 def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """The configuration with every composed feature's section (see ``scrm.config.load_settings``)."""
+    """The configuration with every composed feature's section (see ``scrm.kernel.config.load_settings``)."""
     return load_kernel_settings(path, sections=SECTIONS, **overrides)
 
 
@@ -52,6 +54,9 @@ def load_all_models() -> MetaData:
     return Base.metadata
 
 
-def build_runtime(settings: Settings, **options: Any) -> Runtime:
-    """A service instance running every feature."""
-    return Runtime(settings, features=FEATURES, **options)
+def build_runtime(settings: Settings, *, clock: Clock | None = None, **options: Any) -> Runtime:
+    """A service instance running every feature on the playbook of ``[playbook]`` (loaded now
+    unless ``load_playbook=False``; a playbook with errors raises ``PlaybookLoadError``)."""
+    clock = clock or SystemClock()
+    holder = PlaybookHolder(settings.playbook, clock)
+    return Runtime(settings, features=FEATURES, clock=clock, playbook=holder, **options)

@@ -13,11 +13,11 @@ import socket
 
 from aiohttp import web
 
-from scrm.app import create_app
-from scrm.config import ConfigError, Settings, WeComSettings
-from scrm.db import migrate
-from scrm.logs import setup_logging
-from scrm.main import FEATURES, build_runtime
+from scrm.adapters.db import migrate
+from scrm.kernel.config import ConfigError, Settings, WeComSettings
+from scrm.kernel.http import create_app
+from scrm.kernel.logs import setup_logging
+from scrm.main import build_runtime
 
 log = logging.getLogger("scrm.serve")
 
@@ -28,7 +28,7 @@ def serve(settings: Settings, *, sandbox: bool = False, demo: bool = True) -> No
     if sandbox:
         from scrm.sandbox.runner import run_with_sandbox
 
-        run_with_sandbox(settings, demo=demo, features=FEATURES)
+        run_with_sandbox(settings, demo=demo, build=lambda s, clock: build_runtime(s, clock=clock))
         return
     runtime = build_runtime(settings)  # loads the playbook: its errors stop the start before any migration
     if settings.database.is_sqlite:

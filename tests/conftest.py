@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from scrm.config import Settings
-from scrm.db import migrate
-from scrm.db.engine import make_engine
+from scrm.adapters.db import migrate
+from scrm.adapters.db.engine import make_engine
+from scrm.kernel.config import Settings
 from scrm.main import load_all_models, load_settings
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -52,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if days:
         import time_machine
 
-        from scrm.clock import SystemClock
+        from scrm.kernel.clock import SystemClock
 
         # tick=True: the moved clock keeps running; monotonic time (asyncio) is left alone.
         traveller = time_machine.travel(SystemClock().now() + timedelta(days=days), tick=True)
@@ -115,7 +115,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if "days" in _shift:
-        from scrm.clock import SystemClock
+        from scrm.kernel.clock import SystemClock
 
         terminalreporter.write_line(f"wall clock moved {_shift['days']} days ahead: {SystemClock().now():%Y-%m-%d}")
     if "reason" in _pg_state:
@@ -146,7 +146,7 @@ async def _truncate_pg(url: str) -> None:
 async def db_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> AsyncIterator[str]:
     """A migrated, empty database: SQLite always, PostgreSQL when reachable."""
     if request.param == "sqlite":
-        path = tmp_path / "scrm.db"
+        path = tmp_path / "scrm.adapters.db"
         shutil.copy(sqlite_template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
@@ -160,7 +160,7 @@ async def db_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path
 @pytest.fixture
 def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     """SQLite only, for tests that are about something else than storage."""
-    path = tmp_path / "scrm.db"
+    path = tmp_path / "scrm.adapters.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite+aiosqlite:///{path}"
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import update
 
+from scrm.adapters.db.engine import make_engine, make_sessionmaker
 from scrm.cli import main
-from scrm.clock import SystemClock
-from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.db.models import InboxEvent
-from scrm.inbox import Inbox
-from scrm.internal import InternalEvent
+from scrm.kernel.clock import SystemClock
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.inbox import Inbox
+from scrm.kernel.models import InboxEvent
 from tests.conftest import make_settings
 
 

@@ -8,14 +8,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from handlers.timeline.models import Timeline
-from scrm.app import Runtime
-from scrm.clock import FakeClock
-from scrm.db.models import InboxEvent
-from scrm.dispatch import Dispatcher, Router
-from scrm.inbox import backoff_s
-from scrm.internal import InternalEvent
-from scrm.wecom import events as ev
-from scrm.wecom.crypto import WeComCrypto
+from scrm.adapters.wecom import events as ev
+from scrm.adapters.wecom.crypto import WeComCrypto
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.dispatch import Dispatcher, Router
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.inbox import backoff_s
+from scrm.kernel.models import InboxEvent
+from scrm.kernel.service import Runtime
 from tests.conftest import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, make_settings
 from tests.fakes.service import drain, running_service, spine_routers, wait_until
 from tests.fakes.wecom_sender import add_contact_xml, post_event
@@ -86,7 +86,7 @@ async def test_crash_between_commit_and_processing_is_processed_once_after_resta
     async with running_service(settings, clock=clock, routers=spine_routers()) as (runtime, client):
         await post_event(client, CRYPTO, add_contact_xml("wmCrash"))
         # Simulate a worker that claimed the row and then died (process killed mid-work).
-        from scrm.leases import claim
+        from scrm.kernel.leases import claim
         async with runtime.engine.begin() as conn:
             claimed = await claim(conn, InboxEvent, InboxEvent.status == "pending", ["id"], now=clock.now(),
                                   lease_s=30, owner="dead-worker", limit=10)
@@ -163,7 +163,7 @@ async def test_internal_events_share_the_pipeline(db_url: str) -> None:
 def test_dispatcher_refuses_unknown_dependencies() -> None:
     import pytest
 
-    from scrm.dispatch import DispatchConfigError
+    from scrm.kernel.dispatch import DispatchConfigError
 
     router = Router("bad")
 

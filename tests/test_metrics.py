@@ -8,9 +8,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from scrm.clock import FakeClock
-from scrm.db.models import DueJob
-from scrm.wecom.crypto import WeComCrypto
+from scrm.adapters.wecom.crypto import WeComCrypto
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.models import DueJob
 from tests.conftest import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, make_settings
 from tests.fakes.service import drain, running_service, spine_routers
 from tests.fakes.wecom_sender import add_contact_xml, post_event

@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from scrm.app import Runtime
-from scrm.clock import FakeClock
-from scrm.db.models import OutboxAction
-from scrm.outbox import PRIORITY_WELCOME, Outbox
-from scrm.wecom.errors import WeComError
-from scrm.wecom.media import SOURCES
+from scrm.adapters.wecom.errors import WeComError
+from scrm.adapters.wecom.media import SOURCES
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.models import OutboxAction
+from scrm.kernel.outbox import PRIORITY_WELCOME, Outbox
+from scrm.kernel.service import Runtime
 from tests.conftest import make_settings
 from tests.fakes.sandbox import Sandbox, running_sandbox
 from tests.fakes.service import running_service

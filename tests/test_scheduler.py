@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 
-from scrm.app import Runtime
-from scrm.clock import FakeClock
-from scrm.db.models import InboxEvent, Occurrence
-from scrm.dispatch import Router
-from scrm.internal import InternalEvent
-from scrm.scheduler import Scheduler, TriggerSpec
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.dispatch import Router
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.models import InboxEvent, Occurrence
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
+from scrm.kernel.service import Runtime
 from tests.conftest import make_settings
 from tests.fakes.service import drain, running_service
 

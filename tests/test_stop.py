@@ -25,10 +25,10 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table
 
 from handlers.crm.dropfolder import DropFolder
-from scrm.app import Runtime
-from scrm.clock import FakeClock
-from scrm.db.group_commit import GroupCommitWriter
-from scrm.inbox import ProcessOutcome
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.group_commit import GroupCommitWriter
+from scrm.kernel.inbox import ProcessOutcome
+from scrm.kernel.service import Runtime
 from tests.conftest import make_settings
 
 TINY = 1e-6  # a wait's timeout: already over at the loop's next turn

@@ -25,12 +25,12 @@ from handlers.contacts.follows import channel_counts
 from handlers.contacts.models import ChannelWay
 from handlers.contacts.welcome import WelcomeError, attachment_of
 from handlers.tags.api import TagApi, TagCatalogError, ensure
-from scrm.clock import Clock
-from scrm.db.engine import dialect_of, table_of, upsert
-from scrm.sop import VARIABLES, Channel, Playbook, TemplateError, render_material
-from scrm.wecom.errors import ErrCode, WeComClientError, WeComError
-from scrm.wecom.media import MediaError, MediaResolver, Uploader
-from scrm.wecom.models import AddContactWayResponse, ContactWay, GetContactWayResponse, WeComResponse
+from scrm.adapters.db.engine import dialect_of, table_of, upsert
+from scrm.adapters.wecom.errors import ErrCode, WeComClientError, WeComError
+from scrm.adapters.wecom.media import MediaError, MediaResolver, Uploader
+from scrm.adapters.wecom.models import AddContactWayResponse, ContactWay, GetContactWayResponse, WeComResponse
+from scrm.kernel.clock import Clock
+from scrm.playbook import VARIABLES, Channel, Playbook, TemplateError, render_material
 
 
 class ContactWayApi(TagApi, Uploader, Protocol):

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 
 from scrm.cli_support import command_env, load_playbook_or_fail, print_sync_results, wecom_client
-from scrm.clock import Clock
-from scrm.config import Settings
-from scrm.sop import Playbook
+from scrm.kernel.clock import Clock
+from scrm.kernel.config import Settings
+from scrm.playbook import Playbook
 
 # ------------------------------------------------------------------------------ channels
 

@@ -14,7 +14,7 @@ from . import models
 from .handlers import router
 
 if TYPE_CHECKING:
-    from scrm.app import Runtime
+    from scrm.kernel.service import Runtime
 
 log = logging.getLogger("scrm.sandbox.runner")
 

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.models import Customer, Follow, Member
 from handlers.tags.api import FollowTag
-from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
-from scrm.wecom.models import ExternalContact, FollowUser
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of, upsert
+from scrm.adapters.wecom.models import ExternalContact, FollowUser
 
 # Tag types in follow_user.tags: 1 corp, 2 personal, 3 rule group. Personal tags are the
 # member's own and not part of the corp catalog.

@@ -30,20 +30,20 @@ from handlers.contacts.welcome import (
 from handlers.tags import api as tagcatalog
 from handlers.tags.api import FollowTag
 from handlers.timeline.api import note
-from scrm.clock import Clock
-from scrm.config import Settings
-from scrm.dispatch import Router
-from scrm.inbox import Inbox
-from scrm.internal import InternalEvent
-from scrm.notify import tell_member
-from scrm.outbox import PRIORITY_WELCOME, Outbox
-from scrm.sop import Playbook
-from scrm.sop.quiet import quiet_until
-from scrm.wecom import events as ev
-from scrm.wecom.api import WeComClient
-from scrm.wecom.errors import ErrCode, WeComError
-from scrm.wecom.media import MediaResolver
-from scrm.wecom.models import FollowUser, GetExternalContactResponse
+from scrm.adapters.wecom import events as ev
+from scrm.adapters.wecom.api import WeComClient
+from scrm.adapters.wecom.errors import ErrCode, WeComError
+from scrm.adapters.wecom.media import MediaResolver
+from scrm.adapters.wecom.models import FollowUser, GetExternalContactResponse
+from scrm.kernel.clock import Clock
+from scrm.kernel.config import Settings
+from scrm.kernel.dispatch import Router
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.inbox import Inbox
+from scrm.kernel.notify import tell_member
+from scrm.kernel.outbox import PRIORITY_WELCOME, Outbox
+from scrm.playbook import Playbook
+from scrm.playbook.quiet import quiet_until
 
 router = Router("contacts")
 log = logging.getLogger("handlers.contacts")

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scrm.db.models import Base, BigId
+from scrm.adapters.db.base import Base, BigId
 
 
 class Member(Base):

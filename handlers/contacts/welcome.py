@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.radar.api import LinkMaker, record_send
-from scrm.config import Settings
-from scrm.sop import Material, Playbook, RenderedMaterial, TemplateError, render_material
-from scrm.wecom.media import SOURCES, MediaError, MediaResolver, StaleMediaRefresher, source
+from scrm.adapters.wecom.media import SOURCES, MediaError, MediaResolver, StaleMediaRefresher, source
+from scrm.kernel.config import Settings
+from scrm.playbook import Material, Playbook, RenderedMaterial, TemplateError, render_material
 
 if TYPE_CHECKING:
-    from scrm.outbox import Outbox
+    from scrm.kernel.outbox import Outbox
 
 # WeCom: "企业仅可在收到相关事件后20秒内调用，且只可调用一次" (PROTOCOL.md §4).
 WELCOME_WINDOW = timedelta(seconds=20)

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.crm.sync import KEY_PREFIX, MARK_TAG
-from scrm.config import WeComSettings
-from scrm.db.models import OutboxAction
+from scrm.kernel.config import WeComSettings
+from scrm.kernel.models import OutboxAction
 
 # Queue at most this many seconds of calls at the mark_tag limit; resume at half of it. Half
 # (60 s) is more than the scheduler's tick (30 s by default), which is how late a deferred

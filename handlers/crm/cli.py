@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from handlers.crm.settings import crm_settings
-from scrm.clock import Clock, SystemClock
-from scrm.config import Settings
+from scrm.kernel.clock import Clock, SystemClock
+from scrm.kernel.config import Settings
 
 
 def register(sub: Any) -> None:
@@ -50,9 +50,9 @@ def _encoding(name: str | None) -> str:
 
 async def _import(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:
     from handlers.crm.importer import FileFormatError, import_file
-    from scrm.db.engine import make_engine, make_sessionmaker
-    from scrm.inbox import Inbox
-    from scrm.progress import Progress
+    from scrm.adapters.db.engine import make_engine, make_sessionmaker
+    from scrm.kernel.inbox import Inbox
+    from scrm.kernel.progress import Progress
 
     encoding = _encoding(args.encoding)  # before touching the database or any file
     engine = make_engine(settings.database.url)
@@ -81,12 +81,12 @@ async def _import(args: argparse.Namespace, settings: Settings, *, clock: Clock 
 async def _sync_tags(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:
     from handlers.crm.backlog import queue_cap
     from handlers.crm.runner import run_sync
+    from scrm.adapters.db.engine import make_engine, make_sessionmaker
+    from scrm.adapters.wecom.api import WeComClient
+    from scrm.adapters.wecom.token import DbTokenStore
     from scrm.cli_support import load_playbook_or_fail
-    from scrm.db.engine import make_engine, make_sessionmaker
-    from scrm.outbox import Outbox
-    from scrm.progress import Progress
-    from scrm.wecom.api import WeComClient
-    from scrm.wecom.token import DbTokenStore
+    from scrm.kernel.outbox import Outbox
+    from scrm.kernel.progress import Progress
 
     playbook = load_playbook_or_fail(settings)
     engine = make_engine(settings.database.url)

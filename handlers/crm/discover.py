@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.contacts import api as follows
 from handlers.contacts.api import Follow
 from handlers.crm.models import Binding
-from scrm.wecom.errors import ErrCode, WeComError
+from scrm.adapters.wecom.errors import ErrCode, WeComError
 
 log = logging.getLogger("handlers.crm.discover")
 MAX_READS = 200  # per call: a huge first import is mirrored by the contact sync, not here

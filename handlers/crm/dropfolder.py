@@ -35,9 +35,9 @@ from typing import IO, Literal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.crm.importer import SUFFIXES, FileFormatError, ImportReport, import_file
-from scrm.clock import Clock
-from scrm.inbox import Inbox
-from scrm.leases import new_owner_id
+from scrm.kernel.clock import Clock
+from scrm.kernel.inbox import Inbox
+from scrm.kernel.leases import new_owner_id
 
 log = logging.getLogger("handlers.crm.dropfolder")
 

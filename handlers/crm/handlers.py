@@ -24,16 +24,16 @@ from handlers.crm.jobs import MISFIRE_GRACE_S
 from handlers.crm.settings import crm_settings
 from handlers.crm.sync import Scope, apply_chunk, load_index, plan_chunk, summarize, sync_scope
 from handlers.tags.api import Tag, TagGroup
-from scrm.clock import Clock
-from scrm.config import Settings
-from scrm.dispatch import Router
-from scrm.inbox import Inbox
-from scrm.internal import InternalEvent
-from scrm.outbox import Outbox
-from scrm.scheduler import Scheduler, TriggerSpec
-from scrm.sop import Playbook
-from scrm.wecom import events as ev
-from scrm.wecom.api import WeComClient
+from scrm.adapters.wecom import events as ev
+from scrm.adapters.wecom.api import WeComClient
+from scrm.kernel.clock import Clock
+from scrm.kernel.config import Settings
+from scrm.kernel.dispatch import Router
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.inbox import Inbox
+from scrm.kernel.outbox import Outbox
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
+from scrm.playbook import Playbook
 
 router = Router("crm")
 WAIT_JOB = "crm.nightly.wait"  # one-off job: a reconciliation chunk deferred while the outbox is full

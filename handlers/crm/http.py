@@ -35,7 +35,7 @@ from handlers.crm.records import (
 from handlers.crm.settings import crm_settings
 
 if TYPE_CHECKING:
-    from scrm.app import Runtime
+    from scrm.kernel.service import Runtime
 
 MAX_BODY = 8 * 2**20
 MAX_RECORDS = 5000

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Customer
 from handlers.crm.models import Binding, CrmCustomer
-from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of, upsert
 
 EXPLICIT, DIRECT, UNIONID = "explicit", "direct", "unionid"
 _RANK = {EXPLICIT: 3, DIRECT: 2, UNIONID: 1}

@@ -35,9 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.crm import store
 from handlers.crm.records import CustomerRecord, EventRecord, explain, loads, shape_problem
-from scrm.clock import Clock
-from scrm.inbox import Inbox
-from scrm.progress import Progress
+from scrm.kernel.clock import Clock
+from scrm.kernel.inbox import Inbox
+from scrm.kernel.progress import Progress
 
 Kind = Literal["auto", "customers", "events"]
 CHUNK = 500

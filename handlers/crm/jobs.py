@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.crm.settings import crm_settings
 from handlers.crm.store import NIGHTLY
 from handlers.crm.tagmap import crm_groups
-from scrm.config import ConfigError, Settings
-from scrm.db.models import DueJob
-from scrm.scheduler import Scheduler, TriggerSpec
-from scrm.sop.models import TagGroup as TagGroupSpec
+from scrm.kernel.config import ConfigError, Settings
+from scrm.kernel.models import DueJob
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
+from scrm.playbook.models import TagGroup as TagGroupSpec
 
 JOB_KEY = "crm.nightly"
 # A service that was down at 02:30 still reconciles when it is back before morning; later than

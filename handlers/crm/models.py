@@ -1,4 +1,4 @@
-"""CRM integration tables (the core CRM tables live in :mod:`scrm.db.models`).
+"""CRM integration tables (the core CRM tables live in :mod:`scrm.kernel.models`).
 
 ``crm_sync_state`` remembers, per follow relation, which CRM-owned tags the last sync planned,
 so a resumed or repeated run skips relations that are already done. ``crm_writeback_state`` is
@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scrm.db.models import Base, BigId, JsonDict
+from scrm.adapters.db.base import Base, BigId, JsonDict
 
 
 class CrmSyncState(Base):

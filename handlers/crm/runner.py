@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.crm import backlog, sync
-from scrm.clock import Clock
-from scrm.outbox import Outbox
-from scrm.progress import Progress
-from scrm.sop.models import TagGroup as TagGroupSpec
+from scrm.kernel.clock import Clock
+from scrm.kernel.outbox import Outbox
+from scrm.kernel.progress import Progress
+from scrm.playbook.models import TagGroup as TagGroupSpec
 
 
 async def run_sync(sessions: async_sessionmaker[AsyncSession], outbox: Outbox | None, wecom: Any,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
 
-from scrm.config import Section, Settings, check_cron, section
+from scrm.kernel.config import Section, Settings, check_cron, section
 
 
 class CrmSettings(Section):

@@ -19,9 +19,9 @@ from handlers.crm import identity
 from handlers.crm.models import CrmCustomer, CrmEvent
 from handlers.crm.records import BindingRecord, CustomerRecord, EventRecord
 from handlers.crm.tagmap import digest
-from scrm.db.engine import dialect_of, insert_ignore, table_of, upsert
-from scrm.inbox import Inbox
-from scrm.internal import InternalEvent
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of, upsert
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.inbox import Inbox
 
 CHANGED = "crm.changed"  # payload: crm_ids, generation → incremental tag sync
 EVENT = "crm.event"  # payload: one key event (consumed by the SOP/reminder engine)

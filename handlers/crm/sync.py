@@ -28,9 +28,9 @@ from handlers.crm.models import Binding, CrmCustomer, CrmSyncState
 from handlers.crm.tagmap import all_crm_tag_names, crm_groups, desired_tags, digest
 from handlers.tags import api as tagcatalog
 from handlers.tags.api import FollowTag, Tag, TagGroup
-from scrm.db.engine import dialect_of, insert_ignore_many, table_of
-from scrm.outbox import PRIORITY_BULK, Outbox, QueuedCall
-from scrm.sop.models import TagGroup as TagGroupSpec
+from scrm.adapters.db.engine import dialect_of, insert_ignore_many, table_of
+from scrm.kernel.outbox import PRIORITY_BULK, Outbox, QueuedCall
+from scrm.playbook.models import TagGroup as TagGroupSpec
 
 MARK_TAG = "externalcontact/mark_tag"
 KEY_PREFIX = "crmtag:"  # every sync call's idempotency key (the backlog counts them)

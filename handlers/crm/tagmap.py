@@ -9,7 +9,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from scrm.sop.models import TagGroup
+from scrm.playbook.models import TagGroup
 
 
 def crm_groups(tag_groups: Mapping[str, TagGroup]) -> dict[str, TagGroup]:

@@ -16,7 +16,7 @@ import aiohttp
 
 from handlers.crm.auth import headers
 from handlers.crm.settings import CrmSettings
-from scrm.outbox import Outbox, Outcome
+from scrm.kernel.outbox import Outbox, Outcome
 
 KIND = "crm.webhook"
 KEY_HEADER = "X-Scrm-Idempotency-Key"

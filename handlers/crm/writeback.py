@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.crm.models import CrmWritebackState
 from handlers.tags import api as tagcatalog
 from handlers.tags.api import FollowTag
-from scrm.db.engine import dialect_of, table_of, upsert
-from scrm.outbox import PRIORITY_DEFAULT, Outbox
+from scrm.adapters.db.engine import dialect_of, table_of, upsert
+from scrm.kernel.outbox import PRIORITY_DEFAULT, Outbox
 
 
 async def manager_tags(session: AsyncSession, userid: str, external_userid: str,

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from handlers.groups.models import GroupChat, GroupMember, GroupPool
 from scrm.cli_support import Env, command_env, load_playbook_or_fail, print_sync_results, wecom_client
-from scrm.clock import Clock
-from scrm.config import Settings
+from scrm.kernel.clock import Clock
+from scrm.kernel.config import Settings
 
 # ------------------------------------------------------------------------------ groups
 
@@ -83,8 +83,8 @@ async def _pools_list(env: Env) -> int:
 async def _pools_sync(env: Env) -> int:
     from handlers.groups.groupsync import sync_all
     from handlers.radar.api import LinkMaker
-    from scrm.inbox import Inbox
-    from scrm.scheduler import Scheduler
+    from scrm.kernel.inbox import Inbox
+    from scrm.kernel.scheduler import Scheduler
 
     playbook = load_playbook_or_fail(env.settings)
     inbox = Inbox(env.engine, env.sessions, env.settings.inbox, env.clock)

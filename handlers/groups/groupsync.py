@@ -24,14 +24,14 @@ from handlers.contacts.api import WelcomeError, attachment_of, date_context, mem
 from handlers.groups import lifetime, pools, registry
 from handlers.groups.models import GroupChat, GroupPool
 from handlers.radar.api import LinkMaker
-from scrm.clock import Clock
-from scrm.db.engine import dialect_of, table_of, upsert
-from scrm.scheduler import Scheduler
-from scrm.sop import GroupType, Playbook, TemplateError, render_material
-from scrm.wecom.api import WeComClient
-from scrm.wecom.errors import ErrCode, WeComClientError, WeComError
-from scrm.wecom.media import MediaError, MediaResolver
-from scrm.wecom.models_groups import GroupWelcomeTemplate
+from scrm.adapters.db.engine import dialect_of, table_of, upsert
+from scrm.adapters.wecom.api import WeComClient
+from scrm.adapters.wecom.errors import ErrCode, WeComClientError, WeComError
+from scrm.adapters.wecom.media import MediaError, MediaResolver
+from scrm.adapters.wecom.models_groups import GroupWelcomeTemplate
+from scrm.kernel.clock import Clock
+from scrm.kernel.scheduler import Scheduler
+from scrm.playbook import GroupType, Playbook, TemplateError, render_material
 
 
 @dataclass(frozen=True)

@@ -17,18 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import customer_names
 from handlers.groups import lifetime, pools, registry, texts
-from scrm.clock import Clock
-from scrm.config import Settings
-from scrm.dispatch import Router
-from scrm.internal import InternalEvent
-from scrm.notify import tell_member
-from scrm.outbox import Outbox
-from scrm.scheduler import Scheduler
-from scrm.sop import Playbook
-from scrm.wecom import events as ev
-from scrm.wecom.api import WeComClient
-from scrm.wecom.errors import ErrCode, WeComError
-from scrm.wecom.models_groups import GroupChat
+from scrm.adapters.wecom import events as ev
+from scrm.adapters.wecom.api import WeComClient
+from scrm.adapters.wecom.errors import ErrCode, WeComError
+from scrm.adapters.wecom.models_groups import GroupChat
+from scrm.kernel.clock import Clock
+from scrm.kernel.config import Settings
+from scrm.kernel.dispatch import Router
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.notify import tell_member
+from scrm.kernel.outbox import Outbox
+from scrm.kernel.scheduler import Scheduler
+from scrm.playbook import Playbook
 
 router = Router("groups")
 log = logging.getLogger("handlers.groups")

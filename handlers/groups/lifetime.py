@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scrm.scheduler import Scheduler, TriggerSpec
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
 
 LIFETIME_DUE = "group.lifetime_due"
 # A reminder the service could not deliver on time is still useful for a few days.

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scrm.db.models import Base
+from scrm.adapters.db.base import Base
 
 
 class GroupChat(Base):

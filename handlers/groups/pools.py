@@ -21,11 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.groups import texts
 from handlers.groups.models import GroupChat, GroupPool
-from scrm.config import Settings
-from scrm.notify import tell_member
-from scrm.outbox import Outbox
-from scrm.sop import GroupType, Playbook
-from scrm.wecom.models_groups import JoinWay
+from scrm.adapters.wecom.models_groups import JoinWay
+from scrm.kernel.config import Settings
+from scrm.kernel.notify import tell_member
+from scrm.kernel.outbox import Outbox
+from scrm.playbook import GroupType, Playbook
 
 UPDATE_JOIN_WAY = "externalcontact/groupchat/update_join_way"
 _STATE_CHARS = re.compile(r"[^A-Za-z0-9_-]")

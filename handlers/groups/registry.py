@@ -21,8 +21,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.groups.models import GroupChat, GroupMember
-from scrm.db.engine import dialect_of, table_of, upsert
-from scrm.wecom.models_groups import GroupChat as WeComGroupChat
+from scrm.adapters.db.engine import dialect_of, table_of, upsert
+from scrm.adapters.wecom.models_groups import GroupChat as WeComGroupChat
 
 # Event JoinScene (0 direct invite, 1 invite link, 3 QR code) → groupchat/get join_scene.
 EVENT_JOIN_SCENE = {0: 1, 1: 2, 3: 3}

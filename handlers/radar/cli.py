@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from handlers.radar.stats import Counter, counters
-from scrm.config import Settings
-from scrm.db.engine import make_engine, make_sessionmaker
+from scrm.adapters.db.engine import make_engine, make_sessionmaker
+from scrm.kernel.config import Settings
 
 
 def parse_since(text: str, tz: str) -> datetime:

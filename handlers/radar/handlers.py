@@ -21,19 +21,19 @@ from handlers.radar.models import RadarClick
 from handlers.radar.settings import radar_settings
 from handlers.tags import api as tagcatalog
 from handlers.tags.api import FollowTag
-from scrm.clock import Clock
-from scrm.config import Settings
-from scrm.db.engine import dialect_of, insert_ignore, table_of
-from scrm.db.models import DueJob
-from scrm.dispatch import Router
-from scrm.internal import InternalEvent
-from scrm.notify import tell_member
-from scrm.outbox import Outbox
-from scrm.scheduler import Scheduler, TriggerSpec
-from scrm.sop import Playbook
-from scrm.sop.quiet import quiet_until
-from scrm.wecom.api import WeComClient
-from scrm.wecom.errors import WeComError
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
+from scrm.adapters.wecom.api import WeComClient
+from scrm.adapters.wecom.errors import WeComError
+from scrm.kernel.clock import Clock
+from scrm.kernel.config import Settings
+from scrm.kernel.dispatch import Router
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.models import DueJob
+from scrm.kernel.notify import tell_member
+from scrm.kernel.outbox import Outbox
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
+from scrm.playbook import Playbook
+from scrm.playbook.quiet import quiet_until
 
 log = logging.getLogger("handlers.radar")
 

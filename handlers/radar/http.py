@@ -35,10 +35,10 @@ from aiohttp import hdrs, web
 from handlers.radar.links import PATH_PREFIX, LinkMaker
 from handlers.radar.settings import radar_settings
 from handlers.radar.tokens import Claims
-from scrm.sop import Playbook
+from scrm.playbook import Playbook
 
 if TYPE_CHECKING:
-    from scrm.app import Runtime
+    from scrm.kernel.service import Runtime
 
 log = logging.getLogger("handlers.radar.http")
 
@@ -75,7 +75,7 @@ def _redirect(target: str) -> web.Response:
 
 
 class ClickView:
-    """The click endpoint of one service instance (``runtime`` is a ``scrm.app.Runtime``)."""
+    """The click endpoint of one service instance (``runtime`` is a ``scrm.kernel.service.Runtime``)."""
 
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime

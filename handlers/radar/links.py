@@ -21,9 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.radar.models import RadarSend
 from handlers.radar.tokens import Claims, sign, signing_key, verify
-from scrm.config import Settings
-from scrm.db.engine import dialect_of, insert_ignore, table_of
-from scrm.sop.templates import RenderedMaterial
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
+from scrm.kernel.config import Settings
+from scrm.playbook.templates import RenderedMaterial
 
 PATH_PREFIX = "/r/"
 

@@ -1,6 +1,6 @@
 """Radar tables: link sends (the denominator of open rates) and the alert aggregation state.
 
-Clicks themselves live in ``radar_click`` (scrm.db.models); they are written by the
+Clicks themselves live in ``radar_click`` (scrm.kernel.models); they are written by the
 ``radar.click`` handler inside the event's transaction, so a replayed event counts once.
 """
 
@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scrm.db.models import Base, BigId
+from scrm.adapters.db.base import Base, BigId
 
 
 class RadarSend(Base):

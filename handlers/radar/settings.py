@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
-from scrm.config import Section, Settings, check_cron, section
+from scrm.kernel.config import Section, Settings, check_cron, section
 
 
 class RadarSettings(Section):

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from handlers.radar.settings import radar_settings
-from scrm.config import Settings
+from scrm.kernel.config import Settings
 
 log = logging.getLogger("handlers.radar.tokens")
 

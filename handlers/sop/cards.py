@@ -19,12 +19,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.sop.models import SopTask
-from scrm.db.engine import dialect_of, insert_ignore, table_of
-from scrm.db.models import Occurrence
-from scrm.outbox import PRIORITY_INTERACTIVE, Outbox
-from scrm.scheduler import Scheduler, TriggerSpec
-from scrm.sop import Playbook
-from scrm.sop.quiet import next_allowed
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
+from scrm.kernel.models import Occurrence
+from scrm.kernel.outbox import PRIORITY_INTERACTIVE, Outbox
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
+from scrm.playbook import Playbook
+from scrm.playbook.quiet import next_allowed
 
 from .model import task_id_for
 

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from scrm.config import Settings
+from scrm.kernel.config import Settings
 
 
 def _load(settings: Settings, today: date | None = None) -> Any:
     """The playbook as of ``today`` (default: the clock's now, read in the policy's time zone)."""
-    from scrm.clock import SystemClock
-    from scrm.sop import load_playbook
+    from scrm.kernel.clock import SystemClock
+    from scrm.playbook import load_playbook
 
     return load_playbook(settings.playbook.sop_dir, settings.playbook.materials_dir,
                          today=today or SystemClock().now())
@@ -30,7 +30,7 @@ def _load(settings: Settings, today: date | None = None) -> Any:
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     """Errors and warnings as ``file:line: key: message``; exit 2 on errors (or, with --strict,
     on warnings too: a playbook repository's own CI fails 30 days before a material expires)."""
-    from scrm.sop import PlaybookError
+    from scrm.playbook import PlaybookError
 
     today = date.fromisoformat(args.date) if args.date else None
     try:
@@ -52,7 +52,7 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
-    from scrm.sop import playbook_json_schema
+    from scrm.playbook import playbook_json_schema
 
     print(json.dumps(playbook_json_schema(), ensure_ascii=False, indent=2))
     return 0
@@ -61,7 +61,7 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_reload(args: argparse.Namespace, settings: Settings) -> int:
     """Ask the running service (its control socket) to reload, and say what it did."""
     from scrm.cli_support import UserError
-    from scrm.control import NoService, control_socket_path, request_reload
+    from scrm.kernel.control import NoService, control_socket_path, request_reload
 
     path = control_socket_path(settings)
     try:
@@ -114,7 +114,7 @@ def _plan_start(args: argparse.Namespace) -> date | None:
 async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from scrm.clock import SystemClock
+    from scrm.kernel.clock import SystemClock
 
     start = _plan_start(args)
     settings.playbook.require_sop_dir()
@@ -130,7 +130,7 @@ async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
             why = type(exc).__name__
     if why is not None:  # preview from the playbook alone
         print(f"(no database: {why}; showing playbook dates for a sample group and customer)")
-        from scrm.sop import format_plan, plan_playbook
+        from scrm.playbook import format_plan, plan_playbook
 
         occ = [o for o in plan_playbook(pb, start, args.days) if not args.sop or args.sop in o.source]
         lines = format_plan(occ)
@@ -142,8 +142,8 @@ async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
 async def _plan_db(settings: Settings, pb: Any, start: date, days: int, only: str | None) -> list[str]:
     from handlers.sop.engine import Planned
     from handlers.sop.planner import DayPlanner
-    from scrm.db.engine import make_engine, make_sessionmaker
-    from scrm.progress import Progress
+    from scrm.adapters.db.engine import make_engine, make_sessionmaker
+    from scrm.kernel.progress import Progress
 
     engine = make_engine(settings.database.url)
     sessions = make_sessionmaker(engine)

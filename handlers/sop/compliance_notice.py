@@ -11,10 +11,10 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scrm.config import Settings
-from scrm.notify import tell_member
-from scrm.outbox import Outbox
-from scrm.sop import MaterialFinding, Playbook, material_findings
+from scrm.kernel.config import Settings
+from scrm.kernel.notify import tell_member
+from scrm.kernel.outbox import Outbox
+from scrm.playbook import MaterialFinding, Playbook, material_findings
 
 from .jobs import NOTICE_KIND
 

@@ -21,10 +21,10 @@ from datetime import date, datetime, time
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.radar.api import LinkMaker
-from scrm.outbox import Outbox
-from scrm.scheduler import Scheduler
-from scrm.sop import Playbook
-from scrm.sop.quiet import local_day, next_allowed
+from scrm.kernel.outbox import Outbox
+from scrm.kernel.scheduler import Scheduler
+from scrm.playbook import Playbook
+from scrm.playbook.quiet import local_day, next_allowed
 
 from .cards import CARRY_KIND, ESCALATE_KIND, SNOOZE_KIND, TaskCard, defer_card, issue_card
 from .executor import Executor, Outcome

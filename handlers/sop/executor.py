@@ -20,10 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.radar.api import LinkMaker, record_send
 from handlers.sop.models import SopSend
 from handlers.tags.api import Tag, TagGroup
-from scrm.db.engine import dialect_of, insert_ignore, table_of
-from scrm.outbox import Outbox
-from scrm.scheduler import Scheduler
-from scrm.sop import Playbook, RenderedMaterial, TemplateError, render_material
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
+from scrm.kernel.outbox import Outbox
+from scrm.kernel.scheduler import Scheduler
+from scrm.playbook import Playbook, RenderedMaterial, TemplateError, render_material
 
 from .cards import TaskCard, defer_card, issue_card, record_outcome
 from .media import ADD_MSG_TEMPLATE, attachment_of

@@ -13,7 +13,7 @@ from . import models
 from .handlers import router
 
 if TYPE_CHECKING:
-    from scrm.app import Runtime
+    from scrm.kernel.service import Runtime
 
 
 async def register_jobs(runtime: Runtime) -> list[str]:

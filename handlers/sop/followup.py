@@ -15,9 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.sop.models import SopMassSend
-from scrm.db.engine import dialect_of, insert_ignore, table_of
-from scrm.db.models import OutboxAction
-from scrm.outbox import Outbox, WeComCaller
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
+from scrm.kernel.models import OutboxAction
+from scrm.kernel.outbox import Outbox, WeComCaller
 
 log = logging.getLogger("handlers.sop.followup")
 

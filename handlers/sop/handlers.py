@@ -48,14 +48,14 @@ from handlers.sop.engine import (
 )
 from handlers.sop.jobs import NOTICE_KIND
 from handlers.sop.model import Decision
-from scrm.clock import Clock
-from scrm.config import Settings
-from scrm.dispatch import Router
-from scrm.internal import InternalEvent
-from scrm.outbox import Outbox
-from scrm.scheduler import Scheduler, TriggerSpec
-from scrm.sop import Playbook
-from scrm.wecom.events import TemplateCardEvent
+from scrm.adapters.wecom.events import TemplateCardEvent
+from scrm.kernel.clock import Clock
+from scrm.kernel.config import Settings
+from scrm.kernel.dispatch import Router
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.outbox import Outbox
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
+from scrm.playbook import Playbook
 
 router = Router("sop")
 log = logging.getLogger("handlers.sop")

@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scrm.db.models import DueJob
-from scrm.scheduler import Scheduler, TriggerSpec
-from scrm.sop import Playbook
+from scrm.kernel.models import DueJob
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
+from scrm.playbook import Playbook
 
 from .planner import slot_times
 

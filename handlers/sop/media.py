@@ -3,7 +3,7 @@
 A media id lives 3 days, and an add_msg_template may wait in the outbox longer than that
 (rate limits, a backlog, an operator's retry), so the executor queues a placeholder naming the
 file and :class:`MediaPreparer` resolves it through the lifecycle's content-hash cache
-(:class:`scrm.wecom.media.MediaResolver`) just before the call::
+(:class:`scrm.adapters.wecom.media.MediaResolver`) just before the call::
 
     {"msgtype": "file", "file": {}, "_media": {"media_id": {"path": "docs/a.pdf", "type": "file"}}}
     → {"msgtype": "file", "file": {"media_id": "3a8..."}}
@@ -19,10 +19,10 @@ import logging
 from pathlib import Path
 from typing import Any, cast
 
-from scrm.outbox import Outbox, PrepareError
-from scrm.sop import RenderedMaterial
-from scrm.wecom.media import MediaError, MediaResolver, Uploader
-from scrm.wecom.models_messages import MediaType
+from scrm.adapters.wecom.media import MediaError, MediaResolver, Uploader
+from scrm.adapters.wecom.models_messages import MediaType
+from scrm.kernel.outbox import Outbox, PrepareError
+from scrm.playbook import RenderedMaterial
 
 log = logging.getLogger("handlers.sop.media")
 

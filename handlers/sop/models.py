@@ -10,7 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Date, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scrm.db.models import Base, BigId, JsonDict
+from scrm.adapters.db.base import Base, BigId, JsonDict
 
 
 class SopSend(Base):

@@ -1,7 +1,7 @@
 """Plan one time slot of one day: which groups and customers get what, and every skip's reason.
 
 The planner streams groups (per calendar, by ``group_type``) and customers (in batches with
-follows, tags and CRM attributes), asks :mod:`scrm.sop.plan` for the dates of each step —
+follows, tags and CRM attributes), asks :mod:`scrm.playbook.plan` for the dates of each step —
 memoised per distinct anchor value, since a million customers share ~31 paydays — and passes
 each candidate through :class:`ContactGate`. Nothing is written here; see :mod:`.executor`.
 
@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.groups.api import GroupMember
 from handlers.sop.models import SopSend, SopTask
-from scrm.sop import (
+from scrm.playbook import (
     CalendarStep,
     EvaluationError,
     GroupCalendar,
@@ -41,8 +41,8 @@ from scrm.sop import (
     date_variables,
     path_occurrences,
 )
-from scrm.sop.expr import ANCHORS, DateExpr, Workdays
-from scrm.sop.flows import Branch, PathActions
+from scrm.playbook.expr import ANCHORS, DateExpr, Workdays
+from scrm.playbook.flows import Branch, PathActions
 
 from .model import Decision, Planned, Skip, send_key
 from .policy import ContactGate

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.sop.models import SopSend, SopTask
-from scrm.sop import Material, Playbook
+from scrm.playbook import Material, Playbook
 
 
 def week_start(day: date) -> date:

@@ -21,10 +21,10 @@ from handlers.contacts.api import Customer
 from handlers.crm.api import Binding
 from handlers.radar.api import LinkMaker, record_send
 from handlers.sop.models import SopTask
-from scrm.outbox import Outbox
-from scrm.scheduler import Scheduler, TriggerSpec
-from scrm.sop import Playbook, Reminder, RenderedMaterial, TemplateError, render_material, render_template
-from scrm.sop.quiet import local_day, next_allowed
+from scrm.kernel.outbox import Outbox
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
+from scrm.playbook import Playbook, Reminder, RenderedMaterial, TemplateError, render_material, render_template
+from scrm.playbook.quiet import local_day, next_allowed
 
 from .cards import TaskCard, defer_card, issue_card, record_outcome
 from .planner import _parse_date, customer_context

@@ -26,7 +26,7 @@ from handlers.contacts.api import Customer, Follow, Member
 from handlers.crm.api import Binding, CrmCustomer
 from handlers.groups.api import GroupChat
 from handlers.tags.api import FollowTag, Tag, TagGroup
-from scrm.sop.expr import ANCHORS
+from scrm.playbook.expr import ANCHORS
 
 BATCH = 2000
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Member
 from handlers.sop.models import SopTask
-from scrm.outbox import PRIORITY_INTERACTIVE, Outbox
-from scrm.scheduler import Scheduler, TriggerSpec
+from scrm.kernel.outbox import PRIORITY_INTERACTIVE, Outbox
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
 
 from .cards import DONE_LABELS, SNOOZE_KIND, card_of, issue_card, send_card
 

@@ -23,9 +23,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.tags.models import FollowTag, Tag, TagGroup
-from scrm.db.engine import dialect_of, table_of, upsert
-from scrm.wecom.errors import WeComError
-from scrm.wecom.models import (
+from scrm.adapters.db.engine import dialect_of, table_of, upsert
+from scrm.adapters.wecom.errors import WeComError
+from scrm.adapters.wecom.models import (
     AddCorpTagRequest,
     AddCorpTagResponse,
     CorpTagGroup,
@@ -40,7 +40,7 @@ TAG_NAME_EXISTS = 40071
 
 
 class TagApi(Protocol):
-    """The two WeCom calls the catalog needs (``scrm.wecom.api.WeComClient`` has them)."""
+    """The two WeCom calls the catalog needs (``scrm.adapters.wecom.api.WeComClient`` has them)."""
 
     async def get_corp_tag_list(self, *, tag_ids: Sequence[str] = (),
                                 group_ids: Sequence[str] = ()) -> GetCorpTagListResponse: ...

@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.tags import catalog as tagcatalog
 from handlers.tags.models import Tag
-from scrm.dispatch import Router
-from scrm.wecom import events as ev
-from scrm.wecom.api import WeComClient
+from scrm.adapters.wecom import events as ev
+from scrm.adapters.wecom.api import WeComClient
+from scrm.kernel.dispatch import Router
 
 router = Router("tags")
 log = logging.getLogger("handlers.tags")

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scrm.db.models import Base
+from scrm.adapters.db.base import Base
 
 
 class TagGroup(Base):

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.timeline.record import add_entries
-from scrm.dispatch import Router
-from scrm.internal import InternalEvent
-from scrm.wecom import events as ev
+from scrm.adapters.wecom import events as ev
+from scrm.kernel.dispatch import Router
+from scrm.kernel.events import InternalEvent
 
 router = Router("timeline")
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from scrm.db.models import Base, BigId, JsonDict
+from scrm.adapters.db.base import Base, BigId, JsonDict
 
 
 class Timeline(Base):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.timeline.models import Timeline
-from scrm.db.engine import dialect_of, insert_ignore, table_of
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
 
 # One entry per (inbox event, subject, kind): retries and replays write nothing twice.
 UNIQUE = ("inbox_event_id", "subject_type", "subject_id", "kind")

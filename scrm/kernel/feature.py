@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from scrm.config import Section
-from scrm.dispatch import Router
+from scrm.kernel.config import Section
+from scrm.kernel.dispatch import Router
 
 if TYPE_CHECKING:
-    from scrm.app import Runtime
+    from scrm.kernel.service import Runtime
 
 HttpInstaller = Callable[[web.Application, "Runtime"], None]
 JobsRegistrar = Callable[["Runtime"], Awaitable[object]]

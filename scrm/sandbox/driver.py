@@ -18,12 +18,12 @@ from types import TracebackType
 
 import aiohttp
 
-from scrm.clock import Clock
+from scrm.adapters.wecom.crypto import WeComCrypto
+from scrm.kernel.clock import Clock
 from scrm.sandbox import SANDBOX_AGENT_ID
 from scrm.sandbox import event_xml as ex
 from scrm.sandbox.records import Json, SendResult
 from scrm.sandbox.state import SandboxState
-from scrm.wecom.crypto import WeComCrypto
 
 # Event JoinScene numbering (0 直接邀请, 1 邀请链接, 3 扫码) → groupchat/get join_scene (1, 2, 3).
 JOIN_SCENE_TO_MEMBER = {0: 1, 1: 2, 3: 3}

@@ -11,10 +11,10 @@ The sandbox tenant lives in memory and starts fresh every run, so the service's 
 too: ids it kept from an earlier run (corp tags, uploaded media, contact ways) name nothing in
 the new tenant (``40068 invalid tag_id``, ``40007 invalid media_id``). A sandbox run therefore
 never uses ``[database]`` (it must not write demo data into a real database either): it
-recreates its own SQLite file, ``var/sandbox/scrm.db`` under the working directory, at every
+recreates its own SQLite file, ``var/sandbox/scrm.adapters.db`` under the working directory, at every
 start. The file stays after the run for a look, and can be read while it runs::
 
-    SCRM_DATABASE__URL=sqlite+aiosqlite:///var/sandbox/scrm.db scrm outbox list
+    SCRM_DATABASE__URL=sqlite+aiosqlite:///var/sandbox/scrm.adapters.db scrm outbox list
 """
 
 from __future__ import annotations
@@ -23,30 +23,34 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from pydantic import SecretStr
 
-from scrm.app import Runtime, create_app
-from scrm.clock import Clock, SystemClock
-from scrm.config import Settings
-from scrm.db import migrate
-from scrm.kernel.feature import Feature
+from scrm.adapters.db import migrate
+from scrm.adapters.wecom.crypto import WeComCrypto
+from scrm.kernel.clock import Clock, SystemClock
+from scrm.kernel.config import Settings
+from scrm.kernel.http import create_app
+from scrm.kernel.service import Runtime
 from scrm.sandbox import SANDBOX_AES_KEY, SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET, SANDBOX_TOKEN
 from scrm.sandbox.demo import DemoIds, seed_demo
 from scrm.sandbox.driver import CallbackDriver
 from scrm.sandbox.server import SandboxServer
 from scrm.sandbox.state import SandboxState
-from scrm.wecom.crypto import WeComCrypto
 
 log = logging.getLogger("scrm.sandbox.runner")
 
+# The composed service for these settings and clock (``scrm.main.build_runtime``): the sandbox
+# knows no feature and no playbook itself.
+RuntimeFactory = Callable[[Settings, Clock], Runtime]
+
 #: Where a sandbox run keeps its database, under the working directory (git ignores ``/var/``).
 SANDBOX_DATA_DIR = Path("var") / "sandbox"
-_DB_FILE = "scrm.db"
+_DB_FILE = "scrm.adapters.db"
 # SQLite's companions of a database file: a stale journal or WAL must not replay into the new one.
 _DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
 
@@ -106,7 +110,7 @@ async def prepare_features(runtime: Runtime) -> None:
             await feature.sandbox(runtime)
 
 
-async def run_async(settings: Settings, *, features: Sequence[Feature] = (), demo: bool = True,
+async def run_async(settings: Settings, *, build: RuntimeFactory, demo: bool = True,
                     clock: Clock | None = None,
                     stop: asyncio.Event | None = None, demo_pause_s: float = 3.0,
                     data_dir: Path = SANDBOX_DATA_DIR) -> None:
@@ -123,7 +127,7 @@ async def run_async(settings: Settings, *, features: Sequence[Feature] = (), dem
     await migrate.upgrade_async(settings.database.url)
     log.info("sandbox mode: a new database for this run: %s", data_dir / _DB_FILE)
     async with serving(SandboxServer(state, clock).app, host, port + 1):
-        runtime = Runtime(settings, features=features, clock=clock)
+        runtime = build(settings, clock)
         async with serving(create_app(runtime), host, port):
             log.info("sandbox mode: service on http://%s:%d, WeCom sandbox on http://%s:%d",
                      host, port, host, port + 1)
@@ -183,5 +187,5 @@ async def _play_until(stop: asyncio.Event, script: Coroutine[Any, Any, None] | N
                 log.error("demo script failed", exc_info=task.exception())
 
 
-def run_with_sandbox(settings: Settings, *, features: Sequence[Feature], demo: bool = True) -> None:
-    asyncio.run(run_async(settings, features=features, demo=demo))
+def run_with_sandbox(settings: Settings, *, build: RuntimeFactory, demo: bool = True) -> None:
+    asyncio.run(run_async(settings, build=build, demo=demo))

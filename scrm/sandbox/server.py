@@ -23,7 +23,7 @@ from functools import partial
 
 from aiohttp import web
 
-from scrm.clock import Clock
+from scrm.kernel.clock import Clock
 from scrm.sandbox import (
     SANDBOX_AGENT_ID,
     SANDBOX_CORP_ID,

@@ -1,7 +1,7 @@
 """The sandbox tenant: everything WeCom would hold for one corp, in memory.
 
 The state knows no clock: every time-dependent method takes ``now`` (POSIX seconds), which the
-server and the driver read from the injected :class:`~scrm.clock.Clock`. That keeps the state a
+server and the driver read from the injected :class:`~scrm.kernel.clock.Clock`. That keeps the state a
 plain data model that tests and :func:`scrm.sandbox.demo.seed_demo` can fill directly.
 
 Mutations shared by the API routes and the callback driver live here (follows, tags, group

@@ -13,8 +13,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, text
 
-from scrm.db import migrate
-from scrm.db.engine import make_engine
+from scrm.adapters.db import migrate
+from scrm.adapters.db.engine import make_engine
 from scrm.main import load_all_models
 from tests.conftest import PG_ADMIN_URL
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from aiohttp.test_utils import TestServer
 
-from scrm.clock import FakeClock
-from scrm.config import WeComSettings
+from scrm.adapters.wecom.api import RetryPolicy, WeComClient
+from scrm.adapters.wecom.token import MemoryTokenStore, TokenStore
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.config import WeComSettings
 from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 from scrm.sandbox.server import SandboxServer
 from scrm.sandbox.state import SandboxState
-from scrm.wecom.api import RetryPolicy, WeComClient
-from scrm.wecom.token import MemoryTokenStore, TokenStore
 
 
 @dataclass

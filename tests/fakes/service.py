@@ -10,11 +10,12 @@ from typing import Any
 from aiohttp.test_utils import TestClient, TestServer
 
 from handlers.timeline import handlers as timeline
-from scrm.app import Runtime, create_app
-from scrm.clock import Clock, FakeClock
-from scrm.config import Settings
-from scrm.dispatch import Router
-from scrm.main import FEATURES
+from scrm.kernel.clock import Clock, FakeClock
+from scrm.kernel.config import Settings
+from scrm.kernel.dispatch import Router
+from scrm.kernel.http import create_app
+from scrm.kernel.service import Runtime
+from scrm.main import build_runtime
 
 
 def spine_routers() -> list[Router]:
@@ -30,7 +31,7 @@ async def running_service(settings: Settings, *, clock: Clock | None = None, wor
 
     ``playbook=True`` loads sop/ and materials/ from the settings' playbook directories.
     """
-    runtime = Runtime(settings, features=FEATURES, clock=clock or FakeClock(), routers=routers, wecom=wecom,
+    runtime = build_runtime(settings, clock=clock or FakeClock(), routers=routers, wecom=wecom,
                       load_playbook=playbook)
     app = create_app(runtime, workers=workers)
     client: TestClient[Any, Any] = TestClient(TestServer(app))

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from scrm.wecom.crypto import WeComCrypto
+from scrm.adapters.wecom.crypto import WeComCrypto
 
 _nonce = itertools.count(100000)
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from scrm.app import Runtime, create_app
-from scrm.clock import FakeClock
-from scrm.internal import InternalEvent
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.events import InternalEvent
 from scrm.kernel.feature import Feature, FeatureError, compose
+from scrm.kernel.http import create_app
+from scrm.kernel.service import Runtime
 from scrm.main import FEATURES
 from tests.conftest import make_settings
 from tests.fakes.service import drain, running_service
@@ -53,7 +54,7 @@ TOY = '''\
 
 from aiohttp import web
 
-from scrm.dispatch import Router
+from scrm.kernel.dispatch import Router
 from scrm.kernel.feature import Feature
 
 router = Router("toy")

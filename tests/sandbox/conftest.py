@@ -14,14 +14,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from scrm.clock import FakeClock
+from scrm.adapters.wecom.crypto import WeComCrypto
+from scrm.kernel.clock import FakeClock
 from scrm.sandbox import SANDBOX_AES_KEY, SANDBOX_CORP_ID, SANDBOX_SECRET, SANDBOX_TOKEN
 from scrm.sandbox.demo import DemoIds, seed_demo
 from scrm.sandbox.driver import CallbackDriver
 from scrm.sandbox.records import Limits
 from scrm.sandbox.server import SandboxServer
 from scrm.sandbox.state import SandboxState
-from scrm.wecom.crypto import WeComCrypto
 
 Json = dict[str, Any]
 

@@ -19,14 +19,21 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.contacts.models import ChannelWay
-from scrm.clock import FakeClock
-from scrm.config import Settings
-from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.db.models import InboxEvent, OutboxAction
-from scrm.main import FEATURES
+from scrm.adapters.db.engine import make_engine, make_sessionmaker
+from scrm.kernel.clock import Clock, FakeClock
+from scrm.kernel.config import Settings
+from scrm.kernel.models import InboxEvent, OutboxAction
+from scrm.kernel.service import Runtime
+from scrm.main import build_runtime
 from scrm.sandbox.runner import run_async, sandbox_database_url
 from tests.conftest import make_settings
 from tests.fakes.service import wait_until
+
+
+def _build(settings: Settings, clock: Clock) -> Runtime:
+    """The composed service, as `scrm serve --sandbox` builds it."""
+    return build_runtime(settings, clock=clock)
+
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTED_CALLBACKS = 6  # the steps of demo_script
@@ -93,7 +100,7 @@ async def run_demo(settings: Settings, caplog: pytest.LogCaptureFixture) -> Demo
     caplog.set_level(logging.INFO, logger="scrm.sandbox.runner")
     stop = asyncio.Event()
     # A fake clock: the manager's notice is not held back by quiet hours, whenever the test runs.
-    task = asyncio.create_task(run_async(settings, features=FEATURES, demo=True, clock=FakeClock(DAYTIME), stop=stop,
+    task = asyncio.create_task(run_async(settings, build=_build, demo=True, clock=FakeClock(DAYTIME), stop=stop,
                                          demo_pause_s=0.01))
     engine = None
     try:
@@ -162,7 +169,7 @@ async def test_the_run_removes_its_signal_handlers(sqlite_url: str) -> None:
     sigs = (signal.SIGINT, signal.SIGTERM)
     before = {sig: signal.getsignal(sig) for sig in sigs}
     stop = asyncio.Event()
-    task = asyncio.create_task(run_async(demo_settings(sqlite_url), demo=False, stop=stop))
+    task = asyncio.create_task(run_async(demo_settings(sqlite_url), build=_build, demo=False, stop=stop))
     await wait_until(lambda: _handlers_replaced(task, before), timeout_s=90)
     stop.set()
     await task

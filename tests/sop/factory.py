@@ -10,7 +10,7 @@ import textwrap
 from datetime import date
 from pathlib import Path
 
-from scrm.sop import Playbook, PlaybookError, load_playbook
+from scrm.playbook import Playbook, PlaybookError, load_playbook
 
 REPO = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 6, 1)

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from scrm.sop import ExprError, MissingValue, parse_condition
+from scrm.playbook import ExprError, MissingValue, parse_condition
 
 
 def test_branch_condition() -> None:

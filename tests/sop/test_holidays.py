@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from scrm.sop import WorkCalendar, parse_date_expr
-from scrm.sop.holidays import load_holidays
-from scrm.sop.yamlsrc import read_yaml
+from scrm.playbook import WorkCalendar, parse_date_expr
+from scrm.playbook.holidays import load_holidays
+from scrm.playbook.yamlsrc import read_yaml
 
 from .factory import REPO
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from scrm.app import Runtime
-from scrm.clock import FakeClock
-from scrm.playbook_holder import PlaybookLoadError
-from scrm.sop import PlaybookError, load_playbook
+from scrm.kernel.clock import FakeClock
+from scrm.main import build_runtime
+from scrm.playbook import PlaybookError, load_playbook
+from scrm.playbook.holder import PlaybookLoadError
 from tests.support.stack import CHANNELS, GROUPS, sandbox_settings, write_playbook
 
 BAD_CHANNELS = CHANNELS + """\
@@ -59,11 +59,11 @@ def test_service_refuses_to_start_and_reload_keeps_last_good(sqlite_url: str, tm
     sop, mat = write_playbook(tmp_path, channels=BAD_CHANNELS)
     settings = sandbox_settings(sqlite_url, "http://127.0.0.1:9", sop, mat)
     with pytest.raises(PlaybookLoadError) as err:
-        Runtime(settings, clock=FakeClock())
+        build_runtime(settings, clock=FakeClock())
     assert f"sop/channels.yaml:{_line_of(BAD_CHANNELS, 'this-channel-key')}: channels" in str(err.value)
 
     write_playbook(tmp_path)  # fixed: the service starts
-    runtime = Runtime(settings, clock=FakeClock())
+    runtime = build_runtime(settings, clock=FakeClock())
     good = runtime.playbook.current
     assert "wealth-salon" in good.channels
     write_playbook(tmp_path, groups=BAD_GROUPS)  # broken again while running

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scrm.sop import PlaybookError, load_playbook
+from scrm.playbook import PlaybookError, load_playbook
 
 from .factory import errors, load, make_playbook
 

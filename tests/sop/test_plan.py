@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from scrm.sop import calendar_occurrences, format_plan, path_occurrences, plan_playbook
+from scrm.playbook import calendar_occurrences, format_plan, path_occurrences, plan_playbook
 
 from .factory import load
 

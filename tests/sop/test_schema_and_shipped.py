@@ -6,7 +6,7 @@ import json
 from datetime import date
 from typing import Any
 
-from scrm.sop import Playbook, file_json_schema, load_playbook, playbook_json_schema
+from scrm.playbook import Playbook, file_json_schema, load_playbook, playbook_json_schema
 
 from .factory import REPO
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scrm.sop import Material, Policy, TemplateError, render_material, render_template
-from scrm.sop.templates import check_template, variables_for
+from scrm.playbook import Material, Policy, TemplateError, render_material, render_template
+from scrm.playbook.templates import check_template, variables_for
 
 POLICY = Policy.model_validate(
     {

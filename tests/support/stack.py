@@ -20,19 +20,19 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from handlers.contacts.models import Member
-from scrm.app import Runtime
-from scrm.clock import FakeClock
-from scrm.config import Settings
-from scrm.db.models import OutboxAction
-from scrm.outbox import PRIORITY_WELCOME
+from scrm.adapters.wecom.api import WeComClient
+from scrm.adapters.wecom.token import MemoryTokenStore
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.config import Settings
+from scrm.kernel.models import OutboxAction
+from scrm.kernel.outbox import PRIORITY_WELCOME
+from scrm.kernel.service import Runtime
 from scrm.sandbox import SANDBOX_AES_KEY, SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET, SANDBOX_TOKEN
 from scrm.sandbox.demo import DemoIds, seed_demo
 from scrm.sandbox.driver import CallbackDriver, DeliveryOutcome
 from scrm.sandbox.records import Limits, ReceivedCall
 from scrm.sandbox.server import SandboxServer
 from scrm.sandbox.state import SandboxState
-from scrm.wecom.api import WeComClient
-from scrm.wecom.token import MemoryTokenStore
 from tests.conftest import make_settings
 from tests.fakes.service import drain, running_service
 from tests.fakes.wecom_sender import post_event

@@ -22,10 +22,8 @@ import pytest
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
-from scrm.clock import FakeClock
-from scrm.config import WeComSettings
-from scrm.wecom.api import RetryPolicy, WeComClient
-from scrm.wecom.errors import (
+from scrm.adapters.wecom.api import RetryPolicy, WeComClient
+from scrm.adapters.wecom.errors import (
     AccessTokenError,
     AmbiguousCallError,
     ConnectionFailedError,
@@ -36,9 +34,11 @@ from scrm.wecom.errors import (
     WeComError,
     WeComHTTPError,
 )
-from scrm.wecom.models_groups import GroupChatListResponse
-from scrm.wecom.ratelimit import LimiterConfig, RateLimiter
-from scrm.wecom.token import MemoryTokenStore
+from scrm.adapters.wecom.models_groups import GroupChatListResponse
+from scrm.adapters.wecom.ratelimit import LimiterConfig, RateLimiter
+from scrm.adapters.wecom.token import MemoryTokenStore
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.config import WeComSettings
 
 CORP_ID = "wwtestcorp"
 SECRET = "CORPSECRET-must-never-be-logged"
@@ -443,7 +443,7 @@ async def test_secrets_and_tokens_never_logged(env: Env, caplog: pytest.LogCaptu
         with pytest.raises(ConnectionFailedError) as unsent:
             await dead.call("externalcontact/remark", {})
 
-    records = [r for r in caplog.records if r.name.startswith("scrm.wecom")]
+    records = [r for r in caplog.records if r.name.startswith("scrm.adapters.wecom")]
     assert records, "the client logs its calls"
     dumped = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in records)
     texts = [dumped, str(ambiguous.value), str(refused.value), str(unsent.value)]

@@ -14,13 +14,11 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpServer
 
-from scrm.clock import FakeClock
-from scrm.config import WeComSettings
-from scrm.wecom.api import RetryPolicy, WeComClient
-from scrm.wecom.errors import AmbiguousCallError, ErrCode, WeComError
-from scrm.wecom.models import AddCorpTagRequest, Attachment, ContactWay, NewTag, Text
-from scrm.wecom.models_groups import GroupWelcomeTemplate, JoinWay
-from scrm.wecom.models_messages import (
+from scrm.adapters.wecom.api import RetryPolicy, WeComClient
+from scrm.adapters.wecom.errors import AmbiguousCallError, ErrCode, WeComError
+from scrm.adapters.wecom.models import AddCorpTagRequest, Attachment, ContactWay, NewTag, Text
+from scrm.adapters.wecom.models_groups import GroupWelcomeTemplate, JoinWay
+from scrm.adapters.wecom.models_messages import (
     AppMessage,
     MomentTask,
     MsgTemplate,
@@ -29,7 +27,9 @@ from scrm.wecom.models_messages import (
     UpdateTemplateCard,
     VisibleRange,
 )
-from scrm.wecom.token import MemoryTokenStore
+from scrm.adapters.wecom.token import MemoryTokenStore
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.config import WeComSettings
 
 pytest.importorskip("scrm.sandbox.server", reason="the WeCom sandbox (scrm/sandbox/server.py) is not there")
 from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET

@@ -1,4 +1,4 @@
-"""scrm.wecom.events: safe XML parsing, dedup keys and the classification table."""
+"""scrm.adapters.wecom.events: safe XML parsing, dedup keys and the classification table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scrm.wecom.events import (
+from scrm.adapters.wecom.events import (
     EVENT_TYPES,
     MAX_KEY_CHARS,
     AddExternalContact,

@@ -8,10 +8,10 @@ from collections import deque
 
 import pytest
 
-from scrm.clock import FakeClock
-from scrm.config import WeComSettings
-from scrm.wecom.errors import LocalRateLimitError
-from scrm.wecom.ratelimit import LimiterConfig, RateLimiter, TokenBucket, members_of, normalize_api
+from scrm.adapters.wecom.errors import LocalRateLimitError
+from scrm.adapters.wecom.ratelimit import LimiterConfig, RateLimiter, TokenBucket, members_of, normalize_api
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.config import WeComSettings
 
 
 class SteppedClock(FakeClock):

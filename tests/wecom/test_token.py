@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from scrm.clock import FakeClock, SystemClock
-from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.wecom.errors import TokenUnavailableError
-from scrm.wecom.token import DbTokenStore, FetchedToken, MemoryTokenStore, TokenManager, TokenStore
+from scrm.adapters.db.engine import make_engine, make_sessionmaker
+from scrm.adapters.wecom.errors import TokenUnavailableError
+from scrm.adapters.wecom.token import DbTokenStore, FetchedToken, MemoryTokenStore, TokenManager, TokenStore
+from scrm.kernel.clock import FakeClock, SystemClock
 
 APP = "wwcorp:1000002"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import scrm.db.types
+import scrm.adapters.db.types
 
 
 revision = '0001'
@@ -24,15 +24,15 @@ def upgrade() -> None:
     op.create_table('access_token',
     sa.Column('app', sa.String(length=64), nullable=False),
     sa.Column('token', sa.String(length=1024), nullable=False),
-    sa.Column('expires_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('refreshing_until', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('expires_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('refreshing_until', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('app')
     )
     op.create_table('binding',
     sa.Column('crm_id', sa.String(length=128), nullable=False),
     sa.Column('external_userid', sa.String(length=128), nullable=False),
     sa.Column('source', sa.String(length=32), nullable=False),
-    sa.Column('bound_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('bound_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('crm_id')
     )
     with op.batch_alter_table('binding', schema=None) as batch_op:
@@ -42,7 +42,7 @@ def upgrade() -> None:
     sa.Column('crm_id', sa.String(length=128), nullable=False),
     sa.Column('attributes', sa.JSON(), nullable=False),
     sa.Column('unionid', sa.String(length=128), nullable=True),
-    sa.Column('updated_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('crm_id')
     )
     with op.batch_alter_table('crm_customer', schema=None) as batch_op:
@@ -53,7 +53,7 @@ def upgrade() -> None:
     sa.Column('event_id', sa.String(length=256), nullable=False),
     sa.Column('crm_id', sa.String(length=128), nullable=False),
     sa.Column('kind', sa.String(length=64), nullable=False),
-    sa.Column('at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('event_id')
@@ -69,7 +69,7 @@ def upgrade() -> None:
     sa.Column('gender', sa.Integer(), nullable=False),
     sa.Column('corp_name', sa.String(length=128), nullable=True),
     sa.Column('crm_id', sa.String(length=128), nullable=True),
-    sa.Column('updated_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('external_userid')
     )
     with op.batch_alter_table('customer', schema=None) as batch_op:
@@ -82,10 +82,10 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=64), nullable=False),
     sa.Column('trigger', sa.JSON(), nullable=False),
     sa.Column('payload', sa.JSON(), nullable=False),
-    sa.Column('next_run_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('locked_until', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_run_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('locked_until', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('lease_owner', sa.String(length=64), nullable=True),
-    sa.Column('last_run_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_run_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('misfire_grace_s', sa.Integer(), nullable=False),
     sa.Column('enabled', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
@@ -102,11 +102,11 @@ def upgrade() -> None:
     sa.Column('description', sa.String(length=512), nullable=False),
     sa.Column('state', sa.String(length=64), nullable=False),
     sa.Column('add_way', sa.Integer(), nullable=False),
-    sa.Column('created_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('status_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('status_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('status_reason', sa.String(length=128), nullable=True),
-    sa.Column('last_contact_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_contact_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('userid', 'external_userid', name='uq_follow')
     )
@@ -117,7 +117,7 @@ def upgrade() -> None:
     sa.Column('userid', sa.String(length=64), nullable=False),
     sa.Column('external_userid', sa.String(length=128), nullable=False),
     sa.Column('tag_id', sa.String(length=128), nullable=False),
-    sa.Column('added_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('added_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('userid', 'external_userid', 'tag_id')
     )
     op.create_table('group_chat',
@@ -125,29 +125,29 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=256), nullable=False),
     sa.Column('owner', sa.String(length=64), nullable=False),
     sa.Column('group_type', sa.String(length=64), nullable=True),
-    sa.Column('created_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('member_version', sa.String(length=64), nullable=False),
     sa.Column('member_count', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('updated_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('chat_id')
     )
     op.create_table('inbox_event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('dedup_key', sa.String(length=512), nullable=False),
     sa.Column('source', sa.String(length=16), nullable=False),
-    sa.Column('received_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('received_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('raw', sa.Text(), nullable=False),
     sa.Column('msg_type', sa.String(length=64), nullable=False),
     sa.Column('event', sa.String(length=64), nullable=False),
     sa.Column('change_type', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('locked_until', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('locked_until', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('lease_owner', sa.String(length=64), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
-    sa.Column('done_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('done_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('dedup_key')
     )
@@ -158,8 +158,8 @@ def upgrade() -> None:
     sa.Column('content_hash', sa.String(length=128), nullable=False),
     sa.Column('media_type', sa.String(length=16), nullable=False),
     sa.Column('media_id', sa.String(length=256), nullable=False),
-    sa.Column('uploaded_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('uploaded_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('content_hash')
     )
     op.create_table('member',
@@ -176,7 +176,7 @@ def upgrade() -> None:
     sa.Column('occurrence_key', sa.String(length=512), nullable=False),
     sa.Column('outcome', sa.String(length=32), nullable=False),
     sa.Column('reason', sa.Text(), nullable=True),
-    sa.Column('at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('job_key', 'occurrence_key', name='uq_occurrence')
     )
@@ -188,16 +188,16 @@ def upgrade() -> None:
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('locked_until', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('locked_until', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('lease_owner', sa.String(length=64), nullable=True),
     sa.Column('result', sa.JSON(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('wecom_msgid', sa.String(length=128), nullable=True),
     sa.Column('lane', sa.String(length=256), nullable=True),
-    sa.Column('not_after', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('not_after', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('idempotency_key')
     )
@@ -213,7 +213,7 @@ def upgrade() -> None:
     sa.Column('external_userid', sa.String(length=128), nullable=True),
     sa.Column('viewer_userid', sa.String(length=64), nullable=True),
     sa.Column('occurrence', sa.String(length=512), nullable=True),
-    sa.Column('at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('radar_click', schema=None) as batch_op:
@@ -243,7 +243,7 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('subject_type', sa.String(length=16), nullable=False),
     sa.Column('subject_id', sa.String(length=128), nullable=False),
-    sa.Column('at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('kind', sa.String(length=64), nullable=False),
     sa.Column('detail', sa.JSON(), nullable=False),
     sa.Column('inbox_event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -258,8 +258,8 @@ def upgrade() -> None:
     sa.Column('member_id', sa.String(length=128), nullable=False),
     sa.Column('type', sa.Integer(), nullable=False),
     sa.Column('join_scene', sa.Integer(), nullable=True),
-    sa.Column('joined_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('left_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('joined_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('left_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('quit_scene', sa.Integer(), nullable=True),
     sa.ForeignKeyConstraint(['chat_id'], ['group_chat.chat_id'], ),
     sa.PrimaryKeyConstraint('chat_id', 'member_id')

@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-23 12:00:00
 
-Written by hand (the lead regenerates migrations from scrm.db.models).
+Written by hand (the lead regenerates migrations from scrm.kernel.models).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import scrm.db.types
+import scrm.adapters.db.types
 
 revision = '0002'
 down_revision = '0001'
@@ -28,7 +28,7 @@ def upgrade() -> None:
     sa.Column('qr_code', sa.String(length=512), nullable=False),
     sa.Column('spec_hash', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('synced_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('synced_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('key')
     )
     op.create_table('group_pool',
@@ -40,8 +40,8 @@ def upgrade() -> None:
     sa.Column('needs_room', sa.Boolean(), nullable=False),
     sa.Column('welcome_template_id', sa.String(length=128), nullable=True),
     sa.Column('welcome_hash', sa.String(length=64), nullable=False),
-    sa.Column('synced_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('updated_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('synced_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('updated_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('group_type')
     )
 

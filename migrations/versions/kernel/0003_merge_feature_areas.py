@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import scrm.db.types
+import scrm.adapters.db.types
 
 
 revision = '0003'

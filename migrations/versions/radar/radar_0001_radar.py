@@ -4,7 +4,7 @@ Revision ID: radar_0001
 Revises: 0001
 Create Date: 2026-11-23 12:00:00
 
-Written by hand (the lead regenerates migrations from scrm.db.models).
+Written by hand (the lead regenerates migrations from scrm.kernel.models).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import scrm.db.types
+import scrm.adapters.db.types
 
 revision = 'radar_0001'
 down_revision = '0001'
@@ -28,7 +28,7 @@ def upgrade() -> None:
     sa.Column('sender', sa.String(length=64), nullable=False),
     sa.Column('external_userid', sa.String(length=128), nullable=True),
     sa.Column('occurrence', sa.String(length=512), nullable=True),
-    sa.Column('at', scrm.db.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_id')
     )
@@ -39,7 +39,7 @@ def upgrade() -> None:
     sa.Column('sender', sa.String(length=64), nullable=False),
     sa.Column('external_userid', sa.String(length=128), nullable=False),
     sa.Column('material_id', sa.String(length=128), nullable=False),
-    sa.Column('last_alert_at', scrm.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_alert_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('suppressed', sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint('sender', 'external_userid', 'material_id')
     )

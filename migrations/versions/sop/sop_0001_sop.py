@@ -4,7 +4,7 @@ Revision ID: sop_0001
 Revises: 0001
 Create Date: 2026-11-23 12:00:00
 
-Written by hand (the lead regenerates migrations from scrm.db.models).
+Written by hand (the lead regenerates migrations from scrm.kernel.models).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import scrm.db.types
+import scrm.adapters.db.types
 
 revision = 'sop_0001'
 down_revision = '0001'
@@ -20,7 +20,7 @@ branch_labels = None
 depends_on = None
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
-_TS = scrm.db.types.UTCDateTime(timezone=True)
+_TS = scrm.adapters.db.types.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:

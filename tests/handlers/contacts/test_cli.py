@@ -104,7 +104,7 @@ async def test_groups_commands(db_url: str, tmp_path: Path, capsys: pytest.Captu
         templates = list(s.state.group_welcome_templates.values())
         assert {"text": {"content": "欢迎加入代发福利群！"}} in templates
         # the flash group from the demo (7天秒杀群) got its lifetime reminder armed
-        from scrm.db.models import DueJob
+        from scrm.kernel.models import DueJob
         async with s.runtime.sessions() as session:
             keys = set((await session.scalars(select(DueJob.job_key))).all())
         assert f"group_lifetime:{s.ids.groups['7天秒杀群']}" in keys

@@ -176,7 +176,7 @@ async def test_missing_tag_that_cannot_be_created_is_a_loud_retry(sqlite_url: st
         assert len(s.calls(WELCOME)) == 1
         counts = await s.runtime.inbox.counts()
         assert counts.get("pending") == 1
-        from scrm.db.models import InboxEvent
+        from scrm.kernel.models import InboxEvent
         async with s.runtime.sessions() as session:
             row = (await session.scalars(select(InboxEvent).where(InboxEvent.status == "pending"))).one()
         assert "渠道/理财沙龙" in (row.last_error or "") and "60011" in (row.last_error or "")

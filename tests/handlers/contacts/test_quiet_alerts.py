@@ -12,9 +12,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from handlers.radar.handlers import DIGEST
-from scrm.app import Runtime
-from scrm.clock import FakeClock
-from scrm.internal import InternalEvent
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.service import Runtime
 from tests.handlers.radar.harness import radar_stack
 from tests.support.stack import stack
 

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from handlers.crm import auth
 from handlers.crm.webhook import KEY_HEADER
-from scrm.progress import Progress
+from scrm.kernel.progress import Progress
 from tests.support import stack as harness
 from tests.support.stack import Stack
 
@@ -110,7 +110,7 @@ class CrmStack:
         """
         from handlers.crm import discover, store
         from handlers.crm.records import CustomerRecord
-        from scrm.db.models import InboxEvent
+        from scrm.kernel.models import InboxEvent
 
         rt, now = self.s.runtime, self.s.clock.now()
         async with rt.sessions() as session, session.begin():
@@ -123,7 +123,7 @@ class CrmStack:
 
     async def queue_pending_calls(self, n: int) -> None:
         """``n`` queued outbox actions that are not due: stand for sync calls still to be sent."""
-        from scrm.db.models import OutboxAction
+        from scrm.kernel.models import OutboxAction
 
         now = self.s.clock.now()
         later = now + timedelta(days=365)

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import update
 
 from handlers.crm.runner import run_sync
-from scrm.db.models import OutboxAction
+from scrm.kernel.models import OutboxAction
 from tests.fakes.service import wait_until
 from tests.handlers.crm.harness import CrmStack, RecordingProgress, crm_stack
 

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from handlers.crm.cli import _sync_tags
 from handlers.crm.models import CrmCustomer, CrmEvent
 from handlers.tags import catalog as tagcatalog
+from scrm.adapters.db.engine import make_engine
 from scrm.cli import _register_extras, build_parser, main
-from scrm.db.engine import make_engine
-from scrm.db.models import InboxEvent
+from scrm.kernel.models import InboxEvent
 from tests.handlers.crm.harness import crm_stack
 
 MARK_TAG = "externalcontact/mark_tag"

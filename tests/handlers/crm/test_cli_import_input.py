@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import select
 
 from handlers.crm.models import CrmCustomer, CrmEvent
+from scrm.adapters.db.engine import make_engine
 from scrm.cli import main
-from scrm.db.engine import make_engine
 
 CUSTOMERS = ("crm_id,name,city,tier,products,birthday\r\n"
              "C1,王芳,上海,V2,payroll|wealth,1980-12-31\r\n"

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from handlers.crm import store
 from handlers.crm.dropfolder import DropFolder, DropResult
 from handlers.crm.models import CrmCustomer, CrmEvent
-from scrm.db.models import InboxEvent
+from scrm.kernel.models import InboxEvent
 from tests.conftest import make_settings
 from tests.fakes.service import running_service, spine_routers, wait_until
 from tests.handlers.crm.harness import CrmStack, crm_stack

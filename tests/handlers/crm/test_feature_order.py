@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from handlers.crm.importer import import_file
-from scrm.app import HANDLER_DEPENDENCIES
-from scrm.dispatch import Dispatcher
+from scrm.kernel.dispatch import Dispatcher
 from scrm.kernel.feature import routers_of
+from scrm.kernel.service import HANDLER_DEPENDENCIES
 from scrm.main import FEATURES
 from tests.handlers.crm.harness import crm_stack
 

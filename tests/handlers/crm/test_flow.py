@@ -13,7 +13,7 @@ from handlers.crm import sync as sync_mod
 from handlers.crm.importer import import_file
 from handlers.crm.models import Binding, CrmCustomer, CrmEvent
 from handlers.crm.runner import run_sync
-from scrm.db.models import InboxEvent
+from scrm.kernel.models import InboxEvent
 from tests.handlers.crm.harness import CrmStack, crm_stack
 
 

@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 
 from handlers.crm.importer import MAX_KEPT_ERRORS, import_file
 from handlers.crm.models import CrmCustomer
-from scrm.clock import FakeClock
-from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.inbox import Inbox
+from scrm.adapters.db.engine import make_engine, make_sessionmaker
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.inbox import Inbox
 from tests.conftest import make_settings
 from tests.handlers.crm.harness import RecordingProgress
 

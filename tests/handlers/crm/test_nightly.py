@@ -15,13 +15,13 @@ import handlers.crm.handlers as crm_handlers
 from handlers.crm import feature as crm_feature
 from handlers.crm.jobs import JOB_KEY, register_nightly
 from handlers.crm.store import NIGHTLY
-from scrm.clock import FakeClock
-from scrm.config import ConfigError
-from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.db.models import DueJob, InboxEvent, OutboxAction
-from scrm.inbox import Inbox
-from scrm.scheduler import Scheduler
-from scrm.sop.models import TagsFile
+from scrm.adapters.db.engine import make_engine, make_sessionmaker
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.config import ConfigError
+from scrm.kernel.inbox import Inbox
+from scrm.kernel.models import DueJob, InboxEvent, OutboxAction
+from scrm.kernel.scheduler import Scheduler
+from scrm.playbook.models import TagsFile
 from tests.conftest import make_settings
 from tests.handlers.crm.harness import CRM_TAGS, CrmStack, crm_stack
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from handlers.groups.groupsync import sync_all
 from handlers.groups.models import GroupChat, GroupMember, GroupPool
-from scrm.db.models import DueJob
+from scrm.kernel.models import DueJob
 from tests.support.stack import Stack, stack
 
 GET = "externalcontact/groupchat/get"

@@ -18,14 +18,14 @@ from handlers.contacts.models import Customer
 from handlers.radar import handlers as radar
 from handlers.radar.links import LinkMaker
 from handlers.timeline import handlers as timeline
-from scrm.app import Runtime
-from scrm.clock import FakeClock
-from scrm.config import Settings
+from scrm.adapters.wecom.api import WeComClient
+from scrm.adapters.wecom.token import MemoryTokenStore
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.config import Settings
+from scrm.kernel.service import Runtime
 from scrm.sandbox.demo import DemoIds, seed_demo
 from scrm.sandbox.server import SandboxServer
 from scrm.sandbox.state import SandboxState
-from scrm.wecom.api import WeComClient
-from scrm.wecom.token import MemoryTokenStore
 from tests.fakes.service import drain, running_service
 from tests.support.stack import sandbox_settings, write_playbook
 

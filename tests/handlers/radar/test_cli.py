@@ -11,9 +11,9 @@ import pytest
 from handlers.radar.cli import cmd_radar
 from handlers.radar.links import LinkMaker, record_send
 from handlers.radar.models import RadarClick
+from scrm.adapters.db.engine import make_engine, make_sessionmaker
 from scrm.cli import UserError, _register_extras, build_parser
-from scrm.config import Settings
-from scrm.db.engine import make_engine, make_sessionmaker
+from scrm.kernel.config import Settings
 from tests.conftest import make_settings
 
 

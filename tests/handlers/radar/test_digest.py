@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from handlers.radar.handlers import DIGEST, DIGEST_JOB
-from scrm.db.models import DueJob, InboxEvent
+from scrm.kernel.models import DueJob, InboxEvent
 from tests.handlers.radar.harness import RadarStack, radar_stack
 
 # 2026-11-02 18:00 in Asia/Shanghai (the default digest_cron "0 18 * * *").

@@ -56,7 +56,7 @@ async def test_one_to_one_link_tags_once_and_alerts_once_per_hour(db_url: str, t
         assert step.step == "sop:onboard:day3"
         # The digest tells the manager about the 4 clicks that had no alert of their own.
         from handlers.radar.handlers import DIGEST
-        from scrm.internal import InternalEvent
+        from scrm.kernel.events import InternalEvent
 
         await s.runtime.inbox.put_internal(InternalEvent(source="scheduler", kind=DIGEST, at=s.clock.now()), "d1")
         await s.run()

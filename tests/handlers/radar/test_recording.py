@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from handlers.radar.http import CLICK, click_event_json
-from scrm.db.models import InboxEvent
-from scrm.internal import InternalEvent
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.models import InboxEvent
 from tests.handlers.radar.harness import RadarStack, radar_stack
 
 TARGET = "https://bank.example.com/fund?week=47"

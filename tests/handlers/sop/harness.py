@@ -24,11 +24,11 @@ from handlers.crm.models import CrmCustomer
 from handlers.groups.models import GroupChat, GroupMember
 from handlers.sop import handlers as sop_handlers
 from handlers.sop.models import SopTask
-from scrm.app import Runtime
-from scrm.clock import FakeClock
-from scrm.config import Settings
-from scrm.db.models import DueJob, Occurrence, OutboxAction
-from scrm.outbox import PRIORITY_WELCOME
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.config import Settings
+from scrm.kernel.models import DueJob, Occurrence, OutboxAction
+from scrm.kernel.outbox import PRIORITY_WELCOME
+from scrm.kernel.service import Runtime
 from scrm.sandbox.driver import CallbackDriver
 from scrm.sandbox.records import Card, ReceivedCall
 from scrm.sandbox.state import SandboxState

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from handlers.sop.engine import run_slot
 from handlers.sop.models import SopTask
-from scrm.db.models import OutboxAction
-from scrm.internal import InternalEvent
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.models import OutboxAction
 from tests.handlers.sop.harness import Branch, branch, local
 
 LIMIT = {"sop/policy.yaml": {"manager_daily_tasks: 30": "manager_daily_tasks: 2"}}

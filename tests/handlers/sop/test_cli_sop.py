@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from handlers.contacts.models import Customer, Follow, Member
 from handlers.groups.models import GroupChat
 from handlers.tags.models import FollowTag, Tag, TagGroup
+from scrm.adapters.db.engine import make_engine, make_sessionmaker
 from scrm.cli import main
-from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.db.models import OutboxAction
+from scrm.kernel.models import OutboxAction
 from tests.handlers.sop.harness import ROOT, write_playbook
 from tests.handlers.sop.schema_keywords import plain, unknown_keywords
 

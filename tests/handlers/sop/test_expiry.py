@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from scrm.app import Runtime
-from scrm.db.models import Occurrence
+from scrm.kernel.models import Occurrence
+from scrm.main import build_runtime
 from tests.handlers.sop.harness import APPROVED, MATERIALS, branch, local
 
 START = local("2026-11-02", "09:30")
@@ -56,7 +56,7 @@ async def test_expired_material_skips_its_steps_and_a_restart_still_starts(db_ur
         await b.run_until(local("2026-11-03", "09:05"))
         # The morning after valid_until: a routine restart loads the same files and starts.
         b.clock.set(local("2026-11-04", "08:45"))
-        restarted = Runtime(b.settings, clock=b.clock, wecom=b.sandbox.client)
+        restarted = build_runtime(b.settings, clock=b.clock, wecom=b.sandbox.client)
         try:
             (blocked,) = [f for f in restarted.playbook.findings() if f.blocked]
             assert blocked.material == "t-soon" and "expired on 2026-11-03" in blocked.problem

@@ -45,8 +45,8 @@ from handlers.sop.model import Decision, Planned, Skip, task_id_for
 from handlers.sop.models import SopSend, SopTask
 from handlers.sop.planner import DayPlanner, SlotPlanner, slot_times
 from handlers.tags.models import FollowTag, Tag, TagGroup
-from scrm.db.engine import make_engine, make_sessionmaker
-from scrm.sop import Playbook, load_playbook
+from scrm.adapters.db.engine import make_engine, make_sessionmaker
+from scrm.playbook import Playbook, load_playbook
 
 SH = ZoneInfo("Asia/Shanghai")
 DAYS = [date(2026, 11, 10), date(2026, 11, 11), date(2026, 11, 13), date(2026, 12, 11), date(2026, 12, 31),

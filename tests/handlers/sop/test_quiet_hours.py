@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scrm.internal import InternalEvent
+from scrm.kernel.events import InternalEvent
 from tests.handlers.sop.harness import Branch, branch, local
 
 START = local("2026-11-02", "09:00")  # a Monday

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import select
 
 from scrm.cli import main
-from scrm.control import ControlServer
-from scrm.db.models import DueJob
+from scrm.kernel.control import ControlServer
+from scrm.kernel.models import DueJob
 from tests.fakes.service import wait_until
 from tests.handlers.sop.harness import branch, local
 

@@ -17,10 +17,10 @@ from handlers.sop import handlers as sop_handlers
 from handlers.sop.engine import run_slot
 from handlers.sop.models import SopTask
 from handlers.tags.models import FollowTag, Tag, TagGroup
-from scrm.app import Runtime
-from scrm.clock import FakeClock
-from scrm.db.models import DueJob, Occurrence, OutboxAction
-from scrm.internal import InternalEvent
+from scrm.kernel.clock import FakeClock
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.models import DueJob, Occurrence, OutboxAction
+from scrm.kernel.service import Runtime
 from tests.conftest import make_settings
 from tests.fakes.sandbox import Sandbox, running_sandbox
 from tests.fakes.service import drain, running_service

@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from handlers.sop.models import SopTask
-from scrm.internal import InternalEvent
+from scrm.kernel.events import InternalEvent
 from scrm.sandbox.records import Card
 from tests.handlers.sop.harness import Branch, branch, local
 

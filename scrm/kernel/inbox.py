@@ -1,0 +1,277 @@
+"""The durable inbox: every inbound event is stored (deduplicated) before it is acknowledged,
+then claimed by a worker, parsed into a typed event and fed to the dispatcher.
+
+A handler's database writes, the outbox rows it adds and the row's ``done`` mark commit in one
+transaction, so an event's effects happen exactly once even across crashes and replays. A
+failing handler retries with exponential backoff; after ``max_attempts`` the row is dead-lettered
+and waits for ``scrm inbox replay``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
+from scrm.adapters.wecom.events import EventHeader, XmlError, parse_event
+from scrm.kernel.clock import Clock
+from scrm.kernel.config import InboxSettings
+from scrm.kernel.dispatch import Dispatcher
+from scrm.kernel.events import InternalEvent
+from scrm.kernel.group_commit import GroupCommitWriter
+from scrm.kernel.leases import claim, new_owner_id
+from scrm.kernel.logs import log_context
+from scrm.kernel.models import InboxEvent
+
+log = logging.getLogger("scrm.kernel.inbox")
+
+WECOM = "wecom"
+
+# Handler dependencies: a mapping, or a function building it per event (for hot-reloaded parts).
+Context = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
+
+
+class LeaseLost(Exception):
+    """Another worker took the row over (our lease expired); our transaction is rolled back."""
+
+
+def backoff_s(attempts: int, base: float, cap: float) -> float:
+    return float(min(cap, base * (2 ** max(0, attempts - 1))))
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.done + self.retried + self.dead
+
+
+class Inbox:
+    """Store, claim and process inbound events."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        settings: InboxSettings,
+        clock: Clock,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.settings = settings
+        self.clock = clock
+        self.owner = new_owner_id("inbox")
+        self._wake = asyncio.Event()
+        self.after_commit: list[Callable[[], None]] = []
+        self.writer = GroupCommitWriter(
+            engine,
+            table_of(InboxEvent),
+            "dedup_key",
+            max_batch=settings.writer_max_batch,
+            max_delay_s=settings.writer_max_delay_s,
+            on_commit=self.wake,
+        )
+
+    # ---------------------------------------------------------------- storing
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _row(self, source: str, dedup_key: str, raw: str, msg_type: str, event: str,
+             change_type: str) -> dict[str, Any]:
+        now = self.clock.now()
+        return {
+            "dedup_key": dedup_key,
+            "source": source,
+            "received_at": now,
+            "raw": raw,
+            "msg_type": msg_type[:64],
+            "event": event[:64],
+            "change_type": change_type[:64],
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+
+    async def put_wecom(self, raw_xml: str, header: EventHeader) -> bool:
+        """Store a verified, decrypted callback; True when new, False for a duplicate delivery.
+
+        Returns only after the row has committed (group commit), so acknowledging is safe.
+        """
+        row = self._row(WECOM, header.dedup_key, raw_xml, header.msg_type, header.event, header.change_type)
+        return await self.writer.put(row)
+
+    async def add_internal(self, session: AsyncSession, event: InternalEvent, dedup_key: str) -> None:
+        """Add an internal event inside the caller's transaction (scheduler, CRM, radar)."""
+        row = self._row(event.source, f"{event.source}:{dedup_key}", event.model_dump_json(), "internal",
+                        event.kind, "")
+        await session.execute(insert_ignore(dialect_of(session), table_of(InboxEvent), row, ["dedup_key"]))
+
+    async def put_internal(self, event: InternalEvent, dedup_key: str) -> bool:
+        """Store an internal event on its own through the group-commit writer."""
+        row = self._row(event.source, f"{event.source}:{dedup_key}", event.model_dump_json(), "internal",
+                        event.kind, "")
+        return await self.writer.put(row)
+
+    def offer_internal_json(self, source: str, kind: str, dedup_key: str, raw_json: str, *, limit: int) -> bool:
+        """Queue an internal event, already serialised as ``InternalEvent`` JSON, without waiting
+        for its commit (see ``GroupCommitWriter.offer``); False when the writer refused it."""
+        row = self._row(source, f"{source}:{dedup_key}", raw_json, "internal", kind, "")
+        return self.writer.offer(row, limit=limit)
+
+    # ---------------------------------------------------------------- processing
+    def parse(self, row: Mapping[str, Any]) -> Any:
+        if row["source"] == WECOM:
+            return parse_event(row["raw"])
+        return InternalEvent.model_validate_json(row["raw"])
+
+    async def process_due(self, dispatcher: Dispatcher, context: Context) -> ProcessOutcome:
+        """Claim one batch of due rows and process them in order."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            rows = await claim(
+                conn,
+                InboxEvent,
+                (InboxEvent.status == "pending") & (InboxEvent.next_attempt_at <= now),
+                ["id"],
+                now=now,
+                lease_s=self.settings.lease_s,
+                owner=self.owner,
+                limit=self.settings.batch_size,
+            )
+        done = retried = dead = 0
+        for row in rows:
+            outcome = await self._process_row(row, dispatcher, context)
+            if outcome == "done":
+                # Per event, not per batch: a welcome queued by this event (its code lives 20 s)
+                # must not wait for the rest of the batch before the outbox wakes.
+                for hook in self.after_commit:
+                    hook()
+            done += outcome == "done"
+            retried += outcome == "retry"
+            dead += outcome == "dead"
+        return ProcessOutcome(done, retried, dead)
+
+    async def _process_row(self, row: Mapping[str, Any], dispatcher: Dispatcher, context: Context) -> str:
+        with log_context(inbox_id=row["id"], dedup_key=row["dedup_key"], event=row["event"],
+                         change_type=row["change_type"]):
+            try:
+                event = self.parse(row)
+            except (XmlError, ValueError) as exc:
+                # A stored event that no longer parses will not parse on retry either.
+                log.error("inbox event unparseable, dead-lettered", extra={"error": str(exc)})
+                await self._fail(row, f"unparseable: {exc}", dead=True)
+                return "dead"
+            try:
+                async with self.sessions() as session, session.begin():
+                    ctx = dict(context() if callable(context) else context)
+                    ctx.update(session=session, inbox_id=row["id"], received_at=row["received_at"])
+                    ran = await dispatcher.feed(event, ctx)
+                    result = await session.execute(
+                        update(InboxEvent)
+                        .where(InboxEvent.id == row["id"], InboxEvent.lease_owner == self.owner)
+                        .values(status="done", done_at=self.clock.now(), attempts=InboxEvent.attempts + 1,
+                                locked_until=None, lease_owner=None, last_error=None)
+                    )
+                    if result.rowcount != 1:  # type: ignore[attr-defined]
+                        raise LeaseLost(f"lease on inbox row {row['id']} lost")
+            except LeaseLost:
+                log.warning("inbox lease lost; another worker owns the row now")
+                return "lost"
+            except Exception as exc:
+                attempts = row["attempts"] + 1
+                is_dead = attempts >= self.settings.max_attempts
+                log.exception("handler failed" + (", dead-lettered" if is_dead else ", will retry"),
+                              extra={"attempts": attempts})
+                await self._fail(row, f"{type(exc).__name__}: {exc}", dead=is_dead)
+                return "dead" if is_dead else "retry"
+            log.info("event processed", extra={"kind": getattr(event, "kind", "?"), "handlers": ran})
+            return "done"
+
+    async def _fail(self, row: Mapping[str, Any], error: str, *, dead: bool) -> None:
+        attempts = row["attempts"] + 1
+        delay = backoff_s(attempts, self.settings.backoff_base_s, self.settings.backoff_max_s)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(InboxEvent)
+                .where(InboxEvent.id == row["id"], InboxEvent.lease_owner == self.owner)
+                .values(
+                    status="dead" if dead else "pending",
+                    attempts=attempts,
+                    next_attempt_at=self.clock.now() + timedelta(seconds=delay),
+                    locked_until=None,
+                    lease_owner=None,
+                    last_error=error[:2000],
+                )
+            )
+
+    async def run(self, dispatcher: Dispatcher, context: Context, *, idle_s: float = 1.0) -> None:
+        """Worker loop: process while there is work, else wait for a wake-up or ``idle_s``."""
+        while True:
+            self._wake.clear()
+            try:
+                outcome = await self.process_due(dispatcher, context)
+            except Exception:
+                log.exception("inbox worker iteration failed; continuing")
+                outcome = ProcessOutcome()
+                await asyncio.sleep(idle_s)
+            if outcome.total == 0:
+                # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the
+                # cancellation of a stop coincides with a wake-up, and the loop would go on.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(idle_s):
+                        await self._wake.wait()
+
+    # ---------------------------------------------------------------- operators
+    async def counts(self) -> dict[str, int]:
+        async with self.sessions() as s:
+            res = await s.execute(select(InboxEvent.status, func.count()).group_by(InboxEvent.status))
+            return {status: n for status, n in res.all()}
+
+    async def replay(self, ids: list[int] | None = None, *, dead_only: bool = True) -> int:
+        """Put dead (or, with ``dead_only=False``, any) rows back to pending; returns how many."""
+        stmt = update(InboxEvent).values(status="pending", attempts=0, next_attempt_at=self.clock.now(),
+                                         locked_until=None, lease_owner=None)
+        if ids:
+            stmt = stmt.where(InboxEvent.id.in_(ids))
+        if dead_only:
+            stmt = stmt.where(InboxEvent.status == "dead")
+        async with self.engine.begin() as conn:
+            res = await conn.execute(stmt)
+        self.wake()
+        return int(res.rowcount)
+
+
+def summarize(row: InboxEvent) -> dict[str, Any]:
+    """An inbox row for people (CLI output), without the raw payload."""
+    return {
+        "id": row.id,
+        "status": row.status,
+        "source": row.source,
+        "type": "/".join(x for x in (row.msg_type, row.event, row.change_type) if x),
+        "received_at": _iso(row.received_at),
+        "attempts": row.attempts,
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "last_error": row.last_error,
+        "dedup_key": row.dedup_key,
+    }
+
+
+def _iso(d: datetime | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, indent=2, default=str)
