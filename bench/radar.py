@@ -83,9 +83,10 @@ def _run_service(db_url: str, port: int) -> None:
 
 
 def _run_baseline(port: int) -> None:
+    from scrm.kernel.clock import SystemClock
     from scrm.playbook import load_playbook
 
-    playbook = load_playbook(ROOT / "sop", ROOT / "materials")
+    playbook = load_playbook(ROOT / "sop", ROOT / "materials", today=SystemClock().now())
     link = playbook.materials[MATERIAL_ID].link
     assert link is not None
     target = str(link.url)

@@ -85,9 +85,10 @@ async def plan(path: Path, day: date, mode: str = "day") -> tuple[Counter[str], 
     from handlers.sop.model import Decision, Planned
     from handlers.sop.planner import DayPlanner, SlotPlanner, slot_times
     from scrm.adapters.db.engine import make_engine, make_sessionmaker
+    from scrm.kernel.clock import SystemClock
     from scrm.playbook import load_playbook
 
-    pb = load_playbook(ROOT / "sop", ROOT / "materials")
+    pb = load_playbook(ROOT / "sop", ROOT / "materials", today=SystemClock().now())
     engine = make_engine(f"sqlite+aiosqlite:///{path}")
     sends: Counter[str] = Counter()
     skips: Counter[str] = Counter()
