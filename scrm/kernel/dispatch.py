@@ -23,6 +23,8 @@ Handler = Callable[..., Awaitable[Any]]
 Predicate = Callable[[Any], bool]
 CallNext = Callable[[dict[str, Any]], Awaitable[list[str]]]
 Middleware = Callable[[CallNext, dict[str, Any]], Awaitable[list[str]]]
+# Why a handler's (name, annotation) parameters do not fit what is provided; empty when they do.
+Check = Callable[[str, Sequence[tuple[str, object]]], list[str]]
 
 
 class DispatchConfigError(Exception):
@@ -36,6 +38,7 @@ class Route:
     matches_kinds: tuple[str, ...]
     predicate: Predicate | None
     params: tuple[str, ...]
+    annotations: tuple[object, ...] = ()  # as written (strings under `from __future__ import annotations`)
 
     @property
     def name(self) -> str:
@@ -65,8 +68,9 @@ class Router:
         def register(fn: Handler) -> Handler:
             if not inspect.iscoroutinefunction(fn):
                 raise DispatchConfigError(f"handler {fn.__qualname__} must be async")
-            params = tuple(inspect.signature(fn).parameters)
-            self.routes.append(Route(fn, types, kinds, when, params))
+            parameters = inspect.signature(fn).parameters
+            self.routes.append(Route(fn, types, kinds, when, tuple(parameters),
+                                     tuple(p.annotation for p in parameters.values())))
             return fn
 
         return register
@@ -79,19 +83,25 @@ class Dispatcher:
         self,
         routers: Sequence[Router],
         *,
-        provides: Iterable[str],
+        provides: Iterable[str] = (),
+        check: Check | None = None,
         middlewares: Sequence[Middleware] = (),
     ) -> None:
+        """``check`` (``scrm.kernel.deps.mismatches``) verifies each handler's parameter names and
+        types; without it, the names are checked against ``provides``."""
         self.routers = list(routers)
         self.middlewares = list(middlewares)
         known = set(provides) | {"event"}
         for router in self.routers:
             for route in router.routes:
-                missing = [p for p in route.params if p not in known]
-                if missing:
-                    raise DispatchConfigError(
-                        f"{route.name} asks for {', '.join(missing)}; available: {', '.join(sorted(known))}"
-                    )
+                if check is not None:
+                    problems = check(route.name, list(zip(route.params, route.annotations, strict=True)))
+                else:
+                    missing = [p for p in route.params if p not in known]
+                    problems = [f"{route.name} asks for {', '.join(missing)}; available: {', '.join(sorted(known))}"
+                                ] if missing else []
+                if problems:
+                    raise DispatchConfigError("; ".join(problems))
 
     def handlers_for(self, event: Any) -> list[Route]:
         chosen = []

@@ -16,6 +16,7 @@ from typing import Any
 
 from scrm.adapters.db.engine import make_engine, make_sessionmaker
 from scrm.adapters.wecom.crypto import WeComCrypto
+from scrm.kernel import deps
 from scrm.kernel.clock import Clock, SystemClock
 from scrm.kernel.config import Settings
 from scrm.kernel.control import ControlServer, control_socket_path
@@ -29,8 +30,8 @@ from scrm.kernel.scheduler import Scheduler
 log = logging.getLogger("scrm.kernel.service")
 
 # What handlers may ask for by parameter name, besides ``event``.
-HANDLER_DEPENDENCIES = ("session", "clock", "settings", "inbox", "inbox_id", "received_at", "outbox", "wecom",
-                        "playbook", "scheduler")
+# What handlers may ask for by parameter name: scrm/kernel/deps.py (names and types, checked at start-up).
+HANDLER_DEPENDENCIES = deps.NAMES
 
 
 class Runtime:
@@ -60,7 +61,7 @@ class Runtime:
         # Handlers add outbox rows in their transaction; wake the sender right after commit.
         self.inbox.after_commit.append(self.outbox.wake)
         self.routers = routers if routers is not None else routers_of(self.features)
-        self.dispatcher = Dispatcher(self.routers, provides=HANDLER_DEPENDENCIES)
+        self.dispatcher = Dispatcher(self.routers, check=deps.mismatches)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._reload_requested = asyncio.Event()
         self._sighup: tuple[asyncio.AbstractEventLoop, Any] | None = None  # (loop, previous handler)
@@ -79,8 +80,10 @@ class Runtime:
         return WeComClient(self.settings.wecom, token_store=store, clock=self.clock)
 
     def handler_context(self) -> dict[str, Any]:
-        return {"clock": self.clock, "settings": self.settings, "inbox": self.inbox, "outbox": self.outbox,
-                "wecom": self.wecom, "playbook": self.playbook.current, "scheduler": self.scheduler}
+        """What every handler may ask for, besides the per-event names the inbox adds."""
+        return deps.as_context(deps.ServiceDeps(clock=self.clock, settings=self.settings, inbox=self.inbox,
+                                                outbox=self.outbox, wecom=self.wecom, scheduler=self.scheduler,
+                                                playbook=self.playbook.current))
 
     def crypto(self) -> WeComCrypto:
         w = self.settings.wecom

@@ -14,7 +14,7 @@ import pytest
 from handlers.crm.importer import import_file
 from scrm.kernel.dispatch import Dispatcher
 from scrm.kernel.feature import routers_of
-from scrm.kernel.service import HANDLER_DEPENDENCIES
+from scrm.kernel import deps
 from scrm.main import FEATURES
 from tests.handlers.crm.harness import crm_stack
 
@@ -32,7 +32,7 @@ async def test_a_renamed_crm_group_is_recreated_only_in_the_declared_order(db_ur
         s = c.s
         if order == "tags_before_crm":
             features = sorted(FEATURES, key=lambda f: (f.name != "tags", f.name == "timeline"))
-            s.runtime.dispatcher = Dispatcher(routers_of(features), provides=HANDLER_DEPENDENCIES)
+            s.runtime.dispatcher = Dispatcher(routers_of(features), check=deps.mismatches)
         wang = s.ids.customers["王芳"]
         csv = tmp_path / "customers.csv"
         csv.write_text(f"crm_id,external_userid,tier\nC001,{wang},V2\n", encoding="utf-8")
