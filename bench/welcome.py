@@ -232,7 +232,7 @@ async def run(args: argparse.Namespace, workdir: str) -> int:
     site = web.TCPSite(runner, HOST, 0)
     await site.start()
     sandbox_url = f"http://{HOST}:{runner.addresses[0][1]}"
-    db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'scrm.adapters.db'}"
+    db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'scrm.db'}"
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe()
     stop = ctx.Event()

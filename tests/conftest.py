@@ -146,7 +146,7 @@ async def _truncate_pg(url: str) -> None:
 async def db_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> AsyncIterator[str]:
     """A migrated, empty database: SQLite always, PostgreSQL when reachable."""
     if request.param == "sqlite":
-        path = tmp_path / "scrm.adapters.db"
+        path = tmp_path / "scrm.db"
         shutil.copy(sqlite_template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
@@ -160,7 +160,7 @@ async def db_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path
 @pytest.fixture
 def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
     """SQLite only, for tests that are about something else than storage."""
-    path = tmp_path / "scrm.adapters.db"
+    path = tmp_path / "scrm.db"
     shutil.copy(sqlite_template, path)
     return f"sqlite+aiosqlite:///{path}"
 

@@ -116,7 +116,7 @@ def test_serve_without_config_names_the_missing_wecom_settings(monkeypatch: pyte
         monkeypatch.setenv(key, value)
     line = refused(["serve"], capsys)
     assert "[wecom] corp_id, token, encoding_aes_key not set" in line and "scrm serve --sandbox" in line
-    assert not Path("scrm.adapters.db").exists()  # refused before anything was created
+    assert not Path("scrm.db").exists()  # refused before anything was created
 
 
 def test_serve_outside_the_project_folder_names_the_sop_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -155,7 +155,7 @@ def test_serve_on_a_port_in_use_says_which_port(tmp_path: Path, service_env: dic
         code, _, err = run_scrm(["serve"], tmp_path, {**service_env, "SCRM_SERVER__PORT": str(port)})
     line = one_line(code, err)
     assert line == f"scrm: port {port} on 127.0.0.1 is in use: stop the other process or set [server] port"
-    assert not (tmp_path / "scrm.adapters.db").exists()
+    assert not (tmp_path / "scrm.db").exists()
 
 
 def test_serve_with_an_impossible_date_in_the_playbook_is_its_file_line(tmp_path: Path,
@@ -177,9 +177,9 @@ def test_serve_with_an_impossible_date_in_the_playbook_is_its_file_line(tmp_path
 def test_commands_before_the_first_serve_on_sqlite_leave_no_empty_file(capsys: pytest.CaptureFixture[str]) -> None:
     for argv in (["inbox", "list"], ["outbox", "list"], ["db", "current"]):
         line = refused(argv, capsys)
-        assert f"database {Path.cwd() / 'scrm.adapters.db'} does not exist yet" in line
+        assert f"database {Path.cwd() / 'scrm.db'} does not exist yet" in line
         assert "run `scrm db upgrade` (or `scrm serve`)" in line
-        assert not Path("scrm.adapters.db").exists()
+        assert not Path("scrm.db").exists()
 
 
 def test_an_unmigrated_sqlite_file_says_to_upgrade(monkeypatch: pytest.MonkeyPatch,

@@ -59,7 +59,7 @@ class ServerSettings(Section):
 
 
 class DatabaseSettings(Section):
-    url: str = "sqlite+aiosqlite:///./scrm.adapters.db"
+    url: str = "sqlite+aiosqlite:///./scrm.db"
     echo: bool = False
     pool_size: int = Field(5, ge=1)
 

@@ -11,10 +11,10 @@ The sandbox tenant lives in memory and starts fresh every run, so the service's 
 too: ids it kept from an earlier run (corp tags, uploaded media, contact ways) name nothing in
 the new tenant (``40068 invalid tag_id``, ``40007 invalid media_id``). A sandbox run therefore
 never uses ``[database]`` (it must not write demo data into a real database either): it
-recreates its own SQLite file, ``var/sandbox/scrm.adapters.db`` under the working directory, at every
+recreates its own SQLite file, ``var/sandbox/scrm.db`` under the working directory, at every
 start. The file stays after the run for a look, and can be read while it runs::
 
-    SCRM_DATABASE__URL=sqlite+aiosqlite:///var/sandbox/scrm.adapters.db scrm outbox list
+    SCRM_DATABASE__URL=sqlite+aiosqlite:///var/sandbox/scrm.db scrm outbox list
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ RuntimeFactory = Callable[[Settings, Clock], Runtime]
 
 #: Where a sandbox run keeps its database, under the working directory (git ignores ``/var/``).
 SANDBOX_DATA_DIR = Path("var") / "sandbox"
-_DB_FILE = "scrm.adapters.db"
+_DB_FILE = "scrm.db"
 # SQLite's companions of a database file: a stale journal or WAL must not replay into the new one.
 _DB_SUFFIXES = ("", "-wal", "-shm", "-journal")
 

@@ -21,7 +21,7 @@ def test_toml_then_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     settings = load_settings(cfg)
     assert settings.server.port == 9100
     assert settings.wecom.corp_id == "ww1"
-    assert settings.database.url == "sqlite+aiosqlite:///./scrm.adapters.db"
+    assert settings.database.url == "sqlite+aiosqlite:///./scrm.db"
 
 
 def test_errors_name_the_key_and_its_env_variable(tmp_path: Path) -> None:
