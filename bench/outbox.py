@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="scrm-outbox-bench-") as workdir:
         _isolate(workdir)
         setup_logging("WARNING", "text")
-        db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'scrm.adapters.db'}"
+        db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'scrm.db'}"
         migrate.upgrade(db_url)
         ctx = mp.get_context("spawn")
         parent_conn, child_conn = ctx.Pipe()

@@ -3,7 +3,7 @@
 The only module of ``scrm/`` that imports ``handlers/``. Adding a feature is one folder under
 ``handlers/`` and one line here; dispatch order is the list's order, moved only where a
 feature's ``after=`` says so (checked when this module is imported: an unknown name or a cycle
-stops the start with one line).
+stops the start with one line, as does an internal event kind two features declare).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from scrm.adapters.db.base import Base
 from scrm.kernel.clock import Clock, SystemClock
 from scrm.kernel.config import Settings
 from scrm.kernel.config import load_settings as load_kernel_settings
-from scrm.kernel.feature import Feature, compose
+from scrm.kernel.feature import Feature, compose, event_kinds
 from scrm.kernel.service import Runtime
 from scrm.playbook.holder import PlaybookHolder
 
@@ -38,6 +38,9 @@ FEATURES: tuple[Feature, ...] = compose((
     timeline.FEATURE,
 ))
 
+
+# Internal event kind → its typed class, from each composed feature's ``events``.
+KINDS = event_kinds(FEATURES)
 
 # Each feature's own configuration section, [<feature name>].
 SECTIONS = {f.name: f.settings for f in FEATURES if f.settings is not None}

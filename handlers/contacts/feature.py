@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from handlers.contacts.channels import sync_channels
 from handlers.contacts.cli import register as register_cli
+from handlers.contacts.events import EVENTS
 from handlers.contacts.welcome import install_welcome_media
 from scrm.kernel.feature import Feature
 
@@ -38,4 +39,4 @@ def _outbox(runtime: Runtime) -> None:
 
 
 FEATURE = Feature(name="contacts", router=router, models=models, requires=("radar", "tags", "timeline"),
-                  outbox=_outbox, cli=register_cli, sandbox=_sandbox)
+                  events=EVENTS, outbox=_outbox, cli=register_cli, sandbox=_sandbox)

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts import follows, texts
+from handlers.contacts.events import ChannelTagsDue
 from handlers.contacts.models import Follow
 from handlers.contacts.welcome import (
     Welcome,
@@ -38,7 +39,6 @@ from scrm.adapters.wecom.models import FollowUser, GetExternalContactResponse
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 from scrm.kernel.dispatch import Router
-from scrm.kernel.events import InternalEvent
 from scrm.kernel.inbox import Inbox
 from scrm.kernel.notify import tell_member
 from scrm.kernel.outbox import PRIORITY_WELCOME, Outbox
@@ -50,8 +50,6 @@ log = logging.getLogger("handlers.contacts")
 
 SEND_WELCOME = "externalcontact/send_welcome_msg"
 MARK_TAG = "externalcontact/mark_tag"
-# Internal event: apply a channel's tags once the missing ones exist in WeCom (retried on its own).
-CHANNEL_TAGS = "contact.channel_tags"
 _GONE = (ErrCode.NOT_EXTERNAL_CONTACT, ErrCode.INVALID_EXTERNAL_USERID)
 _UNNAMED: set[str] = set()
 
@@ -173,10 +171,9 @@ async def _channel_tags(session: AsyncSession, outbox: Outbox, inbox: Inbox,
         return
     # Creating tags is a WeCom call that may fail: keep it off the welcome's path, as its own
     # event that retries (and dead-letters, visibly) on its own.
-    payload = {"userid": userid, "external_userid": ext, "tags": tag_names, "channel": event.state,
-               "subject": ["customer", ext]}
-    await inbox.add_internal(session, InternalEvent(source="lifecycle", kind=CHANNEL_TAGS, at=at, payload=payload),
-                             f"channel_tags:{inbox_id}")
+    due = ChannelTagsDue(at=at, userid=userid, external_userid=ext, tags=tuple(tag_names), channel=event.state,
+                         subject=("customer", ext))
+    await inbox.add_internal(session, due, f"channel_tags:{inbox_id}")
 
 
 async def _welcome_failed(session: AsyncSession, outbox: Outbox, settings: Settings,
@@ -192,13 +189,12 @@ async def _welcome_failed(session: AsyncSession, outbox: Outbox, settings: Setti
                           userid=event.user_id, text=texts.welcome_failed(info.external_contact.name, problem))
 
 
-@router.on(CHANNEL_TAGS)
-async def on_channel_tags(event: InternalEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
+@router.on(ChannelTagsDue)
+async def on_channel_tags(event: ChannelTagsDue, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
                           clock: Clock, inbox_id: int) -> None:
     """Create the channel's missing tags in WeCom (a direct call: mark_tag needs the ids), then
     tag the relation. Failures raise and retry; the error names the tags."""
-    p = event.payload
-    userid, ext, names = str(p["userid"]), str(p["external_userid"]), [str(n) for n in p["tags"]]
+    userid, ext, names = event.userid, event.external_userid, list(event.tags)
     ids = await tagcatalog.ensure(session, wecom, names)
     current = await session.scalars(select(FollowTag.tag_id).where(FollowTag.userid == userid,
                                                                     FollowTag.external_userid == ext))

@@ -1,8 +1,9 @@
-"""What other features may use of the CRM integration: its customer records and identity links
-(the SOP engine reads CRM attributes and key events)."""
+"""What other features may use of the CRM integration: its customer records and identity links,
+and its key events as they are dispatched (the SOP engine reads CRM attributes and key events)."""
 
 from __future__ import annotations
 
+from .events import CrmKeyEvent
 from .models import Binding, CrmCustomer, CrmEvent
 
-__all__ = ["Binding", "CrmCustomer", "CrmEvent"]
+__all__ = ["Binding", "CrmCustomer", "CrmEvent", "CrmKeyEvent"]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from handlers.crm.cli import register as register_cli
 from handlers.crm.dropfolder import DropFolder
+from handlers.crm.events import EVENTS
 from handlers.crm.http import install_crm_api
 from handlers.crm.jobs import register_nightly
 from handlers.crm.settings import CrmSettings, crm_settings
@@ -43,5 +44,5 @@ def _outbox(runtime: Runtime) -> None:
 
 # After contacts: linking a new contact reads the unionid the contacts handler just mirrored.
 FEATURE = Feature(name="crm", router=router, models=models, settings=CrmSettings, requires=("contacts", "tags"),
-                  after=("contacts",), http=install_crm_api, jobs=register_jobs, workers=_workers, outbox=_outbox,
-                  cli=register_cli)
+                  after=("contacts",), events=EVENTS, http=install_crm_api, jobs=register_jobs, workers=_workers,
+                  outbox=_outbox, cli=register_cli)

@@ -1,7 +1,7 @@
 """CRM reactions: tag sync on CRM changes and nightly, identity linking, tag write-back.
 
-- ``crm.changed`` (a CRM push, import or binding): incremental sync of those customers.
-- ``crm.nightly`` (scheduler, or a CRM-owned tag renamed/deleted in WeCom): reconciliation, one
+- :class:`CrmChanged` (a CRM push, import or binding): incremental sync of those customers.
+- :class:`CrmNightly` (scheduler, or a CRM-owned tag renamed/deleted in WeCom): reconciliation, one
   chunk per event; the next chunk is a new event, so a crash resumes where it stopped. A chunk
   waits (as a one-off scheduler job) while the outbox holds enough sync calls already.
 - contact added: link waiting CRM rows by unionid, then sync the new relation.
@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Customer
 from handlers.crm import backlog, discover, identity, store, writeback
+from handlers.crm.events import CrmChanged, CrmNightly
 from handlers.crm.jobs import MISFIRE_GRACE_S
 from handlers.crm.settings import crm_settings
 from handlers.crm.sync import Scope, apply_chunk, load_index, plan_chunk, summarize, sync_scope
@@ -29,7 +30,6 @@ from scrm.adapters.wecom.api import WeComClient
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 from scrm.kernel.dispatch import Router
-from scrm.kernel.events import InternalEvent
 from scrm.kernel.inbox import Inbox
 from scrm.kernel.outbox import Outbox
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
@@ -40,24 +40,24 @@ WAIT_JOB = "crm.nightly.wait"  # one-off job: a reconciliation chunk deferred wh
 log = logging.getLogger("handlers.crm")
 
 
-@router.on(store.CHANGED)
-async def on_changed(event: InternalEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
+@router.on(CrmChanged)
+async def on_changed(event: CrmChanged, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
                      playbook: Playbook | None, clock: Clock, settings: Settings) -> None:
     """Incremental sync of the changed customers' relations."""
     if playbook is None:
         raise RuntimeError("no playbook loaded: the tag map (sop/tags.yaml) is needed for CRM sync")
-    crm_ids = tuple(str(c) for c in event.payload.get("crm_ids", []))
+    crm_ids = event.crm_ids
     infos = await discover.read_unmirrored(session, wecom, crm_ids)
     index = await load_index(session, playbook.tag_groups, wecom=wecom)
     await discover.write_contacts(session, infos, clock.now())
     scope = Scope(crm_ids=crm_ids)
     report = await sync_scope(session, outbox, playbook.tag_groups, index, scope,
-                              str(event.payload.get("generation", "c")), clock.now(), crm_settings(settings).sync_chunk)
+                              event.generation, clock.now(), crm_settings(settings).sync_chunk)
     log.info("crm tag sync (incremental)", extra={"scanned": report.scanned, "calls": report.calls})
 
 
-@router.on(store.NIGHTLY)
-async def on_nightly(event: InternalEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
+@router.on(CrmNightly)
+async def on_nightly(event: CrmNightly, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
                      inbox: Inbox, scheduler: Scheduler, playbook: Playbook | None, clock: Clock,
                      settings: Settings) -> None:
     """One chunk of the reconciliation; queues the next chunk as its own event.
@@ -68,14 +68,13 @@ async def on_nightly(event: InternalEvent, session: AsyncSession, wecom: WeComCl
     """
     if playbook is None:
         raise RuntimeError("no playbook loaded: the tag map (sop/tags.yaml) is needed for CRM sync")
-    p = event.payload
-    generation = str(p.get("generation") or "n" + event.at.strftime("%Y%m%d%H%M"))
-    after = int(p.get("after", 0))
+    generation = event.generation or "n" + event.at.strftime("%Y%m%d%H%M")
+    after = event.after
     cap = backlog.queue_cap(settings.wecom, crm_settings(settings).sync_chunk)
     queued = await backlog.queued_calls(session)
     if queued >= cap:
         at = clock.now() + timedelta(seconds=backlog.resume_after_s(queued, cap, settings.wecom))
-        await scheduler.put_job(session, f"{WAIT_JOB}:{generation}", store.NIGHTLY, TriggerSpec(type="date", at=at),
+        await scheduler.put_job(session, f"{WAIT_JOB}:{generation}", CrmNightly, TriggerSpec(type="date", at=at),
                                 payload={"generation": generation, "after": after},
                                 misfire_grace_s=MISFIRE_GRACE_S)
         log.info("crm tag sync (nightly) waits for the outbox", extra={"after": after, "queued": queued})
@@ -87,8 +86,7 @@ async def on_nightly(event: InternalEvent, session: AsyncSession, wecom: WeComCl
     report = summarize(diffs, index, scanned)
     log.info("crm tag sync (nightly chunk)", extra={"after": after, "scanned": scanned, "calls": report.calls})
     if cursor is not None:
-        nxt = InternalEvent(source=store.SOURCE, kind=store.NIGHTLY, at=event.at,
-                            payload={"generation": generation, "after": cursor})
+        nxt = CrmNightly(at=event.at, generation=generation, after=cursor)
         await inbox.add_internal(session, nxt, f"nightly:{generation}:{cursor}")
 
 
@@ -131,8 +129,7 @@ async def on_tag_changed(event: ev.ExternalTagUpdate | ev.ExternalTagDelete, ses
     if spec is None or spec.owner != "crm":
         return
     generation = f"t{inbox_id}"
-    reconcile = InternalEvent(source=store.SOURCE, kind=store.NIGHTLY, at=event_time(event),
-                              payload={"generation": generation, "after": 0})
+    reconcile = CrmNightly(at=event_time(event), generation=generation, after=0)
     await inbox.add_internal(session, reconcile, f"nightly:{generation}:0")
 
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.crm.events import CrmNightly
 from handlers.crm.settings import crm_settings
-from handlers.crm.store import NIGHTLY
 from handlers.crm.tagmap import crm_groups
 from scrm.kernel.config import ConfigError, Settings
 from scrm.kernel.models import DueJob
@@ -57,8 +57,8 @@ async def register_nightly(session: AsyncSession, scheduler: Scheduler, settings
             await session.execute(update(DueJob).where(DueJob.job_key == JOB_KEY).values(enabled=False))
         return False
     spec = trigger.model_dump(mode="json")
-    unchanged = (job is not None and job.enabled and job.kind == NIGHTLY and job.trigger == spec
+    unchanged = (job is not None and job.enabled and job.kind == CrmNightly.KIND and job.trigger == spec
                  and job.misfire_grace_s == MISFIRE_GRACE_S and job.next_run_at is not None)
     if not unchanged:
-        await scheduler.put_job(session, JOB_KEY, NIGHTLY, trigger, misfire_grace_s=MISFIRE_GRACE_S)
+        await scheduler.put_job(session, JOB_KEY, CrmNightly, trigger, misfire_grace_s=MISFIRE_GRACE_S)
     return True

@@ -16,17 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.crm import identity
+from handlers.crm.events import CrmChanged, CrmKeyEvent
 from handlers.crm.models import CrmCustomer, CrmEvent
 from handlers.crm.records import BindingRecord, CustomerRecord, EventRecord
 from handlers.crm.tagmap import digest
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of, upsert
-from scrm.kernel.events import InternalEvent
 from scrm.kernel.inbox import Inbox
-
-CHANGED = "crm.changed"  # payload: crm_ids, generation → incremental tag sync
-EVENT = "crm.event"  # payload: one key event (consumed by the SOP/reminder engine)
-NIGHTLY = "crm.nightly"  # payload: generation, after → one chunk of the reconciliation
-SOURCE = "crm"
 
 
 @dataclass
@@ -109,10 +104,9 @@ async def add_events(session: AsyncSession, inbox: Inbox, records: Sequence[Even
         await session.execute(insert_ignore(dialect_of(session), table_of(CrmEvent), rows, ["event_id"]))
     links = await _bound(session, [r.crm_id for r in fresh])
     for r in fresh:
-        payload = {"event_id": r.event_id, "crm_id": r.crm_id, "kind": r.kind, "at": r.at.isoformat(),
-                   "payload": r.payload, "external_userid": links.get(r.crm_id)}
-        await inbox.add_internal(session, InternalEvent(source=SOURCE, kind=EVENT, at=now, payload=payload),
-                                 f"event:{r.event_id}")
+        event = CrmKeyEvent(at=now, event_id=r.event_id, crm_id=r.crm_id, event_kind=r.kind, occurred_at=r.at,
+                            details=r.payload, external_userid=links.get(r.crm_id))
+        await inbox.add_internal(session, event, f"event:{r.event_id}")
     return StoreResult(accepted=len(records), new_events=len(fresh))
 
 
@@ -128,7 +122,7 @@ async def _bound(session: AsyncSession, crm_ids: Sequence[str]) -> dict[str, str
 
 async def queue_sync(session: AsyncSession, inbox: Inbox, crm_ids: Sequence[str], now: datetime,
                      content: str) -> None:
-    """One ``crm.changed`` event for these customers; the same content twice is one event.
+    """One :class:`CrmChanged` event for these customers; the same content twice is one event.
 
     Callers queue only real changes (a repeated push or import changes nothing and queues
     nothing), so the time is part of the key: the same change made again later, e.g. a binding
@@ -137,6 +131,5 @@ async def queue_sync(session: AsyncSession, inbox: Inbox, crm_ids: Sequence[str]
     if not crm_ids:
         return
     generation = "c" + digest([content, now.isoformat(), *crm_ids])[:16]
-    event = InternalEvent(source=SOURCE, kind=CHANGED, at=now,
-                          payload={"crm_ids": list(crm_ids), "generation": generation})
+    event = CrmChanged(at=now, crm_ids=tuple(crm_ids), generation=generation)
     await inbox.add_internal(session, event, f"changed:{generation}")

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import customer_names
 from handlers.groups import lifetime, pools, registry, texts
+from handlers.groups.events import GroupLifetimeDue
 from scrm.adapters.wecom import events as ev
 from scrm.adapters.wecom.api import WeComClient
 from scrm.adapters.wecom.errors import ErrCode, WeComError
@@ -24,7 +25,6 @@ from scrm.adapters.wecom.models_groups import GroupChat
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 from scrm.kernel.dispatch import Router
-from scrm.kernel.events import InternalEvent
 from scrm.kernel.notify import tell_member
 from scrm.kernel.outbox import Outbox
 from scrm.kernel.scheduler import Scheduler
@@ -134,11 +134,11 @@ async def on_dismiss(event: ev.ExternalChatDismiss, session: AsyncSession, outbo
         await _rebalance(ctx, group.group_type, group.owner)
 
 
-@router.on(lifetime.LIFETIME_DUE)
-async def on_lifetime_due(event: InternalEvent, session: AsyncSession, outbox: Outbox, playbook: Playbook | None,
+@router.on(GroupLifetimeDue)
+async def on_lifetime_due(event: GroupLifetimeDue, session: AsyncSession, outbox: Outbox, playbook: Playbook | None,
                           settings: Settings) -> None:
     """A flash-sale group reached its lifetime: remind the owner, if the group is still open."""
-    chat_id = str(event.payload.get("chat_id", ""))
+    chat_id = event.chat_id
     group = await registry.get_group(session, chat_id)
     spec = playbook.group_types.get(group.group_type or "") if playbook is not None and group else None
     if group is None or group.status != registry.ACTIVE or spec is None or not spec.lifetime_days:

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.groups.events import GroupLifetimeDue
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
 
-LIFETIME_DUE = "group.lifetime_due"
 # A reminder the service could not deliver on time is still useful for a few days.
 MISFIRE_GRACE_S = 3 * 86400
 
@@ -27,7 +27,7 @@ async def schedule(session: AsyncSession, scheduler: Scheduler, chat_id: str, cr
                    days: int) -> datetime:
     """Arm the reminder ``days`` after ``created_at``; returns when it fires."""
     due = created_at + timedelta(days=days)
-    await scheduler.put_job(session, job_key(chat_id), LIFETIME_DUE, TriggerSpec(type="date", at=due),
+    await scheduler.put_job(session, job_key(chat_id), GroupLifetimeDue, TriggerSpec(type="date", at=due),
                             payload={"chat_id": chat_id, "subject": ["group", chat_id]},
                             misfire_grace_s=MISFIRE_GRACE_S)
     return due

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from handlers.radar.cli import register as register_cli
+from handlers.radar.events import EVENTS
 from handlers.radar.http import install_radar
 from scrm.kernel.feature import Feature
 
@@ -11,4 +12,4 @@ from .handlers import router
 from .settings import RadarSettings
 
 FEATURE = Feature(name="radar", router=router, models=models, settings=RadarSettings, requires=("contacts", "tags"),
-                  http=install_radar, cli=register_cli)
+                  events=EVENTS, http=install_radar, cli=register_cli)

@@ -1,6 +1,6 @@
 """Reactions to radar clicks: interest tags, manager alerts (aggregated), the daily digest.
 
-A ``radar.click`` event comes from ``GET /r/{token}`` (handlers.radar.http). The click row, the
+A :class:`RadarClickEvent` comes from ``GET /r/{token}`` (handlers.radar.http). The click row, the
 tags, the alert and the aggregation state commit with the event, so a replay changes nothing.
 The timeline entry is written by handlers/timeline.py from the payload's ``subject``.
 """
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Customer, Follow
 from handlers.radar import alerts, texts
-from handlers.radar.http import CLICK
+from handlers.radar.events import RadarClickEvent, RadarDigest
 from handlers.radar.models import RadarClick
 from handlers.radar.settings import radar_settings
 from handlers.tags import api as tagcatalog
@@ -27,7 +27,6 @@ from scrm.adapters.wecom.errors import WeComError
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 from scrm.kernel.dispatch import Router
-from scrm.kernel.events import InternalEvent
 from scrm.kernel.models import DueJob
 from scrm.kernel.notify import tell_member
 from scrm.kernel.outbox import Outbox
@@ -39,7 +38,6 @@ log = logging.getLogger("handlers.radar")
 
 router = Router("radar")
 
-DIGEST = "radar.digest"
 DIGEST_JOB = "radar:digest"
 MARK_TAG = "externalcontact/mark_tag"
 
@@ -78,29 +76,27 @@ async def _ensure_digest_job(session: AsyncSession, scheduler: Scheduler, settin
     if exists is None:
         cron = radar_settings(settings).digest_cron
         trigger = TriggerSpec(type="cron", expr=cron, timezone=settings.playbook.timezone)
-        await scheduler.put_job(session, DIGEST_JOB, DIGEST, trigger)
+        await scheduler.put_job(session, DIGEST_JOB, RadarDigest, trigger)
 
 
-@router.on(CLICK)
-async def on_click(event: InternalEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
+@router.on(RadarClickEvent)
+async def on_click(event: RadarClickEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
                    playbook: Playbook | None, settings: Settings, scheduler: Scheduler, clock: Clock,
                    inbox_id: int) -> None:
     """Count the open; tag the customer with the material's interests; alert the manager (in
     quiet hours the alert waits for their end and says when the customer looked)."""
-    p = event.payload
-    material, sender, customer = str(p["material"]), str(p.get("sender") or ""), p.get("customer")
+    material, sender, customer = event.material, event.sender, event.customer
     spec = playbook.materials.get(material) if playbook is not None else None
     names = list(spec.interest_tags) if spec is not None and customer else []
     # -- WeCom reads (and tag creation) before any write: SQLite holds its lock until commit.
     tag_ids = await tagcatalog.ensure(session, wecom, names) if names else {}
-    userid = await _follower(session, wecom, sender, str(customer)) if tag_ids else None
+    userid = await _follower(session, wecom, sender, customer) if tag_ids and customer else None
     # -- writes
     await session.execute(insert(RadarClick).values(
-        token_id=str(p.get("token_id") or ""), material_id=material, sender=sender,
-        external_userid=customer, viewer_userid=None, occurrence=p.get("occurrence"), at=event.at))
+        token_id=event.token_id, material_id=material, sender=sender,
+        external_userid=customer, viewer_userid=None, occurrence=event.occurrence, at=event.at))
     if not customer:
         return  # anonymous: counted as an open, nobody to tag or name
-    customer = str(customer)
     if tag_ids and userid:
         have = set((await session.scalars(select(FollowTag.tag_id).where(
             FollowTag.userid == userid, FollowTag.external_userid == customer))).all())
@@ -127,8 +123,8 @@ async def on_click(event: InternalEvent, session: AsyncSession, wecom: WeComClie
         await _ensure_digest_job(session, scheduler, settings)
 
 
-@router.on(DIGEST)
-async def on_digest(event: InternalEvent, session: AsyncSession, outbox: Outbox, playbook: Playbook | None,
+@router.on(RadarDigest)
+async def on_digest(event: RadarDigest, session: AsyncSession, outbox: Outbox, playbook: Playbook | None,
                     settings: Settings, clock: Clock) -> None:
     """Once a day: each manager gets one message for the clicks that had no alert of their own
     (held until the quiet hours end when the digest runs inside them)."""

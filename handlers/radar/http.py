@@ -32,6 +32,7 @@ from urllib.parse import urlencode
 
 from aiohttp import hdrs, web
 
+from handlers.radar.events import RadarClickEvent
 from handlers.radar.links import PATH_PREFIX, LinkMaker
 from handlers.radar.settings import radar_settings
 from handlers.radar.tokens import Claims
@@ -42,8 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("handlers.radar.http")
 
-CLICK = "radar.click"
-SOURCE = "radar"
 # state must be a-zA-Z0-9 (≤128 B) for WeCom; we need nothing back from it.
 OAUTH_STATE = "radar"
 # A full click queue is logged on its first refusal and then every this many.
@@ -62,11 +61,9 @@ def link_targets(playbook: Playbook | None) -> dict[str, str]:
 
 
 def click_event_json(at: str, payload: dict[str, Any]) -> str:
-    """The ``InternalEvent`` JSON of a click, written without building the pydantic model.
-
-    ``Inbox.parse`` reads it back with ``InternalEvent.model_validate_json`` (tested).
-    """
-    return _JSON.encode({"source": SOURCE, "kind": CLICK, "at": at, "payload": payload})
+    """The stored JSON of a :class:`RadarClickEvent` (``InternalEvent`` form), written without building
+    a pydantic model; the inbox parses it back into ``RadarClickEvent`` (tested)."""
+    return _JSON.encode({"source": RadarClickEvent.SOURCE, "kind": RadarClickEvent.KIND, "at": at, "payload": payload})
 
 
 def _redirect(target: str) -> web.Response:
@@ -147,7 +144,8 @@ class ClickView:
         if customer:
             payload["subject"] = ["customer", customer]  # the timeline recorder reads this
         raw = click_event_json(self.runtime.clock.now().isoformat(), payload)
-        if self.runtime.inbox.offer_internal_json(SOURCE, CLICK, f"{self._key_prefix}{next(self._seq)}", raw,
+        if self.runtime.inbox.offer_internal_json(RadarClickEvent.SOURCE, RadarClickEvent.KIND,
+                                                  f"{self._key_prefix}{next(self._seq)}", raw,
                                                   limit=radar_settings(self.settings).record_queue_max):
             return True
         self.dropped += 1

@@ -26,15 +26,13 @@ from scrm.kernel.scheduler import Scheduler, TriggerSpec
 from scrm.playbook import Playbook
 from scrm.playbook.quiet import next_allowed
 
+from .events import SopCarryDue, SopEscalateDue
 from .model import task_id_for
 
 BUTTONS = {"done": ("完成", 1), "snooze": ("稍后提醒", 2), "not_relevant": ("不相关", 3)}
 """Button key → (label, WeCom style)."""
 
 DONE_LABELS = {"done": "已完成", "snooze": "已推迟", "not_relevant": "已标记不相关"}
-ESCALATE_KIND = "sop.escalate"
-SNOOZE_KIND = "sop.snooze"
-CARRY_KIND = "sop.carry"
 CARRY_AT = time(9, 0)  # carried-over cards arrive when the branch opens
 CARRY_SEARCH_DAYS = 60  # give up (and say so) rather than scan the calendar forever
 CARRY_GRACE_S = 7 * 86400  # a card that waited is still worth sending after an outage
@@ -126,7 +124,7 @@ async def send_card(session: AsyncSession, outbox: Outbox, scheduler: Scheduler 
                      priority=PRIORITY_INTERACTIVE, lane=f"manager:{card.userid}")
     if card.escalate_after is not None and scheduler is not None:
         # A dated job checks later whether the card was handled; the handler decides.
-        await scheduler.put_job(session, f"sop.escalate:{card.task_id}", ESCALATE_KIND,
+        await scheduler.put_job(session, f"sop.escalate:{card.task_id}", SopEscalateDue,
                                 TriggerSpec(type="date", at=now + card.escalate_after),
                                 payload={"task_id": card.task_id}, misfire_grace_s=7 * 86400)
 
@@ -160,7 +158,7 @@ async def defer_card(session: AsyncSession, scheduler: Scheduler, card: TaskCard
         return None
     tz = ZoneInfo(pb.policy.timezone)
     at = next_allowed(pb, datetime.combine(day, CARRY_AT, tz))
-    await scheduler.put_job(session, f"sop.carry:{card.task_id}", CARRY_KIND,
+    await scheduler.put_job(session, f"sop.carry:{card.task_id}", SopCarryDue,
                             TriggerSpec(type="date", at=at, timezone=pb.policy.timezone),
                             payload={"task_id": card.task_id}, misfire_grace_s=CARRY_GRACE_S)
     return day

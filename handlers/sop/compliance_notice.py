@@ -16,7 +16,7 @@ from scrm.kernel.notify import tell_member
 from scrm.kernel.outbox import Outbox
 from scrm.playbook import MaterialFinding, Playbook, material_findings
 
-from .jobs import NOTICE_KIND
+from .events import SopComplianceNotice
 
 # An app message's text is capped by WeCom at 2048 bytes; say how many more there are instead.
 MAX_LINES = 12
@@ -46,5 +46,6 @@ async def send_notice(session: AsyncSession, outbox: Outbox, settings: Settings,
         return 0
     text = notice_text(day, findings)
     for userid in playbook.policy.ops_contacts:
-        await tell_member(session, outbox, settings, key=f"{NOTICE_KIND}:{day}:{userid}", userid=userid, text=text)
+        await tell_member(session, outbox, settings, key=f"{SopComplianceNotice.KIND}:{day}:{userid}", userid=userid,
+                          text=text)
     return len(playbook.policy.ops_contacts)

@@ -26,14 +26,14 @@ from scrm.kernel.scheduler import Scheduler
 from scrm.playbook import Playbook
 from scrm.playbook.quiet import local_day, next_allowed
 
-from .cards import CARRY_KIND, ESCALATE_KIND, SNOOZE_KIND, TaskCard, defer_card, issue_card
+from .cards import TaskCard, defer_card, issue_card
 from .executor import Executor, Outcome
 from .followup import follow_up
-from .jobs import DUE_KIND, FOLLOWUP_KIND, REMINDER_KIND, register_jobs, slot_of, wanted_jobs
+from .jobs import register_jobs, slot_of, wanted_jobs
 from .media import ADD_MSG_TEMPLATE, MediaPreparer
 from .model import Planned, Skip, send_key, task_id_for
 from .planner import SlotPlanner, slot_times
-from .reminders import EVENT_KIND, ReminderRunner
+from .reminders import ReminderRunner
 from .tasks import on_button, on_carry_due, on_escalate_due, on_snooze_due
 
 
@@ -51,13 +51,6 @@ async def run_slot(session: AsyncSession, pb: Playbook, outbox: Outbox, day: dat
 
 __all__ = [
     "ADD_MSG_TEMPLATE",
-    "CARRY_KIND",
-    "DUE_KIND",
-    "ESCALATE_KIND",
-    "EVENT_KIND",
-    "FOLLOWUP_KIND",
-    "REMINDER_KIND",
-    "SNOOZE_KIND",
     "Executor",
     "MediaPreparer",
     "Outcome",

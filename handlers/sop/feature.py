@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from handlers.sop.cli import register as register_cli
 from handlers.sop.engine import register_jobs as register_sop_jobs
+from handlers.sop.events import EVENTS
 from handlers.sop.media import ADD_MSG_TEMPLATE, MediaPreparer
 from scrm.kernel.feature import Feature
 
@@ -30,4 +31,4 @@ def _outbox(runtime: Runtime) -> None:
 
 
 FEATURE = Feature(name="sop", router=router, models=models, requires=("contacts", "crm", "groups", "radar", "tags"),
-                  jobs=register_jobs, outbox=_outbox, cli=register_cli)
+                  events=EVENTS, jobs=register_jobs, outbox=_outbox, cli=register_cli)

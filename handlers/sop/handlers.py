@@ -1,7 +1,8 @@
 """SOP engine reactions: time slots, reminders, task-card buttons, snoozes, escalations, follow-up.
 
 Every handler only plans and writes rows (outbox, sop_* tables, jobs) in the event's
-transaction; the outbox sends. Scheduler events carry ``fire_time``; the slot's day is the
+transaction; the outbox sends. Its events are typed (``handlers/sop/events.py``; the CRM's key
+events come through ``handlers.crm.api``). Scheduler events carry ``fire_time``; the slot's day is the
 fire time's local date, so a replay or a late run plans the same day it was meant for.
 
 Nothing reaches a customer or a manager in quiet hours, even when a job runs late into them:
@@ -22,16 +23,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.crm.api import CrmKeyEvent
 from handlers.radar.api import LinkMaker
 from handlers.sop.compliance_notice import send_notice
 from handlers.sop.engine import (
-    CARRY_KIND,
-    DUE_KIND,
-    ESCALATE_KIND,
-    EVENT_KIND,
-    FOLLOWUP_KIND,
-    REMINDER_KIND,
-    SNOOZE_KIND,
     Executor,
     Planned,
     ReminderRunner,
@@ -46,13 +41,23 @@ from handlers.sop.engine import (
     on_snooze_due,
     slot_of,
 )
-from handlers.sop.jobs import NOTICE_KIND
+from handlers.sop.events import (
+    CrmKeyDeferred,
+    SopCarryDue,
+    SopComplianceNotice,
+    SopDatedReminder,
+    SopDue,
+    SopEscalateDue,
+    SopFollowup,
+    SopReminderScan,
+    SopSnoozeDue,
+)
 from handlers.sop.model import Decision
 from scrm.adapters.wecom.events import TemplateCardEvent
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 from scrm.kernel.dispatch import Router
-from scrm.kernel.events import InternalEvent
+from scrm.kernel.events import Scheduled
 from scrm.kernel.outbox import Outbox
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
 from scrm.playbook import Playbook
@@ -60,24 +65,20 @@ from scrm.playbook import Playbook
 router = Router("sop")
 log = logging.getLogger("handlers.sop")
 
-CRM_EVENT = "crm.event"
-CRM_DEFERRED = "sop.crm_deferred"  # a CRM event that arrived in quiet hours, replayed after them
+def _job_payload(event: Scheduled) -> dict[str, Any]:
+    """The stored payload of ``event`` without what its firing added (``job_key``, ``fire_time``)."""
+    return {k: v for k, v in event.stored().payload.items() if k not in ("job_key", "fire_time")}
 
 
-def _fire_time(event: InternalEvent) -> datetime | None:
-    raw = event.payload.get("fire_time")
-    return datetime.fromisoformat(raw) if isinstance(raw, str) else None
-
-
-async def _after_quiet(event: InternalEvent, session: AsyncSession, scheduler: Scheduler,
+async def _after_quiet(event: Scheduled, session: AsyncSession, scheduler: Scheduler,
                        playbook: Playbook | None, now: datetime) -> bool:
     """In quiet hours: fire the same event again when they end (True); otherwise False."""
     if playbook is None or next_allowed(playbook, now) <= now:
         return False
-    payload = {k: v for k, v in event.payload.items() if k not in ("job_key", "fire_time")}
+    payload = _job_payload(event)
     digest = hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
     # Not under a prefix register_jobs manages ("sop.reminders:" …): a reload must not disable it.
-    await scheduler.put_job(session, f"sop.after-quiet:{event.kind}:{digest}", event.kind,
+    await scheduler.put_job(session, f"sop.after-quiet:{event.kind}:{digest}", type(event),
                             TriggerSpec(type="date", at=next_allowed(playbook, now)), payload=payload,
                             misfire_grace_s=86400)
     return True
@@ -94,14 +95,14 @@ async def _in_quiet_hours(decisions: AsyncIterable[Decision], reason: str) -> As
             yield d
 
 
-@router.on(DUE_KIND)
-async def on_sop_due(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
+@router.on(SopDue)
+async def on_sop_due(event: SopDue, session: AsyncSession, clock: Clock, settings: Settings,
                      outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
     """A time slot is due: plan it for every group and customer, queue the sends."""
     if playbook is None:
         return
     now = clock.now()
-    day, at = slot_of(event.payload, _fire_time(event) or event.at, playbook.policy.timezone)
+    day, at = slot_of(event, playbook.policy.timezone)
     executor = Executor(session, outbox, playbook, agent_id=settings.wecom.agent_id, now=now, scheduler=scheduler,
                         links=LinkMaker(settings))
     decisions: AsyncIterable[Decision] = SlotPlanner(playbook, day, at, now).run(session)
@@ -120,24 +121,24 @@ def _runner(session: AsyncSession, playbook: Playbook, outbox: Outbox, scheduler
                           links=LinkMaker(settings))
 
 
-@router.on(REMINDER_KIND)
-async def on_daily_reminder(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
+@router.on(SopReminderScan)
+async def on_daily_reminder(event: SopReminderScan, session: AsyncSession, clock: Clock, settings: Settings,
                             outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
     """Daily scan for one date-based reminder (birthday, risk expiry, maturity, no contact)."""
     if playbook is not None and not await _after_quiet(event, session, scheduler, playbook, clock.now()):
         runner = _runner(session, playbook, outbox, scheduler, clock, settings)
-        await runner.daily(str(event.payload.get("reminder", "")))
+        await runner.daily(event.reminder)
 
 
-@router.on(EVENT_KIND)
-async def on_dated_reminder(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
+@router.on(SopDatedReminder)
+async def on_dated_reminder(event: SopDatedReminder, session: AsyncSession, clock: Clock, settings: Settings,
                             outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
     if playbook is not None and not await _after_quiet(event, session, scheduler, playbook, clock.now()):
-        await _runner(session, playbook, outbox, scheduler, clock, settings).on_dated(event.payload)
+        await _runner(session, playbook, outbox, scheduler, clock, settings).on_dated(event)
 
 
-@router.on(CRM_EVENT, CRM_DEFERRED)
-async def on_crm_event(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
+@router.on(CrmKeyEvent, CrmKeyDeferred)
+async def on_crm_event(event: CrmKeyEvent, session: AsyncSession, clock: Clock, settings: Settings,
                        outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
     """Key CRM events: immediate cards (outside quiet hours) or dated jobs (maturity)."""
     if playbook is None:
@@ -145,12 +146,13 @@ async def on_crm_event(event: InternalEvent, session: AsyncSession, clock: Clock
     now = clock.now()
     allowed = next_allowed(playbook, now)
     if allowed > now:
-        payload: dict[str, Any] = dict(event.payload)
-        key = f"sop.crm_deferred:{payload.get('event_id') or payload.get('crm_id')}:{payload.get('kind')}"
-        await scheduler.put_job(session, key[:256], CRM_DEFERRED, TriggerSpec(type="date", at=allowed),
+        # The same fields, fired again as a CrmKeyDeferred when the quiet hours end.
+        payload = _job_payload(event) if isinstance(event, CrmKeyDeferred) else event.stored().payload
+        key = f"sop.crm_deferred:{event.event_id or event.crm_id}:{event.event_kind}"
+        await scheduler.put_job(session, key[:256], CrmKeyDeferred, TriggerSpec(type="date", at=allowed),
                                 payload=payload, misfire_grace_s=86400)
         return
-    await _runner(session, playbook, outbox, scheduler, clock, settings).on_crm_event(event.payload)
+    await _runner(session, playbook, outbox, scheduler, clock, settings).on_crm_event(event)
 
 
 @router.on(TemplateCardEvent)
@@ -161,47 +163,47 @@ async def on_card_button(event: TemplateCardEvent, session: AsyncSession, clock:
                     agent_id=settings.wecom.agent_id, now=clock.now())
 
 
-@router.on(SNOOZE_KIND)
-async def on_snooze(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
+@router.on(SopSnoozeDue)
+async def on_snooze(event: SopSnoozeDue, session: AsyncSession, clock: Clock, settings: Settings,
                     outbox: Outbox, scheduler: Scheduler, playbook: Playbook | None) -> None:
     now = clock.now()
     if await _after_quiet(event, session, scheduler, playbook, now):
         return
     day = local_day(playbook, now) if playbook is not None else now.astimezone(
         ZoneInfo(settings.playbook.timezone)).date()
-    await on_snooze_due(session, outbox, scheduler, task_id=str(event.payload.get("task_id")),
+    await on_snooze_due(session, outbox, scheduler, task_id=event.task_id,
                         agent_id=settings.wecom.agent_id, now=now, day=day)
 
 
-@router.on(ESCALATE_KIND)
-async def on_escalate(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
+@router.on(SopEscalateDue)
+async def on_escalate(event: SopEscalateDue, session: AsyncSession, clock: Clock, settings: Settings,
                       outbox: Outbox, scheduler: Scheduler, playbook: Playbook | None) -> None:
     if not await _after_quiet(event, session, scheduler, playbook, clock.now()):
-        await on_escalate_due(session, outbox, task_id=str(event.payload.get("task_id")),
+        await on_escalate_due(session, outbox, task_id=event.task_id,
                               agent_id=settings.wecom.agent_id, now=clock.now())
 
 
-@router.on(CARRY_KIND)
-async def on_carry(event: InternalEvent, session: AsyncSession, clock: Clock, settings: Settings,
+@router.on(SopCarryDue)
+async def on_carry(event: SopCarryDue, session: AsyncSession, clock: Clock, settings: Settings,
                    outbox: Outbox, scheduler: Scheduler, playbook: Playbook | None) -> None:
     """A card carried over the daily task limit: its workday has begun."""
     if not await _after_quiet(event, session, scheduler, playbook, clock.now()):
-        await on_carry_due(session, outbox, scheduler, task_id=str(event.payload.get("task_id")),
+        await on_carry_due(session, outbox, scheduler, task_id=event.task_id,
                            agent_id=settings.wecom.agent_id, now=clock.now())
 
 
-@router.on(NOTICE_KIND)
-async def on_compliance_notice(event: InternalEvent, session: AsyncSession, clock: Clock, outbox: Outbox,
+@router.on(SopComplianceNotice)
+async def on_compliance_notice(event: SopComplianceNotice, session: AsyncSession, clock: Clock, outbox: Outbox,
                                settings: Settings, playbook: Playbook | None) -> None:
     """Once a day: tell the ops contacts which materials in use are (or soon are) skipped."""
     if playbook is None:
         return
-    at = _fire_time(event) or clock.now()
+    at = event.fire_time or clock.now()
     await send_notice(session, outbox, settings, playbook, at.astimezone(ZoneInfo(playbook.policy.timezone)).date())
 
 
-@router.on(FOLLOWUP_KIND)
-async def on_followup(event: InternalEvent, session: AsyncSession, clock: Clock, outbox: Outbox,
+@router.on(SopFollowup)
+async def on_followup(event: SopFollowup, session: AsyncSession, clock: Clock, outbox: Outbox,
                       wecom: Any, playbook: Playbook | None) -> None:
     now = clock.now()
     remind = playbook is None or next_allowed(playbook, now) <= now

@@ -13,16 +13,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from scrm.kernel.events import Internal
 from scrm.kernel.models import DueJob
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
 from scrm.playbook import Playbook
 
+from .events import SopComplianceNotice, SopDue, SopFollowup, SopReminderScan
 from .planner import slot_times
 
-DUE_KIND = "sop.due"
-REMINDER_KIND = "sop.reminders"
-FOLLOWUP_KIND = "sop.followup"
-NOTICE_KIND = "sop.compliance"  # the daily compliance notice to the policy's ops_contacts
 PREFIXES = ("sop.due:", "sop.reminders:", "sop.followup", "sop.compliance")
 FOLLOWUP_EVERY_S = 3600
 # Daily scans (birthday, risk expiry, maturity, no contact) run at the reminder's `at`.
@@ -33,23 +31,26 @@ def _hhmm(at: time) -> str:
     return f"{at.hour:02d}:{at.minute:02d}"
 
 
-def wanted_jobs(pb: Playbook) -> dict[str, tuple[str, TriggerSpec, dict[str, Any], int]]:
-    """job_key → (kind, trigger, payload, misfire grace in seconds) for this playbook."""
+Job = tuple[type[Internal], TriggerSpec, dict[str, Any], int]
+
+
+def wanted_jobs(pb: Playbook) -> dict[str, Job]:
+    """job_key → (event kind, trigger, payload, misfire grace in seconds) for this playbook."""
     tz = pb.policy.timezone
-    jobs: dict[str, tuple[str, TriggerSpec, dict[str, Any], int]] = {}
+    jobs: dict[str, Job] = {}
     for at, grace in slot_times(pb).items():
         trigger = TriggerSpec(type="cron", expr=f"{at.minute} {at.hour} * * *", timezone=tz)
-        jobs[f"sop.due:{_hhmm(at)}"] = (DUE_KIND, trigger, {"at": _hhmm(at)}, int(grace.total_seconds()))
+        jobs[f"sop.due:{_hhmm(at)}"] = (SopDue, trigger, {"at": _hhmm(at)}, int(grace.total_seconds()))
     for name, r in pb.reminders.items():
         if r.active and r.on in DATED_REMINDERS:
             trigger = TriggerSpec(type="cron", expr=f"{r.at.minute} {r.at.hour} * * *", timezone=tz)
-            jobs[f"sop.reminders:{name}"] = (REMINDER_KIND, trigger, {"reminder": name, "at": _hhmm(r.at)},
+            jobs[f"sop.reminders:{name}"] = (SopReminderScan, trigger, {"reminder": name, "at": _hhmm(r.at)},
                                              int(pb.policy.misfire_grace.total_seconds()))
     if pb.policy.ops_contacts:
         at = pb.policy.ops_notice_at
         trigger = TriggerSpec(type="cron", expr=f"{at.minute} {at.hour} * * *", timezone=tz)
-        jobs["sop.compliance"] = (NOTICE_KIND, trigger, {}, int(pb.policy.misfire_grace.total_seconds()))
-    jobs["sop.followup"] = (FOLLOWUP_KIND, TriggerSpec(type="interval", seconds=FOLLOWUP_EVERY_S,
+        jobs["sop.compliance"] = (SopComplianceNotice, trigger, {}, int(pb.policy.misfire_grace.total_seconds()))
+    jobs["sop.followup"] = (SopFollowup, TriggerSpec(type="interval", seconds=FOLLOWUP_EVERY_S,
                                                        start=datetime(2026, 1, 1, tzinfo=UTC)), {}, 1800)
     return jobs
 
@@ -66,10 +67,9 @@ async def register_jobs(session: AsyncSession, scheduler: Scheduler, pb: Playboo
     return sorted(jobs)
 
 
-def slot_of(payload: dict[str, Any], fire_time: datetime | None, tz: str) -> tuple[date, time]:
-    """The local (day, HH:MM) a ``sop.due`` event stands for: its fire time, else ``date``/``at``."""
-    at = time.fromisoformat(str(payload["at"]))
-    if payload.get("date"):
-        return date.fromisoformat(str(payload["date"])), at
-    assert fire_time is not None
-    return fire_time.astimezone(ZoneInfo(tz)).date(), at
+def slot_of(event: SopDue, tz: str) -> tuple[date, time]:
+    """The local (day, HH:MM) a ``sop.due`` event stands for: its ``day`` if given, else the local
+    date of its fire time (of its time when no scheduler fired it)."""
+    if event.day is not None:
+        return event.day, event.slot
+    return (event.fire_time or event.at).astimezone(ZoneInfo(tz)).date(), event.slot

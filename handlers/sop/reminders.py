@@ -1,6 +1,6 @@
 """Key-event reminders: task cards to the customer's manager (and escalation to the team lead).
 
-Two entries: CRM events (``crm.event``: maturity is scheduled N days ahead; large transfers, tier
+Two entries: CRM key events (:class:`CrmKeyEvent`: maturity is scheduled N days ahead; large transfers, tier
 and manager changes are immediate) and daily scans (birthday, risk-assessment expiry, maturity
 from CRM attributes, no contact for N days). Both use the key ``reminder:{name}:{customer}:{date}``
 so the same occurrence reaches the manager once, whichever entry saw it first.
@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Customer
-from handlers.crm.api import Binding
+from handlers.crm.api import Binding, CrmKeyEvent
 from handlers.radar.api import LinkMaker, record_send
 from handlers.sop.models import SopTask
 from scrm.kernel.outbox import Outbox
@@ -27,12 +27,12 @@ from scrm.playbook import Playbook, Reminder, RenderedMaterial, TemplateError, r
 from scrm.playbook.quiet import local_day, next_allowed
 
 from .cards import TaskCard, defer_card, issue_card, record_outcome
+from .events import SopDatedReminder
 from .planner import _parse_date, customer_context
 from .targets import CustomerTarget, iter_customers, member_names, tag_names
 
 log = logging.getLogger("handlers.sop.reminders")
 
-EVENT_KIND = "sop.reminder"  # a dated reminder job fires this
 # CRM event kinds → reminder kinds (the CRM engineer's names, with tolerated spellings).
 CRM_KINDS = {"maturity": "maturity", "large_transfer": "large_transfer", "tier_up": "tier_up",
              "tier_down": "tier_down", "manager_change": "manager_change", "birthday": "birthday",
@@ -151,11 +151,12 @@ class ReminderRunner:
             return batch[0] if batch else None
         return None
 
-    async def on_crm_event(self, payload: Mapping[str, Any]) -> int:
+    async def on_crm_event(self, event: CrmKeyEvent) -> int:
         """React to one CRM key event; returns cards issued now (dated ones are scheduled)."""
-        # crm.store sends {event_id, crm_id, kind, at, payload: {...}, external_userid}: flatten.
-        inner = payload.get("payload")
-        payload = {**(inner if isinstance(inner, dict) else {}), **{k: v for k, v in payload.items() if k != "payload"}}
+        # The event's own fields over its details, flat: what cards and dated jobs read.
+        payload: dict[str, Any] = {**event.details, "event_id": event.event_id, "crm_id": event.crm_id,
+                                   "kind": event.event_kind, "at": event.occurred_at.isoformat(),
+                                   "external_userid": event.external_userid}
         kind = CRM_KINDS.get(str(payload.get("kind", "")))
         crm_id = str(payload.get("crm_id", ""))
         if kind is None or not crm_id:
@@ -189,20 +190,19 @@ class ReminderRunner:
         if fire <= self.now:
             await self.card(name, r, c, when.isoformat(), extra)
             return
-        await self.scheduler.put_job(self.session, f"sop.reminder:{name}:{c.external_userid}:{when}", EVENT_KIND,
+        await self.scheduler.put_job(self.session, f"sop.reminder:{name}:{c.external_userid}:{when}",
+                                     SopDatedReminder,
                                      TriggerSpec(type="date", at=fire, timezone=self.pb.policy.timezone),
                                      payload=job_payload, misfire_grace_s=int(timedelta(days=1).total_seconds()))
 
-    async def on_dated(self, payload: Mapping[str, Any]) -> int:
+    async def on_dated(self, event: SopDatedReminder) -> int:
         """A dated reminder job fired."""
-        name = str(payload.get("reminder", ""))
-        r = self.pb.reminders.get(name)
+        r = self.pb.reminders.get(event.reminder)
         if r is None or not r.active:
             return 0
-        async for batch in iter_customers(self.session, await tag_names(self.session),
-                                          only=[str(payload["external_userid"])]):
+        async for batch in iter_customers(self.session, await tag_names(self.session), only=[event.external_userid]):
             for c in batch:
-                return int(await self.card(name, r, c, str(payload["occurrence"]), payload.get("extra") or {}))
+                return int(await self.card(event.reminder, r, c, event.occurrence, event.extra))
         return 0
 
     # -- daily scans -------------------------------------------------------------------------
@@ -238,4 +238,4 @@ class ReminderRunner:
         return when.isoformat() if when == target else None
 
 
-__all__ = ["EVENT_KIND", "ReminderRunner", "local_day", "next_allowed"]
+__all__ = ["ReminderRunner", "local_day", "next_allowed"]

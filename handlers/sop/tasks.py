@@ -14,7 +14,8 @@ from handlers.sop.models import SopTask
 from scrm.kernel.outbox import PRIORITY_INTERACTIVE, Outbox
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
 
-from .cards import DONE_LABELS, SNOOZE_KIND, card_of, issue_card, send_card
+from .cards import DONE_LABELS, card_of, issue_card, send_card
+from .events import SopSnoozeDue
 
 log = logging.getLogger("handlers.sop.tasks")
 
@@ -34,7 +35,7 @@ async def on_button(session: AsyncSession, outbox: Outbox, scheduler: Scheduler 
         task.handled_at = now
         if status == "snoozed" and scheduler is not None:
             snooze = timedelta(seconds=float(task.detail.get("snooze_s") or DEFAULT_SNOOZE.total_seconds()))
-            await scheduler.put_job(session, f"sop.snooze:{task_id}", SNOOZE_KIND,
+            await scheduler.put_job(session, f"sop.snooze:{task_id}", SopSnoozeDue,
                                     TriggerSpec(type="date", at=now + snooze), payload={"task_id": task_id},
                                     misfire_grace_s=86400)
     if response_code:

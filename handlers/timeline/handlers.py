@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.timeline.record import add_entries
 from scrm.adapters.wecom import events as ev
 from scrm.kernel.dispatch import Router
-from scrm.kernel.events import InternalEvent
+from scrm.kernel.events import Internal, InternalEvent, stored_form
 
 router = Router("timeline")
 
@@ -34,8 +34,9 @@ def subjects_of(event: Any) -> list[Subject]:
         return [("customer", external)]
     if isinstance(event, (ev.ExternalTagCreate, ev.ExternalTagUpdate, ev.ExternalTagDelete, ev.ExternalTagShuffle)):
         return [("tag", event.id or "*")]
-    if isinstance(event, InternalEvent):
-        sub = event.payload.get("subject")
+    if isinstance(event, Internal | InternalEvent):
+        # Any feature's internal event, typed or not: its stored payload names the subject.
+        sub = stored_form(event).payload.get("subject")
         if isinstance(sub, list) and len(sub) == 2:
             return [(str(sub[0]), str(sub[1]))]
         return []
@@ -46,8 +47,8 @@ def subjects_of(event: Any) -> list[Subject]:
 
 
 def detail_of(event: Any) -> dict[str, Any]:
-    if isinstance(event, InternalEvent):
-        return dict(event.payload)
+    if isinstance(event, Internal | InternalEvent):
+        return dict(stored_form(event).payload)
     data: dict[str, Any] = event.model_dump(mode="json", exclude={"to_user_name"})
     return data
 

@@ -9,6 +9,7 @@ handler — and the runtime builds one ``HandlerDeps`` per event (so mypy checks
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from collections.abc import Iterable
 from datetime import datetime
@@ -64,6 +65,8 @@ NAMES = tuple(f.name for f in dataclasses.fields(HandlerDeps))
 
 
 def _norm(annotation: object) -> str:
+    if annotation is inspect.Parameter.empty:
+        return "Any"  # not annotated: takes whatever is provided
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", repr(annotation))
     return re.sub(r"\s+", "", text)
 
@@ -74,7 +77,7 @@ def _accepts(declared: str, provided: str) -> bool:
     The same name; or ``X | None`` for an ``X``; or ``Any``. Annotations are compared as written
     (the project writes every dependency's type by its plain class name).
     """
-    if declared in ("Any", "", "inspect._empty"):
+    if declared == "Any":
         return True
     options = set(declared.split("|"))
     return set(provided.split("|")) <= options

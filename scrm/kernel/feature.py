@@ -5,6 +5,11 @@ root (``scrm/main.py``) lists the features in order. Nothing is discovered: a fe
 does not name does not run, and dispatch order is what ``after`` declares, checked at start-up
 (an unknown name or a cycle refuses to start), never the alphabetical order of file names.
 
+A feature owns the kinds of internal events it produces (``events``: one typed class per kind,
+``scrm.kernel.events.Internal``); the service parses stored internal events into the classes of
+the composed features. A kind declared twice, or a handler for a typed kind no composed feature
+declares, refuses to start.
+
 Every hook receives the service when it is built and takes the collaborators it needs then
 (views, workers and jobs never look the runtime up later).
 """
@@ -21,6 +26,7 @@ from aiohttp import web
 
 from scrm.kernel.config import Section
 from scrm.kernel.dispatch import Router
+from scrm.kernel.events import EventKindError, EventKinds, Internal
 
 if TYPE_CHECKING:
     from scrm.kernel.service import Runtime
@@ -45,6 +51,8 @@ class Feature:
     ``models``: the module declaring the feature's tables (Alembic and tests see them through it).
     ``settings``: its configuration section, ``[<name>]`` (``SCRM_<NAME>__<KEY>``).
     ``requires``: features whose ``api.py`` this one imports (documented, checked by name).
+    ``events``: the internal event kinds it owns, one typed class each (its ``events.py``);
+    other features consume them through its ``api.py``.
     ``http``: adds routes to the service's HTTP app. ``jobs``: (re-)registers scheduler jobs, at
     start and after each playbook reload. ``workers``: background loops by name. ``outbox``:
     installs the outbox semantics of the APIs it queues (preparers, refreshers). ``cli``: adds
@@ -57,6 +65,7 @@ class Feature:
     settings: type[Section] | None = None
     after: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
+    events: tuple[type[Internal], ...] = ()
     http: HttpInstaller | None = None
     jobs: JobsRegistrar | None = None
     workers: Workers | None = None
@@ -94,7 +103,47 @@ def compose(features: Iterable[Feature]) -> tuple[Feature, ...]:
         ordered.append(ready)
         placed.add(ready.name)
         pending.remove(ready)
+    event_kinds(ordered)  # a kind declared twice, or handled but undeclared, refuses to start too
     return tuple(ordered)
+
+
+def event_kinds(features: Sequence[Feature]) -> EventKinds:
+    """Kind → typed class, from the features' ``events``.
+
+    Raises :class:`FeatureError` for a kind declared twice (by two features or two classes), a
+    handler of one of these features registered for a typed kind no listed feature declares
+    (nothing would ever parse into it), or one registered by the string of a declared kind
+    (it would receive the typed class: name the class).
+    """
+    kinds = EventKinds()
+    owner: dict[str, str] = {}
+    for f in features:
+        for cls in f.events:
+            kind = getattr(cls, "KIND", None)
+            if isinstance(kind, str) and kind in owner:  # one owner per kind, even for the same class
+                raise FeatureError(f"event kind {kind!r} is declared by feature {owner[kind]!r} "
+                                   f"({_qualname(kinds.get(kind))}) and by feature {f.name!r} ({_qualname(cls)})")
+            try:
+                kinds.add(cls)
+            except EventKindError as exc:
+                raise FeatureError(f"feature {f.name!r}: {exc}") from None
+            owner[cls.KIND] = f.name
+    for f in features:
+        for route in f.router.routes if f.router is not None else ():
+            for t in route.matches_types:
+                if issubclass(t, Internal) and kinds.get(getattr(t, "KIND", "")) is not t:
+                    raise FeatureError(f"feature {f.name!r}: {route.name} handles {t.__qualname__}, an event kind "
+                                       f"no listed feature declares in events=")
+            for k in route.matches_kinds:
+                declared = kinds.get(k)
+                if declared is not None:
+                    raise FeatureError(f"feature {f.name!r}: {route.name} handles {k!r} by its string; "
+                                       f"register it with @router.on({declared.__qualname__})")
+    return kinds
+
+
+def _qualname(cls: type | None) -> str:
+    return cls.__qualname__ if cls is not None else "?"
 
 
 def routers_of(features: Sequence[Feature]) -> list[Router]:

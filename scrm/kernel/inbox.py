@@ -1,6 +1,11 @@
 """The durable inbox: every inbound event is stored (deduplicated) before it is acknowledged,
 then claimed by a worker, parsed into a typed event and fed to the dispatcher.
 
+Internal events are stored as ``InternalEvent`` JSON and dispatched as the typed class of their
+kind (``kinds``, filled from the composed features' ``events``); a kind nobody declares stays
+an ``InternalEvent``. A row that is no event at all is dead-lettered at once; a payload that
+does not fit its kind's class is that row's handler error (retried, then dead-lettered).
+
 A handler's database writes, the outbox rows it adds and the row's ``done`` mark commit in one
 transaction, so an event's effects happen exactly once even across crashes and replays. A
 failing handler retries with exponential backoff; after ``max_attempts`` the row is dead-lettered
@@ -26,7 +31,7 @@ from scrm.adapters.wecom.events import EventHeader, XmlError, parse_event
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import InboxSettings
 from scrm.kernel.dispatch import Dispatcher
-from scrm.kernel.events import InternalEvent
+from scrm.kernel.events import AnyInternal, EventKinds, InternalEvent, stored_form
 from scrm.kernel.group_commit import GroupCommitWriter
 from scrm.kernel.leases import claim, new_owner_id
 from scrm.kernel.logs import log_context
@@ -68,11 +73,15 @@ class Inbox:
         sessions: async_sessionmaker[AsyncSession],
         settings: InboxSettings,
         clock: Clock,
+        *,
+        kinds: EventKinds | None = None,
     ) -> None:
         self.engine = engine
         self.sessions = sessions
         self.settings = settings
         self.clock = clock
+        # Kind → typed class of the internal events this service's features declare.
+        self.kinds = kinds if kinds is not None else EventKinds()
         self.owner = new_owner_id("inbox")
         self._wake = asyncio.Event()
         self.after_commit: list[Callable[[], None]] = []
@@ -113,17 +122,19 @@ class Inbox:
         row = self._row(WECOM, header.dedup_key, raw_xml, header.msg_type, header.event, header.change_type)
         return await self.writer.put(row)
 
-    async def add_internal(self, session: AsyncSession, event: InternalEvent, dedup_key: str) -> None:
-        """Add an internal event inside the caller's transaction (scheduler, CRM, radar)."""
-        row = self._row(event.source, f"{event.source}:{dedup_key}", event.model_dump_json(), "internal",
-                        event.kind, "")
+    def _internal_row(self, event: AnyInternal, dedup_key: str) -> dict[str, Any]:
+        stored = stored_form(event)
+        return self._row(stored.source, f"{stored.source}:{dedup_key}", stored.model_dump_json(), "internal",
+                         stored.kind, "")
+
+    async def add_internal(self, session: AsyncSession, event: AnyInternal, dedup_key: str) -> None:
+        """Add an internal event (typed, or untyped) inside the caller's transaction (scheduler, CRM, radar)."""
+        row = self._internal_row(event, dedup_key)
         await session.execute(insert_ignore(dialect_of(session), table_of(InboxEvent), row, ["dedup_key"]))
 
-    async def put_internal(self, event: InternalEvent, dedup_key: str) -> bool:
+    async def put_internal(self, event: AnyInternal, dedup_key: str) -> bool:
         """Store an internal event on its own through the group-commit writer."""
-        row = self._row(event.source, f"{event.source}:{dedup_key}", event.model_dump_json(), "internal",
-                        event.kind, "")
-        return await self.writer.put(row)
+        return await self.writer.put(self._internal_row(event, dedup_key))
 
     def offer_internal_json(self, source: str, kind: str, dedup_key: str, raw_json: str, *, limit: int) -> bool:
         """Queue an internal event, already serialised as ``InternalEvent`` JSON, without waiting
@@ -133,9 +144,14 @@ class Inbox:
 
     # ---------------------------------------------------------------- processing
     def parse(self, row: Mapping[str, Any]) -> Any:
+        """The stored event: a WeCom event, or an internal one as stored (untyped)."""
         if row["source"] == WECOM:
             return parse_event(row["raw"])
         return InternalEvent.model_validate_json(row["raw"])
+
+    def typed(self, event: Any) -> Any:
+        """An internal event as the class of its kind (``EventPayloadError`` when it does not fit)."""
+        return self.kinds.typed(event) if isinstance(event, InternalEvent) else event
 
     async def process_due(self, dispatcher: Dispatcher, context: Context) -> ProcessOutcome:
         """Claim one batch of due rows and process them in order."""
@@ -175,6 +191,7 @@ class Inbox:
                 await self._fail(row, f"unparseable: {exc}", dead=True)
                 return "dead"
             try:
+                event = self.typed(event)
                 async with self.sessions() as session, session.begin():
                     ctx = dict(context() if callable(context) else context)
                     ctx.update(session=session, inbox_id=row["id"], received_at=row["received_at"])

@@ -6,6 +6,12 @@ A tick claims due jobs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), turns each sc
 time into an internal event in the inbox — keyed by ``job_key@fire_time`` so several instances
 ticking at once, or a replay, enqueue it once — and advances ``next_run_at``.
 
+A job keeps its event kind as a string (``due_job.kind``; rows written before typed events
+still fire). The event it fires is stored as every internal event is (``InternalEvent`` JSON:
+the job's payload plus ``job_key`` and ``fire_time``), and the inbox dispatches it as the typed
+class of that kind (``scrm.kernel.events.Scheduled``): a payload that does not fit is that
+event's handler error (retried, then dead-lettered), never a job stuck on every tick.
+
 Misfires: a fire time older than the job's grace is skipped with a logged reason and an
 ``occurrence`` row (a birthday greeting three days late is worse than none).
 """
@@ -29,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of, upsert
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import SchedulerSettings
-from scrm.kernel.events import InternalEvent
+from scrm.kernel.events import Internal, InternalEvent
 from scrm.kernel.inbox import Inbox
 from scrm.kernel.leases import claim, new_owner_id
 from scrm.kernel.models import DueJob, Occurrence
@@ -93,10 +99,17 @@ class Scheduler:
         self.inbox = inbox
         self.owner = new_owner_id("scheduler")
 
-    async def put_job(self, session: AsyncSession, job_key: str, kind: str, trigger: TriggerSpec, *,
-                      payload: Mapping[str, Any] | None = None, misfire_grace_s: int = 3600) -> None:
-        """Create or update a job (its next run is recomputed from now)."""
+    async def put_job(self, session: AsyncSession, job_key: str, kind: type[Internal] | str, trigger: TriggerSpec,
+                      *, payload: Mapping[str, Any] | None = None, misfire_grace_s: int = 3600) -> None:
+        """Create or update a job (its next run is recomputed from now) firing events of ``kind``.
+
+        Given the kind's class, the payload is checked against it now (``EventPayloadError``), so
+        a job that could never be handled is refused where it is made.
+        """
         now = self.clock.now()
+        if isinstance(kind, type):
+            kind.from_stored(InternalEvent(source="scheduler", kind=kind.KIND, at=now, payload=dict(payload or {})))
+            kind = kind.KIND
         row = {"job_key": job_key, "kind": kind, "trigger": trigger.model_dump(mode="json"),
                "payload": dict(payload or {}), "next_run_at": trigger.next_after(None, now),
                "misfire_grace_s": misfire_grace_s, "enabled": True}

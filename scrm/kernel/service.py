@@ -21,7 +21,7 @@ from scrm.kernel.clock import Clock, SystemClock
 from scrm.kernel.config import Settings
 from scrm.kernel.control import ControlServer, control_socket_path
 from scrm.kernel.dispatch import Dispatcher, Router
-from scrm.kernel.feature import Feature, routers_of
+from scrm.kernel.feature import Feature, event_kinds, routers_of
 from scrm.kernel.inbox import Inbox
 from scrm.kernel.outbox import PRIORITY_WELCOME, Outbox
 from scrm.kernel.reloadable import NoPlaybook, PlaybookSource, ReloadOutcome
@@ -48,7 +48,8 @@ class Runtime:
         self.engine = make_engine(settings.database.url, echo=settings.database.echo,
                                   pool_size=settings.database.pool_size)
         self.sessions = make_sessionmaker(self.engine)
-        self.inbox = Inbox(self.engine, self.sessions, settings.inbox, self.clock)
+        # Stored internal events are dispatched as the typed classes the features declare.
+        self.inbox = Inbox(self.engine, self.sessions, settings.inbox, self.clock, kinds=event_kinds(self.features))
         self.scheduler = Scheduler(self.engine, self.sessions, settings.scheduler, self.clock, self.inbox)
         self.playbook: PlaybookSource = playbook if playbook is not None else NoPlaybook()
         if load_playbook:

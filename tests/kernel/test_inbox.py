@@ -148,12 +148,13 @@ async def test_internal_events_share_the_pipeline(db_url: str) -> None:
     got: list[dict[str, Any]] = []
     router = Router("internal")
 
-    @router.on("crm.event")
-    async def on_crm(event: InternalEvent) -> None:
+    # A kind no feature declares stays an untyped InternalEvent (typed kinds: tests/kernel/test_events.py).
+    @router.on("test.internal")
+    async def on_internal(event: InternalEvent) -> None:
         got.append(event.payload)
 
     async with running_service(make_settings(db_url), routers=[router]) as (runtime, _):
-        e = InternalEvent(source="crm", kind="crm.event", at=runtime.clock.now(), payload={"crm_id": "C1"})
+        e = InternalEvent(source="test", kind="test.internal", at=runtime.clock.now(), payload={"crm_id": "C1"})
         assert await runtime.inbox.put_internal(e, "evt-1") is True
         assert await runtime.inbox.put_internal(e, "evt-1") is False
         await drain(runtime)

@@ -11,9 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from handlers.radar.handlers import DIGEST
+from handlers.radar.events import RadarDigest
 from scrm.kernel.clock import FakeClock
-from scrm.kernel.events import InternalEvent
 from scrm.kernel.service import Runtime
 from tests.handlers.radar.harness import radar_stack
 from tests.support.stack import stack
@@ -98,7 +97,7 @@ async def test_radar_alert_and_digest_wait_for_the_end_of_quiet_hours(db_url: st
         assert (await s.open(link))[0] == 302
         await s.run()
         _at(s.clock, _local(22, 45))
-        await s.runtime.inbox.put_internal(InternalEvent(source="scheduler", kind=DIGEST, at=s.clock.now()), "d1")
+        await s.runtime.inbox.put_internal(RadarDigest(at=s.clock.now()), "d1")
         await s.run()
         _at(s.clock, _local(7, 59, 59, day=3))
         await s.run()

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from handlers.crm import store
 from handlers.crm.dropfolder import DropFolder, DropResult
+from handlers.crm.events import CrmChanged
 from handlers.crm.models import CrmCustomer, CrmEvent
 from scrm.kernel.models import InboxEvent
 from tests.conftest import make_settings
@@ -31,7 +32,7 @@ async def _count(c: CrmStack, model: Any) -> int:
 async def _changed_events(c: CrmStack) -> int:
     async with c.s.runtime.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(InboxEvent)
-                                        .where(InboxEvent.event == store.CHANGED)) or 0)
+                                        .where(InboxEvent.event == CrmChanged.KIND)) or 0)
 
 
 def _files(path: Path) -> list[str]:

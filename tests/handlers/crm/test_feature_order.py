@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from handlers.crm.importer import import_file
+from scrm.kernel import deps
 from scrm.kernel.dispatch import Dispatcher
 from scrm.kernel.feature import routers_of
-from scrm.kernel import deps
 from scrm.main import FEATURES
 from tests.handlers.crm.harness import crm_stack
 

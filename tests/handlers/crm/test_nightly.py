@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 
 import handlers.crm.handlers as crm_handlers
 from handlers.crm import feature as crm_feature
+from handlers.crm.events import CrmNightly
 from handlers.crm.jobs import JOB_KEY, register_nightly
-from handlers.crm.store import NIGHTLY
 from scrm.adapters.db.engine import make_engine, make_sessionmaker
 from scrm.kernel.clock import FakeClock
 from scrm.kernel.config import ConfigError
@@ -39,7 +39,7 @@ async def _job(c: CrmStack) -> DueJob:
 
 async def _nightly_event_ids(c: CrmStack) -> list[int]:
     async with c.s.runtime.sessions() as session:
-        return list((await session.scalars(select(InboxEvent.id).where(InboxEvent.event == NIGHTLY))).all())
+        return list((await session.scalars(select(InboxEvent.id).where(InboxEvent.event == CrmNightly.KIND))).all())
 
 
 async def test_nightly_job_runs_once_resumes_and_reconciles(db_url: str, tmp_path: Path,
@@ -47,7 +47,7 @@ async def test_nightly_job_runs_once_resumes_and_reconciles(db_url: str, tmp_pat
     async with crm_stack(db_url, tmp_path) as c:
         s, rt = c.s, c.s.runtime
         job = await _job(c)  # put on the scheduler by the service's start-up
-        assert (job.kind, job.next_run_at, job.enabled) == (NIGHTLY, NIGHT, True)
+        assert (job.kind, job.next_run_at, job.enabled) == (CrmNightly.KIND, NIGHT, True)
         await c.seed_quietly([{"crm_id": f"K{i}", "external_userid": ext,
                                "attributes": {"tier": "V3", "products": ["pension"]}}
                               for i, ext in enumerate(s.ids.customers.values())])

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from handlers.radar.handlers import DIGEST, DIGEST_JOB
+from handlers.radar.events import RadarDigest
+from handlers.radar.handlers import DIGEST_JOB
 from scrm.kernel.models import DueJob, InboxEvent
 from tests.handlers.radar.harness import RadarStack, radar_stack
 
@@ -28,7 +29,7 @@ async def _tick(s: RadarStack) -> int:
     await s.runtime.scheduler.tick()  # other jobs (the SOP engine's) may fire too
     await s.run()
     async with s.runtime.sessions() as session:
-        rows = (await session.scalars(select(InboxEvent.status).where(InboxEvent.event == DIGEST))).all()
+        rows = (await session.scalars(select(InboxEvent.status).where(InboxEvent.event == RadarDigest.KIND))).all()
     assert set(rows) <= {"done"}
     return len(rows)
 
@@ -44,7 +45,7 @@ async def test_digest_job_sends_suppressed_clicks_at_the_digest_hour(db_url: str
         assert len(s.app_messages("zhangwei")) == 1
         async with s.runtime.sessions() as session:
             job = await session.scalar(select(DueJob).where(DueJob.job_key == DIGEST_JOB))
-        assert job is not None and job.kind == DIGEST and job.next_run_at == DIGEST_AT
+        assert job is not None and job.kind == RadarDigest.KIND and job.next_run_at == DIGEST_AT
 
         assert await _tick(s) == 0  # not due yet
         assert len(s.app_messages("zhangwei")) == 1

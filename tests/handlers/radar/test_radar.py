@@ -55,10 +55,9 @@ async def test_one_to_one_link_tags_once_and_alerts_once_per_hour(db_url: str, t
         assert (row.sends, row.opens, row.unique_openers, row.open_rate) == (1, 6, 1, 1.0)
         assert step.step == "sop:onboard:day3"
         # The digest tells the manager about the 4 clicks that had no alert of their own.
-        from handlers.radar.handlers import DIGEST
-        from scrm.kernel.events import InternalEvent
+        from handlers.radar.events import RadarDigest
 
-        await s.runtime.inbox.put_internal(InternalEvent(source="scheduler", kind=DIGEST, at=s.clock.now()), "d1")
+        await s.runtime.inbox.put_internal(RadarDigest(at=s.clock.now()), "d1")
         await s.run()
         digest = s.app_messages("zhangwei")[-1]
         assert "汇总" in digest and "4 次" in digest

@@ -1,5 +1,6 @@
 """How a click is stored: queued for the inbox's group-commit writer without the redirect waiting,
-flushed by a graceful stop, bounded, and readable as the same ``InternalEvent`` as ever."""
+flushed by a graceful stop, bounded, readable as the same ``InternalEvent`` as ever, and parsed into
+its typed class, ``RadarClickEvent``."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from handlers.radar.http import CLICK, click_event_json
-from scrm.kernel.events import InternalEvent
+from handlers.radar.events import RadarClickEvent
+from handlers.radar.http import click_event_json
+from scrm.kernel.events import EventKinds, InternalEvent
 from scrm.kernel.models import InboxEvent
 from tests.handlers.radar.harness import RadarStack, radar_stack
 
@@ -22,7 +24,8 @@ HANG_GUARD_S = 30  # only to fail instead of hanging if a linger were never cut 
 
 async def _stored_clicks(s: RadarStack) -> int:
     async with s.runtime.sessions() as session:
-        n = await session.scalar(select(func.count()).select_from(InboxEvent).where(InboxEvent.event == CLICK))
+        n = await session.scalar(select(func.count()).select_from(InboxEvent)
+                                 .where(InboxEvent.event == RadarClickEvent.KIND))
     return int(n or 0)
 
 
@@ -36,9 +39,14 @@ def test_click_json_is_the_internal_event_json() -> None:
     at = datetime(2026, 11, 23, 4, 5, 6, 789000, tzinfo=UTC)
     payload = {"token_id": "ab" * 16, "material": "m-基金", "sender": "zhangwei", "occurrence": None,
                "customer": "wmA", "openid": None, "via": "token", "subject": ["customer", "wmA"]}
-    fast = InternalEvent.model_validate_json(click_event_json(at.isoformat(), payload))
-    assert fast == InternalEvent(source="radar", kind=CLICK, at=at, payload=payload)
+    raw = click_event_json(at.isoformat(), payload)
+    fast = InternalEvent.model_validate_json(raw)
+    assert fast == InternalEvent(source="radar", kind=RadarClickEvent.KIND, at=at, payload=payload)
     assert fast.at.tzinfo is not None
+    typed = EventKinds([RadarClickEvent]).parse_json(raw)
+    assert typed == RadarClickEvent(at=at, token_id="ab" * 16, material="m-基金", sender="zhangwei", customer="wmA",
+                                    via="token", subject=("customer", "wmA"))
+    assert isinstance(typed, RadarClickEvent) and typed.stored() == fast
 
 
 async def test_graceful_stop_flushes_queued_clicks(sqlite_url: str, tmp_path: Path) -> None:

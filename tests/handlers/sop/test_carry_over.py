@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from handlers.crm.api import CrmKeyEvent
 from handlers.sop.engine import run_slot
 from handlers.sop.models import SopTask
-from scrm.kernel.events import InternalEvent
 from scrm.kernel.models import OutboxAction
 from tests.handlers.sop.harness import Branch, branch, local
 
@@ -76,9 +76,9 @@ async def test_reminder_cards_over_the_limit_are_carried_over_too(db_url: str, t
         await b.seed(customers=["wmRich"])
         async with b.runtime.sessions() as s, s.begin():
             for n in (1, 2, 3):
-                await b.runtime.inbox.add_internal(s, InternalEvent(source="crm", kind="crm.event", at=start, payload={
-                    "event_id": f"e{n}", "crm_id": "crm-wmRich", "kind": "large_transfer", "amount": 700000.0}),
-                    f"crm:e{n}")
+                await b.runtime.inbox.add_internal(s, CrmKeyEvent(
+                    at=start, event_id=f"e{n}", crm_id="crm-wmRich", event_kind="large_transfer", occurred_at=start,
+                    details={"amount": 700000.0}), f"crm:e{n}")
         await b.step()
         assert len(b.cards("zhangwei")) == 2
         (occ,) = await b.occurrences("deferred")

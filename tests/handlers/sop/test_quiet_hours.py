@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scrm.kernel.events import InternalEvent
+from handlers.crm.api import CrmKeyEvent
 from tests.handlers.sop.harness import Branch, branch, local
 
 START = local("2026-11-02", "09:00")  # a Monday
@@ -59,8 +59,8 @@ async def test_a_crm_event_in_quiet_hours_reaches_the_manager_after_them(db_url:
     async with branch(db_url, tmp_path, START) as b:
         await b.seed(customers=["wmNight"])
         b.clock.set(local("2026-11-02", "23:40"))
-        event = InternalEvent(source="crm", kind="crm.event", at=b.clock.now(), payload={
-            "event_id": "n1", "crm_id": "crm-wmNight", "kind": "large_transfer", "amount": 600000.0})
+        event = CrmKeyEvent(at=b.clock.now(), event_id="n1", crm_id="crm-wmNight", event_kind="large_transfer",
+                            occurred_at=b.clock.now(), details={"amount": 600000.0})
         async with b.runtime.sessions() as s, s.begin():
             await b.runtime.inbox.add_internal(s, event, "crm:n1")
         await b.run_until(local("2026-11-03", "08:29"))
@@ -73,9 +73,9 @@ async def test_a_dated_reminder_that_fires_in_quiet_hours_waits_for_the_morning(
                                                                                 tmp_path: Path) -> None:
     async with branch(db_url, tmp_path, START) as b:
         await b.seed(customers=["wmMature"], crm={"wmMature": {"name": "李先生"}})
-        event = InternalEvent(source="crm", kind="crm.event", at=b.clock.now(), payload={
-            "event_id": "m1", "crm_id": "crm-wmMature", "kind": "maturity",
-            "payload": {"maturity_date": "2026-11-12", "product_name": "稳享90天", "amount": 50000.0}})
+        event = CrmKeyEvent(at=b.clock.now(), event_id="m1", crm_id="crm-wmMature", event_kind="maturity",
+                            occurred_at=b.clock.now(),
+                            details={"maturity_date": "2026-11-12", "product_name": "稳享90天", "amount": 50000.0})
         async with b.runtime.sessions() as s, s.begin():
             await b.runtime.inbox.add_internal(s, event, "crm:m1")
         await b.step()

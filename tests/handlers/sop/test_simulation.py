@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from handlers.contacts.models import Customer, Follow, Member
+from handlers.crm.api import CrmKeyEvent
 from handlers.crm.models import CrmCustomer
 from handlers.groups.models import GroupChat, GroupMember
 from handlers.sop import handlers as sop_handlers
@@ -18,7 +19,6 @@ from handlers.sop.engine import run_slot
 from handlers.sop.models import SopTask
 from handlers.tags.models import FollowTag, Tag, TagGroup
 from scrm.kernel.clock import FakeClock
-from scrm.kernel.events import InternalEvent
 from scrm.kernel.models import DueJob, Occurrence, OutboxAction
 from scrm.kernel.service import Runtime
 from tests.conftest import make_settings
@@ -117,9 +117,9 @@ async def test_ninety_days(db_url: str, playbook_dirs: dict[str, Path]) -> None:
         await seed(rt, sandbox)
         # A maturity on 11-30 arrives from the CRM on day one: the card comes 7 days ahead.
         async with rt.sessions() as s, s.begin():
-            event = InternalEvent(source="crm", kind="crm.event", at=START, payload={
-                "event_id": "e1", "crm_id": "crm-wmMature", "kind": "maturity",
-                "payload": {"maturity_date": "2026-11-30", "product_name": "稳享90天", "amount": 50000.0}})
+            event = CrmKeyEvent(at=START, event_id="e1", crm_id="crm-wmMature", event_kind="maturity",
+                                occurred_at=START, details={"maturity_date": "2026-11-30",
+                                                            "product_name": "稳享90天", "amount": 50000.0})
             await rt.inbox.add_internal(s, event, "crm:e1")
         await step(rt, sandbox, clock)
         await run_until(rt, sandbox, clock, START + timedelta(days=45))

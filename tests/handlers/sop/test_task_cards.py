@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from handlers.crm.api import CrmKeyEvent
 from handlers.sop.models import SopTask
-from scrm.kernel.events import InternalEvent
 from scrm.sandbox.records import Card
 from tests.handlers.sop.harness import Branch, branch, local
 
@@ -23,8 +23,8 @@ def escalation(row: SopTask) -> str:
 async def transfer_card(b: Branch, event_id: str = "t1") -> Card:
     """A large transfer from the CRM: the reminder card reaches the manager (escalates after 24 h)."""
     async with b.runtime.sessions() as s, s.begin():
-        event = InternalEvent(source="crm", kind="crm.event", at=b.clock.now(), payload={
-            "event_id": event_id, "crm_id": f"crm-{CUSTOMER}", "kind": "large_transfer", "amount": 800000.0})
+        event = CrmKeyEvent(at=b.clock.now(), event_id=event_id, crm_id=f"crm-{CUSTOMER}", event_kind="large_transfer",
+                            occurred_at=b.clock.now(), details={"amount": 800000.0})
         await b.runtime.inbox.add_internal(s, event, f"crm:{event_id}")
     await b.step()
     (card,) = [c for c in b.cards("zhangwei") if "转出" in c.card["sub_title_text"]]
