@@ -3,7 +3,7 @@ baseline that only verifies and decrypts, both over real HTTP on 127.0.0.1.
 
 Three kinds of process, each with its own event loop:
 
-* the **service**: ``create_app(Runtime(settings), workers=False)`` on a fresh, migrated SQLite
+* the **service**: ``create_app(build_runtime(settings), workers=False)`` on a fresh, migrated SQLite
   file in a temporary directory (or ``--db postgresql+asyncpg://...``);
 * the **baseline**: an aiohttp app whose ``POST /wecom/callback`` parses the envelope with
   defusedxml, runs ``WeComCrypto.verify_and_decrypt`` and answers 200 (no storage);

@@ -6,7 +6,7 @@ measured time is cut into ``--rounds`` slices that alternate between the two ser
 first in even rounds, radar first in odd ones): on a shared, busy machine the load of the
 neighbours then weighs on both alike, instead of on whichever server happened to run second.
 
-The service is ``create_app(Runtime(settings), workers=False)`` on a fresh, migrated SQLite file
+The service is ``create_app(build_runtime(settings), workers=False)`` on a fresh, migrated SQLite file
 (or ``--db``) with the repo's playbook (sop/, materials/); every click is queued for the inbox's
 group-commit writer and the 302 does not wait for its commit (scrm/radar/views.py says why). The
 baseline builds its 302 the same way (a returned response, no exception), so the ratio prices

@@ -3,7 +3,7 @@ both over real HTTP on 127.0.0.1, measuring event → send_welcome_msg latency.
 
 Two processes, each with its own event loop:
 
-* the **service** (child): ``create_app(Runtime(settings), workers=True)`` on a fresh, migrated
+* the **service** (child): ``create_app(build_runtime(settings), workers=True)`` on a fresh, migrated
   SQLite file (or ``--db postgresql+asyncpg://...``) with a small playbook (four bank channels),
   its real ``WeComClient`` pointed at the sandbox. Channel tags are created first, as
   ``scrm channels sync`` does in a deployment (``--no-presync`` leaves that to the handlers);
