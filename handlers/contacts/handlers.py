@@ -141,7 +141,8 @@ async def on_add(event: ev.AddExternalContact | ev.AddHalfExternalContact, sessi
     if welcome is not None:
         await _queue_welcome(session, outbox, event, welcome, inbox_id, at)
     elif problem:
-        await _welcome_failed(session, outbox, settings, event, info, problem, inbox_id, at, notify=follow is not None)
+        await _welcome_failed(session, outbox, settings, event, info, problem, inbox_id, at, notify=follow is not None,
+                              not_before=quiet_until(playbook, now))
     if follow is not None and tag_names:
         await _channel_tags(session, outbox, inbox, event, follow, tag_names, tag_ids, inbox_id, at, now)
 
@@ -179,14 +180,16 @@ async def _channel_tags(session: AsyncSession, outbox: Outbox, inbox: Inbox,
 async def _welcome_failed(session: AsyncSession, outbox: Outbox, settings: Settings,
                           event: ev.AddExternalContact | ev.AddHalfExternalContact,
                           info: GetExternalContactResponse | None, problem: str, inbox_id: int, at: datetime,
-                          *, notify: bool) -> None:
-    """Say loudly that no welcome went out, and ask the manager to greet by hand."""
+                          *, notify: bool, not_before: datetime | None) -> None:
+    """Say loudly that no welcome went out, and ask the manager to greet by hand (after the quiet
+    hours when it happens inside them)."""
     log.error("welcome not sent: %s", problem, extra={"userid": event.user_id, "state": event.state})
     await note(session, inbox_id, "customer", event.external_user_id, at, "welcome.failed",
                {"userid": event.user_id, "state": event.state, "reason": problem})
     if notify and info is not None:
         await tell_member(session, outbox, settings, key=f"welcome_failed:{event.welcome_code}",
-                          userid=event.user_id, text=texts.welcome_failed(info.external_contact.name, problem))
+                          userid=event.user_id, text=texts.welcome_failed(info.external_contact.name, problem),
+                          not_before=not_before)
 
 
 @router.on(ChannelTagsDue)

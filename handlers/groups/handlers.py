@@ -29,6 +29,7 @@ from scrm.kernel.notify import tell_member
 from scrm.kernel.outbox import Outbox
 from scrm.kernel.scheduler import Scheduler
 from scrm.playbook import Playbook
+from scrm.playbook.quiet import quiet_until
 
 router = Router("groups")
 log = logging.getLogger("handlers.groups")
@@ -136,7 +137,7 @@ async def on_dismiss(event: ev.ExternalChatDismiss, session: AsyncSession, outbo
 
 @router.on(GroupLifetimeDue)
 async def on_lifetime_due(event: GroupLifetimeDue, session: AsyncSession, outbox: Outbox, playbook: Playbook | None,
-                          settings: Settings) -> None:
+                          settings: Settings, clock: Clock) -> None:
     """A flash-sale group reached its lifetime: remind the owner, if the group is still open."""
     chat_id = event.chat_id
     group = await registry.get_group(session, chat_id)
@@ -145,7 +146,8 @@ async def on_lifetime_due(event: GroupLifetimeDue, session: AsyncSession, outbox
         log.info("lifetime reminder not needed", extra={"chat_id": chat_id})
         return
     await tell_member(session, outbox, settings, key=f"group_lifetime:{chat_id}", userid=group.owner,
-                      text=texts.flash_group_expired(group.name, spec.lifetime_days))
+                      text=texts.flash_group_expired(group.name, spec.lifetime_days),
+                      not_before=quiet_until(playbook, clock.now()))
 
 
 # ------------------------------------------------------------------------------ follow-ups
@@ -171,11 +173,13 @@ async def _follow_up(ctx: Ctx, chat_id: str, name: str, owner: str, group_type: 
     if announce_joins and spec.lifetime_days and customers and owner:
         known = await customer_names(ctx.session, customers)
         text = texts.flash_group_joined(name, [known[c] for c in customers if c in known], len(customers) - len(known))
-        await tell_member(ctx.session, ctx.outbox, ctx.settings, key=f"flash_join:{ctx.key}", userid=owner, text=text)
+        await tell_member(ctx.session, ctx.outbox, ctx.settings, key=f"flash_join:{ctx.key}", userid=owner, text=text,
+                          not_before=quiet_until(ctx.playbook, ctx.now))
     cap = spec.member_cap
     if change.count_before <= cap < change.count_after and owner:
         await tell_member(ctx.session, ctx.outbox, ctx.settings, key=f"over_cap:{ctx.key}", userid=owner,
-                          text=texts.group_over_cap(name, spec.name, change.count_after, cap))
+                          text=texts.group_over_cap(name, spec.name, change.count_after, cap),
+                          not_before=quiet_until(ctx.playbook, ctx.now))
     await _rebalance(ctx, group_type, owner)
 
 

@@ -26,6 +26,7 @@ from scrm.kernel.config import Settings
 from scrm.kernel.notify import tell_member
 from scrm.kernel.outbox import Outbox
 from scrm.playbook import GroupType, Playbook
+from scrm.playbook.quiet import quiet_until
 
 UPDATE_JOIN_WAY = "externalcontact/groupchat/update_join_way"
 _STATE_CHARS = re.compile(r"[^A-Za-z0-9_-]")
@@ -112,7 +113,8 @@ async def rebalance(session: AsyncSession, outbox: Outbox, settings: Settings, p
         row.updated_at = now
     if plan.needs_room and not row.needs_room and owner:
         await tell_member(session, outbox, settings, key=f"pool_needs_group:{type_key}:{key}", userid=owner,
-                          text=texts.pool_needs_group(group_type.name, group_type.member_cap))
+                          text=texts.pool_needs_group(group_type.name, group_type.member_cap),
+                          not_before=quiet_until(playbook, now))
     if plan.needs_room != row.needs_room:
         row.needs_room = plan.needs_room
         row.updated_at = now

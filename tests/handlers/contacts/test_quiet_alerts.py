@@ -1,5 +1,5 @@
-"""Quiet hours cover managers too: a churn notice or a radar alert raised inside them reaches the
-manager when they end (exactly once); raised a minute before them, it goes at once.
+"""Quiet hours cover managers too: a churn notice, a radar alert or a greet-by-hand notice raised
+inside them reaches the manager when they end (exactly once); raised before them, it goes at once.
 
 The policy is edited to quiet hours 22:30-08:00 and reloaded, as an operator would, so that
 22:29 and 22:31 (Asia/Shanghai) fall on either side of their start.
@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from handlers.radar.events import RadarDigest
 from scrm.kernel.clock import FakeClock
 from scrm.kernel.service import Runtime
+from tests.handlers.contacts.test_contacts import EXPIRED_BOTH
 from tests.handlers.radar.harness import radar_stack
 from tests.support.stack import stack
 
@@ -113,3 +114,21 @@ async def test_radar_alert_and_digest_wait_for_the_end_of_quiet_hours(db_url: st
         assert "黄磊" in digest and "1 次" in digest
         [first] = alerts("王芳")
         assert "22:29" not in first  # an alert sent at once needs no time
+
+
+async def test_greet_by_hand_notice_waits_for_the_end_of_quiet_hours(sqlite_url: str, tmp_path: Path) -> None:
+    # Every welcome material has expired: no welcome can go out, the manager is asked to greet.
+    async with stack(sqlite_url, tmp_path, materials=EXPIRED_BOTH) as s:
+        await _quiet_from_2230(s.runtime)
+
+        def greet() -> list[str]:
+            return [m for m in s.app_messages("zhangwei") if "请手动问候" in m]
+
+        _at(s.clock, _local(22, 31))
+        await s.driver.add_external_contact("zhangwei", name="孙夜猫", state="payroll-onboarding")
+        await s.run()
+        assert greet() == []
+        _at(s.clock, _local(8, 0, day=3))
+        await s.run()
+        (notice,) = greet()
+        assert "孙夜猫" in notice
