@@ -106,14 +106,14 @@ async def _build_welcome(event: ev.AddExternalContact | ev.AddHalfExternalContac
 
 @router.on(ev.AddExternalContact, ev.AddHalfExternalContact)
 async def on_add(event: ev.AddExternalContact | ev.AddHalfExternalContact, session: AsyncSession,
-                 wecom: WeComClient, outbox: Outbox, inbox: Inbox, playbook: Playbook | None, settings: Settings,
+                 wecom: WeComClient, outbox: Outbox, inbox: Inbox, playbook: Playbook, settings: Settings,
                  clock: Clock, inbox_id: int) -> None:
     """Welcome (priority lane, not after event time + 20 s), mirror, channel tags."""
     userid, ext, at, now = event.user_id, event.external_user_id, _at(event), clock.now()
     # -- WeCom reads, before any write ------------------------------------------------------
     info = await _read_contact(wecom, ext)
     follow = _follow_of(info, userid)
-    channel = playbook.channels.get(event.state) if playbook is not None and event.state else None
+    channel = playbook.channels.get(event.state) if event.state else None
     tag_names = list(channel.tags) if channel is not None and follow is not None else []
     tag_ids = await tagcatalog.lookup(session, tag_names)
     media = MediaResolver(session, wecom, clock, settings.playbook.materials_dir)
@@ -122,8 +122,6 @@ async def on_add(event: ev.AddExternalContact | ev.AddHalfExternalContact, sessi
     if event.welcome_code:
         if info is None or follow is None:
             problem = "the customer is no longer a contact of this member"
-        elif playbook is None:
-            problem = "no playbook is loaded (sop/channels.yaml)"
         else:
             try:
                 welcome = await _build_welcome(event, info, follow, session, playbook, clock, media, settings)
@@ -221,7 +219,7 @@ async def on_edit(event: ev.EditExternalContact, session: AsyncSession, wecom: W
 
 @router.on(ev.DelFollowUser)
 async def on_del_follow_user(event: ev.DelFollowUser, session: AsyncSession, outbox: Outbox, settings: Settings,
-                             playbook: Playbook | None, clock: Clock) -> None:
+                             playbook: Playbook, clock: Clock) -> None:
     """The customer deleted the manager: churn. Mark the relation lost and tell the manager
     (after the quiet hours when it happens inside them)."""
     userid, ext = event.user_id, event.external_user_id
@@ -232,7 +230,7 @@ async def on_del_follow_user(event: ev.DelFollowUser, session: AsyncSession, out
     await follows.set_status(session, userid, ext, follows.LOST, "del_follow_user", _at(event))
     if already_lost:
         return
-    channel = playbook.channels.get(state) if playbook is not None and state else None
+    channel = playbook.channels.get(state) if state else None
     await tell_member(session, outbox, settings, key=f"churn:{userid}:{ext}:{event.create_time}", userid=userid,
                       text=texts.churn_notice(name, channel.name if channel else None),
                       not_before=quiet_until(playbook, clock.now()))

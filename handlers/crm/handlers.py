@@ -42,10 +42,8 @@ log = logging.getLogger("handlers.crm")
 
 @router.on(CrmChanged)
 async def on_changed(event: CrmChanged, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
-                     playbook: Playbook | None, clock: Clock, settings: Settings) -> None:
+                     playbook: Playbook, clock: Clock, settings: Settings) -> None:
     """Incremental sync of the changed customers' relations."""
-    if playbook is None:
-        raise RuntimeError("no playbook loaded: the tag map (sop/tags.yaml) is needed for CRM sync")
     crm_ids = event.crm_ids
     infos = await discover.read_unmirrored(session, wecom, crm_ids)
     index = await load_index(session, playbook.tag_groups, wecom=wecom)
@@ -58,7 +56,7 @@ async def on_changed(event: CrmChanged, session: AsyncSession, wecom: WeComClien
 
 @router.on(CrmNightly)
 async def on_nightly(event: CrmNightly, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
-                     inbox: Inbox, scheduler: Scheduler, playbook: Playbook | None, clock: Clock,
+                     inbox: Inbox, scheduler: Scheduler, playbook: Playbook, clock: Clock,
                      settings: Settings) -> None:
     """One chunk of the reconciliation; queues the next chunk as its own event.
 
@@ -66,8 +64,6 @@ async def on_nightly(event: CrmNightly, session: AsyncSession, wecom: WeComClien
     it comes back as a one-off scheduler job when the queue should be half gone (see
     :mod:`handlers.crm.backlog`).
     """
-    if playbook is None:
-        raise RuntimeError("no playbook loaded: the tag map (sop/tags.yaml) is needed for CRM sync")
     generation = event.generation or "n" + event.at.strftime("%Y%m%d%H%M")
     after = event.after
     cap = backlog.queue_cap(settings.wecom, crm_settings(settings).sync_chunk)
@@ -92,7 +88,7 @@ async def on_nightly(event: CrmNightly, session: AsyncSession, wecom: WeComClien
 
 @router.on(ev.AddExternalContact, ev.AddHalfExternalContact)
 async def on_contact_added(event: ev.AddExternalContact | ev.AddHalfExternalContact, session: AsyncSession,
-                           inbox: Inbox, playbook: Playbook | None, clock: Clock, inbox_id: int) -> None:
+                           inbox: Inbox, playbook: Playbook, clock: Clock, inbox_id: int) -> None:
     """Link waiting CRM rows (by unionid, read by the contacts handler) and sync the new relation."""
     ext, now = event.external_user_id, clock.now()
     unionid = await session.scalar(select(Customer.unionid).where(Customer.external_userid == ext))
@@ -106,7 +102,7 @@ async def on_contact_added(event: ev.AddExternalContact | ev.AddHalfExternalCont
 
 @router.on(ev.EditExternalContact)
 async def on_contact_edited(event: ev.EditExternalContact, session: AsyncSession, outbox: Outbox,
-                            playbook: Playbook | None, settings: Settings, clock: Clock, inbox_id: int) -> None:
+                            playbook: Playbook, settings: Settings, clock: Clock, inbox_id: int) -> None:
     """A manager changed tags in the client: report manager-owned tag changes to the CRM."""
     ext = event.external_user_id
     crm_id = (await identity.crm_ids_of(session, [ext])).get(ext)
@@ -118,10 +114,8 @@ async def on_contact_edited(event: ev.EditExternalContact, session: AsyncSession
 
 @router.on(ev.ExternalTagUpdate, ev.ExternalTagDelete)
 async def on_tag_changed(event: ev.ExternalTagUpdate | ev.ExternalTagDelete, session: AsyncSession,
-                         inbox: Inbox, playbook: Playbook | None, inbox_id: int) -> None:
+                         inbox: Inbox, playbook: Playbook, inbox_id: int) -> None:
     """A CRM-owned tag or group renamed or deleted in WeCom: reconcile (recreate, re-tag)."""
-    if playbook is None:
-        return
     group_id = event.id if event.tag_type == "tag_group" else await session.scalar(
         select(Tag.group_id).where(Tag.tag_id == event.id))
     name = await session.scalar(select(TagGroup.name).where(TagGroup.group_id == group_id))
@@ -137,9 +131,7 @@ def event_time(event: ev.BaseEvent) -> datetime:
     return datetime.fromtimestamp(event.create_time, UTC)
 
 
-async def _crm_tag_ids(session: AsyncSession, playbook: Playbook | None) -> frozenset[str]:
-    if playbook is None:
-        return frozenset()
+async def _crm_tag_ids(session: AsyncSession, playbook: Playbook) -> frozenset[str]:
     crm_names = [g for g, spec in playbook.tag_groups.items() if spec.owner == "crm"]
     rows = await session.scalars(select(Tag.tag_id).join(TagGroup, Tag.group_id == TagGroup.group_id)
                                  .where(TagGroup.name.in_(crm_names)))

@@ -44,7 +44,7 @@ class Ctx:
     session: AsyncSession
     outbox: Outbox
     settings: Settings
-    playbook: Playbook | None
+    playbook: Playbook
     key: str  # unique per triggering event: makes every follow-up idempotent
     now: datetime
 
@@ -64,15 +64,13 @@ async def _read_group(wecom: WeComClient, chat_id: str) -> GroupChat | None:
         raise
 
 
-def _classify(playbook: Playbook | None, chat: GroupChat, old_type: str | None) -> str | None:
-    if playbook is None:
-        return old_type
+def _classify(playbook: Playbook, chat: GroupChat) -> str | None:
     return playbook.classify_group(chat.name, chat.owner, chat.chat_id)
 
 
 @router.on(ev.ExternalChatCreate)
 async def on_create(event: ev.ExternalChatCreate, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
-                    scheduler: Scheduler, playbook: Playbook | None, settings: Settings, clock: Clock,
+                    scheduler: Scheduler, playbook: Playbook, settings: Settings, clock: Clock,
                     inbox_id: int) -> None:
     """A new group: register it, classify it, arm its lifetime reminder, offer it to the pool."""
     chat = await _read_group(wecom, event.chat_id)
@@ -80,7 +78,7 @@ async def on_create(event: ev.ExternalChatCreate, session: AsyncSession, wecom: 
         return
     old = await registry.get_group(session, chat.chat_id)
     old_type = old.group_type if old else None
-    group_type = _classify(playbook, chat, old_type)
+    group_type = _classify(playbook, chat)
     change = await registry.write_full(session, chat, group_type, clock.now())
     ctx = Ctx(session, outbox, settings, playbook, f"{chat.chat_id}:{inbox_id}", clock.now())
     await _lifetime(ctx, scheduler, chat, group_type, old_type)
@@ -91,7 +89,7 @@ async def on_create(event: ev.ExternalChatCreate, session: AsyncSession, wecom: 
 
 @router.on(ev.ExternalChatUpdate)
 async def on_update(event: ev.ExternalChatUpdate, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
-                    scheduler: Scheduler, playbook: Playbook | None, settings: Settings, clock: Clock,
+                    scheduler: Scheduler, playbook: Playbook, settings: Settings, clock: Clock,
                     inbox_id: int) -> None:
     """Joins and quits as deltas when versions match; any other change re-reads the group."""
     group = await registry.get_group(session, event.chat_id)
@@ -108,7 +106,7 @@ async def on_update(event: ev.ExternalChatUpdate, session: AsyncSession, wecom: 
     if chat is None:
         return
     old_type = group.group_type if group else None
-    group_type = _classify(playbook, chat, old_type)
+    group_type = _classify(playbook, chat)
     change = await registry.write_full(session, chat, group_type, clock.now())
     if members:
         log.info("member versions differ; group re-read", extra={"chat_id": chat.chat_id, "event_last":
@@ -127,7 +125,7 @@ async def on_update(event: ev.ExternalChatUpdate, session: AsyncSession, wecom: 
 
 @router.on(ev.ExternalChatDismiss)
 async def on_dismiss(event: ev.ExternalChatDismiss, session: AsyncSession, outbox: Outbox,
-                     playbook: Playbook | None, settings: Settings, clock: Clock, inbox_id: int) -> None:
+                     playbook: Playbook, settings: Settings, clock: Clock, inbox_id: int) -> None:
     """Mark the group dismissed (members gone) and take it out of its pool."""
     group = await registry.dismiss(session, event.chat_id, _at(event))
     if group is not None and group.group_type:
@@ -136,12 +134,12 @@ async def on_dismiss(event: ev.ExternalChatDismiss, session: AsyncSession, outbo
 
 
 @router.on(GroupLifetimeDue)
-async def on_lifetime_due(event: GroupLifetimeDue, session: AsyncSession, outbox: Outbox, playbook: Playbook | None,
+async def on_lifetime_due(event: GroupLifetimeDue, session: AsyncSession, outbox: Outbox, playbook: Playbook,
                           settings: Settings, clock: Clock) -> None:
     """A flash-sale group reached its lifetime: remind the owner, if the group is still open."""
     chat_id = event.chat_id
     group = await registry.get_group(session, chat_id)
-    spec = playbook.group_types.get(group.group_type or "") if playbook is not None and group else None
+    spec = playbook.group_types.get(group.group_type or "") if group else None
     if group is None or group.status != registry.ACTIVE or spec is None or not spec.lifetime_days:
         log.info("lifetime reminder not needed", extra={"chat_id": chat_id})
         return
@@ -156,7 +154,7 @@ async def on_lifetime_due(event: GroupLifetimeDue, session: AsyncSession, outbox
 async def _lifetime(ctx: Ctx, scheduler: Scheduler, chat: GroupChat, group_type: str | None,
                     old_type: str | None) -> None:
     """Arm the lifetime reminder when a group becomes a type with a lifetime."""
-    spec = ctx.playbook.group_types.get(group_type) if ctx.playbook is not None and group_type else None
+    spec = ctx.playbook.group_types.get(group_type) if group_type else None
     if spec is None or not spec.lifetime_days or group_type == old_type or not chat.create_time:
         return
     await lifetime.schedule(ctx.session, scheduler, chat.chat_id, datetime.fromtimestamp(chat.create_time, UTC),
@@ -166,7 +164,7 @@ async def _lifetime(ctx: Ctx, scheduler: Scheduler, chat: GroupChat, group_type:
 async def _follow_up(ctx: Ctx, chat_id: str, name: str, owner: str, group_type: str | None,
                      change: registry.Change, *, announce_joins: bool = True) -> None:
     """Owner tasks and pool rotation after a membership change of a classified group."""
-    spec = ctx.playbook.group_types.get(group_type) if ctx.playbook is not None and group_type else None
+    spec = ctx.playbook.group_types.get(group_type) if group_type else None
     if spec is None or group_type is None:
         return
     customers = [m for m in change.joined if registry.member_type(m) == 2]
@@ -184,6 +182,5 @@ async def _follow_up(ctx: Ctx, chat_id: str, name: str, owner: str, group_type: 
 
 
 async def _rebalance(ctx: Ctx, group_type: str, owner: str) -> None:
-    if ctx.playbook is not None:
-        await pools.rebalance(ctx.session, ctx.outbox, ctx.settings, ctx.playbook, group_type, key=ctx.key,
-                              now=ctx.now, owner=owner or None)
+    await pools.rebalance(ctx.session, ctx.outbox, ctx.settings, ctx.playbook, group_type, key=ctx.key,
+                          now=ctx.now, owner=owner or None)

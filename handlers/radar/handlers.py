@@ -63,8 +63,8 @@ async def _follower(session: AsyncSession, wecom: WeComClient, sender: str, cust
     return followers[0] if followers else None
 
 
-def _title(playbook: Playbook | None, material: str) -> str:
-    m = playbook.materials.get(material) if playbook is not None else None
+def _title(playbook: Playbook, material: str) -> str:
+    m = playbook.materials.get(material)
     if m is None:
         return material
     return m.title or (m.link.title if m.link is not None else material)
@@ -81,12 +81,12 @@ async def _ensure_digest_job(session: AsyncSession, scheduler: Scheduler, settin
 
 @router.on(RadarClickEvent)
 async def on_click(event: RadarClickEvent, session: AsyncSession, wecom: WeComClient, outbox: Outbox,
-                   playbook: Playbook | None, settings: Settings, scheduler: Scheduler, clock: Clock,
+                   playbook: Playbook, settings: Settings, scheduler: Scheduler, clock: Clock,
                    inbox_id: int) -> None:
     """Count the open; tag the customer with the material's interests; alert the manager (in
     quiet hours the alert waits for their end and says when the customer looked)."""
     material, sender, customer = event.material, event.sender, event.customer
-    spec = playbook.materials.get(material) if playbook is not None else None
+    spec = playbook.materials.get(material)
     names = list(spec.interest_tags) if spec is not None and customer else []
     # -- WeCom reads (and tag creation) before any write: SQLite holds its lock until commit.
     tag_ids = await tagcatalog.ensure(session, wecom, names) if names else {}
@@ -124,7 +124,7 @@ async def on_click(event: RadarClickEvent, session: AsyncSession, wecom: WeComCl
 
 
 @router.on(RadarDigest)
-async def on_digest(event: RadarDigest, session: AsyncSession, outbox: Outbox, playbook: Playbook | None,
+async def on_digest(event: RadarDigest, session: AsyncSession, outbox: Outbox, playbook: Playbook,
                     settings: Settings, clock: Clock) -> None:
     """Once a day: each manager gets one message for the clicks that had no alert of their own
     (held until the quiet hours end when the digest runs inside them)."""

@@ -71,9 +71,9 @@ def _job_payload(event: Scheduled) -> dict[str, Any]:
 
 
 async def _after_quiet(event: Scheduled, session: AsyncSession, scheduler: Scheduler,
-                       playbook: Playbook | None, now: datetime) -> bool:
+                       playbook: Playbook, now: datetime) -> bool:
     """In quiet hours: fire the same event again when they end (True); otherwise False."""
-    if playbook is None or next_allowed(playbook, now) <= now:
+    if next_allowed(playbook, now) <= now:
         return False
     payload = _job_payload(event)
     digest = hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
@@ -97,10 +97,8 @@ async def _in_quiet_hours(decisions: AsyncIterable[Decision], reason: str) -> As
 
 @router.on(SopDue)
 async def on_sop_due(event: SopDue, session: AsyncSession, clock: Clock, settings: Settings,
-                     outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
+                     outbox: Outbox, playbook: Playbook, scheduler: Scheduler) -> None:
     """A time slot is due: plan it for every group and customer, queue the sends."""
-    if playbook is None:
-        return
     now = clock.now()
     day, at = slot_of(event, playbook.policy.timezone)
     executor = Executor(session, outbox, playbook, agent_id=settings.wecom.agent_id, now=now, scheduler=scheduler,
@@ -123,26 +121,24 @@ def _runner(session: AsyncSession, playbook: Playbook, outbox: Outbox, scheduler
 
 @router.on(SopReminderScan)
 async def on_daily_reminder(event: SopReminderScan, session: AsyncSession, clock: Clock, settings: Settings,
-                            outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
+                            outbox: Outbox, playbook: Playbook, scheduler: Scheduler) -> None:
     """Daily scan for one date-based reminder (birthday, risk expiry, maturity, no contact)."""
-    if playbook is not None and not await _after_quiet(event, session, scheduler, playbook, clock.now()):
+    if not await _after_quiet(event, session, scheduler, playbook, clock.now()):
         runner = _runner(session, playbook, outbox, scheduler, clock, settings)
         await runner.daily(event.reminder)
 
 
 @router.on(SopDatedReminder)
 async def on_dated_reminder(event: SopDatedReminder, session: AsyncSession, clock: Clock, settings: Settings,
-                            outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
-    if playbook is not None and not await _after_quiet(event, session, scheduler, playbook, clock.now()):
+                            outbox: Outbox, playbook: Playbook, scheduler: Scheduler) -> None:
+    if not await _after_quiet(event, session, scheduler, playbook, clock.now()):
         await _runner(session, playbook, outbox, scheduler, clock, settings).on_dated(event)
 
 
 @router.on(CrmKeyEvent, CrmKeyDeferred)
 async def on_crm_event(event: CrmKeyEvent, session: AsyncSession, clock: Clock, settings: Settings,
-                       outbox: Outbox, playbook: Playbook | None, scheduler: Scheduler) -> None:
+                       outbox: Outbox, playbook: Playbook, scheduler: Scheduler) -> None:
     """Key CRM events: immediate cards (outside quiet hours) or dated jobs (maturity)."""
-    if playbook is None:
-        return
     now = clock.now()
     allowed = next_allowed(playbook, now)
     if allowed > now:
@@ -165,19 +161,18 @@ async def on_card_button(event: TemplateCardEvent, session: AsyncSession, clock:
 
 @router.on(SopSnoozeDue)
 async def on_snooze(event: SopSnoozeDue, session: AsyncSession, clock: Clock, settings: Settings,
-                    outbox: Outbox, scheduler: Scheduler, playbook: Playbook | None) -> None:
+                    outbox: Outbox, scheduler: Scheduler, playbook: Playbook) -> None:
     now = clock.now()
     if await _after_quiet(event, session, scheduler, playbook, now):
         return
-    day = local_day(playbook, now) if playbook is not None else now.astimezone(
-        ZoneInfo(settings.playbook.timezone)).date()
+    day = local_day(playbook, now)
     await on_snooze_due(session, outbox, scheduler, task_id=event.task_id,
                         agent_id=settings.wecom.agent_id, now=now, day=day)
 
 
 @router.on(SopEscalateDue)
 async def on_escalate(event: SopEscalateDue, session: AsyncSession, clock: Clock, settings: Settings,
-                      outbox: Outbox, scheduler: Scheduler, playbook: Playbook | None) -> None:
+                      outbox: Outbox, scheduler: Scheduler, playbook: Playbook) -> None:
     if not await _after_quiet(event, session, scheduler, playbook, clock.now()):
         await on_escalate_due(session, outbox, task_id=event.task_id,
                               agent_id=settings.wecom.agent_id, now=clock.now())
@@ -185,7 +180,7 @@ async def on_escalate(event: SopEscalateDue, session: AsyncSession, clock: Clock
 
 @router.on(SopCarryDue)
 async def on_carry(event: SopCarryDue, session: AsyncSession, clock: Clock, settings: Settings,
-                   outbox: Outbox, scheduler: Scheduler, playbook: Playbook | None) -> None:
+                   outbox: Outbox, scheduler: Scheduler, playbook: Playbook) -> None:
     """A card carried over the daily task limit: its workday has begun."""
     if not await _after_quiet(event, session, scheduler, playbook, clock.now()):
         await on_carry_due(session, outbox, scheduler, task_id=event.task_id,
@@ -194,19 +189,17 @@ async def on_carry(event: SopCarryDue, session: AsyncSession, clock: Clock, sett
 
 @router.on(SopComplianceNotice)
 async def on_compliance_notice(event: SopComplianceNotice, session: AsyncSession, clock: Clock, outbox: Outbox,
-                               settings: Settings, playbook: Playbook | None) -> None:
+                               settings: Settings, playbook: Playbook) -> None:
     """Once a day: tell the ops contacts which materials in use are (or soon are) skipped."""
-    if playbook is None:
-        return
     at = event.fire_time or clock.now()
     await send_notice(session, outbox, settings, playbook, at.astimezone(ZoneInfo(playbook.policy.timezone)).date())
 
 
 @router.on(SopFollowup)
 async def on_followup(event: SopFollowup, session: AsyncSession, clock: Clock, outbox: Outbox,
-                      wecom: Any, playbook: Playbook | None) -> None:
+                      wecom: Any, playbook: Playbook) -> None:
     now = clock.now()
-    remind = playbook is None or next_allowed(playbook, now) <= now
+    remind = next_allowed(playbook, now) <= now
     counts = await follow_up(session, outbox, wecom, now, remind=remind)
     if any(counts.values()):
         log.info("mass-send follow-up: %s", counts)

@@ -35,7 +35,7 @@ class ServiceDeps:
     ``clock``: the injected time. ``settings``: the whole configuration. ``inbox``: to add
     internal events in the handler's transaction. ``outbox``: to queue WeCom calls. ``wecom``: the
     API client, for reads before writing. ``scheduler``: to put jobs. ``playbook``: the running
-    playbook, ``None`` in a service run without one.
+    playbook, never ``None`` (a service without one refuses to start a handler that asks for it).
     """
 
     clock: Clock
@@ -44,7 +44,7 @@ class ServiceDeps:
     outbox: Outbox
     wecom: WeComClient
     scheduler: Scheduler
-    playbook: Playbook | None
+    playbook: Playbook
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,7 +20,7 @@ from scrm.kernel import deps
 from scrm.kernel.clock import Clock, SystemClock
 from scrm.kernel.config import Settings
 from scrm.kernel.control import ControlServer, control_socket_path
-from scrm.kernel.dispatch import Dispatcher, Router
+from scrm.kernel.dispatch import DispatchConfigError, Dispatcher, Router
 from scrm.kernel.feature import Feature, event_kinds, routers_of
 from scrm.kernel.inbox import Inbox
 from scrm.kernel.outbox import PRIORITY_WELCOME, Outbox
@@ -93,7 +93,18 @@ class Runtime:
     def _spawn(self, name: str, coro: Coroutine[Any, Any, None]) -> None:
         self._tasks[name] = asyncio.create_task(coro, name=name)
 
+    def require_playbook(self) -> None:
+        """Refuse to run handlers that need the playbook when none is loaded: a handler never sees
+        ``playbook=None`` (a service without a playbook runs only handlers that ask for none)."""
+        if self.playbook.current is not None:
+            return
+        needy = [route.name for router in self.routers for route in router.routes if "playbook" in route.params]
+        if needy:
+            raise DispatchConfigError(f"{needy[0]} needs the playbook, and this service has none loaded "
+                                      f"({len(needy)} handler(s) do): load it, or compose without them")
+
     async def start(self, *, workers: bool = True) -> None:
+        self.require_playbook()
         self.inbox.writer.start()
         if workers:
             self._spawn("inbox-worker", self.inbox.run(self.dispatcher, self.handler_context))

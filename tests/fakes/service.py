@@ -31,6 +31,8 @@ async def running_service(settings: Settings, *, clock: Clock | None = None, wor
 
     ``playbook=True`` loads sop/ and materials/ from the settings' playbook directories.
     """
+    if routers is None and not playbook:  # without a playbook only the pipeline's own handlers can run
+        routers = spine_routers()
     runtime = build_runtime(settings, clock=clock or FakeClock(), routers=routers, wecom=wecom,
                       load_playbook=playbook)
     app = create_app(runtime, workers=workers)

@@ -18,8 +18,10 @@ from scrm.kernel.feature import Feature, FeatureError, compose
 from scrm.kernel.http import create_app
 from scrm.kernel.service import Runtime
 from scrm.main import FEATURES
+from scrm.playbook.holder import PlaybookHolder
 from tests.conftest import make_settings
 from tests.fakes.service import drain, running_service
+from tests.playbook.factory import REPO
 
 
 def names(features: tuple[Feature, ...]) -> list[str]:
@@ -98,7 +100,9 @@ async def test_a_new_feature_is_one_folder_and_one_line(toy_folder: Path, sqlite
     async with running_service(make_settings(sqlite_url), clock=clock) as (shipped, client):
         assert "toy" not in names(shipped.features)  # not listed, not run: nothing is discovered
         assert (await client.get("/toy")).status == 404
-    runtime = Runtime(make_settings(sqlite_url), features=features, clock=clock, load_playbook=False)
+    shipped = {"sop_dir": str(REPO / "sop"), "materials_dir": str(REPO / "materials")}
+    settings = make_settings(sqlite_url, playbook=shipped)
+    runtime = Runtime(settings, features=features, clock=clock, playbook=PlaybookHolder(settings.playbook, clock))
     client = TestClient(TestServer(create_app(runtime, workers=False)))
     await client.start_server()
     try:
