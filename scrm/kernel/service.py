@@ -1,9 +1,10 @@
-"""App factory: config → db → WeCom client → dispatcher (+ features) → workers → HTTP app.
+"""The service: config → db → WeCom client → dispatcher (+ features) → workers.
 
 Knows no business feature: ``Runtime`` owns every long-lived object and the background workers
 and runs what the composed features (``scrm/main.py``) add — routers in their declared order,
-HTTP routes, scheduler jobs, workers, outbox semantics. ``create_app`` wraps it in an aiohttp
-application whose start-up and clean-up start and stop the runtime.
+HTTP routes, scheduler jobs, workers, outbox semantics — on the playbook it is given (a
+``PlaybookSource``). ``scrm.kernel.http.create_app`` wraps it in the aiohttp application whose
+start-up and clean-up start and stop it; the stop is bounded.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from scrm.kernel.scheduler import Scheduler
 
 log = logging.getLogger("scrm.kernel.service")
 
-# What handlers may ask for by parameter name, besides ``event``.
 # What handlers may ask for by parameter name: scrm/kernel/deps.py (names and types, checked at start-up).
 HANDLER_DEPENDENCIES = deps.NAMES
 
