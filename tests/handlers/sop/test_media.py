@@ -90,3 +90,22 @@ async def test_missing_file_fails_the_send_with_its_name(db_url: str, tmp_path: 
         assert row.status == "failed"
         assert row.last_error == "attachment: no file materials/files/rates.pdf"
         assert b.calls("externalcontact/add_msg_template") == [] and b.calls("media/upload") == []
+
+
+async def test_a_media_id_wecom_forgot_is_uploaded_again_and_the_mass_send_goes(db_url: str, tmp_path: Path) -> None:
+    """A restored database holds a cached id WeCom no longer knows: the send answers 40007, the
+    file is uploaded once more and the mass send goes in the same attempt."""
+    async with branch(db_url, tmp_path, START, calendars={"media": CALENDAR}) as b:
+        await b.seed(groups=[(CHAT, "regional", START)])
+        await b.run_until(local("2026-11-02", "11:00"))
+        (first,) = attachments(b)
+        stale = first["miniprogram"]["pic_media_id"]
+        b.state.media.clear()  # WeCom forgot the upload; our media cache still holds its id
+
+        await b.run_until(local("2026-11-03", "11:00"))
+        mini0, mini1 = (a for a in attachments(b) if a["msgtype"] == "miniprogram")
+        fresh = mini1["miniprogram"]["pic_media_id"]
+        assert mini0["miniprogram"]["pic_media_id"] == stale and fresh != stale and fresh in b.state.media
+        rows = await b.outbox("externalcontact/add_msg_template")
+        assert [(r.status, r.attempts) for r in rows] == [("sent", 1)] * 3  # the repeat was in the same attempt
+        assert [c.query["type"] for c in b.calls("media/upload")] == ["image", "file", "image"]  # once more, only
