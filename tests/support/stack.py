@@ -142,14 +142,14 @@ MATERIALS = """\
 
 
 def write_playbook(root: Path, *, channels: str = CHANNELS, groups: str = GROUPS,
-                   materials: str = MATERIALS) -> tuple[Path, Path]:
+                   materials: str = MATERIALS, tags: str = TAGS) -> tuple[Path, Path]:
     """A valid playbook under ``root``; returns (sop_dir, materials_dir)."""
     sop, mat = root / "sop", root / "materials"
     sop.mkdir(parents=True, exist_ok=True)
     mat.mkdir(parents=True, exist_ok=True)
     (sop / "policy.yaml").write_text(POLICY)
     (sop / "holidays.yaml").write_text((REPO / "sop" / "holidays.yaml").read_text())
-    (sop / "tags.yaml").write_text(TAGS)
+    (sop / "tags.yaml").write_text(tags)
     (sop / "channels.yaml").write_text(textwrap.dedent(channels))
     (sop / "groups.yaml").write_text(textwrap.dedent(groups))
     (mat / "lifecycle.yaml").write_text(textwrap.dedent(materials))
@@ -223,7 +223,10 @@ async def _seed_members(runtime: Runtime, state: SandboxState) -> None:
 
 @contextlib.asynccontextmanager
 async def stack(db_url: str, root: Path, *, limits: Limits | None = None, channels: str = CHANNELS,
-                groups: str = GROUPS, materials: str = MATERIALS) -> AsyncIterator[Stack]:
+                groups: str = GROUPS, materials: str = MATERIALS, tags: str = TAGS,
+                sections: dict[str, dict[str, Any]] | None = None) -> AsyncIterator[Stack]:
+    """The service with every feature, the sandbox tenant and a playbook under ``root``;
+    ``sections`` adds settings (``{"crm": {...}}``; ``wecom`` keys merge into the sandbox's)."""
     clock = FakeClock()
     state = SandboxState(limits=limits or Limits(follow_user_page=2))
     ids = seed_demo(state)
@@ -231,8 +234,8 @@ async def stack(db_url: str, root: Path, *, limits: Limits | None = None, channe
     sandbox_http = TestServer(server.app)
     await sandbox_http.start_server()
     try:
-        sop, mat = write_playbook(root, channels=channels, groups=groups, materials=materials)
-        settings = sandbox_settings(db_url, str(sandbox_http.make_url("")).rstrip("/"), sop, mat)
+        sop, mat = write_playbook(root, channels=channels, groups=groups, materials=materials, tags=tags)
+        settings = sandbox_settings(db_url, str(sandbox_http.make_url("")).rstrip("/"), sop, mat, **(sections or {}))
         wecom = WeComClient(settings.wecom, token_store=MemoryTokenStore(clock), clock=clock)
         async with running_service(settings, clock=clock, wecom=wecom, playbook=True) as (runtime, client):
             await _seed_members(runtime, state)

@@ -155,19 +155,11 @@ async def crm_stack(db_url: str, root: Path, *, crm: dict[str, Any] | None = Non
     hook_app.router.add_post("/hook", receiver.handle)
     hook = TestServer(hook_app)
     await hook.start_server()
-    original_tags, original_settings = harness.TAGS, harness.sandbox_settings
-
-    def settings(*a: Any, **kw: Any) -> Any:
-        kw["crm"] = {"hmac_secret": SECRET, "webhook_url": str(hook.make_url("/hook")),
-                     "webhook_secret": HOOK_SECRET, "sync_chunk": 3, **(crm or {})}
-        if wecom:
-            kw["wecom"] = {**kw.get("wecom", {}), **wecom}
-        return original_settings(*a, **kw)
-
-    harness.TAGS, harness.sandbox_settings = CRM_TAGS, settings  # type: ignore[assignment]
+    crm_section = {"hmac_secret": SECRET, "webhook_url": str(hook.make_url("/hook")),
+                   "webhook_secret": HOOK_SECRET, "sync_chunk": 3, **(crm or {})}
+    sections: dict[str, dict[str, Any]] = {"crm": crm_section, **({"wecom": wecom} if wecom else {})}
     try:
-        async with harness.stack(db_url, root) as s:
+        async with harness.stack(db_url, root, tags=CRM_TAGS, sections=sections) as s:
             yield CrmStack(s, receiver)
     finally:
-        harness.TAGS, harness.sandbox_settings = original_tags, original_settings  # type: ignore[assignment]
         await hook.close()
