@@ -55,11 +55,9 @@ class Env:
 
 @contextlib.asynccontextmanager
 async def command_env(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Env]:
-    engine = make_engine(settings.database.url)
-    try:
-        yield Env(settings, engine, make_sessionmaker(engine), clock or SystemClock())
-    finally:
-        await engine.dispose()
+    """:func:`database`, with the settings and a clock, for a feature's command."""
+    async with database(settings) as (engine, sessions):
+        yield Env(settings, engine, sessions, clock or SystemClock())
 
 
 def load_playbook_or_fail(settings: Settings) -> Playbook:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,7 +42,7 @@ from scrm.kernel.inbox import Inbox
 from scrm.kernel.notify import tell_member
 from scrm.kernel.outbox import PRIORITY_WELCOME, Outbox
 from scrm.playbook import Playbook
-from scrm.playbook.quiet import quiet_until
+from scrm.playbook.quiet import local_day, quiet_until
 
 router = Router("contacts")
 log = logging.getLogger("handlers.contacts")
@@ -89,7 +88,7 @@ async def _mark_tags(session: AsyncSession, outbox: Outbox, userid: str, externa
 async def _build_welcome(event: ev.AddExternalContact | ev.AddHalfExternalContact, info: GetExternalContactResponse,
                          follow: FollowUser, session: AsyncSession, playbook: Playbook, clock: Clock,
                          media: MediaResolver, settings: Settings) -> Welcome:
-    today = clock.now().astimezone(ZoneInfo(playbook.policy.timezone)).date()
+    today = local_day(playbook, clock.now())
     material = welcome_material(playbook, event.state, today)
     manager = await follows.member_name(session, event.user_id)
     if manager is None:

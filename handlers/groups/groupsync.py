@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -32,6 +31,7 @@ from scrm.adapters.wecom.models_groups import GroupWelcomeTemplate
 from scrm.kernel.clock import Clock
 from scrm.kernel.scheduler import Scheduler
 from scrm.playbook import GroupType, Playbook, TemplateError, render_material
+from scrm.playbook.quiet import local_day
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,7 @@ async def sync_welcome(sessions: async_sessionmaker[AsyncSession], wecom: WeComC
     material = playbook.materials.get(spec.welcome or "")
     if material is None:
         return Result(f"{type_key} welcome", "error", f"welcome material {spec.welcome!r} not found in materials/")
-    today = clock.now().astimezone(ZoneInfo(playbook.policy.timezone)).date()
+    today = local_day(playbook, clock.now())
     problem = material.compliance_problem(today)
     if problem is not None:  # never register stale content; the existing template is left as is
         return Result(f"{type_key} welcome", "skipped", problem)

@@ -13,9 +13,9 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from scrm.kernel.config import Settings
+from scrm.playbook.quiet import local_day
 
 
 def _load(settings: Settings, today: date | None = None) -> Any:
@@ -120,7 +120,7 @@ async def cmd_plan(args: argparse.Namespace, settings: Settings) -> int:
     settings.playbook.require_sop_dir()
     pb = _load(settings)
     if start is None:  # today where the playbook's customers are
-        start = SystemClock().now().astimezone(ZoneInfo(pb.policy.timezone)).date()
+        start = local_day(pb, SystemClock().now())
     why = _no_database(settings)
     lines: list[str] = []
     if why is None:

@@ -192,7 +192,7 @@ async def on_compliance_notice(event: SopComplianceNotice, session: AsyncSession
                                settings: Settings, playbook: Playbook) -> None:
     """Once a day: tell the ops contacts which materials in use are (or soon are) skipped."""
     at = event.fire_time or clock.now()
-    await send_notice(session, outbox, settings, playbook, at.astimezone(ZoneInfo(playbook.policy.timezone)).date())
+    await send_notice(session, outbox, settings, playbook, local_day(playbook, at))
 
 
 @router.on(SopFollowup)

@@ -95,6 +95,10 @@ def mismatches(name: str, params: Iterable[tuple[str, object]]) -> list[str]:
     return problems
 
 
+_SERVICE_NAMES = tuple(f.name for f in dataclasses.fields(ServiceDeps))
+
+
 def as_context(deps: ServiceDeps) -> dict[str, Any]:
-    """The dependencies by name, for the dispatcher's call (no copy of the objects)."""
-    return {f.name: getattr(deps, f.name) for f in dataclasses.fields(deps)}
+    """The runtime's dependencies by name, for the dispatcher's call (no copy of the objects);
+    built for every event, so the names are computed once."""
+    return {name: getattr(deps, name) for name in _SERVICE_NAMES}

@@ -29,8 +29,10 @@ A leaf module.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer
@@ -83,10 +85,10 @@ class Internal(BaseModel):
 
     # ------------------------------------------------------------------ stored form
     @classmethod
-    def payload_keys(cls) -> dict[str, str]:
-        """Field name → payload key (the ``serialization_alias`` where the name is taken)."""
-        return {name: info.serialization_alias or name
-                for name, info in cls.model_fields.items() if name not in ENVELOPE}
+    def payload_keys(cls) -> Mapping[str, str]:
+        """Field name → payload key (the ``serialization_alias`` where the name is taken);
+        computed once per class, since every stored or parsed event reads it."""
+        return _payload_keys(cls)
 
     def stored(self) -> InternalEvent:
         """The stored form (what the inbox writes).
@@ -190,11 +192,17 @@ class EventKinds:
         return self.typed(InternalEvent.model_validate_json(raw))
 
 
+@functools.cache
+def _payload_keys(cls: type[Internal]) -> Mapping[str, str]:
+    return MappingProxyType({name: info.serialization_alias or name
+                             for name, info in cls.model_fields.items() if name not in ENVELOPE})
+
+
 def _name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _problems(exc: ValidationError, keys: dict[str, str]) -> str:
+def _problems(exc: ValidationError, keys: Mapping[str, str]) -> str:
     """Pydantic's errors on one line, by payload key: ``key: message (got value)``; ``a; b`` for several."""
     parts = []
     for err in exc.errors():

@@ -30,10 +30,6 @@ from scrm.kernel.scheduler import Scheduler
 
 log = logging.getLogger("scrm.kernel.service")
 
-# What handlers may ask for by parameter name: scrm/kernel/deps.py (names and types, checked at start-up).
-HANDLER_DEPENDENCIES = deps.NAMES
-
-
 class Runtime:
     """Every long-lived object of one service instance, and its background workers."""
 

@@ -40,10 +40,9 @@ def material_findings(playbook: Playbook, today: date, *, horizon_days: int = EX
         if material is None:
             continue
         problem = material.compliance_problem(today)
+        notice = material.expiry_notice(today, horizon_days)
         if problem is not None:
             blocked.append(MaterialFinding(mid, problem, True, uses))
-        elif material.valid_until is not None and (material.valid_until - today).days < horizon_days:
-            left = (material.valid_until - today).days
-            expiring.append(MaterialFinding(mid, f"material {mid!r} expires on {material.valid_until} (in {left} days)",
-                                            False, uses))
+        elif notice is not None:
+            expiring.append(MaterialFinding(mid, notice, False, uses))
     return blocked + expiring

@@ -161,6 +161,13 @@ class Material(Strict):
             return f"material {self.id!r} expired on {self.valid_until} (valid_until)"
         return None
 
+    def expiry_notice(self, today: date, horizon_days: int) -> str | None:
+        """That this material, sendable ``today``, expires within ``horizon_days`` (else None)."""
+        if self.valid_until is None or self.compliance_problem(today) is not None:
+            return None
+        left = (self.valid_until - today).days
+        return f"material {self.id!r} expires on {self.valid_until} (in {left} days)" if left < horizon_days else None
+
 
 # --- policy ------------------------------------------------------------------------------
 

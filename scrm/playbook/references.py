@@ -164,14 +164,12 @@ class Checker:
             m, uses = loc.value, self.uses.get(mid, [])
             problem = m.compliance_problem(self.today)
             key = "valid_until" if m.valid_until is not None and m.valid_until < self.today else "approved"
+            notice = m.expiry_notice(self.today, EXPIRY_WARNING_DAYS)
             if problem is not None and uses:
                 self.warn(loc, key, f"{problem}; skipped until fixed: {'; '.join(uses)}")
-            elif problem is None and m.valid_until is not None:
-                left = (m.valid_until - self.today).days
-                if left < EXPIRY_WARNING_DAYS:
-                    then = f"; then skipped: {'; '.join(uses)}" if uses else ""
-                    message = f"material {m.id!r} expires on {m.valid_until} (in {left} days){then}"
-                    self.warn(loc, "valid_until", message)
+            elif notice is not None:
+                then = f"; then skipped: {'; '.join(uses)}" if uses else ""
+                self.warn(loc, "valid_until", notice + then)
 
     def warn(self, loc: Located[Material], key: str, message: str) -> None:
         self.warnings.append(loc.source.issue((*loc.path, key), message, severity="warning"))
