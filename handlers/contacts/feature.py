@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from handlers.contacts.channels import sync_channels
 from handlers.contacts.cli import register as register_cli
 from handlers.contacts.events import EVENTS
-from handlers.contacts.welcome import install_welcome_media
+from handlers.contacts.missed import welcome_missed_hook
+from handlers.contacts.welcome import SEND_WELCOME, install_welcome_media
 from scrm.kernel.feature import Feature
 
 from . import models
@@ -36,6 +37,9 @@ async def _sandbox(runtime: Runtime) -> None:
 def _outbox(runtime: Runtime) -> None:
     # Welcomes carry their media ids' sources: a 40007 re-uploads and resends in the window.
     install_welcome_media(runtime.outbox, runtime.settings.playbook.materials_dir)
+    # A welcome that missed its window anyway: its manager greets the customer by hand.
+    runtime.outbox.failure_hooks[SEND_WELCOME] = welcome_missed_hook(runtime.settings,
+                                                                     lambda: runtime.playbook.current)
 
 
 FEATURE = Feature(name="contacts", router=router, models=models, requires=("radar", "tags", "timeline"),

@@ -135,8 +135,8 @@ async def on_add(event: ev.AddExternalContact | ev.AddHalfExternalContact, sessi
     else:
         await follows.ensure_follow(session, userid, ext, state=event.state, created_at=at)
     await media.flush()
-    if welcome is not None:
-        await _queue_welcome(session, outbox, event, welcome, inbox_id, at)
+    if welcome is not None and info is not None:
+        await _queue_welcome(session, outbox, event, welcome, info.external_contact.name, inbox_id, at)
     elif problem:
         await _welcome_failed(session, outbox, settings, event, info, problem, inbox_id, at, notify=follow is not None,
                               not_before=quiet_until(playbook, now))
@@ -145,10 +145,13 @@ async def on_add(event: ev.AddExternalContact | ev.AddHalfExternalContact, sessi
 
 
 async def _queue_welcome(session: AsyncSession, outbox: Outbox,
-                         event: ev.AddExternalContact | ev.AddHalfExternalContact, welcome: Welcome, inbox_id: int,
-                         at: datetime) -> None:
+                         event: ev.AddExternalContact | ev.AddHalfExternalContact, welcome: Welcome, customer: str,
+                         inbox_id: int, at: datetime) -> None:
+    # ``about``: whom to tell if it misses its window anyway (handlers/contacts/missed.py).
     await outbox.add(session, f"welcome:{event.welcome_code}", SEND_WELCOME, welcome.body,
-                     priority=PRIORITY_WELCOME, not_after=welcome_deadline(event.create_time))
+                     priority=PRIORITY_WELCOME, not_after=welcome_deadline(event.create_time),
+                     about={"userid": event.user_id, "external_userid": event.external_user_id,
+                            "customer": customer})
     await welcome.record_sends(session, at)  # the radar's open rate counts this send
     for reason in welcome.notes:
         log.error("welcome sent without its attachment: %s", reason, extra={"userid": event.user_id})

@@ -13,6 +13,10 @@ def churn_notice(customer: str, channel: str | None) -> str:
             "建议回顾最近的沟通记录，必要时请团队长协助回访。")
 
 
+# Why a queued welcome did not go out in time (the outbox failed it: its code had expired).
+WINDOW_MISSED = "系统未能在欢迎码有效的20秒内发出"
+
+
 def welcome_failed(customer: str, reason: str) -> str:
     """The automatic welcome could not be sent: the manager greets by hand."""
     return f"【请手动问候】新客户「{customer}」的欢迎语未能自动发送（{reason}）。请尽快在企业微信中主动问候。"

@@ -15,7 +15,16 @@ from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -61,7 +70,9 @@ class ServerSettings(Section):
 class DatabaseSettings(Section):
     url: str = "sqlite+aiosqlite:///./scrm.db"
     echo: bool = False
-    pool_size: int = Field(5, ge=1)
+    # PostgreSQL connections (and as many again in overflow): the inbox and the outbox each
+    # keep up to their `concurrency` events and actions in flight.
+    pool_size: int = Field(16, ge=1)
 
     @field_validator("url")
     @classmethod
@@ -95,6 +106,16 @@ class WeComSettings(Section):
     # App messages: WeCom silently drops more than 30/min and 1,000/h per member.
     app_msg_per_member_per_minute: int = Field(30, ge=1)
     app_msg_per_member_per_hour: int = Field(1000, ge=1)
+    # Where instances count those per-member messages together: the database (default), Redis
+    # (`redis_url`), or "off" (each instance alone: only for a single instance).
+    shared_limits: Literal["database", "redis", "off"] = "database"
+    redis_url: str = ""
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> WeComSettings:
+        if self.shared_limits == "redis" and not self.redis_url:
+            raise ValueError("shared_limits = \"redis\" needs redis_url (e.g. redis://127.0.0.1:6379/0)")
+        return self
 
     @field_validator("token")
     @classmethod
@@ -151,6 +172,8 @@ class RetrySettings(Section):
 
 class InboxSettings(RetrySettings):
     batch_size: int = Field(64, ge=1)
+    # Events handled at once (their WeCom reads overlap); one relation's or chat's stay in order.
+    concurrency: int = Field(16, ge=1)
     # Group-commit writer: flush after this many rows or this long, whichever first.
     writer_max_batch: int = Field(512, ge=1)
     writer_max_delay_s: float = Field(0.002, ge=0)
@@ -158,7 +181,7 @@ class InboxSettings(RetrySettings):
 
 class OutboxSettings(RetrySettings):
     batch_size: int = Field(32, ge=1)
-    concurrency: int = Field(8, ge=1)
+    concurrency: int = Field(16, ge=1)
     # How long to wait before asking WeCom what happened to an `unknown` action.
     reconcile_after_s: float = Field(30.0, ge=0)
 
@@ -166,6 +189,25 @@ class OutboxSettings(RetrySettings):
 class SchedulerSettings(Section):
     tick_s: float = Field(30.0, gt=0)
     lease_s: float = Field(120.0, gt=0)
+
+
+class LivenessSettings(Section):
+    """The registry of live instances: how often each beats, when a silent one counts as dead.
+
+    A dead instance's claims (inbox rows, outbox actions, scheduler jobs) are released at once,
+    by a peer or by the restarted process, instead of waiting out their leases: a welcome code
+    lives 20 s. While alive, each beat renews this instance's leases.
+    """
+
+    heartbeat_s: float = Field(1.0, gt=0)
+    # A few missed beats, not one: a busy database may delay a beat.
+    dead_after_s: float = Field(5.0, gt=0)
+
+    @model_validator(mode="after")
+    def _dead_after_beats(self) -> LivenessSettings:
+        if self.dead_after_s < 2 * self.heartbeat_s:
+            raise ValueError("dead_after_s must be at least twice heartbeat_s")
+        return self
 
 
 class Settings(BaseSettings):
@@ -190,6 +232,7 @@ class Settings(BaseSettings):
     inbox: InboxSettings = Field(default_factory=InboxSettings)
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    liveness: LivenessSettings = Field(default_factory=LivenessSettings)
 
     _toml_file: Path | None = None
 

@@ -15,7 +15,7 @@ and waits for ``scrm inbox replay``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
 from scrm.adapters.wecom.events import EventHeader, XmlError, parse_event
@@ -35,11 +36,17 @@ from scrm.kernel.events import AnyInternal, EventKinds, InternalEvent, stored_fo
 from scrm.kernel.group_commit import GroupCommitWriter
 from scrm.kernel.leases import claim, new_owner_id
 from scrm.kernel.logs import log_context
-from scrm.kernel.models import InboxEvent
+from scrm.kernel.models import INBOX_NORMAL, INBOX_URGENT, InboxEvent
 
 log = logging.getLogger("scrm.kernel.inbox")
 
 WECOM = "wecom"
+# Internal events (scheduler steps, CRM changes, radar opens) are handled one after another, as
+# before events ran concurrently: their handlers count against shared limits (cards per manager
+# per day) that concurrent handling would overrun. WeCom events run concurrently beside them.
+INTERNAL_ORDER = "internal"
+# Order keys of group chat events (scrm.adapters.wecom.events): they wait for all earlier events.
+CHAT_ORDER_PREFIX = "chat:"
 
 # Handler dependencies: a mapping, or a function building it per event (for hot-reloaded parts).
 Context = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
@@ -75,6 +82,7 @@ class Inbox:
         clock: Clock,
         *,
         kinds: EventKinds | None = None,
+        owner: str | None = None,
     ) -> None:
         self.engine = engine
         self.sessions = sessions
@@ -82,7 +90,7 @@ class Inbox:
         self.clock = clock
         # Kind → typed class of the internal events this service's features declare.
         self.kinds = kinds if kinds is not None else EventKinds()
-        self.owner = new_owner_id("inbox")
+        self.owner = owner or new_owner_id("inbox")  # the instance id (scrm.kernel.liveness)
         self._wake = asyncio.Event()
         self.after_commit: list[Callable[[], None]] = []
         self.writer = GroupCommitWriter(
@@ -99,7 +107,7 @@ class Inbox:
         self._wake.set()
 
     def _row(self, source: str, dedup_key: str, raw: str, msg_type: str, event: str,
-             change_type: str) -> dict[str, Any]:
+             change_type: str, *, order_key: str = "", urgent: bool = False) -> dict[str, Any]:
         now = self.clock.now()
         return {
             "dedup_key": dedup_key,
@@ -112,6 +120,8 @@ class Inbox:
             "status": "pending",
             "attempts": 0,
             "next_attempt_at": now,
+            "priority": INBOX_URGENT if urgent else INBOX_NORMAL,
+            "order_key": order_key,
         }
 
     async def put_wecom(self, raw_xml: str, header: EventHeader) -> bool:
@@ -119,13 +129,14 @@ class Inbox:
 
         Returns only after the row has committed (group commit), so acknowledging is safe.
         """
-        row = self._row(WECOM, header.dedup_key, raw_xml, header.msg_type, header.event, header.change_type)
+        row = self._row(WECOM, header.dedup_key, raw_xml, header.msg_type, header.event, header.change_type,
+                        order_key=header.order_key, urgent=header.urgent)
         return await self.writer.put(row)
 
     def _internal_row(self, event: AnyInternal, dedup_key: str) -> dict[str, Any]:
         stored = stored_form(event)
         return self._row(stored.source, f"{stored.source}:{dedup_key}", stored.model_dump_json(), "internal",
-                         stored.kind, "")
+                         stored.kind, "", order_key=INTERNAL_ORDER)
 
     async def add_internal(self, session: AsyncSession, event: AnyInternal, dedup_key: str) -> None:
         """Add an internal event (typed, or untyped) inside the caller's transaction (scheduler, CRM, radar)."""
@@ -139,7 +150,7 @@ class Inbox:
     def offer_internal_json(self, source: str, kind: str, dedup_key: str, raw_json: str, *, limit: int) -> bool:
         """Queue an internal event, already serialised as ``InternalEvent`` JSON, without waiting
         for its commit (see ``GroupCommitWriter.offer``); False when the writer refused it."""
-        row = self._row(source, f"{source}:{dedup_key}", raw_json, "internal", kind, "")
+        row = self._row(source, f"{source}:{dedup_key}", raw_json, "internal", kind, "", order_key=INTERNAL_ORDER)
         return self.writer.offer(row, limit=limit)
 
     # ---------------------------------------------------------------- processing
@@ -153,32 +164,64 @@ class Inbox:
         """An internal event as the class of its kind (``EventPayloadError`` when it does not fit)."""
         return self.kinds.typed(event) if isinstance(event, InternalEvent) else event
 
-    async def process_due(self, dispatcher: Dispatcher, context: Context) -> ProcessOutcome:
-        """Claim one batch of due rows and process them in order."""
+    def _due(self, now: datetime) -> ColumnElement[bool]:
+        earlier = aliased(InboxEvent)
+        # An urgent row (a welcome code) may overtake the backlog, never an earlier event of its
+        # own relation or chat: a re-add must not be handled before the delete that preceded it.
+        blocked = exists().where(earlier.order_key == InboxEvent.order_key, earlier.status == "pending",
+                                 earlier.id < InboxEvent.id)
+        return and_(InboxEvent.status == "pending", InboxEvent.next_attempt_at <= now,
+                    or_(InboxEvent.priority >= INBOX_NORMAL, InboxEvent.order_key == "", ~blocked))
+
+    async def _claim(self, limit: int) -> list[Mapping[str, Any]]:
         now = self.clock.now()
         async with self.engine.begin() as conn:
-            rows = await claim(
-                conn,
-                InboxEvent,
-                (InboxEvent.status == "pending") & (InboxEvent.next_attempt_at <= now),
-                ["id"],
-                now=now,
-                lease_s=self.settings.lease_s,
-                owner=self.owner,
-                limit=self.settings.batch_size,
-            )
-        done = retried = dead = 0
+            return await claim(conn, InboxEvent, self._due(now), ["priority", "id"], now=now,
+                               lease_s=self.settings.lease_s, owner=self.owner, limit=limit)
+
+    def _launch(self, rows: list[Mapping[str, Any]], dispatcher: Dispatcher, context: Context,
+                tails: dict[str, asyncio.Task[str]], slots: asyncio.Semaphore,
+                running: set[asyncio.Task[str]]) -> list[asyncio.Task[str]]:
+        """One task per row. A row waits for the previous row of its order key (``tails``); a
+        group chat's event waits for every earlier one (``running``), because it may name
+        customers whose own events (their add) came just before it."""
+        tasks: list[asyncio.Task[str]] = []
         for row in rows:
+            key = row["order_key"]
+            if key.startswith(CHAT_ORDER_PREFIX):
+                before = [*running, *tasks]
+            else:
+                tail = tails.get(key) if key else None
+                before = [tail] if tail is not None else []
+            task = asyncio.create_task(self._after(before, row, dispatcher, context, slots))
+            if key:
+                tails[key] = task
+                task.add_done_callback(functools.partial(_forget_tail, tails, key))
+            tasks.append(task)
+        return tasks
+
+    async def _after(self, before: list[asyncio.Task[str]], row: Mapping[str, Any], dispatcher: Dispatcher,
+                     context: Context, slots: asyncio.Semaphore) -> str:
+        if before:
+            await asyncio.wait(before)  # their outcomes are their own; only their end matters here
+        async with slots:
             outcome = await self._process_row(row, dispatcher, context)
-            if outcome == "done":
-                # Per event, not per batch: a welcome queued by this event (its code lives 20 s)
-                # must not wait for the rest of the batch before the outbox wakes.
-                for hook in self.after_commit:
-                    hook()
-            done += outcome == "done"
-            retried += outcome == "retry"
-            dead += outcome == "dead"
-        return ProcessOutcome(done, retried, dead)
+        if outcome == "done":
+            # Per event, not per batch: a welcome queued by this event (its code lives 20 s)
+            # must not wait for other events before the outbox wakes.
+            for hook in self.after_commit:
+                hook()
+        return outcome
+
+    async def process_due(self, dispatcher: Dispatcher, context: Context) -> ProcessOutcome:
+        """Claim one batch of due rows and process them: concurrently (``concurrency`` at a time),
+        in arrival order within one order key (a customer relation, a group chat)."""
+        rows = await self._claim(self.settings.batch_size)
+        if not rows:
+            return ProcessOutcome()
+        outcomes = await asyncio.gather(*self._launch(rows, dispatcher, context, {},
+                                                      asyncio.Semaphore(self.settings.concurrency), set()))
+        return ProcessOutcome(outcomes.count("done"), outcomes.count("retry"), outcomes.count("dead"))
 
     async def _process_row(self, row: Mapping[str, Any], dispatcher: Dispatcher, context: Context) -> str:
         with log_context(inbox_id=row["id"], dedup_key=row["dedup_key"], event=row["event"],
@@ -235,21 +278,41 @@ class Inbox:
             )
 
     async def run(self, dispatcher: Dispatcher, context: Context, *, idle_s: float = 1.0) -> None:
-        """Worker loop: process while there is work, else wait for a wake-up or ``idle_s``."""
-        while True:
-            self._wake.clear()
-            try:
-                outcome = await self.process_due(dispatcher, context)
-            except Exception:
-                log.exception("inbox worker iteration failed; continuing")
-                outcome = ProcessOutcome()
-                await asyncio.sleep(idle_s)
-            if outcome.total == 0:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the
-                # cancellation of a stop coincides with a wake-up, and the loop would go on.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(idle_s):
-                        await self._wake.wait()
+        """Worker loop: keep up to ``concurrency`` events in flight, claiming more as slots free
+        (a slow WeCom call holds one slot, not the batch); wait for a wake-up or ``idle_s``."""
+        limit = self.settings.concurrency
+        slots = asyncio.Semaphore(limit)
+        tails: dict[str, asyncio.Task[str]] = {}
+        running: set[asyncio.Task[str]] = set()
+        try:
+            while True:
+                self._wake.clear()
+                rows: list[Mapping[str, Any]] = []
+                if len(running) < limit:
+                    try:
+                        rows = await self._claim(min(self.settings.batch_size, limit - len(running)))
+                    except Exception:
+                        log.exception("inbox worker iteration failed; continuing")
+                        await asyncio.sleep(idle_s)
+                for task in self._launch(rows, dispatcher, context, tails, slots, running):
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if rows and len(running) < limit:
+                    continue
+                await self._idle(running, idle_s)
+        finally:
+            for task in running:
+                task.cancel()
+
+    async def _idle(self, running: set[asyncio.Task[str]], idle_s: float) -> None:
+        """Until a wake-up, a running event's end, or ``idle_s``."""
+        waker = asyncio.create_task(self._wake.wait())
+        try:
+            # asyncio.wait, not wait_for: on 3.11 wait_for returns normally when the cancellation
+            # of a stop coincides with a wake-up, and the loop would go on.
+            await asyncio.wait([waker, *running], timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
 
     # ---------------------------------------------------------------- operators
     async def counts(self) -> dict[str, int]:
@@ -269,6 +332,11 @@ class Inbox:
             res = await conn.execute(stmt)
         self.wake()
         return int(res.rowcount)
+
+
+def _forget_tail(tails: dict[str, asyncio.Task[str]], key: str, task: asyncio.Task[str]) -> None:
+    if tails.get(key) is task:
+        del tails[key]
 
 
 def summarize(row: InboxEvent) -> dict[str, Any]:

@@ -28,6 +28,11 @@ from scrm.adapters.db.base import Base, BigId, JsonDict
 # --------------------------------------------------------------------------------------------
 
 
+INBOX_URGENT = 0
+INBOX_NORMAL = 100
+INBOX_PENDING_SQL = "status = 'pending'"
+
+
 class InboxEvent(Base):
     """One inbound event (WeCom callback, scheduler tick, CRM change), durable before ack."""
 
@@ -48,8 +53,21 @@ class InboxEvent(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64), default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     done_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Claimed lowest first: an event carrying a welcome code (valid 20 s) is INBOX_URGENT and
+    # overtakes a backlog (a nightly CRM import), never an earlier event of its own order_key.
+    priority: Mapped[int] = mapped_column(Integer, default=100, server_default=text("100"))
+    # One customer relation or group chat: its events are handled in arrival order; "" = none.
+    order_key: Mapped[str] = mapped_column(String(160), default="", server_default=text("''"))
 
-    __table_args__ = (Index("ix_inbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_inbox_due", "status", "next_attempt_at"),
+        # The claim's order over pending rows: the claim walks it instead of sorting the backlog.
+        Index("ix_inbox_claim", "priority", "id", sqlite_where=text(INBOX_PENDING_SQL),
+              postgresql_where=text(INBOX_PENDING_SQL)),
+        # "Is an earlier event of this relation still pending?" for urgent rows.
+        Index("ix_inbox_order", "order_key", "id", sqlite_where=text(INBOX_PENDING_SQL),
+              postgresql_where=text(INBOX_PENDING_SQL)),
+    )
 
 
 # Statuses an outbox action can still be claimed in; the claim index covers exactly these rows.
@@ -127,3 +145,23 @@ class Occurrence(Base):
     __table_args__ = (UniqueConstraint("job_key", "occurrence_key", name="uq_occurrence"),)
 
 
+
+
+class ServiceInstance(Base):
+    """One running service process, beating while alive (``scrm.kernel.liveness``).
+
+    Its ``id`` is the lease owner of every row it claims, so a peer that finds it silent (or a
+    restart on the same machine that finds its process gone) releases exactly its claims.
+    """
+
+    __tablename__ = "service_instance"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(64))  # for people: which machine
+    pid: Mapped[int] = mapped_column(Integer)
+    # Identifies the process table this pid belongs to (boot id + pid namespace) and the
+    # process's start tick: a restart on the same machine can tell its dead predecessor at once.
+    pid_space: Mapped[str] = mapped_column(String(96), default="")
+    process_start: Mapped[str] = mapped_column(String(32), default="")
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]

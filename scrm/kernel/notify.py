@@ -1,7 +1,8 @@
 """App messages to client managers (message/send), always through the outbox.
 
 The outbox adds WeCom's ``enable_duplicate_check`` to every message/send, and the idempotency
-key makes a replayed event add nothing, so a manager never gets the same notice twice.
+key makes a replayed event add nothing, so a manager never gets the same notice twice. Notices
+to one member wait in one lane; those due together go out as one message (``merge_notices``).
 
 Quiet hours (``sop/policy.yaml``) cover managers too: a notice raised inside them (a churn, a
 radar alert) is queued at once with ``not_before`` = their end (``scrm.playbook.quiet.quiet_until``),
@@ -15,7 +16,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scrm.kernel.config import Settings
-from scrm.kernel.outbox import PRIORITY_INTERACTIVE, Outbox
+from scrm.kernel.outbox import MERGE, PRIORITY_INTERACTIVE, Outbox
 
 
 async def tell_member(session: AsyncSession, outbox: Outbox, settings: Settings, *, key: str, userid: str,
@@ -27,4 +28,7 @@ async def tell_member(session: AsyncSession, outbox: Outbox, settings: Settings,
     body = {"touser": userid, "msgtype": "text", "agentid": settings.wecom.agent_id, "text": {"content": text}}
     # The outbox stamps rows with its own clock: measure the wait on that clock.
     delay_s = max(0.0, (not_before - outbox.clock.now()).total_seconds()) if not_before is not None else 0.0
-    await outbox.add(session, key, "message/send", body, priority=priority, delay_s=delay_s)
+    # One lane per member: notices go in order, and those waiting when one is sent ride along
+    # in it (scrm.kernel.outbox.merge_notices), so a burst never meets WeCom's 30 a minute.
+    await outbox.add_action(session, key, "wecom", {"api": "message/send", "body": body, "method": "POST", MERGE: True},
+                            priority=priority, delay_s=delay_s, lane=f"notice:{userid}")

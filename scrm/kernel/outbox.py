@@ -5,6 +5,7 @@ idempotency key (``welcome:{code}``, ``sop:{sop}:{step}:{target}:{occurrence}``)
 key is silently ignored, so replays add nothing. Workers send due rows:
 
     pending → sending → sent | failed | unknown      (and cancelled, by an operator)
+    pending → merged                                 (carried by an earlier notice to the same member)
 
 A call that may have taken effect (timeout or connection dropped after the request went out)
 is never blindly re-sent. What happens instead depends on the action (a table, see
@@ -25,7 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from scrm.adapters.db.engine import dialect_of, insert_ignore, insert_ignore_many, table_of
@@ -122,6 +123,14 @@ Preparer = Callable[["Outbox", dict[str, Any]], Awaitable[dict[str, Any]]]
 Refresher = Callable[["Outbox", dict[str, Any], WeComError], Awaitable[dict[str, Any] | None]]
 
 
+# A failure hook runs when an action of its api ends ``failed``, in the transaction that records
+# the failure (so what it queues, e.g. "greet this customer yourself", exists exactly once).
+FailureHook = Callable[["Outbox", AsyncSession, Mapping[str, Any], str], Awaitable[None]]
+
+# result["maybe_sent"]: an earlier attempt of this action may have reached WeCom.
+MAYBE_SENT = "maybe_sent"
+
+
 class PrepareError(Exception):
     """A body cannot be completed for sending; ``retry`` says whether trying later may help."""
 
@@ -145,13 +154,14 @@ class Outbox:
     """Add, send, reconcile and administer outbound actions."""
 
     def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession],
-                 settings: OutboxSettings, clock: Clock, wecom: WeComCaller | None) -> None:
+                 settings: OutboxSettings, clock: Clock, wecom: WeComCaller | None, *,
+                 owner: str | None = None) -> None:
         self.engine = engine
         self.sessions = sessions
         self.settings = settings
         self.clock = clock
         self.wecom = wecom
-        self.owner = new_owner_id("outbox")
+        self.owner = owner or new_owner_id("outbox")  # the instance id (scrm.kernel.liveness)
         self._wake = asyncio.Event()
         self.executors: dict[str, Executor] = {"wecom": _execute_wecom}
         self.reconcilers: dict[str, Reconciler] = {
@@ -160,13 +170,19 @@ class Outbox:
         }
         self.preparers: dict[str, Preparer] = {}
         self.refreshers: dict[str, Refresher] = {}
+        self.failure_hooks: dict[str, FailureHook] = {}
 
     # ------------------------------------------------------------------ adding
     async def add(self, session: AsyncSession, key: str, api: str, body: Mapping[str, Any], *,
                   priority: int = PRIORITY_DEFAULT, lane: str | None = None,
-                  not_after: datetime | None = None, delay_s: float = 0.0, method: str = "POST") -> None:
-        """Queue a WeCom call inside the caller's transaction; a repeated key adds nothing."""
-        payload = {"api": api, "body": dict(body), "method": method}
+                  not_after: datetime | None = None, delay_s: float = 0.0, method: str = "POST",
+                  about: Mapping[str, Any] | None = None) -> None:
+        """Queue a WeCom call inside the caller's transaction; a repeated key adds nothing.
+
+        ``about``: what the call concerns beyond its body (who, for whom), for failure hooks."""
+        payload: dict[str, Any] = {"api": api, "body": dict(body), "method": method}
+        if about:
+            payload["about"] = dict(about)
         await self.add_action(session, key, "wecom", payload, priority=priority, lane=lane,
                               not_after=not_after, delay_s=delay_s)
 
@@ -244,7 +260,8 @@ class Outbox:
         await asyncio.gather(*(one(r) for r in rows))
         return len(rows)
 
-    async def _process(self, row: Mapping[str, Any]) -> None:
+    async def _process(self, claimed: Mapping[str, Any]) -> None:
+        row = dict(claimed)  # an attempt may merge later notices into it (payload, result)
         with log_context(outbox_id=row["id"], key=row["idempotency_key"], kind=row["kind"]):
             try:
                 outcome = await self._attempt(row)
@@ -256,7 +273,7 @@ class Outbox:
                     row["attempts"] + 1), count_attempt=False)
             await self._finish(row, outcome)
 
-    async def _attempt(self, row: Mapping[str, Any]) -> Outcome:
+    async def _attempt(self, row: dict[str, Any]) -> Outcome:
         api = str(row["payload"].get("api", ""))
         if row["status"] in ("unknown", "sending"):
             # "sending" here means a worker died after (maybe) sending: same as a dropped reply.
@@ -264,7 +281,7 @@ class Outbox:
             too_old = api == "message/send" and self._age_s(row) > APP_MSG_DUPLICATE_WINDOW_S - 600
             if sem.on_ambiguous != "retry" or too_old:
                 return await self._resolve_ambiguous(row, api, sem, too_old)
-        if row["not_after"] is not None and self.clock.now() > row["not_after"]:
+        if row["not_after"] is not None and self.clock.now() > row["not_after"] and not self._may_verify(row, api):
             return Outcome("failed", error="window missed: not sent before its deadline")
         if row["attempts"] >= self.settings.max_attempts:
             return Outcome("failed", error=f"gave up after {row['attempts']} attempts: {row['last_error']}")
@@ -274,7 +291,16 @@ class Outbox:
                 .values(status="sending", attempts=OutboxAction.attempts + 1))
             if res.rowcount != 1:
                 return Outcome("pending", error="lease lost", count_attempt=False)
+            if row["payload"].get(MERGE) and row["lane"] and row["status"] == "pending" and row["attempts"] == 0:
+                await merge_notices(conn, row, self.clock.now())
         return await self.executors[row["kind"]](self, row)
+
+    def _may_verify(self, row: Mapping[str, Any], api: str) -> bool:
+        """Past its deadline, an action that may already have gone out is sent once more when
+        WeCom's answer tells which: a welcome code that was used answers 41051 even after it
+        expired (so it went out: sent), an unused expired one another error (so it did not)."""
+        maybe_sent = row["status"] in ("sending", "unknown") or bool((row["result"] or {}).get(MAYBE_SENT))
+        return maybe_sent and row["kind"] == "wecom" and bool(semantics_for(api).done_errcodes)
 
     async def _resolve_ambiguous(self, row: Mapping[str, Any], api: str, sem: Semantics,
                                  too_old: bool) -> Outcome:
@@ -296,10 +322,14 @@ class Outbox:
         return backoff_s(attempts, self.settings.backoff_base_s, self.settings.backoff_max_s)
 
     async def _finish(self, row: Mapping[str, Any], outcome: Outcome) -> None:
+        """Record the outcome (fenced by the lease); a failure also fails what was merged into
+        the row and runs the api's failure hook, in the same transaction."""
         now = self.clock.now()
         values: dict[str, Any] = {"status": outcome.status, "locked_until": None, "lease_owner": None}
+        merged = list((row["result"] or {}).get(MERGED, []))
         if outcome.status == "sent":
-            values.update(sent_at=now, result=outcome.result, last_error=None)
+            result = {**(outcome.result or {}), MERGED: merged} if merged else outcome.result
+            values.update(sent_at=now, result=result, last_error=None)
             msgid = (outcome.result or {}).get("msgid")
             if msgid:
                 values["wecom_msgid"] = str(msgid)
@@ -309,10 +339,19 @@ class Outbox:
             if not outcome.count_attempt:
                 values["attempts"] = row["attempts"]  # as claimed, before this attempt's increment
             if outcome.result is not None:
-                values["result"] = outcome.result
-        async with self.engine.begin() as conn:
-            await conn.execute(update(OutboxAction).where(OutboxAction.id == row["id"],
-                                                          OutboxAction.lease_owner == self.owner).values(**values))
+                values["result"] = {**outcome.result, MERGED: merged} if merged else outcome.result
+        hook = self.failure_hooks.get(str(row["payload"].get("api", ""))) if outcome.status == "failed" else None
+        async with self.sessions() as session, session.begin():
+            res = await session.execute(update(OutboxAction).where(OutboxAction.id == row["id"],
+                                                                   OutboxAction.lease_owner == self.owner)
+                                        .values(**values))
+            if res.rowcount == 1 and outcome.status == "failed" and merged:  # type: ignore[attr-defined]
+                # The notices merged into this one did not go out either.
+                await session.execute(update(OutboxAction).where(OutboxAction.id.in_(merged),
+                                                                 OutboxAction.status == MERGED_STATUS)
+                                      .values(status="failed", last_error=f"merged into #{row['id']}, which failed"))
+            if hook is not None and res.rowcount == 1:  # type: ignore[attr-defined]
+                await hook(self, session, row, outcome.error or "")
         level = logging.INFO if outcome.status in ("sent", "pending") else logging.WARNING
         log.log(level, "outbox action %s", outcome.status, extra={"error": outcome.error})
 
@@ -357,6 +396,57 @@ class Outbox:
         async with self.sessions() as s:
             res = await s.execute(select(OutboxAction.status, func.count()).group_by(OutboxAction.status))
             return {status: n for status, n in res.all()}
+
+
+# ---------------------------------------------------------------------- merged notices
+# payload["merge"]: a text app message to one member that may carry later ones of its lane.
+MERGE = "merge"
+# result["merged"]: the ids of the notices a row carried; those rows end in MERGED_STATUS.
+MERGED = "merged"
+MERGED_STATUS = "merged"
+# message/send text content is at most 2048 bytes; keep a margin for the header.
+MERGED_MAX_BYTES = 2000
+MERGE_AT_MOST = 50
+
+
+async def merge_notices(conn: AsyncConnection, row: dict[str, Any], now: datetime) -> None:
+    """Fold the member's other due notices into ``row`` (the head of their lane, so nobody else
+    may claim them): one message "【3条提醒】…" instead of three, so a burst never meets WeCom's
+    30-a-minute limit per member. The merged body is stored before the call, so a retry sends
+    the same text (WeCom's duplicate check then drops a repeat); the merged rows end ``merged``."""
+    body = row["payload"]["body"]
+    later = (await conn.execute(
+        select(OutboxAction.id, OutboxAction.payload)
+        .where(OutboxAction.lane == row["lane"], OutboxAction.id > row["id"], OutboxAction.status == "pending",
+               OutboxAction.next_attempt_at <= now)
+        .order_by(OutboxAction.id).limit(MERGE_AT_MOST))).all()
+    texts = [str(body.get("text", {}).get("content", ""))]
+    taken: list[int] = []
+    for other_id, payload in later:
+        other = payload.get("body") or {}
+        if not payload.get(MERGE) or other.get("touser") != body.get("touser") or other.get("msgtype") != "text":
+            break  # keep the lane's order: merge only a run of notices
+        text = str(other.get("text", {}).get("content", ""))
+        if len(_merged_text([*texts, text]).encode()) > MERGED_MAX_BYTES:
+            break
+        texts.append(text)
+        taken.append(int(other_id))
+    if not taken:
+        return
+    merged_body = {**body, "text": {"content": _merged_text(texts)}}
+    row["payload"] = {**row["payload"], "body": merged_body}
+    row["result"] = {**(row["result"] or {}), MERGED: taken}
+    await conn.execute(update(OutboxAction).where(OutboxAction.id == row["id"])
+                       .values(payload=row["payload"], result=row["result"]))
+    await conn.execute(update(OutboxAction).where(OutboxAction.id.in_(taken), OutboxAction.status == "pending")
+                       .values(status=MERGED_STATUS, result={"merged_into": row["id"]}, locked_until=None,
+                               lease_owner=None))
+
+
+def _merged_text(texts: list[str]) -> str:
+    if len(texts) == 1:
+        return texts[0]
+    return f"【{len(texts)}条提醒】\n" + "\n\n".join(f"{i}. {t}" for i, t in enumerate(texts, 1))
 
 
 # ---------------------------------------------------------------------- the "wecom" kind
@@ -420,7 +510,8 @@ async def _call_wecom(outbox: Outbox, row: Mapping[str, Any], api: str, body: di
         return Outcome("pending", error=str(exc), delay_s=exc.retry_after_s, count_attempt=False)
     except AmbiguousCallError as exc:
         if sem.on_ambiguous == "retry":
-            return Outcome("pending", error=f"may have taken effect, retrying safely: {exc}", delay_s=0.5)
+            return Outcome("pending", error=f"may have taken effect, retrying safely: {exc}", delay_s=0.5,
+                           result={MAYBE_SENT: True})
         return Outcome("unknown", error=str(exc), delay_s=outbox.settings.reconcile_after_s,
                        result={"first_attempt_at": row["created_at"].isoformat()})
     except WeComError:
@@ -433,7 +524,12 @@ async def _call_wecom(outbox: Outbox, row: Mapping[str, Any], api: str, body: di
 def _refused(outbox: Outbox, row: Mapping[str, Any], api: str, exc: WeComError) -> Outcome:
     """The outcome of a call WeCom answered with an errcode."""
     if exc.errcode in semantics_for(api).done_errcodes:
-        return Outcome("sent", result={"errcode": exc.errcode, "note": "already done"})
+        earlier = row["status"] in ("sending", "unknown") or bool((row["result"] or {}).get(MAYBE_SENT))
+        return Outcome("sent", result={"errcode": exc.errcode,
+                                       "note": "went out on an earlier attempt" if earlier else "already done"})
+    late = row["not_after"] is not None and outbox.clock.now() > row["not_after"]
+    if late:  # only an action that may have gone out is tried past its deadline: now we know it did not
+        return Outcome("failed", error=f"window missed: not sent before its deadline ({exc})")
     if exc.retry_safe:
         return Outcome("pending", error=str(exc), delay_s=outbox._backoff(row["attempts"] + 1))
     return Outcome("failed", error=str(exc))

@@ -91,13 +91,13 @@ class _LeaseLost(Exception):
 
 class Scheduler:
     def __init__(self, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession],
-                 settings: SchedulerSettings, clock: Clock, inbox: Inbox) -> None:
+                 settings: SchedulerSettings, clock: Clock, inbox: Inbox, *, owner: str | None = None) -> None:
         self.engine = engine
         self.sessions = sessions
         self.settings = settings
         self.clock = clock
         self.inbox = inbox
-        self.owner = new_owner_id("scheduler")
+        self.owner = owner or new_owner_id("scheduler")  # the instance id (scrm.kernel.liveness)
 
     async def put_job(self, session: AsyncSession, job_key: str, kind: type[Internal] | str, trigger: TriggerSpec,
                       *, payload: Mapping[str, Any] | None = None, misfire_grace_s: int = 3600) -> None:

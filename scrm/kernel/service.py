@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from scrm.adapters.db.engine import make_engine, make_sessionmaker
 from scrm.adapters.wecom.crypto import WeComCrypto
+from scrm.adapters.wecom.shared_limits import DatabaseCounter, RedisCounter, SharedCounter, SharedLimits
 from scrm.kernel import deps
 from scrm.kernel.clock import Clock, SystemClock
 from scrm.kernel.config import Settings
@@ -24,6 +25,7 @@ from scrm.kernel.control import ControlServer, control_socket_path
 from scrm.kernel.dispatch import DispatchConfigError, Dispatcher, Router
 from scrm.kernel.feature import Feature, event_kinds, routers_of
 from scrm.kernel.inbox import Inbox
+from scrm.kernel.liveness import Identity, Liveness
 from scrm.kernel.outbox import PRIORITY_WELCOME, Outbox
 from scrm.kernel.reloadable import NoPlaybook, PlaybookSource, ReloadOutcome
 from scrm.kernel.scheduler import Scheduler
@@ -40,18 +42,28 @@ class Runtime:
         ``routers`` replaces only their routers (tests of one handler module keep every other hook)."""
         self.settings = settings
         self.features = tuple(features)
+        self._closers: list[Callable[[], Awaitable[None]]] = []
         self.clock: Clock = clock or SystemClock()
         self.engine = make_engine(settings.database.url, echo=settings.database.echo,
                                   pool_size=settings.database.pool_size)
         self.sessions = make_sessionmaker(self.engine)
+        # One id for every lease this instance takes: the registry releases them if it dies.
+        self.identity = Identity.of_this_process()
+        owner = self.identity.id
         # Stored internal events are dispatched as the typed classes the features declare.
-        self.inbox = Inbox(self.engine, self.sessions, settings.inbox, self.clock, kinds=event_kinds(self.features))
-        self.scheduler = Scheduler(self.engine, self.sessions, settings.scheduler, self.clock, self.inbox)
+        self.inbox = Inbox(self.engine, self.sessions, settings.inbox, self.clock, kinds=event_kinds(self.features),
+                           owner=owner)
+        self.scheduler = Scheduler(self.engine, self.sessions, settings.scheduler, self.clock, self.inbox,
+                                   owner=owner)
         self.playbook: PlaybookSource = playbook if playbook is not None else NoPlaybook()
         if load_playbook:
             self.playbook.load()
         self.wecom = wecom if wecom is not None else self._make_wecom_client()
-        self.outbox = Outbox(self.engine, self.sessions, settings.outbox, self.clock, self.wecom)
+        self.outbox = Outbox(self.engine, self.sessions, settings.outbox, self.clock, self.wecom, owner=owner)
+        self.liveness = Liveness(self.engine, self.clock, settings.liveness, self.identity,
+                                 Liveness.tables(settings.inbox.lease_s, settings.outbox.lease_s,
+                                                 settings.scheduler.lease_s),
+                                 on_release=self._claims_released, on_live=self._instances_live)
         for feature in self.features:  # the semantics of the APIs each feature queues
             if feature.outbox is not None:
                 feature.outbox(self)
@@ -64,9 +76,22 @@ class Runtime:
         self._sighup: tuple[asyncio.AbstractEventLoop, Any] | None = None  # (loop, previous handler)
         self._reload_lock = asyncio.Lock()
         self.control: ControlServer | None = None
+        self._registered = False
+
+    def _claims_released(self) -> None:
+        """A dead instance's rows are claimable now: look at once (welcomes first, by priority)."""
+        self.inbox.wake()
+        self.outbox.wake()
+
+    def _instances_live(self, live: int) -> None:
+        """WeCom counts per-API calls per corp: with ``live`` instances each takes 1/live of it."""
+        limiter = getattr(self.wecom, "limiter", None)
+        if limiter is not None:
+            limiter.set_instances(live)
 
     def _make_wecom_client(self) -> Any:
         from scrm.adapters.wecom.api import WeComClient
+        from scrm.adapters.wecom.ratelimit import RateLimiter
         from scrm.adapters.wecom.token import DbTokenStore, MemoryTokenStore, TokenStore
 
         # PostgreSQL: instances share one token through the database. SQLite means one
@@ -74,7 +99,18 @@ class Runtime:
         # transaction's own write lock, so the token lives in memory there.
         store: TokenStore = (MemoryTokenStore(self.clock) if self.settings.database.is_sqlite
                              else DbTokenStore(self.sessions, self.clock))
-        return WeComClient(self.settings.wecom, token_store=store, clock=self.clock)
+        limiter = RateLimiter.from_settings(self.clock, self.settings.wecom, shared=self._shared_limits())
+        return WeComClient(self.settings.wecom, token_store=store, clock=self.clock, limiter=limiter)
+
+    def _shared_limits(self) -> SharedLimits | None:
+        """The count of per-member app messages every instance shares ([wecom] shared_limits)."""
+        kind = self.settings.wecom.shared_limits
+        if kind == "off":
+            return None
+        counter: SharedCounter = (RedisCounter(self.settings.wecom.redis_url) if kind == "redis"
+                                  else DatabaseCounter(self.engine))
+        self._closers.append(counter.close)
+        return SharedLimits(counter)
 
     def handler_context(self) -> dict[str, Any]:
         """What every handler may ask for, besides the per-event names the inbox adds."""
@@ -103,6 +139,11 @@ class Runtime:
         self.require_playbook()
         self.inbox.writer.start()
         if workers:
+            # Join the registry first: a restart releases its killed predecessor's claims before
+            # the workers look for work, so those rows are taken over now, not in a minute.
+            await self.liveness.register()
+            self._registered = True
+            self._spawn("liveness", self.liveness.run())
             self._spawn("inbox-worker", self.inbox.run(self.dispatcher, self.handler_context))
             # Welcome codes live 20 s: their own lane never waits behind bulk sends.
             self._spawn("outbox-priority", self.outbox.run(max_priority=PRIORITY_WELCOME))
@@ -193,12 +234,18 @@ class Runtime:
             self.control = None
         writer = asyncio.create_task(self.inbox.writer.stop(), name="group-commit-writer")
         abandoned += await _wait_or_abandon({"group-commit-writer": writer}, timeout)
+        if self._registered:
+            self._registered = False
+            leave = asyncio.create_task(self.liveness.leave(), name="leave-registry")
+            abandoned += await _wait_or_abandon({"leave-registry": leave}, timeout)
         if abandoned:
             log.error("runtime stop: abandoned what did not finish in time: %s", ", ".join(abandoned),
                       extra={"abandoned": abandoned})
         close = getattr(self.wecom, "close", None)
         if close is not None:
             await close()
+        for closer in self._closers:
+            await closer()
         await self.engine.dispose()
         log.info("runtime stopped")
         return abandoned

@@ -37,7 +37,7 @@ from scrm.kernel.models import InboxEvent
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
 from scrm.main import FEATURES, KINDS
 from tests.conftest import make_settings
-from tests.fakes.service import drain, running_service
+from tests.support.service import drain, running_service
 
 AT = "2026-11-02T01:30:00Z"  # as InternalEvent.model_dump_json writes ``at``
 FIRE = "2026-11-02T01:30:00+00:00"  # as the scheduler writes ``fire_time`` (datetime.isoformat)

@@ -20,8 +20,8 @@ from scrm.kernel.service import Runtime
 from scrm.main import FEATURES
 from scrm.playbook.holder import PlaybookHolder
 from tests.conftest import make_settings
-from tests.fakes.service import drain, running_service
 from tests.playbook.factory import REPO
+from tests.support.service import drain, running_service
 
 
 def names(features: tuple[Feature, ...]) -> list[str]:

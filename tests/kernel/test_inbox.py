@@ -17,8 +17,8 @@ from scrm.kernel.inbox import backoff_s
 from scrm.kernel.models import InboxEvent
 from scrm.kernel.service import Runtime
 from tests.conftest import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, make_settings
-from tests.fakes.service import drain, running_service, spine_routers, wait_until
 from tests.fakes.wecom_sender import add_contact_xml, post_event
+from tests.support.service import drain, running_service, spine_routers, wait_until
 
 CRYPTO = WeComCrypto(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID)
 

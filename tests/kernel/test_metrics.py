@@ -12,8 +12,8 @@ from scrm.adapters.wecom.crypto import WeComCrypto
 from scrm.kernel.clock import FakeClock
 from scrm.kernel.models import DueJob
 from tests.conftest import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, make_settings
-from tests.fakes.service import drain, running_service, spine_routers
 from tests.fakes.wecom_sender import add_contact_xml, post_event
+from tests.support.service import drain, running_service, spine_routers
 
 CRYPTO = WeComCrypto(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID)
 SAMPLE = re.compile(r"^(\w+)(\{[^}]*\})? (\S+)$")

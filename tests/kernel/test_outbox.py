@@ -17,7 +17,7 @@ from scrm.kernel.outbox import PRIORITY_WELCOME, Outbox
 from scrm.kernel.service import Runtime
 from tests.conftest import make_settings
 from tests.fakes.sandbox import Sandbox, running_sandbox
-from tests.fakes.service import running_service
+from tests.support.service import running_service
 
 
 async def statuses(runtime: Runtime) -> Counter[str]:
@@ -239,3 +239,84 @@ async def test_fault_storm_2000_actions_each_sent_exactly_once(db_url: str) -> N
         for i in range(600):
             follow = sb.state.require_follow(f"mgr{i % 100:03d}", f"wmc{i:05d}")
             assert tag_ids[i % 2] in follow.tag_ids
+
+
+# ---------------------------------------------------------------------- welcomes past their window
+WELCOME = "externalcontact/send_welcome_msg"
+
+
+async def welcome_row(runtime: Runtime) -> OutboxAction:
+    async with runtime.sessions() as s:
+        return (await s.scalars(select(OutboxAction))).one()
+
+
+def record_failures(outbox: Outbox) -> list[tuple[str, str]]:
+    """A failure hook for welcomes that records (key, error) once per failure."""
+    failures: list[tuple[str, str]] = []
+
+    async def hook(_: Outbox, session: Any, row: Any, error: str) -> None:
+        failures.append((row["idempotency_key"], error))
+
+    outbox.failure_hooks[WELCOME] = hook
+    return failures
+
+
+async def test_a_welcome_whose_reply_was_lost_is_recorded_sent_even_past_its_window(db_url: str) -> None:
+    """WeCom accepted it but the reply never came, and the retry falls after the 20 s: asking once
+    more answers 41051 (the code was used), so it went out: sent, not failed, and no one is told."""
+    clock = FakeClock()
+    async with running_sandbox(clock) as sb, running_service(make_settings(db_url), clock=clock,
+                                                             wecom=sb.client) as (runtime, _):
+        seed(sb, 1, 1)
+        failures = record_failures(runtime.outbox)
+        code = sb.state.issue_welcome_code("mgr000", "wmc00000", sb.now)
+        sb.server.faults.drop_reply(WELCOME, count=1)
+        await add(runtime, f"welcome:{code}", WELCOME, {"welcome_code": code, "text": {"content": "您好"}},
+                  priority=PRIORITY_WELCOME, not_after=clock.now() + timedelta(seconds=20))
+        await runtime.outbox.process_due()
+        assert (await welcome_row(runtime)).status == "pending"
+        clock.advance(30)
+        await runtime.outbox.process_due()
+        row = await welcome_row(runtime)
+        assert (row.status, (row.result or {}).get("note")) == ("sent", "went out on an earlier attempt")
+        assert len(sb.state.delivered_messages(kind="welcome")) == 1
+        assert failures == []
+
+
+async def test_a_welcome_sent_just_before_a_crash_is_recorded_sent_after_the_restart(db_url: str) -> None:
+    """The process died between WeCom's reply and the commit: the row is left `sending`."""
+    clock = FakeClock()
+    async with running_sandbox(clock) as sb, running_service(make_settings(db_url), clock=clock,
+                                                             wecom=sb.client) as (runtime, _):
+        seed(sb, 1, 1)
+        code = sb.state.issue_welcome_code("mgr000", "wmc00000", sb.now)
+        body = {"welcome_code": code, "text": {"content": "您好"}}
+        await add(runtime, f"welcome:{code}", WELCOME, body, priority=PRIORITY_WELCOME,
+                  not_after=clock.now() + timedelta(seconds=20))
+        await sb.client.call(WELCOME, body)  # it went out...
+        async with runtime.engine.begin() as conn:  # ...and the process died before recording it
+            await conn.execute(OutboxAction.__table__.update().values(status="sending", attempts=1))
+        clock.advance(60)
+        await runtime.outbox.process_due()
+        assert (await welcome_row(runtime)).status == "sent"
+        assert len(sb.state.delivered_messages(kind="welcome")) == 1
+
+
+async def test_a_welcome_that_never_went_out_fails_once_and_its_failure_hook_runs_once(db_url: str) -> None:
+    clock = FakeClock()
+    async with running_sandbox(clock) as sb, running_service(make_settings(db_url), clock=clock,
+                                                             wecom=sb.client) as (runtime, _):
+        seed(sb, 1, 1)
+        failures = record_failures(runtime.outbox)
+        code = sb.state.issue_welcome_code("mgr000", "wmc00000", sb.now)
+        await add(runtime, f"welcome:{code}", WELCOME, {"welcome_code": code, "text": {"content": "您好"}},
+                  priority=PRIORITY_WELCOME, not_after=clock.now() + timedelta(seconds=20))
+        async with runtime.engine.begin() as conn:  # claimed by a process killed before its call
+            await conn.execute(OutboxAction.__table__.update().values(status="sending", attempts=1))
+        clock.advance(60)
+        await runtime.outbox.process_due()
+        await runtime.outbox.process_due()
+        row = await welcome_row(runtime)
+        assert row.status == "failed" and (row.last_error or "").startswith("window missed")
+        assert failures == [(f"welcome:{code}", row.last_error)]
+        assert sb.state.delivered_messages(kind="welcome") == []

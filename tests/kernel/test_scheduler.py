@@ -14,7 +14,7 @@ from scrm.kernel.models import InboxEvent, Occurrence
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
 from scrm.kernel.service import Runtime
 from tests.conftest import make_settings
-from tests.fakes.service import drain, running_service
+from tests.support.service import drain, running_service
 
 DAILY_0930 = TriggerSpec(type="cron", expr="30 9 * * *", timezone="Asia/Shanghai")
 

@@ -27,7 +27,6 @@ from sqlalchemy import Column, MetaData, String, Table
 from handlers.crm.dropfolder import DropFolder
 from scrm.kernel.clock import FakeClock
 from scrm.kernel.group_commit import GroupCommitWriter
-from scrm.kernel.inbox import ProcessOutcome
 from scrm.kernel.service import Runtime
 from tests.conftest import make_settings
 
@@ -54,10 +53,10 @@ async def runtime(sqlite_url: str) -> AsyncIterator[Runtime]:
 def _worker(name: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Worker:
     """The loop ``name`` of a runtime, its work replaced by a fake that finds nothing to do."""
     if name == "inbox":
-        async def no_events(*_: Any) -> ProcessOutcome:
-            return ProcessOutcome()
+        async def no_events(*_: Any) -> list[Any]:
+            return []
 
-        monkeypatch.setattr(runtime.inbox, "process_due", no_events)
+        monkeypatch.setattr(runtime.inbox, "_claim", no_events)
         return Worker(lambda: runtime.inbox.run(runtime.dispatcher, runtime.handler_context, idle_s=TINY),
                       runtime.inbox.wake)
     if name == "outbox":

@@ -12,7 +12,8 @@ from scrm.kernel.clock import FakeClock
 from scrm.main import build_runtime
 from scrm.playbook import PlaybookError, load_playbook
 from scrm.playbook.holder import PlaybookLoadError
-from tests.support.stack import CHANNELS, GROUPS, sandbox_settings, write_playbook
+from tests.support.playbooks import CHANNELS, GROUPS, write_playbook
+from tests.support.stack import sandbox_settings
 
 BAD_CHANNELS = CHANNELS + """\
   this-channel-key-is-far-too-long-for-wecom:

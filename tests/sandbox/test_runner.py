@@ -27,7 +27,7 @@ from scrm.kernel.service import Runtime
 from scrm.main import build_runtime
 from scrm.sandbox.runner import run_async, sandbox_database_url
 from tests.conftest import make_settings
-from tests.fakes.service import wait_until
+from tests.support.service import wait_until
 
 
 def _build(settings: Settings, clock: Clock) -> Runtime:

@@ -77,7 +77,7 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEng
         path = sqlite_file(url)
         if path is not None and not _SQLITE_MAY_CREATE.get() and not path.exists():
             raise DatabaseMissing(path)
-        engine = create_async_engine(url, echo=echo)
+        engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -128,6 +128,10 @@ class EventHeader:
     event: str
     change_type: str
     dedup_key: str
+    # What this event must stay in order with (one customer, one group chat); "" = nothing.
+    order_key: str = ""
+    # It carries a WelcomeCode (valid 20 s): handled before anything else that is waiting.
+    urgent: bool = False
 
 
 # Fields that lead the composite key, so a key clipped by the hash rule stays readable.
@@ -182,7 +186,21 @@ def header_of(fields: Mapping[str, object]) -> EventHeader:
         event=_flat(fields.get("Event", "")),
         change_type=_flat(fields.get("ChangeType", "")),
         dedup_key=key,
+        order_key=_order_key(fields),
+        urgent=bool(_flat(fields.get("WelcomeCode", ""))),
     )
+
+
+def _order_key(fields: Mapping[str, object]) -> str:
+    """The customer or chat an event belongs to: events of one key are handled in arrival order
+    (an add after a delete must not overtake it), events of different keys concurrently. Per
+    customer, not per relation: a transfer names the old manager but changes the new one's."""
+    ext, chat = _flat(fields.get("ExternalUserID", "")), _flat(fields.get("ChatId", ""))
+    if ext:
+        return f"customer:{ext}"[:160]
+    if chat:
+        return f"chat:{chat}"[:160]
+    return ""
 
 
 def _flat(value: object) -> str:

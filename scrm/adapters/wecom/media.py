@@ -15,13 +15,15 @@ the hints are stripped before every call (:func:`without_sources`).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import mimetypes
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
 
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +53,18 @@ DOWNLOAD_TIMEOUT_S = 2.0
 MAX_DOWNLOAD_BYTES = 10 * 2**20
 RETRY_FAILED_URL_S = 300.0
 _failed_urls: dict[str, tuple[float, str]] = {}  # url → (monotonic time, reason), per process
+
+
+class _Upload(NamedTuple):
+    media_id: str
+    uploaded_at: datetime
+    expires_at: datetime
+
+
+# This process's uploads, per WeCom client, shared by every resolver: handlers run concurrently,
+# and one handler's cache row commits only with its own transaction, so without this two
+# welcomes with the same cover would each upload it. An upload in progress is awaited, not repeated.
+_uploads: WeakKeyDictionary[Any, dict[str, asyncio.Future[_Upload]]] = WeakKeyDictionary()
 
 
 class Uploader(Protocol):
@@ -96,7 +110,7 @@ class MediaResolver:
             raise MediaError(f"cannot read materials/{rel_path}: {exc.strerror or exc}") from None
         key = f"{media_type}:{hashlib.sha256(content).hexdigest()}"
         cached = None if fresh else await self._cached(key)
-        return cached or await self._upload(key, media_type, path.name, content)
+        return cached or await self._upload(key, media_type, path.name, content, fresh=fresh)
 
     async def media_id_for_url(self, url: str, media_type: MediaType, *, fresh: bool = False) -> str:
         """The media id of a file given as a URL (WeCom wants an upload, e.g. mini program covers).
@@ -117,24 +131,68 @@ class MediaResolver:
             raise
         _failed_urls.pop(url, None)
         name = Path(urlsplit(url).path).name or "cover.jpg"
-        return await self._upload(key, media_type, name, content)
+        return await self._upload(key, media_type, name, content, fresh=fresh)
+
+    def _fresh_enough(self, expires_at: datetime) -> bool:
+        return expires_at - MEDIA_MARGIN > self.clock.now()
 
     async def _cached(self, key: str) -> str | None:
+        flight = _uploads.get(self.wecom, {}).get(key)
+        if flight is not None and flight.done() and not flight.cancelled() and flight.exception() is None \
+                and self._fresh_enough(flight.result().expires_at):
+            return flight.result().media_id
+        if flight is not None and not flight.done():
+            return await self._await_upload(key, flight)
         cached = await self.session.get(MediaCache, key)
-        if cached is not None and cached.expires_at - MEDIA_MARGIN > self.clock.now():
+        if cached is not None and self._fresh_enough(cached.expires_at):
             return cached.media_id
         return None
 
-    async def _upload(self, key: str, media_type: MediaType, filename: str, content: bytes) -> str:
+    async def _await_upload(self, key: str, flight: asyncio.Future[_Upload]) -> str | None:
+        """Another resolver is uploading the same content: its id, or None if its upload failed."""
+        await asyncio.wait([flight])  # never raises the other's error or cancellation here
+        if flight.cancelled() or flight.exception() is not None:
+            return None
+        done = flight.result()
+        self._remember(key, done)
+        return done.media_id
+
+    async def _upload(self, key: str, media_type: MediaType, filename: str, content: bytes, *,
+                      fresh: bool = False) -> str:
+        flights = _uploads.setdefault(self.wecom, {})
+        running = flights.get(key)
+        if running is not None and not running.done() and not fresh:
+            joined = await self._await_upload(key, running)
+            if joined is not None:
+                return joined
+        flight: asyncio.Future[_Upload] = asyncio.get_running_loop().create_future()
+        flights[key] = flight
         now = self.clock.now()
         content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
         try:
             reply = await self.wecom.upload_media(media_type, filename, content, content_type=content_type)
         except WeComClientError as exc:
-            raise MediaError(f"cannot upload {filename}: {exc}") from None
-        self._pending.append({"content_hash": key, "media_type": media_type, "media_id": reply.media_id,
-                              "uploaded_at": now, "expires_at": now + MEDIA_TTL})
+            error = MediaError(f"cannot upload {filename}: {exc}")
+            flight.set_exception(error)
+            flight.exception()  # retrieved: nobody else may be waiting
+            if flights.get(key) is flight:
+                del flights[key]
+            raise error from None
+        except BaseException:
+            flight.cancel()
+            if flights.get(key) is flight:
+                del flights[key]
+            raise
+        done = _Upload(reply.media_id, now, now + MEDIA_TTL)
+        flight.set_result(done)
+        self._remember(key, done, media_type)
         return reply.media_id
+
+    def _remember(self, key: str, done: _Upload, media_type: str | None = None) -> None:
+        """Write this upload's cache row with the handler's transaction (``flush``)."""
+        kind = media_type or key.split(":", 1)[0]
+        self._pending.append({"content_hash": key, "media_type": kind, "media_id": done.media_id,
+                              "uploaded_at": done.uploaded_at, "expires_at": done.expires_at})
 
     async def flush(self) -> None:
         """Write the cache rows of this resolver's uploads (call after every WeCom read)."""

@@ -25,10 +25,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from scrm.adapters.wecom.errors import LocalRateLimitError
+from scrm.adapters.wecom.shared_limits import Limit, SharedLimits
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import WeComSettings
 
 MESSAGE_SEND_API = "message/send"
+# When a member's shared budget has no room within reach, ask again after this long.
+SPENT_RETRY_S = 300.0
 
 
 class TokenBucket:
@@ -44,6 +47,8 @@ class TokenBucket:
         self._recover_s = recover_s
         self._min_factor = min_factor
         self._tokens = self.capacity
+        # This instance's part of a limit all instances share (1/N with N live instances).
+        self.share = 1.0
         # Refill is accounted up to _t; a pause moves _t into the future so nothing refills
         # (and nobody starts) before it.
         self._t = clock.monotonic()
@@ -70,11 +75,11 @@ class TokenBucket:
     def idle(self) -> bool:
         """Full and unslowed: indistinguishable from a fresh bucket (safe to forget)."""
         self._refill(self._clock.monotonic())
-        return self._tokens >= self.capacity and self._factor >= 1.0
+        return self._tokens >= self._cap() and self._factor >= 1.0
 
     def _refill(self, now: float) -> None:
         if now > self._t:
-            self._tokens = min(self.capacity, self._tokens + (now - self._t) * self.per_second * self._factor)
+            self._tokens = min(self._cap(), self._tokens + (now - self._t) * self._rate())
             self._t = now
         if self._factor < 1.0 and now - self._factor_t >= self._recover_s:
             steps = int((now - self._factor_t) // self._recover_s)
@@ -86,12 +91,24 @@ class TokenBucket:
         now = self._clock.monotonic()
         self._refill(now)
         self._tokens -= n
-        debt_s = max(0.0, -self._tokens) / (self.per_second * self._factor)
+        debt_s = max(0.0, -self._tokens) / self._rate()
         return max(self._t, now) - now + debt_s
 
     def refund(self, n: float = 1.0) -> None:
         """Give back tokens from a reservation the caller abandoned."""
-        self._tokens = min(self.capacity, self._tokens + n)
+        self._tokens = min(self._cap(), self._tokens + n)
+
+    def _rate(self) -> float:
+        return self.per_second * self._factor * self.share
+
+    def _cap(self) -> float:
+        return max(1.0, self.capacity * self.share)
+
+    def set_share(self, share: float) -> None:
+        """Take ``share`` of the limit from now on (refill accounted at the old rate until now)."""
+        self._refill(self._clock.monotonic())
+        self.share = min(1.0, max(share, 1e-6))
+        self._tokens = min(self._tokens, self._cap())
 
     async def acquire(self, n: float = 1.0) -> None:
         """Wait until ``n`` tokens are ours; re-queue if a pause started while we waited."""
@@ -163,18 +180,22 @@ class RateLimiter:
     # Forget idle member buckets once this many exist (a full bucket equals a new one).
     _MEMBER_PRUNE_AT = 10_000
 
-    def __init__(self, clock: Clock, config: LimiterConfig | None = None) -> None:
+    def __init__(self, clock: Clock, config: LimiterConfig | None = None, *,
+                 shared: SharedLimits | None = None) -> None:
         self._clock = clock
         self.config = config or LimiterConfig()
+        # Every instance's app messages to one member count together (WeCom counts per corp).
+        self.shared = shared
         self._limits = {normalize_api(k): v for k, v in (self.config.api_limits_per_minute or {}).items()}
         self._api: dict[str, TokenBucket] = {}
         self._strikes: dict[str, int] = {}
         self._member_min: dict[str, TokenBucket] = {}
         self._member_hour: dict[str, TokenBucket] = {}
+        self.api_share = 1.0
 
     @classmethod
-    def from_settings(cls, clock: Clock, settings: WeComSettings) -> RateLimiter:
-        return cls(clock, LimiterConfig.from_settings(settings))
+    def from_settings(cls, clock: Clock, settings: WeComSettings, *, shared: SharedLimits | None = None) -> RateLimiter:
+        return cls(clock, LimiterConfig.from_settings(settings), shared=shared)
 
     def limit_for(self, api: str) -> int:
         """Calls per minute allowed for ``api``."""
@@ -186,7 +207,18 @@ class RateLimiter:
         b = self._api.get(key)
         if b is None:
             b = self._api[key] = TokenBucket.for_limit(self._clock, self.limit_for(key), 60.0)
+            b.set_share(self.api_share)
         return b
+
+    def set_instances(self, live: int) -> None:
+        """``live`` instances call WeCom for this corp: each paces its API calls at 1/live of the
+        per-API limit (WeCom counts per corp), told by the registry of live instances at each beat."""
+        share = 1.0 / max(1, live)
+        if share == self.api_share:
+            return
+        self.api_share = share
+        for b in self._api.values():
+            b.set_share(share)
 
     async def acquire(self, api: str) -> None:
         """Wait for a slot for one call of ``api``."""
@@ -237,15 +269,35 @@ class RateLimiter:
         """
         reserved: list[TokenBucket] = []
         delay = 0.0
+        members = list(members)
         for member in members:
             for b in self._member_buckets(member):
                 delay = max(delay, b.reserve())
                 reserved.append(b)
+        if delay <= self.config.member_max_wait_s and self.shared is not None:
+            delay = max(delay, await self._reserve_shared(members))
         if delay > self.config.member_max_wait_s:
             for b in reserved:
                 b.refund()
             raise LocalRateLimitError(
-                f"{api}: app-message budget of {len(reserved) // 2} member(s) spent; retry in {math.ceil(delay)} s",
-                api=api, retry_after_s=delay)
+                f"{api}: app-message budget of {len(members)} member(s) spent; retry in {math.ceil(delay)} s",
+                api=api, retry_after_s=min(delay, SPENT_RETRY_S))
         if delay > 0:
             await self._clock.sleep(delay)
+
+    async def _reserve_shared(self, members: list[str]) -> float:
+        """The wait for every member's place in the counts all instances share (inf: none in
+        reach). A place reserved for one member stays taken even if another's is out of reach:
+        erring towards fewer messages is what keeps WeCom from dropping one."""
+        assert self.shared is not None
+        now = self._clock.now().timestamp()
+        horizon = self.config.member_max_wait_s
+        delay = 0.0
+        for member in members:
+            for limit in (Limit(f"member:{member}:min", self.config.member_per_minute, 60.0),
+                          Limit(f"member:{member}:hour", self.config.member_per_hour, 3600.0)):
+                wait = await self.shared.reserve(limit, now, horizon)
+                if wait is None:
+                    return math.inf
+                delay = max(delay, wait)
+        return delay

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String
+from sqlalchemy import BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scrm.adapters.db.base import Base
@@ -31,3 +31,15 @@ class MediaCache(Base):
     media_id: Mapped[str] = mapped_column(String(256))
     uploaded_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class RateSlot(Base):
+    """Calls made in one time slice under one WeCom limit, counted by every instance together
+    (``scrm.adapters.wecom.shared_limits``): WeCom counts per corp and per member, not per process."""
+
+    __tablename__ = "rate_slot"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    used: Mapped[int] = mapped_column(Integer, default=0)
+    forget_at: Mapped[int] = mapped_column(BigInteger)  # epoch seconds: the count is no longer needed

@@ -58,8 +58,10 @@ async def _fresh_database(kind: str, tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 async def test_a_database_at_the_previous_head_upgrades_without_loss(kind: str, tmp_path: Path) -> None:
-    """Moving each feature's migrations into migrations/versions/<feature>/ keeps every revision id:
-    a database the previous release left at 0004 is at head already and keeps its rows."""
+    """A database the previous release left at 0004 (each feature's migrations moved into
+    migrations/versions/<feature>/ kept every revision id) upgrades to the instance registry and
+    the inbox's priority and order key, and keeps its rows: a waiting event becomes an ordinary
+    one (priority 100, no order key)."""
     async for url in _fresh_database(kind, tmp_path):
         await migrate.upgrade_async(url, "0004")
         engine = make_engine(url)
@@ -67,10 +69,18 @@ async def test_a_database_at_the_previous_head_upgrades_without_loss(kind: str, 
             async with engine.begin() as conn:
                 await conn.execute(text("INSERT INTO member (userid, name, department, status) "
                                         "VALUES ('zhangwei', '张伟', '', 'active')"))
+                await conn.execute(text(
+                    "INSERT INTO inbox_event (dedup_key, source, received_at, raw, msg_type, event, change_type, "
+                    "status, attempts, next_attempt_at) VALUES ('k1', 'wecom', '2026-12-01 00:00:00', '<xml/>', "
+                    "'event', 'change_external_contact', 'add_external_contact', 'pending', 0, "
+                    "'2026-12-01 00:00:00')"))
             await migrate.upgrade_async(url, "heads")
-            assert await asyncio.to_thread(migrate.current, url) == ["0004 (head)"]
+            assert await asyncio.to_thread(migrate.current, url) == ["0005 (head)"]
             async with engine.connect() as conn:
                 assert (await conn.execute(text("SELECT name FROM member"))).scalars().all() == ["张伟"]
+                rows = (await conn.execute(text(
+                    "SELECT dedup_key, status, priority, order_key FROM inbox_event"))).all()
+                assert [tuple(r) for r in rows] == [("k1", "pending", 100, "")]
                 assert await conn.run_sync(_diff) == []
         finally:
             await engine.dispose()

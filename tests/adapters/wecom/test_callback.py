@@ -13,8 +13,8 @@ from handlers.timeline.models import Timeline
 from scrm.adapters.wecom.crypto import WeComCrypto
 from scrm.kernel.models import InboxEvent
 from tests.conftest import TEST_AES_KEY, TEST_CORP_ID, TEST_TOKEN, make_settings
-from tests.fakes.service import drain, running_service, spine_routers
 from tests.fakes.wecom_sender import add_contact_xml, post_event
+from tests.support.service import drain, running_service, spine_routers
 
 CRYPTO = WeComCrypto(TEST_TOKEN, TEST_AES_KEY, TEST_CORP_ID)
 

@@ -212,3 +212,37 @@ def test_helpers() -> None:
     assert members_of(None) == []
     with pytest.raises(ValueError):
         TokenBucket(FakeClock(), capacity=0, per_second=1)
+
+
+def _most_in_a_minute(starts: list[float]) -> int:
+    ordered, best, lo = sorted(starts), 0, 0
+    for hi, t in enumerate(ordered):
+        while t - ordered[lo] >= 60.0:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+@pytest.mark.parametrize(("shared", "most"), [(True, 600), (False, 1000)])
+async def test_live_instances_split_the_per_api_limit(shared: bool, most: int) -> None:
+    """Two instances at 600 calls a minute each would make 1,200; told there are two live
+    instances, each takes half (WeCom counts per corp)."""
+    clock = FakeClock()
+    limiters = [RateLimiter(clock, LimiterConfig(per_api_per_minute=600)) for _ in range(2)]
+    for limiter in limiters:
+        limiter.bucket("externalcontact/get")  # an existing bucket is re-shared too
+        if shared:
+            limiter.set_instances(2)
+    starts: list[float] = []
+
+    async def calls(limiter: RateLimiter) -> None:
+        for _ in range(700):
+            await limiter.acquire("externalcontact/get")
+            starts.append(clock.monotonic())
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(calls(limiter) for limiter in limiters))
+    if shared:
+        assert _most_in_a_minute(starts) <= most
+    else:
+        assert _most_in_a_minute(starts) > most

@@ -12,7 +12,8 @@ from handlers.contacts.cli import cmd_channels
 from handlers.contacts.models import ChannelWay
 from handlers.groups.cli import cmd_groups
 from scrm.cli import _register_extras, build_parser
-from tests.support.stack import CHANNELS, Stack, stack, write_playbook
+from tests.support.playbooks import CHANNELS, write_playbook
+from tests.support.stack import Stack, stack
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -134,7 +135,7 @@ async def test_pools_sync_with_no_room_says_so(sqlite_url: str, tmp_path: Path,
 async def test_group_welcome_link_goes_out_tracked(sqlite_url: str, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     from handlers.radar.links import LinkMaker
-    from tests.support.stack import MATERIALS
+    from tests.support.playbooks import MATERIALS
 
     groups = """\
     group_types:

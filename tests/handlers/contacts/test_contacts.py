@@ -10,7 +10,8 @@ from handlers.contacts.models import Customer, Follow
 from handlers.tags.models import FollowTag, Tag, TagGroup
 from handlers.timeline.models import Timeline
 from scrm.sandbox.records import Limits
-from tests.support.stack import MATERIALS, Stack, stack
+from tests.support.playbooks import MATERIALS
+from tests.support.stack import Stack, stack
 
 WELCOME = "externalcontact/send_welcome_msg"
 MARK_TAG = "externalcontact/mark_tag"

@@ -15,7 +15,7 @@ from handlers.radar.events import RadarDigest
 from scrm.kernel.clock import FakeClock
 from scrm.kernel.service import Runtime
 from tests.handlers.contacts.test_contacts import EXPIRED_BOTH
-from tests.handlers.radar.harness import radar_stack
+from tests.handlers.radar.data import MATERIALS, ROUTERS, radar
 from tests.support.stack import stack
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -73,15 +73,15 @@ async def test_churn_notice_waits_for_the_end_of_quiet_hours(db_url: str, tmp_pa
 
 
 async def test_radar_alert_and_digest_wait_for_the_end_of_quiet_hours(db_url: str, tmp_path: Path) -> None:
-    async with radar_stack(db_url, tmp_path) as s:
+    async with stack(db_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True, sections=radar()) as s:
         await _quiet_from_2230(s.runtime)
         early, late = s.ids.customers["王芳"], s.ids.customers["黄磊"]
 
         def alerts(name: str) -> list[str]:
-            return [m for m in s.app_messages("zhangwei") if m.startswith(f"客户 {name}")]
+            return [m for m in s.notices("zhangwei") if m.startswith(f"客户 {name}")]
 
         def digests() -> list[str]:
-            return [m for m in s.app_messages("zhangwei") if "汇总" in m]
+            return [m for m in s.notices("zhangwei") if "汇总" in m]
 
         _at(s.clock, _local(22, 29))  # a minute before quiet hours: at once
         assert (await s.open(s.links.make_link("m-fund", "zhangwei", customer=early)))[0] == 302

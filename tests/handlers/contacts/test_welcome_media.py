@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from handlers.contacts.channels import sync_channels
 from handlers.timeline.models import Timeline
-from tests.support.stack import MATERIALS, stack
+from tests.support.playbooks import MATERIALS
+from tests.support.stack import stack
 
 COVER = b"\x89PNG\r\n\x1a\n" + b"0" * 64
 

@@ -14,7 +14,8 @@ from handlers.radar.cli import cmd_radar
 from handlers.radar.links import LinkMaker
 from handlers.radar.models import RadarClick, RadarSend
 from scrm.cli import _register_extras, build_parser
-from tests.support.stack import CHANNELS, MATERIALS, stack
+from tests.support.playbooks import CHANNELS, MATERIALS
+from tests.support.stack import stack
 
 GIFT = "https://bank.example.com/gift"
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from handlers.crm import auth
 from handlers.crm.http import MAX_BODY
 from handlers.crm.models import CrmCustomer
-from tests.handlers.crm.harness import SECRET, CrmStack, crm_stack
+from tests.handlers.crm.receiver import SECRET, CrmStack, crm_stack
 
 PIECE = 4096
 

@@ -19,7 +19,7 @@ from handlers.crm.models import Binding, CrmCustomer, CrmEvent
 from handlers.crm.records import EVENT_KINDS, MAX_DEPTH
 from handlers.sop.reminders import CRM_KINDS
 from scrm.kernel.models import InboxEvent
-from tests.handlers.crm.harness import SECRET, CrmStack, crm_stack
+from tests.handlers.crm.receiver import SECRET, CrmStack, crm_stack
 
 CUSTOMERS, EVENTS, BINDINGS = "/crm/v1/customers:batchUpsert", "/crm/v1/events", "/crm/v1/bindings"
 AT = "2026-11-01T09:30:00+08:00"

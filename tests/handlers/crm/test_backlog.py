@@ -9,8 +9,8 @@ from sqlalchemy import update
 
 from handlers.crm.runner import run_sync
 from scrm.kernel.models import OutboxAction
-from tests.fakes.service import wait_until
-from tests.handlers.crm.harness import CrmStack, RecordingProgress, crm_stack
+from tests.handlers.crm.receiver import CrmStack, RecordingProgress, crm_stack
+from tests.support.service import wait_until
 
 MARK_TAG = "externalcontact/mark_tag"
 

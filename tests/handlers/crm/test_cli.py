@@ -15,7 +15,7 @@ from handlers.tags import catalog as tagcatalog
 from scrm.adapters.db.engine import make_engine
 from scrm.cli import _register_extras, build_parser, main
 from scrm.kernel.models import InboxEvent
-from tests.handlers.crm.harness import crm_stack
+from tests.handlers.crm.receiver import crm_stack
 
 MARK_TAG = "externalcontact/mark_tag"
 

@@ -15,8 +15,8 @@ from handlers.crm.events import CrmChanged
 from handlers.crm.models import CrmCustomer, CrmEvent
 from scrm.kernel.models import InboxEvent
 from tests.conftest import make_settings
-from tests.fakes.service import running_service, spine_routers, wait_until
-from tests.handlers.crm.harness import CrmStack, crm_stack
+from tests.handlers.crm.receiver import CrmStack, crm_stack
+from tests.support.service import running_service, spine_routers, wait_until
 
 
 def _folder(c: CrmStack, root: Path, **kw: Any) -> DropFolder:

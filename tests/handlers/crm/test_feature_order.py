@@ -16,7 +16,7 @@ from scrm.kernel import deps
 from scrm.kernel.dispatch import Dispatcher
 from scrm.kernel.feature import routers_of
 from scrm.main import FEATURES
-from tests.handlers.crm.harness import crm_stack
+from tests.handlers.crm.receiver import crm_stack
 
 
 def test_declared_order_puts_crm_before_tags_and_the_timeline_last() -> None:

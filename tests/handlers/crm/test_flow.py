@@ -14,7 +14,7 @@ from handlers.crm.importer import import_file
 from handlers.crm.models import Binding, CrmCustomer, CrmEvent
 from handlers.crm.runner import run_sync
 from scrm.kernel.models import InboxEvent
-from tests.handlers.crm.harness import CrmStack, crm_stack
+from tests.handlers.crm.receiver import CrmStack, crm_stack
 
 
 async def _import(c: CrmStack, path: Path) -> Any:

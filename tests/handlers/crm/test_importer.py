@@ -12,7 +12,7 @@ from scrm.adapters.db.engine import make_engine, make_sessionmaker
 from scrm.kernel.clock import FakeClock
 from scrm.kernel.inbox import Inbox
 from tests.conftest import make_settings
-from tests.handlers.crm.harness import RecordingProgress
+from tests.handlers.crm.receiver import RecordingProgress
 
 
 async def test_import_reads_the_file_a_chunk_at_a_time(sqlite_url: str, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from scrm.kernel.models import DueJob, InboxEvent, OutboxAction
 from scrm.kernel.scheduler import Scheduler
 from scrm.playbook.models import TagsFile
 from tests.conftest import make_settings
-from tests.handlers.crm.harness import CRM_TAGS, CrmStack, crm_stack
+from tests.handlers.crm.receiver import CRM_TAGS, CrmStack, crm_stack
 
 MARK_TAG = "externalcontact/mark_tag"
 NIGHT = datetime(2026, 11, 2, 18, 30, tzinfo=UTC)  # 02:30 on 3 November in Shanghai (the default cron)

@@ -11,20 +11,21 @@ from sqlalchemy import select
 from handlers.radar.events import RadarDigest
 from handlers.radar.handlers import DIGEST_JOB
 from scrm.kernel.models import DueJob, InboxEvent
-from tests.handlers.radar.harness import RadarStack, radar_stack
+from tests.handlers.radar.data import MATERIALS, ROUTERS, radar
+from tests.support.stack import Stack, stack
 
 # 2026-11-02 18:00 in Asia/Shanghai (the default digest_cron "0 18 * * *").
 DIGEST_AT = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
 
 
-async def _click(s: RadarStack, link: str, times: int) -> None:
+async def _click(s: Stack, link: str, times: int) -> None:
     for _ in range(times):
         assert (await s.open(link))[0] == 302
         s.clock.advance(minutes=3)
     await s.run()
 
 
-async def _tick(s: RadarStack) -> int:
+async def _tick(s: Stack) -> int:
     """One scheduler tick, then the events it queued; returns how many digests it fired so far."""
     await s.runtime.scheduler.tick()  # other jobs (the SOP engine's) may fire too
     await s.run()
@@ -35,7 +36,7 @@ async def _tick(s: RadarStack) -> int:
 
 
 async def test_digest_job_sends_suppressed_clicks_at_the_digest_hour(db_url: str, tmp_path: Path) -> None:
-    async with radar_stack(db_url, tmp_path) as s:
+    async with stack(db_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True, sections=radar()) as s:
         link = s.links.make_link("m-fund", "zhangwei", customer=s.ids.customers["王芳"])
         await _click(s, link, 1)
         assert len(s.app_messages("zhangwei")) == 1  # the alert

@@ -12,19 +12,20 @@ from handlers.radar.links import record_send
 from handlers.radar.models import RadarClick
 from handlers.radar.stats import counters
 from handlers.timeline.models import Timeline
-from tests.handlers.radar.harness import RadarStack, radar_stack
+from tests.handlers.radar.data import MATERIALS, ROUTERS, radar
 from tests.handlers.radar.legacy import sign_v1
+from tests.support.stack import Stack, stack
 
 TARGET = "https://bank.example.com/fund?week=47"
 
 
-async def _clicks(s: RadarStack) -> list[RadarClick]:
+async def _clicks(s: Stack) -> list[RadarClick]:
     async with s.runtime.sessions() as session:
         return list((await session.scalars(select(RadarClick).order_by(RadarClick.id))).all())
 
 
 async def test_one_to_one_link_tags_once_and_alerts_once_per_hour(db_url: str, tmp_path: Path) -> None:
-    async with radar_stack(db_url, tmp_path) as s:
+    async with stack(db_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True, sections=radar()) as s:
         ext = s.ids.customers["王芳"]
         link = s.links.make_link("m-fund", "zhangwei", customer=ext, occurrence="sop:onboard:day3@2026-11-23")
         assert link.startswith(s.settings.server.public_url + "/r/")
@@ -64,7 +65,8 @@ async def test_one_to_one_link_tags_once_and_alerts_once_per_hour(db_url: str, t
 
 
 async def test_group_link_with_oauth_finds_the_customer(db_url: str, tmp_path: Path) -> None:
-    async with radar_stack(db_url, tmp_path, oauth=True) as s:
+    async with stack(db_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True,
+                     sections=radar(oauth=True)) as s:
         ext = s.ids.customers["孙丽"]  # followed by lina, not the sender
         link = s.links.make_link("m-fund", "zhangwei", occurrence="group:payroll@2026-11-23")
         status, authorize = await s.open(link)
@@ -86,7 +88,8 @@ async def test_group_link_with_oauth_finds_the_customer(db_url: str, tmp_path: P
 
 
 async def test_members_own_click_is_not_counted(db_url: str, tmp_path: Path) -> None:
-    async with radar_stack(db_url, tmp_path, oauth=True) as s:
+    async with stack(db_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True,
+                     sections=radar(oauth=True)) as s:
         link = s.links.make_link("m-fund", "zhangwei", customer=s.ids.customers["王芳"])
         _, authorize = await s.open(link)
         async with aiohttp.ClientSession() as http:
@@ -100,7 +103,7 @@ async def test_members_own_click_is_not_counted(db_url: str, tmp_path: Path) -> 
 
 
 async def test_anonymous_click_without_oauth_is_an_open_without_opener(db_url: str, tmp_path: Path) -> None:
-    async with radar_stack(db_url, tmp_path) as s:
+    async with stack(db_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True, sections=radar()) as s:
         link = s.links.make_link("m-fund", "zhangwei", occurrence="group:payroll@2026-11-23")
         assert await s.open(link) == (302, TARGET)
         await s.run()
@@ -111,7 +114,7 @@ async def test_anonymous_click_without_oauth_is_an_open_without_opener(db_url: s
 
 async def test_a_link_minted_in_the_old_format_still_redirects_and_counts(db_url: str, tmp_path: Path) -> None:
     """Links sent before tokens became opaque live on in chats: they still work and count."""
-    async with radar_stack(db_url, tmp_path) as s:
+    async with stack(db_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True, sections=radar()) as s:
         ext = s.ids.customers["王芳"]
         occurrence = "sop:onboard:day3@2026-11-23"
         old = s.links.base + sign_v1(s.links.key, "m-fund", "zhangwei", customer=ext, occurrence=occurrence)
@@ -130,7 +133,7 @@ async def test_a_link_minted_in_the_old_format_still_redirects_and_counts(db_url
         assert len(s.app_messages("zhangwei")) == 1  # reacted to like any click
 
 async def test_tampered_and_forged_tokens_get_404(db_url: str, tmp_path: Path) -> None:
-    async with radar_stack(db_url, tmp_path) as s:
+    async with stack(db_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True, sections=radar()) as s:
         link = s.links.make_link("m-fund", "zhangwei", customer=s.ids.customers["王芳"])
         token = link.rsplit("/", 1)[1]
         middle = len(token) // 2
@@ -146,7 +149,7 @@ async def test_tampered_and_forged_tokens_get_404(db_url: str, tmp_path: Path) -
 
 
 async def test_target_that_is_not_a_link_material_is_never_reached(db_url: str, tmp_path: Path) -> None:
-    async with radar_stack(db_url, tmp_path) as s:
+    async with stack(db_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True, sections=radar()) as s:
         for material in ("m-plain", "no-such-material", "https://evil.example.com"):
             link = s.links.make_link(material, "zhangwei")
             status, location = await s.open(link)

@@ -16,20 +16,21 @@ from handlers.radar.events import RadarClickEvent
 from handlers.radar.http import click_event_json
 from scrm.kernel.events import EventKinds, InternalEvent
 from scrm.kernel.models import InboxEvent
-from tests.handlers.radar.harness import RadarStack, radar_stack
+from tests.handlers.radar.data import MATERIALS, ROUTERS, radar
+from tests.support.stack import Stack, stack
 
 TARGET = "https://bank.example.com/fund?week=47"
 HANG_GUARD_S = 30  # only to fail instead of hanging if a linger were never cut short
 
 
-async def _stored_clicks(s: RadarStack) -> int:
+async def _stored_clicks(s: Stack) -> int:
     async with s.runtime.sessions() as session:
         n = await session.scalar(select(func.count()).select_from(InboxEvent)
                                  .where(InboxEvent.event == RadarClickEvent.KIND))
     return int(n or 0)
 
 
-def _hold_batches(s: RadarStack) -> None:
+def _hold_batches(s: Stack) -> None:
     # Rows nobody awaits wait (linger) for more before their batch; make that wait endless so
     # the test knows the clicks are still queued, not yet written, when it acts.
     s.runtime.inbox.writer._linger = 3600.0
@@ -50,7 +51,7 @@ def test_click_json_is_the_internal_event_json() -> None:
 
 
 async def test_graceful_stop_flushes_queued_clicks(sqlite_url: str, tmp_path: Path) -> None:
-    async with radar_stack(sqlite_url, tmp_path) as s:
+    async with stack(sqlite_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True, sections=radar()) as s:
         _hold_batches(s)
         link = s.links.make_link("m-fund", "zhangwei", customer=s.ids.customers["王芳"])
         for _ in range(7):
@@ -61,7 +62,7 @@ async def test_graceful_stop_flushes_queued_clicks(sqlite_url: str, tmp_path: Pa
 
 
 async def test_an_awaited_write_ends_the_wait_of_queued_clicks(db_url: str, tmp_path: Path) -> None:
-    async with radar_stack(db_url, tmp_path) as s:
+    async with stack(db_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True, sections=radar()) as s:
         _hold_batches(s)
         link = s.links.make_link("m-fund", "zhangwei")
         for _ in range(3):
@@ -73,7 +74,8 @@ async def test_an_awaited_write_ends_the_wait_of_queued_clicks(db_url: str, tmp_
 
 async def test_a_full_queue_drops_the_click_not_the_redirect(sqlite_url: str, tmp_path: Path,
                                                              caplog: pytest.LogCaptureFixture) -> None:
-    async with radar_stack(sqlite_url, tmp_path, record_queue_max=2) as s:
+    async with stack(sqlite_url, tmp_path, materials=MATERIALS, routers=ROUTERS, customers=True,
+                     sections=radar(record_queue_max=2)) as s:
         _hold_batches(s)
         link = s.links.make_link("m-fund", "zhangwei")
         with caplog.at_level(logging.ERROR, logger="handlers.radar.http"):

@@ -12,7 +12,9 @@ from handlers.crm.api import CrmKeyEvent
 from handlers.sop.engine import run_slot
 from handlers.sop.models import SopTask
 from scrm.kernel.models import OutboxAction
-from tests.handlers.sop.harness import Branch, branch, local
+from tests.handlers.sop.seeding import ROUTERS, local, seed
+from tests.support.playbooks import write_shipped_playbook
+from tests.support.stack import Stack, stack
 
 LIMIT = {"sop/policy.yaml": {"manager_daily_tasks: 30": "manager_daily_tasks: 2"}}
 PATH = """\
@@ -24,7 +26,7 @@ steps:
 """
 
 
-async def counts(b: Branch) -> tuple[int, int]:
+async def counts(b: Stack) -> tuple[int, int]:
     async with b.runtime.sessions() as s:
         outbox = await s.scalar(select(func.count()).select_from(OutboxAction))
         tasks = await s.scalar(select(func.count()).select_from(SopTask))
@@ -33,9 +35,10 @@ async def counts(b: Branch) -> tuple[int, int]:
 
 async def test_tasks_over_the_limit_wait_for_the_next_workday(db_url: str, tmp_path: Path) -> None:
     start = local("2026-09-30", "09:00")  # Wednesday before 国庆 (10-01..10-07)
-    async with branch(db_url, tmp_path, start, paths={"callback": PATH}, edits=LIMIT) as b:
-        await b.seed(customers=["wm1", "wm2", "wm3"], added=local("2026-09-29", "15:00"))
-        await b.seed(managers=(), customers=["wm4", "wm5"], added=local("2026-10-07", "15:00"))
+    async with stack(db_url, tmp_path, start=start, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path, paths={"callback": PATH}, edits=LIMIT)) as b:
+        await seed(b, customers=["wm1", "wm2", "wm3"], added=local("2026-09-29", "15:00"))
+        await seed(b, managers=(), customers=["wm4", "wm5"], added=local("2026-10-07", "15:00"))
         await b.run_until(local("2026-09-30", "10:05"))
         assert len(b.cards("zhangwei")) == 2
         (deferred,) = [t for t in await b.tasks() if t.status == "deferred"]
@@ -72,8 +75,9 @@ async def test_tasks_over_the_limit_wait_for_the_next_workday(db_url: str, tmp_p
 
 async def test_reminder_cards_over_the_limit_are_carried_over_too(db_url: str, tmp_path: Path) -> None:
     start = local("2026-11-06", "14:00")  # a Friday
-    async with branch(db_url, tmp_path, start, edits=LIMIT) as b:
-        await b.seed(customers=["wmRich"])
+    async with stack(db_url, tmp_path, start=start, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path, edits=LIMIT)) as b:
+        await seed(b, customers=["wmRich"])
         async with b.runtime.sessions() as s, s.begin():
             for n in (1, 2, 3):
                 await b.runtime.inbox.add_internal(s, CrmKeyEvent(

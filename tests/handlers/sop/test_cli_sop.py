@@ -21,8 +21,8 @@ from handlers.tags.models import FollowTag, Tag, TagGroup
 from scrm.adapters.db.engine import make_engine, make_sessionmaker
 from scrm.cli import main
 from scrm.kernel.models import OutboxAction
-from tests.handlers.sop.harness import ROOT, write_playbook
 from tests.handlers.sop.schema_keywords import plain, unknown_keywords
+from tests.support.playbooks import REPO, write_shipped_playbook
 
 ISSUE = re.compile(r"^(sop|materials)/[\w/.-]+\.yaml:\d+: [\w.\[\]-]+: \S.*$")
 
@@ -40,8 +40,8 @@ def use_playbook(monkeypatch: pytest.MonkeyPatch, sop: Path, materials: Path) ->
 def test_validate_prints_every_error_as_file_line_key_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     sop, materials = tmp_path / "sop", tmp_path / "materials"
-    shutil.copytree(ROOT / "sop", sop)
-    shutil.copytree(ROOT / "materials", materials)
+    shutil.copytree(REPO / "sop", sop)
+    shutil.copytree(REPO / "materials", materials)
     use_playbook(monkeypatch, sop, materials)
     code, out = run(["sop", "validate"], capsys)
     assert code == 0 and out.splitlines()[-1].startswith("ok: 3 calendars, 4 paths, 8 reminders")
@@ -63,7 +63,7 @@ def test_validate_prints_every_error_as_file_line_key_message(tmp_path: Path, mo
 
 def test_validate_warns_a_month_ahead_and_strict_fails_on_it(monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    use_playbook(monkeypatch, ROOT / "sop", ROOT / "materials")
+    use_playbook(monkeypatch, REPO / "sop", REPO / "materials")
     # Three weeks before the shipped wealth materials expire (2027-03-31).
     code, out = run(["sop", "validate", "--date", "2027-03-10"], capsys)
     warnings = [line for line in out.splitlines() if "expires on 2027-03-31 (in 21 days)" in line]
@@ -96,13 +96,13 @@ def test_schema_is_json_schema_that_the_shipped_playbook_satisfies(capsys: pytes
     yaml = YAML(typ="safe", pure=True)
     checked = 0
     for glob, ref in schema["x-scrm-files"].items():
-        for f in sorted(ROOT.glob(glob)):
+        for f in sorted(REPO.glob(glob)):
             data = plain(yaml.load(f.read_text()))
             assert _errors(schema, ref, data) == [], f
             checked += 1
     assert checked >= 15
     # It does say no: a wrong type, an unknown key, a bad time.
-    policy = plain(yaml.load((ROOT / "sop" / "policy.yaml").read_text()))
+    policy = plain(yaml.load((REPO / "sop" / "policy.yaml").read_text()))
     bad = {**policy, "manager_daily_tasks": "many", "quiet_hour": "21:00-08:30"}
     found = _errors(schema, schema["x-scrm-files"]["sop/policy.yaml"], bad)
     assert any("manager_daily_tasks" in e for e in found) and any("quiet_hour" in e for e in found)
@@ -156,8 +156,9 @@ when: {}
 steps:
   - {id: hello, on: "added_at + 2 days", at: "10:00", send: t-text}
 """
-    sop, materials = write_playbook(tmp_path, calendars={"plan": calendar}, paths={"hello": path},
-                                    edits={"sop/policy.yaml": {"manager_daily_tasks: 30": "manager_daily_tasks: 1"}})
+    limit = {"sop/policy.yaml": {"manager_daily_tasks: 30": "manager_daily_tasks: 1"}}
+    sop, materials = write_shipped_playbook(tmp_path, calendars={"plan": calendar}, paths={"hello": path},
+                                            edits=limit)
     await _seed(db_url)
     use_playbook(monkeypatch, sop, materials)
     monkeypatch.setenv("SCRM_DATABASE__URL", db_url)

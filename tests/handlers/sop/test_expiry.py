@@ -15,7 +15,9 @@ from sqlalchemy import select
 
 from scrm.kernel.models import Occurrence
 from scrm.main import build_runtime
-from tests.handlers.sop.harness import APPROVED, MATERIALS, branch, local
+from tests.handlers.sop.seeding import ROUTERS, local, seed
+from tests.support.playbooks import APPROVED, SOP_MATERIALS, write_shipped_playbook
+from tests.support.stack import stack
 
 START = local("2026-11-02", "09:30")
 CHAT = "wrExpiryChat"
@@ -46,9 +48,10 @@ def _gauge(text: str, state: str) -> float:
 
 
 async def test_expired_material_skips_its_steps_and_a_restart_still_starts(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START, calendars={"expiry": CALENDAR}, materials=MATERIALS + SOON,
-                      edits=POLICY) as b:
-        await b.seed(groups=[(CHAT, "regional", local("2026-11-02", "08:00"))])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path, calendars={"expiry": CALENDAR},
+                                                     materials=SOP_MATERIALS + SOON, edits=POLICY)) as b:
+        await seed(b, groups=[(CHAT, "regional", local("2026-11-02", "08:00"))])
         await b.run_until(local("2026-11-02", "10:05"))
         sent = [c.body["text"]["content"] for c in b.calls("externalcontact/add_msg_template")]
         assert sent == ["双十一存款加息，今天最后一天。"]
@@ -56,7 +59,7 @@ async def test_expired_material_skips_its_steps_and_a_restart_still_starts(db_ur
         await b.run_until(local("2026-11-03", "09:05"))
         # The morning after valid_until: a routine restart loads the same files and starts.
         b.clock.set(local("2026-11-04", "08:45"))
-        restarted = build_runtime(b.settings, clock=b.clock, wecom=b.sandbox.client)
+        restarted = build_runtime(b.settings, clock=b.clock, wecom=b.wecom)
         try:
             (blocked,) = [f for f in restarted.playbook.findings() if f.blocked]
             assert blocked.material == "t-soon" and "expired on 2026-11-03" in blocked.problem

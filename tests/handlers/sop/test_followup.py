@@ -10,7 +10,9 @@ from pathlib import Path
 from sqlalchemy import select
 
 from handlers.sop.models import SopMassSend
-from tests.handlers.sop.harness import SH, Branch, branch, local
+from tests.handlers.sop.seeding import ROUTERS, SH, local, seed
+from tests.support.playbooks import write_shipped_playbook
+from tests.support.stack import Stack, stack
 
 START = local("2026-11-02", "09:00")
 CHAT = "wrFollowChat"
@@ -23,13 +25,14 @@ steps:
 """
 
 
-def reminds(b: Branch) -> list[float]:
+def reminds(b: Stack) -> list[float]:
     return [c.at for c in b.calls("externalcontact/remind_groupmsg_send")]
 
 
 async def test_unconfirmed_task_is_reminded_at_most_three_times_a_day(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START, calendars={"follow": CALENDAR}) as b:
-        await b.seed(groups=[(CHAT, "regional", START)])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path, calendars={"follow": CALENDAR})) as b:
+        await seed(b, groups=[(CHAT, "regional", START)])
         await b.run_until(START + timedelta(days=5))
         (template,) = b.state.msg_templates.values()
         times = reminds(b)
@@ -41,13 +44,14 @@ async def test_unconfirmed_task_is_reminded_at_most_three_times_a_day(db_url: st
         assert max(times) <= sent_at + 3 * 86400  # given up after 3 days
         hours = [datetime.fromtimestamp(t, SH).time() for t in times]
         assert all(time(8, 30) <= h < time(21, 0) for h in hours), hours  # not in quiet hours
-        rows = await b.outbox("externalcontact/remind_groupmsg_send")
+        rows = await b.outbox_rows("externalcontact/remind_groupmsg_send")
         assert len(rows) == len(times) and {r.status for r in rows} == {"sent"}  # WeCom never refused one
 
 
 async def test_confirmed_task_is_not_reminded(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START, calendars={"follow": CALENDAR}) as b:
-        await b.seed(groups=[(CHAT, "regional", START)])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path, calendars={"follow": CALENDAR})) as b:
+        await seed(b, groups=[(CHAT, "regional", START)])
         await b.run_until(local("2026-11-02", "11:30"))
         (msgid,) = b.state.msg_templates
         b.driver.confirm_msg_task(msgid, "zhangwei")

@@ -13,7 +13,9 @@ import pytest
 from handlers.radar.links import LinkMaker
 from handlers.radar.tokens import Claims
 from scrm.cli import main
-from tests.handlers.sop.harness import PUBLIC_URL, Branch, branch, local
+from tests.handlers.sop.seeding import ROUTERS, local, seed
+from tests.support.playbooks import write_shipped_playbook
+from tests.support.stack import PUBLIC_URL, Stack, stack
 
 START = local("2026-11-02", "09:00")  # a Monday
 CHAT = "wrLinkChat"
@@ -35,7 +37,7 @@ steps:
 """
 
 
-def claims(b: Branch, url: str) -> Claims:
+def claims(b: Stack, url: str) -> Claims:
     assert url.startswith(f"{PUBLIC_URL}/r/"), url
     found = LinkMaker(b.settings).claims_of(url)
     assert found is not None
@@ -52,9 +54,11 @@ def link_of(body: dict[str, Any]) -> dict[str, Any]:
 async def test_pushes_and_task_cards_carry_tracked_links(db_url: str, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    async with branch(db_url, tmp_path, START, paths={"weekly": PATH}, calendars={"links": CALENDAR}) as b:
-        await b.seed(customers=["wmReader"], added=local("2026-11-01", "15:00"),
-                     groups=[(CHAT, "regional", START)])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path, paths={"weekly": PATH},
+                                                     calendars={"links": CALENDAR})) as b:
+        await seed(b, customers=["wmReader"], added=local("2026-11-01", "15:00"),
+                   groups=[(CHAT, "regional", START)])
         await b.run_until(local("2026-11-03", "10:05"))
 
         single, group = (c.body for c in b.calls("externalcontact/add_msg_template"))

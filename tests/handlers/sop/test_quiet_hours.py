@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from handlers.crm.api import CrmKeyEvent
-from tests.handlers.sop.harness import Branch, branch, local
+from tests.handlers.sop.seeding import ROUTERS, local, seed
+from tests.support.playbooks import write_shipped_playbook
+from tests.support.stack import Stack, stack
 
 START = local("2026-11-02", "09:00")  # a Monday
 CHAT = "wrEveningChat"
@@ -21,18 +23,19 @@ steps:
 """
 
 
-async def late_slot(b: Branch, hhmm: str) -> None:
+async def late_slot(b: Stack, hhmm: str) -> None:
     """The 20:30 slot's job is picked up late (the service was busy or restarting)."""
-    await b.seed(groups=[(CHAT, "regional", START)])
+    await seed(b, groups=[(CHAT, "regional", START)])
     await b.run_until(local("2026-11-02", "20:00"))
     b.clock.set(local("2026-11-02", hhmm))
     await b.step()
 
 
 async def test_a_slot_run_late_into_quiet_hours_sends_nothing(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START, calendars={"evening": CALENDAR}) as b:
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path, calendars={"evening": CALENDAR})) as b:
         await late_slot(b, "21:15")
-        assert await b.outbox("externalcontact/add_msg_template") == []
+        assert await b.outbox_rows("externalcontact/add_msg_template") == []
         assert b.calls("externalcontact/add_msg_template") == [] and b.cards("zhangwei") == []
         skipped = {(o.job_key, o.reason) for o in await b.occurrences("skipped")}
         assert skipped == {("sop:calendar:evening:evening-post",
@@ -49,15 +52,17 @@ async def test_a_slot_run_late_into_quiet_hours_sends_nothing(db_url: str, tmp_p
 
 
 async def test_the_same_slot_a_little_late_but_before_quiet_hours_goes(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START, calendars={"evening": CALENDAR}) as b:
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path, calendars={"evening": CALENDAR})) as b:
         await late_slot(b, "20:50")
         assert len(b.calls("externalcontact/add_msg_template")) == 1 and len(b.cards("zhangwei")) == 1
         assert await b.occurrences("skipped") == []
 
 
 async def test_a_crm_event_in_quiet_hours_reaches_the_manager_after_them(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START) as b:
-        await b.seed(customers=["wmNight"])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path)) as b:
+        await seed(b, customers=["wmNight"])
         b.clock.set(local("2026-11-02", "23:40"))
         event = CrmKeyEvent(at=b.clock.now(), event_id="n1", crm_id="crm-wmNight", event_kind="large_transfer",
                             occurred_at=b.clock.now(), details={"amount": 600000.0})
@@ -71,8 +76,9 @@ async def test_a_crm_event_in_quiet_hours_reaches_the_manager_after_them(db_url:
 
 async def test_a_dated_reminder_that_fires_in_quiet_hours_waits_for_the_morning(db_url: str,
                                                                                 tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START) as b:
-        await b.seed(customers=["wmMature"], crm={"wmMature": {"name": "李先生"}})
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path)) as b:
+        await seed(b, customers=["wmMature"], crm={"wmMature": {"name": "李先生"}})
         event = CrmKeyEvent(at=b.clock.now(), event_id="m1", crm_id="crm-wmMature", event_kind="maturity",
                             occurred_at=b.clock.now(),
                             details={"maturity_date": "2026-11-12", "product_name": "稳享90天", "amount": 50000.0})

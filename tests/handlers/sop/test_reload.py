@@ -15,8 +15,10 @@ from sqlalchemy import select
 from scrm.cli import main
 from scrm.kernel.control import ControlServer
 from scrm.kernel.models import DueJob
-from tests.fakes.service import wait_until
-from tests.handlers.sop.harness import branch, local
+from tests.handlers.sop.seeding import ROUTERS, local, seed
+from tests.support.playbooks import write_shipped_playbook
+from tests.support.service import wait_until
+from tests.support.stack import stack
 
 START = local("2026-11-02", "09:00")
 CHAT = "wrReloadChat"
@@ -38,8 +40,9 @@ def _files(root: Path) -> set[str]:
 async def test_reload_reports_its_outcome_and_a_save_is_enough(db_url: str, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    async with branch(db_url, tmp_path, START, calendars={"reload": GOOD}) as b:
-        await b.seed(groups=[(CHAT, "regional", START)])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path, calendars={"reload": GOOD})) as b:
+        await seed(b, groups=[(CHAT, "regional", START)])
         good, first_version = b.runtime.playbook.current, b.runtime.playbook.version
         sop = b.settings.playbook.sop_dir
         socket = tmp_path / "run" / "scrm.sock"

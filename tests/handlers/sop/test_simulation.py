@@ -23,7 +23,7 @@ from scrm.kernel.models import DueJob, Occurrence, OutboxAction
 from scrm.kernel.service import Runtime
 from tests.conftest import make_settings
 from tests.fakes.sandbox import Sandbox, running_sandbox
-from tests.fakes.service import drain, running_service
+from tests.support.service import drain, running_service
 
 SH = ZoneInfo("Asia/Shanghai")
 START = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # 08:00 Shanghai, a Monday

@@ -10,7 +10,9 @@ from pathlib import Path
 from handlers.crm.api import CrmKeyEvent
 from handlers.sop.models import SopTask
 from scrm.sandbox.records import Card
-from tests.handlers.sop.harness import Branch, branch, local
+from tests.handlers.sop.seeding import ROUTERS, local, seed
+from tests.support.playbooks import write_shipped_playbook
+from tests.support.stack import Stack, stack
 
 START = local("2026-11-02", "10:00")  # a Monday
 CUSTOMER = "wmBigSpender"
@@ -20,7 +22,7 @@ def escalation(row: SopTask) -> str:
     return f"【未处理提醒】张伟 的任务“大额转出”（编号 {row.task_id[-6:]}）已超时未处理：\n{row.text}"
 
 
-async def transfer_card(b: Branch, event_id: str = "t1") -> Card:
+async def transfer_card(b: Stack, event_id: str = "t1") -> Card:
     """A large transfer from the CRM: the reminder card reaches the manager (escalates after 24 h)."""
     async with b.runtime.sessions() as s, s.begin():
         event = CrmKeyEvent(at=b.clock.now(), event_id=event_id, crm_id=f"crm-{CUSTOMER}", event_kind="large_transfer",
@@ -31,22 +33,23 @@ async def transfer_card(b: Branch, event_id: str = "t1") -> Card:
     return card
 
 
-async def task(b: Branch, task_id: str) -> SopTask:
+async def task(b: Stack, task_id: str) -> SopTask:
     async with b.runtime.sessions() as s:
         row = await s.get(SopTask, task_id)
         assert row is not None
         return row
 
 
-async def press(b: Branch, card: Card, key: str) -> None:
+async def press(b: Stack, card: Card, key: str) -> None:
     outcome = await b.driver.press_card_button("zhangwei", card.task_id, key)
     assert outcome.delivered and outcome.statuses == [200]
     await b.step()
 
 
 async def test_done_shows_in_the_card_and_stops_the_escalation(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START) as b:
-        await b.seed(customers=[CUSTOMER])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path)) as b:
+        await seed(b, customers=[CUSTOMER])
         card = await transfer_card(b)
         assert [btn["key"] for btn in card.card["button_list"]] == ["done", "snooze", "not_relevant"]
         b.clock.advance(minutes=30)
@@ -60,8 +63,9 @@ async def test_done_shows_in_the_card_and_stops_the_escalation(db_url: str, tmp_
 
 
 async def test_not_relevant_is_final(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START) as b:
-        await b.seed(customers=[CUSTOMER])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path)) as b:
+        await seed(b, customers=[CUSTOMER])
         card = await transfer_card(b)
         await press(b, card, "not_relevant")
         assert (await task(b, card.task_id)).status == "not_relevant"
@@ -71,8 +75,9 @@ async def test_not_relevant_is_final(db_url: str, tmp_path: Path) -> None:
 
 
 async def test_snooze_brings_the_task_back_a_day_later(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START) as b:
-        await b.seed(customers=[CUSTOMER])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path)) as b:
+        await seed(b, customers=[CUSTOMER])
         card = await transfer_card(b)
         b.clock.advance(minutes=5)
         await press(b, card, "snooze")
@@ -95,8 +100,9 @@ async def test_snooze_brings_the_task_back_a_day_later(db_url: str, tmp_path: Pa
 
 
 async def test_a_snooze_that_ends_in_quiet_hours_waits_for_the_morning(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START) as b:
-        await b.seed(customers=[CUSTOMER])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path)) as b:
+        await seed(b, customers=[CUSTOMER])
         card = await transfer_card(b)
         b.clock.set(local("2026-11-02", "22:00"))  # the manager answers late in the evening
         await press(b, card, "snooze")
@@ -108,8 +114,9 @@ async def test_a_snooze_that_ends_in_quiet_hours_waits_for_the_morning(db_url: s
 
 
 async def test_unanswered_card_goes_to_the_team_lead_once(db_url: str, tmp_path: Path) -> None:
-    async with branch(db_url, tmp_path, START) as b:
-        await b.seed(customers=[CUSTOMER])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path)) as b:
+        await seed(b, customers=[CUSTOMER])
         card = await transfer_card(b)
         await b.run_until(START + timedelta(hours=23, minutes=58))
         assert b.texts_to("lead1") == []
@@ -127,8 +134,9 @@ async def test_escalation_due_in_quiet_hours_waits_for_the_morning(db_url: str, 
     """36 h after a 10:00 card is 22:00: the team lead hears of it at the end of quiet hours."""
     edits = {"sop/reminders.yaml": {"    script: script-large-transfer-care\n    escalate_after: 24h":
                                     "    script: script-large-transfer-care\n    escalate_after: 36h"}}
-    async with branch(db_url, tmp_path, START, edits=edits) as b:
-        await b.seed(customers=[CUSTOMER])
+    async with stack(db_url, tmp_path, start=START, demo=False, routers=ROUTERS,
+                     playbook=write_shipped_playbook(tmp_path, edits=edits)) as b:
+        await seed(b, customers=[CUSTOMER])
         card = await transfer_card(b)
         await b.run_until(local("2026-11-04", "08:29"))
         assert b.texts_to("lead1") == []

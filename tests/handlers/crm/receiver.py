@@ -1,4 +1,5 @@
-"""CRM test stack: the lifecycle stack with a CRM tag map, a webhook receiver and a signer."""
+"""The CRM side of the tests: the test stack with a CRM tag map and ``[crm]`` section, the CRM's
+webhook receiver, and a signer for the CRM API."""
 
 from __future__ import annotations
 
@@ -17,14 +18,14 @@ from aiohttp.test_utils import TestServer
 from handlers.crm import auth
 from handlers.crm.webhook import KEY_HEADER
 from scrm.kernel.progress import Progress
-from tests.support import stack as harness
-from tests.support.stack import Stack
+from tests.support.playbooks import TAGS
+from tests.support.stack import Stack, stack
 
 SECRET = "crm-test-secret"
 HOOK_SECRET = "hook-test-secret"
 
-# The lifecycle harness's manager-owned groups, plus the groups the CRM owns.
-CRM_TAGS = harness.TAGS + """\
+# The small playbook's manager-owned groups, plus the groups the CRM owns.
+CRM_TAGS = TAGS + """\
   客户等级:
     owner: crm
     from: crm.tier
@@ -159,7 +160,7 @@ async def crm_stack(db_url: str, root: Path, *, crm: dict[str, Any] | None = Non
                    "webhook_secret": HOOK_SECRET, "sync_chunk": 3, **(crm or {})}
     sections: dict[str, dict[str, Any]] = {"crm": crm_section, **({"wecom": wecom} if wecom else {})}
     try:
-        async with harness.stack(db_url, root, tags=CRM_TAGS, sections=sections) as s:
+        async with stack(db_url, root, tags=CRM_TAGS, sections=sections) as s:
             yield CrmStack(s, receiver)
     finally:
         await hook.close()

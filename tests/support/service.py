@@ -1,4 +1,5 @@
-"""Run the real service app in-process over real HTTP (aiohttp TestServer on loopback)."""
+"""Run the real service app in-process over real HTTP (aiohttp TestServer on loopback): the app alone,
+no sandbox. ``tests.support.stack`` builds the whole stack on top of it."""
 
 from __future__ import annotations
 
