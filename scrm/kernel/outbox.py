@@ -18,7 +18,6 @@ it can be (mass-send tasks: get_groupmsg_list_v2 + get_groupmsg_task), and other
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -171,6 +170,9 @@ class Outbox:
         self.preparers: dict[str, Preparer] = {}
         self.refreshers: dict[str, Refresher] = {}
         self.failure_hooks: dict[str, FailureHook] = {}
+        # Outcomes waiting for their group commit, and the task recording them.
+        self._finishing: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ adding
     async def add(self, session: AsyncSession, key: str, api: str, body: Mapping[str, Any], *,
@@ -243,28 +245,82 @@ class Outbox:
         return due
 
     async def process_due(self, *, max_priority: int | None = None) -> int:
-        """Claim one batch of due actions and run them concurrently; returns how many."""
-        now = self.clock.now()
-        async with self.engine.begin() as conn:
-            rows = await claim(conn, OutboxAction, self._due(now, max_priority),
-                               ["priority", "next_attempt_at", "id"], now=now,
-                               lease_s=self.settings.lease_s, owner=self.owner, limit=self.settings.batch_size)
-        if not rows:
+        """Claim one batch of due actions and run them concurrently; returns how many.
+
+        Transactions per batch, not per action: one claims, one marks every action about to be
+        called ``sending`` (before any call: a crash after it leaves them ambiguous, never
+        blindly re-sent), and outcomes are recorded in group commits as the calls return."""
+        claimed = await self._claim_batch(self.settings.batch_size, max_priority)
+        if not claimed:
             return 0
         sem = asyncio.Semaphore(self.settings.concurrency)
 
-        async def one(row: Mapping[str, Any]) -> None:
+        async def one(row: dict[str, Any], decided: Outcome | None) -> None:
             async with sem:
-                await self._process(row)
+                await self._process(row, decided)
 
-        await asyncio.gather(*(one(r) for r in rows))
-        return len(rows)
+        await asyncio.gather(*(one(row, decided) for row, decided in claimed))
+        return len(claimed)
 
-    async def _process(self, claimed: Mapping[str, Any]) -> None:
-        row = dict(claimed)  # an attempt may merge later notices into it (payload, result)
+    async def _claim_batch(self, limit: int, max_priority: int | None) -> list[tuple[dict[str, Any], Outcome | None]]:
+        """Claim up to ``limit`` due actions and mark those to be called ``sending``; each with
+        its outcome when it is decided without a call (None: call it, or resolve it)."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            claimed = await claim(conn, OutboxAction, self._due(now, max_priority),
+                                  ["priority", "next_attempt_at", "id"], now=now,
+                                  lease_s=self.settings.lease_s, owner=self.owner, limit=limit)
+        rows = [dict(r) for r in claimed]  # an attempt may merge later notices into a row
+        decided: dict[int, Outcome] = {}
+        to_call: list[dict[str, Any]] = []
+        for row in rows:
+            plan = self._plan(row)
+            if isinstance(plan, Outcome):
+                decided[row["id"]] = plan
+            elif plan == "call":
+                to_call.append(row)
+        if to_call:
+            marked = await self._mark_sending(to_call)
+            for row in to_call:
+                if row["id"] not in marked:
+                    decided[row["id"]] = Outcome("pending", error="lease lost", count_attempt=False)
+        return [(row, decided.get(row["id"])) for row in rows]
+
+    def _plan(self, row: dict[str, Any]) -> Outcome | Literal["call", "resolve"]:
+        """What to do with a claimed action, decided without WeCom or the database."""
+        api = str(row["payload"].get("api", ""))
+        if row["status"] in ("unknown", "sending"):
+            # "sending" here means a worker died after (maybe) sending: same as a dropped reply.
+            sem = semantics_for(api) if row["kind"] == "wecom" else Semantics("retry")
+            too_old = api == "message/send" and self._age_s(row) > APP_MSG_DUPLICATE_WINDOW_S - 600
+            if sem.on_ambiguous != "retry" or too_old:
+                return "resolve"
+        if row["not_after"] is not None and self.clock.now() > row["not_after"] and not self._may_verify(row, api):
+            return Outcome("failed", error="window missed: not sent before its deadline")
+        if row["attempts"] >= self.settings.max_attempts:
+            return Outcome("failed", error=f"gave up after {row['attempts']} attempts: {row['last_error']}")
+        return "call"
+
+    async def _mark_sending(self, rows: list[dict[str, Any]]) -> set[int]:
+        """Mark ``rows`` ``sending`` (one more attempt) in one transaction, folding waiting notices
+        into theirs; returns the ids still leased to us."""
+        now = self.clock.now()
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(OutboxAction).where(OutboxAction.id.in_([r["id"] for r in rows]),
+                                           OutboxAction.lease_owner == self.owner)
+                .values(status="sending", attempts=OutboxAction.attempts + 1).returning(OutboxAction.id))
+            marked = set(res.scalars().all())
+            for row in rows:
+                if (row["id"] in marked and row["payload"].get(MERGE) and row["lane"] and row["status"] == "pending"
+                        and row["attempts"] == 0):
+                    await merge_notices(conn, row, now)
+        return marked
+
+    async def _process(self, row: dict[str, Any], decided: Outcome | None) -> None:
         with log_context(outbox_id=row["id"], key=row["idempotency_key"], kind=row["kind"]):
             try:
-                outcome = await self._attempt(row)
+                outcome = decided if decided is not None else await self._attempt(row)
             except Exception as exc:
                 # An executor or reconciler bug after the call may have gone out: never resend
                 # on a guess, park it for an operator.
@@ -274,25 +330,12 @@ class Outbox:
             await self._finish(row, outcome)
 
     async def _attempt(self, row: dict[str, Any]) -> Outcome:
+        """Resolve an ambiguous action, or call one already marked ``sending``."""
         api = str(row["payload"].get("api", ""))
-        if row["status"] in ("unknown", "sending"):
-            # "sending" here means a worker died after (maybe) sending: same as a dropped reply.
+        if self._plan(row) == "resolve":
             sem = semantics_for(api) if row["kind"] == "wecom" else Semantics("retry")
             too_old = api == "message/send" and self._age_s(row) > APP_MSG_DUPLICATE_WINDOW_S - 600
-            if sem.on_ambiguous != "retry" or too_old:
-                return await self._resolve_ambiguous(row, api, sem, too_old)
-        if row["not_after"] is not None and self.clock.now() > row["not_after"] and not self._may_verify(row, api):
-            return Outcome("failed", error="window missed: not sent before its deadline")
-        if row["attempts"] >= self.settings.max_attempts:
-            return Outcome("failed", error=f"gave up after {row['attempts']} attempts: {row['last_error']}")
-        async with self.engine.begin() as conn:
-            res = await conn.execute(
-                update(OutboxAction).where(OutboxAction.id == row["id"], OutboxAction.lease_owner == self.owner)
-                .values(status="sending", attempts=OutboxAction.attempts + 1))
-            if res.rowcount != 1:
-                return Outcome("pending", error="lease lost", count_attempt=False)
-            if row["payload"].get(MERGE) and row["lane"] and row["status"] == "pending" and row["attempts"] == 0:
-                await merge_notices(conn, row, self.clock.now())
+            return await self._resolve_ambiguous(row, api, sem, too_old)
         return await self.executors[row["kind"]](self, row)
 
     def _may_verify(self, row: Mapping[str, Any], api: str) -> bool:
@@ -322,8 +365,53 @@ class Outbox:
         return backoff_s(attempts, self.settings.backoff_base_s, self.settings.backoff_max_s)
 
     async def _finish(self, row: Mapping[str, Any], outcome: Outcome) -> None:
-        """Record the outcome (fenced by the lease); a failure also fails what was merged into
-        the row and runs the api's failure hook, in the same transaction."""
+        """Record the outcome (fenced by the lease); returns once it has committed.
+
+        Outcomes that arrive together share one transaction (a group commit: the first waits
+        one loop turn for the others), so a burst costs a commit per group, not per action."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._finishing.append((row, outcome, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_finishes())
+        await asyncio.shield(done)  # a cancelled caller does not cancel the others' commit
+
+    async def _record_finishes(self) -> None:
+        await asyncio.sleep(0)  # let the outcomes of this loop turn join
+        while self._finishing:
+            group, self._finishing = self._finishing, []
+            try:
+                await self._record_group(group)
+            except Exception:
+                # One outcome broke the group (a failure hook's bug, a constraint): record each
+                # on its own, so only that one is left unrecorded (its lease runs out, and the
+                # action is resolved like any other interrupted one).
+                for item in group:
+                    try:
+                        await self._record_group([item])
+                    except Exception as exc:
+                        log.exception("recording an outbox outcome failed", extra={"outbox_id": item[0]["id"]})
+                        item[2].set_exception(exc)
+                        item[2].exception()  # retrieved: the caller may be gone
+            for row, outcome, done in group:
+                if not done.done():
+                    done.set_result(None)
+                level = logging.INFO if outcome.status in ("sent", "pending") else logging.WARNING
+                with log_context(outbox_id=row["id"], key=row["idempotency_key"], kind=row["kind"]):
+                    log.log(level, "outbox action %s", outcome.status, extra={"error": outcome.error})
+
+    async def _record_group(self, group: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]]) -> None:
+        async with self.sessions() as session, session.begin():
+            for row, outcome, _ in group:
+                await self._record(session, row, outcome)
+
+    async def flush(self) -> None:
+        """Wait until every outcome handed in has been recorded (a stop calls this)."""
+        while self._recorder is not None and not self._recorder.done():
+            await asyncio.wait([self._recorder])
+
+    async def _record(self, session: AsyncSession, row: Mapping[str, Any], outcome: Outcome) -> None:
+        """One outcome, in the group's transaction; a failure also fails what was merged into the
+        row and runs the api's failure hook, in that same transaction."""
         now = self.clock.now()
         values: dict[str, Any] = {"status": outcome.status, "locked_until": None, "lease_owner": None}
         merged = list((row["result"] or {}).get(MERGED, []))
@@ -341,36 +429,56 @@ class Outbox:
             if outcome.result is not None:
                 values["result"] = {**outcome.result, MERGED: merged} if merged else outcome.result
         hook = self.failure_hooks.get(str(row["payload"].get("api", ""))) if outcome.status == "failed" else None
-        async with self.sessions() as session, session.begin():
-            res = await session.execute(update(OutboxAction).where(OutboxAction.id == row["id"],
-                                                                   OutboxAction.lease_owner == self.owner)
-                                        .values(**values))
-            if res.rowcount == 1 and outcome.status == "failed" and merged:  # type: ignore[attr-defined]
-                # The notices merged into this one did not go out either.
-                await session.execute(update(OutboxAction).where(OutboxAction.id.in_(merged),
-                                                                 OutboxAction.status == MERGED_STATUS)
-                                      .values(status="failed", last_error=f"merged into #{row['id']}, which failed"))
-            if hook is not None and res.rowcount == 1:  # type: ignore[attr-defined]
-                await hook(self, session, row, outcome.error or "")
-        level = logging.INFO if outcome.status in ("sent", "pending") else logging.WARNING
-        log.log(level, "outbox action %s", outcome.status, extra={"error": outcome.error})
+        # Core statements (no ORM session synchronisation: nothing here is loaded in the session).
+        res = await session.execute(update(OutboxAction).where(OutboxAction.id == row["id"],
+                                                               OutboxAction.lease_owner == self.owner)
+                                    .values(**values).execution_options(synchronize_session=False))
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            return  # the lease went to another worker: what it records counts
+        if outcome.status == "failed" and merged:
+            # The notices merged into this one did not go out either.
+            await session.execute(update(OutboxAction).where(OutboxAction.id.in_(merged),
+                                                             OutboxAction.status == MERGED_STATUS)
+                                  .values(status="failed", last_error=f"merged into #{row['id']}, which failed")
+                                  .execution_options(synchronize_session=False))
+        if hook is not None:
+            await hook(self, session, row, outcome.error or "")
 
     async def run(self, *, max_priority: int | None = None, idle_s: float = 1.0) -> None:
-        """Worker loop. Run one with ``max_priority=PRIORITY_WELCOME`` so welcomes never queue."""
-        while True:
-            self._wake.clear()
-            try:
-                n = await self.process_due(max_priority=max_priority)
-            except Exception:
-                log.exception("outbox worker iteration failed; continuing")
-                n = 0
-                await asyncio.sleep(idle_s)
-            if n == 0:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for returns normally when the
-                # cancellation of a stop coincides with a wake-up, and the loop would go on.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(idle_s):
-                        await self._wake.wait()
+        """Worker loop: keep up to ``concurrency`` actions in flight, claiming more as calls
+        return (a slow WeCom answer holds one slot, not a batch). Run one with
+        ``max_priority=PRIORITY_WELCOME`` so welcomes never queue behind bulk sends."""
+        limit = self.settings.concurrency
+        running: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                self._wake.clear()
+                claimed: list[tuple[dict[str, Any], Outcome | None]] = []
+                # Claim when a quarter of the slots are free (or none is busy): one claim and one
+                # mark per several actions, not per returning call.
+                if limit - len(running) >= max(1, limit // 4) or not running:
+                    try:
+                        claimed = await self._claim_batch(min(self.settings.batch_size, limit - len(running)),
+                                                          max_priority)
+                    except Exception:
+                        log.exception("outbox worker iteration failed; continuing")
+                        await asyncio.sleep(idle_s)
+                for row, decided in claimed:
+                    task = asyncio.create_task(self._process(row, decided))
+                    running.add(task)
+                    task.add_done_callback(running.discard)
+                if claimed and limit - len(running) >= max(1, limit // 4):
+                    continue
+                waker = asyncio.create_task(self._wake.wait())
+                try:
+                    # asyncio.wait, not wait_for: on 3.11 wait_for returns normally when the
+                    # cancellation of a stop coincides with a wake-up, and the loop would go on.
+                    await asyncio.wait([waker, *running], timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waker.cancel()
+        finally:
+            for task in running:
+                task.cancel()
 
     # ------------------------------------------------------------------ operators
     async def retry(self, ids: list[int]) -> int:

@@ -233,7 +233,8 @@ class Runtime:
             await self.control.stop()
             self.control = None
         writer = asyncio.create_task(self.inbox.writer.stop(), name="group-commit-writer")
-        abandoned += await _wait_or_abandon({"group-commit-writer": writer}, timeout)
+        recorder = asyncio.create_task(self.outbox.flush(), name="outbox-recorder")
+        abandoned += await _wait_or_abandon({"group-commit-writer": writer, "outbox-recorder": recorder}, timeout)
         if self._registered:
             self._registered = False
             leave = asyncio.create_task(self.liveness.leave(), name="leave-registry")

@@ -60,10 +60,10 @@ def _worker(name: str, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, tmp_pa
         return Worker(lambda: runtime.inbox.run(runtime.dispatcher, runtime.handler_context, idle_s=TINY),
                       runtime.inbox.wake)
     if name == "outbox":
-        async def no_actions(**_: Any) -> int:
-            return 0
+        async def no_actions(*_: Any) -> list[Any]:
+            return []
 
-        monkeypatch.setattr(runtime.outbox, "process_due", no_actions)
+        monkeypatch.setattr(runtime.outbox, "_claim_batch", no_actions)
         return Worker(lambda: runtime.outbox.run(idle_s=TINY), runtime.outbox.wake)
     if name == "scheduler":
         async def no_jobs() -> int:
