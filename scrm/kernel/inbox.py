@@ -166,12 +166,14 @@ class Inbox:
 
     def _due(self, now: datetime) -> ColumnElement[bool]:
         earlier = aliased(InboxEvent)
-        # An urgent row (a welcome code) may overtake the backlog, never an earlier event of its
-        # own relation or chat: a re-add must not be handled before the delete that preceded it.
+        # A customer's or a chat's event is claimable only as the oldest pending one of its key,
+        # on every instance at once: events of one key never run side by side anywhere, and an
+        # urgent one (a welcome code) overtakes the backlog but never its customer's earlier event
+        # (a re-add must not be handled before the delete that preceded it).
         blocked = exists().where(earlier.order_key == InboxEvent.order_key, earlier.status == "pending",
                                  earlier.id < InboxEvent.id)
         return and_(InboxEvent.status == "pending", InboxEvent.next_attempt_at <= now,
-                    or_(InboxEvent.priority >= INBOX_NORMAL, InboxEvent.order_key == "", ~blocked))
+                    or_(InboxEvent.order_key.in_(("", INTERNAL_ORDER)), ~blocked))
 
     async def _claim(self, limit: int) -> list[Mapping[str, Any]]:
         now = self.clock.now()

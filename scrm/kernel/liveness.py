@@ -28,16 +28,34 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import LivenessSettings
 from scrm.kernel.leases import new_owner_id
-from scrm.kernel.models import DueJob, InboxEvent, OutboxAction, ServiceInstance
+from scrm.kernel.models import OUTBOX_UNFINISHED_SQL, DueJob, InboxEvent, OutboxAction, ServiceInstance
 
 log = logging.getLogger("scrm.kernel.liveness")
+
+# Every registered instance's id (and so its lease owner) starts with this.
+OWNER_PREFIX = "svc"
+
+# Which rows of a claimed table can hold a lease: the claim's partial indexes cover exactly these,
+# so renewing and releasing never scan the done history.
+_LEASABLE = {"inbox_event": text("status = 'pending'"), "outbox_action": text(OUTBOX_UNFINISHED_SQL)}
+
+
+def _leased_rows(model: type[Any], owned: ColumnElement[bool]) -> Select[Any]:
+    """The ids of ``model``'s rows with a lease matching ``owned``, skipping rows another
+    transaction has locked (PostgreSQL; SQLite has one writer and ignores it)."""
+    table = model.__table__
+    where = and_(owned, model.locked_until.is_not(None))
+    leasable = _LEASABLE.get(table.name)
+    if leasable is not None:
+        where = and_(leasable, where)
+    return select(model.id).where(where).with_for_update(skip_locked=True)
 
 
 # ------------------------------------------------------------------------------ this process
@@ -60,14 +78,18 @@ def pid_space() -> str:
 
 
 def process_start(pid: int) -> str | None:
-    """When process ``pid`` started, in clock ticks since boot; None when there is no such process."""
+    """When process ``pid`` started, in clock ticks since boot; None when there is no such process
+    or it has exited (a zombie its parent has not reaped yet is gone too)."""
     stat = _read(f"/proc/{pid}/stat")
     if not stat:
         return None
     try:
-        return stat.rsplit(")", 1)[1].split()[19]
+        fields = stat.rsplit(")", 1)[1].split()
     except IndexError:
         return None
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
 
 
 @dataclass(frozen=True)
@@ -83,7 +105,7 @@ class Identity:
     @classmethod
     def of_this_process(cls) -> Identity:
         pid = os.getpid()
-        return cls(new_owner_id("svc"), socket.gethostname()[:64], pid, pid_space(), process_start(pid) or "")
+        return cls(new_owner_id(OWNER_PREFIX), socket.gethostname()[:64], pid, pid_space(), process_start(pid) or "")
 
 
 def gone(row: Any, me: Identity, process_start_of: Callable[[int], str | None] = process_start) -> bool:
@@ -135,6 +157,12 @@ class Liveness:
         return await self.beat()
 
     async def beat(self) -> Beat:
+        """Say we are alive, renew our leases, release the claims of the dead.
+
+        Three short transactions, in that order: a renewal or a release that meets a lock (a
+        peer's group commit, a reaped instance's last write) can never cost the heartbeat, and
+        rows locked by others are skipped (``SKIP LOCKED``), never waited for, so a beat takes
+        no part in a deadlock. Whatever a step misses, the next beat does."""
         now = self.clock.now()
         async with self.engine.begin() as conn:
             mine = await conn.execute(update(ServiceInstance).where(ServiceInstance.id == self.me.id)
@@ -144,16 +172,17 @@ class Liveness:
                 log.warning("this instance had been declared dead (no heartbeat for %.0f s); its claims "
                             "were released to others; registering again", self.settings.dead_after_s)
                 await self._insert_self(conn, now)
+        async with self.engine.begin() as conn:
             for model, lease_s in self.leased:
-                await conn.execute(update(model).where(model.lease_owner == self.me.id,
-                                                       model.locked_until.is_not(None))
+                mine_now = _leased_rows(model, model.lease_owner == self.me.id)
+                await conn.execute(update(model).where(model.id.in_(mine_now))
                                    .values(locked_until=now + timedelta(seconds=lease_s)))
-            reaped, released, live = await self._reap(conn, now)
+        reaped, released, live = await self._reap(now)
         if self.on_live is not None:
             self.on_live(live)
-        if reaped:
-            log.warning("released the claims of %d dead instance(s)", len(reaped),
-                        extra={"instances": list(reaped), "claims": released})
+        if released:
+            log.warning("released the claims of dead instances", extra={"instances": list(reaped),
+                                                                        "claims": released})
             if self.on_release is not None:
                 self.on_release()
         return Beat(tuple(reaped), released, rejoined, live)
@@ -163,20 +192,30 @@ class Liveness:
                "process_start": self.me.process_start, "started_at": now, "heartbeat_at": now}
         await conn.execute(insert_ignore(dialect_of(conn), table_of(ServiceInstance), row, ["id"]))
 
-    async def _reap(self, conn: AsyncConnection, now: datetime) -> tuple[list[str], int, int]:
-        """Release the dead's claims; returns (dead ids, claims released, instances alive)."""
+    async def _reap(self, now: datetime) -> tuple[list[str], int, int]:
+        """Release the claims of dead instances, and of owners no longer registered (an instance
+        reaped while alive that claimed before it rejoined, then died); returns (dead ids,
+        claims released, instances alive)."""
         silent_since = now - timedelta(seconds=self.settings.dead_after_s)
-        others = (await conn.execute(select(ServiceInstance).where(ServiceInstance.id != self.me.id))).all()
-        dead = [r.id for r in others if r.heartbeat_at < silent_since or gone(r, self.me, self.process_start_of)]
+        async with self.engine.begin() as conn:
+            others = (await conn.execute(select(ServiceInstance).where(ServiceInstance.id != self.me.id))).all()
+            dead = [r.id for r in others if r.heartbeat_at < silent_since or gone(r, self.me, self.process_start_of)]
+            if dead:
+                # Only rows still as we saw them: an instance that beat meanwhile stays.
+                gone_ids = [r.id for r in others if r.id in dead and gone(r, self.me, self.process_start_of)]
+                await conn.execute(delete(ServiceInstance).where(
+                    ServiceInstance.id.in_(dead),
+                    (ServiceInstance.heartbeat_at < silent_since) | ServiceInstance.id.in_(gone_ids)))
         live = 1 + len(others) - len(dead)
-        if not dead:
-            return [], 0, live
+        registered = select(ServiceInstance.id).scalar_subquery()
         released = 0
-        for model, _ in self.leased:
-            res = await conn.execute(update(model).where(model.lease_owner.in_(dead))
-                                     .values(locked_until=None, lease_owner=None))
-            released += int(res.rowcount)
-        await conn.execute(delete(ServiceInstance).where(ServiceInstance.id.in_(dead)))
+        async with self.engine.begin() as conn:
+            for model, _ in self.leased:
+                # Instance ids only ("svc:…"): a command that claims without registering keeps its rows.
+                orphaned = model.lease_owner.like(f"{OWNER_PREFIX}:%") & model.lease_owner.not_in(registered)
+                res = await conn.execute(update(model).where(model.id.in_(_leased_rows(model, orphaned)))
+                                         .values(locked_until=None, lease_owner=None))
+                released += int(res.rowcount)
         return dead, released, live
 
     async def leave(self) -> None:

@@ -141,7 +141,10 @@ class Runtime:
         if workers:
             # Join the registry first: a restart releases its killed predecessor's claims before
             # the workers look for work, so those rows are taken over now, not in a minute.
-            await self.liveness.register()
+            try:
+                await self.liveness.register()
+            except Exception:  # a busy database must not keep the service down: the beats retry
+                log.exception("joining the registry of live instances failed; the next heartbeat retries")
             self._registered = True
             self._spawn("liveness", self.liveness.run())
             self._spawn("inbox-worker", self.inbox.run(self.dispatcher, self.handler_context))

@@ -112,3 +112,21 @@ async def test_a_group_chat_event_waits_for_every_earlier_event(db_url: str) -> 
                                                    MemChangeCnt="1"))
         assert await drain(rt) == 2
     assert spans.index("end:add:wmJoiner") < spans.index("start:join")
+
+
+async def test_one_customers_events_never_run_side_by_side_on_two_instances(db_url: str) -> None:
+    settings = make_settings(db_url)
+    clock = FakeClock()
+    async with running_service(settings, clock=clock, routers=[recording_router([])]) as (a, client), \
+            running_service(settings, clock=clock, routers=[recording_router([])]) as (b, _):
+        await post_event(client, CRYPTO, edit_xml("wmShared", 1763870001))
+        await post_event(client, CRYPTO, edit_xml("wmShared", 1763870002))
+        await post_event(client, CRYPTO, edit_xml("wmOther", 1763870003))
+        first = await a.inbox._claim(10)  # A takes the oldest of each customer
+        assert sorted(r["order_key"] for r in first) == ["customer:wmOther", "customer:wmShared"]
+        assert await b.inbox._claim(10) == []  # B may not start wmShared's second while A has the first
+        for row in first:
+            await a.inbox._process_row(row, a.dispatcher, a.handler_context())
+        [second] = await b.inbox._claim(10)
+        shared_first = next(r for r in first if r["order_key"] == "customer:wmShared")
+        assert second["order_key"] == "customer:wmShared" and second["id"] > shared_first["id"]

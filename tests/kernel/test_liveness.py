@@ -163,3 +163,39 @@ async def test_dead_after_must_leave_room_for_missed_beats() -> None:
 
     with pytest.raises(ConfigError, match="dead_after_s must be at least twice heartbeat_s"):
         make_settings("sqlite+aiosqlite:///x.db", liveness={"heartbeat_s": 3, "dead_after_s": 5})
+
+
+async def test_claims_made_after_being_declared_dead_are_released_by_the_next_beat(db_url: str) -> None:
+    """A was reaped while alive, claimed an event before its next beat re-registered it, and then
+    really died: its claim belongs to nobody registered, so B's next beat releases it."""
+    clock = FakeClock()
+    async with two_instances(db_url, clock) as (a, b, client):
+        clock.advance(6)
+        assert (await b.liveness.beat()).reaped == (a.identity.id,)
+        await post_event(client, CRYPTO, add_contact_xml("wmOrphan"))
+        assert len(await a.inbox._claim(10)) == 1  # claimed under an id no longer registered
+        beat = await b.liveness.beat()
+        assert beat.released == 1
+        assert await drain(b) == 1
+
+
+def test_a_killed_child_not_yet_reaped_counts_as_gone() -> None:
+    """A zombie still has /proc/<pid>/stat, but it has exited: its claims must not wait."""
+    import os
+    import signal
+    import time
+
+    pid = os.fork()
+    if pid == 0:  # the child: wait to be killed
+        time.sleep(60)
+        os._exit(0)
+    try:
+        assert process_start(pid) is not None
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(500):  # until the kernel has made it a zombie (not reaped: no wait yet)
+            if process_start(pid) is None:
+                break
+            time.sleep(0.01)
+        assert process_start(pid) is None
+    finally:
+        os.waitpid(pid, 0)
