@@ -53,7 +53,7 @@ import defusedxml.ElementTree as SafeET
 from aiohttp import web
 from yarl import URL
 
-from bench._proc import log_service_to, proc_cpu_s, until_stopped
+from bench._proc import log_service_to, proc_cpu_s, system_busy_s, until_stopped
 from scrm.adapters.wecom.crypto import CryptoError, WeComCrypto
 from scrm.kernel.clock import SystemClock
 from tests.fakes.wecom_sender import add_contact_xml
@@ -239,17 +239,6 @@ def make_requests(n: int, run_tag: str) -> list[tuple[str, bytes]]:
     return out
 
 
-def _system_busy_s() -> float | None:
-    """CPU seconds spent busy by the whole machine (all cores), from /proc/stat (Linux); None elsewhere."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
-        ticks = [int(x) for x in fields]
-        idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-        return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 async def _phase(session: aiohttp.ClientSession, urls: list[URL], bodies: list[bytes], indices: Iterator[int],
                  concurrency: int, seconds: float, timing: bool, target_pid: int) -> PhaseResult:
     res = PhaseResult()
@@ -259,7 +248,7 @@ async def _phase(session: aiohttp.ClientSession, urls: list[URL], bodies: list[b
     deadline = start + seconds
     cpu0 = proc_cpu_s(target_pid)
     own0 = time.process_time()
-    sys0 = _system_busy_s()
+    sys0 = system_busy_s()
 
     async def worker() -> None:
         while loop.time() < deadline:  # bounded: no new request after the deadline
@@ -287,7 +276,7 @@ async def _phase(session: aiohttp.ClientSession, urls: list[URL], bodies: list[b
     cpu1 = proc_cpu_s(target_pid)
     res.server_cpu_s = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None
     res.client_cpu_s = time.process_time() - own0
-    sys1 = _system_busy_s()
+    sys1 = system_busy_s()
     res.system_cpu_s = sys1 - sys0 if sys0 is not None and sys1 is not None else None
     return res
 

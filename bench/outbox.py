@@ -19,6 +19,11 @@ whether the goals hold (actual/ideal ≥ 0.95, zero 45009). Exit status 0 whatev
 non-zero only when something crashed or the sandbox did not start.
 
     .venv/bin/python -m bench.outbox [--limit-per-minute 1200] [--actions N] [--db URL] [--profile FILE]
+
+WeCom's latency (``bench/_latency.py``): by default the bench runs twice, with a sandbox that
+answers at once and with one whose every answer waits ``--latency`` ± ``--jitter`` ms (150 ± 50),
+each on a fresh sandbox and (SQLite) database, and prints them side by side. With latency the
+outbox needs ``concurrency`` calls in flight per ``latency`` seconds to keep up with the limit.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/outbox.py`
 
 from aiohttp import web
 
+from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
 from bench._proc import until_stopped
 from scrm.kernel.clock import SystemClock
 from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
@@ -67,18 +73,19 @@ def _member(i: int) -> str:
     return f"bm{i:05d}"
 
 
-def sandbox_main(limit: int, members: int, conn: Connection, stop: MpEvent) -> None:
-    asyncio.run(_serve_sandbox(limit, members, conn, stop))
+def sandbox_main(limit: int, members: int, latency: dict[str, Any], conn: Connection, stop: MpEvent) -> None:
+    asyncio.run(_serve_sandbox(limit, members, latency, conn, stop))
 
 
-async def _serve_sandbox(limit: int, members: int, conn: Connection, stop: MpEvent) -> None:
+async def _serve_sandbox(limit: int, members: int, latency: dict[str, Any], conn: Connection,
+                         stop: MpEvent) -> None:
     from scrm.sandbox.server import SandboxServer
     from scrm.sandbox.state import SandboxState
 
     state = SandboxState()
     for i in range(members):
         state.add_member(_member(i), f"成员{i}")
-    server = SandboxServer(state, SystemClock(), per_api_overrides={API: limit})
+    server = SandboxServer(state, SystemClock(), per_api_overrides={API: limit}, **latency)
     answers: Counter[tuple[str, int]] = Counter()
 
     @web.middleware
@@ -112,6 +119,8 @@ async def _serve_sandbox(limit: int, members: int, conn: Connection, stop: MpEve
         "delivered": sum(1 for d in deliveries if not d.dropped),
         "dropped": dict(Counter(d.dropped for d in deliveries if d.dropped)),
         "cpu_s": time.process_time() - cpu0,
+        "delayed": server.latency.delayed,
+        "delay_s": server.latency.total_s,
     })
 
 
@@ -150,7 +159,7 @@ async def _last_sent(runtime: Any, prefix: str) -> datetime | None:
     return last
 
 
-async def run_outbox(args: argparse.Namespace, db_url: str, sandbox_url: str) -> dict[str, Any]:
+async def run_outbox(args: argparse.Namespace, db_url: str, sandbox_url: str, profile: str | None) -> dict[str, Any]:
     from scrm.adapters.wecom.api import WeComClient
     from scrm.adapters.wecom.token import MemoryTokenStore
     from scrm.kernel.service import Runtime
@@ -182,7 +191,7 @@ async def run_outbox(args: argparse.Namespace, db_url: str, sandbox_url: str) ->
         bucket = client.limiter.bucket(API)  # created now, full: the run starts with a whole burst
         result["burst"], result["rate"] = bucket.capacity, bucket.per_second
 
-        profiler = cProfile.Profile() if args.profile else None
+        profiler = cProfile.Profile() if profile else None
         cpu0, t0_perf, t0 = time.process_time(), time.perf_counter(), clock.now()
         if profiler is not None:
             profiler.enable()
@@ -199,10 +208,10 @@ async def run_outbox(args: argparse.Namespace, db_url: str, sandbox_url: str) ->
         for w in workers:
             w.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        if profiler is not None:
+        if profiler is not None and profile is not None:
             profiler.disable()
-            profiler.dump_stats(args.profile)
-            result["profile"] = profiler
+            profiler.dump_stats(profile)
+            result["profile"], result["profile_path"] = profiler, profile
         result["cpu_s"] = time.process_time() - cpu0
         result["counts"] = await _statuses(runtime, prefix)
         last = await _last_sent(runtime, prefix)
@@ -213,48 +222,69 @@ async def run_outbox(args: argparse.Namespace, db_url: str, sandbox_url: str) ->
     return result
 
 
-def _report(args: argparse.Namespace, db_url: str, out: dict[str, Any], sb: dict[str, Any]) -> None:
+def _report(args: argparse.Namespace, db_url: str, runs: list[tuple[Latency, dict[str, Any], dict[str, Any]]]) -> None:
     n, limit = args.actions, args.limit_per_minute
-    counts: Counter[str] = out["counts"]
-    sent, elapsed = counts["sent"], out["elapsed_s"]
-    burst, rate = out["burst"], out["rate"]
+    _, first, _ = runs[0]
+    burst, rate = first["burst"], first["rate"]
     # The limit-bound ideal. The client's bucket for message/send starts full with `burst`
     # tokens (limit // 60) and refills at rate = (limit - burst) / 60 per second, so at most
     # `limit` calls start in any 60 s window (scrm/wecom/ratelimit.py). A perfect sender starts
     # `burst` calls at t = 0 and then one every 1/rate seconds: the last of N starts at
     #     ideal_s = max(0, N - burst) / rate
     # and nothing faster is allowed. The ratio is ideal_s / measured seconds (= measured actions/s
-    # over ideal actions/s). Measured seconds also include the last reply and its DB write (a few ms).
+    # over ideal actions/s). Measured seconds also include the last reply and its DB write (a few ms,
+    # plus one WeCom latency when the sandbox has one).
     # Against the nominal limit/60 per second (no burst, no refill discount) the ideal would be
     # N / (limit / 60); printed as well, for reference.
     ideal_s = max(0.0, n - burst) / rate
     nominal_s = n / (limit / 60.0)
-    ratio = ideal_s / elapsed if elapsed > 0 else float("nan")
-    ob = out["settings"].outbox
+    ob = first["settings"].outbox
     db = db_url.split(":")[0].split("+")[0]
     print(f"outbox bench: {API} limited to {limit}/min in sandbox and client "
           f"(client bucket: burst {burst:g}, then {rate:.3f}/s); {n} actions to {args.members} members; "
           f"{args.workers} worker(s), batch {ob.batch_size}, concurrency {ob.concurrency}; db {db}")
-    other = {k: v for k, v in counts.items() if k != "sent"}
-    print(f"  actions sent: {sent}/{n}{'  others ' + str(dict(other)) if other else ''}"
-          f"{'  (TIME BOUND HIT)' if out['timed_out'] else ''}")
-    print(f"  wall: {elapsed:.2f} s  ->  {sent / elapsed:.2f} actions/s")
     ideal_rate = n / ideal_s if ideal_s > 0 else float("inf")
     print(f"  ideal (limit-bound): {ideal_s:.2f} s  ->  {ideal_rate:.2f} actions/s   "
           f"[nominal limit/60: {nominal_s:.2f} s, {limit / 60:.2f}/s]")
-    print(f"  ratio actual/ideal: {ratio:.3f}  (goal >= {RATIO_GOAL}: {'yes' if ratio >= RATIO_GOAL else 'NO'})")
-    note = "" if n > limit else f"  [N <= {limit}: no clock minute can overflow in this run]"
-    print(f"  sandbox: {API} accepted {sb['accepted']}, 45009 answers {sb['rejected_45009']} "
-          f"(goal 0: {'yes' if sb['rejected_45009'] == 0 else 'NO'}){note}")
-    print(f"  sandbox deliveries: {sb['delivered']} delivered, dropped {sb['dropped'] or 0}; answers {sb['answers']}")
-    print(f"  cpu: outbox process {out['cpu_s']:.2f} s ({1000 * out['cpu_s'] / max(1, sent):.2f} ms/action), "
-          f"sandbox {sb['cpu_s']:.2f} s")
-    profiler = out.get("profile")
-    if profiler is not None:
-        buf = io.StringIO()
-        pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(args.profile_top)
-        print(f"  profile written to {args.profile}; top {args.profile_top} by tottime:")
-        print(buf.getvalue())
+
+    def ratio(out: dict[str, Any]) -> float:
+        return ideal_s / out["elapsed_s"] if out["elapsed_s"] > 0 else float("nan")
+
+    def sent(out: dict[str, Any]) -> str:
+        counts: Counter[str] = out["counts"]
+        other = {k: v for k, v in counts.items() if k != "sent"}
+        return (f"{counts['sent']}/{n}" + (f" others {dict(other)}" if other else "")
+                + (" (TIME BOUND HIT)" if out["timed_out"] else ""))
+
+    rows: list[tuple[str, list[str]]] = [
+        ("actions sent", [sent(out) for _, out, _ in runs]),
+        ("wall", [f"{out['elapsed_s']:.2f} s" for _, out, _ in runs]),
+        ("actions/s", [f"{out['counts']['sent'] / out['elapsed_s']:.2f}" for _, out, _ in runs]),
+        ("ratio actual/ideal", [f"{ratio(out):.3f}" for _, out, _ in runs]),
+        (f"goal ratio >= {RATIO_GOAL}", [yes_no(ratio(out) >= RATIO_GOAL) for _, out, _ in runs]),
+        (f"sandbox: {API} accepted", [str(sb["accepted"]) for _, _, sb in runs]),
+        ("sandbox: 45009 answers", [str(sb["rejected_45009"]) for _, _, sb in runs]),
+        ("goal 45009 = 0", [yes_no(sb["rejected_45009"] == 0) for _, _, sb in runs]),
+        ("sandbox: delivered (dropped)", [f"{sb['delivered']} ({sum(sb['dropped'].values())})" for _, _, sb in runs]),
+        ("sandbox: answers delayed, mean delay",
+         [f"{sb['delayed']}, {1000 * sb['delay_s'] / sb['delayed']:.0f} ms" if sb["delayed"] else "0"
+          for _, _, sb in runs]),
+        ("cpu: outbox process", [f"{out['cpu_s']:.2f} s ({1000 * out['cpu_s'] / max(1, out['counts']['sent']):.2f} "
+                                 f"ms/action)" for _, out, _ in runs]),
+        ("cpu: sandbox", [f"{sb['cpu_s']:.2f} s" for _, _, sb in runs]),
+    ]
+    side_by_side([latency.label for latency, _, _ in runs], rows)
+    if n <= limit:
+        print(f"  [N <= {limit}: no clock minute can overflow in this run, so the 45009 check means little]")
+    for latency, _, sb in runs:
+        print(f"  {latency.label}: sandbox answers {sb['answers']}")
+    for latency, out, _ in runs:
+        profiler = out.get("profile")
+        if profiler is not None:
+            buf = io.StringIO()
+            pstats.Stats(profiler, stream=buf).sort_stats("tottime").print_stats(args.profile_top)
+            print(f"  {latency.label}: profile written to {out['profile_path']}; top {args.profile_top} by tottime:")
+            print(buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -270,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, help="time bound in seconds (default 1.5 x ideal + 30)")
     p.add_argument("--profile", help="cProfile the outbox process's send phase into this file")
     p.add_argument("--profile-top", type=int, default=25)
+    add_latency_args(p)
     args = p.parse_args(argv)
+    latencies = latency_runs(p, args)
     if args.limit_per_minute < 2:
         p.error("--limit-per-minute must be >= 2")
     args.actions = args.actions or max(1, args.limit_per_minute // 2)
@@ -288,31 +320,50 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="scrm-outbox-bench-") as workdir:
         _isolate(workdir)
         setup_logging("WARNING", "text")
-        db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / 'scrm.db'}"
-        migrate.upgrade(db_url)
-        ctx = mp.get_context("spawn")
-        parent_conn, child_conn = ctx.Pipe()
-        stop = ctx.Event()
-        proc = ctx.Process(target=sandbox_main, name="bench-sandbox",
-                           args=(args.limit_per_minute, args.members, child_conn, stop), daemon=True)
-        proc.start()
-        try:
-            if not parent_conn.poll(30):
-                print("sandbox did not start", file=sys.stderr)
+        runs: list[tuple[Latency, dict[str, Any], dict[str, Any]]] = []
+        for latency in latencies:
+            # A fresh database per run (a --db is shared: each run's actions have their own prefix).
+            db_url = args.db or f"sqlite+aiosqlite:///{Path(workdir) / f'scrm-{latency.slug}.db'}"
+            migrate.upgrade(db_url)
+            profile = args.profile
+            if profile and len(latencies) > 1:
+                path = Path(profile)
+                profile = str(path.with_name(f"{path.stem}-{latency.slug}{path.suffix}"))
+            print(f"running: {latency.label} ...", file=sys.stderr)
+            ran = _one_run(args, db_url, latency, profile)
+            if ran is None:
                 return 1
-            _, port = parent_conn.recv()
-            out = asyncio.run(run_outbox(args, db_url, f"http://{HOST}:{port}"))
-        finally:
-            stop.set()
-        sb = parent_conn.recv() if parent_conn.poll(30) else None
-        proc.join(15)
-        if proc.is_alive():
-            proc.kill()
-        if sb is None:
-            print("sandbox did not report", file=sys.stderr)
-            return 1
-        _report(args, db_url, out, sb)
+            runs.append((latency, *ran))
+        _report(args, db_url, runs)
     return 0
+
+
+def _one_run(args: argparse.Namespace, db_url: str, latency: Latency,
+             profile: str | None) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The sandbox (child) with this latency and the outbox (this process): both reports."""
+    ctx = mp.get_context("spawn")
+    parent_conn, child_conn = ctx.Pipe()
+    stop = ctx.Event()
+    proc = ctx.Process(target=sandbox_main, name="bench-sandbox",
+                       args=(args.limit_per_minute, args.members, latency.sandbox_kwargs(), child_conn, stop),
+                       daemon=True)
+    proc.start()
+    try:
+        if not parent_conn.poll(30):
+            print("sandbox did not start", file=sys.stderr)
+            return None
+        _, port = parent_conn.recv()
+        out = asyncio.run(run_outbox(args, db_url, f"http://{HOST}:{port}", profile))
+    finally:
+        stop.set()
+    sb = parent_conn.recv() if parent_conn.poll(30) else None
+    proc.join(15)
+    if proc.is_alive():
+        proc.kill()
+    if sb is None:
+        print("sandbox did not report", file=sys.stderr)
+        return None
+    return out, sb
 
 
 if __name__ == "__main__":

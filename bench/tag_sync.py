@@ -20,6 +20,11 @@ its ratio to the limit-bound minimum (calls / limit per second; goal <= 1.1), th
 count (goal 0) and this process's RSS after seeding, after planning, at the end, and its peak
 (goal: flat, < 300 MB). The sandbox holds the whole emulated tenant, so it runs apart and its
 memory is printed separately.
+
+WeCom's latency (``bench/_latency.py``): by default the bench runs twice, with a sandbox that
+answers at once and with one whose every answer waits ``--latency`` ± ``--jitter`` ms (150 ± 50),
+each with a freshly seeded sandbox and database, and prints them side by side. With latency the
+outbox needs ``concurrency`` calls in flight per ``latency`` seconds to keep up with the limit.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/tag_sync.py`
 
 from aiohttp import web
 
+from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
 from bench._proc import until_stopped
 from scrm.kernel.clock import SystemClock
 from scrm.playbook.models import TagsFile
@@ -71,6 +77,15 @@ def _ext(i: int) -> str:
 
 
 def _peak_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a
+    spawned child's would start at its parent's RSS at the time of the spawn."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -82,11 +97,11 @@ def _rss_mb() -> float:
 # --------------------------------------------------------------------------- the sandbox (child)
 
 
-def sandbox_main(n: int, limit: int, conn: Connection, stop: MpEvent) -> None:
-    asyncio.run(_serve_sandbox(n, limit, conn, stop))
+def sandbox_main(n: int, limit: int, latency: dict[str, Any], conn: Connection, stop: MpEvent) -> None:
+    asyncio.run(_serve_sandbox(n, limit, latency, conn, stop))
 
 
-async def _serve_sandbox(n: int, limit: int, conn: Connection, stop: MpEvent) -> None:
+async def _serve_sandbox(n: int, limit: int, latency: dict[str, Any], conn: Connection, stop: MpEvent) -> None:
     from scrm.sandbox.server import SandboxServer
     from scrm.sandbox.state import SandboxState
 
@@ -101,7 +116,7 @@ async def _serve_sandbox(n: int, limit: int, conn: Connection, stop: MpEvent) ->
     for i in range(n):
         state.add_customer(f"c{i}", external_userid=_ext(i))
         state.add_follow("m1", _ext(i), 0, tag_ids=start)
-    server = SandboxServer(state, SystemClock(), per_api_overrides={API: limit})
+    server = SandboxServer(state, SystemClock(), per_api_overrides={API: limit}, **latency)
     rejected = [0]
 
     @web.middleware
@@ -127,7 +142,7 @@ async def _serve_sandbox(n: int, limit: int, conn: Connection, stop: MpEvent) ->
     done = sum(1 for i in range(n) if set(state.require_follow("m1", _ext(i)).tag_ids)
                == {ids["客户等级/V2"], ids["产品持有/代发"], ids["兴趣/理财"]})
     conn.send({"calls": len(calls), "rejected_45009": rejected[0], "relations_right": done,
-               "peak_mb": _peak_mb()})
+               "peak_mb": _peak_mb(), "delayed": server.latency.delayed, "delay_s": server.latency.total_s})
 
 
 # --------------------------------------------------------------------------- the service side (this process)
@@ -227,11 +242,17 @@ async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, 
     return out
 
 
-def main(n: int, limit: int, chunk: int) -> None:
+RATIO_GOAL = 1.1
+RSS_GOAL_MB = 300.0
+
+
+def _one_run(n: int, limit: int, chunk: int, latency: Latency) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A freshly seeded sandbox (child) with this latency and the service side: both reports."""
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe()
     stop = ctx.Event()
-    child = ctx.Process(target=sandbox_main, args=(n, limit, child_conn, stop), daemon=True)
+    child = ctx.Process(target=sandbox_main, args=(n, limit, latency.sandbox_kwargs(), child_conn, stop),
+                        daemon=True)
     child.start()
     try:
         if not parent_conn.poll(600):
@@ -243,15 +264,41 @@ def main(n: int, limit: int, chunk: int) -> None:
     finally:
         stop.set()
         child.join(30)
-    calls = sandbox["calls"]
-    minimum = calls / (limit / 60)
-    print(f"customers {n:,}  mark_tag limit {limit:,}/min  chunk {chunk}  mark_tag calls {calls:,} "
-          f"(planned {out['planned']:,}; plan {out['plan_s']:.1f} s, overlapped with sending)")
-    print(f"wall {out['wall_s']:.1f} s  limit-bound minimum {minimum:.1f} s  ratio {out['wall_s'] / minimum:.3f}  "
-          f"45009 {sandbox['rejected_45009']}  relations tagged right {sandbox['relations_right']:,}/{n:,}")
-    print(f"RSS MB: seeded {out['rss_seeded']:.0f}  planned {out['rss_planned']:.0f}  end {out['rss_end']:.0f}  "
-          f"sampled max {out['rss_sampled_max']:.0f}  peak {out['peak']:.0f}  (sandbox process peak "
-          f"{sandbox['peak_mb']:.0f})  outbox {out['outbox']}")
+    return out, sandbox
+
+
+def main(n: int, limit: int, chunk: int, latencies: list[Latency]) -> None:
+    runs: list[tuple[Latency, dict[str, Any], dict[str, Any]]] = []
+    for latency in latencies:
+        print(f"running: {latency.label} ...", file=sys.stderr)
+        runs.append((latency, *_one_run(n, limit, chunk, latency)))
+    print(f"tag sync bench: customers {n:,}  mark_tag limit {limit:,}/min  chunk {chunk}")
+
+    def ratio(out: dict[str, Any], sandbox: dict[str, Any]) -> float:
+        return float(out["wall_s"] / (sandbox["calls"] / (limit / 60)))
+
+    rows: list[tuple[str, list[str]]] = [
+        ("mark_tag calls (planned)", [f"{sb['calls']:,} ({out['planned']:,})" for _, out, sb in runs]),
+        ("plan (overlapped with sending)", [f"{out['plan_s']:.1f} s" for _, out, _ in runs]),
+        ("wall", [f"{out['wall_s']:.1f} s" for _, out, _ in runs]),
+        ("limit-bound minimum", [f"{sb['calls'] / (limit / 60):.1f} s" for _, _, sb in runs]),
+        ("ratio wall/minimum", [f"{ratio(out, sb):.3f}" for _, out, sb in runs]),
+        (f"goal ratio <= {RATIO_GOAL}", [yes_no(ratio(out, sb) <= RATIO_GOAL) for _, out, sb in runs]),
+        ("45009 answers", [str(sb["rejected_45009"]) for _, _, sb in runs]),
+        ("goal 45009 = 0", [yes_no(sb["rejected_45009"] == 0) for _, _, sb in runs]),
+        ("relations tagged right", [f"{sb['relations_right']:,}/{n:,}" for _, _, sb in runs]),
+        ("answers delayed, mean delay",
+         [f"{sb['delayed']:,}, {1000 * sb['delay_s'] / sb['delayed']:.0f} ms" if sb["delayed"] else "0"
+          for _, _, sb in runs]),
+        ("RSS MB seeded / planned / end", [f"{out['rss_seeded']:.0f} / {out['rss_planned']:.0f} / "
+                                           f"{out['rss_end']:.0f}" for _, out, _ in runs]),
+        ("RSS MB sampled max / peak", [f"{out['rss_sampled_max']:.0f} / {out['peak']:.0f}" for _, out, _ in runs]),
+        (f"goal peak < {RSS_GOAL_MB:.0f} MB", [yes_no(out["peak"] < RSS_GOAL_MB) for _, out, _ in runs]),
+        ("sandbox process peak MB", [f"{sb['peak_mb']:.0f}" for _, _, sb in runs]),
+    ]
+    side_by_side([latency.label for latency, _, _ in runs], rows)
+    for latency, out, _ in runs:
+        print(f"  {latency.label}: outbox {out['outbox']}")
 
 
 if __name__ == "__main__":
@@ -259,5 +306,6 @@ if __name__ == "__main__":
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--limit", type=int, default=6000, help="mark_tag calls per minute (sandbox and client)")
     parser.add_argument("--chunk", type=int, default=500, help="relations per sync chunk ([crm] sync_chunk)")
+    add_latency_args(parser)
     args = parser.parse_args()
-    main(args.customers, args.limit, args.chunk)
+    main(args.customers, args.limit, args.chunk, latency_runs(parser, args))

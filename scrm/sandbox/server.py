@@ -1,9 +1,12 @@
 """The sandbox's aiohttp application: WeCom's ``/cgi-bin`` APIs over real HTTP.
 
 Every API reply is HTTP 200 with ``{"errcode", "errmsg", ...}``. Around each route the server
-applies, in order: time-driven state transitions (``settle``), injected faults, the per-API
-per-corp rate limit (45009), the access-token check (41001/40014/42001), body parsing
-(47001 on bad JSON), then the route itself. Successful calls go to ``state.received``.
+applies, in order: the network latency (``latency_s`` ± ``jitter_s``, a real sleep once the
+request is read; the logical clock does not move, see ``scrm.sandbox.latency``), time-driven
+state transitions (``settle``), injected faults, the per-API per-corp rate limit (45009), the
+access-token check (41001/40014/42001), body parsing (47001 on bad JSON), then the route
+itself. Successful calls go to ``state.received``. The latency delays every answer the server
+gives, ``gettoken`` and the OAuth redirect included: all of them cross the network.
 
 Choices where WeCom's behaviour is not documented (PROTOCOL.md §9), picked so a client does
 not retry: unknown/expired welcome_code → 40058 (a used one → 41051); unknown ids of the
@@ -41,6 +44,7 @@ from scrm.sandbox import (
 )
 from scrm.sandbox.errors import ApiError
 from scrm.sandbox.faults import FaultInjector, normalize_path
+from scrm.sandbox.latency import Latency
 from scrm.sandbox.params import Json
 from scrm.sandbox.records import ReceivedCall, SendResult
 from scrm.sandbox.routing import Call, Route, ServerConfig, Upload
@@ -88,6 +92,9 @@ class SandboxServer:
 
     ``per_api_overrides`` sets other per-minute limits by path (add_moment_task defaults to
     WeCom's 10/min). ``trusted_domain`` enables the OAuth redirect-domain check (50001).
+    ``latency_s`` ± ``jitter_s`` delays every answer by that many real seconds (uniform jitter,
+    never below 0, drawn from ``random.Random(latency_seed)``); ``.latency`` may be replaced
+    while the server runs.
     """
 
     def __init__(
@@ -102,11 +109,15 @@ class SandboxServer:
         per_api_overrides: Mapping[str, int] | None = None,
         fault_seed: int = 0,
         trusted_domain: str | None = None,
+        latency_s: float = 0.0,
+        jitter_s: float = 0.0,
+        latency_seed: int = 0,
     ) -> None:
         self.state = state
         self.clock = clock
         self.config = ServerConfig(corp_id=corp_id, secret=secret, agent_id=agent_id, trusted_domain=trusted_domain)
         self.faults = FaultInjector(seed=fault_seed)
+        self.latency = Latency(latency_s, jitter_s, seed=latency_seed)
         overrides = {"externalcontact/add_moment_task": server_moments.PER_MINUTE, **(per_api_overrides or {})}
         self.limiter = RateLimiter(per_api_per_minute, overrides)
         self._inflight: set[asyncio.Future[web.StreamResponse]] = set()
@@ -141,6 +152,7 @@ class SandboxServer:
     # -- request handling --------------------------------------------------------------------
 
     async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        await self.latency.wait()
         return server_auth.authorize(request, self.state, self.config, self.now())
 
     async def _handle(self, route: Route, request: web.Request) -> web.StreamResponse:
@@ -159,6 +171,8 @@ class SandboxServer:
     async def _process(self, route: Route, request: web.Request) -> web.StreamResponse:
         # Read the whole request first: after a slow fault the client may be gone.
         raw, files = await self._read_request(request)
+        # The network: a real delay (in the shielded task, so a vanished client does not end it).
+        await self.latency.wait()
         self.state.settle(self.now())
         fault = self.faults.pick(route.path)
         if fault is not None and fault.kind == "error":
