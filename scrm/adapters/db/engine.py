@@ -7,6 +7,7 @@ not branch on the database.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -83,7 +84,61 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEng
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
+class _SqliteWriterSession(AsyncSession):
+    """SQLite has one writer: a session waits for this process's write turn on an asyncio lock
+    at its first write (a DML statement, or a flush of ORM changes) and keeps it until it
+    commits, rolls back or closes, instead of meeting SQLite's busy handler, which polls with
+    sleeps of up to 100 ms and hands the lock over late (16 concurrent handlers ran half as fast
+    as with this). Only a speed-up: SQLite's own locking still guards every write, including
+    those made outside sessions (the group-commit writer, outbox marks)."""
+
+    lock: asyncio.Lock
+
+    _holding = False
+
+    async def _take_turn(self) -> None:
+        if not self._holding:
+            await self.lock.acquire()
+            self._holding = True
+
+    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(statement, "is_dml", False):
+            await self._take_turn()
+        return await super().execute(statement, *args, **kwargs)
+
+    async def flush(self, objects: Any = None) -> None:
+        if self.new or self.dirty or self.deleted:
+            await self._take_turn()
+        await super().flush(objects)
+
+    def _release(self) -> None:
+        if self._holding:
+            self._holding = False
+            self.lock.release()
+
+    async def commit(self) -> None:
+        try:
+            await super().commit()
+        finally:
+            self._release()
+
+    async def rollback(self) -> None:
+        try:
+            await super().rollback()
+        finally:
+            self._release()
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            self._release()
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    if engine.dialect.name == "sqlite":
+        cls = type("SqliteWriterSession", (_SqliteWriterSession,), {"lock": asyncio.Lock()})
+        return async_sessionmaker(engine, expire_on_commit=False, class_=cls)
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

@@ -136,13 +136,21 @@ class MediaResolver:
     def _fresh_enough(self, expires_at: datetime) -> bool:
         return expires_at - MEDIA_MARGIN > self.clock.now()
 
-    async def _cached(self, key: str) -> str | None:
+    async def _from_flight(self, key: str) -> str | None:
+        """The id this process uploaded (or is uploading) for ``key``, when still fresh."""
         flight = _uploads.get(self.wecom, {}).get(key)
-        if flight is not None and flight.done() and not flight.cancelled() and flight.exception() is None \
-                and self._fresh_enough(flight.result().expires_at):
-            return flight.result().media_id
-        if flight is not None and not flight.done():
+        if flight is None:
+            return None
+        if not flight.done():
             return await self._await_upload(key, flight)
+        if not flight.cancelled() and flight.exception() is None and self._fresh_enough(flight.result().expires_at):
+            return flight.result().media_id
+        return None
+
+    async def _cached(self, key: str) -> str | None:
+        from_flight = await self._from_flight(key)
+        if from_flight is not None:
+            return from_flight
         cached = await self.session.get(MediaCache, key)
         if cached is not None and self._fresh_enough(cached.expires_at):
             return cached.media_id
@@ -160,11 +168,10 @@ class MediaResolver:
     async def _upload(self, key: str, media_type: MediaType, filename: str, content: bytes, *,
                       fresh: bool = False) -> str:
         flights = _uploads.setdefault(self.wecom, {})
-        running = flights.get(key)
-        if running is not None and not running.done() and not fresh:
-            joined = await self._await_upload(key, running)
-            if joined is not None:
-                return joined
+        if not fresh:  # another handler may have uploaded it while we read the cache table
+            uploaded = await self._from_flight(key)
+            if uploaded is not None:
+                return uploaded
         flight: asyncio.Future[_Upload] = asyncio.get_running_loop().create_future()
         flights[key] = flight
         now = self.clock.now()
