@@ -51,6 +51,13 @@ DROP_LOG_EVERY = 1000
 _NOT_FOUND = "not found"
 # json.dumps with options builds a new encoder per call; one encoder serves every click.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# The stored JSON around the click's time and payload (key order as ``click_event_json`` writes it).
+_HEAD = _JSON.encode({"source": RadarClickEvent.SOURCE, "kind": RadarClickEvent.KIND})[:-1] + ',"at":"'
+_MID = '","payload":'
+# Genuine tokens seen lately (token → its claims and its token-path payload JSON): a link is
+# clicked again and again, and re-opening it is the same work with the same answer. Forged or
+# tampered tokens are never kept (junk cannot evict the real ones); beyond this many it starts over.
+SEEN_MAX = 4096
 
 
 def link_targets(playbook: Playbook | None) -> dict[str, str]:
@@ -63,7 +70,22 @@ def link_targets(playbook: Playbook | None) -> dict[str, str]:
 def click_event_json(at: str, payload: dict[str, Any]) -> str:
     """The stored JSON of a :class:`RadarClickEvent` (``InternalEvent`` form), written without building
     a pydantic model; the inbox parses it back into ``RadarClickEvent`` (tested)."""
-    return _JSON.encode({"source": RadarClickEvent.SOURCE, "kind": RadarClickEvent.KIND, "at": at, "payload": payload})
+    return _click_json(at, _JSON.encode(payload))
+
+
+def _click_json(at: str, payload_json: str) -> str:
+    # ``at`` is an ISO timestamp: digits, "-", ":", ".", "+" and "T", nothing JSON would escape.
+    return _HEAD + at + _MID + payload_json + "}"
+
+
+def _payload(claims: Claims, customer: str | None, openid: str | None, via: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "token_id": claims.token_id, "material": claims.material, "sender": claims.sender,
+        "occurrence": claims.occurrence, "customer": customer, "openid": openid, "via": via,
+    }
+    if customer:
+        payload["subject"] = ["customer", customer]  # the timeline recorder reads this
+    return payload
 
 
 def _redirect(target: str) -> web.Response:
@@ -78,6 +100,8 @@ class ClickView:
         self.runtime = runtime
         self.settings = runtime.settings
         self.links = LinkMaker(self.settings)
+        self.radar = radar_settings(self.settings)  # the view's settings never change under it
+        self._seen: dict[str, tuple[Claims, str]] = {}
         self._targets_from: Playbook | None = None
         self._targets: dict[str, str] = {}
         # One click = one inbox event, never deduplicated: unique across instances and restarts.
@@ -99,17 +123,31 @@ class ClickView:
         back = self.settings.server.public_url.rstrip("/") + PATH_PREFIX + token + "?oauth=1"
         query = urlencode({"appid": w.corp_id, "redirect_uri": back, "response_type": "code",
                            "scope": "snsapi_base", "state": OAUTH_STATE, "agentid": w.agent_id})
-        return f"{radar_settings(self.settings).oauth_authorize_url}?{query}#wechat_redirect"
+        return f"{self.radar.oauth_authorize_url}?{query}#wechat_redirect"
+
+    def opened(self, token: str) -> tuple[Claims, str] | None:
+        """A genuine token's claims and the payload JSON of its click without OAuth; None if not genuine."""
+        seen = self._seen.get(token)
+        if seen is not None:
+            return seen
+        claims = self.links.claims_of(token)
+        if claims is None:
+            return None
+        if len(self._seen) >= SEEN_MAX:
+            self._seen.clear()
+        seen = self._seen[token] = (claims, _JSON.encode(_payload(claims, claims.customer, None, "token")))
+        return seen
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
-        claims = self.links.claims_of(token)
-        target = self.target_of(claims) if claims is not None else None
-        if claims is None or target is None:
+        seen = self.opened(token)
+        target = self.target_of(seen[0]) if seen is not None else None
+        if seen is None or target is None:
             # One answer for forged, tampered and retired links: nothing to learn from it.
             return web.Response(status=404, text=_NOT_FOUND)
-        if not radar_settings(self.settings).oauth_enabled:
-            self.record(claims, claims.customer, None, "token")
+        claims = seen[0]
+        if not self.radar.oauth_enabled:
+            self._offer(_click_json(self.runtime.clock.now().isoformat(), seen[1]))
             return _redirect(target)
         code = request.query.get("code")
         if not code and "oauth" not in request.query:
@@ -137,16 +175,13 @@ class ClickView:
 
     def record(self, claims: Claims, customer: str | None, openid: str | None, via: str) -> bool:
         """Queue the click as an inbox event without waiting for its commit; False when dropped."""
-        payload: dict[str, Any] = {
-            "token_id": claims.token_id, "material": claims.material, "sender": claims.sender,
-            "occurrence": claims.occurrence, "customer": customer, "openid": openid, "via": via,
-        }
-        if customer:
-            payload["subject"] = ["customer", customer]  # the timeline recorder reads this
-        raw = click_event_json(self.runtime.clock.now().isoformat(), payload)
+        raw = click_event_json(self.runtime.clock.now().isoformat(), _payload(claims, customer, openid, via))
+        return self._offer(raw)
+
+    def _offer(self, raw: str) -> bool:
         if self.runtime.inbox.offer_internal_json(RadarClickEvent.SOURCE, RadarClickEvent.KIND,
                                                   f"{self._key_prefix}{next(self._seq)}", raw,
-                                                  limit=radar_settings(self.settings).record_queue_max):
+                                                  limit=self.radar.record_queue_max):
             return True
         self.dropped += 1
         if self.dropped % DROP_LOG_EVERY == 1:
