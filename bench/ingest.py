@@ -160,8 +160,10 @@ def service_main(db_url: str, workdir: str, log_mode: str, profile_path: str | N
         log_service_to(Path(workdir) / "service.log", settings.log.level, settings.log.format)
 
     async def main() -> None:
-        # Ingest needs no playbook (SOP YAML).
-        await _serve(create_app(build_runtime(settings, load_playbook=False), workers=False), conn, stop)
+        # Ingest needs no playbook (SOP YAML), and no handler runs (workers=False): without routers, the
+        # start-up check that every handler's playbook is loaded has nothing to refuse.
+        runtime = build_runtime(settings, load_playbook=False, routers=[])
+        await _serve(create_app(runtime, workers=False), conn, stop)
 
     if profile_path is None:
         asyncio.run(main())
