@@ -32,6 +32,8 @@ from scrm.kernel.config import WeComSettings
 MESSAGE_SEND_API = "message/send"
 # When a member's shared budget has no room within reach, ask again after this long.
 SPENT_RETRY_S = 300.0
+# When the shared count cannot be reached at all, ask again after this long.
+SHARED_DOWN_RETRY_S = 5.0
 
 
 class TokenBucket:
@@ -275,7 +277,15 @@ class RateLimiter:
                 delay = max(delay, b.reserve())
                 reserved.append(b)
         if delay <= self.config.member_max_wait_s and self.shared is not None:
-            delay = max(delay, await self._reserve_shared(members))
+            try:
+                delay = max(delay, await self._reserve_shared(members))
+            except Exception as exc:  # the shared count is out of reach (a locked or lost database)
+                for b in reserved:
+                    b.refund()
+                # Nothing was sent: the caller (the outbox) tries again later, never on a guess.
+                raise LocalRateLimitError(f"{api}: the shared app-message count is unavailable "
+                                          f"({type(exc).__name__}: {exc}); retry in {SHARED_DOWN_RETRY_S:.0f} s",
+                                          api=api, retry_after_s=SHARED_DOWN_RETRY_S) from None
         if delay > self.config.member_max_wait_s:
             for b in reserved:
                 b.refund()

@@ -122,3 +122,21 @@ async def test_two_clients_on_one_sandbox_lose_no_message(sqlite_url: str) -> No
             await engine.dispose()
         assert sb.state.dropped_messages() == []
         assert len(sb.state.delivered_messages(kind="app", to="zhangwei")) == 40
+
+
+async def test_an_unreachable_shared_count_sends_nothing_and_asks_to_retry() -> None:
+    """A locked or lost database must not turn a notice into an ambiguous call: nothing is sent,
+    the caller retries (the outbox keeps the action pending)."""
+
+    class Broken:
+        async def take(self, key: str, slot: int, cap: int, now: float, forget_at: float) -> bool:
+            raise OSError("database is locked")
+
+        async def close(self) -> None:
+            return None
+
+    clock = FakeClock()
+    limiter = RateLimiter(clock, shared=SharedLimits(Broken()))
+    with pytest.raises(LocalRateLimitError, match="shared app-message count is unavailable") as caught:
+        await limiter.acquire_members(["zhangwei"])
+    assert caught.value.retry_after_s == 5.0
