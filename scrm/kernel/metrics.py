@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from sqlalchemy import func, select
 
-from scrm.kernel.models import OUTBOX_UNFINISHED, DueJob, InboxEvent, OutboxAction
+from scrm.kernel.models import OUTBOX_UNFINISHED, DueJob, InboxEvent, OutboxAction, ServiceInstance
 
 if TYPE_CHECKING:
     from scrm.kernel.service import Runtime
@@ -71,6 +71,10 @@ async def collect(runtime: Runtime) -> str:
                                              .where(OutboxAction.status == "pending"))
         overdue = await session.scalar(select(func.count()).select_from(DueJob).where(
             DueJob.enabled.is_(True), DueJob.next_run_at < now - timedelta(seconds=OVERDUE_S)))
+        silent_since = now - timedelta(seconds=runtime.settings.liveness.dead_after_s)
+        registered = await session.scalar(select(func.count()).select_from(ServiceInstance)) or 0
+        beating = await session.scalar(select(func.count()).select_from(ServiceInstance)
+                                       .where(ServiceInstance.heartbeat_at >= silent_since)) or 0
     out.family("scrm_inbox_events", "gauge", "Inbox events waiting (pending) or given up on (dead).",
                (({"status": s}, float(inbox.get(s, 0))) for s in INBOX_COUNTED))
     out.family("scrm_inbox_oldest_pending_seconds", "gauge", "Age of the oldest event not yet processed.",
@@ -81,6 +85,8 @@ async def collect(runtime: Runtime) -> str:
                [({}, _age_s(now, outbox_oldest))])
     out.family("scrm_scheduler_overdue_jobs", "gauge", f"Enabled jobs more than {OVERDUE_S:g} s past their time.",
                [({}, float(overdue or 0))])
+    out.family("scrm_instances", "gauge", "Registered service instances: beating, or silent (about to be taken over).",
+               [({"state": "beating"}, float(beating)), ({"state": "silent"}, float(registered - beating))])
     out.family("scrm_worker_up", "gauge", "1 when this instance's background worker runs.",
                (({"worker": name}, 1.0 if alive else 0.0) for name, alive in sorted(runtime.workers_alive().items())))
     out.family("scrm_playbook_loaded", "gauge", "1 when a valid playbook is loaded.",

@@ -39,6 +39,9 @@ async def test_metrics_follow_the_backlogs(db_url: str) -> None:
         assert first['scrm_inbox_events{status="pending"}'] == 0
         assert first["scrm_inbox_oldest_pending_seconds"] == 0
         assert first["scrm_playbook_loaded"] == 0  # this test service loads no playbook
+        assert first['scrm_instances{state="beating"}'] == 0  # workers off: not registered
+        await runtime.liveness.register()
+        assert (await scrape(client))['scrm_instances{state="beating"}'] == 1
 
         await post_event(client, CRYPTO, add_contact_xml("wmA"))
         await post_event(client, CRYPTO, add_contact_xml("wmB"))
@@ -49,6 +52,7 @@ async def test_metrics_follow_the_backlogs(db_url: str) -> None:
             session.add(DueJob(job_key="later", kind="noop", trigger={}, next_run_at=now + timedelta(hours=1)))
         clock.advance(30)
         busy = await scrape(client)
+        assert busy['scrm_instances{state="silent"}'] == 1  # 30 s without a beat
         assert busy['scrm_inbox_events{status="pending"}'] == 2
         assert busy["scrm_inbox_oldest_pending_seconds"] == 30
         assert busy['scrm_outbox_actions{status="pending"}'] == 1
