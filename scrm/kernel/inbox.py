@@ -217,7 +217,7 @@ class Inbox:
 
     async def process_due(self, dispatcher: Dispatcher, context: Context) -> ProcessOutcome:
         """Claim one batch of due rows and process them: concurrently (``concurrency`` at a time),
-        in arrival order within one order key (a customer relation, a group chat)."""
+        in arrival order within one order key (a customer, a group chat)."""
         rows = await self._claim(self.settings.batch_size)
         if not rows:
             return ProcessOutcome()
