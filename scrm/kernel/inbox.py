@@ -18,7 +18,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +54,17 @@ Context = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 
 class LeaseLost(Exception):
     """Another worker took the row over (our lease expired); our transaction is rolled back."""
+
+
+async def until_woken(wake: asyncio.Event, running: Collection[asyncio.Task[Any]], idle_s: float) -> None:
+    """A worker loop's wait: until ``wake`` is set, one of ``running`` ends, or ``idle_s``."""
+    waker = asyncio.create_task(wake.wait())
+    try:
+        # asyncio.wait, not wait_for: on 3.11 wait_for returns normally when the cancellation of
+        # a stop coincides with a wake-up, and the loop would go on.
+        await asyncio.wait([waker, *running], timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waker.cancel()
 
 
 def backoff_s(attempts: int, base: float, cap: float) -> float:
@@ -301,20 +312,10 @@ class Inbox:
                     task.add_done_callback(running.discard)
                 if rows and len(running) < limit:
                     continue
-                await self._idle(running, idle_s)
+                await until_woken(self._wake, running, idle_s)
         finally:
             for task in running:
                 task.cancel()
-
-    async def _idle(self, running: set[asyncio.Task[str]], idle_s: float) -> None:
-        """Until a wake-up, a running event's end, or ``idle_s``."""
-        waker = asyncio.create_task(self._wake.wait())
-        try:
-            # asyncio.wait, not wait_for: on 3.11 wait_for returns normally when the cancellation
-            # of a stop coincides with a wake-up, and the loop would go on.
-            await asyncio.wait([waker, *running], timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waker.cancel()
 
     # ---------------------------------------------------------------- operators
     async def counts(self) -> dict[str, int]:

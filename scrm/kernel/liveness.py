@@ -199,10 +199,10 @@ class Liveness:
         silent_since = now - timedelta(seconds=self.settings.dead_after_s)
         async with self.engine.begin() as conn:
             others = (await conn.execute(select(ServiceInstance).where(ServiceInstance.id != self.me.id))).all()
-            dead = [r.id for r in others if r.heartbeat_at < silent_since or gone(r, self.me, self.process_start_of)]
+            gone_ids = [r.id for r in others if gone(r, self.me, self.process_start_of)]
+            dead = [r.id for r in others if r.heartbeat_at < silent_since or r.id in gone_ids]
             if dead:
                 # Only rows still as we saw them: an instance that beat meanwhile stays.
-                gone_ids = [r.id for r in others if r.id in dead and gone(r, self.me, self.process_start_of)]
                 await conn.execute(delete(ServiceInstance).where(
                     ServiceInstance.id.in_(dead),
                     (ServiceInstance.heartbeat_at < silent_since) | ServiceInstance.id.in_(gone_ids)))

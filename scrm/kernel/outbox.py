@@ -38,7 +38,7 @@ from scrm.adapters.wecom.errors import (
 )
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import OutboxSettings
-from scrm.kernel.inbox import backoff_s
+from scrm.kernel.inbox import backoff_s, until_woken
 from scrm.kernel.leases import claim, new_owner_id
 from scrm.kernel.logs import log_context
 from scrm.kernel.models import OUTBOX_UNFINISHED, OutboxAction
@@ -128,6 +128,11 @@ FailureHook = Callable[["Outbox", AsyncSession, Mapping[str, Any], str], Awaitab
 
 # result["maybe_sent"]: an earlier attempt of this action may have reached WeCom.
 MAYBE_SENT = "maybe_sent"
+
+
+def maybe_sent(row: Mapping[str, Any]) -> bool:
+    """An earlier attempt of this action may have reached WeCom (a crash or a lost reply)."""
+    return row["status"] in ("sending", "unknown") or bool((row["result"] or {}).get(MAYBE_SENT))
 
 
 class PrepareError(Exception):
@@ -289,12 +294,8 @@ class Outbox:
     def _plan(self, row: dict[str, Any]) -> Outcome | Literal["call", "resolve"]:
         """What to do with a claimed action, decided without WeCom or the database."""
         api = str(row["payload"].get("api", ""))
-        if row["status"] in ("unknown", "sending"):
-            # "sending" here means a worker died after (maybe) sending: same as a dropped reply.
-            sem = semantics_for(api) if row["kind"] == "wecom" else Semantics("retry")
-            too_old = api == "message/send" and self._age_s(row) > APP_MSG_DUPLICATE_WINDOW_S - 600
-            if sem.on_ambiguous != "retry" or too_old:
-                return "resolve"
+        if self._unresolved(row, api) is not None:
+            return "resolve"
         if row["not_after"] is not None and self.clock.now() > row["not_after"] and not self._may_verify(row, api):
             return Outcome("failed", error="window missed: not sent before its deadline")
         if row["attempts"] >= self.settings.max_attempts:
@@ -332,18 +333,26 @@ class Outbox:
     async def _attempt(self, row: dict[str, Any]) -> Outcome:
         """Resolve an ambiguous action, or call one already marked ``sending``."""
         api = str(row["payload"].get("api", ""))
-        if self._plan(row) == "resolve":
-            sem = semantics_for(api) if row["kind"] == "wecom" else Semantics("retry")
-            too_old = api == "message/send" and self._age_s(row) > APP_MSG_DUPLICATE_WINDOW_S - 600
-            return await self._resolve_ambiguous(row, api, sem, too_old)
+        unresolved = self._unresolved(row, api)
+        if unresolved is not None:
+            return await self._resolve_ambiguous(row, api, *unresolved)
         return await self.executors[row["kind"]](self, row)
+
+    def _unresolved(self, row: Mapping[str, Any], api: str) -> tuple[Semantics, bool] | None:
+        """For an action that may have taken effect and must not simply be sent again: its
+        semantics and whether it is too old for WeCom's duplicate check; None otherwise."""
+        if row["status"] not in ("unknown", "sending"):
+            return None
+        # "sending" here means a worker died after (maybe) sending: same as a dropped reply.
+        sem = semantics_for(api) if row["kind"] == "wecom" else Semantics("retry")
+        too_old = api == "message/send" and self._age_s(row) > APP_MSG_DUPLICATE_WINDOW_S - 600
+        return (sem, too_old) if sem.on_ambiguous != "retry" or too_old else None
 
     def _may_verify(self, row: Mapping[str, Any], api: str) -> bool:
         """Past its deadline, an action that may already have gone out is sent once more when
         WeCom's answer tells which: a welcome code that was used answers 41051 even after it
         expired (so it went out: sent), an unused expired one another error (so it did not)."""
-        maybe_sent = row["status"] in ("sending", "unknown") or bool((row["result"] or {}).get(MAYBE_SENT))
-        return maybe_sent and row["kind"] == "wecom" and bool(semantics_for(api).done_errcodes)
+        return maybe_sent(row) and row["kind"] == "wecom" and bool(semantics_for(api).done_errcodes)
 
     async def _resolve_ambiguous(self, row: Mapping[str, Any], api: str, sem: Semantics,
                                  too_old: bool) -> Outcome:
@@ -469,13 +478,7 @@ class Outbox:
                     task.add_done_callback(running.discard)
                 if claimed and limit - len(running) >= max(1, limit // 4):
                     continue
-                waker = asyncio.create_task(self._wake.wait())
-                try:
-                    # asyncio.wait, not wait_for: on 3.11 wait_for returns normally when the
-                    # cancellation of a stop coincides with a wake-up, and the loop would go on.
-                    await asyncio.wait([waker, *running], timeout=idle_s, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waker.cancel()
+                await until_woken(self._wake, running, idle_s)
         finally:
             for task in running:
                 task.cancel()
@@ -632,9 +635,8 @@ async def _call_wecom(outbox: Outbox, row: Mapping[str, Any], api: str, body: di
 def _refused(outbox: Outbox, row: Mapping[str, Any], api: str, exc: WeComError) -> Outcome:
     """The outcome of a call WeCom answered with an errcode."""
     if exc.errcode in semantics_for(api).done_errcodes:
-        earlier = row["status"] in ("sending", "unknown") or bool((row["result"] or {}).get(MAYBE_SENT))
         return Outcome("sent", result={"errcode": exc.errcode,
-                                       "note": "went out on an earlier attempt" if earlier else "already done"})
+                                       "note": "went out on an earlier attempt" if maybe_sent(row) else "already done"})
     late = row["not_after"] is not None and outbox.clock.now() > row["not_after"]
     if late:  # only an action that may have gone out is tried past its deadline: now we know it did not
         return Outcome("failed", error=f"window missed: not sent before its deadline ({exc})")

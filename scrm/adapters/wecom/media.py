@@ -192,13 +192,13 @@ class MediaResolver:
             raise
         done = _Upload(reply.media_id, now, now + MEDIA_TTL)
         flight.set_result(done)
-        self._remember(key, done, media_type)
+        self._remember(key, done)
         return reply.media_id
 
-    def _remember(self, key: str, done: _Upload, media_type: str | None = None) -> None:
-        """Write this upload's cache row with the handler's transaction (``flush``)."""
-        kind = media_type or key.split(":", 1)[0]
-        self._pending.append({"content_hash": key, "media_type": kind, "media_id": done.media_id,
+    def _remember(self, key: str, done: _Upload) -> None:
+        """Write this upload's cache row with the handler's transaction (``flush``); the key
+        starts with the media type."""
+        self._pending.append({"content_hash": key, "media_type": key.split(":", 1)[0], "media_id": done.media_id,
                               "uploaded_at": done.uploaded_at, "expires_at": done.expires_at})
 
     async def flush(self) -> None:
