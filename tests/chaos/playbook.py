@@ -1,6 +1,6 @@
-"""The chaos run's playbook: four bank channels with tags, group types with small caps, welcome
-materials. Written inline (the shared test playbooks are being rewritten), after the shapes of
-the lifecycle playbook the stack tests use.
+"""The chaos run's playbook: the stack tests' small playbook (``tests/support/playbooks.py``:
+tags, welcome materials) with four channels that all tag, group types with small caps, and quiet
+hours away from the run.
 
 Quiet hours are a required one-minute window placed twelve hours away from the run, so no
 manager notice raised during the run is held back until morning (it would stay ``pending``).
@@ -13,21 +13,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.playbooks import write_playbook as support_playbook
+
 TZ = ZoneInfo("Asia/Shanghai")
 
-TAGS = """\
-groups:
-  渠道:
-    owner: manager
-    tags: [代发开卡, 网点大堂, 理财沙龙, 信用卡活动]
-  兴趣:
-    owner: manager
-    tags: [理财, 健康, 旅游]
-  偏好:
-    owner: manager
-    tags: [免打扰]
-"""
 
 @dataclass(frozen=True)
 class Channel:
@@ -88,28 +77,6 @@ group_types:
     member_cap: 50
 """
 
-MATERIALS = """\
-- id: t-welcome-default
-  type: text
-  text: "{customer.name}您好，我是{manager.name}，很高兴为您服务。"
-  approved: {by: 合规部-测试, at: 2025-01-01}
-- id: t-welcome-payroll
-  type: link
-  text: "{customer.name}您好，代发开卡礼请查收。"
-  link: {title: 代发开卡礼, url: "https://bank.example.com/gift", cover: "https://bank.example.com/gift.jpg"}
-  approved: {by: 合规部-测试, at: 2025-01-01}
-- id: t-welcome-salon
-  type: text
-  text: "感谢参加理财沙龙，我是{manager.name}。"
-  approved: {by: 合规部-测试, at: 2025-01-01}
-- id: t-group-welcome
-  type: text
-  channels: [group]
-  text: "欢迎加入{group.name}！"
-  approved: {by: 合规部-测试, at: 2025-01-01}
-"""
-
-
 def policy(now: datetime) -> str:
     """The contact policy, its quiet hours a minute twelve hours from ``now``."""
     start = (now.astimezone(TZ) + timedelta(hours=12)).replace(second=0, microsecond=0)
@@ -120,13 +87,4 @@ def policy(now: datetime) -> str:
 
 def write_playbook(root: Path, now: datetime) -> tuple[Path, Path]:
     """The playbook under ``root``; returns (sop_dir, materials_dir)."""
-    sop, mat = root / "sop", root / "materials"
-    sop.mkdir(parents=True, exist_ok=True)
-    mat.mkdir(parents=True, exist_ok=True)
-    (sop / "policy.yaml").write_text(policy(now))
-    (sop / "holidays.yaml").write_text((REPO / "sop" / "holidays.yaml").read_text())
-    (sop / "tags.yaml").write_text(TAGS)
-    (sop / "channels.yaml").write_text(channels_yaml())
-    (sop / "groups.yaml").write_text(GROUPS)
-    (mat / "lifecycle.yaml").write_text(MATERIALS)
-    return sop, mat
+    return support_playbook(root, channels=channels_yaml(), groups=GROUPS, policy=policy(now))

@@ -125,12 +125,12 @@ MATERIALS = """\
 
 
 def write_playbook(root: Path, *, channels: str = CHANNELS, groups: str = GROUPS,
-                   materials: str = MATERIALS, tags: str = TAGS) -> tuple[Path, Path]:
+                   materials: str = MATERIALS, tags: str = TAGS, policy: str = POLICY) -> tuple[Path, Path]:
     """A valid playbook under ``root``; returns (sop_dir, materials_dir)."""
     sop, mat = root / "sop", root / "materials"
     sop.mkdir(parents=True, exist_ok=True)
     mat.mkdir(parents=True, exist_ok=True)
-    (sop / "policy.yaml").write_text(POLICY)
+    (sop / "policy.yaml").write_text(policy)
     (sop / "holidays.yaml").write_text((REPO / "sop" / "holidays.yaml").read_text())
     (sop / "tags.yaml").write_text(tags)
     (sop / "channels.yaml").write_text(textwrap.dedent(channels))
