@@ -87,8 +87,8 @@ async def _write(session: AsyncSession, key: str, channel: Channel, *, config_id
                  status: str, now: datetime) -> None:
     row = {"key": key, "name": channel.name, "config_id": config_id, "qr_code": qr_code,
            "spec_hash": spec_hash(key, channel) if status == "active" else "", "status": status, "synced_at": now}
-    await session.execute(upsert(dialect_of(session), table_of(ChannelWay), row, ["key"],
-                                 ["name", "config_id", "qr_code", "spec_hash", "status", "synced_at"]))
+    await session.execute(upsert(dialect_of(session), table_of(ChannelWay), ["key"],
+                                 ["name", "config_id", "qr_code", "spec_hash", "status", "synced_at"]), row)
 
 
 async def _push(wecom: ContactWayApi, key: str, channel: Channel, row: ChannelWay | None) -> tuple[str, str, str]:

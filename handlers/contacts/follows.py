@@ -37,8 +37,8 @@ def corp_tag_ids(follow: FollowUser) -> list[str]:
 async def upsert_customer(session: AsyncSession, contact: ExternalContact, now: datetime) -> None:
     row = {"external_userid": contact.external_userid, "name": contact.name, "unionid": contact.unionid,
            "type": contact.type, "gender": contact.gender, "corp_name": contact.corp_name, "updated_at": now}
-    await session.execute(upsert(dialect_of(session), table_of(Customer), row, ["external_userid"],
-                                 ["name", "unionid", "type", "gender", "corp_name", "updated_at"]))
+    await session.execute(upsert(dialect_of(session), table_of(Customer), ["external_userid"],
+                                 ["name", "unionid", "type", "gender", "corp_name", "updated_at"]), row)
 
 
 async def upsert_follow(session: AsyncSession, external_userid: str, follow: FollowUser, now: datetime) -> None:
@@ -47,22 +47,25 @@ async def upsert_follow(session: AsyncSession, external_userid: str, follow: Fol
            "description": follow.description[:512], "state": follow.state[:64], "add_way": follow.add_way,
            "created_at": ts(follow.createtime) if follow.createtime else now, "status": ACTIVE, "status_at": now,
            "status_reason": None}
-    await session.execute(upsert(dialect_of(session), table_of(Follow), row, ["userid", "external_userid"],
+    await session.execute(upsert(dialect_of(session), table_of(Follow), ["userid", "external_userid"],
                                  ["remark", "description", "state", "add_way", "created_at", "status", "status_at",
-                                  "status_reason"]))
+                                  "status_reason"]), row)
 
 
 async def ensure_follow(session: AsyncSession, userid: str, external_userid: str, *, state: str,
                         created_at: datetime) -> None:
     """A minimal relation row when WeCom could not describe it (it may be gone already)."""
     row = {"userid": userid, "external_userid": external_userid, "state": state[:64], "created_at": created_at}
-    await session.execute(insert_ignore(dialect_of(session), table_of(Follow), row, ["userid", "external_userid"]))
+    await session.execute(insert_ignore(dialect_of(session), table_of(Follow), ["userid", "external_userid"]), row)
 
 
 async def set_follow_tags(session: AsyncSession, userid: str, external_userid: str, tag_ids: Iterable[str],
                           now: datetime) -> None:
     """Replace the relation's tags with what WeCom reported."""
     ids = list(dict.fromkeys(tag_ids))
+    if not ids:
+        await clear_follow_tags(session, userid, external_userid)
+        return
     await session.execute(delete(FollowTag).where(FollowTag.userid == userid,
                                                   FollowTag.external_userid == external_userid,
                                                   FollowTag.tag_id.not_in(ids)))
@@ -73,8 +76,8 @@ async def add_follow_tags(session: AsyncSession, userid: str, external_userid: s
                           now: datetime) -> None:
     rows = [{"userid": userid, "external_userid": external_userid, "tag_id": t, "added_at": now} for t in tag_ids]
     if rows:
-        await session.execute(insert_ignore(dialect_of(session), table_of(FollowTag), rows,
-                                            ["userid", "external_userid", "tag_id"]))
+        await session.execute(insert_ignore(dialect_of(session), table_of(FollowTag),
+                                            ["userid", "external_userid", "tag_id"]), rows)
 
 
 async def clear_follow_tags(session: AsyncSession, userid: str, external_userid: str) -> None:

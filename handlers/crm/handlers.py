@@ -133,6 +133,8 @@ def event_time(event: ev.BaseEvent) -> datetime:
 
 async def _crm_tag_ids(session: AsyncSession, playbook: Playbook) -> frozenset[str]:
     crm_names = [g for g, spec in playbook.tag_groups.items() if spec.owner == "crm"]
+    if not crm_names:
+        return frozenset()
     rows = await session.scalars(select(Tag.tag_id).join(TagGroup, Tag.group_id == TagGroup.group_id)
                                  .where(TagGroup.name.in_(crm_names)))
     return frozenset(rows.all())

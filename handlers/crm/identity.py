@@ -39,8 +39,8 @@ async def bind(session: AsyncSession, links: Mapping[str, str], source: str, now
             continue
         rows.append({"crm_id": crm_id, "external_userid": ext, "source": source, "bound_at": now})
     if rows:
-        await session.execute(upsert(dialect_of(session), table_of(Binding), rows, ["crm_id"],
-                                     ["external_userid", "source", "bound_at"]))
+        await session.execute(upsert(dialect_of(session), table_of(Binding), ["crm_id"],
+                                     ["external_userid", "source", "bound_at"]), rows)
         for row in rows:
             await session.execute(update(Customer).where(Customer.external_userid == row["external_userid"])
                                   .values(crm_id=row["crm_id"]))
@@ -85,4 +85,4 @@ async def ensure_rows(session: AsyncSession, crm_ids: Iterable[str], now: dateti
     """Bindings may arrive before the customer's attributes: keep an empty CRM row to attach to."""
     rows = [{"crm_id": c, "attributes": {}, "updated_at": now} for c in set(crm_ids)]
     if rows:
-        await session.execute(insert_ignore(dialect_of(session), table_of(CrmCustomer), rows, ["crm_id"]))
+        await session.execute(insert_ignore(dialect_of(session), table_of(CrmCustomer), ["crm_id"]), rows)

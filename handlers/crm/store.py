@@ -69,8 +69,8 @@ async def upsert_customers(session: AsyncSession, inbox: Inbox, records: Sequenc
         was = repr(sorted(before.attributes.items())) if before else ""
         marks.append(f"{crm_id}:{digest([was])}>{digest([repr(sorted(attrs.items()))])}")
     if rows:
-        await session.execute(upsert(dialect_of(session), table_of(CrmCustomer), rows, ["crm_id"],
-                                     ["attributes", "unionid", "updated_at"]))
+        await session.execute(upsert(dialect_of(session), table_of(CrmCustomer), ["crm_id"],
+                                     ["attributes", "unionid", "updated_at"]), rows)
     changed = {r["crm_id"] for r in rows}
     direct = {c: r.external_userid for c, r in last.items() if r.external_userid}
     changed |= set(await identity.bind(session, direct, identity.DIRECT, now))
@@ -101,7 +101,7 @@ async def add_events(session: AsyncSession, inbox: Inbox, records: Sequence[Even
     if fresh:
         rows = [{"event_id": r.event_id, "crm_id": r.crm_id, "kind": r.kind, "at": r.at.astimezone(UTC),
                  "payload": r.payload} for r in fresh]
-        await session.execute(insert_ignore(dialect_of(session), table_of(CrmEvent), rows, ["event_id"]))
+        await session.execute(insert_ignore(dialect_of(session), table_of(CrmEvent), ["event_id"]), rows)
     links = await _bound(session, [r.crm_id for r in fresh])
     for r in fresh:
         event = CrmKeyEvent(at=now, event_id=r.event_id, crm_id=r.crm_id, event_kind=r.kind, occurred_at=r.at,

@@ -28,7 +28,7 @@ from handlers.crm.models import Binding, CrmCustomer, CrmSyncState
 from handlers.crm.tagmap import all_crm_tag_names, crm_groups, desired_tags, digest
 from handlers.tags import api as tagcatalog
 from handlers.tags.api import FollowTag, Tag, TagGroup
-from scrm.adapters.db.engine import dialect_of, insert_ignore_many, table_of
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
 from scrm.kernel.outbox import PRIORITY_BULK, Outbox, QueuedCall
 from scrm.playbook.models import TagGroup as TagGroupSpec
 
@@ -183,7 +183,7 @@ async def apply_chunk(session: AsyncSession, outbox: Outbox, diffs: Sequence[Dif
     new = [{"userid": d.userid, "external_userid": d.external_userid, "tag_id": t, "added_at": now}
            for d in changing for t in d.add]
     if new:
-        await session.execute(insert_ignore_many(dialect, table_of(FollowTag),
+        await session.execute(insert_ignore(dialect, table_of(FollowTag),
                                                  ["userid", "external_userid", "tag_id"]), new)
     states = [{"userid": d.userid, "external_userid": d.external_userid, "desired_hash": d.desired_hash,
                "generation": generation, "synced_at": now} for d in diffs]

@@ -31,8 +31,8 @@ async def manager_tags(session: AsyncSession, userid: str, external_userid: str,
 async def snapshot(session: AsyncSession, userid: str, external_userid: str, tag_ids: list[str],
                    now: datetime) -> None:
     row = {"userid": userid, "external_userid": external_userid, "tag_ids": tag_ids, "reported_at": now}
-    await session.execute(upsert(dialect_of(session), table_of(CrmWritebackState), row,
-                                 ["userid", "external_userid"], ["tag_ids", "reported_at"]))
+    await session.execute(upsert(dialect_of(session), table_of(CrmWritebackState),
+                                 ["userid", "external_userid"], ["tag_ids", "reported_at"]), row)
 
 
 async def report_changes(session: AsyncSession, outbox: Outbox, *, userid: str, external_userid: str,

@@ -108,8 +108,8 @@ async def _upsert_pool(session: AsyncSession, values: dict[str, Any]) -> None:
     defaults: dict[str, Any] = {"config_id": None, "qr_code": "", "state": "", "chat_ids": [], "needs_room": False,
                 "welcome_template_id": None, "welcome_hash": "", "synced_at": None, "updated_at": None}
     row = {**defaults, **values}
-    await session.execute(upsert(dialect_of(session), table_of(GroupPool), row, ["group_type"],
-                                 [k for k in values if k != "group_type"]))
+    await session.execute(upsert(dialect_of(session), table_of(GroupPool), ["group_type"],
+                                 [k for k in values if k != "group_type"]), row)
 
 
 async def sync_welcome(sessions: async_sessionmaker[AsyncSession], wecom: WeComClient, playbook: Playbook,

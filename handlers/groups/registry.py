@@ -69,17 +69,17 @@ async def write_full(session: AsyncSession, chat: WeComGroupChat, group_type: st
            "member_version": chat.member_version, "member_count": len(chat.member_list), "status": ACTIVE,
            "updated_at": now}
     dialect = dialect_of(session)
-    await session.execute(upsert(dialect, table_of(GroupChat), row, ["chat_id"],
+    await session.execute(upsert(dialect, table_of(GroupChat), ["chat_id"],
                                  ["name", "owner", "group_type", "created_at", "member_version", "member_count",
-                                  "status", "updated_at"]))
+                                  "status", "updated_at"]), row)
     listed = {m.userid for m in chat.member_list}
     joined = [m for m in chat.member_list if m.userid not in before]
     if joined:
         rows = [{"chat_id": chat.chat_id, "member_id": m.userid, "type": m.type, "join_scene": m.join_scene or None,
                  "joined_at": datetime.fromtimestamp(m.join_time, UTC) if m.join_time else now, "left_at": None,
                  "quit_scene": None} for m in joined]
-        await session.execute(upsert(dialect, table_of(GroupMember), rows, ["chat_id", "member_id"],
-                                     ["type", "join_scene", "joined_at", "left_at", "quit_scene"]))
+        await session.execute(upsert(dialect, table_of(GroupMember), ["chat_id", "member_id"],
+                                     ["type", "join_scene", "joined_at", "left_at", "quit_scene"]), rows)
     left = sorted(before - listed)
     if left:
         await session.execute(update(GroupMember).where(GroupMember.chat_id == chat.chat_id,
@@ -100,8 +100,8 @@ async def apply_delta(session: AsyncSession, group: GroupChat, detail: str, ids:
         if new:
             rows = [{"chat_id": group.chat_id, "member_id": i, "type": member_type(i), "join_scene": scene,
                      "joined_at": at, "left_at": None, "quit_scene": None} for i in new]
-            await session.execute(upsert(dialect, table_of(GroupMember), rows, ["chat_id", "member_id"],
-                                         ["type", "join_scene", "joined_at", "left_at", "quit_scene"]))
+            await session.execute(upsert(dialect, table_of(GroupMember), ["chat_id", "member_id"],
+                                         ["type", "join_scene", "joined_at", "left_at", "quit_scene"]), rows)
         change.joined = new
     else:
         gone = [i for i in dict.fromkeys(ids) if i in before]

@@ -105,9 +105,10 @@ async def on_click(event: RadarClickEvent, session: AsyncSession, wecom: WeComCl
             body = {"userid": userid, "external_userid": customer, "add_tag": to_add}
             await outbox.add(session, f"radar:tag:{userid}:{customer}:{material}", MARK_TAG, body)
             # WeCom sends no callback for API tagging: mirror it so the next click adds nothing.
-            await session.execute(insert_ignore(dialect_of(session), table_of(FollowTag), [
+            await session.execute(insert_ignore(dialect_of(session), table_of(FollowTag),
+                                                ["userid", "external_userid", "tag_id"]), [
                 {"userid": userid, "external_userid": customer, "tag_id": t, "added_at": event.at}
-                for t in to_add], ["userid", "external_userid", "tag_id"]))
+                for t in to_add])
     if not sender:
         return
     window = timedelta(seconds=radar_settings(settings).alert_window_s)

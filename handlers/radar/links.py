@@ -70,5 +70,5 @@ async def record_send(session: AsyncSession, links: LinkMaker, link: str, at: da
         return False
     row = {"token_id": claims.token_id, "material_id": claims.material, "sender": claims.sender,
            "external_userid": claims.customer, "occurrence": claims.occurrence, "at": at}
-    await session.execute(insert_ignore(dialect_of(session), table_of(RadarSend), row, ["token_id"]))
+    await session.execute(insert_ignore(dialect_of(session), table_of(RadarSend), ["token_id"]), row)
     return True

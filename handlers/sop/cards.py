@@ -104,7 +104,7 @@ def _row(card: TaskCard, *, status: str, day: date, now: datetime, extra: dict[s
 
 
 async def _insert(session: AsyncSession, row: dict[str, Any]) -> bool:
-    res = await session.execute(insert_ignore(dialect_of(session), table_of(SopTask), row, ["key"]))
+    res = await session.execute(insert_ignore(dialect_of(session), table_of(SopTask), ["key"]), row)
     return getattr(res, "rowcount", 1) != 0
 
 
@@ -168,5 +168,5 @@ async def record_outcome(session: AsyncSession, job: str, occurrence: str, outco
                          now: datetime) -> None:
     """One ``occurrence`` row (done | skipped | deferred) with its reason; a repeat adds nothing."""
     row = {"job_key": job[:256], "occurrence_key": occurrence[:512], "outcome": outcome, "reason": reason, "at": now}
-    await session.execute(insert_ignore(dialect_of(session), table_of(Occurrence), row,
-                                        ["job_key", "occurrence_key"]))
+    await session.execute(insert_ignore(dialect_of(session), table_of(Occurrence),
+                                        ["job_key", "occurrence_key"]), row)

@@ -135,7 +135,7 @@ class Executor:
         row = {"key": p.key, "target": p.target, "target_type": "group" if p.kind == "group" else "customer",
                "source": p.source, "step": p.step[:256], "sender": p.sender, "material": p.material or "",
                "day": p.day, "created_at": self.now}
-        await self.session.execute(insert_ignore(dialect_of(self.session), table_of(SopSend), row, ["key"]))
+        await self.session.execute(insert_ignore(dialect_of(self.session), table_of(SopSend), ["key"]), row)
 
     async def _task(self, p: Planned, *, over_limit: str | None = None) -> None:
         """A card to the manager now, or — ``over_limit`` — carried over to the next workday with room."""

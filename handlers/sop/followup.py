@@ -36,9 +36,9 @@ async def track_new(session: AsyncSession, now: datetime) -> int:
                OutboxAction.idempotency_key.startswith("sop:"), SopMassSend.msgid.is_(None),
                OutboxAction.sent_at >= now - GIVE_UP_AFTER))).all()
     for msgid, key, sent_at in rows:
-        await session.execute(insert_ignore(dialect_of(session), table_of(SopMassSend),
-                                            {"msgid": msgid, "outbox_key": key, "created_at": sent_at or now,
-                                             "confirmed": False, "reminds": []}, ["msgid"]))
+        await session.execute(insert_ignore(dialect_of(session), table_of(SopMassSend), ["msgid"]),
+                              {"msgid": msgid, "outbox_key": key, "created_at": sent_at or now, "confirmed": False,
+                               "reminds": []})
     return len(rows)
 
 

@@ -126,11 +126,11 @@ async def write_groups(session: AsyncSession, groups: Sequence[CorpTagGroup], *,
                  "deleted": g.deleted or t.deleted} for g in groups for t in g.tag]
     if group_rows:
         # owner (crm | manager) is ours, not WeCom's: never overwritten by a refresh.
-        await session.execute(upsert(dialect, table_of(TagGroup), group_rows, ["group_id"],
-                                     ["name", "order", "deleted"]))
+        await session.execute(upsert(dialect, table_of(TagGroup), ["group_id"],
+                                     ["name", "order", "deleted"]), group_rows)
     if tag_rows:
-        await session.execute(upsert(dialect, table_of(Tag), tag_rows, ["tag_id"],
-                                     ["group_id", "name", "order", "deleted"]))
+        await session.execute(upsert(dialect, table_of(Tag), ["tag_id"],
+                                     ["group_id", "name", "order", "deleted"]), tag_rows)
     listed_tags = {r["tag_id"] for r in tag_rows}
     gone: list[str] = [t.id for g in groups for t in g.tag if g.deleted or t.deleted]
     stale = select(Tag.tag_id).where(Tag.deleted.is_(False))

@@ -17,4 +17,4 @@ UNIQUE = ("inbox_event_id", "subject_type", "subject_id", "kind")
 async def add_entries(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert timeline rows in the caller's transaction, ignoring ones already recorded."""
     if rows:
-        await session.execute(insert_ignore(dialect_of(session), table_of(Timeline), rows, UNIQUE))
+        await session.execute(insert_ignore(dialect_of(session), table_of(Timeline), UNIQUE), rows)

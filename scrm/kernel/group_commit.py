@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Insert, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scrm.adapters.db.engine import insert_ignore_many
+from scrm.adapters.db.engine import insert_ignore
 
 log = logging.getLogger("scrm.kernel.group_commit")
 
@@ -217,7 +217,7 @@ class GroupCommitWriter:
     async def _insert(self, rows: list[Mapping[str, Any]]) -> set[Any]:
         async with self._engine.begin() as conn:
             if self._stmt is None:
-                self._stmt = insert_ignore_many(conn.dialect.name, self._table, [self._unique]).returning(
+                self._stmt = insert_ignore(conn.dialect.name, self._table, [self._unique]).returning(
                     self._table.c[self._unique])
             result = await conn.execute(self._stmt, rows)
             return {r[0] for r in result}

@@ -34,7 +34,7 @@ from scrm.kernel.config import InboxSettings
 from scrm.kernel.dispatch import Dispatcher
 from scrm.kernel.events import AnyInternal, EventKinds, InternalEvent, stored_form
 from scrm.kernel.group_commit import GroupCommitWriter
-from scrm.kernel.leases import claim, new_owner_id
+from scrm.kernel.leases import NOW, Claim, new_owner_id, update_leased
 from scrm.kernel.logs import log_context
 from scrm.kernel.models import INBOX_NORMAL, INBOX_URGENT, InboxEvent
 
@@ -82,6 +82,18 @@ class ProcessOutcome:
         return self.done + self.retried + self.dead
 
 
+def _due() -> ColumnElement[bool]:
+    earlier = aliased(InboxEvent)
+    # A customer's or a chat's event is claimable only as the oldest pending one of its key,
+    # on every instance at once: events of one key never run side by side anywhere, and an
+    # urgent one (a welcome code) overtakes the backlog but never its customer's earlier event
+    # (a re-add must not be handled before the delete that preceded it).
+    blocked = exists().where(earlier.order_key == InboxEvent.order_key, earlier.status == "pending",
+                             earlier.id < InboxEvent.id)
+    return and_(InboxEvent.status == "pending", InboxEvent.next_attempt_at <= NOW,
+                or_(InboxEvent.order_key.in_(("", INTERNAL_ORDER)), ~blocked))
+
+
 class Inbox:
     """Store, claim and process inbound events."""
 
@@ -103,6 +115,7 @@ class Inbox:
         self.kinds = kinds if kinds is not None else EventKinds()
         self.owner = owner or new_owner_id("inbox")  # the instance id (scrm.kernel.liveness)
         self._wake = asyncio.Event()
+        self._claim_due = Claim(InboxEvent, _due(), ["priority", "id"])
         self.after_commit: list[Callable[[], None]] = []
         self.writer = GroupCommitWriter(
             engine,
@@ -152,7 +165,7 @@ class Inbox:
     async def add_internal(self, session: AsyncSession, event: AnyInternal, dedup_key: str) -> None:
         """Add an internal event (typed, or untyped) inside the caller's transaction (scheduler, CRM, radar)."""
         row = self._internal_row(event, dedup_key)
-        await session.execute(insert_ignore(dialect_of(session), table_of(InboxEvent), row, ["dedup_key"]))
+        await session.execute(insert_ignore(dialect_of(session), table_of(InboxEvent), ["dedup_key"]), row)
 
     async def put_internal(self, event: AnyInternal, dedup_key: str) -> bool:
         """Store an internal event on its own through the group-commit writer."""
@@ -175,22 +188,10 @@ class Inbox:
         """An internal event as the class of its kind (``EventPayloadError`` when it does not fit)."""
         return self.kinds.typed(event) if isinstance(event, InternalEvent) else event
 
-    def _due(self, now: datetime) -> ColumnElement[bool]:
-        earlier = aliased(InboxEvent)
-        # A customer's or a chat's event is claimable only as the oldest pending one of its key,
-        # on every instance at once: events of one key never run side by side anywhere, and an
-        # urgent one (a welcome code) overtakes the backlog but never its customer's earlier event
-        # (a re-add must not be handled before the delete that preceded it).
-        blocked = exists().where(earlier.order_key == InboxEvent.order_key, earlier.status == "pending",
-                                 earlier.id < InboxEvent.id)
-        return and_(InboxEvent.status == "pending", InboxEvent.next_attempt_at <= now,
-                    or_(InboxEvent.order_key.in_(("", INTERNAL_ORDER)), ~blocked))
-
     async def _claim(self, limit: int) -> list[Mapping[str, Any]]:
         now = self.clock.now()
         async with self.engine.begin() as conn:
-            return await claim(conn, InboxEvent, self._due(now), ["priority", "id"], now=now,
-                               lease_s=self.settings.lease_s, owner=self.owner, limit=limit)
+            return await self._claim_due(conn, now=now, lease_s=self.settings.lease_s, owner=self.owner, limit=limit)
 
     def _launch(self, rows: list[Mapping[str, Any]], dispatcher: Dispatcher, context: Context,
                 tails: dict[str, asyncio.Task[str]], slots: asyncio.Semaphore,
@@ -252,12 +253,10 @@ class Inbox:
                     ctx = dict(context() if callable(context) else context)
                     ctx.update(session=session, inbox_id=row["id"], received_at=row["received_at"])
                     ran = await dispatcher.feed(event, ctx)
-                    result = await session.execute(
-                        update(InboxEvent)
-                        .where(InboxEvent.id == row["id"], InboxEvent.lease_owner == self.owner)
-                        .values(status="done", done_at=self.clock.now(), attempts=InboxEvent.attempts + 1,
-                                locked_until=None, lease_owner=None, last_error=None)
-                    )
+                    result = await session.execute(update_leased(table_of(InboxEvent)), {
+                        "_id": row["id"], "_owner": self.owner, "status": "done", "done_at": self.clock.now(),
+                        "attempts": row["attempts"] + 1, "locked_until": None, "lease_owner": None,
+                        "last_error": None})
                     if result.rowcount != 1:  # type: ignore[attr-defined]
                         raise LeaseLost(f"lease on inbox row {row['id']} lost")
             except LeaseLost:
@@ -277,18 +276,10 @@ class Inbox:
         attempts = row["attempts"] + 1
         delay = backoff_s(attempts, self.settings.backoff_base_s, self.settings.backoff_max_s)
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(InboxEvent)
-                .where(InboxEvent.id == row["id"], InboxEvent.lease_owner == self.owner)
-                .values(
-                    status="dead" if dead else "pending",
-                    attempts=attempts,
-                    next_attempt_at=self.clock.now() + timedelta(seconds=delay),
-                    locked_until=None,
-                    lease_owner=None,
-                    last_error=error[:2000],
-                )
-            )
+            await conn.execute(update_leased(table_of(InboxEvent)), {
+                "_id": row["id"], "_owner": self.owner, "status": "dead" if dead else "pending",
+                "attempts": attempts, "next_attempt_at": self.clock.now() + timedelta(seconds=delay),
+                "locked_until": None, "lease_owner": None, "last_error": error[:2000]})
 
     async def run(self, dispatcher: Dispatcher, context: Context, *, idle_s: float = 1.0) -> None:
         """Worker loop: keep up to ``concurrency`` events in flight, claiming more as slots free

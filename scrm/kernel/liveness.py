@@ -190,7 +190,7 @@ class Liveness:
     async def _insert_self(self, conn: AsyncConnection, now: datetime) -> None:
         row = {"id": self.me.id, "host": self.me.host, "pid": self.me.pid, "pid_space": self.me.pid_space,
                "process_start": self.me.process_start, "started_at": now, "heartbeat_at": now}
-        await conn.execute(insert_ignore(dialect_of(conn), table_of(ServiceInstance), row, ["id"]))
+        await conn.execute(insert_ignore(dialect_of(conn), table_of(ServiceInstance), ["id"]), row)
 
     async def _reap(self, now: datetime) -> tuple[list[str], int, int]:
         """Release the claims of dead instances, and of owners no longer registered (an instance

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from scrm.adapters.db.engine import dialect_of, insert_ignore, insert_ignore_many, table_of
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
 from scrm.adapters.wecom.errors import (
     AmbiguousCallError,
     ErrCode,
@@ -39,7 +39,7 @@ from scrm.adapters.wecom.errors import (
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import OutboxSettings
 from scrm.kernel.inbox import backoff_s, until_woken
-from scrm.kernel.leases import claim, new_owner_id
+from scrm.kernel.leases import NOW, Claim, new_owner_id, update_leased
 from scrm.kernel.logs import log_context
 from scrm.kernel.models import OUTBOX_UNFINISHED, OutboxAction
 
@@ -154,6 +154,37 @@ class QueuedCall:
     lane: str | None = None
 
 
+def _due(max_priority: int | None) -> ColumnElement[bool]:
+    oa = OutboxAction
+    head = aliased(OutboxAction)
+    # Within a lane only the oldest unfinished action may go: per-customer order.
+    lane_head = select(func.min(head.id)).where(
+        head.lane == oa.lane, head.status.in_(("pending", "sending", "unknown"))
+    ).scalar_subquery()
+    due = and_(
+        # Implied by what follows, but spelled out so the databases use ix_outbox_claim
+        # (a partial index is used only when the query names its condition).
+        oa.status.in_(OUTBOX_UNFINISHED),
+        or_(
+            and_(oa.status == "pending", oa.next_attempt_at <= NOW),
+            oa.status == "sending",  # a worker died mid-call: claimable once its lease expired
+            and_(oa.status == "unknown", oa.next_attempt_at <= NOW),
+        ),
+        or_(oa.lane.is_(None), oa.id == lane_head),
+    )
+    if max_priority is not None:
+        due = and_(due, oa.priority <= max_priority)
+    return due
+
+
+# Marks claimed actions ``sending`` (one more attempt), fenced by the lease; built once.
+_MARK_SENDING = (update(OutboxAction)
+                 .where(OutboxAction.id.in_(bindparam("ids", expanding=True)),
+                        OutboxAction.lease_owner == bindparam("_owner"))
+                 .values(status="sending", attempts=OutboxAction.attempts + 1)
+                 .returning(OutboxAction.id))
+
+
 class Outbox:
     """Add, send, reconcile and administer outbound actions."""
 
@@ -178,6 +209,7 @@ class Outbox:
         # Outcomes waiting for their group commit, and the task recording them.
         self._finishing: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._claims: dict[int | None, Claim] = {}
 
     # ------------------------------------------------------------------ adding
     async def add(self, session: AsyncSession, key: str, api: str, body: Mapping[str, Any], *,
@@ -198,8 +230,8 @@ class Outbox:
                          not_after: datetime | None = None, delay_s: float = 0.0) -> None:
         row = self._row(key, kind, payload, priority=priority, lane=lane, not_after=not_after, delay_s=delay_s,
                         now=self.clock.now())
-        await session.execute(insert_ignore(dialect_of(session), table_of(OutboxAction), row,
-                                            ["idempotency_key"]))
+        await session.execute(insert_ignore(dialect_of(session), table_of(OutboxAction),
+                                            ["idempotency_key"]), row)
 
     async def add_many(self, session: AsyncSession, calls: Sequence[QueuedCall]) -> None:
         """Queue many WeCom calls in the caller's transaction with one cached ``executemany``;
@@ -210,7 +242,7 @@ class Outbox:
         now = self.clock.now()
         rows = [self._row(c.key, "wecom", {"api": c.api, "body": dict(c.body), "method": "POST"},
                           priority=c.priority, lane=c.lane, not_after=None, delay_s=0.0, now=now) for c in calls]
-        await session.execute(insert_ignore_many(dialect_of(session), table_of(OutboxAction), ["idempotency_key"]),
+        await session.execute(insert_ignore(dialect_of(session), table_of(OutboxAction), ["idempotency_key"]),
                               rows)
 
     def _row(self, key: str, kind: str, payload: Mapping[str, Any], *, priority: int, lane: str | None,
@@ -227,27 +259,12 @@ class Outbox:
         self._wake.set()
 
     # ------------------------------------------------------------------ sending
-    def _due(self, now: datetime, max_priority: int | None) -> Any:
-        oa = OutboxAction
-        head = aliased(OutboxAction)
-        # Within a lane only the oldest unfinished action may go: per-customer order.
-        lane_head = select(func.min(head.id)).where(
-            head.lane == oa.lane, head.status.in_(("pending", "sending", "unknown"))
-        ).scalar_subquery()
-        due = and_(
-            # Implied by what follows, but spelled out so the databases use ix_outbox_claim
-            # (a partial index is used only when the query names its condition).
-            oa.status.in_(OUTBOX_UNFINISHED),
-            or_(
-                and_(oa.status == "pending", oa.next_attempt_at <= now),
-                oa.status == "sending",  # a worker died mid-call: claimable once its lease expired
-                and_(oa.status == "unknown", oa.next_attempt_at <= now),
-            ),
-            or_(oa.lane.is_(None), oa.id == lane_head),
-        )
-        if max_priority is not None:
-            due = and_(due, oa.priority <= max_priority)
-        return due
+    def _claim_for(self, max_priority: int | None) -> Claim:
+        claim = self._claims.get(max_priority)
+        if claim is None:
+            claim = self._claims[max_priority] = Claim(OutboxAction, _due(max_priority),
+                                                       ["priority", "next_attempt_at", "id"])
+        return claim
 
     async def process_due(self, *, max_priority: int | None = None) -> int:
         """Claim one batch of due actions and run them concurrently; returns how many.
@@ -272,9 +289,8 @@ class Outbox:
         its outcome when it is decided without a call (None: call it, or resolve it)."""
         now = self.clock.now()
         async with self.engine.begin() as conn:
-            claimed = await claim(conn, OutboxAction, self._due(now, max_priority),
-                                  ["priority", "next_attempt_at", "id"], now=now,
-                                  lease_s=self.settings.lease_s, owner=self.owner, limit=limit)
+            claimed = await self._claim_for(max_priority)(conn, now=now, lease_s=self.settings.lease_s,
+                                                          owner=self.owner, limit=limit)
         rows = [dict(r) for r in claimed]  # an attempt may merge later notices into a row
         decided: dict[int, Outcome] = {}
         to_call: list[dict[str, Any]] = []
@@ -307,10 +323,7 @@ class Outbox:
         into theirs; returns the ids still leased to us."""
         now = self.clock.now()
         async with self.engine.begin() as conn:
-            res = await conn.execute(
-                update(OutboxAction).where(OutboxAction.id.in_([r["id"] for r in rows]),
-                                           OutboxAction.lease_owner == self.owner)
-                .values(status="sending", attempts=OutboxAction.attempts + 1).returning(OutboxAction.id))
+            res = await conn.execute(_MARK_SENDING, {"ids": [r["id"] for r in rows], "_owner": self.owner})
             marked = set(res.scalars().all())
             for row in rows:
                 if (row["id"] in marked and row["payload"].get(MERGE) and row["lane"] and row["status"] == "pending"
@@ -438,10 +451,8 @@ class Outbox:
             if outcome.result is not None:
                 values["result"] = {**outcome.result, MERGED: merged} if merged else outcome.result
         hook = self.failure_hooks.get(str(row["payload"].get("api", ""))) if outcome.status == "failed" else None
-        # Core statements (no ORM session synchronisation: nothing here is loaded in the session).
-        res = await session.execute(update(OutboxAction).where(OutboxAction.id == row["id"],
-                                                               OutboxAction.lease_owner == self.owner)
-                                    .values(**values).execution_options(synchronize_session=False))
+        res = await session.execute(update_leased(table_of(OutboxAction)),
+                                    {"_id": row["id"], "_owner": self.owner, **values})
         if res.rowcount != 1:  # type: ignore[attr-defined]
             return  # the lease went to another worker: what it records counts
         if outcome.status == "failed" and merged:

@@ -113,8 +113,8 @@ class Scheduler:
         row = {"job_key": job_key, "kind": kind, "trigger": trigger.model_dump(mode="json"),
                "payload": dict(payload or {}), "next_run_at": trigger.next_after(None, now),
                "misfire_grace_s": misfire_grace_s, "enabled": True}
-        await session.execute(upsert(dialect_of(session), table_of(DueJob), row, ["job_key"],
-                                     ["kind", "trigger", "payload", "next_run_at", "misfire_grace_s", "enabled"]))
+        await session.execute(upsert(dialect_of(session), table_of(DueJob), ["job_key"],
+                                     ["kind", "trigger", "payload", "next_run_at", "misfire_grace_s", "enabled"]), row)
 
     async def tick(self) -> int:
         """Claim due jobs, enqueue their occurrences, advance them; returns occurrences enqueued."""
@@ -177,8 +177,8 @@ class Scheduler:
                       reason: str) -> None:
         row = {"job_key": job_key, "occurrence_key": occurrence, "outcome": outcome, "reason": reason,
                "at": self.clock.now()}
-        await session.execute(insert_ignore(dialect_of(session), table_of(Occurrence), row,
-                                            ["job_key", "occurrence_key"]))
+        await session.execute(insert_ignore(dialect_of(session), table_of(Occurrence),
+                                            ["job_key", "occurrence_key"]), row)
 
     async def run(self) -> None:
         while True:

@@ -1,6 +1,8 @@
 """Engine and session factory: one code path for SQLite and PostgreSQL.
 
-SQLite gets WAL, a busy timeout, foreign keys and synchronous=NORMAL on every connection.
+SQLite gets WAL, foreign keys and synchronous=NORMAL on every connection, and runs through
+``sqlite_driver`` (statements in the event loop, slow ones in a worker, locks waited out
+asynchronously) instead of aiosqlite's thread hand-offs.
 Dialect-specific statements (insert-or-ignore, upsert) live here so the rest of the code does
 not branch on the database.
 """
@@ -9,18 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Insert, Table, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+
+from scrm.adapters.db import sqlite_driver
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -67,7 +74,6 @@ def sqlite_must_exist() -> Iterator[None]:
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
@@ -78,7 +84,11 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> AsyncEng
         path = sqlite_file(url)
         if path is not None and not _SQLITE_MAY_CREATE.get() and not path.exists():
             raise DatabaseMissing(path)
-        engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size)
+        # The driver (``sqlite_driver``) waits out another connection's lock asynchronously,
+        # for ``timeout`` seconds, where PRAGMA busy_timeout would sleep inside the event loop.
+        engine = create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size,
+                                     module=AsyncAdapt_aiosqlite_dbapi(sqlite_driver, sqlite3),
+                                     connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
@@ -156,37 +166,37 @@ def table_of(model: type[Any]) -> Table:
     return table
 
 
-def insert_ignore(dialect_name: str, table: Table, rows: Sequence[Mapping[str, Any]] | Mapping[str, Any],
-                  conflict: Iterable[str]) -> Insert:
-    """INSERT ... ON CONFLICT (conflict) DO NOTHING for either dialect."""
-    cols = list(conflict)
+def insert_ignore(dialect_name: str, table: Table, conflict: Iterable[str]) -> Insert:
+    """INSERT ... ON CONFLICT (conflict) DO NOTHING for either dialect, without values: pass the
+    row (a dict) or rows (a list of dicts) to ``execute`` beside it.
+
+    One statement object per table and conflict, built once: SQLAlchemy then finds its compiled
+    form by a memoized cache key, where a statement carrying ``.values(rows)`` is rebuilt, keyed
+    and adapted on every call (measured: 840 µs vs 390 µs for a one-row upsert on SQLite; 117 µs
+    vs 37 µs a row for batches of 32). A list of rows runs as one ``executemany``."""
+    return _insert_ignore(dialect_name, table, tuple(conflict))
+
+
+def upsert(dialect_name: str, table: Table, conflict: Iterable[str], update: Iterable[str]) -> Insert:
+    """INSERT ... ON CONFLICT (conflict) DO UPDATE SET update-columns = excluded values, built once
+    per table and columns like ``insert_ignore``; the rows go to ``execute``."""
+    return _upsert(dialect_name, table, tuple(conflict), tuple(update))
+
+
+@functools.cache
+def _insert_ignore(dialect_name: str, table: Table, conflict: tuple[str, ...]) -> Insert:
     if dialect_name == "postgresql":
-        return postgresql.insert(table).values(rows).on_conflict_do_nothing(index_elements=cols)
-    return sqlite.insert(table).values(rows).on_conflict_do_nothing(index_elements=cols)
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
 
 
-def insert_ignore_many(dialect_name: str, table: Table, conflict: Iterable[str]) -> Insert:
-    """The same statement without bound values, for ``execute(stmt, rows)``.
-
-    A statement without ``.values(rows)`` is cached by SQLAlchemy and batched by its
-    insertmanyvalues; a multi-row ``.values()`` is rebuilt and recompiled on every call
-    (measured: 117 µs vs 37 µs per row at 32 rows a batch).
-    """
-    cols = list(conflict)
+@functools.cache
+def _upsert(dialect_name: str, table: Table, conflict: tuple[str, ...], update: tuple[str, ...]) -> Insert:
     if dialect_name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing(index_elements=cols)
-    return sqlite.insert(table).on_conflict_do_nothing(index_elements=cols)
-
-
-def upsert(dialect_name: str, table: Table, rows: Sequence[Mapping[str, Any]] | Mapping[str, Any],
-           conflict: Iterable[str], update: Iterable[str]) -> Insert:
-    """INSERT ... ON CONFLICT (conflict) DO UPDATE SET update-columns = excluded values."""
-    cols = list(conflict)
-    if dialect_name == "postgresql":
-        pg = postgresql.insert(table).values(rows)
-        return pg.on_conflict_do_update(index_elements=cols, set_={c: pg.excluded[c] for c in update})
-    lite = sqlite.insert(table).values(rows)
-    return lite.on_conflict_do_update(index_elements=cols, set_={c: lite.excluded[c] for c in update})
+        pg = postgresql.insert(table)
+        return pg.on_conflict_do_update(index_elements=list(conflict), set_={c: pg.excluded[c] for c in update})
+    lite = sqlite.insert(table)
+    return lite.on_conflict_do_update(index_elements=list(conflict), set_={c: lite.excluded[c] for c in update})
 
 
 # ------------------------------------------------------------------ errors an operator fixes

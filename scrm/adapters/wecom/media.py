@@ -204,9 +204,9 @@ class MediaResolver:
     async def flush(self) -> None:
         """Write the cache rows of this resolver's uploads (call after every WeCom read)."""
         if self._pending:
-            await self.session.execute(upsert(dialect_of(self.session), table_of(MediaCache), self._pending,
+            await self.session.execute(upsert(dialect_of(self.session), table_of(MediaCache),
                                               ["content_hash"], ["media_type", "media_id", "uploaded_at",
-                                                                 "expires_at"]))
+                                                                 "expires_at"]), self._pending)
             self._pending = []
 
 

@@ -111,17 +111,16 @@ class DbTokenStore:
     async def save(self, app: str, token: str, expires_at: datetime) -> None:
         with _sanitised("save"):
             async with self._sm.begin() as s:
-                stmt = upsert(s.get_bind().dialect.name, _TABLE,
-                              {"app": app, "token": token, "expires_at": expires_at, "refreshing_until": None},
-                              conflict=["app"], update=["token", "expires_at", "refreshing_until"])
-                await s.execute(stmt)
+                stmt = upsert(s.get_bind().dialect.name, _TABLE, conflict=["app"],
+                              update=["token", "expires_at", "refreshing_until"])
+                await s.execute(stmt, {"app": app, "token": token, "expires_at": expires_at, "refreshing_until": None})
 
     async def try_begin_refresh(self, app: str, lease_s: float) -> bool:
         now = self._clock.now()
         with _sanitised("lease"):
             async with self._sm.begin() as s:
-                await s.execute(insert_ignore(s.get_bind().dialect.name, _TABLE,
-                                              {"app": app, "token": ""}, conflict=["app"]))
+                await s.execute(insert_ignore(s.get_bind().dialect.name, _TABLE, conflict=["app"]),
+                                {"app": app, "token": ""})
                 # One conditional UPDATE is the lease: under concurrency exactly one writer matches
                 # (PostgreSQL re-checks the WHERE after the row lock; SQLite serialises writers).
                 res = await s.execute(
