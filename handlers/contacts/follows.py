@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.models import Customer, Follow, Member
@@ -23,6 +23,12 @@ from scrm.adapters.wecom.models import ExternalContact, FollowUser
 CORP_TAG_TYPES = (1, 3)
 
 ACTIVE, LOST, REMOVED, TRANSFERRED = "active", "lost", "removed", "transferred"
+
+# Statements of every added contact, built once on the tables (Core: no ORM session bookkeeping).
+_FOLLOW_TAG = table_of(FollowTag)
+_CLEAR_FOLLOW_TAGS = delete(_FOLLOW_TAG).where(_FOLLOW_TAG.c.userid == bindparam("u"),
+                                               _FOLLOW_TAG.c.external_userid == bindparam("e"))
+_MEMBER_NAME = select(table_of(Member).c.name).where(table_of(Member).c.userid == bindparam("u"))
 
 
 def ts(seconds: int) -> datetime:
@@ -81,8 +87,7 @@ async def add_follow_tags(session: AsyncSession, userid: str, external_userid: s
 
 
 async def clear_follow_tags(session: AsyncSession, userid: str, external_userid: str) -> None:
-    await session.execute(delete(FollowTag).where(FollowTag.userid == userid,
-                                                  FollowTag.external_userid == external_userid))
+    await session.execute(_CLEAR_FOLLOW_TAGS, {"u": userid, "e": external_userid})
 
 
 async def get_follow(session: AsyncSession, userid: str, external_userid: str) -> Follow | None:
@@ -114,7 +119,7 @@ async def customer_names(session: AsyncSession, external_userids: Sequence[str])
 
 
 async def member_name(session: AsyncSession, userid: str) -> str | None:
-    name = await session.scalar(select(Member.name).where(Member.userid == userid))
+    name = await session.scalar(_MEMBER_NAME, {"u": userid})
     return name or None
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Customer
@@ -25,6 +25,7 @@ from handlers.crm.jobs import MISFIRE_GRACE_S
 from handlers.crm.settings import crm_settings
 from handlers.crm.sync import Scope, apply_chunk, load_index, plan_chunk, summarize, sync_scope
 from handlers.tags.api import Tag, TagGroup
+from scrm.adapters.db.engine import table_of
 from scrm.adapters.wecom import events as ev
 from scrm.adapters.wecom.api import WeComClient
 from scrm.kernel.clock import Clock
@@ -86,12 +87,15 @@ async def on_nightly(event: CrmNightly, session: AsyncSession, wecom: WeComClien
         await inbox.add_internal(session, nxt, f"nightly:{generation}:{cursor}")
 
 
+_UNIONID_OF = select(table_of(Customer).c.unionid).where(table_of(Customer).c.external_userid == bindparam("e"))
+
+
 @router.on(ev.AddExternalContact, ev.AddHalfExternalContact)
 async def on_contact_added(event: ev.AddExternalContact | ev.AddHalfExternalContact, session: AsyncSession,
                            inbox: Inbox, playbook: Playbook, clock: Clock, inbox_id: int) -> None:
     """Link waiting CRM rows (by unionid, read by the contacts handler) and sync the new relation."""
     ext, now = event.external_user_id, clock.now()
-    unionid = await session.scalar(select(Customer.unionid).where(Customer.external_userid == ext))
+    unionid = await session.scalar(_UNIONID_OF, {"e": ext})
     crm_ids = await identity.link_contact(session, ext, unionid, now)
     await store.queue_sync(session, inbox, crm_ids, now, f"contact:{ext}:{inbox_id}")
     # Tags present at the start (channel tags) are not a manager's edit: start the record here.

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Customer
@@ -65,10 +65,14 @@ async def link_contact(session: AsyncSession, external_userid: str, unionid: str
     Returns every crm_id bound to the contact (new or old), so the caller can sync its tags.
     """
     if unionid:
-        waiting = (await session.scalars(select(CrmCustomer.crm_id).where(CrmCustomer.unionid == unionid))).all()
+        waiting = (await session.scalars(_WAITING_FOR, {"u": unionid})).all()
         await bind(session, dict.fromkeys(waiting, external_userid), UNIONID, now)
-    return list((await session.scalars(select(Binding.crm_id)
-                                       .where(Binding.external_userid == external_userid))).all())
+    return list((await session.scalars(_BOUND_TO, {"e": external_userid})).all())
+
+
+# Read for every added contact: built once, on the tables.
+_WAITING_FOR = select(table_of(CrmCustomer).c.crm_id).where(table_of(CrmCustomer).c.unionid == bindparam("u"))
+_BOUND_TO = select(table_of(Binding).c.crm_id).where(table_of(Binding).c.external_userid == bindparam("e"))
 
 
 async def crm_ids_of(session: AsyncSession, external_userids: Iterable[str]) -> dict[str, str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.crm.models import CrmWritebackState
@@ -20,11 +20,13 @@ from handlers.tags.api import FollowTag
 from scrm.adapters.db.engine import dialect_of, table_of, upsert
 from scrm.kernel.outbox import PRIORITY_DEFAULT, Outbox
 
+_TAGS_OF = select(table_of(FollowTag).c.tag_id).where(table_of(FollowTag).c.userid == bindparam("u"),
+                                                    table_of(FollowTag).c.external_userid == bindparam("e"))
+
 
 async def manager_tags(session: AsyncSession, userid: str, external_userid: str,
                        crm_tag_ids: frozenset[str]) -> list[str]:
-    rows = await session.scalars(select(FollowTag.tag_id).where(FollowTag.userid == userid,
-                                                                FollowTag.external_userid == external_userid))
+    rows = await session.scalars(_TAGS_OF, {"u": userid, "e": external_userid})
     return sorted(t for t in rows.all() if t not in crm_tag_ids)
 
 

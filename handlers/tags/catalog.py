@@ -19,7 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.tags.models import FollowTag, Tag, TagGroup
@@ -72,16 +72,20 @@ def split_name(name: str) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------- reading
 
 
+# Read for every contact added through a channel: built once, on the tables.
+_TAG, _GROUP = table_of(Tag), table_of(TagGroup)
+_LIVE_TAGS_IN_GROUPS = (select(_GROUP.c.name, _TAG.c.name, _TAG.c.tag_id)
+                        .join(_GROUP, _TAG.c.group_id == _GROUP.c.group_id)
+                        .where(_GROUP.c.name.in_(bindparam("groups", expanding=True)), _TAG.c.deleted.is_(False),
+                               _GROUP.c.deleted.is_(False)))
+
+
 async def lookup(session: AsyncSession, names: Iterable[str]) -> dict[str, str]:
     """Ids of the live tags among ``names`` found in the local mirror (missing ones are absent)."""
     wanted = {split_name(n): n for n in names}
     if not wanted:
         return {}
-    rows = await session.execute(
-        select(TagGroup.name, Tag.name, Tag.tag_id)
-        .join(TagGroup, Tag.group_id == TagGroup.group_id)
-        .where(TagGroup.name.in_({g for g, _ in wanted}), Tag.deleted.is_(False), TagGroup.deleted.is_(False))
-    )
+    rows = await session.execute(_LIVE_TAGS_IN_GROUPS, {"groups": sorted({g for g, _ in wanted})})
     found: dict[str, str] = {}
     for group, tag, tag_id in rows.all():
         name = wanted.get((group, tag))

@@ -423,8 +423,17 @@ class Outbox:
 
     async def _record_group(self, group: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]]) -> None:
         async with self.sessions() as session, session.begin():
+            # Plain sends (nothing merged into them, no hook) as one executemany per shape: a lost
+            # lease needs nothing more than the UPDATE matching no row, as in ``_record``.
+            plain: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for row, outcome, _ in group:
-                await self._record(session, row, outcome)
+                if outcome.status == "sent" and not (row["result"] or {}).get(MERGED):
+                    params = {"_id": row["id"], "_owner": self.owner, **self._values(row, outcome)}
+                    plain.setdefault(tuple(params), []).append(params)
+                else:
+                    await self._record(session, row, outcome)
+            for batch in plain.values():
+                await session.execute(update_leased(table_of(OutboxAction)), batch)
 
     async def flush(self) -> None:
         """Wait until every outcome handed in has been recorded (a stop calls this)."""
@@ -434,6 +443,24 @@ class Outbox:
     async def _record(self, session: AsyncSession, row: Mapping[str, Any], outcome: Outcome) -> None:
         """One outcome, in the group's transaction; a failure also fails what was merged into the
         row and runs the api's failure hook, in that same transaction."""
+        values = self._values(row, outcome)
+        merged = list((row["result"] or {}).get(MERGED, []))
+        hook = self.failure_hooks.get(str(row["payload"].get("api", ""))) if outcome.status == "failed" else None
+        res = await session.execute(update_leased(table_of(OutboxAction)),
+                                    {"_id": row["id"], "_owner": self.owner, **values})
+        if res.rowcount != 1:  # type: ignore[attr-defined]
+            return  # the lease went to another worker: what it records counts
+        if outcome.status == "failed" and merged:
+            # The notices merged into this one did not go out either.
+            await session.execute(update(OutboxAction).where(OutboxAction.id.in_(merged),
+                                                             OutboxAction.status == MERGED_STATUS)
+                                  .values(status="failed", last_error=f"merged into #{row['id']}, which failed")
+                                  .execution_options(synchronize_session=False))
+        if hook is not None:
+            await hook(self, session, row, outcome.error or "")
+
+    def _values(self, row: Mapping[str, Any], outcome: Outcome) -> dict[str, Any]:
+        """The columns an outcome sets on its row."""
         now = self.clock.now()
         values: dict[str, Any] = {"status": outcome.status, "locked_until": None, "lease_owner": None}
         merged = list((row["result"] or {}).get(MERGED, []))
@@ -450,19 +477,7 @@ class Outbox:
                 values["attempts"] = row["attempts"]  # as claimed, before this attempt's increment
             if outcome.result is not None:
                 values["result"] = {**outcome.result, MERGED: merged} if merged else outcome.result
-        hook = self.failure_hooks.get(str(row["payload"].get("api", ""))) if outcome.status == "failed" else None
-        res = await session.execute(update_leased(table_of(OutboxAction)),
-                                    {"_id": row["id"], "_owner": self.owner, **values})
-        if res.rowcount != 1:  # type: ignore[attr-defined]
-            return  # the lease went to another worker: what it records counts
-        if outcome.status == "failed" and merged:
-            # The notices merged into this one did not go out either.
-            await session.execute(update(OutboxAction).where(OutboxAction.id.in_(merged),
-                                                             OutboxAction.status == MERGED_STATUS)
-                                  .values(status="failed", last_error=f"merged into #{row['id']}, which failed")
-                                  .execution_options(synchronize_session=False))
-        if hook is not None:
-            await hook(self, session, row, outcome.error or "")
+        return values
 
     async def run(self, *, max_priority: int | None = None, idle_s: float = 1.0) -> None:
         """Worker loop: keep up to ``concurrency`` actions in flight, claiming more as calls
