@@ -5,8 +5,9 @@ Three kinds of process, each with its own event loop:
 
 * the **service**: ``create_app(build_runtime(settings), workers=False)`` on a fresh, migrated SQLite
   file in a temporary directory (or ``--db postgresql+asyncpg://...``);
-* the **baseline**: an aiohttp app whose ``POST /wecom/callback`` parses the envelope with
-  defusedxml, runs ``WeComCrypto.verify_and_decrypt`` and answers 200 (no storage);
+* the **baseline**: an aiohttp app whose ``POST /wecom/callback`` parses the envelope with the
+  service's own hardened parser (``parse_xml``: lxml, no entities, no DTD), runs
+  ``WeComCrypto.verify_and_decrypt`` and answers 200 (no storage);
 * the **load generator**: pre-generates distinct, validly signed ``add_external_contact``
   callbacks (one ExternalUserID each, so nothing dedups), then drives each server in turn with
   the same closed-loop load (C concurrent keep-alive connections, a warm-up, then a bounded
@@ -48,13 +49,12 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/ingest.py`
     sys.path.insert(0, str(ROOT))
 
 import aiohttp
-import defusedxml
-import defusedxml.ElementTree as SafeET
 from aiohttp import web
 from yarl import URL
 
 from bench._proc import log_service_to, proc_cpu_s, system_busy_s, until_stopped
 from scrm.adapters.wecom.crypto import CryptoError, WeComCrypto
+from scrm.adapters.wecom.events import XmlError, parse_xml
 from scrm.kernel.clock import SystemClock
 from tests.fakes.wecom_sender import add_contact_xml
 
@@ -184,10 +184,9 @@ def baseline_app() -> web.Application:
         q = request.rel_url.query
         body = await request.read()
         try:
-            root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-            encrypted = root.findtext("Encrypt") or ""
+            encrypted = str(parse_xml(body.decode("utf-8")).get("Encrypt") or "")
             c.verify_and_decrypt(q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""), encrypted)
-        except (CryptoError, SafeET.ParseError, defusedxml.DefusedXmlException) as exc:
+        except (CryptoError, XmlError, UnicodeDecodeError) as exc:
             return web.Response(status=400, text=f"{exc}\n")
         return web.Response(status=200, body=b"")
 

@@ -6,13 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from xml.etree.ElementTree import Element
 
 import aiohttp
-import defusedxml.ElementTree as ET
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from lxml import etree
 
 from scrm.adapters.wecom.crypto import WeComCrypto
 from scrm.kernel.clock import FakeClock
@@ -115,7 +114,7 @@ class CallbackTarget:
         self.hang_first = 0
         self.fail_first = 0
         self.calls = 0
-        self.events: list[Element] = []
+        self.events: list[etree._Element] = []
         self.raw: list[str] = []
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -124,12 +123,12 @@ class CallbackTarget:
             await asyncio.sleep(0.5)  # longer than the driver's 0.1 s timeout
         if self.calls <= self.hang_first + self.fail_first:
             return web.Response(status=500)
-        envelope = ET.fromstring(await request.text())
+        envelope = etree.fromstring(await request.read())
         encrypted = envelope.findtext("Encrypt") or ""
         q = request.query
         plain = self.crypto.verify_and_decrypt(q["msg_signature"], q["timestamp"], q["nonce"], encrypted)
         self.raw.append(plain)
-        self.events.append(ET.fromstring(plain))
+        self.events.append(etree.fromstring(plain.encode()))
         return web.Response(text="")
 
 

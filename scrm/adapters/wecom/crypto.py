@@ -3,7 +3,7 @@
 The AES primitive and PKCS#7 encoder come from wechatpy (pinned); this wrapper adds what the
 callback path needs and wechatpy leaves out: constant-time signature compares, strict framing
 checks (padding, declared length, UTF-8), a typed error carrying the official sample-library
-code, and no XML parsing at all (the caller parses with defusedxml).
+code, and no XML parsing at all (the caller parses with hardened lxml, ``events.parse_xml``).
 """
 
 from __future__ import annotations
