@@ -13,14 +13,16 @@ could take long enough to stall the loop:
 
 * a read (``SELECT``/``WITH``/``PRAGMA``) runs in the loop under an instruction budget (SQLite's
   progress handler, counted in virtual-machine steps, not time); a read over budget is
-  interrupted and run again, whole, in the worker thread. Interrupting a read changes nothing:
-  SQLite rolls back an interrupted write's transaction, so writes are never interrupted;
+  interrupted and run again, whole, in the worker thread. Interrupting a read changes nothing;
 * a write runs in the loop when it is one statement without a sub-select (a keyed insert,
-  update or delete); a write with a sub-select (claims, set-based inserts) or a batch of more
-  than ``INLINE_MANY`` rows goes to the worker;
+  update or delete) or a batch of up to ``INLINE_MANY`` rows. A larger one (a claim's
+  ``UPDATE … WHERE id IN (SELECT …)``, a set-based insert, a big batch) runs in the loop under
+  the same budget when it opens its transaction — SQLite rolls back the transaction of an
+  interrupted write, which then holds nothing but that write, run again in the worker — and
+  in the worker straight away inside a transaction already holding other writes;
 * SQLite's busy handler would sleep inside the loop, so it is off (``busy_timeout=0``) and a
   statement that meets a lock held by another connection waits asynchronously and tries again,
-  for up to ``busy_timeout_s`` like ``PRAGMA busy_timeout`` did. ``SQLITE_BUSY_SNAPSHOT`` (a read
+  for up to the connection's ``timeout``, like ``PRAGMA busy_timeout`` did. ``SQLITE_BUSY_SNAPSHOT`` (a read
   transaction that can no longer write) is raised at once, as SQLite's own handler does.
 
 The worker is the loop's default executor; one connection's calls never overlap (SQLAlchemy's
@@ -34,9 +36,11 @@ import re
 import sqlite3
 import types
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 __version__ = "1.0"
+
+Where = Literal["loop", "budget", "worker"]
 
 # What SQLAlchemy's aiosqlite adapter reads off the module it drives.
 DatabaseError = sqlite3.DatabaseError
@@ -140,19 +144,28 @@ class Connection:
         return self._conn.isolation_level
 
     # ---------------------------------------------------------------- running a call
-    async def _run(self, call: Callable[[], Any], *, inline: bool, read: bool) -> Any:
-        """Run ``call`` in the loop (``inline``) or the worker, waiting out other connections'
-        locks asynchronously."""
+    def _where(self, *, read: bool, simple: bool) -> Where:
+        """Where a statement runs: see the module's docstring."""
+        if read:
+            return "budget"
+        if simple:
+            return "loop"
+        # Interrupting a write rolls back its transaction: harmless only when the write is the
+        # first of its transaction (the driver begins one just for it), as a claim is.
+        return "worker" if self._conn.in_transaction else "budget"
+
+    async def _run(self, call: Callable[[], Any], where: Where) -> Any:
+        """Run ``call`` where told, waiting out other connections' locks asynchronously."""
         wait = BUSY_FIRST_WAIT_S
         deadline: float | None = None
         loop = asyncio.get_running_loop()
         while True:
             try:
-                if inline:
-                    return self._inline(call, read=read)
+                if where != "worker":
+                    return self._inline(call, budget=where == "budget")
                 return await loop.run_in_executor(None, call)
             except _OverBudget:
-                inline = False  # the read again, whole, in the worker
+                where = "worker"  # the statement again, whole, in the worker
                 continue
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
@@ -164,8 +177,8 @@ class Connection:
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, BUSY_MAX_WAIT_S)
 
-    def _inline(self, call: Callable[[], Any], *, read: bool) -> Any:
-        if not read:
+    def _inline(self, call: Callable[[], Any], *, budget: bool) -> Any:
+        if not budget:
             return call()
         self._budget.arm()
         try:
@@ -182,10 +195,10 @@ class Connection:
         return Cursor(self)
 
     async def commit(self) -> None:
-        await self._run(self._conn.commit, inline=True, read=False)
+        await self._run(self._conn.commit, "loop")
 
     async def rollback(self) -> None:
-        await self._run(self._conn.rollback, inline=True, read=False)
+        await self._run(self._conn.rollback, "loop")
 
     async def close(self) -> None:
         if self._connection is not None:
@@ -235,20 +248,19 @@ class Cursor:
         return self._cursor.lastrowid
 
     async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
-        read = bool(_READ.match(sql))
-        inline = read or not _SUBSELECT.search(sql)
+        where = self._connection._where(read=bool(_READ.match(sql)), simple=not _SUBSELECT.search(sql))
 
         def call() -> None:
             self._cursor.execute(sql, parameters)
             self._rows = self._cursor.fetchall() if self._cursor.description else []
 
-        await self._connection._run(call, inline=inline, read=read)
+        await self._connection._run(call, where)
         return self
 
     async def executemany(self, sql: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         rows = list(seq_of_parameters)
-        inline = len(rows) <= INLINE_MANY and not _SUBSELECT.search(sql)
-        await self._connection._run(lambda: self._cursor.executemany(sql, rows), inline=inline, read=False)
+        where = self._connection._where(read=False, simple=len(rows) <= INLINE_MANY and not _SUBSELECT.search(sql))
+        await self._connection._run(lambda: self._cursor.executemany(sql, rows), where)
         return self
 
     async def fetchall(self) -> list[Any]:

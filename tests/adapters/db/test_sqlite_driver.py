@@ -49,12 +49,31 @@ async def test_a_short_read_runs_in_the_loop_and_a_long_one_moves_to_the_worker(
     assert (count, where) == (LONG, "worker")
 
 
-async def test_a_write_with_a_sub_select_runs_in_the_worker_and_a_keyed_one_in_the_loop(engine: AsyncEngine) -> None:
+async def test_a_keyed_write_runs_in_the_loop_and_a_set_based_one_after_other_writes_in_the_worker(
+        engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(text("INSERT INTO probe (k, v) VALUES (1, where_am_i())"))
         await conn.execute(text("INSERT INTO probe (k, v) SELECT 2, where_am_i()"))
         rows = (await conn.execute(text("SELECT k, v FROM probe ORDER BY k"))).all()
     assert [tuple(r) for r in rows] == [(1, "loop"), (2, "worker")]
+
+
+async def test_a_set_based_write_opening_its_transaction_runs_in_the_loop_until_it_outgrows_its_budget(
+        engine: AsyncEngine) -> None:
+    numbers = LONG_COUNT.split(" SELECT count")[0]  # the recursive CTE alone
+
+    async def values() -> list[tuple[object, ...]]:
+        async with engine.connect() as conn:
+            return [tuple(r) for r in (await conn.execute(text("SELECT k, v FROM probe ORDER BY k"))).all()]
+
+    async with engine.begin() as conn:  # like a claim: the first write of its transaction, small
+        await conn.execute(text("INSERT INTO probe (k, v) SELECT i, where_am_i() FROM ("
+                                + numbers.replace(str(LONG), "3") + " SELECT i FROM n)"))
+    assert await values() == [(1, "loop"), (2, "loop"), (3, "loop")]
+    async with engine.begin() as conn:  # too long for the loop: interrupted, rolled back, redone whole
+        await conn.execute(text(f"UPDATE probe SET v = (SELECT max(where_am_i()) || count(*) FROM ({numbers} "
+                                "SELECT i FROM n))"))
+    assert await values() == [(k, f"worker{LONG}") for k in (1, 2, 3)]
 
 
 async def test_a_write_waits_for_another_connections_lock_without_stopping_the_loop(
