@@ -21,6 +21,10 @@ whatever the figures; non-zero only when something crashed.
     .venv/bin/python -m bench.welcome [--events 500] [--rate 0] [--copies 4] [--db URL]
     .venv/bin/python -m bench.welcome --events 1000 --latency 200 --jitter 0
 
+``--profile FILE`` writes a cProfile of the service process, timed in CPU time of its loop thread
+(waiting costs nothing); ``BENCH_SQL_COUNT=FILE`` in the environment makes the service count the
+statements it runs, by text, into FILE (JSON, most frequent first): database work per event.
+
 ``--rate`` is new events per second (0 = as fast as ``--concurrency`` deliveries in flight
 allow). The service's WeCom client paces each API at ``--per-api-per-minute`` (default: the
 service default, 6,000/min: a burst of 100 then 100/s); WeCom's own limit is 10,000/min.
