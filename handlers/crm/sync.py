@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, Table, delete, select, tuple_
+from sqlalchemy import Insert, Table, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -174,10 +174,11 @@ async def apply_chunk(session: AsyncSession, outbox: Outbox, diffs: Sequence[Dif
         calls.append(QueuedCall(mark_tag_key(d, generation), MARK_TAG, body, PRIORITY_BULK,
                                 lane=f"tag:{d.userid}:{d.external_userid}"))
     await outbox.add_many(session, calls)
-    gone = [(d.userid, d.external_userid, t) for d in changing for t in d.remove]
+    gone = [{"u": d.userid, "e": d.external_userid, "t": t} for d in changing for t in d.remove]
     if gone:
-        await session.execute(delete(FollowTag).where(
-            tuple_(FollowTag.userid, FollowTag.external_userid, FollowTag.tag_id).in_(gone)))
+        # Keyed deletes (executemany): SQLite plans a row-value ``IN (VALUES …)`` as a scan of
+        # the whole mirror, 0.38 s a chunk at 2,000,000 tagged relations.
+        await session.execute(_DELETE_FOLLOW_TAG, gone)
     # executemany with cached statements: a multi-row VALUES is recompiled for every chunk
     # (measured under cProfile: 6 s of 35 for 10,000 relations in 2,000-relation chunks).
     new = [{"userid": d.userid, "external_userid": d.external_userid, "tag_id": t, "added_at": now}
@@ -190,6 +191,11 @@ async def apply_chunk(session: AsyncSession, outbox: Outbox, diffs: Sequence[Dif
     if states:
         await session.execute(_upsert_many(dialect, table_of(CrmSyncState), ["userid", "external_userid"],
                                            ["desired_hash", "generation", "synced_at"]), states)
+
+
+_FT = table_of(FollowTag)
+_DELETE_FOLLOW_TAG = delete(_FT).where(_FT.c.userid == bindparam("u"), _FT.c.external_userid == bindparam("e"),
+                                       _FT.c.tag_id == bindparam("t"))
 
 
 def _upsert_many(dialect_name: str, table: Table, conflict: list[str], update: list[str]) -> Insert:

@@ -14,8 +14,9 @@ could take long enough to stall the loop:
 * a read (``SELECT``/``WITH``/``PRAGMA``) runs in the loop under an instruction budget (SQLite's
   progress handler, counted in virtual-machine steps, not time); a read over budget is
   interrupted and run again, whole, in the worker thread. Interrupting a read changes nothing;
-* a write runs in the loop when it is one statement without a sub-select (a keyed insert,
-  update or delete) or a batch of up to ``INLINE_MANY`` rows. A larger one (a claim's
+* a write runs in the loop when it is keyed: one statement without a sub-select or an IN list
+  (an insert, or an update or delete by key), or a batch of up to ``INLINE_MANY`` of them.
+  Another one (a claim's
   ``UPDATE … WHERE id IN (SELECT …)``, a set-based insert, a big batch) runs in the loop under
   the same budget when it opens its transaction — SQLite rolls back the transaction of an
   interrupted write, which then holds nothing but that write, run again in the worker — and
@@ -61,7 +62,9 @@ BUSY_FIRST_WAIT_S = 0.001
 BUSY_MAX_WAIT_S = 0.05
 
 _READ = re.compile(r"\s*(SELECT|WITH|PRAGMA|EXPLAIN)\b", re.IGNORECASE)
-_SUBSELECT = re.compile(r"\bSELECT\b", re.IGNORECASE)
+# A write is keyed (its cost bounded by the rows it names) without a sub-select or an IN list:
+# SQLite may plan either as a scan of the whole table.
+_NOT_KEYED = re.compile(r"\bSELECT\b|\bIN\s*\(", re.IGNORECASE)
 _SQLITE_BUSY = 5
 _SQLITE_BUSY_SNAPSHOT = 517
 
@@ -163,7 +166,7 @@ class Connection:
             try:
                 if where != "worker":
                     return self._inline(call, budget=where == "budget")
-                return await loop.run_in_executor(None, call)
+                return await self._in_worker(call)
             except _OverBudget:
                 where = "worker"  # the statement again, whole, in the worker
                 continue
@@ -176,6 +179,25 @@ class Connection:
                     raise
                 await asyncio.sleep(wait)
                 wait = min(wait * 2, BUSY_MAX_WAIT_S)
+
+    async def _in_worker(self, call: Callable[[], Any]) -> Any:
+        """Run ``call`` in the worker. A cancelled caller interrupts the statement and waits for
+        the worker to let go of the connection before the cancellation goes on: the rollback or
+        close that follows must never touch the connection while the worker still uses it
+        (SQLite would crash the process)."""
+        future = asyncio.get_running_loop().run_in_executor(None, call)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self._conn.interrupt()
+            while not future.done():
+                try:
+                    await asyncio.wait([future])
+                except asyncio.CancelledError:
+                    continue
+            if not future.cancelled():
+                future.exception()  # retrieved: the caller is gone
+            raise
 
     def _inline(self, call: Callable[[], Any], *, budget: bool) -> Any:
         if not budget:
@@ -248,7 +270,7 @@ class Cursor:
         return self._cursor.lastrowid
 
     async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
-        where = self._connection._where(read=bool(_READ.match(sql)), simple=not _SUBSELECT.search(sql))
+        where = self._connection._where(read=bool(_READ.match(sql)), simple=not _NOT_KEYED.search(sql))
 
         def call() -> None:
             self._cursor.execute(sql, parameters)
@@ -259,7 +281,7 @@ class Cursor:
 
     async def executemany(self, sql: str, seq_of_parameters: Iterable[Any]) -> Cursor:
         rows = list(seq_of_parameters)
-        where = self._connection._where(read=False, simple=len(rows) <= INLINE_MANY and not _SUBSELECT.search(sql))
+        where = self._connection._where(read=False, simple=len(rows) <= INLINE_MANY and not _NOT_KEYED.search(sql))
         await self._connection._run(lambda: self._cursor.executemany(sql, rows), where)
         return self
 

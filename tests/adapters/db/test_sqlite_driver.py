@@ -141,3 +141,37 @@ async def test_a_stale_snapshot_is_raised_at_once_not_waited_for(tmp_path: Path)
     finally:
         await conn.close()
         other.close()
+
+
+async def test_a_caller_cancelled_mid_statement_leaves_the_connection_only_when_the_worker_let_go(
+        sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    loop = asyncio.get_running_loop()
+    in_worker = asyncio.Event()
+
+    def step() -> int:  # called for every row; tells the loop once the worker runs the statement
+        if threading.current_thread() is not threading.main_thread() and not in_worker.is_set():
+            loop.call_soon_threadsafe(in_worker.set)
+        return 1
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _register(dbapi_conn: object, _record: object) -> None:
+        dbapi_conn.create_function("step", 0, step)  # type: ignore[attr-defined]
+
+    endless = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000) "
+               "SELECT sum(step()) FROM n")
+
+    async def read() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text(endless))
+
+    task = asyncio.create_task(read())
+    try:
+        await asyncio.wait_for(in_worker.wait(), timeout=30)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task  # interrupted, then the connection went back to the pool: no crash
+        async with engine.connect() as conn:  # and it is still good
+            assert (await conn.execute(text("SELECT 41 + 1"))).scalar_one() == 42
+    finally:
+        await engine.dispose()
