@@ -1,16 +1,23 @@
-"""Plan one day of the shipped playbook for N customers and M groups on SQLite.
+"""Plan one day of the shipped playbook for N customers and M groups, on SQLite or PostgreSQL.
 
     .venv/bin/python -m bench.sop_plan --customers 1000000 --groups 20000
+    .venv/bin/python -m bench.sop_plan --db postgresql+asyncpg://postgres@127.0.0.1:5432/scrm_bench
 
-Seeds a migrated SQLite file with raw sqlite3 (fast), then runs the real planner for every
-slot of one day, counting decisions without writing (a plan). Prints seconds and peak RSS.
-Goal: ≤ 60 s and < 1 GB for 1,000,000 customers / 20,000 groups (streaming, not loading all).
+Seeds a migrated database fast (SQLite: raw sqlite3 executemany; PostgreSQL: ``COPY`` through
+asyncpg, then ``ANALYZE``), then runs the real planner for every slot of one day, counting
+decisions without writing (a plan). Prints seconds and peak RSS. Both databases get the same
+rows (one seeded RNG). Goal: ≤ 60 s and < 1 GB for 1,000,000 customers / 20,000 groups
+(streaming, not loading all).
 
 ``--mode day`` (default) is :class:`DayPlanner`, as ``scrm sop plan`` runs: one pass over the
 slots with caps carried from slot to slot. ``--mode slots`` runs one :class:`SlotPlanner` per
 slot, as the scheduler's jobs do (here without the executor, so slots do not see each other).
-``--db FILE`` reuses a seeded file (seeding 1,000,000 customers takes about a minute);
-``--profile FILE`` writes cProfile stats of the planning.
+
+``--db FILE`` reuses a seeded SQLite file (seeding 1,000,000 customers takes a minute or two).
+``--db postgresql+asyncpg://...`` migrates that database and reuses it when it already holds
+exactly ``--customers`` customers and ``--groups`` groups; otherwise (or with ``--reseed``) it
+**empties every table** of it and seeds it: give it a bench database. ``--profile FILE``
+writes cProfile stats of the planning.
 """
 
 from __future__ import annotations
@@ -25,63 +32,117 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = ["产品持有/代发", "产品持有/按揭", "产品持有/信用卡", "产品持有/理财", "风险评估/稳健型", "偏好/免打扰"]
+CHUNK = 50_000
+
+# table → columns, in the order the rows below give them
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "tag_group": ("group_id", "name", "order", "owner", "deleted"),
+    "tag": ("tag_id", "group_id", "name", "order", "deleted"),
+    "member": ("userid", "name", "department", "status"),
+    "customer": ("external_userid", "name", "crm_id", "type", "gender", "updated_at"),
+    "crm_customer": ("crm_id", "attributes", "updated_at"),
+    "follow": ("userid", "external_userid", "created_at", "remark", "description", "state", "add_way", "status"),
+    "follow_tag": ("userid", "external_userid", "tag_id", "added_at"),
+    "group_chat": ("chat_id", "name", "owner", "group_type", "created_at", "member_version", "member_count",
+                   "status", "updated_at"),
+}
+Rows = list[tuple[Any, ...]]
 
 
-def seed(path: Path, customers: int, groups: int) -> None:
-    from scrm.adapters.db import migrate
-
-    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+def batches(customers: int, groups: int, ts: Callable[[datetime], Any]) -> Iterator[tuple[str, Rows]]:
+    """Every seeded row, (table, rows) a batch at a time; ``ts`` renders a timestamp for the database."""
     rng = random.Random(1)
-    now = datetime(2026, 11, 1, tzinfo=UTC).isoformat(sep=" ")
-    con = sqlite3.connect(path)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=OFF")
-    for g in {t.split("/")[0] for t in TAGS}:
-        con.execute("INSERT INTO tag_group(group_id, name, \"order\", owner, deleted) VALUES (?,?,0,'crm',0)", (g, g))
-    for t in TAGS:
-        g, n = t.split("/")
-        con.execute("INSERT INTO tag(tag_id, group_id, name, \"order\", deleted) VALUES (?,?,?,0,0)", (t, g, n))
+    now = ts(datetime(2026, 11, 1, tzinfo=UTC))
+    yield "tag_group", [(g, g, 0, "crm", False) for g in sorted({t.split("/")[0] for t in TAGS})]
+    yield "tag", [(t, *t.split("/"), 0, False) for t in TAGS]
     managers = [f"m{i:04d}" for i in range(max(1, customers // 300))]
-    con.executemany("INSERT INTO member(userid, name, department, status) VALUES (?,?,'', 'active')",
-                    [(m, m) for m in managers])
+    yield "member", [(m, m, "", "active") for m in managers]
     base = datetime(2026, 6, 1, tzinfo=UTC)
-    chunk = 50_000
-    for start in range(0, customers, chunk):
-        cust, crm, follow, ftag = [], [], [], []
-        for i in range(start, min(customers, start + chunk)):
+    for start in range(0, customers, CHUNK):
+        cust: Rows = []
+        crm: Rows = []
+        follow: Rows = []
+        ftag: Rows = []
+        for i in range(start, min(customers, start + CHUNK)):
             ext, crm_id, mgr = f"wm{i:08d}", f"c{i:08d}", managers[i % len(managers)]
-            cust.append((ext, f"客户{i}", crm_id, now))
+            cust.append((ext, f"客户{i}", crm_id, 1, 0, now))
             attrs = {"payday": rng.randint(1, 28), "repayment_day": rng.randint(1, 28),
                      "birthday": f"19{rng.randint(50, 99)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
                      "card_installments": rng.randint(0, 2), "card_spend_month": rng.randint(0, 6000)}
             crm.append((crm_id, json.dumps(attrs), now))
-            created = (base + timedelta(days=rng.randint(0, 150))).isoformat(sep=" ")
-            follow.append((mgr, ext, created))
+            created = ts(base + timedelta(days=rng.randint(0, 150)))
+            follow.append((mgr, ext, created, "", "", "", 0, "active"))
             for t in rng.sample(TAGS, rng.randint(0, 4)):
                 ftag.append((mgr, ext, t, now))
-        con.executemany("INSERT INTO customer(external_userid, name, crm_id, type, gender, updated_at) "
-                        "VALUES (?,?,?,1,0,?)", cust)
-        con.executemany("INSERT INTO crm_customer(crm_id, attributes, updated_at) VALUES (?,?,?)", crm)
-        con.executemany("INSERT INTO follow(userid, external_userid, created_at, remark, description, state, "
-                        "add_way, status) VALUES (?,?,?,'','','',0,'active')", follow)
-        con.executemany("INSERT INTO follow_tag(userid, external_userid, tag_id, added_at) VALUES (?,?,?,?)", ftag)
-        con.commit()
+        yield from (("customer", cust), ("crm_customer", crm), ("follow", follow), ("follow_tag", ftag))
     types = ["payroll", "elderly", "flash_sale", "regional"]
-    rows = [(f"wr{i:07d}", f"群{i}", managers[i % len(managers)], types[i % len(types)],
-             (base + timedelta(days=rng.randint(0, 160))).isoformat(sep=" "), now) for i in range(groups)]
-    con.executemany("INSERT INTO group_chat(chat_id, name, owner, group_type, created_at, member_version, "
-                    "member_count, status, updated_at) VALUES (?,?,?,?,?,'',0,'active',?)", rows)
+    yield "group_chat", [(f"wr{i:07d}", f"群{i}", managers[i % len(managers)], types[i % len(types)],
+                          ts(base + timedelta(days=rng.randint(0, 160))), "", 0, "active", now)
+                         for i in range(groups)]
+
+
+def _insert_sql(table: str, columns: Sequence[str]) -> str:
+    cols = ", ".join(f'"{c}"' for c in columns)
+    return f'INSERT INTO "{table}"({cols}) VALUES ({", ".join("?" * len(columns))})'
+
+
+def seed_sqlite(path: Path, customers: int, groups: int) -> None:
+    from scrm.adapters.db import migrate
+
+    migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    con = sqlite3.connect(path)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=OFF")
+    for table, rows in batches(customers, groups, lambda d: d.isoformat(sep=" ")):
+        con.executemany(_insert_sql(table, COLUMNS[table]), rows)
+        if table in ("follow_tag", "group_chat"):  # the end of a chunk of customers
+            con.commit()
     con.commit()
     con.close()
 
 
-async def plan(path: Path, day: date, mode: str = "day") -> tuple[Counter[str], Counter[str]]:
+async def _pg_counts(url: str) -> tuple[int, int]:
+    from sqlalchemy import text
+
+    from scrm.adapters.db.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            c = await conn.scalar(text("SELECT count(*) FROM customer"))
+            g = await conn.scalar(text("SELECT count(*) FROM group_chat"))
+    finally:
+        await engine.dispose()
+    return int(c or 0), int(g or 0)
+
+
+async def seed_postgres(url: str, customers: int, groups: int) -> None:
+    """Empty every table and COPY the rows in (one transaction), then ANALYZE the seeded tables."""
+    from bench._pg import analyze, copy_rows, truncate_all
+    from scrm.adapters.db.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await truncate_all(conn)
+            for table, rows in batches(customers, groups, lambda d: d):
+                await copy_rows(conn, table, COLUMNS[table], rows)
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await analyze(conn, list(COLUMNS))
+    finally:
+        await engine.dispose()
+
+
+async def plan(url: str, day: date, mode: str = "day") -> tuple[Counter[str], Counter[str]]:
     from handlers.sop.model import Decision, Planned
     from handlers.sop.planner import DayPlanner, SlotPlanner, slot_times
     from scrm.adapters.db.engine import make_engine, make_sessionmaker
@@ -89,7 +150,7 @@ async def plan(path: Path, day: date, mode: str = "day") -> tuple[Counter[str], 
     from scrm.playbook import load_playbook
 
     pb = load_playbook(ROOT / "sop", ROOT / "materials", today=SystemClock().now())
-    engine = make_engine(f"sqlite+aiosqlite:///{path}")
+    engine = make_engine(url)
     sends: Counter[str] = Counter()
     skips: Counter[str] = Counter()
     tz = ZoneInfo(pb.policy.timezone)
@@ -112,37 +173,98 @@ async def plan(path: Path, day: date, mode: str = "day") -> tuple[Counter[str], 
     return sends, skips
 
 
+def prepare(db: str | None, customers: int, groups: int, reseed: bool) -> str:
+    """The database URL to plan on, seeded (or reused when it already is)."""
+    from bench._pg import is_postgres
+    from scrm.adapters.db import migrate
+    from scrm.adapters.db.engine import display_url
+
+    if db and "://" in db and is_postgres(db):
+        migrate.upgrade(db)
+        have = asyncio.run(_pg_counts(db))
+        if have == (customers, groups) and not reseed:
+            print(f"reusing {display_url(db)}: {customers} customers, {groups} groups already seeded")
+            return db
+        t = time.perf_counter()
+        asyncio.run(seed_postgres(db, customers, groups))
+        print(f"seeded {customers} customers, {groups} groups in {time.perf_counter() - t:.1f} s "
+              f"({display_url(db)}, COPY + ANALYZE)")
+        return db
+    if db and db.startswith("sqlite"):
+        from scrm.adapters.db.engine import sqlite_file
+
+        file = sqlite_file(db)
+        if file is None:
+            raise SystemExit("--db: an SQLite file or a PostgreSQL URL")
+        path = file
+    else:
+        path = Path(db) if db else Path(tempfile.mkdtemp()) / "bench.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    if reseed:
+        path.unlink(missing_ok=True)
+    if not path.exists():
+        t = time.perf_counter()
+        seed_sqlite(path, customers, groups)
+        print(f"seeded {customers} customers, {groups} groups in {time.perf_counter() - t:.1f} s ({path})")
+    else:  # a file seeded by an older version: bring its schema (indexes) up to date first
+        migrate.upgrade(url)
+    return url
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak RSS: VmHWM (reset after seeding, see ``_reset_peak``), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux ``clear_refs`` 5): the peak printed is the planner's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--customers", type=int, default=1_000_000)
     ap.add_argument("--groups", type=int, default=20_000)
     ap.add_argument("--day", default="2026-11-11", help="a payday+1 workday for payday 10: a busy day")
-    ap.add_argument("--db", help="reuse a seeded database file")
+    ap.add_argument("--db", help="an SQLite file (reused when it exists) or a PostgreSQL URL "
+                                 "(postgresql+asyncpg://...; emptied and seeded unless it holds exactly "
+                                 "--customers/--groups); default: a fresh SQLite file in a temporary directory")
+    ap.add_argument("--reseed", action="store_true", help="seed --db afresh even when it is already seeded")
     ap.add_argument("--mode", choices=["day", "slots"], default="day",
                     help="day: DayPlanner (one run, caps carried across slots); slots: a SlotPlanner per slot")
     ap.add_argument("--profile", help="write cProfile stats of the planning to this file")
     args = ap.parse_args()
-    path = Path(args.db) if args.db else Path(tempfile.mkdtemp()) / "bench.db"
-    if not path.exists():
-        t = time.perf_counter()
-        seed(path, args.customers, args.groups)
-        print(f"seeded {args.customers} customers, {args.groups} groups in {time.perf_counter() - t:.1f} s ({path})")
-    else:  # a file seeded by an older version: bring its schema (indexes) up to date first
-        from scrm.adapters.db import migrate
-
-        migrate.upgrade(f"sqlite+aiosqlite:///{path}")
+    url = prepare(args.db, args.customers, args.groups, args.reseed)
+    backend = url.split(":", 1)[0].split("+", 1)[0]
+    rss_seeding = _peak_rss_mb()
+    reset = _reset_peak()
+    cpu = time.process_time()
     t = time.perf_counter()
     profiler = cProfile.Profile() if args.profile else None
     if profiler:
         profiler.enable()
-    sends, skips = asyncio.run(plan(path, date.fromisoformat(args.day), args.mode))
-    took = time.perf_counter() - t
+    sends, skips = asyncio.run(plan(url, date.fromisoformat(args.day), args.mode))
+    took, cpu = time.perf_counter() - t, time.process_time() - cpu
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"planned {args.day} ({args.mode}): {sum(sends.values())} sends, {sum(skips.values())} skips "
-          f"in {took:.1f} s; peak RSS {rss_mb:.0f} MB")
+    rss_mb = _peak_rss_mb()
+    print(f"planned {args.day} ({args.mode}, {backend}): {sum(sends.values())} sends, {sum(skips.values())} skips "
+          f"in {took:.1f} s ({cpu:.1f} s CPU in this process; the rest is the database server and waits); "
+          f"peak RSS {rss_mb:.0f} MB"
+          + (f" (planning; before it {rss_seeding:.0f} MB)" if reset else " (seeding included)"))
     for k, n in sorted(sends.items()):
         print(f"  {n:>8} {k}")
     for k, n in sorted(skips.items()):

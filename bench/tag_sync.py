@@ -1,13 +1,17 @@
 """Tag sync bench: N customers, ~3 CRM tag changes each, against the sandbox on loopback.
 
     .venv/bin/python -m bench.tag_sync --customers 100000 --limit 6000
+    .venv/bin/python -m bench.tag_sync --db postgresql+asyncpg://postgres@127.0.0.1:5432/scrm_bench
+    .venv/bin/python -m bench.tag_sync --customers 1000000 --plan-only [--db URL]
 
 Two processes, both on 127.0.0.1 and the real clock:
 
 * the **sandbox** (child): the WeCom emulator seeded with N customers of one manager, each
   tagged ``客户等级/V1`` + ``兴趣/理财``; ``externalcontact/mark_tag`` limited to ``--limit`` calls
   per clock minute (over it: 45009, counted by a middleware);
-* the **service side** (this process): a fresh, migrated SQLite database seeded with the same
+* the **service side** (this process): a fresh, migrated SQLite database (or ``--db URL``, a
+  PostgreSQL database that is migrated and **emptied** before each run: give it a bench
+  database; seeded with ``COPY`` and then analyzed) seeded with the same
   relations, their tags and CRM rows asking for ``V2`` + ``代发`` (V1 → V2 and one product:
   three tag changes, one ``mark_tag`` each), a ``WeComClient`` configured with the same
   ``api_limits_per_minute`` for mark_tag, and the outbox with the service's default settings.
@@ -25,6 +29,20 @@ WeCom's latency (``bench/_latency.py``): by default the bench runs twice, with a
 answers at once and with one whose every answer waits ``--latency`` ± ``--jitter`` ms (150 ± 50),
 each with a freshly seeded sandbox and database, and prints them side by side. With latency the
 outbox needs ``concurrency`` calls in flight per ``latency`` seconds to keep up with the limit.
+
+``--plan-only``: the service's own cost of a full sync at a size whose calls would take hours
+at WeCom's limit (1,000,000 relations are 1,000,000 ``mark_tag`` calls: 100 minutes at 10,000 a
+minute, 167 at 6,000). Nothing is sent: the sandbox holds only the tag catalog (no customer;
+WeCom's latency does not matter, one run), the database is seeded with N relations as above,
+and the sync runs twice over it, timed apart: a dry run (the chunked scan and diff alone, as
+``scrm sync tags --dry-run``) and the real run (scan, diff, and each chunk's ``mark_tag`` calls
+queued in the outbox with the mirror and sync state, one transaction per chunk). The real run
+queues all N calls without the backlog cap (no worker drains the queue, so the cap would wait
+forever): the outbox table grows to N pending rows, which makes the queueing a little dearer
+than in the service, where about two minutes of calls wait at a time. Prints relations per
+second of both runs beside the limit's calls per second, and the RSS. ``--max-seconds S``
+stops the real run at the first chunk boundary after S seconds (it reports how far it got and
+the rate per 100,000 relations); ``--profile FILE`` writes cProfile stats of the real run.
 """
 
 from __future__ import annotations
@@ -32,6 +50,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
+import io
 import json
 import multiprocessing as mp
 import os
@@ -56,6 +76,7 @@ from aiohttp import web
 from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
 from bench._proc import until_stopped
 from scrm.kernel.clock import SystemClock
+from scrm.kernel.progress import Progress
 from scrm.playbook.models import TagsFile
 from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 
@@ -148,24 +169,74 @@ async def _serve_sandbox(n: int, limit: int, latency: dict[str, Any], conn: Conn
 # --------------------------------------------------------------------------- the service side (this process)
 
 
-async def _seed(sessions: Any, n: int, ids: dict[str, str]) -> None:
+SEED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "follow": ("userid", "external_userid", "created_at", "remark", "description", "state", "add_way", "status"),
+    "follow_tag": ("userid", "external_userid", "tag_id", "added_at"),
+    "crm_customer": ("crm_id", "attributes", "updated_at"),
+    "binding": ("crm_id", "external_userid", "source", "bound_at"),
+}
+
+
+def _seed_rows(lo: int, hi: int, ids: dict[str, str], now: datetime) -> dict[str, list[tuple[Any, ...]]]:
+    start = [ids[t] for t in START_TAGS]
+    rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in SEED_COLUMNS}
+    for i in range(lo, hi):
+        ext = _ext(i)
+        rows["follow"].append(("m1", ext, now, "", "", "", 0, "active"))
+        rows["follow_tag"] += [("m1", ext, t, now) for t in start]
+        rows["crm_customer"].append((f"B{i}", {"tier": "V2", "products": ["payroll"]}, now))
+        rows["binding"].append((f"B{i}", ext, "direct", now))
+    return rows
+
+
+async def _seed(engine: Any, sessions: Any, n: int, ids: dict[str, str]) -> None:
+    """N relations (follow, two tags, CRM row, binding); in chunks, so memory stays flat. On
+    PostgreSQL through COPY (executemany of 5,000,000 rows takes long there) and then ANALYZE."""
+    from bench._pg import analyze, copy_rows
     from handlers.contacts.models import Follow
     from handlers.crm.models import Binding, CrmCustomer
     from handlers.tags.models import FollowTag
+    from scrm.adapters.db.engine import table_of
 
+    tables = {m.__tablename__: table_of(m) for m in (Follow, FollowTag, CrmCustomer, Binding)}
     now = SystemClock().now()
-    start = [ids[t] for t in START_TAGS]
-    for lo in range(0, n, SEED_CHUNK):  # in chunks: memory stays flat
-        follows, tags, crm, binds = [], [], [], []
-        for i in range(lo, min(n, lo + SEED_CHUNK)):
-            ext = _ext(i)
-            follows.append({"userid": "m1", "external_userid": ext, "created_at": now, "status": "active"})
-            tags += [{"userid": "m1", "external_userid": ext, "tag_id": t, "added_at": now} for t in start]
-            crm.append({"crm_id": f"B{i}", "attributes": {"tier": "V2", "products": ["payroll"]}, "updated_at": now})
-            binds.append({"crm_id": f"B{i}", "external_userid": ext, "source": "direct", "bound_at": now})
+    postgres = engine.dialect.name == "postgresql"
+    chunk = 10 * SEED_CHUNK if postgres else SEED_CHUNK
+    for lo in range(0, n, chunk):
+        rows = _seed_rows(lo, min(n, lo + chunk), ids, now)
+        if postgres:
+            async with engine.begin() as conn:
+                for table, recs in rows.items():
+                    if table == "crm_customer":  # a json column: COPY takes its text
+                        recs = [(c, json.dumps(a), u) for c, a, u in recs]
+                    await copy_rows(conn, table, SEED_COLUMNS[table], recs)
+            continue
         async with sessions() as s, s.begin():
-            for model, rows in ((Follow, follows), (FollowTag, tags), (CrmCustomer, crm), (Binding, binds)):
-                await s.execute(model.__table__.insert(), rows)
+            for table, recs in rows.items():
+                cols = SEED_COLUMNS[table]
+                await s.execute(tables[table].insert(), [dict(zip(cols, r, strict=True)) for r in recs])
+    if postgres:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await analyze(conn, list(SEED_COLUMNS))
+
+
+async def _fresh_database(db: str | None, tmp: Path) -> str:
+    """A migrated, empty database: a new SQLite file in ``tmp``, or ``db`` migrated and emptied."""
+    from bench._pg import truncate_all
+    from scrm.adapters.db import migrate
+    from scrm.adapters.db.engine import make_engine
+
+    url = db or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    if db:
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await truncate_all(conn)
+        finally:
+            await engine.dispose()
+    return url
 
 
 async def _unfinished(sessions: Any) -> int:
@@ -189,11 +260,12 @@ async def _last_sent(sessions: Any) -> datetime:
     return last if last.tzinfo is not None else last.replace(tzinfo=UTC)
 
 
-async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, str]) -> dict[str, Any]:
+async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, str], db: str | None = None,
+                      plan_only: bool = False, profile: str | None = None,
+                      max_s: float | None = None) -> dict[str, Any]:
     from handlers.crm.backlog import queue_cap
     from handlers.crm.runner import run_sync
     from handlers.tags import catalog as tagcatalog
-    from scrm.adapters.db import migrate
     from scrm.adapters.db.engine import make_engine, make_sessionmaker
     from scrm.adapters.wecom.api import WeComClient
     from scrm.adapters.wecom.token import MemoryTokenStore
@@ -201,13 +273,14 @@ async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, 
     from scrm.kernel.outbox import Outbox
 
     tmp = Path(tempfile.mkdtemp())
-    url = f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-    await asyncio.to_thread(migrate.upgrade, url)
+    url = await _fresh_database(db, tmp)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
-    await _seed(sessions, n, ids)
+    t_seed = time.perf_counter()
+    await _seed(engine, sessions, n, ids)
+    seed_s = time.perf_counter() - t_seed
     clock = SystemClock()
-    settings = WeComSettings(corp_id=SANDBOX_CORP_ID, secret=SANDBOX_SECRET,  # type: ignore[arg-type]
+    settings = WeComSettings(corp_id=SANDBOX_CORP_ID, secret=SANDBOX_SECRET,
                              agent_id=SANDBOX_AGENT_ID, api_base=f"http://{HOST}:{port}",
                              api_limits_per_minute={API: limit})
     wecom = WeComClient(settings, token_store=MemoryTokenStore(clock), clock=clock)
@@ -217,7 +290,10 @@ async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, 
         async with sessions() as s, s.begin():
             await tagcatalog.refresh(s, wecom)  # the service keeps this mirror in step
         await wecom.tokens.get()  # gettoken before the clock starts
-        out["rss_seeded"] = _rss_mb()
+        out["rss_seeded"], out["seed_s"] = _rss_mb(), seed_s
+        if plan_only:
+            out.update(await _plan_only(sessions, outbox, wecom, clock, chunk, profile, max_s))
+            return out
         t0, t0_perf = clock.now(), time.perf_counter()
         # One bulk worker, as `scrm serve` runs; it sends while the sync is still planning.
         worker = asyncio.create_task(outbox.run())
@@ -242,23 +318,102 @@ async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, 
     return out
 
 
+def _reset_peak() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux: ``clear_refs`` 5), so the peak
+    printed is the sync's, not the seeding's."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+class _Stop(Exception):
+    """Raised between two chunks once ``--max-seconds`` have passed."""
+
+
+class _Timeline(Progress):
+    """Records (seconds since start, relations scanned) after every chunk instead of drawing;
+    past ``max_s`` it stops the run there, between two committed chunks (a cancellation could
+    land inside a statement)."""
+
+    def __init__(self, max_s: float | None = None) -> None:
+        super().__init__("sync", stream=io.StringIO())
+        self.t0 = time.perf_counter()
+        self.max_s = max_s
+        self.points: list[tuple[float, int]] = [(0.0, 0)]
+
+    def update(self, position: int, note: str) -> None:
+        self.points.append((time.perf_counter() - self.t0, position))
+        if self.max_s is not None and self.points[-1][0] >= self.max_s:
+            raise _Stop
+
+    def done(self, position: int, note: str) -> None:
+        self.update(position, note)
+
+    def rates(self, every: int) -> list[tuple[int, float]]:
+        """Relations per second over each ``every`` relations: (relations scanned at the end, rate)."""
+        out: list[tuple[int, float]] = []
+        last_t, last_n = self.points[0]
+        for t, n in self.points[1:]:
+            if n - last_n >= every:
+                out.append((n, (n - last_n) / max(t - last_t, 1e-9)))
+                last_t, last_n = t, n
+        return out
+
+
+async def _plan_only(sessions: Any, outbox: Any, wecom: Any, clock: SystemClock, chunk: int,
+                     profile: str | None, max_s: float | None) -> dict[str, Any]:
+    """The sync's own cost, nothing sent: a dry run (scan and diff), then the real run (scan,
+    diff and queueing) without the backlog cap, each timed; the real run stops at the first chunk
+    boundary after ``max_s`` and reports how far it got."""
+    from handlers.crm.runner import run_sync
+
+    out: dict[str, Any] = {"peak_reset": _reset_peak()}
+    t = time.perf_counter()
+    dry, _ = await run_sync(sessions, None, wecom, TAGS, clock, "bench", dry_run=True, chunk=chunk)
+    out["dry_s"], out["dry_scanned"], out["dry_calls"], out["rss_dry"] = (
+        time.perf_counter() - t, dry.scanned, dry.calls, _rss_mb())
+    profiler = cProfile.Profile() if profile else None
+    timeline = _Timeline(max_s)
+    t = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    try:
+        report, _ = await run_sync(sessions, outbox, wecom, TAGS, clock, "bench", chunk=chunk, progress=timeline)
+        out["scanned"], out["planned"], out["complete"] = report.scanned, report.calls, True
+    except _Stop:
+        out["scanned"] = out["planned"] = timeline.points[-1][1]  # committed chunks (one call each here)
+        out["complete"] = False
+    out["plan_s"] = timeline.points[-1][0] if not out["complete"] else time.perf_counter() - t
+    if profiler and profile:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    out["rates"], out["rss_planned"] = timeline.rates(100_000), _rss_mb()
+    out["queued"], out["peak"] = await _unfinished(sessions), _peak_mb()
+    return out
+
+
 RATIO_GOAL = 1.1
 RSS_GOAL_MB = 300.0
 
 
-def _one_run(n: int, limit: int, chunk: int, latency: Latency) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A freshly seeded sandbox (child) with this latency and the service side: both reports."""
+def _one_run(n: int, limit: int, chunk: int, latency: Latency, db: str | None = None, plan_only: bool = False,
+             profile: str | None = None, max_s: float | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A freshly seeded sandbox (child) with this latency and the service side: both reports.
+    With ``plan_only`` the sandbox holds the tag catalog only: nothing is sent to it."""
     ctx = mp.get_context("spawn")
     parent_conn, child_conn = ctx.Pipe()
     stop = ctx.Event()
-    child = ctx.Process(target=sandbox_main, args=(n, limit, latency.sandbox_kwargs(), child_conn, stop),
-                        daemon=True)
+    child = ctx.Process(target=sandbox_main, args=(0 if plan_only else n, limit, latency.sandbox_kwargs(),
+                                                   child_conn, stop), daemon=True)
     child.start()
     try:
         if not parent_conn.poll(600):
             raise SystemExit("the sandbox did not start")
         _, port, ids = parent_conn.recv()
-        out = asyncio.run(run_service(n, limit, chunk, port, ids))
+        out = asyncio.run(run_service(n, limit, chunk, port, ids, db, plan_only, profile, max_s))
         stop.set()
         sandbox = parent_conn.recv()
     finally:
@@ -267,18 +422,52 @@ def _one_run(n: int, limit: int, chunk: int, latency: Latency) -> tuple[dict[str
     return out, sandbox
 
 
-def main(n: int, limit: int, chunk: int, latencies: list[Latency]) -> None:
+def _database(db: str | None) -> str:
+    from scrm.adapters.db.engine import display_url
+
+    return display_url(db) if db else "SQLite (fresh file)"
+
+
+def main_plan_only(n: int, limit: int, chunk: int, db: str | None, profile: str | None,
+                   max_s: float | None) -> None:
+    print("running: plan only (nothing sent) ...", file=sys.stderr)
+    out, _ = _one_run(n, limit, chunk, Latency(), db, plan_only=True, profile=profile, max_s=max_s)
+    rate = limit / 60
+    print(f"tag sync bench, PLAN ONLY (no mark_tag sent): customers {n:,}  chunk {chunk}  {_database(db)}")
+    rows = [
+        ("seeding (not timed below)", f"{out['seed_s']:.1f} s"),
+        ("dry run: relations scanned, calls planned", f"{out['dry_scanned']:,}, {out['dry_calls']:,}"),
+        ("dry run (scan + diff)", f"{out['dry_s']:.1f} s = {out['dry_scanned'] / out['dry_s']:,.0f} relations/s"),
+        ("real run: relations scanned, calls queued", f"{out['scanned']:,}, {out['planned']:,}"
+         + ("" if out["complete"] else f" of {n:,}: STOPPED at --max-seconds")),
+        ("real run (scan + diff + queue, no cap)",
+         f"{out['plan_s']:.1f} s = {out['scanned'] / max(out['plan_s'], 1e-9):,.0f} relations/s"),
+        *((f"  relations/s up to {k:,}", f"{r:,.0f}") for k, r in out["rates"]),
+        ("outbox rows pending after it", f"{out['queued']:,}"),
+        (f"mark_tag limit {limit:,}/min",
+         f"{rate:,.0f} calls/s: sending all takes {out['dry_calls'] / rate / 60:,.0f} min"),
+        ("queueing vs sending pace", f"{out['scanned'] / max(out['plan_s'], 1e-9) / rate:.1f}x the limit"),
+        ("RSS MB seeded / after dry run / after real run",
+         f"{out['rss_seeded']:.0f} / {out['rss_dry']:.0f} / {out['rss_planned']:.0f}"),
+        ("RSS MB peak" + (" since seeding" if out["peak_reset"] else " (seeding included)"), f"{out['peak']:.0f}"),
+        (f"goal peak < {RSS_GOAL_MB:.0f} MB", yes_no(out["peak"] < RSS_GOAL_MB)),
+    ]
+    side_by_side(["plan only"], [(name, [value]) for name, value in rows], title="")
+
+
+def main(n: int, limit: int, chunk: int, latencies: list[Latency], db: str | None = None) -> None:
     runs: list[tuple[Latency, dict[str, Any], dict[str, Any]]] = []
     for latency in latencies:
         print(f"running: {latency.label} ...", file=sys.stderr)
-        runs.append((latency, *_one_run(n, limit, chunk, latency)))
-    print(f"tag sync bench: customers {n:,}  mark_tag limit {limit:,}/min  chunk {chunk}")
+        runs.append((latency, *_one_run(n, limit, chunk, latency, db)))
+    print(f"tag sync bench: customers {n:,}  mark_tag limit {limit:,}/min  chunk {chunk}  {_database(db)}")
 
     def ratio(out: dict[str, Any], sandbox: dict[str, Any]) -> float:
         return float(out["wall_s"] / (sandbox["calls"] / (limit / 60)))
 
     rows: list[tuple[str, list[str]]] = [
         ("mark_tag calls (planned)", [f"{sb['calls']:,} ({out['planned']:,})" for _, out, sb in runs]),
+        ("seeding (not timed)", [f"{out['seed_s']:.1f} s" for _, out, _ in runs]),
         ("plan (overlapped with sending)", [f"{out['plan_s']:.1f} s" for _, out, _ in runs]),
         ("wall", [f"{out['wall_s']:.1f} s" for _, out, _ in runs]),
         ("limit-bound minimum", [f"{sb['calls'] / (limit / 60):.1f} s" for _, _, sb in runs]),
@@ -306,6 +495,19 @@ if __name__ == "__main__":
     parser.add_argument("--customers", type=int, default=2000)
     parser.add_argument("--limit", type=int, default=6000, help="mark_tag calls per minute (sandbox and client)")
     parser.add_argument("--chunk", type=int, default=500, help="relations per sync chunk ([crm] sync_chunk)")
+    parser.add_argument("--db", help="a PostgreSQL URL (postgresql+asyncpg://...), migrated and EMPTIED before "
+                                     "each run; default: a fresh SQLite file per run")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="send nothing: time the sync's scan, diff and queueing alone (for sizes whose calls "
+                             "would take hours at the limit, e.g. --customers 1000000)")
+    parser.add_argument("--profile", help="with --plan-only: write cProfile stats of the real run to this file")
+    parser.add_argument("--max-seconds", type=float,
+                        help="with --plan-only: stop the real run after this long and report how far it got")
     add_latency_args(parser)
     args = parser.parse_args()
-    main(args.customers, args.limit, args.chunk, latency_runs(parser, args))
+    if (args.profile or args.max_seconds) and not args.plan_only:
+        parser.error("--profile and --max-seconds go with --plan-only")
+    if args.plan_only:
+        main_plan_only(args.customers, args.limit, args.chunk, args.db, args.profile, args.max_seconds)
+    else:
+        main(args.customers, args.limit, args.chunk, latency_runs(parser, args), args.db)
