@@ -18,6 +18,7 @@ from handlers.crm import feature as crm
 from handlers.groups import feature as groups
 from handlers.radar import feature as radar
 from handlers.sop import feature as sop
+from handlers.staff import feature as staff
 from handlers.tags import feature as tags
 from handlers.timeline import feature as timeline
 from scrm.adapters.db.base import Base
@@ -34,6 +35,7 @@ FEATURES: tuple[Feature, ...] = compose((
     groups.FEATURE,
     radar.FEATURE,
     sop.FEATURE,
+    staff.FEATURE,
     tags.FEATURE,
     timeline.FEATURE,
 ))

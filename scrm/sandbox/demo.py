@@ -1,4 +1,5 @@
-"""A small bank tenant for demos and end-to-end tests: members, customers, tags, groups.
+"""A small bank tenant for demos and end-to-end tests: its staff directory (departments, members,
+team leads), customers, tags, groups.
 
 Times are fixed in the past (October 2026, China time) so the data looks the same on every
 run whatever the clock says. Tags are created as the app's own, so the service may edit them.
@@ -15,13 +16,33 @@ from scrm.sandbox.state import SandboxState
 DEMO_EPOCH = datetime(2026, 10, 1, 9, 0, tzinfo=CHINA).timestamp()
 DAY = 86400.0
 
+#: The address book: (id, name, parent id). One branch (the corp's root department), two
+#: sub-branches, a team or two in each (branch → sub-branch → team).
+DEPARTMENTS = [
+    (1, "杭州分行", 0),
+    (10, "城西支行", 1),
+    (2, "代发服务团队", 10),
+    (3, "财富管理团队", 10),
+    (20, "城东支行", 1),
+    (21, "零售客户团队", 20),
+]
+
 #: (userid, name, department, position)
 MEMBERS = [
     ("zhangwei", "张伟", 2, "客户经理"),
     ("lina", "李娜", 2, "客户经理"),
     ("chenjing", "陈静", 3, "理财经理"),
     ("wangqiang", "王强", 2, "团队长"),
+    ("sunhui", "孙慧", 3, "团队长"),
+    ("gaofei", "高飞", 21, "客户经理"),
+    ("xuming", "徐明", 21, "团队长"),
+    ("mali", "马丽", 10, "支行行长"),
+    ("hemin", "何敏", 20, "支行行长"),
+    ("zhouhai", "周海", 1, "分行零售部总经理"),
 ]
+
+#: Who leads which department (部门负责人): the team leads, the sub-branch heads, the branch's.
+LEADERS = {"wangqiang": 2, "sunhui": 3, "xuming": 21, "mali": 10, "hemin": 20, "zhouhai": 1}
 
 TAG_GROUPS = {
     "客户等级": ["V0", "V1", "V2", "V3", "VIP", "VVIP"],
@@ -62,8 +83,12 @@ class DemoIds:
 def seed_demo(state: SandboxState) -> DemoIds:
     """Fill ``state`` with the demo bank; returns the generated ids."""
     ids = DemoIds()
+    for dept_id, dept_name, parent in DEPARTMENTS:
+        state.add_department(dept_id, dept_name, parent, order=100 - len(state.departments))
     for userid, name, department, position in MEMBERS:
-        state.add_member(userid, name, department=[1, department], position=position)
+        lead = LEADERS.get(userid)
+        state.add_member(userid, name, department=[department], position=position,
+                         leader_in=[lead] if lead is not None else [])
     for order, (group_name, tag_names) in enumerate(TAG_GROUPS.items()):
         group = state.new_tag_group(group_name, DEMO_EPOCH, order=len(TAG_GROUPS) - order)
         ids.tag_groups[group_name] = group.group_id

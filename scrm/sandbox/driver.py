@@ -22,7 +22,7 @@ from scrm.adapters.wecom.crypto import WeComCrypto
 from scrm.kernel.clock import Clock
 from scrm.sandbox import SANDBOX_AGENT_ID
 from scrm.sandbox import event_xml as ex
-from scrm.sandbox.records import Json, SendResult
+from scrm.sandbox.records import Json, Member, SendResult
 from scrm.sandbox.state import SandboxState
 
 # Event JoinScene numbering (0 直接邀请, 1 邀请链接, 3 扫码) → groupchat/get join_scene (1, 2, 3).
@@ -326,6 +326,96 @@ class CallbackDriver:
     async def shuffle_tags(self, group_id: str = "") -> DeliveryOutcome:
         """The admin reorders tags of a group ('' = all groups)."""
         return await self.deliver(self._tag_event(group_id, "", "shuffle"))
+
+    # -- the address book (admin console) -----------------------------------------------------
+
+    def _directory_event(self, change: str) -> list[tuple[str, ex.Value]]:
+        return [*ex.header(self.corp_id, int(self._now()), "change_contact"), ("ChangeType", change)]
+
+    @staticmethod
+    def _ints(values: Iterable[int]) -> str:
+        return ",".join(str(v) for v in values)
+
+    def _member_fields(self, member: Member) -> list[tuple[str, ex.Value]]:
+        return [
+            ("Department", self._ints(member.department)),
+            ("MainDepartment", member.main),
+            ("IsLeaderInDept", self._ints(1 if d in member.leader_in else 0 for d in member.department)),
+        ]
+
+    async def create_user(
+        self, userid: str, name: str, department: Sequence[int], *, leader_in: Iterable[int] = (),
+        position: str = "",
+    ) -> DeliveryOutcome:
+        """The admin adds a member (in ``department``; leading ``leader_in``)."""
+        for dept in department:
+            self.state.require_department(dept)
+        member = self.state.add_member(userid, name, department=department, position=position, leader_in=leader_in)
+        fields = [*self._directory_event("create_user"), ("UserID", userid), ("Name", name),
+                  *self._member_fields(member), ("Position", position), ("Status", 1)]
+        return await self.deliver(fields)
+
+    async def update_user(
+        self, userid: str, *, name: str | None = None, department: Sequence[int] | None = None,
+        leader_in: Iterable[int] | None = None, position: str | None = None,
+    ) -> DeliveryOutcome:
+        """The admin edits a member; the event carries only what changed (departments and
+        leadership together)."""
+        self._require_member(userid)
+        member = self.state.members[userid]
+        fields = [*self._directory_event("update_user"), ("UserID", userid)]
+        if name is not None:
+            member.name = name
+            fields.append(("Name", name))
+        if department is not None or leader_in is not None:
+            if department is not None:
+                for dept in department:
+                    self.state.require_department(dept)
+                member.department = list(department)
+                member.main_department = None
+            if leader_in is not None:
+                member.leader_in = list(leader_in)
+            fields.extend(self._member_fields(member))
+        if position is not None:
+            member.position = position
+            fields.append(("Position", position))
+        return await self.deliver(fields)
+
+    async def delete_user(self, userid: str) -> DeliveryOutcome:
+        """The admin deletes a member who left the bank (their customers become unassigned)."""
+        self._require_member(userid)
+        self.state.resign_member(userid, self._now())
+        return await self.deliver([*self._directory_event("delete_user"), ("UserID", userid)])
+
+    async def create_party(self, id: int, name: str, parentid: int, *, order: int = 0) -> DeliveryOutcome:
+        """The admin creates a department under ``parentid``."""
+        self.state.require_department(parentid)
+        self.state.add_department(id, name, parentid, order=order)
+        return await self.deliver([*self._directory_event("create_party"), ("Id", id), ("Name", name),
+                                   ("ParentId", parentid), ("Order", order)])
+
+    async def update_party(self, id: int, *, name: str | None = None, parentid: int | None = None) -> DeliveryOutcome:
+        """The admin renames or moves a department (only the changed fields are sent)."""
+        department = self.state.require_department(id)
+        fields = [*self._directory_event("update_party"), ("Id", id)]
+        if name is not None:
+            department.name = name
+            fields.append(("Name", name))
+        if parentid is not None:
+            self.state.require_department(parentid)
+            department.parentid = parentid
+            fields.append(("ParentId", parentid))
+        return await self.deliver(fields)
+
+    async def delete_party(self, id: int) -> DeliveryOutcome:
+        """The admin deletes an empty department (WeCom refuses one with members or children)."""
+        self.state.require_department(id)
+        if any(id in m.department for m in self.state.members.values() if m.status == "active") or any(
+            d.parentid == id for d in self.state.departments.values() if d.id != id
+        ):
+            raise ValueError(f"department {id} is not empty")
+        del self.state.departments[id]
+        return await self.deliver([*self._directory_event("delete_party"), ("Id", id)])
 
     # -- app events --------------------------------------------------------------------------
 

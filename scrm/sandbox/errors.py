@@ -32,6 +32,7 @@ CONCURRENCY_LIMIT = 45033
 REDIRECT_DOMAIN_MISMATCH = 50001
 NO_PRIVILEGE = 60011
 USERID_NOT_FOUND = 60111
+INVALID_PARTY = 60123
 ALL_RECIPIENTS_INVALID = 81013
 NOT_EXTERNAL_CONTACT = 84061
 
@@ -60,6 +61,7 @@ MESSAGES: dict[int, str] = {
     REDIRECT_DOMAIN_MISMATCH: "redirect uri domain mismatch",
     NO_PRIVILEGE: "no privilege to access/modify contact/party/agent",
     USERID_NOT_FOUND: "userid not found",
+    INVALID_PARTY: "invalid party id",
     ALL_RECIPIENTS_INVALID: "user & party & tag all invalid",
     NOT_EXTERNAL_CONTACT: "not external contact",
 }

@@ -42,6 +42,22 @@ class Member:
     position: str = ""
     status: Literal["active", "resigned"] = "active"
     dimission_time: float = 0.0
+    leader_in: list[int] = field(default_factory=list)  # departments the member leads (部门负责人)
+    main_department: int | None = None  # None: the first of ``department``
+
+    @property
+    def main(self) -> int:
+        return self.main_department if self.main_department is not None else (self.department or [1])[0]
+
+
+@dataclass
+class Department:
+    """A department (部门) of the address book; ``parentid`` 0 for the root (id 1)."""
+
+    id: int
+    name: str
+    parentid: int = 0
+    order: int = 0
 
 
 @dataclass

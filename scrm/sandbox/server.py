@@ -34,6 +34,7 @@ from scrm.sandbox import (
     errors,
     server_auth,
     server_contacts,
+    server_directory,
     server_groups,
     server_masssend,
     server_messages,
@@ -56,6 +57,7 @@ SERVER_KEY: web.AppKey[SandboxServer] = web.AppKey("scrm_sandbox_server")
 ROUTE_TABLES = (
     server_auth.router,
     server_contacts.router,
+    server_directory.router,
     server_tags.router,
     server_ways.router,
     server_groups.router,

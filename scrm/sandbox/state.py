@@ -25,6 +25,7 @@ from scrm.sandbox.records import (
     ContactWay,
     Customer,
     Delivery,
+    Department,
     Follow,
     GroupChat,
     GroupMember,
@@ -50,6 +51,8 @@ class SandboxState:
     def __init__(self, *, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()
         self.members: dict[str, Member] = {}
+        # The address book's departments; WeCom always has the root, id 1.
+        self.departments: dict[int, Department] = {1: Department(id=1, name="总部")}
         self.customers: dict[str, Customer] = {}
         self.follows: dict[tuple[str, str], Follow] = {}  # (userid, external_userid)
         self.tag_groups: dict[str, TagGroup] = {}
@@ -83,11 +86,44 @@ class SandboxState:
 
     # -- members and customers ---------------------------------------------------------------
 
-    def add_member(self, userid: str, name: str, *, department: Iterable[int] = (1,), position: str = "") -> Member:
-        """Add a corp member visible to the app."""
-        member = Member(userid=userid, name=name, department=list(department), position=position)
+    def add_member(self, userid: str, name: str, *, department: Iterable[int] = (1,), position: str = "",
+                   leader_in: Iterable[int] = ()) -> Member:
+        """Add a corp member visible to the app (``leader_in``: the departments they lead)."""
+        member = Member(userid=userid, name=name, department=list(department), position=position,
+                        leader_in=list(leader_in))
         self.members[userid] = member
         return member
+
+    # -- the address book (通讯录) -------------------------------------------------------------
+
+    def add_department(self, id: int, name: str, parentid: int = 1, *, order: int = 0) -> Department:
+        """Add (or replace) a department under ``parentid``."""
+        department = Department(id=id, name=name, parentid=parentid, order=order)
+        self.departments[id] = department
+        return department
+
+    def require_department(self, id: int) -> Department:
+        """The department or 60123."""
+        department = self.departments.get(id)
+        if department is None:
+            raise ApiError(errors.INVALID_PARTY, f"department {id} not found")
+        return department
+
+    def department_tree(self, root: int) -> list[Department]:
+        """``root`` and every department below it, parents before children."""
+        out = [self.require_department(root)]
+        index = 0
+        while index < len(out):
+            parent = out[index].id
+            out.extend(sorted((d for d in self.departments.values() if d.parentid == parent and d.id != parent),
+                              key=lambda d: (-d.order, d.id)))
+            index += 1
+        return out
+
+    def department_leaders(self, id: int) -> list[str]:
+        """The active members who lead department ``id``."""
+        return [m.userid for m in self.members.values()
+                if m.status == "active" and id in m.leader_in and id in m.department]
 
     def resign_member(self, userid: str, now: float) -> None:
         """Mark a member as having left; their customers become unassigned (get_unassigned_list)."""

@@ -29,6 +29,7 @@ from handlers.sop.events import (
     SopReminderScan,
     SopSnoozeDue,
 )
+from handlers.staff.events import StaffSync
 from scrm.kernel.clock import FakeClock
 from scrm.kernel.dispatch import Router
 from scrm.kernel.events import EventKinds, EventPayloadError, Internal, InternalEvent, Scheduled
@@ -78,6 +79,7 @@ LEGACY_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("scheduler", "sop.escalate", fired("sop.escalate:t1", task_id="t1")),
     ("scheduler", "sop.carry", fired("sop.carry:t1", task_id="t1")),
     ("scheduler", "sop.crm_deferred", fired("sop.crm_deferred:e1:maturity", **CRM_PAYLOAD)),
+    ("scheduler", "staff.sync", fired("staff.nightly")),
 ]
 
 SHIPPED = {
@@ -86,7 +88,7 @@ SHIPPED = {
     "radar.digest": RadarDigest, "sop.due": SopDue, "sop.reminders": SopReminderScan,
     "sop.reminder": SopDatedReminder, "sop.followup": SopFollowup, "sop.compliance": SopComplianceNotice,
     "sop.snooze": SopSnoozeDue, "sop.escalate": SopEscalateDue, "sop.carry": SopCarryDue,
-    "sop.crm_deferred": CrmKeyDeferred,
+    "sop.crm_deferred": CrmKeyDeferred, "staff.sync": StaffSync,
 }
 
 

@@ -17,14 +17,15 @@ async def test_send_text_and_recipients(sandbox: Sandbox) -> None:
     reply = await sandbox.api.post("message/send", {**text("早上好"), "touser": "zhangwei|ghost", "toparty": "3|99"})
     assert reply["errcode"] == 0 and reply["msgid"]
     assert reply["invaliduser"] == "ghost" and reply["invalidparty"] == "99"
-    assert sorted(d.to for d in sandbox.state.delivered_messages(kind="app")) == ["chenjing", "zhangwei"]
+    # Department 3 of the demo bank is the wealth team: chenjing and her team lead sunhui.
+    assert sorted(d.to for d in sandbox.state.delivered_messages(kind="app")) == ["chenjing", "sunhui", "zhangwei"]
     none = await sandbox.api.post("message/send", {**text("x"), "touser": "ghost|nobody"})
     assert none["errcode"] == 81013 and none["invaliduser"] == "ghost|nobody"
     assert (await sandbox.api.post("message/send", {**text("x"), "agentid": 1}))["errcode"] == 40056
     assert (await sandbox.api.post("message/send", {**text("x"), "msgtype": "voice"}))["errcode"] == 40058
     everyone = await sandbox.api.post("message/send", {**text("全员通知"), "touser": "@all"})
     assert everyone["errcode"] == 0
-    assert len(sandbox.state.delivered_messages(kind="app")) == 2 + 4
+    assert len(sandbox.state.delivered_messages(kind="app")) == 3 + len(sandbox.state.members)
 
 
 async def test_duplicate_check(sandbox: Sandbox) -> None:

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from handlers.contacts.models import ChannelWay
+from handlers.contacts.models import ChannelWay, Member
 from scrm.adapters.db.engine import make_engine, make_sessionmaker
 from scrm.kernel.clock import Clock, FakeClock
 from scrm.kernel.config import Settings
@@ -67,6 +67,8 @@ class DemoRun:
     outbox: Counter[tuple[str, str, str | None]]  # (api, status, last_error) → how many
     ways: list[tuple[str, str, str | None]]  # (channel key, status, QR code)
     callbacks: int  # WeCom events received
+    welcomes: list[str]  # the text of every welcome message queued
+    leads: dict[str, str | None]  # member → team lead, as the staff directory synced them
 
 
 async def _settled(sessions: async_sessionmaker[AsyncSession], task: asyncio.Task[None],
@@ -90,8 +92,11 @@ async def _read(sessions: async_sessionmaker[AsyncSession]) -> DemoRun:
         actions = (await s.execute(select(OutboxAction.payload, OutboxAction.status, OutboxAction.last_error))).all()
         ways = (await s.execute(select(ChannelWay.key, ChannelWay.status, ChannelWay.qr_code))).all()
         events = (await s.scalars(select(InboxEvent.source))).all()
+        leads = {u: lead for u, lead in (await s.execute(select(Member.userid, Member.team_lead))).all()}
+    welcomes = [str(p["body"].get("text", {}).get("content", "")) for p, _, _ in actions
+                if p["api"] == "externalcontact/send_welcome_msg"]
     return DemoRun(Counter((str(p["api"]), st, err) for p, st, err in actions),
-                   sorted((k, st, qr) for k, st, qr in ways), events.count("wecom"))
+                   sorted((k, st, qr) for k, st, qr in ways), events.count("wecom"), welcomes, leads)
 
 
 async def run_demo(settings: Settings, caplog: pytest.LogCaptureFixture) -> DemoRun:
@@ -147,6 +152,11 @@ async def test_sandbox_mode_runs_the_demo_through_the_pipeline(sqlite_url: str,
     assert run.outbox[("externalcontact/send_welcome_msg", "sent", None)] == 3
     assert run.outbox[("externalcontact/mark_tag", "sent", None)] == 3
     assert {status for _, status, _ in run.outbox} == {"sent"}
+    # The staff directory was synced from the sandbox's address book at start: welcomes carry the
+    # managers' names, and their cards would escalate to their team leads.
+    assert sorted(w for w in run.welcomes if "张伟" in w or "李娜" in w or "陈静" in w) == sorted(run.welcomes)
+    assert len(run.welcomes) == 3
+    assert run.leads["zhangwei"] == run.leads["lina"] == "wangqiang" and run.leads["chenjing"] == "sunhui"
     # Demo data never lands in the configured database.
     assert await _count_events(sqlite_url) == 0
 

@@ -1,7 +1,8 @@
 """The async WeCom API client: one aiohttp session, access token, retries, rate limits.
 
-Every typed method (mixins in :mod:`api_contacts`, :mod:`api_groups`, :mod:`api_messages`)
-goes through :meth:`WeComClient.call`, which the outbox also uses with a stored ``api`` + ``body``.
+Every typed method (mixins in :mod:`api_contacts`, :mod:`api_directory`, :mod:`api_groups`,
+:mod:`api_messages`) goes through :meth:`WeComClient.call`, which the outbox also uses with a
+stored ``api`` + ``body``.
 
 What ``call`` does, in order:
 
@@ -40,6 +41,7 @@ import aiohttp
 
 from scrm.adapters.wecom.api_base import JsonDict
 from scrm.adapters.wecom.api_contacts import ContactsApi
+from scrm.adapters.wecom.api_directory import DirectoryApi
 from scrm.adapters.wecom.api_groups import GroupsApi
 from scrm.adapters.wecom.api_messages import MessagesApi
 from scrm.adapters.wecom.errors import (
@@ -102,7 +104,7 @@ async def _on_headers_sent(_session: aiohttp.ClientSession, ctx: SimpleNamespace
         state.sent = True
 
 
-class WeComClient(ContactsApi, GroupsApi, MessagesApi):
+class WeComClient(ContactsApi, DirectoryApi, GroupsApi, MessagesApi):
     """Async client for one self-built WeCom app.
 
     Use as ``async with WeComClient(settings, token_store=...) as wecom:`` or call :meth:`close`.

@@ -23,12 +23,13 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 __all__ = [
     "EVENT_TYPES", "MAX_KEY_CHARS", "MAX_XML_CHARS", "AddExternalContact", "AddHalfExternalContact",
-    "BaseEvent", "DelExternalContact", "DelFollowUser", "EditExternalContact", "EnterAgent",
-    "EventHeader", "ExternalChatCreate", "ExternalChatDismiss", "ExternalChatEvent",
-    "ExternalChatUpdate", "ExternalContactEvent", "ExternalTagCreate", "ExternalTagDelete",
-    "ExternalTagEvent", "ExternalTagShuffle", "ExternalTagUpdate", "SelectedItem", "TemplateCardEvent",
-    "TemplateCardMenuEvent", "TextMessage", "TransferFail", "UnknownEvent", "XmlError", "header_of",
-    "parse_event", "parse_xml"
+    "BaseEvent", "ContactEvent", "CreateParty", "CreateUser", "DelExternalContact", "DelFollowUser",
+    "DeleteParty", "DeleteUser", "EditExternalContact", "EnterAgent", "EventHeader",
+    "ExternalChatCreate", "ExternalChatDismiss", "ExternalChatEvent", "ExternalChatUpdate",
+    "ExternalContactEvent", "ExternalTagCreate", "ExternalTagDelete", "ExternalTagEvent",
+    "ExternalTagShuffle", "ExternalTagUpdate", "PartyEvent", "SelectedItem", "TemplateCardEvent",
+    "TemplateCardMenuEvent", "TextMessage", "TransferFail", "UnknownEvent", "UpdateParty",
+    "UpdateUser", "UserEvent", "XmlError", "header_of", "parse_event", "parse_xml"
 ]  # fmt: skip
 
 # Real callbacks are a few KB; the callback has its own body limit, this one keeps the pure
@@ -205,10 +206,18 @@ def header_of(fields: Mapping[str, object]) -> EventHeader:
     )
 
 
+# Address-book changes (members and departments) share one order key: a member's department
+# must exist before the member is placed in it, and a leader change touches a whole team.
+DIRECTORY_ORDER_KEY = "directory"
+
+
 def _order_key(fields: Mapping[str, object]) -> str:
     """The customer or chat an event belongs to: events of one key are handled in arrival order
     (an add after a delete must not overtake it), events of different keys concurrently. Per
-    customer, not per relation: a transfer names the old manager but changes the new one's."""
+    customer, not per relation: a transfer names the old manager but changes the new one's.
+    Address-book changes (``change_contact``) are handled one after another, in arrival order."""
+    if _flat(fields.get("Event", "")) == _DIRECTORY:
+        return DIRECTORY_ORDER_KEY
     ext, chat = _flat(fields.get("ExternalUserID", "")), _flat(fields.get("ChatId", ""))
     if ext:
         return f"customer:{ext}"[:160]
@@ -241,8 +250,20 @@ def _xml_opt_int(value: object) -> object:
     return _xml_int(value)
 
 
+def _xml_int_list(value: object) -> object:
+    # Department and IsLeaderInDept are comma-separated integers ("1,2,3"); empty means none.
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        for part in parts:
+            if not _DIGITS.fullmatch(part):
+                raise ValueError("must be comma-separated decimal integers")
+        return [int(p) for p in parts]
+    return value
+
+
 _Int = Annotated[int, BeforeValidator(_xml_int)]
 _OptInt = Annotated[int | None, BeforeValidator(_xml_opt_int)]
+_IntList = Annotated[tuple[int, ...], BeforeValidator(_xml_int_list)]
 
 
 class BaseEvent(BaseModel):
@@ -435,6 +456,76 @@ class TextMessage(BaseEvent):
     agent_id: _OptInt = Field(None, alias="AgentID")
 
 
+class ContactEvent(BaseEvent):
+    """Base of ``change_contact`` events: the address book (通讯录) changed in the admin console
+    or the client. Update events carry only the fields that changed."""
+
+
+class UserEvent(ContactEvent):
+    """A member (成员) event; ``user_id`` is the member's userid."""
+
+    user_id: str = Field(alias="UserID")
+
+
+class _UserFields(UserEvent):
+    # Department and IsLeaderInDept run parallel ("1,2" / "1,0"); empty when not sent.
+    name: str = Field("", alias="Name")
+    department: _IntList = Field((), alias="Department")
+    main_department: _OptInt = Field(None, alias="MainDepartment")
+    is_leader_in_dept: _IntList = Field((), alias="IsLeaderInDept")
+    position: str = Field("", alias="Position")
+    status: _OptInt = Field(None, alias="Status")  # 1 active, 2 disabled, 4 not activated, 5 left
+
+
+class CreateUser(_UserFields):
+    """A member was added to the corp."""
+
+    kind: ClassVar[str] = "contact.create_user"
+
+
+class UpdateUser(_UserFields):
+    """A member changed (name, departments, leadership, status …); ``new_user_id`` is set when the
+    userid itself changed."""
+
+    kind: ClassVar[str] = "contact.update_user"
+    new_user_id: str = Field("", alias="NewUserID")
+
+
+class DeleteUser(UserEvent):
+    """A member was deleted: they left the bank."""
+
+    kind: ClassVar[str] = "contact.delete_user"
+
+
+class PartyEvent(ContactEvent):
+    """A department (部门) event; ``id`` is the department id."""
+
+    id: _Int = Field(alias="Id")
+
+
+class CreateParty(PartyEvent):
+    """A department was created."""
+
+    kind: ClassVar[str] = "contact.create_party"
+    name: str = Field("", alias="Name")
+    parent_id: _OptInt = Field(None, alias="ParentId")
+    order: _OptInt = Field(None, alias="Order")
+
+
+class UpdateParty(PartyEvent):
+    """A department was renamed or moved (only the changed fields are sent)."""
+
+    kind: ClassVar[str] = "contact.update_party"
+    name: str = Field("", alias="Name")
+    parent_id: _OptInt = Field(None, alias="ParentId")
+
+
+class DeleteParty(PartyEvent):
+    """A department was deleted (WeCom deletes only empty departments)."""
+
+    kind: ClassVar[str] = "contact.delete_party"
+
+
 class UnknownEvent(BaseEvent):
     """Any callback not in :data:`EVENT_TYPES`; ``fields`` holds everything :func:`parse_xml` gave."""
 
@@ -443,6 +534,7 @@ class UnknownEvent(BaseEvent):
 
 
 _CONTACT, _CHAT, _TAG = "change_external_contact", "change_external_chat", "change_external_tag"
+_DIRECTORY = "change_contact"
 
 EVENT_TYPES: Mapping[tuple[str, str, str], type[BaseEvent]] = MappingProxyType(
     {
@@ -459,6 +551,12 @@ EVENT_TYPES: Mapping[tuple[str, str, str], type[BaseEvent]] = MappingProxyType(
         ("event", _TAG, "update"): ExternalTagUpdate,
         ("event", _TAG, "delete"): ExternalTagDelete,
         ("event", _TAG, "shuffle"): ExternalTagShuffle,
+        ("event", _DIRECTORY, "create_user"): CreateUser,
+        ("event", _DIRECTORY, "update_user"): UpdateUser,
+        ("event", _DIRECTORY, "delete_user"): DeleteUser,
+        ("event", _DIRECTORY, "create_party"): CreateParty,
+        ("event", _DIRECTORY, "update_party"): UpdateParty,
+        ("event", _DIRECTORY, "delete_party"): DeleteParty,
         ("event", "template_card_event", ""): TemplateCardEvent,
         ("event", "template_card_menu_event", ""): TemplateCardMenuEvent,
         ("event", "enter_agent", ""): EnterAgent,

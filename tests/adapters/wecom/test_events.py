@@ -385,8 +385,8 @@ def test_models_are_frozen_and_constructible_by_field_name() -> None:
             CreateTime="1",
             MsgType="event",
             Event="change_contact",
-            ChangeType="create_user",
-            UserID="u1",
+            ChangeType="update_tag",  # create_user and the other member/department changes are typed
+            TagId="1",
         ),
         build(ToUserName="ww1", FromUserName="u1", CreateTime="1", MsgType="image", PicUrl="http://x", MsgId="42"),
         build(ToUserName="ww1", FromUserName="u1", CreateTime="1", MsgType="event", Event="click"),
