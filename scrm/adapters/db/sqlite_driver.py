@@ -74,21 +74,19 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
 
 
 class _Budget:
-    """SQLite's progress handler: interrupts a read run in the loop once it is over budget."""
+    """SQLite's progress handler while a statement runs in the loop: interrupts it once over
+    budget. Installed only for those runs: in the worker it would take the GIL every
+    ``PROGRESS_STEP`` steps, from the loop."""
 
-    __slots__ = ("armed", "left")
+    __slots__ = ("left",)
 
     def __init__(self) -> None:
-        self.armed = False
         self.left = 0
 
     def arm(self) -> None:
-        self.armed = True
         self.left = READ_BUDGET_STEPS // PROGRESS_STEP
 
     def __call__(self) -> int:
-        if not self.armed:
-            return 0
         self.left -= 1
         return 1 if self.left < 0 else 0
 
@@ -132,7 +130,6 @@ class Connection:
         # Opening may create and recover the file: not in the loop.
         conn = await asyncio.get_running_loop().run_in_executor(
             None, lambda: sqlite3.connect(self._database, check_same_thread=False, timeout=0, **self._kwargs))
-        conn.set_progress_handler(self._budget, PROGRESS_STEP)
         self._connection = conn
         return self
 
@@ -203,6 +200,7 @@ class Connection:
         if not budget:
             return call()
         self._budget.arm()
+        self._conn.set_progress_handler(self._budget, PROGRESS_STEP)
         try:
             return call()
         except sqlite3.OperationalError as exc:
@@ -210,7 +208,7 @@ class Connection:
                 raise _OverBudget from exc
             raise
         finally:
-            self._budget.armed = False
+            self._conn.set_progress_handler(None, 0)
 
     # ---------------------------------------------------------------- aiosqlite's interface
     def cursor(self) -> Cursor:
