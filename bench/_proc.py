@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import resource
 import sys
 from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
@@ -50,3 +51,17 @@ def system_busy_s() -> float | None:
         return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a
+    spawned child's would start at its parent's RSS at the time of the spawn (and VmHWM can be
+    reset, see ``bench.sop_plan``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -27,7 +27,6 @@ import asyncio
 import cProfile
 import json
 import random
-import resource
 import sqlite3
 import tempfile
 import time
@@ -211,18 +210,6 @@ def prepare(db: str | None, customers: int, groups: int, reseed: bool) -> str:
     return url
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS: VmHWM (reset after seeding, see ``_reset_peak``), else ru_maxrss."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _reset_peak() -> bool:
     """Reset VmHWM to the current RSS (Linux ``clear_refs`` 5): the peak printed is the planner's."""
     try:
@@ -246,9 +233,11 @@ def main() -> None:
                     help="day: DayPlanner (one run, caps carried across slots); slots: a SlotPlanner per slot")
     ap.add_argument("--profile", help="write cProfile stats of the planning to this file")
     args = ap.parse_args()
+    from bench._proc import peak_rss_mb
+
     url = prepare(args.db, args.customers, args.groups, args.reseed)
     backend = url.split(":", 1)[0].split("+", 1)[0]
-    rss_seeding = _peak_rss_mb()
+    rss_seeding = peak_rss_mb()
     reset = _reset_peak()
     cpu = time.process_time()
     t = time.perf_counter()
@@ -260,7 +249,7 @@ def main() -> None:
     if profiler:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    rss_mb = _peak_rss_mb()
+    rss_mb = peak_rss_mb()
     print(f"planned {args.day} ({args.mode}, {backend}): {sum(sends.values())} sends, {sum(skips.values())} skips "
           f"in {took:.1f} s ({cpu:.1f} s CPU in this process; the rest is the database server and waits); "
           f"peak RSS {rss_mb:.0f} MB"

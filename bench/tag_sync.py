@@ -55,7 +55,6 @@ import io
 import json
 import multiprocessing as mp
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -74,7 +73,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/tag_sync.py`
 from aiohttp import web
 
 from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
-from bench._proc import until_stopped
+from bench._proc import peak_rss_mb, until_stopped
 from scrm.kernel.clock import SystemClock
 from scrm.kernel.progress import Progress
 from scrm.playbook.models import TagsFile
@@ -95,19 +94,6 @@ START_TAGS = ("客户等级/V1", "兴趣/理财")
 
 def _ext(i: int) -> str:
     return f"wmbench{i:07d}"
-
-
-def _peak_mb() -> float:
-    """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a
-    spawned child's would start at its parent's RSS at the time of the spawn."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _rss_mb() -> float:
@@ -163,7 +149,7 @@ async def _serve_sandbox(n: int, limit: int, latency: dict[str, Any], conn: Conn
     done = sum(1 for i in range(n) if set(state.require_follow("m1", _ext(i)).tag_ids)
                == {ids["客户等级/V2"], ids["产品持有/代发"], ids["兴趣/理财"]})
     conn.send({"calls": len(calls), "rejected_45009": rejected[0], "relations_right": done,
-               "peak_mb": _peak_mb(), "delayed": server.latency.delayed, "delay_s": server.latency.total_s})
+               "peak_mb": peak_rss_mb(), "delayed": server.latency.delayed, "delay_s": server.latency.total_s})
 
 
 # --------------------------------------------------------------------------- the service side (this process)
@@ -306,7 +292,7 @@ async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, 
             await asyncio.sleep(1.0)
             rss_max = max(rss_max, _rss_mb())
         out["wall_s"] = (await _last_sent(sessions) - t0).total_seconds()
-        out["rss_end"], out["rss_sampled_max"], out["peak"] = _rss_mb(), rss_max, _peak_mb()
+        out["rss_end"], out["rss_sampled_max"], out["peak"] = _rss_mb(), rss_max, peak_rss_mb()
         out["outbox"] = await outbox.counts()
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -391,7 +377,7 @@ async def _plan_only(sessions: Any, outbox: Any, wecom: Any, clock: SystemClock,
         profiler.disable()
         profiler.dump_stats(profile)
     out["rates"], out["rss_planned"] = timeline.rates(100_000), _rss_mb()
-    out["queued"], out["peak"] = await _unfinished(sessions), _peak_mb()
+    out["queued"], out["peak"] = await _unfinished(sessions), peak_rss_mb()
     return out
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
-from scrm.kernel.config import Section, Settings, check_cron, section
+from scrm.kernel.config import Cron, Section, Settings, section
 
 
 class CrmSettings(Section):
@@ -16,16 +16,12 @@ class CrmSettings(Section):
     webhook_url: str = ""
     webhook_secret: SecretStr = SecretStr("")
     # Nightly reconciliation of CRM-owned tags (cron, playbook time zone); "" disables it.
-    nightly_cron: str = "30 2 * * *"
+    nightly_cron: Cron = "30 2 * * *"
     # Relations per tag-sync chunk: one transaction, one resume point.
     sync_chunk: int = Field(500, ge=1, le=10000)
     # Watched drop folder: how often to look for new CSV/JSONL files.
     inbox_poll_s: float = Field(30.0, gt=0)
 
-    @field_validator("nightly_cron")
-    @classmethod
-    def _cron(cls, v: str) -> str:
-        return check_cron(v)
 
 
 def crm_settings(settings: Settings) -> CrmSettings:

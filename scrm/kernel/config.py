@@ -11,11 +11,12 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -48,6 +49,10 @@ def check_cron(v: str) -> str:
         except ValueError as exc:
             raise ValueError(f"bad cron expression {v!r}: {exc}") from None
     return v
+
+
+# A settings field holding a crontab expression ("" = off), checked at load.
+Cron = Annotated[str, AfterValidator(check_cron)]
 
 
 class ServerSettings(Section):
