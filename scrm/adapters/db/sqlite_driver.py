@@ -53,8 +53,9 @@ ProgrammingError = sqlite3.ProgrammingError
 sqlite_version = sqlite3.sqlite_version
 sqlite_version_info = sqlite3.sqlite_version_info
 
-# A read may take this many virtual-machine steps in the loop (checked every PROGRESS_STEP):
-# about a millisecond on the 2-core host, a few thousand rows scanned.
+# A statement run in the loop under a budget (a read, a write opening its transaction) may take
+# this many virtual-machine steps (checked every PROGRESS_STEP): a millisecond or two on the
+# 2-core host, some thousands of rows scanned.
 PROGRESS_STEP = 1_000
 READ_BUDGET_STEPS = 200_000
 INLINE_MANY = 64
@@ -66,10 +67,10 @@ _READ = re.compile(r"\s*(SELECT|WITH|PRAGMA|EXPLAIN)\b", re.IGNORECASE)
 # SQLite may plan either as a scan of the whole table.
 _NOT_KEYED = re.compile(r"\bSELECT\b|\bIN\s*\(", re.IGNORECASE)
 _SQLITE_BUSY = 5
-_SQLITE_BUSY_SNAPSHOT = 517
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    # The extended code, as Python reports it: SQLITE_BUSY_SNAPSHOT (517) is not worth waiting for.
     return getattr(exc, "sqlite_errorcode", None) == _SQLITE_BUSY
 
 
