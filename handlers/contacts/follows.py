@@ -58,6 +58,24 @@ async def upsert_follow(session: AsyncSession, external_userid: str, follow: Fol
                                   "status_reason"]), row)
 
 
+async def record_contact(session: AsyncSession, external_userid: str, at: datetime, *,
+                         userid: str | None = None) -> int:
+    """Manager and customer were in touch at ``at``: move ``last_contact_at`` forward, never back.
+
+    ``userid`` names the manager; without it every active relation of the customer counts (an
+    interaction the CRM reports without saying who). A relation not mirrored here changes
+    nothing. Returns the relations moved forward.
+    """
+    follow = table_of(Follow)
+    stmt = (update(follow)
+            .where(follow.c.external_userid == external_userid,
+                   (follow.c.last_contact_at.is_(None)) | (follow.c.last_contact_at < at))
+            .values(last_contact_at=at))
+    stmt = stmt.where(follow.c.userid == userid) if userid else stmt.where(follow.c.status == ACTIVE)
+    result = await session.execute(stmt)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 async def ensure_follow(session: AsyncSession, userid: str, external_userid: str, *, state: str,
                         created_at: datetime) -> None:
     """A minimal relation row when WeCom could not describe it (it may be gone already)."""

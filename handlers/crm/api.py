@@ -4,6 +4,6 @@ and its key events as they are dispatched (the SOP engine reads CRM attributes a
 from __future__ import annotations
 
 from .events import CrmKeyEvent
-from .models import Binding, CrmCustomer, CrmEvent
+from .models import Binding, CrmCustomer, CrmEvent, CrmGroup
 
-__all__ = ["Binding", "CrmCustomer", "CrmEvent", "CrmKeyEvent"]
+__all__ = ["Binding", "CrmCustomer", "CrmEvent", "CrmGroup", "CrmKeyEvent"]

@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     crm_sub = crm.add_subparsers(dest="crm_command", required=True)
     imp = crm_sub.add_parser("import", help="import CSV/JSONL files of customers or key events")
     imp.add_argument("files", nargs="+", type=Path)
-    imp.add_argument("--kind", choices=("auto", "customers", "events"), default="auto")
+    imp.add_argument("--kind", choices=("auto", "customers", "events", "groups"), default="auto")
     imp.add_argument("--encoding",
                      help="text encoding of the files: utf-8 (default, byte-order mark or not), gbk, gb18030")
     imp.set_defaults(func=_import)
@@ -65,7 +65,7 @@ async def _import(args: argparse.Namespace, settings: Settings, *, clock: Clock 
             try:
                 # Error lines print as they are found: a file of bad rows never fills memory.
                 report = await import_file(path, sessions, inbox, clock, kind=args.kind, name=str(path),
-                                           on_error=print, encoding=encoding,
+                                           on_error=print, encoding=encoding, tiers=crm_settings(settings).tiers,
                                            progress=Progress(f"import {path.name}", path.stat().st_size))
             except (OSError, FileFormatError) as exc:
                 print(f"scrm: {exc}")

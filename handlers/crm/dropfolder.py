@@ -35,6 +35,7 @@ from typing import IO, Literal
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.crm.importer import SUFFIXES, FileFormatError, ImportReport, import_file
+from handlers.crm.store import TierRule
 from scrm.kernel.clock import Clock
 from scrm.kernel.inbox import Inbox
 from scrm.kernel.leases import new_owner_id
@@ -84,8 +85,9 @@ class DropFolder:
 
     def __init__(self, root: Path, sessions: async_sessionmaker[AsyncSession], inbox: Inbox, clock: Clock, *,
                  poll_s: float = 30.0, lease_s: float = 300.0, max_attempts: int = 3, chunk: int = 500,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, tiers: TierRule | None = None) -> None:
         self.root = root
+        self.tiers = tiers
         self.sessions = sessions
         self.inbox = inbox
         self.clock = clock
@@ -234,7 +236,7 @@ class DropFolder:
         try:
             with _open_report(partial) as out:
                 report = await import_file(
-                    claimed, self.sessions, self.inbox, self.clock, chunk=self.chunk, name=lease.name,
+                    claimed, self.sessions, self.inbox, self.clock, chunk=self.chunk, name=lease.name, tiers=self.tiers,
                     on_error=lambda line: _write_line(out, line),
                     on_chunk=lambda: asyncio.to_thread(self._renew, claimed, lease))
                 out.write(report.summary() + "\n")

@@ -34,7 +34,8 @@ def _workers(runtime: Runtime) -> Mapping[str, Coroutine[Any, Any, None]]:
     crm = crm_settings(runtime.settings)
     if crm.inbox_dir is None:
         return {}
-    folder = DropFolder(crm.inbox_dir, runtime.sessions, runtime.inbox, runtime.clock, poll_s=crm.inbox_poll_s)
+    folder = DropFolder(crm.inbox_dir, runtime.sessions, runtime.inbox, runtime.clock, poll_s=crm.inbox_poll_s,
+                        tiers=crm.tiers)
     return {"crm-dropfolder": folder.run()}
 
 

@@ -18,10 +18,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.api import Customer
+from handlers.contacts.api import Customer, record_contact
 from handlers.crm import backlog, discover, identity, store, writeback
-from handlers.crm.events import CrmChanged, CrmNightly
+from handlers.crm.events import CrmChanged, CrmKeyEvent, CrmNightly
 from handlers.crm.jobs import MISFIRE_GRACE_S
+from handlers.crm.models import Binding
+from handlers.crm.records import INTERACTION_KINDS
 from handlers.crm.settings import crm_settings
 from handlers.crm.sync import Scope, apply_chunk, load_index, plan_chunk, summarize, sync_scope
 from handlers.tags.api import Tag, TagGroup
@@ -53,6 +55,23 @@ async def on_changed(event: CrmChanged, session: AsyncSession, wecom: WeComClien
     report = await sync_scope(session, outbox, playbook.tag_groups, index, scope,
                               event.generation, clock.now(), crm_settings(settings).sync_chunk)
     log.info("crm tag sync (incremental)", extra={"scanned": report.scanned, "calls": report.calls})
+
+
+@router.on(CrmKeyEvent)
+async def on_interaction(event: CrmKeyEvent, session: AsyncSession, clock: Clock) -> None:
+    """A call or branch visit the CRM reports is contact between the customer and their manager
+    (``payload.userid``; without it, every active manager of the customer), as of the event's
+    own time (never later than now: a future date must not silence the no-contact reminder)."""
+    if event.event_kind not in INTERACTION_KINDS:
+        return
+    ext = event.external_userid or await session.scalar(
+        select(Binding.external_userid).where(Binding.crm_id == event.crm_id))
+    ext = ext or await session.scalar(select(Customer.external_userid).where(Customer.crm_id == event.crm_id))
+    if not ext:
+        log.info("crm interaction: no WeCom contact bound", extra={"event_id": event.event_id})
+        return
+    userid = str(event.details.get("userid") or "").strip() or None
+    await record_contact(session, ext, min(event.occurred_at.astimezone(UTC), clock.now()), userid=userid)
 
 
 @router.on(CrmNightly)

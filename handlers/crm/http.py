@@ -3,6 +3,7 @@
     POST /crm/v1/customers:batchUpsert   {"customers": [CustomerRecord, ...]}
     POST /crm/v1/events                  {"events": [EventRecord, ...]}
     POST /crm/v1/bindings                {"bindings": [BindingRecord, ...]}
+    POST /crm/v1/groups                  {"groups": [GroupRecord, ...]}  (employer, payday)
 
 Every request is HMAC-signed (:mod:`handlers.crm.auth`). A body is read whole, however it arrives
 (chunked or not), up to ``MAX_BODY``; past it the answer is 413. A batch is all or nothing: any
@@ -15,6 +16,7 @@ inside the request.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,7 @@ from handlers.crm.records import (
     BindingRecord,
     CustomerRecord,
     EventRecord,
+    GroupRecord,
     contact_conflicts,
     explain,
     loads,
@@ -136,9 +139,11 @@ def _endpoint(runtime: Runtime, key: str, model: type[BaseModel], storer: Storer
 def install_crm_api(app: web.Application, runtime: Runtime) -> None:
     """Add the CRM push API's routes."""
     routes: Sequence[tuple[str, str, type[BaseModel], Storer]] = (
-        ("/crm/v1/customers:batchUpsert", "customers", CustomerRecord, store.upsert_customers),
+        ("/crm/v1/customers:batchUpsert", "customers", CustomerRecord,
+         functools.partial(store.upsert_customers, tiers=crm_settings(runtime.settings).tiers)),
         ("/crm/v1/events", "events", EventRecord, store.add_events),
         ("/crm/v1/bindings", "bindings", BindingRecord, store.add_bindings),
+        ("/crm/v1/groups", "groups", GroupRecord, store.upsert_groups),
     )
     for path, key, model, storer in routes:
         app.router.add_post(path, _endpoint(runtime, key, model, storer))

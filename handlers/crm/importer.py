@@ -3,7 +3,8 @@
 Rows are read and validated a chunk at a time in a worker thread (the file is never loaded
 whole, the event loop never waits on the disk) and stored one transaction per chunk; a bad row
 is reported as ``file:line: field: message`` and skipped, the good rows are kept. The kind is chosen by the
-content: rows with an ``event_id`` are key events, the rest are customers.
+content: rows with an ``event_id`` are key events, rows with a ``chat_id`` and no ``crm_id`` are
+groups (``chat_id, employer, payday``), the rest are customers.
 
 CSV customers: ``crm_id, unionid, external_userid`` and any other column as an attribute (list
 attributes as ``payroll|mortgage``; an empty cell leaves the attribute as it was). CSV events:
@@ -34,12 +35,12 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.crm import store
-from handlers.crm.records import CustomerRecord, EventRecord, explain, loads, shape_problem
+from handlers.crm.records import CustomerRecord, EventRecord, GroupRecord, explain, loads, shape_problem
 from scrm.kernel.clock import Clock
 from scrm.kernel.inbox import Inbox
 from scrm.kernel.progress import Progress
 
-Kind = Literal["auto", "customers", "events"]
+Kind = Literal["auto", "customers", "events", "groups"]
 CHUNK = 500
 # The report keeps this many error lines in memory; every line still goes to ``on_error``.
 MAX_KEPT_ERRORS = 1000
@@ -47,7 +48,7 @@ SUFFIXES = (".csv", ".jsonl", ".ndjson")
 _IDENTITY = ("crm_id", "unionid", "external_userid")
 
 Row = tuple[int, dict[str, Any] | str, int]  # (line, row or error message, bytes read so far)
-Parsed = tuple[int, CustomerRecord | EventRecord | str, int]
+Parsed = tuple[int, CustomerRecord | EventRecord | GroupRecord | str, int]
 
 
 @dataclass
@@ -131,7 +132,7 @@ def _csv_rows(raw: io.BufferedReader, label: str, codec: str) -> Iterator[Row]:
         raise FileFormatError(f"{label}: empty file or no header row")
     if bad:
         raise FileFormatError(f"{label}:1: header row is {_not_text(codec)}")
-    if "crm_id" not in fields:
+    if "crm_id" not in fields and "chat_id" not in fields:
         # Every row would fail the same way: one clear line instead of one per row.
         raise FileFormatError(f"{label}:1: no crm_id column in the header row")
     end = reader.line_num
@@ -218,12 +219,14 @@ def _json_payload(text: str) -> Any:
     return payload
 
 
-def _parse(row: dict[str, Any] | str, kind: Kind) -> CustomerRecord | EventRecord | str:
+def _parse(row: dict[str, Any] | str, kind: Kind) -> CustomerRecord | EventRecord | GroupRecord | str:
     if isinstance(row, str):
         return row
     try:
         if kind == "events" or (kind == "auto" and "event_id" in row):
             return _event(row)
+        if kind == "groups" or (kind == "auto" and "chat_id" in row and "crm_id" not in row):
+            return GroupRecord.model_validate(row)
         return _customer(row)
     except ValidationError as exc:
         return explain(exc)
@@ -245,7 +248,7 @@ async def import_file(path: Path, sessions: async_sessionmaker[AsyncSession], in
                       kind: Kind = "auto", progress: Progress | None = None, chunk: int = CHUNK,
                       name: str | None = None, on_error: Callable[[str], None] | None = None,
                       on_chunk: Callable[[], Awaitable[None]] | None = None,
-                      encoding: str = DEFAULT_ENCODING) -> ImportReport:
+                      encoding: str = DEFAULT_ENCODING, tiers: store.TierRule | None = None) -> ImportReport:
     """Import one file; returns counts and the bad rows as ``file:line: message``.
 
     ``name`` labels the file in error lines (default: ``path``); ``on_error`` gets every error
@@ -265,19 +268,22 @@ async def import_file(path: Path, sessions: async_sessionmaker[AsyncSession], in
         while batch := await asyncio.to_thread(_next_batch, rows, kind, chunk):
             customers: list[CustomerRecord] = []
             events: list[EventRecord] = []
+            groups: list[GroupRecord] = []
             for line, item, _ in batch:
                 report.rows += 1
                 if isinstance(item, CustomerRecord):
                     customers.append(item)
                 elif isinstance(item, EventRecord):
                     events.append(item)
+                elif isinstance(item, GroupRecord):
+                    groups.append(item)
                 else:
                     error = f"{label}:{line}: {item}"
                     report.add_error(error)
                     if on_error is not None:
                         on_error(error)
             position = batch[-1][2]
-            await _store(sessions, inbox, clock, customers, events, report)
+            await _store(sessions, inbox, clock, customers, events, report, tiers, groups)
             if progress is not None:
                 progress.update(position, f"{report.rows:,} rows, {report.error_count} errors")
             if on_chunk is not None:
@@ -294,17 +300,22 @@ async def import_file(path: Path, sessions: async_sessionmaker[AsyncSession], in
 
 
 async def _store(sessions: async_sessionmaker[AsyncSession], inbox: Inbox, clock: Clock,
-                 customers: list[CustomerRecord], events: list[EventRecord], report: ImportReport) -> None:
+                 customers: list[CustomerRecord], events: list[EventRecord], report: ImportReport,
+                 tiers: store.TierRule | None = None, groups: list[GroupRecord] | None = None) -> None:
     """One transaction per chunk: a crash loses at most the chunk in flight."""
-    if not customers and not events:
+    groups = groups or []
+    if not customers and not events and not groups:
         return
     async with sessions() as session, session.begin():
         now = clock.now()
         if customers:
-            res = await store.upsert_customers(session, inbox, customers, now)
+            res = await store.upsert_customers(session, inbox, customers, now, tiers=tiers)
             report.changed += len(res.changed)
+            report.new_events += res.new_events  # tier moves
         if events:
             res = await store.add_events(session, inbox, events, now)
             report.new_events += res.new_events
+        if groups:
+            await store.upsert_groups(session, inbox, groups, now)
     inbox.wake()
-    report.stored += len(customers) + len(events)
+    report.stored += len(customers) + len(events) + len(groups)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scrm.adapters.db.base import Base, BigId, JsonDict
@@ -67,3 +67,14 @@ class Binding(Base):
     external_userid: Mapped[str] = mapped_column(String(128), index=True)
     source: Mapped[str] = mapped_column(String(32))  # unionid | explicit | direct
     bound_at: Mapped[datetime]
+
+
+class CrmGroup(Base):
+    """A customer group as the CRM describes it: the employer of a payroll group and its payday."""
+
+    __tablename__ = "crm_group"
+
+    chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    employer: Mapped[str] = mapped_column(String(128), default="")
+    payday: Mapped[int | None] = mapped_column(Integer, default=None)
+    updated_at: Mapped[datetime]

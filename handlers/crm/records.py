@@ -19,10 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 _ID = Field(min_length=1, max_length=128)
 
-# The key events the reminder engine acts on (handlers.sop.reminders.CRM_KINDS): any other
+# The key events the reminder engine acts on (handlers.sop.reminders.CRM_KINDS), and the
+# interactions that record contact: any other
 # kind would be stored and then do nothing, so a typo ("large_transfr") is refused instead.
-EVENT_KINDS: tuple[str, ...] = ("birthday", "large_transfer", "manager_change", "maturity", "risk_expiry",
-                                "tier_down", "tier_up")
+EVENT_KINDS: tuple[str, ...] = ("birthday", "interaction.call", "interaction.visit", "large_transfer",
+                                "manager_change", "maturity", "risk_expiry", "tier_down", "tier_up")
+# Interactions the bank had with the customer outside WeCom (a call, a branch visit): no card,
+# they record contact (handlers.crm.handlers.on_interaction), which the no-contact reminder reads.
+INTERACTION_KINDS = frozenset({"interaction.call", "interaction.visit"})
 # Payload fields an event kind cannot do without (a large transfer is judged by its amount).
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"large_transfer": ("amount",)}
 # Fields read as dates (reminders, path anchors); so is any field named ``*_date``.
@@ -145,6 +149,14 @@ class EventRecord(Record):
         if missing:
             raise ValueError(f"a {kind} event needs {', '.join(missing)}")
         return _check_fields(v, numbers=True)
+
+
+class GroupRecord(Record):
+    """A customer group's employer and payday (payroll groups: the calendar's "payday")."""
+
+    chat_id: str = _ID
+    employer: str = Field("", max_length=128)
+    payday: int | None = Field(None, ge=1, le=31, description="day of month; null: the group type's default")
 
 
 class BindingRecord(Record):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
+from handlers.crm.store import DEFAULT_TIER_ORDER, TierRule
 from scrm.kernel.config import Cron, Section, Settings, section
 
 
@@ -21,6 +22,14 @@ class CrmSettings(Section):
     sync_chunk: int = Field(500, ge=1, le=10000)
     # Watched drop folder: how often to look for new CSV/JSONL files.
     inbox_poll_s: float = Field(30.0, gt=0)
+    # The customer attribute that is the tier, and its levels lowest first: a customer upsert that
+    # moves it between two levels raises tier_up / tier_down.
+    tier_attribute: str = Field("tier", min_length=1)
+    tier_order: tuple[str, ...] = DEFAULT_TIER_ORDER
+
+    @property
+    def tiers(self) -> TierRule:
+        return TierRule(self.tier_attribute, self.tier_order)
 
 
 

@@ -17,11 +17,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.crm import identity
 from handlers.crm.events import CrmChanged, CrmKeyEvent
-from handlers.crm.models import CrmCustomer, CrmEvent
-from handlers.crm.records import BindingRecord, CustomerRecord, EventRecord
+from handlers.crm.models import CrmCustomer, CrmEvent, CrmGroup
+from handlers.crm.records import BindingRecord, CustomerRecord, EventRecord, GroupRecord
 from handlers.crm.tagmap import digest
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of, upsert
 from scrm.kernel.inbox import Inbox
+
+# The CRM's tier ladder, lowest first: the shipped tag map's 客户等级 values (V1–V5, P = 私行),
+# with the names banks commonly add. ``[crm] tier_order`` replaces it.
+DEFAULT_TIER_ORDER: tuple[str, ...] = ("V0", "V1", "V2", "V3", "V4", "V5", "VIP", "VVIP", "P")
+
+
+@dataclass(frozen=True)
+class TierRule:
+    """Which customer attribute is the tier (``[crm] tier_attribute``) and its order, lowest first."""
+
+    attribute: str = "tier"
+    order: tuple[str, ...] = DEFAULT_TIER_ORDER
+
+    def kind(self, old: Any, new: Any) -> str | None:
+        """``tier_up``/``tier_down`` when the tier moved between two known levels, else None."""
+        if old is None or new is None or str(old) == str(new):
+            return None
+        rank = {v: i for i, v in enumerate(self.order)}
+        if str(old) not in rank or str(new) not in rank:
+            return None
+        return "tier_up" if rank[str(new)] > rank[str(old)] else "tier_down"
 
 
 @dataclass
@@ -50,9 +71,12 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 async def upsert_customers(session: AsyncSession, inbox: Inbox, records: Sequence[CustomerRecord],
-                           now: datetime) -> StoreResult:
-    """Merge attributes (absent keys kept, ``null`` removes), link identities, queue a sync."""
+                           now: datetime, *, tiers: TierRule | None = None) -> StoreResult:
+    """Merge attributes (absent keys kept, ``null`` removes), link identities, queue a sync, and
+    raise ``tier_up``/``tier_down`` where the tier attribute moved (see :func:`_tier_events`)."""
     result = StoreResult(accepted=len(records))
+    tiers = tiers or TierRule()
+    moves: list[tuple[str, str, Any, Any]] = []
     last = _fold(records)
     old = {c.crm_id: c for c in (await session.scalars(
         select(CrmCustomer).where(CrmCustomer.crm_id.in_(list(last))))).all()}
@@ -68,6 +92,10 @@ async def upsert_customers(session: AsyncSession, inbox: Inbox, records: Sequenc
         # From-and-to state: a customer changed back (V1 → V2 → V1) is a new change, not a repeat.
         was = repr(sorted(before.attributes.items())) if before else ""
         marks.append(f"{crm_id}:{digest([was])}>{digest([repr(sorted(attrs.items()))])}")
+        if before is not None:
+            kind = tiers.kind(before.attributes.get(tiers.attribute), attrs.get(tiers.attribute))
+            if kind is not None:
+                moves.append((crm_id, kind, before.attributes.get(tiers.attribute), attrs.get(tiers.attribute)))
     if rows:
         await session.execute(upsert(dialect_of(session), table_of(CrmCustomer), ["crm_id"],
                                      ["attributes", "unionid", "updated_at"]), rows)
@@ -79,7 +107,23 @@ async def upsert_customers(session: AsyncSession, inbox: Inbox, records: Sequenc
     result.changed = sorted(changed)
     links = repr(sorted(direct.items())) + repr(sorted(unionids.items()))
     await queue_sync(session, inbox, result.changed, now, "|".join(sorted(marks)) + links)
+    result.new_events = await _tier_events(session, inbox, moves, tiers, now)
     return result
+
+
+async def _tier_events(session: AsyncSession, inbox: Inbox, moves: Sequence[tuple[str, str, Any, Any]],
+                       tiers: TierRule, now: datetime) -> int:
+    """A customer whose tier attribute moved between two known levels gets the tier key event, as
+    if the CRM had sent it: stored in ``crm_event`` (its id names the move and the time, so a
+    repeated push or import, which changes nothing, raises nothing) and dispatched once. A first
+    tier (a new customer, or none before) or a value outside the order is no move."""
+    if not moves:
+        return 0
+    records = [EventRecord(event_id=f"tier:{crm_id}:{old}>{new}@{now.isoformat()}"[:256], crm_id=crm_id,
+                           kind=kind, at=now, payload={tiers.attribute: new, f"previous_{tiers.attribute}": old,
+                                                        "tier": new, "source": "attribute"})
+               for crm_id, kind, old, new in moves]
+    return (await add_events(session, inbox, records, now)).new_events
 
 
 async def add_bindings(session: AsyncSession, inbox: Inbox, records: Sequence[BindingRecord],
@@ -89,6 +133,18 @@ async def add_bindings(session: AsyncSession, inbox: Inbox, records: Sequence[Bi
     changed = await identity.bind(session, links, identity.EXPLICIT, now)
     await queue_sync(session, inbox, changed, now, "|".join(f"{c}>{e}" for c, e in sorted(links.items())))
     return StoreResult(accepted=len(records), changed=sorted(changed))
+
+
+async def upsert_groups(session: AsyncSession, inbox: Inbox, records: Sequence[GroupRecord],
+                        now: datetime) -> StoreResult:
+    """A group's employer and payday, replaced whole (the last record of a chat wins); the
+    calendar planner reads them at its next slot, so nothing is queued."""
+    rows = {r.chat_id: {"chat_id": r.chat_id, "employer": r.employer, "payday": r.payday, "updated_at": now}
+            for r in records}
+    if rows:
+        await session.execute(upsert(dialect_of(session), table_of(CrmGroup), ["chat_id"],
+                                     ["employer", "payday", "updated_at"]), list(rows.values()))
+    return StoreResult(accepted=len(records))
 
 
 async def add_events(session: AsyncSession, inbox: Inbox, records: Sequence[EventRecord],

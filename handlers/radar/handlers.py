@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.api import Customer, Follow
+from handlers.contacts.api import Customer, Follow, record_contact
 from handlers.radar import alerts, texts
 from handlers.radar.events import RadarClickEvent, RadarDigest
 from handlers.radar.models import RadarClick
@@ -97,6 +97,9 @@ async def on_click(event: RadarClickEvent, session: AsyncSession, wecom: WeComCl
         external_userid=customer, viewer_userid=None, occurrence=event.occurrence, at=event.at))
     if not customer:
         return  # anonymous: counted as an open, nobody to tag or name
+    if sender:
+        # The customer opened what their manager sent them: contact, as of the click.
+        await record_contact(session, customer, event.at, userid=sender)
     if tag_ids and userid:
         have = set((await session.scalars(select(FollowTag.tag_id).where(
             FollowTag.userid == userid, FollowTag.external_userid == customer))).all())

@@ -8,13 +8,14 @@ and not before ``REMIND_AFTER`` — then give up after ``GIVE_UP_AFTER``.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.sop.models import SopMassSend
+from handlers.contacts.api import record_contact
+from handlers.sop.models import SopMassSend, SopSend
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
 from scrm.kernel.models import OutboxAction
 from scrm.kernel.outbox import Outbox, WeComCaller
@@ -68,6 +69,25 @@ def may_remind(row: SopMassSend, now: datetime) -> bool:
     return not recent or now - max(recent) >= REMIND_GAP
 
 
+async def _record_contacts(session: AsyncSession, row: SopMassSend, tasks: list[dict[str, Any]],
+                           now: datetime) -> None:
+    """A 1:1 push its manager confirmed (sent in WeCom) is contact with its customer, dated when sent.
+
+    Group pushes are not contact with a customer. Seen again on every round until all senders
+    confirmed: harmless, as contact only moves forward.
+    """
+    send = (await session.execute(select(SopSend.target, SopSend.target_type, SopSend.sender)
+                                  .where(SopSend.key == row.outbox_key))).first()
+    if send is None or send.target_type != "customer":
+        return
+    for t in tasks:
+        if int(t.get("status", 0)) != 2 or str(t.get("userid") or "") != send.sender:
+            continue
+        sent = int(t.get("send_time") or 0)
+        at = min(datetime.fromtimestamp(sent, UTC), now) if sent else now
+        await record_contact(session, send.target, at, userid=send.sender)
+
+
 async def follow_up(session: AsyncSession, outbox: Outbox, wecom: WeComCaller | None, now: datetime, *,
                     remind: bool = True) -> dict[str, int]:
     """One follow-up round; reads from WeCom happen before any write of the transaction.
@@ -90,6 +110,7 @@ async def follow_up(session: AsyncSession, outbox: Outbox, wecom: WeComCaller | 
         if tasks is None:
             continue
         row.checked_at = now
+        await _record_contacts(session, row, tasks, now)
         if tasks and all(int(t.get("status", 0)) == 2 for t in tasks):
             row.confirmed = True
             counts["confirmed"] += 1

@@ -53,6 +53,7 @@ from handlers.sop.events import (
     SopSnoozeDue,
 )
 from handlers.sop.model import Decision
+from handlers.sop.reminders import CRM_KINDS
 from scrm.adapters.wecom.events import TemplateCardEvent
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
@@ -139,6 +140,8 @@ async def on_dated_reminder(event: SopDatedReminder, session: AsyncSession, cloc
 async def on_crm_event(event: CrmKeyEvent, session: AsyncSession, clock: Clock, settings: Settings,
                        outbox: Outbox, playbook: Playbook, scheduler: Scheduler) -> None:
     """Key CRM events: immediate cards (outside quiet hours) or dated jobs (maturity)."""
+    if event.event_kind not in CRM_KINDS:
+        return  # an interaction (call, visit): contact recorded by the CRM feature, no card
     now = clock.now()
     allowed = next_allowed(playbook, now)
     if allowed > now:

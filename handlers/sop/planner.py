@@ -179,7 +179,7 @@ class SlotPlanner:
         self.gate = self.state.gate
         self.only_source = only_source
         self.scan_all = scan_all
-        self._cal_cache: dict[tuple[str, date], list[Any]] = {}
+        self._cal_cache: dict[tuple[str, date, int | None], list[Any]] = {}
         self._path_cache = lru_cache(maxsize=4096)(self._path_occ)
 
     @property
@@ -215,17 +215,17 @@ class SlotPlanner:
     def _cal_has_slot(self, cal: GroupCalendar) -> bool:
         return any(s.at == self.at for s in cal.steps) or any(r.send_time == self.at for r in cal.recurring)
 
-    def _cal_occurrences(self, cal: GroupCalendar, created: date) -> list[Any]:
-        key = (cal.calendar, created)
+    def _cal_occurrences(self, cal: GroupCalendar, created: date, payday: int | None = None) -> list[Any]:
+        key = (cal.calendar, created, payday)
         if key not in self._cal_cache:
-            occ = calendar_occurrences(self.pb, cal, created, self.day - HOLIDAY_LOOKBACK, self.day)
+            occ = calendar_occurrences(self.pb, cal, created, self.day - HOLIDAY_LOOKBACK, self.day, payday=payday)
             placed = [o for o in occ if o.at.time() == self.at and o.at.date() == self.day]
             # Steps the holiday rule removed: recorded as skips, not silently lost.
             rule = cal.on_holiday or self.pb.policy.on_holiday
             dropped: list[Any] = []
             if rule == "skip" and not self.pb.work_calendar.is_workday(self.day):
                 raw = calendar_occurrences(self.pb, cal.model_copy(update={"on_holiday": "send"}),
-                                           created, self.day, self.day)
+                                           created, self.day, self.day, payday=payday)
                 kept = {o.step for o in placed}
                 dropped = [o for o in raw if o.at.time() == self.at and o.at.date() == self.day
                            and o.step not in kept]
@@ -239,7 +239,8 @@ class SlotPlanner:
         late = self._late(cal.misfire_grace or self.pb.policy.misfire_grace)
         async for group in iter_groups(session, [cal.group_type]):
             created = group.created_at.astimezone(self.tz).date()
-            for occ, why in self._cal_occurrences(cal, created):
+            # A payroll group's own employer payday (from the CRM) over the group type's default.
+            for occ, why in self._cal_occurrences(cal, created, group.payday):
                 entry = entries[occ.step]
                 if send_key(source, entry.key, group.chat_id, self.day) in self.done:
                     continue
@@ -404,7 +405,8 @@ class SlotPlanner:
 
     def _group_context(self, group: GroupTarget) -> dict[str, str]:
         gt = self.pb.group_types.get(group.group_type)
-        payday = str(gt.payday) if gt and gt.payday else ""
+        day = group.payday or (gt.payday if gt else None)
+        payday = str(day) if day else ""
         return {**self._base_context(group.owner), "group.name": group.name, "group.payday": payday}
 
     def _customer_context(self, c: CustomerTarget, manager: str, remark: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, or_, sel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Customer, Follow, Member
-from handlers.crm.api import Binding, CrmCustomer
+from handlers.crm.api import Binding, CrmCustomer, CrmGroup
 from handlers.groups.api import GroupChat
 from handlers.tags.api import FollowTag, Tag, TagGroup
 from scrm.playbook.expr import ANCHORS
@@ -38,6 +38,7 @@ class GroupTarget:
     owner: str
     group_type: str
     created_at: datetime
+    payday: int | None = None  # the employer's payday the CRM gave for this group (else the type's)
 
 
 @dataclass(frozen=True)
@@ -74,15 +75,17 @@ async def iter_groups(session: AsyncSession, group_types: Sequence[str]) -> Asyn
     last = ""
     while True:
         rows = (await session.execute(
-            select(GroupChat.chat_id, GroupChat.name, GroupChat.owner, GroupChat.group_type, GroupChat.created_at)
+            select(GroupChat.chat_id, GroupChat.name, GroupChat.owner, GroupChat.group_type, GroupChat.created_at,
+                   CrmGroup.payday)
+            .outerjoin(CrmGroup, CrmGroup.chat_id == GroupChat.chat_id)
             .where(GroupChat.group_type.in_(list(group_types)), GroupChat.status == "active",
                    GroupChat.created_at.is_not(None), GroupChat.chat_id > last)
             .order_by(GroupChat.chat_id).limit(BATCH))).all()
         if not rows:
             return
-        for chat_id, name, owner, gtype, created in rows:
+        for chat_id, name, owner, gtype, created, payday in rows:
             if created is not None:  # filtered above; narrows the type
-                yield GroupTarget(chat_id, name, owner, gtype or "", created)
+                yield GroupTarget(chat_id, name, owner, gtype or "", created, payday)
         if len(rows) < BATCH:  # the last page: no need to ask for an empty one
             return
         last = rows[-1][0]

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.api import Member
+from handlers.contacts.api import Member, record_contact
 from handlers.sop.models import SopTask
 from scrm.kernel.outbox import PRIORITY_INTERACTIVE, Outbox
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
@@ -33,6 +33,10 @@ async def on_button(session: AsyncSession, outbox: Outbox, scheduler: Scheduler 
     if task.status in ("open", "escalated"):
         task.status = status
         task.handled_at = now
+        if status == "done" and task.target:
+            # The manager did what the card asked of them for this customer: that is contact
+            # (a group card's target is a chat id, which no follow relation matches).
+            await record_contact(session, task.target, now, userid=task.userid)
         if status == "snoozed" and scheduler is not None:
             snooze = timedelta(seconds=float(task.detail.get("snooze_s") or DEFAULT_SNOOZE.total_seconds()))
             await scheduler.put_job(session, f"sop.snooze:{task_id}", SopSnoozeDue,
