@@ -1,12 +1,12 @@
-"""Process helpers the benchmarks share: a child server's log file, its wait for its stop, CPU seconds."""
+"""Process helpers of the benchmarks: a child server's log file, the machine's busy CPU, this
+process's peak RSS (a server's wait for its stop and a process's CPU seconds are in
+tests/support/processes.py, shared with the chaos test)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import resource
 import sys
-from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 
 
@@ -24,22 +24,6 @@ def log_service_to(path: Path, level: str, fmt: str) -> None:
         sys.stderr = real_stderr
 
 
-async def until_stopped(stop: MpEvent) -> None:
-    """Wait for ``stop`` in a thread (the loop stays free for requests); also end when the
-    parent process is gone, so a crashed bench leaves no server behind."""
-    parent = os.getppid()
-    loop = asyncio.get_running_loop()
-    while not await loop.run_in_executor(None, stop.wait, 0.5) and os.getppid() == parent:
-        pass
-
-
-def proc_cpu_s(pid: int | None) -> float | None:
-    """utime + stime of a process, from /proc (Linux); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def system_busy_s() -> float | None:
@@ -65,3 +49,14 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's VmHWM to its current RSS (Linux: ``clear_refs`` 5), so that a peak
+    read afterwards is the measured phase's, not the seeding's; False where that is refused."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True

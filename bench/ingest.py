@@ -52,11 +52,12 @@ import aiohttp
 from aiohttp import web
 from yarl import URL
 
-from bench._proc import log_service_to, proc_cpu_s, system_busy_s, until_stopped
+from bench._proc import log_service_to, system_busy_s
 from scrm.adapters.wecom.crypto import CryptoError, WeComCrypto
 from scrm.adapters.wecom.events import XmlError, parse_xml
 from scrm.kernel.clock import SystemClock
 from tests.fakes.wecom_sender import add_contact_xml
+from tests.support.processes import proc_cpu_s, until_stopped
 
 # The official test vector's token, key and receive id (same as tests/conftest.py).
 TOKEN = "QDG6eK"

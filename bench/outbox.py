@@ -56,9 +56,9 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/outbox.py`
 from aiohttp import web
 
 from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
-from bench._proc import until_stopped
 from scrm.kernel.clock import SystemClock
 from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
+from tests.support.processes import until_stopped
 
 HOST = "127.0.0.1"
 API = "message/send"

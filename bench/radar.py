@@ -44,7 +44,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/radar.py`
 import aiohttp
 from aiohttp import web
 
-from bench._proc import proc_cpu_s
+from tests.support.processes import proc_cpu_s
 
 MATERIAL_ID = "elderly-fraud-awareness"  # a link material of the shipped playbook
 NAMES = ("baseline", "radar")

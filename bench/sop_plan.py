@@ -210,15 +210,6 @@ def prepare(db: str | None, customers: int, groups: int, reseed: bool) -> str:
     return url
 
 
-def _reset_peak() -> bool:
-    """Reset VmHWM to the current RSS (Linux ``clear_refs`` 5): the peak printed is the planner's."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -233,12 +224,12 @@ def main() -> None:
                     help="day: DayPlanner (one run, caps carried across slots); slots: a SlotPlanner per slot")
     ap.add_argument("--profile", help="write cProfile stats of the planning to this file")
     args = ap.parse_args()
-    from bench._proc import peak_rss_mb
+    from bench._proc import peak_rss_mb, reset_peak_rss
 
     url = prepare(args.db, args.customers, args.groups, args.reseed)
     backend = url.split(":", 1)[0].split("+", 1)[0]
     rss_seeding = peak_rss_mb()
-    reset = _reset_peak()
+    reset = reset_peak_rss()
     cpu = time.process_time()
     t = time.perf_counter()
     profiler = cProfile.Profile() if args.profile else None

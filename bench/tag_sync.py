@@ -73,11 +73,12 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/tag_sync.py`
 from aiohttp import web
 
 from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
-from bench._proc import peak_rss_mb, until_stopped
+from bench._proc import peak_rss_mb, reset_peak_rss
 from scrm.kernel.clock import SystemClock
 from scrm.kernel.progress import Progress
 from scrm.playbook.models import TagsFile
 from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
+from tests.support.processes import until_stopped
 
 HOST = "127.0.0.1"
 API = "externalcontact/mark_tag"
@@ -304,16 +305,6 @@ async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, 
     return out
 
 
-def _reset_peak() -> bool:
-    """Reset this process's VmHWM to its current RSS (Linux: ``clear_refs`` 5), so the peak
-    printed is the sync's, not the seeding's."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
-
 
 class _Stop(Exception):
     """Raised between two chunks once ``--max-seconds`` have passed."""
@@ -356,7 +347,7 @@ async def _plan_only(sessions: Any, outbox: Any, wecom: Any, clock: SystemClock,
     boundary after ``max_s`` and reports how far it got."""
     from handlers.crm.runner import run_sync
 
-    out: dict[str, Any] = {"peak_reset": _reset_peak()}
+    out: dict[str, Any] = {"peak_reset": reset_peak_rss()}
     t = time.perf_counter()
     dry, _ = await run_sync(sessions, None, wecom, TAGS, clock, "bench", dry_run=True, chunk=chunk)
     out["dry_s"], out["dry_scanned"], out["dry_calls"], out["rss_dry"] = (

@@ -65,7 +65,7 @@ import aiohttp
 from aiohttp import web
 
 from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
-from bench._proc import log_service_to, proc_cpu_s, system_busy_s, until_stopped
+from bench._proc import log_service_to, system_busy_s
 from scrm.adapters.wecom.crypto import WeComCrypto
 from scrm.kernel.clock import SystemClock
 from scrm.sandbox import (
@@ -79,6 +79,7 @@ from scrm.sandbox.demo import seed_demo
 from scrm.sandbox.driver import CallbackDriver
 from scrm.sandbox.server import SandboxServer
 from scrm.sandbox.state import SandboxState
+from tests.support.processes import proc_cpu_s, until_stopped
 
 HOST = "127.0.0.1"
 P99_GOAL_MS = 1000.0
@@ -156,7 +157,10 @@ def _count_sql(path: str) -> Callable[[], None]:
         counts[("MANY " if executemany else "") + " ".join(statement.split())[:160]] += 1
 
     event.listen(Engine, "before_cursor_execute", seen)
-    return lambda: Path(path).write_text(json.dumps(counts.most_common(), ensure_ascii=False, indent=0))
+    def dump() -> None:
+        Path(path).write_text(json.dumps(counts.most_common(), ensure_ascii=False, indent=0))
+
+    return dump
 
 
 async def _serve_service(settings: Any, presync: bool, conn: Connection, stop: MpEvent) -> None:

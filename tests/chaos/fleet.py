@@ -22,18 +22,11 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 
 from tests.chaos.service import HOST, ServiceSpec, service_main
+from tests.support.processes import proc_cpu_s
 
 # A start that takes longer than this is a failure of the run, not chaos.
 START_TIMEOUT_S = 60.0
 
-
-def cpu_s(pid: int | None) -> float | None:
-    """utime + stime of a running process, from /proc (Linux); None elsewhere or when gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def free_port() -> int:
@@ -135,7 +128,7 @@ class Fleet:
                 with contextlib.suppress(EOFError, OSError):
                     inc.conn.recv()
                     inc.ready_at = self.loop.time()
-                    inc.startup_cpu_s = cpu_s(inc.proc.pid)
+                    inc.startup_cpu_s = proc_cpu_s(inc.proc.pid)
                     inc.ready.set()
             if not inc.proc.is_alive():  # reaps it
                 break
@@ -153,7 +146,7 @@ class Fleet:
         self.kills.append((inc.killed_at, slot.name, inc.number))
         pid = inc.proc.pid
         assert pid is not None
-        inc.cpu_s = cpu_s(pid)
+        inc.cpu_s = proc_cpu_s(pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         await inc.exited.wait()  # reaped by its watcher (waitpid): no zombie left behind
@@ -175,7 +168,7 @@ class Fleet:
         """A clean stop of every running incarnation (SIGKILL after ``timeout_s``)."""
         running = [slot.current for slot in self.slots if slot.incarnations and not slot.current.exited.is_set()]
         for inc in running:
-            inc.cpu_s = cpu_s(inc.proc.pid)
+            inc.cpu_s = proc_cpu_s(inc.proc.pid)
             inc.stopping = True
             inc.stop.set()
         with contextlib.suppress(TimeoutError):

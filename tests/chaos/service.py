@@ -17,6 +17,8 @@ from multiprocessing.synchronize import Event as MpEvent
 from pathlib import Path
 from typing import Any
 
+from tests.support.processes import until_stopped
+
 HOST = "127.0.0.1"
 
 
@@ -102,15 +104,7 @@ async def _serve(settings: Any, port: int, conn: Connection, stop: MpEvent) -> N
     await site.start()
     conn.send(("ready", os.getpid()))
     try:
-        await _until_stopped(stop)
+        await until_stopped(stop)
     finally:
         await runner.cleanup()
 
-
-async def _until_stopped(stop: MpEvent) -> None:
-    """Wait for ``stop`` in a thread (the loop stays free for requests); also end when the
-    parent process is gone, so a crashed test leaves no server behind."""
-    parent = os.getppid()
-    loop = asyncio.get_running_loop()
-    while not await loop.run_in_executor(None, stop.wait, 0.5) and os.getppid() == parent:
-        pass

@@ -14,20 +14,16 @@ the service's logs stay in the test's tmp_path.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
-from scrm.adapters.db.engine import make_engine
 from tests.chaos.run import ChaosConfig, chaos_run
 from tests.chaos.verdict import Verdict
-from tests.conftest import PG_ADMIN_URL
+from tests.support.pg import scratch_database
 
 
 @asynccontextmanager
@@ -36,23 +32,8 @@ async def chaos_database(db: str, root: Path) -> AsyncIterator[str]:
     if db == "sqlite":
         yield f"sqlite+aiosqlite:///{root / 'scrm.db'}"
         return
-    name = f"scrm_chaos_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_ADMIN_URL)
-    try:
-        async with asyncio.timeout(5):
-            async with admin.connect() as conn:
-                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await auto.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        await admin.dispose()
-        pytest.skip(f"PostgreSQL NOT TESTED: not reachable at {PG_ADMIN_URL}: {type(exc).__name__}: {exc}")
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        async with admin.connect() as conn:
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await auto.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_database("scrm_chaos") as url:
+        yield url
 
 
 # CHAOS_ADDS adds per database (500 in CI, where both cases must fit in about two minutes on 2

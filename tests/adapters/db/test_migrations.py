@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from sqlalchemy import Connection, text
 from scrm.adapters.db import migrate
 from scrm.adapters.db.engine import make_engine
 from scrm.main import load_all_models
-from tests.conftest import PG_ADMIN_URL
+from tests.support.pg import scratch_database
 
 
 def _diff(conn: Connection) -> list[Any]:
@@ -38,22 +37,8 @@ async def _fresh_database(kind: str, tmp_path: Path) -> AsyncIterator[str]:
     if kind == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
         return
-    name = f"scrm_mig_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(PG_ADMIN_URL)
-    try:
-        async with admin.connect() as conn:
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await auto.execute(text(f'CREATE DATABASE "{name}"'))
-    except OSError as exc:
-        await admin.dispose()
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        async with admin.connect() as conn:
-            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await auto.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        await admin.dispose()
+    async with scratch_database("scrm_mig") as url:
+        yield url
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
