@@ -11,14 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.crm.events import CrmNightly
 from handlers.crm.settings import crm_settings
 from handlers.crm.tagmap import crm_groups
 from scrm.kernel.config import ConfigError, Settings
-from scrm.kernel.models import DueJob
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
 from scrm.playbook.models import TagGroup as TagGroupSpec
 
@@ -43,22 +41,12 @@ def nightly_trigger(settings: Settings) -> TriggerSpec | None:
 
 async def register_nightly(session: AsyncSession, scheduler: Scheduler, settings: Settings,
                            tag_groups: Mapping[str, TagGroupSpec] | None) -> bool:
-    """Put (or disable) the nightly job; returns whether it is enabled.
+    """Put (or disable) the nightly job (``Scheduler.keep_job``); returns whether it is enabled.
 
     Off when ``nightly_cron`` is empty or the tag map (``tag_groups``, None without a playbook)
-    has no CRM-owned group: there is nothing to reconcile. An unchanged job is left alone:
-    ``put_job`` recomputes the next run from now, and a restart at 02:35 must not skip the 02:30
-    run that is still waiting for a scheduler tick.
+    has no CRM-owned group: there is nothing to reconcile.
     """
-    trigger = nightly_trigger(settings)
-    job = await session.scalar(select(DueJob).where(DueJob.job_key == JOB_KEY))
-    if trigger is None or not crm_groups(tag_groups or {}):
-        if job is not None and job.enabled:
-            await session.execute(update(DueJob).where(DueJob.job_key == JOB_KEY).values(enabled=False))
-        return False
-    spec = trigger.model_dump(mode="json")
-    unchanged = (job is not None and job.enabled and job.kind == CrmNightly.KIND and job.trigger == spec
-                 and job.misfire_grace_s == MISFIRE_GRACE_S and job.next_run_at is not None)
-    if not unchanged:
-        await scheduler.put_job(session, JOB_KEY, CrmNightly, trigger, misfire_grace_s=MISFIRE_GRACE_S)
-    return True
+    trigger = nightly_trigger(settings)  # checked even when off: a bad expression is named
+    if not crm_groups(tag_groups or {}):
+        trigger = None
+    return await scheduler.keep_job(session, JOB_KEY, CrmNightly, trigger, misfire_grace_s=MISFIRE_GRACE_S)

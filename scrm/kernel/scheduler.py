@@ -29,7 +29,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of, upsert
@@ -115,6 +115,25 @@ class Scheduler:
                "misfire_grace_s": misfire_grace_s, "enabled": True}
         await session.execute(upsert(dialect_of(session), table_of(DueJob), ["job_key"],
                                      ["kind", "trigger", "payload", "next_run_at", "misfire_grace_s", "enabled"]), row)
+
+    async def keep_job(self, session: AsyncSession, job_key: str, kind: type[Internal], trigger: TriggerSpec | None,
+                       *, misfire_grace_s: int) -> bool:
+        """A standing job as configuration wants it; returns whether it is enabled.
+
+        ``trigger`` None disables the job. An unchanged job is left alone: ``put_job`` recomputes
+        the next run from now, and a restart at 02:35 must not skip the 02:30 run that is still
+        waiting for a tick."""
+        job = await session.scalar(select(DueJob).where(DueJob.job_key == job_key))
+        if trigger is None:
+            if job is not None and job.enabled:
+                await session.execute(update(DueJob).where(DueJob.job_key == job_key).values(enabled=False))
+            return False
+        unchanged = (job is not None and job.enabled and job.kind == kind.KIND
+                     and job.trigger == trigger.model_dump(mode="json") and job.misfire_grace_s == misfire_grace_s
+                     and job.next_run_at is not None)
+        if not unchanged:
+            await self.put_job(session, job_key, kind, trigger, misfire_grace_s=misfire_grace_s)
+        return True
 
     async def tick(self) -> int:
         """Claim due jobs, enqueue their occurrences, advance them; returns occurrences enqueued."""
