@@ -13,12 +13,14 @@ from typing import Any
 
 from sqlalchemy import MetaData
 
+from handlers.backfill import feature as backfill
 from handlers.contacts import feature as contacts
 from handlers.crm import feature as crm
 from handlers.groups import feature as groups
 from handlers.radar import feature as radar
 from handlers.sop import feature as sop
 from handlers.staff import feature as staff
+from handlers.succession import feature as succession
 from handlers.tags import feature as tags
 from handlers.timeline import feature as timeline
 from scrm.adapters.db.base import Base
@@ -36,8 +38,10 @@ FEATURES: tuple[Feature, ...] = compose((
     radar.FEATURE,
     sop.FEATURE,
     staff.FEATURE,
+    succession.FEATURE,
     tags.FEATURE,
     timeline.FEATURE,
+    backfill.FEATURE,
 ))
 
 
