@@ -94,9 +94,9 @@ async def _build_welcome(event: ev.AddExternalContact | ev.AddHalfExternalContac
     if manager is None:
         if event.user_id not in _UNNAMED:  # once per member and process: a burst must not flood the log
             _UNNAMED.add(event.user_id)
-            log.warning("member name unknown (import the staff directory); welcome uses the userid",
-                        extra={"userid": event.user_id})
-        manager = event.user_id
+            log.warning("member name unknown (sync or import the staff directory); welcome says %s",
+                        texts.UNNAMED_MANAGER, extra={"userid": event.user_id})
+        manager = texts.UNNAMED_MANAGER
     context = context_for(info.external_contact.name, follow.remark, manager, today)
     # A link goes out as a radar link minted for this customer and manager (opens are tracked).
     tracking = welcome_tracking(settings, event.user_id, event.external_user_id, event.state, event.welcome_code)

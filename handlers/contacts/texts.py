@@ -13,6 +13,11 @@ def churn_notice(customer: str, channel: str | None) -> str:
             "建议回顾最近的沟通记录，必要时请团队长协助回访。")
 
 
+# A welcome names its manager; when the staff directory does not know the member yet (not synced,
+# or an HR file without them), the customer reads this rather than an internal userid.
+UNNAMED_MANAGER = "客户经理"
+
+
 # Why a queued welcome did not go out in time (the outbox failed it: its code had expired).
 WINDOW_MISSED = "系统未能在欢迎码有效的20秒内发出"
 

@@ -82,6 +82,17 @@ async def test_welcome_renders_names_and_link(sqlite_url: str, tmp_path: Path) -
         assert s.state.follow("lina", ext).tag_ids == []  # type: ignore[union-attr]
 
 
+async def test_a_manager_the_directory_does_not_know_is_named_politely(sqlite_url: str, tmp_path: Path) -> None:
+    """A member added to WeCom after the last directory sync: the customer reads 「客户经理」, never
+    the internal userid."""
+    async with stack(sqlite_url, tmp_path) as s:
+        s.state.add_member("newhire01", "新同事")  # in WeCom, not yet in the service's directory
+        out = await s.driver.add_external_contact("newhire01", name="赵六", state="unknown-state")
+        await s.run()
+        (welcome,) = s.state.delivered_messages(kind="welcome", to=out.fields["ExternalUserID"])
+        assert welcome.content["text"]["content"] == "赵六您好，我是客户经理，很高兴为您服务。"
+
+
 async def test_duplicates_and_replays_do_nothing_twice(db_url: str, tmp_path: Path) -> None:
     async with stack(db_url, tmp_path) as s:
         out = await s.driver.add_external_contact("zhangwei", name="孙七", state="lobby-chengxi")
