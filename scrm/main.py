@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import MetaData
 
 from handlers.backfill import feature as backfill
+from handlers.console import feature as console
 from handlers.contacts import feature as contacts
 from handlers.crm import feature as crm
 from handlers.groups import feature as groups
@@ -42,6 +43,7 @@ FEATURES: tuple[Feature, ...] = compose((
     tags.FEATURE,
     timeline.FEATURE,
     backfill.FEATURE,
+    console.FEATURE,
 ))
 
 

@@ -529,6 +529,16 @@ class Outbox:
                 .values(status="cancelled", locked_until=None, lease_owner=None))
         return int(res.rowcount)
 
+    async def mark_sent(self, ids: list[int], by: str) -> int:
+        """Record ``unknown`` actions as sent: an operator checked WeCom and found them delivered,
+        so sending again would send twice."""
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(OutboxAction).where(OutboxAction.id.in_(ids), OutboxAction.status == "unknown")
+                .values(status="sent", sent_at=self.clock.now(), locked_until=None, lease_owner=None,
+                        result={"resolved": "sent", "by": by}))
+        return int(res.rowcount)
+
     async def counts(self) -> dict[str, int]:
         async with self.sessions() as s:
             res = await s.execute(select(OutboxAction.status, func.count()).group_by(OutboxAction.status))

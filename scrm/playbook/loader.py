@@ -40,6 +40,9 @@ M = TypeVar("M", bound=BaseModel)
 
 KNOWN_FILES = ("policy.yaml", "tags.yaml", "channels.yaml", "groups.yaml", "reminders.yaml")
 KNOWN_DIRS = ("calendars", "paths")
+# Files in sop/ that features read and check themselves (`scrm console check`, `scrm succession
+# check`): part of the layout, so not "ignored", but not the SOP engine's to load.
+FEATURE_FILES = ("console.yaml", "succession.yaml")
 
 
 class _Loader:
@@ -199,7 +202,7 @@ class _Loader:
 
     def unknown_files(self, holidays: str) -> None:
         """Warn about YAML the loader would silently ignore (a misspelt file name, .yml)."""
-        known = {*KNOWN_FILES, holidays}
+        known = {*KNOWN_FILES, *FEATURE_FILES, holidays}
         for path in sorted(self.sop_dir.rglob("*")):
             rel = path.relative_to(self.sop_dir).as_posix()
             if path.is_dir() or rel in known:

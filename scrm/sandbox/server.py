@@ -130,6 +130,7 @@ class SandboxServer:
             for route in table.routes:
                 self.app.router.add_route(route.method, route.path, partial(self._handle, route))
         self.app.router.add_get("/connect/oauth2/authorize", self._authorize)
+        self.app.router.add_get("/wwlogin/sso/login", self._sso_login)
 
     # -- test helpers ------------------------------------------------------------------------
 
@@ -156,6 +157,10 @@ class SandboxServer:
     async def _authorize(self, request: web.Request) -> web.StreamResponse:
         await self.latency.wait()
         return server_auth.authorize(request, self.state, self.config, self.now())
+
+    async def _sso_login(self, request: web.Request) -> web.StreamResponse:
+        await self.latency.wait()
+        return server_auth.sso_login(request, self.state, self.config, self.now())
 
     async def _handle(self, route: Route, request: web.Request) -> web.StreamResponse:
         # Shielded: a client that gives up (timeout) must not cancel a call WeCom would still

@@ -1,7 +1,9 @@
-"""Access tokens, OAuth codes (auth/getuserinfo) and the OAuth authorize page emulation."""
+"""Access tokens, OAuth codes (auth/getuserinfo), and the emulated pages of WeCom's OAuth
+authorize (members and customers in the WeCom/WeChat browser) and web login (企业微信扫码登录)."""
 
 from __future__ import annotations
 
+import html
 import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -83,3 +85,45 @@ def authorize(request: web.Request, state: SandboxState, config: ServerConfig, n
     params = [*parse_qsl(parts.query, keep_blank_values=True), ("code", code), ("state", oauth_state)]
     target = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), ""))
     raise web.HTTPFound(target)
+
+
+def sso_login(request: web.Request, state: SandboxState, config: ServerConfig, now: float) -> web.Response:
+    """``GET /wwlogin/sso/login``: WeCom's web login (a member scans a QR code with the WeCom
+    app, then the browser goes to redirect_uri with ``code`` and ``state``).
+
+    Nobody scans here: with ``sandbox_viewer`` (an active member's userid) the page redirects at
+    once; without it, it lists the corp's active members and each link signs in as that member.
+    Errors are plain-text 400 pages, as WeCom shows an error page.
+    """
+    query = request.query
+    if query.get("login_type") != "CorpApp":
+        return web.Response(status=400, text="invalid login_type (CorpApp for a corp's own app)")
+    if query.get("appid") != config.corp_id:
+        return web.Response(status=400, text="invalid appid")
+    if query.get("agentid") != str(config.agent_id):
+        return web.Response(status=400, text="invalid agentid")
+    redirect_uri = query.get("redirect_uri", "")
+    parts = urlsplit(redirect_uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return web.Response(status=400, text="invalid redirect_uri")
+    oauth_state = query.get("state", "")
+    if not _STATE_RE.match(oauth_state):
+        return web.Response(status=400, text="invalid state: a-zA-Z0-9, at most 128 bytes")
+    viewer = query.get("sandbox_viewer", "")
+    if not viewer:
+        links = "".join(
+            f'<li><a href="{html.escape(_with(request, sandbox_viewer=m.userid))}">{html.escape(m.name)}'
+            f"（{html.escape(m.userid)}）</a></li>"
+            for m in sorted(state.members.values(), key=lambda m: m.userid) if m.status == "active")
+        page = (f"<!doctype html><meta charset=utf-8><title>企业微信登录（沙箱）</title>"
+                f"<h1>企业微信登录（沙箱）</h1><p>沙箱里没有二维码：选择以哪位成员的身份扫码。</p><ul>{links}</ul>")
+        return web.Response(text=page, content_type="text/html")
+    if state.active_member(viewer) is None:
+        return web.Response(status=400, text=f"{viewer} is not an active member of this corp")
+    code = state.issue_oauth_code(now, userid=viewer)
+    params = [*parse_qsl(parts.query, keep_blank_values=True), ("code", code), ("state", oauth_state)]
+    raise web.HTTPFound(urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), "")))
+
+
+def _with(request: web.Request, **extra: str) -> str:
+    return str(request.rel_url.update_query(extra))

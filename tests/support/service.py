@@ -27,17 +27,18 @@ def spine_routers() -> list[Router]:
 @contextlib.asynccontextmanager
 async def running_service(settings: Settings, *, clock: Clock | None = None, workers: bool = False,
                           routers: list[Router] | None = None, wecom: Any = None, playbook: bool = False,
-                          ) -> AsyncIterator[tuple[Runtime, TestClient[Any, Any]]]:
+                          port: int | None = None) -> AsyncIterator[tuple[Runtime, TestClient[Any, Any]]]:
     """The service app on a loopback port; workers off by default so tests step them.
 
     ``playbook=True`` loads sop/ and materials/ from the settings' playbook directories.
+    ``port``: a fixed port (a browser test needs the address in ``server.public_url``).
     """
     if routers is None and not playbook:  # without a playbook only the pipeline's own handlers can run
         routers = spine_routers()
     runtime = build_runtime(settings, clock=clock or FakeClock(), routers=routers, wecom=wecom,
                       load_playbook=playbook)
     app = create_app(runtime, workers=workers)
-    client: TestClient[Any, Any] = TestClient(TestServer(app))
+    client: TestClient[Any, Any] = TestClient(TestServer(app, port=port) if port else TestServer(app))
     await client.start_server()
     try:
         yield runtime, client

@@ -238,7 +238,7 @@ async def stack(db_url: str, root: Path, *, start: datetime | None = None,
                 playbook: tuple[Path, Path] | None = None, channels: str | None = None, groups: str | None = None,
                 materials: str | None = None, tags: str | None = None, routers: list[Router] | None = None,
                 sections: dict[str, dict[str, Any]] | None = None, limits: Limits | None = None,
-                demo: bool = True, customers: bool = False) -> AsyncIterator[Stack]:
+                demo: bool = True, customers: bool = False, port: int | None = None) -> AsyncIterator[Stack]:
     """The service, the sandbox tenant and a playbook, on one FakeClock.
 
     - ``start``: the clock's first reading (default: FakeClock's own).
@@ -252,6 +252,7 @@ async def stack(db_url: str, root: Path, *, start: datetime | None = None,
     - ``demo``: seed the sandbox with the demo bank and copy its members into the Member table;
       ``demo=False`` starts from an empty tenant.
     - ``customers``: also copy the sandbox's customers into the Customer table.
+    - ``port``: serve the service on this port (browser tests put it in ``server.public_url``).
     """
     if playbook is not None and (channels, groups, materials, tags) != (None, None, None, None):
         raise TypeError("channels/groups/materials/tags shape the small playbook; not with playbook=")
@@ -272,7 +273,7 @@ async def stack(db_url: str, root: Path, *, start: datetime | None = None,
         settings = sandbox_settings(db_url, base, sop, mat, **(sections or {}))
         wecom = wecom_client(settings, clock)
         async with running_service(settings, clock=clock, wecom=wecom, routers=routers, playbook=True,
-                                   ) as (runtime, client):
+                                   port=port) as (runtime, client):
             await _copy_directory(runtime, state, clock, members=demo, customers=customers)
             url = str(client.make_url("/wecom/callback"))
             async with CallbackDriver(state, runtime.crypto(), url, clock, seed=7) as driver:

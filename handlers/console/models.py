@@ -1,0 +1,40 @@
+"""Console tables: signed-in sessions (server side, so signing out or removing someone's role
+ends their access at once) and the audit log of everything done in the console."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from scrm.adapters.db.base import Base, BigId, JsonDict
+
+
+class ConsoleSession(Base):
+    """One browser's session. The cookie carries a random token; only its SHA-256 is stored, so
+    a copy of the database opens no session."""
+
+    __tablename__ = "console_session"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[JsonDict]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ConsoleAudit(Base):
+    """One thing a person did in the console (signed in, looked at a page, replayed an event)."""
+
+    __tablename__ = "console_audit"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))  # a WeCom userid, "local:admin", or "" (not signed in)
+    role: Mapped[str] = mapped_column(String(32), default="")
+    action: Mapped[str] = mapped_column(String(64))  # signin | signin_refused | view | replay | ...
+    target: Mapped[str] = mapped_column(Text, default="")
+    detail: Mapped[JsonDict] = mapped_column(default=dict)
+    remote: Mapped[str] = mapped_column(String(64), default="")
+
+    __table_args__ = (Index("ix_console_audit_at", "at"), Index("ix_console_audit_actor", "actor", "at"))

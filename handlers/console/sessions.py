@@ -1,0 +1,85 @@
+"""Console sessions, kept in the database (aiohttp-session with our own storage).
+
+The cookie holds a random token and nothing else; the row holds the data under the token's
+SHA-256. So signing out, or an ops admin removing someone from the access file, ends a session
+at once on every instance, a stolen database opens no session, and expiry is decided by the
+service's clock (idle and absolute limits), never by the browser. The cookie itself is a
+browser-session cookie: HttpOnly, SameSite=Lax, and Secure whenever the console is on HTTPS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from aiohttp_session import AbstractStorage, Session
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncSession as DbSession
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from handlers.console.models import ConsoleSession
+from scrm.adapters.db.engine import dialect_of, table_of, upsert
+from scrm.kernel.clock import Clock
+
+COOKIE = "scrm_console"
+_CREATED = "_created"  # when the session signed in (ISO), for the absolute limit
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class DatabaseStorage(AbstractStorage):
+    def __init__(self, sessions: async_sessionmaker[DbSession], clock: Clock, *, idle_s: int, max_s: int,
+                 secure: bool) -> None:
+        super().__init__(cookie_name=COOKIE, httponly=True, secure=secure, samesite="Lax", path="/console")
+        self._sessions = sessions
+        self._clock = clock
+        self._idle = timedelta(seconds=idle_s)
+        self._max = timedelta(seconds=max_s)
+
+    async def load_session(self, request: web.Request) -> Session:
+        token = self.load_cookie(request)
+        if not token or len(token) > 128:
+            return Session(None, data=None, new=True)
+        now = self._clock.now()
+        async with self._sessions() as db:
+            row = await db.get(ConsoleSession, _hash(token))
+        if row is None or row.expires_at <= now or now - row.created_at >= self._max:
+            return Session(None, data=None, new=True)
+        return Session(token, data={"session": dict(row.data)}, new=False)
+
+    async def save_session(self, request: web.Request, response: web.StreamResponse, session: Session) -> None:
+        """Store the session (the auth middleware marks every signed-in request changed, so each
+        request moves the idle limit on, never past the absolute one) or, emptied, end it."""
+        token = session.identity
+        if session.empty:
+            if token:
+                await self.forget(str(token))
+            self.save_cookie(response, "", max_age=0)  # expire the cookie
+            return
+        now = self._clock.now()
+        if not token:
+            token = secrets.token_urlsafe(32)
+            session.set_new_identity(token)
+        if _CREATED not in session:
+            session[_CREATED] = now.isoformat()
+        created = datetime.fromisoformat(str(session[_CREATED]))
+        row = {"token_hash": _hash(str(token)), "data": dict(session), "created_at": created,
+               "expires_at": min(now + self._idle, created + self._max)}
+        async with self._sessions() as db, db.begin():
+            await db.execute(upsert(dialect_of(db), table_of(ConsoleSession), ["token_hash"], ["data", "expires_at"]),
+                             row)
+        self.save_cookie(response, str(token))
+
+    async def forget(self, token: str) -> None:
+        async with self._sessions() as db, db.begin():
+            await db.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == _hash(token)))
+
+    async def purge(self) -> int:
+        """Drop expired sessions (at each sign-in: the table stays the size of who is signed in)."""
+        async with self._sessions() as db, db.begin():
+            res = await db.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= self._clock.now()))
+        return int(getattr(res, "rowcount", 0) or 0)

@@ -1,0 +1,160 @@
+"""The console's web application, mounted at ``/console``: sessions, the sign-in gate, CSRF,
+and rendering. Pages live in their own modules and only see a signed-in :class:`Viewer`.
+
+Every route but the sign-in ones needs a signed-in session; a GET without one is sent to the
+sign-in page, anything else gets 401. A session's grant is looked up again on every request,
+so removing someone from the access file ends their access at the next click. Every POST
+carries the session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``), or is
+refused with 403 and audited.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp_session import Session, get_session, session_middleware
+
+from handlers.console import audit
+from handlers.console.access import LOCAL_ADMIN, ROLE_LABELS, Grant, Role
+from handlers.console.holder import AccessHolder
+from handlers.console.sessions import DatabaseStorage
+from handlers.console.settings import console_settings, cookie_is_secure
+from scrm.playbook.quiet import local_day
+
+if TYPE_CHECKING:
+    from scrm.kernel.service import Runtime
+
+HERE = Path(__file__).parent
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+# Routes reachable without a session (the sign-in itself, and the vendored static files).
+PUBLIC = ("/console/login", "/console/static/")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RUNTIME = web.AppKey("scrm_runtime", object)
+ACCESS = web.AppKey("scrm_console_access", AccessHolder)
+STORAGE = web.AppKey("scrm_console_storage", DatabaseStorage)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in person, as every page sees them."""
+
+    actor: str  # WeCom userid, or LOCAL_ADMIN
+    name: str
+    grant: Grant
+    csrf: str
+
+    @property
+    def role_label(self) -> str:
+        return ROLE_LABELS[self.grant.role]
+
+
+VIEWER = web.RequestKey("scrm_console_viewer", Viewer)
+
+
+def runtime_of(request: web.Request) -> Runtime:
+    return request.config_dict[RUNTIME]  # type: ignore[return-value]
+
+
+def viewer_of(request: web.Request) -> Viewer:
+    return request[VIEWER]  # set by the gate: every route but sign-in is behind it
+
+
+def today_of(runtime: Runtime) -> date:
+    """The bank's date now (the playbook's time zone): the pages' periods end on it."""
+    playbook, now = runtime.playbook.current, runtime.clock.now()
+    return local_day(playbook, now) if playbook is not None else now.date()
+
+
+def csrf_token(session: Session) -> str:
+    token = session.get("csrf")
+    if not isinstance(token, str):
+        token = session["csrf"] = secrets.token_urlsafe(24)
+    return token
+
+
+def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
+    viewer = request.get(VIEWER)
+    return aiohttp_jinja2.render_template(template, request, {"viewer": viewer, **context}, status=status)
+
+
+async def _audit_now(request: web.Request, actor: str, role: str, action: str, target: str = "",
+                     **detail: Any) -> None:
+    runtime = runtime_of(request)
+    async with runtime.sessions() as db, db.begin():
+        audit.record(db, runtime.clock.now(), actor, role, action, target, audit.remote_of(request), **detail)
+
+
+def forbidden(request: web.Request, what: str) -> web.Response:
+    return render(request, "error.html", {"title": "无权访问", "message": what}, status=403)
+
+
+async def refuse(request: web.Request, what: str) -> web.Response:
+    """403 for a signed-in viewer asking for what their role does not allow (audited)."""
+    viewer = viewer_of(request)
+    await _audit_now(request, viewer.actor, viewer.grant.role.value, "forbidden", request.path)
+    return forbidden(request, what)
+
+
+@web.middleware
+async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Sign-in, grant and CSRF checks before any console route."""
+    session = await get_session(request)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            sent = str((await request.post()).get(CSRF_FIELD, ""))
+        expected = session.get("csrf")
+        if not isinstance(expected, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+            await _audit_now(request, str(session.get("actor", "")), str(session.get("role", "")), "csrf_refused",
+                             request.path)
+            return web.Response(status=403, text="CSRF token missing or wrong; reload the page and try again\n")
+    if request.path.startswith(PUBLIC):
+        return await handler(request)
+    viewer = _viewer(request, session)
+    if viewer is None:
+        if request.method == "GET" and not request.headers.get("HX-Request"):
+            raise web.HTTPSeeOther("/console/login")
+        return web.Response(status=401, text="not signed in\n")
+    request[VIEWER] = viewer
+    session.changed()  # moves the idle limit on (DatabaseStorage.save_session)
+    return await handler(request)
+
+
+def _viewer(request: web.Request, session: Session) -> Viewer | None:
+    actor = session.get("actor")
+    if not isinstance(actor, str) or not actor:
+        return None
+    if actor == LOCAL_ADMIN:
+        grant: Grant | None = Grant(LOCAL_ADMIN, Role.OPS_ADMIN)
+    else:
+        grant = request.config_dict[ACCESS].current().grant_of(actor)
+    if grant is None:  # removed from the access file since signing in
+        session.invalidate()
+        return None
+    return Viewer(actor, str(session.get("name") or actor), grant, csrf_token(session))
+
+
+def console_app(runtime: Runtime) -> web.Application:
+    settings = console_settings(runtime.settings)
+    storage = DatabaseStorage(runtime.sessions, runtime.clock, idle_s=settings.idle_timeout_s, max_s=settings.max_s,
+                              secure=cookie_is_secure(runtime.settings))
+    app = web.Application(middlewares=[session_middleware(storage), gate])
+    app[RUNTIME] = runtime
+    app[ACCESS] = AccessHolder.for_settings(runtime.settings)
+    app[STORAGE] = storage
+    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                               undefined=jinja2.StrictUndefined)
+    env.globals["csrf_field"] = CSRF_FIELD
+    app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
+    return app
