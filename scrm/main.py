@@ -41,9 +41,9 @@ FEATURES: tuple[Feature, ...] = compose((
     staff.FEATURE,
     succession.FEATURE,
     tags.FEATURE,
-    timeline.FEATURE,
     backfill.FEATURE,
     console.FEATURE,
+    timeline.FEATURE,
 ))
 
 

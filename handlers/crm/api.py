@@ -3,7 +3,9 @@ and its key events as they are dispatched (the SOP engine reads CRM attributes a
 
 from __future__ import annotations
 
+from .auth import AuthError
 from .events import CrmKeyEvent
+from .http import read_signed_batch
 from .models import Binding, CrmCustomer, CrmEvent, CrmGroup
 
-__all__ = ["Binding", "CrmCustomer", "CrmEvent", "CrmGroup", "CrmKeyEvent"]
+__all__ = ["AuthError", "Binding", "CrmCustomer", "CrmEvent", "CrmGroup", "CrmKeyEvent", "read_signed_batch"]

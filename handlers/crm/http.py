@@ -73,7 +73,7 @@ async def _read_body(request: web.Request) -> bytes:
     return b"".join(pieces)
 
 
-def _parse(body: bytes, key: str, model: type[BaseModel]) -> tuple[list[BaseModel], list[str]]:
+def _items(body: bytes, key: str, max_records: int) -> list[Any]:
     try:
         data = loads(body)
     except ValueError as exc:  # malformed, not UTF-8, NaN/Infinity, nested past the parser
@@ -81,8 +81,24 @@ def _parse(body: bytes, key: str, model: type[BaseModel]) -> tuple[list[BaseMode
     items = data.get(key) if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise AuthError(400, f'body must be {{"{key}": [...]}}')
-    if len(items) > MAX_RECORDS:
-        raise AuthError(400, f"at most {MAX_RECORDS} {key} per request")
+    if len(items) > max_records:
+        raise AuthError(400, f"at most {max_records} {key} per request")
+    return items
+
+
+async def read_signed_batch(request: web.Request, runtime: Runtime, key: str, *,
+                            max_records: int = MAX_RECORDS) -> list[Any]:
+    """The items of a signed CRM push ``{key: [...]}``: read whole, signature and freshness
+    checked, JSON parsed strictly. Raises :class:`AuthError` (its status is the answer). For
+    other features' CRM endpoints (staff directory, succession), so every push is read alike."""
+    crm = crm_settings(runtime.settings)
+    body = await _read_body(request)
+    verify(crm.hmac_secret.get_secret_value(), request.headers.get(TIMESTAMP_HEADER),
+           request.headers.get(SIGNATURE_HEADER), body, runtime.clock.now().timestamp(), crm.replay_window_s)
+    return _items(body, key, max_records)
+
+
+def _parse(items: list[Any], key: str, model: type[BaseModel]) -> tuple[list[BaseModel], list[str]]:
     good: list[BaseModel] = []
     errors: list[str] = []
     for i, item in enumerate(items):
@@ -115,13 +131,8 @@ def _conflicts(key: str, records: Sequence[BaseModel]) -> list[str]:
 def _endpoint(runtime: Runtime, key: str, model: type[BaseModel], storer: Storer,
               ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(request: web.Request) -> web.Response:
-        crm = crm_settings(runtime.settings)
         try:
-            body = await _read_body(request)
-            verify(crm.hmac_secret.get_secret_value(), request.headers.get(TIMESTAMP_HEADER),
-                   request.headers.get(SIGNATURE_HEADER), body, runtime.clock.now().timestamp(),
-                   crm.replay_window_s)
-            records, errors = _parse(body, key, model)
+            records, errors = _parse(await read_signed_batch(request, runtime, key), key, model)
         except AuthError as exc:
             return _error(exc.status, str(exc))
         if errors:

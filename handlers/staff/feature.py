@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from handlers.staff.cli import register as register_cli
 from handlers.staff.directory import apply_snapshot
 from handlers.staff.events import EVENTS
+from handlers.staff.http import install as install_http
 from handlers.staff.jobs import register_nightly
 from handlers.staff.settings import StaffSettings
 from handlers.staff.sync import read_directory
@@ -41,6 +42,7 @@ async def _sandbox(runtime: Runtime) -> None:
     log.info("sandbox: %s", report.summary("staff directory synced"))
 
 
-# The member table is contacts' (welcomes and cards read names and team leads from it).
-FEATURE = Feature(name="staff", router=router, models=models, settings=StaffSettings, requires=("contacts",),
-                  events=EVENTS, jobs=_jobs, cli=register_cli, sandbox=_sandbox)
+# The member table is contacts' (welcomes and cards read names and team leads from it); the HR
+# push is signed and read like every CRM push (crm's api).
+FEATURE = Feature(name="staff", router=router, models=models, settings=StaffSettings, requires=("contacts", "crm"),
+                  events=EVENTS, http=install_http, jobs=_jobs, cli=register_cli, sandbox=_sandbox)

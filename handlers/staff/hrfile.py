@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from handlers.staff.directory import ACTIVE, MAX_NAME, MAX_PATH, MAX_USERID, PATH_SEP, RESIGNED, HrRow
@@ -87,6 +87,13 @@ def _parse(data: bytes, known: Collection[str], err: _Err) -> list[HrRow]:
     if header is None:
         err(1, f"empty file; the first row names the columns: {','.join(COLUMNS)}")
         return []
+    check_team_leads(rows, seen, known, err)
+    return rows
+
+
+def check_team_leads(rows: list[HrRow], seen: Mapping[str, int], known: Collection[str], err: _Err) -> None:
+    """A team lead must be a member of the same batch or of the directory, and not themselves;
+    ``seen``: userid → where it was given (line or record number)."""
     for row in rows:
         if row.team_lead is None:
             continue
@@ -95,7 +102,6 @@ def _parse(data: bytes, known: Collection[str], err: _Err) -> list[HrRow]:
         elif row.team_lead not in seen and row.team_lead not in known:
             err(seen[row.userid], f"team_lead: unknown member {row.team_lead!r} (neither in this file nor in the "
                                   "directory)")
-    return rows
 
 
 def _header(cells: list[str], line: int, err: _Err) -> list[str] | None:
@@ -116,6 +122,12 @@ def _row(cells: dict[str, str], count: int, expected: int, line: int, err: _Err)
     if count != expected:
         err(line, f"{count} cells, expected {expected} ({','.join(COLUMNS)})")
         return None
+    return member_row(cells, line, err)
+
+
+def member_row(cells: Mapping[str, str], line: int, err: _Err) -> HrRow | None:
+    """One member from its five columns (the file's row, or a record of the CRM push), or None
+    with every problem reported at ``line``."""
     userid, name = cells["userid"].strip(), cells["name"].strip()
     department, lead = cells["department"].strip(), cells["team_lead"].strip()
     status = _STATUS.get(cells["status"].strip().lower())
