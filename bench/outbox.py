@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import io
-import json
 import multiprocessing as mp
 import os
 import pstats
@@ -42,7 +40,6 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
@@ -53,9 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/outbox.py`
     sys.path.insert(0, str(ROOT))
 
-from aiohttp import web
 
 from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
+from bench._sandbox import serving
 from scrm.kernel.clock import SystemClock
 from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
 from tests.support.processes import until_stopped
@@ -63,7 +60,6 @@ from tests.support.processes import until_stopped
 HOST = "127.0.0.1"
 API = "message/send"
 RATIO_GOAL = 0.95
-FREQ_LIMIT = 45009
 
 
 # --------------------------------------------------------------------------- the sandbox (child)
@@ -86,35 +82,14 @@ async def _serve_sandbox(limit: int, members: int, latency: dict[str, Any], conn
     for i in range(members):
         state.add_member(_member(i), f"成员{i}")
     server = SandboxServer(state, SystemClock(), per_api_overrides={API: limit}, **latency)
-    answers: Counter[tuple[str, int]] = Counter()
-
-    @web.middleware
-    async def count_errcodes(request: web.Request,
-                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        # Every sandbox reply is HTTP 200 + JSON {"errcode", ...}: count them by path and errcode.
-        resp = await handler(request)
-        errcode = -999
-        if isinstance(resp, web.Response) and isinstance(resp.body, bytes | bytearray):
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                errcode = int(json.loads(resp.body).get("errcode", 0) or 0)
-        answers[(request.path.removeprefix("/cgi-bin/"), errcode)] += 1
-        return resp
-
-    server.app.middlewares.append(count_errcodes)
-    runner = web.AppRunner(server.app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, HOST, 0)
-    await site.start()
-    conn.send(("ready", runner.addresses[0][1]))
-    cpu0 = time.process_time()
-    try:
+    async with serving(server, HOST) as served:
+        conn.send(("ready", served.port))
+        cpu0 = time.process_time()
         await until_stopped(stop)
-    finally:
-        await runner.cleanup()
     deliveries = [d for d in state.deliveries if d.kind == "app"]
     conn.send({
-        "answers": {f"{p} {e}": n for (p, e), n in sorted(answers.items())},
-        "rejected_45009": sum(n for (_p, e), n in answers.items() if e == FREQ_LIMIT),
+        "answers": {f"{p} {e}": n for (p, e), n in sorted(served.answers.items())},
+        "rejected_45009": served.rejected_45009,
         "accepted": len(state.received_calls(API)),
         "delivered": sum(1 for d in deliveries if not d.dropped),
         "dropped": dict(Counter(d.dropped for d in deliveries if d.dropped)),

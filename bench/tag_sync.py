@@ -59,7 +59,6 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as MpEvent
@@ -70,10 +69,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/tag_sync.py`
     sys.path.insert(0, str(ROOT))
 
-from aiohttp import web
 
 from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
 from bench._proc import peak_rss_mb, reset_peak_rss
+from bench._sandbox import serving
 from scrm.kernel.clock import SystemClock
 from scrm.kernel.progress import Progress
 from scrm.playbook.models import TagsFile
@@ -82,7 +81,6 @@ from tests.support.processes import until_stopped
 
 HOST = "127.0.0.1"
 API = "externalcontact/mark_tag"
-FREQ_LIMIT = 45009
 SEED_CHUNK = 2000
 TAGS = TagsFile.model_validate({"groups": {
     "客户等级": {"owner": "crm", "from": "crm.tier", "map": {"V1": "V1", "V2": "V2", "V3": "V3"}},
@@ -125,31 +123,13 @@ async def _serve_sandbox(n: int, limit: int, latency: dict[str, Any], conn: Conn
         state.add_customer(f"c{i}", external_userid=_ext(i))
         state.add_follow("m1", _ext(i), 0, tag_ids=start)
     server = SandboxServer(state, SystemClock(), per_api_overrides={API: limit}, **latency)
-    rejected = [0]
-
-    @web.middleware
-    async def count_45009(request: web.Request,
-                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        resp = await handler(request)
-        if isinstance(resp, web.Response) and isinstance(resp.body, bytes | bytearray):
-            with contextlib.suppress(ValueError, TypeError, AttributeError):
-                rejected[0] += int(json.loads(resp.body).get("errcode", 0) or 0) == FREQ_LIMIT
-        return resp
-
-    server.app.middlewares.append(count_45009)
-    runner = web.AppRunner(server.app, handle_signals=False, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, HOST, 0)
-    await site.start()
-    conn.send(("ready", runner.addresses[0][1], ids))
-    try:
+    async with serving(server, HOST) as served:
+        conn.send(("ready", served.port, ids))
         await until_stopped(stop)
-    finally:
-        await runner.cleanup()
     calls = state.received_calls(API)
     done = sum(1 for i in range(n) if set(state.require_follow("m1", _ext(i)).tag_ids)
                == {ids["客户等级/V2"], ids["产品持有/代发"], ids["兴趣/理财"]})
-    conn.send({"calls": len(calls), "rejected_45009": rejected[0], "relations_right": done,
+    conn.send({"calls": len(calls), "rejected_45009": served.rejected_45009, "relations_right": done,
                "peak_mb": peak_rss_mb(), "delayed": server.latency.delayed, "delay_s": server.latency.total_s})
 
 

@@ -31,7 +31,7 @@ def _print_json(data: Any) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from scrm.serve import serve
 
-    serve(settings, sandbox=args.sandbox, demo=not args.no_demo)
+    serve(settings, sandbox=args.sandbox, demo=not args.no_demo, existing=args.existing)
     return 0
 
 
@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sandbox", action="store_true",
                    help="run against the built-in WeCom sandbox with demo data (no credentials needed)")
     s.add_argument("--no-demo", action="store_true", help="with --sandbox: no scripted customer actions")
+    s.add_argument("--existing", type=int, default=0, metavar="N",
+                   help="with --sandbox: the corp already has N more customer relations (backfilled on start)")
     s.set_defaults(func=cmd_serve, creates_database=True)
 
     d = sub.add_parser("db", help="database migrations")

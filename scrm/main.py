@@ -19,6 +19,7 @@ from handlers.contacts import feature as contacts
 from handlers.crm import feature as crm
 from handlers.groups import feature as groups
 from handlers.radar import feature as radar
+from handlers.sidebar import feature as sidebar
 from handlers.sop import feature as sop
 from handlers.staff import feature as staff
 from handlers.succession import feature as succession
@@ -43,6 +44,7 @@ FEATURES: tuple[Feature, ...] = compose((
     tags.FEATURE,
     backfill.FEATURE,
     console.FEATURE,
+    sidebar.FEATURE,
     timeline.FEATURE,
 ))
 

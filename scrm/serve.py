@@ -22,13 +22,13 @@ from scrm.main import build_runtime
 log = logging.getLogger("scrm.serve")
 
 
-def serve(settings: Settings, *, sandbox: bool = False, demo: bool = True) -> None:
+def serve(settings: Settings, *, sandbox: bool = False, demo: bool = True, existing: int = 0) -> None:
     preflight(settings, sandbox=sandbox)
     setup_logging(settings.log.level, settings.log.format)
     if sandbox:
         from scrm.sandbox.runner import run_with_sandbox
 
-        run_with_sandbox(settings, demo=demo, build=lambda s, clock: build_runtime(s, clock=clock))
+        run_with_sandbox(settings, demo=demo, build=lambda s, clock: build_runtime(s, clock=clock), existing=existing)
         return
     runtime = build_runtime(settings)  # loads the playbook: its errors stop the start before any migration
     if settings.database.is_sqlite:

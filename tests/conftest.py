@@ -193,3 +193,17 @@ def _no_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator
             monkeypatch.delenv(key)
     monkeypatch.chdir(tmp_path)
     yield
+
+
+# Browser tests (the console's, the sidebar's) drive Debian's Chromium (``apt-get install
+# chromium``; Playwright's own browser downloads are not reachable here). A missing Chromium
+# fails these tests loudly rather than skipping them: the README's test command installs it.
+CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any]) -> dict[str, Any]:
+    if CHROMIUM is None:
+        pytest.fail("Chromium not found: install Debian's package (apt-get install -y chromium) "
+                    "or set CHROMIUM_PATH to its path", pytrace=False)
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True}

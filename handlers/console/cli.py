@@ -48,6 +48,9 @@ def _check(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from handlers.console.report import register as register_report
+
+    register_report(sub)
     c = sub.add_parser("console", help="the operations console: access file, local admin")
     csub = c.add_subparsers(dest="console_command", required=True)
     csub.add_parser("hash-password", help="read a password (prompt or stdin), print its argon2 hash")

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from handlers.console import auditpage, home, ops, signin, tasks
+from handlers.console import auditpage, cockpitpage, home, ops, signin, tasks
 from handlers.console.access import Role
 from handlers.console.cli import register as register_cli
 from handlers.console.holder import AccessHolder
+from handlers.console.jobs import EVENTS, register_rollup, router, zone_of
 from handlers.console.settings import ConsoleSettings, console_settings
 from handlers.console.web import console_app
 from scrm.kernel.feature import Feature
@@ -28,9 +29,19 @@ def install(app: web.Application, runtime: Runtime) -> None:
     if not console_settings(runtime.settings).enabled:
         return
     console = console_app(runtime)
-    for module in (signin, home, ops, tasks, auditpage):
+    for module in (signin, home, ops, tasks, cockpitpage, auditpage):
         module.add_routes(console)
     app.add_subapp("/console", console)
+
+
+async def _jobs(runtime: Runtime) -> bool:
+    """The cockpit's nightly roll-up (``[console] rollup_cron``, in the playbook's time zone); like
+    every feature's jobs, only for a service running a playbook."""
+    if runtime.playbook.current is None:
+        return False
+    zone = zone_of(runtime.playbook.current, runtime.settings)
+    async with runtime.sessions() as session, session.begin():
+        return await register_rollup(session, runtime.scheduler, runtime.settings, zone)
 
 
 async def _sandbox(runtime: Runtime) -> None:
@@ -48,5 +59,6 @@ async def _sandbox(runtime: Runtime) -> None:
         log.info("sandbox: console on %s/console/ (no ops admin in the access file)", base)
 
 
-FEATURE = Feature(name="console", models=models, settings=ConsoleSettings, http=install, cli=register_cli,
-                  sandbox=_sandbox, requires=("contacts", "sop"))
+FEATURE = Feature(name="console", router=router, models=models, settings=ConsoleSettings, events=EVENTS,
+                  http=install, jobs=_jobs, cli=register_cli, sandbox=_sandbox,
+                  requires=("contacts", "sop", "groups", "radar"))

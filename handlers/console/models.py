@@ -3,9 +3,9 @@ ends their access at once) and the audit log of everything done in the console."
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import BigInteger, Date, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scrm.adapters.db.base import Base, BigId, JsonDict
@@ -38,3 +38,34 @@ class ConsoleAudit(Base):
     remote: Mapped[str] = mapped_column(String(64), default="")
 
     __table_args__ = (Index("ix_console_audit_at", "at"), Index("ix_console_audit_actor", "actor", "at"))
+
+
+class ConsoleRollup(Base):
+    """One figure of one manager on one day (the bank's local day): the cockpit sums these over a
+    period and a scope (through ``member.department``) instead of scanning the raw rows.
+
+    ``metric`` names what is counted (``added``, ``lost``, ``reach_customer`` …, see
+    :mod:`handlers.console.rollup`); ``key`` splits it (a channel, a skip reason, a customer id
+    for figures counted as distinct over a period). ``userid`` "" holds what belongs to no
+    manager (an SOP step for a customer nobody follows): it counts for the whole bank only."""
+
+    __tablename__ = "console_rollup"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    userid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (Index("ix_console_rollup_user_day", "userid", "day"),)
+
+
+class ConsoleRollupDay(Base):
+    """A day whose roll-up is stored: when, and how many of its task cards were still unsettled
+    (open, escalated, deferred): such a day is rolled up again every night until they are."""
+
+    __tablename__ = "console_rollup_day"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    rolled_at: Mapped[datetime]
+    unsettled: Mapped[int] = mapped_column(Integer, default=0)

@@ -33,8 +33,10 @@ def _hash(token: str) -> str:
 
 class DatabaseStorage(AbstractStorage):
     def __init__(self, sessions: async_sessionmaker[DbSession], clock: Clock, *, idle_s: int, max_s: int,
-                 secure: bool) -> None:
-        super().__init__(cookie_name=COOKIE, httponly=True, secure=secure, samesite="Lax", path="/console")
+                 secure: bool, cookie_name: str = COOKIE, path: str = "/console") -> None:
+        # cookie_name/path: another web app of the service (the sidebar, /sidebar) keeps its own
+        # sessions in the same table under its own cookie (handlers.console.api).
+        super().__init__(cookie_name=cookie_name, httponly=True, secure=secure, samesite="Lax", path=path)
         self._sessions = sessions
         self._clock = clock
         self._idle = timedelta(seconds=idle_s)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import Field, SecretStr, field_validator
 
-from scrm.kernel.config import Section, Settings, section
+from scrm.kernel.config import Cron, Section, Settings, section
 
 # WeCom's web login (企业微信登录, the member scans a QR code with the WeCom app).
 WECOM_LOGIN_URL = "https://login.work.weixin.qq.com/wwlogin/sso/login"
-WECOM_API_BASE = "https://qyapi.weixin.qq.com"
 
 
 class ConsoleSettings(Section):
@@ -27,6 +24,11 @@ class ConsoleSettings(Section):
     # WeCom's web-login page; empty = WeCom's own, or the sandbox's when [wecom] api_base points
     # at one (`scrm serve --sandbox`).
     login_url: str = ""
+    # The cockpit's nightly roll-up (playbook time zone; "" turns it off: the cockpit then
+    # computes every day live, slowly) and how far back it rolls up: the longest period (90
+    # days) and the previous one beside it.
+    rollup_cron: Cron = "20 0 * * *"
+    rollup_history_days: int = Field(181, ge=1, le=3660)
 
     @field_validator("admin_password_hash")
     @classmethod
@@ -47,11 +49,8 @@ def login_url(settings: Settings) -> str:
     own = console_settings(settings).login_url
     if own:
         return own
-    base = settings.wecom.api_base.rstrip("/")
-    if base == WECOM_API_BASE:
-        return WECOM_LOGIN_URL
-    parts = urlsplit(base)  # a WeCom emulator (the sandbox) serves the login page itself
-    return f"{parts.scheme}://{parts.netloc}/wwlogin/sso/login"
+    origin = settings.wecom.emulator_origin()  # the sandbox serves the login page itself
+    return WECOM_LOGIN_URL if origin is None else origin + "/wwlogin/sso/login"
 
 
 def cookie_is_secure(settings: Settings) -> bool:

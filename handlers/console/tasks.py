@@ -12,11 +12,11 @@ from sqlalchemy import Select, and_, case, func, or_, select
 
 from handlers.console import audit
 from handlers.console.access import Grant
-from handlers.console.web import render, runtime_of, today_of, viewer_of
+from handlers.console.cockpit import PERIODS
+from handlers.console.web import period_days, render, runtime_of, today_of, viewer_of
 from handlers.contacts.api import Member
 from handlers.sop.api import SopTask
 
-PERIODS = (7, 30, 90)
 STATUSES = ("open", "snoozed", "done", "not_relevant", "escalated")
 
 
@@ -42,12 +42,9 @@ def task_counts(grant: Grant, since: date, today: date) -> Select[*tuple[Any, ..
 async def tasks(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
     runtime = runtime_of(request)
-    try:
-        days = int(request.query.get("days", "30"))
-    except ValueError:
-        days = 0
-    if days not in PERIODS:
-        return web.Response(status=400, text=f"days must be one of {', '.join(map(str, PERIODS))}\n")
+    days = period_days(request)
+    if isinstance(days, web.Response):
+        return days
     today = today_of(runtime)
     since = today - timedelta(days=days - 1)
     async with runtime.sessions() as db:

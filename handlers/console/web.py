@@ -25,6 +25,7 @@ from aiohttp_session import Session, get_session, session_middleware
 
 from handlers.console import audit
 from handlers.console.access import LOCAL_ADMIN, ROLE_LABELS, Grant, Role
+from handlers.console.cockpit import PERIODS
 from handlers.console.holder import AccessHolder
 from handlers.console.sessions import DatabaseStorage
 from handlers.console.settings import console_settings, cookie_is_secure
@@ -74,6 +75,17 @@ def today_of(runtime: Runtime) -> date:
     """The bank's date now (the playbook's time zone): the pages' periods end on it."""
     playbook, now = runtime.playbook.current, runtime.clock.now()
     return local_day(playbook, now) if playbook is not None else now.date()
+
+
+def period_days(request: web.Request) -> int | web.Response:
+    """``?days=`` (default 30), or the one-line 400 to answer."""
+    try:
+        days = int(request.query.get("days", "30"))
+    except ValueError:
+        days = 0
+    if days not in PERIODS:
+        return web.Response(status=400, text=f"days must be one of {', '.join(map(str, PERIODS))}\n")
+    return days
 
 
 def csrf_token(session: Session) -> str:

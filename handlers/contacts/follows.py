@@ -23,6 +23,9 @@ from scrm.adapters.wecom.models import ExternalContact, FollowUser
 CORP_TAG_TYPES = (1, 3)
 
 ACTIVE, LOST, REMOVED, TRANSFERRED = "active", "lost", "removed", "transferred"
+# WeCom's add_way of a relation the corp assigned (管理员/负责人分配: 离职/在职继承): the new
+# manager's relation after a handover says so, and growth figures do not count it as a new contact.
+ASSIGNED_ADD_WAY = 202
 
 # Statements of every added contact, built once on the tables (Core: no ORM session bookkeeping).
 _FOLLOW_TAG = table_of(FollowTag)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts import api as follows
 from handlers.contacts.api import Follow
+from handlers.crm import writeback
 from handlers.crm.models import Binding
 from scrm.adapters.wecom.errors import ErrCode, WeComError
 
@@ -47,11 +48,17 @@ async def read_unmirrored(session: AsyncSession, wecom: Any, crm_ids: Sequence[s
     return infos
 
 
-async def write_contacts(session: AsyncSession, infos: Sequence[Any], now: datetime) -> None:
-    """Mirror what :func:`read_unmirrored` read (writes only)."""
+async def write_contacts(session: AsyncSession, infos: Sequence[Any], now: datetime,
+                         crm_tag_ids: frozenset[str] | None = None) -> None:
+    """Mirror what :func:`read_unmirrored` read (writes only). With ``crm_tag_ids``, each
+    relation's manager-owned tags also start its write-back record, so a manager's first edit is
+    reported as the difference from them."""
     for info in infos:
         ext = info.external_contact.external_userid
         await follows.upsert_customer(session, info.external_contact, now)
         for f in info.follow_user:
             await follows.upsert_follow(session, ext, f, now)
             await follows.set_follow_tags(session, f.userid, ext, follows.corp_tag_ids(f), now)
+        if crm_tag_ids is not None:
+            await writeback.baselines(session, [(f.userid, ext, follows.corp_tag_ids(f)) for f in info.follow_user],
+                                      crm_tag_ids, now)

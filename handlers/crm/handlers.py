@@ -50,7 +50,7 @@ async def on_changed(event: CrmChanged, session: AsyncSession, wecom: WeComClien
     crm_ids = event.crm_ids
     infos = await discover.read_unmirrored(session, wecom, crm_ids)
     index = await load_index(session, playbook.tag_groups, wecom=wecom)
-    await discover.write_contacts(session, infos, clock.now())
+    await discover.write_contacts(session, infos, clock.now(), await _crm_tag_ids(session, playbook))
     scope = Scope(crm_ids=crm_ids)
     report = await sync_scope(session, outbox, playbook.tag_groups, index, scope,
                               event.generation, clock.now(), crm_settings(settings).sync_chunk)

@@ -70,6 +70,23 @@ async def link_contact(session: AsyncSession, external_userid: str, unionid: str
     return list((await session.scalars(_BOUND_TO, {"e": external_userid})).all())
 
 
+async def link_contacts(session: AsyncSession, unionids: Mapping[str, str | None], now: datetime) -> list[str]:
+    """Many contacts appeared at once (``external_userid → unionid``, a backfill page): link the
+    CRM rows waiting for their unionids, as :func:`link_contact` does one by one.
+
+    Returns every crm_id bound to one of the contacts (new or old), so the caller can sync their tags.
+    """
+    by_union = {u: ext for ext, u in unionids.items() if u}
+    if by_union:
+        waiting = (await session.execute(select(CrmCustomer.crm_id, CrmCustomer.unionid)
+                                         .where(CrmCustomer.unionid.in_(list(by_union))))).all()
+        await bind(session, {crm: by_union[u] for crm, u in waiting if u in by_union}, UNIONID, now)
+    if not unionids:
+        return []
+    bound = await session.scalars(select(Binding.crm_id).where(Binding.external_userid.in_(list(unionids))))
+    return sorted(set(bound.all()))
+
+
 # Read for every added contact: built once, on the tables.
 _WAITING_FOR = select(table_of(CrmCustomer).c.crm_id).where(table_of(CrmCustomer).c.unionid == bindparam("u"))
 _BOUND_TO = select(table_of(Binding).c.crm_id).where(table_of(Binding).c.external_userid == bindparam("e"))

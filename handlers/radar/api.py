@@ -1,8 +1,9 @@
 """What other features may use of the radar: minting tracked links for what they send, and
-counting each send for the open rate."""
+counting each send for the open rate; the send and click tables (the console's roll-ups count them)."""
 
 from __future__ import annotations
 
 from .links import LinkMaker, record_send
+from .models import RadarClick, RadarSend
 
-__all__ = ["LinkMaker", "record_send"]
+__all__ = ["LinkMaker", "RadarClick", "RadarSend", "record_send"]

@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
@@ -95,13 +96,16 @@ _AES_KEY = re.compile(r"^[A-Za-z0-9]{43}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9]{1,32}$")
 
 
+WECOM_API_BASE = "https://qyapi.weixin.qq.com"
+
+
 class WeComSettings(Section):
     corp_id: str = ""
     agent_id: int = 0
     secret: SecretStr = SecretStr("")
     token: SecretStr = SecretStr("")
     encoding_aes_key: SecretStr = SecretStr("")
-    api_base: str = "https://qyapi.weixin.qq.com"
+    api_base: str = WECOM_API_BASE
     # Client-side request timeout; a timeout after sending makes an outbox action `unknown`.
     request_timeout_s: float = Field(10.0, gt=0)
     # WeCom documents 10,000 calls/min per API per corp; stay below it by default.
@@ -115,6 +119,15 @@ class WeComSettings(Section):
     # (`redis_url`), or "off" (each instance alone: only for a single instance).
     shared_limits: Literal["database", "redis", "off"] = "database"
     redis_url: str = ""
+
+    def emulator_origin(self) -> str | None:
+        """``scheme://host:port`` of the WeCom emulator ``api_base`` points at (the sandbox), which
+        also serves WeCom's browser pages (OAuth, web login, the JS-SDK harness); None for WeCom."""
+        base = self.api_base.rstrip("/")
+        if base == WECOM_API_BASE:
+            return None
+        parts = urlsplit(base)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @model_validator(mode="after")
     def _redis_needs_url(self) -> WeComSettings:

@@ -113,14 +113,20 @@ async def prepare_features(runtime: Runtime) -> None:
 async def run_async(settings: Settings, *, build: RuntimeFactory, demo: bool = True,
                     clock: Clock | None = None,
                     stop: asyncio.Event | None = None, demo_pause_s: float = 3.0,
-                    data_dir: Path = SANDBOX_DATA_DIR) -> None:
+                    data_dir: Path = SANDBOX_DATA_DIR, existing: int = 0) -> None:
     """Serve the sandbox tenant and the service on a fresh database until ``stop`` is set
-    (or SIGINT/SIGTERM); every run starts from the same state, so it shows the same demo."""
+    (or SIGINT/SIGTERM); every run starts from the same state, so it shows the same demo.
+    ``existing``: the corp also holds that many more relations from before the service (its
+    first start backfills them, with the demo bank's own customers and groups)."""
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
     host, port = settings.server.host, settings.server.port
     state = SandboxState()
     ids = seed_demo(state)
+    if existing > 0:
+        from scrm.sandbox.seed import seed_existing
+
+        seed_existing(state, clock.now().timestamp(), relations=existing, groups=max(1, existing // 200), ways=3)
     settings = sandbox_settings(settings, f"http://{host}:{port + 1}")
     settings = settings.model_copy(update={
         "database": settings.database.model_copy(update={"url": fresh_database(data_dir)})})
@@ -187,5 +193,5 @@ async def _play_until(stop: asyncio.Event, script: Coroutine[Any, Any, None] | N
                 log.error("demo script failed", exc_info=task.exception())
 
 
-def run_with_sandbox(settings: Settings, *, build: RuntimeFactory, demo: bool = True) -> None:
-    asyncio.run(run_async(settings, build=build, demo=demo))
+def run_with_sandbox(settings: Settings, *, build: RuntimeFactory, demo: bool = True, existing: int = 0) -> None:
+    asyncio.run(run_async(settings, build=build, demo=demo, existing=existing))

@@ -36,6 +36,7 @@ from scrm.sandbox import (
     server_contacts,
     server_directory,
     server_groups,
+    server_jssdk,
     server_masssend,
     server_messages,
     server_moments,
@@ -65,6 +66,7 @@ ROUTE_TABLES = (
     server_moments.router,
     server_messages.router,
     server_transfer.router,
+    server_jssdk.router,
 )
 MAX_BODY = 25 * 2**20  # media/upload accepts files up to 20 MB
 _dumps = partial(json.dumps, ensure_ascii=False)
@@ -131,6 +133,11 @@ class SandboxServer:
                 self.app.router.add_route(route.method, route.path, partial(self._handle, route))
         self.app.router.add_get("/connect/oauth2/authorize", self._authorize)
         self.app.router.add_get("/wwlogin/sso/login", self._sso_login)
+        # The JS-SDK webview harness (server_jssdk): pages and script a browser uses, not APIs.
+        self.app.router.add_get("/sandbox/webview", self._webview)
+        self.app.router.add_get("/sandbox/ww.js", self._harness_script)
+        self.app.router.add_post("/sandbox/jssdk/agent_config", self._agent_config)
+        self.app.router.add_post("/sandbox/jssdk/send", self._chat_send)
 
     # -- test helpers ------------------------------------------------------------------------
 
@@ -161,6 +168,20 @@ class SandboxServer:
     async def _sso_login(self, request: web.Request) -> web.StreamResponse:
         await self.latency.wait()
         return server_auth.sso_login(request, self.state, self.config, self.now())
+
+    async def _webview(self, request: web.Request) -> web.StreamResponse:
+        return server_jssdk.open_webview(request, self.state)
+
+    async def _harness_script(self, request: web.Request) -> web.StreamResponse:
+        return server_jssdk.harness_script(request, self.state)
+
+    async def _agent_config(self, request: web.Request) -> web.StreamResponse:
+        await self.latency.wait()
+        return await server_jssdk.check_agent_config(request, self.state, self.config, self.now())
+
+    async def _chat_send(self, request: web.Request) -> web.StreamResponse:
+        await self.latency.wait()
+        return await server_jssdk.record_send(request, self.state, self.now())
 
     async def _handle(self, route: Route, request: web.Request) -> web.StreamResponse:
         # Shielded: a client that gives up (timeout) must not cancel a call WeCom would still

@@ -13,6 +13,7 @@ from scrm.sandbox import errors
 from scrm.sandbox.errors import ApiError
 from scrm.sandbox.params import Json
 from scrm.sandbox.routing import Call, RouteTable, ServerConfig
+from scrm.sandbox.server_jssdk import webview_member
 from scrm.sandbox.state import SandboxState
 
 router = RouteTable()
@@ -81,7 +82,9 @@ def authorize(request: web.Request, state: SandboxState, config: ServerConfig, n
     oauth_state = query.get("state", "")
     if not _STATE_RE.match(oauth_state):
         return web.Response(status=400, text="invalid state: a-zA-Z0-9, at most 128 bytes")
-    code = issue_oauth_code(state, now, query.get("sandbox_viewer", ""))
+    # Inside an emulated chat toolbar (server_jssdk) the webview's member is the one signed in.
+    viewer = query.get("sandbox_viewer", "") or webview_member(request, state)
+    code = issue_oauth_code(state, now, viewer)
     params = [*parse_qsl(parts.query, keep_blank_values=True), ("code", code), ("state", oauth_state)]
     target = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(params), ""))
     raise web.HTTPFound(target)

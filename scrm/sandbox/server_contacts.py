@@ -104,8 +104,7 @@ def batch_get_by_user(call: Call) -> Json:
     for userid in userids:
         state.require_member(userid, "userid_list")
     limit = get_int(call.body, "limit", 50, lo=1, hi=100)
-    rows = [f for userid in userids for f in state.follows_of_member(userid)]
-    chunk, next_cursor = page(rows, get_str(call.body, "cursor"), limit)
+    chunk, next_cursor = _member_page(state, userids, get_str(call.body, "cursor"), limit)
     items = [
         {
             "external_contact": customer_json(state.customers[f.external_userid]),
@@ -114,6 +113,30 @@ def batch_get_by_user(call: Call) -> Json:
         for f in chunk
     ]
     return {"external_contact_list": items, "next_cursor": next_cursor}
+
+
+def _member_page(state: SandboxState, userids: list[str], cursor: str, limit: int) -> tuple[list[Follow], str]:
+    """One page of the members' relations, member after member; the cursor names the member
+    (its index in ``userids``) and the offset in its list, so a page reads only what it returns
+    (a seeded corp has hundreds of thousands of relations)."""
+    member, offset = 0, 0
+    if cursor:
+        head, _, tail = cursor.removeprefix("sbu").partition(".")
+        if not cursor.startswith("sbu") or not head.isdigit() or not tail.isdigit():
+            raise invalid("cursor is invalid")
+        member, offset = int(head), int(tail)
+    chunk: list[Follow] = []
+    while member < len(userids) and len(chunk) < limit:
+        rows = state.follows_of_member(userids[member])
+        take = rows[offset:offset + limit - len(chunk)]
+        chunk.extend(take)
+        offset += len(take)
+        if offset >= len(rows):
+            member, offset = member + 1, 0
+    # Like WeCom, a page that ends exactly at the end still hands out a cursor only if more follow.
+    while member < len(userids) and offset == 0 and not state.follows_of_member(userids[member]):
+        member += 1
+    return chunk, (f"sbu{member}.{offset}" if member < len(userids) else "")
 
 
 @router.post("externalcontact/remark")

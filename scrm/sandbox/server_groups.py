@@ -162,3 +162,42 @@ def del_group_welcome_template(call: Call) -> Json:
     if call.state.group_welcome_templates.pop(template_id, None) is None:
         raise invalid(f"template_id {template_id!r} not found")
     return {}
+
+
+# -- 分配离职成员的客户群 (groupchat/transfer) ---------------------------------------------------
+# Per-chat codes (from memory, like server_transfer's): 90501 not a customer group (or unknown),
+# 90500 its owner has not left (a repeat after success lands here: the new owner is active),
+# 90504 the new owner is the owner already. WeCom's 300 chats a day per old owner is not emulated.
+OWNER_NOT_RESIGNED = 90500
+NOT_CUSTOMER_GROUP = 90501
+ALREADY_OWNER = 90504
+
+
+@router.post("externalcontact/groupchat/transfer")
+def groupchat_transfer(call: Call) -> Json:
+    """离职继承 of customer groups: ≤100 chats to an active new owner; the chat's status becomes 3
+    (离职继承完成) and the new owner is its owner at once. Failures are per chat."""
+    state, body = call.state, call.body
+    chat_ids = get_str_list(body, "chat_id_list", max_items=100)
+    if not chat_ids:
+        raise invalid("chat_id_list is required (1 to 100 groups)")
+    new_owner = get_str(body, "new_owner_userid", required=True)
+    state.require_member(new_owner, "new_owner_userid")  # 60111 unless an active member
+    failed: list[Json] = []
+    for chat_id in chat_ids:
+        chat = state.groups.get(chat_id)
+        code = 0
+        if chat is None or chat.dismissed:
+            code = NOT_CUSTOMER_GROUP
+        elif chat.owner == new_owner:
+            code = ALREADY_OWNER
+        elif state.active_member(chat.owner) is not None:
+            code = OWNER_NOT_RESIGNED
+        if code:
+            failed.append({"chat_id": chat_id, "errcode": code, "errmsg": "transfer failed"})
+            continue
+        assert chat is not None
+        chat.admins = [a for a in chat.admins if a != new_owner]
+        chat.owner = new_owner
+        chat.status = 3
+    return {"failed_chat_list": failed}

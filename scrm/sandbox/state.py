@@ -18,6 +18,8 @@ from typing import Literal
 
 from scrm.sandbox import errors
 from scrm.sandbox.errors import ApiError, invalid
+from scrm.sandbox.follow_table import FollowTable
+from scrm.sandbox.jssdk import JsSdk
 from scrm.sandbox.masssend import confirm_task
 from scrm.sandbox.records import (
     Card,
@@ -54,7 +56,8 @@ class SandboxState:
         # The address book's departments; WeCom always has the root, id 1.
         self.departments: dict[int, Department] = {1: Department(id=1, name="总部")}
         self.customers: dict[str, Customer] = {}
-        self.follows: dict[tuple[str, str], Follow] = {}  # (userid, external_userid)
+        # (userid, external_userid); indexed by member and by customer for a big seeded corp
+        self.follows: dict[tuple[str, str], Follow] = FollowTable()
         self.tag_groups: dict[str, TagGroup] = {}
         self.tags: dict[str, Tag] = {}
         self.contact_ways: dict[str, ContactWay] = {}
@@ -70,6 +73,7 @@ class SandboxState:
         self.cards: dict[str, Card] = {}  # by task_id
         self.moment_tasks: dict[str, MomentTask] = {}
         self.transfers: list[Transfer] = []
+        self.jssdk = JsSdk()  # the app's jsapi ticket and the emulated chat-toolbar webviews
         self.deliveries: list[Delivery] = []
         self.received: list[ReceivedCall] = []
         # message/send bookkeeping: delivery times per member (30/min, 1000/h) and the last
@@ -195,16 +199,20 @@ class SandboxState:
 
     def follows_of_customer(self, external_userid: str) -> list[Follow]:
         """Follow relations of a customer, oldest first, members still active."""
+        table = self.follows
+        candidates = table.of_customer(external_userid) if isinstance(table, FollowTable) else table.values()
         found = [
             f
-            for f in self.follows.values()
+            for f in candidates
             if f.external_userid == external_userid and self.active_member(f.userid) is not None
         ]
         return sorted(found, key=lambda f: (f.createtime, f.userid))
 
     def follows_of_member(self, userid: str) -> list[Follow]:
         """A member's customers, oldest first."""
-        found = [f for f in self.follows.values() if f.userid == userid]
+        table = self.follows
+        candidates = table.of_member(userid) if isinstance(table, FollowTable) else table.values()
+        found = [f for f in candidates if f.userid == userid]
         return sorted(found, key=lambda f: (f.createtime, f.external_userid))
 
     def add_follow(

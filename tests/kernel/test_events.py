@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import select
 
+from handlers.console.jobs import ConsoleRollupDue
 from handlers.contacts.events import ChannelTagsDue
 from handlers.crm.api import CrmKeyEvent
 from handlers.crm.events import CrmChanged, CrmNightly
@@ -30,6 +31,7 @@ from handlers.sop.events import (
     SopSnoozeDue,
 )
 from handlers.staff.events import StaffSync
+from handlers.succession.events import SuccessionFollow, SuccessionMove, SuccessionSweep
 from scrm.kernel.clock import FakeClock
 from scrm.kernel.dispatch import Router
 from scrm.kernel.events import EventKinds, EventPayloadError, Internal, InternalEvent, Scheduled
@@ -80,6 +82,11 @@ LEGACY_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("scheduler", "sop.carry", fired("sop.carry:t1", task_id="t1")),
     ("scheduler", "sop.crm_deferred", fired("sop.crm_deferred:e1:maturity", **CRM_PAYLOAD)),
     ("scheduler", "staff.sync", fired("staff.nightly")),
+    ("scheduler", "console.rollup", fired("console.rollup")),
+    ("scheduler", "succession.sweep", fired("succession.sweep")),
+    ("scheduler", "succession.follow", fired("succession.follow:r:lina:7", batch_id="r:lina:7")),
+    ("succession", "succession.move", {"request_id": "R1", "handover": "zhangwei", "takeover": "lina",
+                                       "external_userids": ["wm1"], "message": "", "origin": "crm"}),
 ]
 
 SHIPPED = {
@@ -89,6 +96,8 @@ SHIPPED = {
     "sop.reminder": SopDatedReminder, "sop.followup": SopFollowup, "sop.compliance": SopComplianceNotice,
     "sop.snooze": SopSnoozeDue, "sop.escalate": SopEscalateDue, "sop.carry": SopCarryDue,
     "sop.crm_deferred": CrmKeyDeferred, "staff.sync": StaffSync,
+    "console.rollup": ConsoleRollupDue,
+    "succession.sweep": SuccessionSweep, "succession.follow": SuccessionFollow, "succession.move": SuccessionMove,
 }
 
 

@@ -16,6 +16,7 @@ from scrm.adapters.wecom.models_groups import (
     GroupChatRef,
     GroupWelcomeTemplate,
     JoinWay,
+    TransferGroupChatResponse,
 )
 
 StatusFilter = Literal[0, 1, 2, 3]
@@ -49,6 +50,11 @@ class GroupsApi(ApiBase):
         """Group details with members and ``member_version`` (to apply callback deltas)."""
         body = {"chat_id": chat_id, "need_name": 1 if need_name else 0}
         return GetGroupChatResponse.model_validate(await self.call("externalcontact/groupchat/get", body))
+
+    async def transfer_group_chats(self, chat_ids: Sequence[str], new_owner: str) -> TransferGroupChatResponse:
+        """离职继承 of ≤100 customer groups to ``new_owner`` (active); failures are per chat."""
+        body = {"chat_id_list": list(chat_ids), "new_owner_userid": new_owner}
+        return TransferGroupChatResponse.model_validate(await self.call("externalcontact/groupchat/transfer", body))
 
     # -- 「加入群聊」 -------------------------------------------------------------------------
 

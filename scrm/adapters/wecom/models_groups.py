@@ -114,3 +114,15 @@ class GroupWelcomeTemplate(WeComRequest):
 class AddGroupWelcomeTemplateResponse(WeComResponse):
     template_id: str
 
+
+
+class FailedChat(WeComModel):
+    chat_id: str
+    errcode: int = 0
+    errmsg: str = ""
+
+
+class TransferGroupChatResponse(WeComResponse):
+    """groupchat/transfer: the chats that were not handed over, each with its errcode."""
+
+    failed_chat_list: list[FailedChat] = Field(default_factory=list)

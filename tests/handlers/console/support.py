@@ -7,13 +7,13 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from handlers.staff.directory import apply_snapshot
 from handlers.staff.sync import read_directory
 from tests.support.stack import Stack, stack
+from tests.support.web import back_from_wecom
 
 ACCESS = """\
 members:
@@ -45,11 +45,7 @@ async def sign_in(s: Stack, userid: str) -> aiohttp.ClientResponse:
     console's callback (its host is the configured public URL; the test client keeps the path)."""
     start = await s.client.get(f"/console/login/wecom?viewer={userid}", allow_redirects=False)
     assert start.status == 302, await start.text()
-    async with aiohttp.ClientSession() as browser, browser.get(start.headers["Location"],
-                                                                allow_redirects=False) as wecom:
-        assert wecom.status == 302, await wecom.text()
-        back = urlsplit(wecom.headers["Location"])
-    return await s.client.get(f"{back.path}?{back.query}", allow_redirects=False)
+    return await s.client.get(await back_from_wecom(start.headers["Location"]), allow_redirects=False)
 
 
 async def csrf_of(s: Stack) -> str:

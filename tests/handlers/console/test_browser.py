@@ -1,12 +1,10 @@
 """The console in a real browser (headless Chromium through Playwright): signing in through
 WeCom's web login (the sandbox's page), the pages, htmx actions, CSRF, and a team lead kept to
-their team. Set CONSOLE_SCREENSHOTS_DIR to keep screenshots of the main pages (the README's)."""
+their team. Set SCREENSHOTS_DIR to keep screenshots of the main pages (the README's)."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,18 +16,7 @@ from handlers.sop.api import SopTask
 from scrm.kernel.models import InboxEvent, OutboxAction
 from tests.handlers.console.support import console_stack
 from tests.support.stack import Stack
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _shots(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("CONSOLE_SCREENSHOTS_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+from tests.support.web import free_port, screenshots_dir
 
 
 async def _seed(s: Stack) -> tuple[int, int]:
@@ -61,7 +48,7 @@ async def _sign_in(page: Page, base: str, member_label: str) -> None:
 
 async def test_an_ops_admin_signs_in_and_works_the_operations_page(sqlite_url: str, tmp_path: Path,
                                                                     browser: Browser) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     async with console_stack(sqlite_url, tmp_path, port=port) as s:
         dead, unknown = await _seed(s)
@@ -72,12 +59,12 @@ async def test_an_ops_admin_signs_in_and_works_the_operations_page(sqlite_url: s
         await expect(page.locator("#role")).to_have_text("运营管理员")
         await expect(page.locator("#dead-letters")).to_have_text("1")
         await expect(page.locator("#stuck-actions")).to_have_text("1")
-        await page.screenshot(path=str(_shots(tmp_path) / "console-home.png"), full_page=True)
+        await page.screenshot(path=str(screenshots_dir(tmp_path) / "console-home.png"), full_page=True)
 
         await page.click("text=运行状态")
         row = page.locator(f"#inbox-{dead}")
         await expect(row).to_contain_text("40050 chat not found")
-        await page.screenshot(path=str(_shots(tmp_path) / "console-ops.png"), full_page=True)
+        await page.screenshot(path=str(screenshots_dir(tmp_path) / "console-ops.png"), full_page=True)
         await row.get_by_role("button", name="重新投递").click()
         await expect(page.locator("td.done")).to_contain_text(f"#{dead} 已重新投递")
         await page.locator(f"#outbox-{unknown}").get_by_role("button", name="记为已发送").click()
@@ -98,7 +85,7 @@ async def test_an_ops_admin_signs_in_and_works_the_operations_page(sqlite_url: s
 
 
 async def test_a_team_lead_sees_their_team_only(sqlite_url: str, tmp_path: Path, browser: Browser) -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     async with console_stack(sqlite_url, tmp_path, port=port) as s:
         await _seed(s)
@@ -118,7 +105,53 @@ async def test_a_team_lead_sees_their_team_only(sqlite_url: str, tmp_path: Path,
         await expect(page.locator("#task-table")).not_to_contain_text("高飞")
         await expect(page.locator('[data-total="issued"]')).to_have_text("3")
         await expect(page.locator('[data-total="overdue"]')).to_have_text("1")
-        await page.screenshot(path=str(_shots(tmp_path) / "console-tasks.png"), full_page=True)
+        await page.screenshot(path=str(screenshots_dir(tmp_path) / "console-tasks.png"), full_page=True)
         await page.click("text=退出")
         await expect(page).to_have_url(re.compile(r".*/console/login$"))
+        await context.close()
+
+
+async def test_the_cockpit_shows_the_scripted_figures_and_drills_down(sqlite_url: str, tmp_path: Path,
+                                                                      browser: Browser) -> None:
+    from tests.handlers.console import cockpit_script as sc
+    from tests.handlers.console.test_cockpit import played
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with console_stack(sqlite_url, tmp_path, port=port) as s:
+        events = await played(s)
+        context = await browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 900})
+        page = await context.new_page()
+        await _sign_in(page, base, "周海（zhouhai）")
+        await page.click("header nav >> text=驾驶舱")
+        await expect(page.locator("#scope-label")).to_have_text("全行")
+        want = sc.expect(events, days=30)["figures"]
+        for name in ("added", "lost", "net", "reach_customers", "tasks_done", "radar_opens"):
+            cell = page.locator(f'#figures tr[data-figure="{name}"] td[data-period="current"]')
+            await expect(cell).to_have_text(str(want[name]["current"]))
+        for chart in ("daily", "channels", "skips", "retention", "ranking"):  # ECharts drew each one
+            await expect(page.locator(f"#chart-{chart}")).to_have_attribute("data-drawn", "true")
+            await expect(page.locator(f"#chart-{chart} svg")).to_have_count(1)
+        await page.screenshot(path=str(screenshots_dir(tmp_path) / "console-cockpit.png"), full_page=True)
+
+        # Bank → branch → sub-branch → team, by the ranking's links.
+        for label, path in (("杭州分行", "杭州分行"), ("城西支行", "杭州分行/城西支行"),
+                            ("代发服务团队", sc.WEST_PAYROLL)):
+            await page.locator("#teams").get_by_role("link", name=label, exact=True).click()
+            await expect(page.locator("#scope-label")).to_have_text(path)
+        team = sc.expect(events, days=30, dept=sc.WEST_PAYROLL)
+        await expect(page.locator('#figures tr[data-figure="added"] td[data-period="current"]')).to_have_text(
+            str(team["figures"]["added"]["current"]))
+        await expect(page.locator("#managers tbody tr")).to_have_count(len(team["managers"]))
+        await context.close()
+
+        # A team lead sees their team, and is refused another branch.
+        context = await browser.new_context(locale="zh-CN")
+        page = await context.new_page()
+        await _sign_in(page, base, "徐明（xuming）")
+        await page.goto(f"{base}/console/cockpit?days=7")
+        await expect(page.locator("#scope-label")).to_have_text(sc.EAST_RETAIL)
+        response = await page.goto(f"{base}/console/cockpit?dept=杭州分行/城西支行")
+        assert response is not None and response.status == 403
+        await expect(page.locator("h1")).to_have_text("无权访问")
         await context.close()

@@ -1,0 +1,213 @@
+"""The 1:1 chat's panels, as data: who the customer is, what is open, what happened, what to say.
+
+One read transaction gathers everything (the toolbar loads in one round trip); the HTML panels
+and the JSON behind them are two renderings of :class:`CustomerPanels`. The CRM's sensitive
+figures stay here: AUM leaves only as its band (the tag map's ``crm.aum`` bands).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.contacts.api import Customer, Follow, Member
+from handlers.crm.api import Binding, CrmCustomer
+from handlers.groups.api import GroupChat
+from handlers.radar.api import LinkMaker
+from handlers.sidebar.access import CustomerAccess
+from handlers.sidebar.say import Offer, Offers
+from handlers.sidebar.texts import ADD_WAYS, BUTTON_LABELS, STATUS_LABELS, timeline_line
+from handlers.sop.api import PRESSABLE, SopSend, SopTask
+from handlers.tags.api import FollowTag, Tag, TagGroup
+from handlers.timeline.api import Timeline
+from scrm.playbook import Playbook, date_variables
+
+# The shipped tag map's AUM bands, for a playbook that names none: a band, never the figure.
+DEFAULT_AUM_BANDS: tuple[tuple[float | None, str], ...] = (
+    (50_000, "5万以下"), (500_000, "5万-50万"), (6_000_000, "50万-600万"), (None, "600万以上"))
+# Keys of timeline details that name members (their names are looked up for the lines).
+MEMBER_KEYS = ("user_id", "manager", "from", "to")
+
+
+@dataclass(frozen=True)
+class Who:
+    name: str
+    remark: str
+    tier: str
+    segment: str
+    products: list[str]
+    aum_band: str
+    tags: list[str]
+    since: str  # the relation's start, the bank's local date
+    channel: str
+    managers: list[str]
+
+
+@dataclass(frozen=True)
+class OpenTask:
+    task_id: str
+    title: str
+    text: str
+    day: str
+    status: str
+    status_label: str
+    manager: str
+    buttons: list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Happened:
+    at: str  # local "MM-DD HH:MM"
+    line: str
+
+
+@dataclass(frozen=True)
+class CustomerPanels:
+    external_userid: str
+    who: Who
+    tasks: list[OpenTask]
+    history: list[Happened]
+    offers: list[Offer]
+
+
+def _local(at: datetime, tz: tzinfo) -> datetime:
+    return at.astimezone(tz)
+
+
+def _label(playbook: Playbook, attribute: str, value: object) -> str:
+    """A CRM value as the tag map names it (``crm.segment`` elderly → 银发), else as given."""
+    for spec in playbook.tag_groups.values():
+        if spec.source == f"crm.{attribute}" and spec.map:
+            return spec.map.get(str(value), str(value))
+    return str(value)
+
+
+def aum_band(playbook: Playbook, aum: object) -> str:
+    """The band AUM falls in ('' when unknown): the first whose upper bound exceeds it."""
+    try:
+        amount = float(aum)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+    bands: Sequence[tuple[float | None, str]] = DEFAULT_AUM_BANDS
+    for spec in playbook.tag_groups.values():
+        if spec.source == "crm.aum" and spec.bands:
+            bands = [(b.below, b.tag) for b in spec.bands]
+    return next((tag for below, tag in bands if below is None or amount < below), "")
+
+
+def _products(value: object) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [p for p in str(value or "").split("|") if p]
+
+
+async def crm_attributes(db: AsyncSession, customer: Customer | None, external_userid: str) -> dict[str, Any]:
+    """The customer's CRM record: its own crm_id, else a binding's."""
+    crm_id = customer.crm_id if customer is not None else None
+    if not crm_id:
+        crm_id = await db.scalar(select(Binding.crm_id).where(Binding.external_userid == external_userid)
+                                 .order_by(Binding.bound_at.desc()).limit(1))
+    record = await db.get(CrmCustomer, crm_id) if crm_id else None
+    return dict(record.attributes or {}) if record is not None else {}
+
+
+async def tag_names(db: AsyncSession, managers: Sequence[str], external_userid: str) -> list[str]:
+    """``group/tag`` of the live corp tags the relations carry, in WeCom's group and tag order."""
+    rows = await db.execute(
+        select(TagGroup.name, Tag.name).select_from(FollowTag)
+        .join(Tag, Tag.tag_id == FollowTag.tag_id).join(TagGroup, TagGroup.group_id == Tag.group_id)
+        .where(FollowTag.external_userid == external_userid, FollowTag.userid.in_(list(managers)),
+               Tag.deleted.is_(False), TagGroup.deleted.is_(False))
+        .order_by(TagGroup.order.desc(), Tag.order.desc(), Tag.name))
+    return list(dict.fromkeys(f"{group}/{tag}" for group, tag in rows.all()))
+
+
+async def member_names(db: AsyncSession, userids: Iterable[str]) -> dict[str, str]:
+    wanted = sorted({u for u in userids if u})
+    if not wanted:
+        return {}
+    rows = await db.execute(select(Member.userid, Member.name).where(Member.userid.in_(wanted)))
+    return {u: n or u for u, n in rows.all()}
+
+
+async def open_tasks(db: AsyncSession, access: CustomerAccess, external_userid: str,
+                     names: Mapping[str, str]) -> list[tuple[SopTask, OpenTask]]:
+    rows = await db.scalars(select(SopTask).where(SopTask.target == external_userid,
+                                                  SopTask.userid.in_(list(access.managers)),
+                                                  SopTask.status.in_(PRESSABLE))
+                            .order_by(SopTask.day, SopTask.created_at))
+    return [(t, task_view(t, names)) for t in rows.all()]
+
+
+def task_view(t: SopTask, names: Mapping[str, str]) -> OpenTask:
+    buttons = (t.detail or {}).get("buttons") or list(BUTTON_LABELS)
+    return OpenTask(t.task_id, t.title, t.text, t.day.isoformat(), t.status, STATUS_LABELS.get(t.status, t.status),
+                    names.get(t.userid, t.userid),
+                    [{"key": b, "label": BUTTON_LABELS[b]} for b in buttons if b in BUTTON_LABELS]
+                    if t.status in PRESSABLE else [])
+
+
+async def history(db: AsyncSession, playbook: Playbook, external_userid: str, tz: tzinfo,
+                  limit: int) -> list[Happened]:
+    """The newest things that happened to the customer, for people: the timeline's entries
+    (opens, group joins, relation changes, transfers, sidebar sends) and the bank's SOP sends."""
+    entries = (await db.scalars(select(Timeline).where(Timeline.subject_type == "customer",
+                                                       Timeline.subject_id == external_userid)
+                                .order_by(Timeline.at.desc()).limit(limit * 3))).all()
+    sends = (await db.scalars(select(SopSend).where(SopSend.target == external_userid,
+                                                    SopSend.target_type == "customer")
+                              .order_by(SopSend.created_at.desc()).limit(limit))).all()
+    names: dict[str, str] = {f"material:{m.id}": m.title or m.id for m in playbook.materials.values()}
+    names.update(await member_names(db, (str(e.detail.get(k, "")) for e in entries for k in MEMBER_KEYS)))
+    chats = {str(e.detail.get("chat_id")) for e in entries if e.detail.get("chat_id")}
+    if chats:
+        names.update({c: n for c, n in (await db.execute(select(GroupChat.chat_id, GroupChat.name)
+                                                         .where(GroupChat.chat_id.in_(sorted(chats))))).all()})
+    lines = [(e.at, timeline_line(e.kind, e.detail or {}, names)) for e in entries]
+    lines += [(s.created_at, f"银行推送：{names.get('material:' + s.material, s.material)}") for s in sends]
+    lines = sorted((x for x in lines if x[1]), key=lambda x: x[0], reverse=True)[:limit]
+    return [Happened(_local(at, tz).strftime("%m-%d %H:%M"), line) for at, line in lines]
+
+
+async def gather(db: AsyncSession, playbook: Playbook, access: CustomerAccess, external_userid: str, *,
+                 viewer_name: str, links: LinkMaker, today: date, tz: tzinfo, history_items: int) -> CustomerPanels:
+    customer = await db.get(Customer, external_userid)
+    attrs = await crm_attributes(db, customer, external_userid)
+    follows = {f.userid: f for f in (await db.scalars(select(Follow).where(
+        Follow.external_userid == external_userid, Follow.userid.in_(list(access.managers))))).all()}
+    relation = follows[access.managers[0]]
+    names = await member_names(db, access.managers)
+    tags = await tag_names(db, access.managers, external_userid)
+    channel = playbook.channels.get(relation.state)
+    name = str(attrs.get("name") or (customer.name if customer else "") or relation.remark or "客户")
+    who = Who(name=name, remark=relation.remark,
+              tier=_label(playbook, "tier", attrs["tier"]) if "tier" in attrs else "",
+              segment=_label(playbook, "segment", attrs["segment"]) if "segment" in attrs else "",
+              products=[_label(playbook, "products", p) for p in _products(attrs.get("products"))],
+              aum_band=aum_band(playbook, attrs.get("aum")), tags=tags,
+              since=_local(relation.created_at, tz).date().isoformat(),
+              channel=channel.name if channel is not None else ADD_WAYS.get(relation.add_way, "未知来源"),
+              managers=[names.get(u, u) for u in access.managers])
+    tasks = await open_tasks(db, access, external_userid, names)
+    # The rendering context: the customer as the SOPs name them (CRM name first), the sender.
+    context = {**date_variables(today), **{f"crm.{k}": str(v) for k, v in attrs.items()
+                                          if isinstance(v, str | int | float) and not isinstance(v, bool)},
+               "customer.name": name, "customer.remark": relation.remark, "manager.name": viewer_name}
+    offers = Offers(playbook, links, access.viewer, "private", today, context, customer=external_userid)
+    scripted = [o for o in (_script(playbook, offers, t) for t, _ in tasks) if o is not None]
+    said = scripted + offers.library(tags)
+    return CustomerPanels(external_userid, who, [v for _, v in tasks],
+                          await history(db, playbook, external_userid, tz, history_items), said)
+
+
+def _script(playbook: Playbook, offers: Offers, task: SopTask) -> Offer | None:
+    """The suggested script of a reminder's task (``sop/reminders.yaml`` ``script:``)."""
+    kind, _, name = task.source.partition(":")
+    reminder = playbook.reminders.get(name) if kind == "reminder" else None
+    material = playbook.materials.get(reminder.script or "") if reminder is not None else None
+    return offers.offer(material, task=task.task_id) if material is not None else None

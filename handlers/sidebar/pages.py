@@ -1,0 +1,219 @@
+"""The sidebar's routes behind the sign-in: the panels of a 1:1 chat and of a customer group
+(HTML for the toolbar, the same data as JSON), recording a send the page made, and settling a
+task from beside the chat.
+
+Every route checks the signed-in member against the chat first (``access``): an id the page
+sends is never trusted alone. A send is recorded in one transaction — the customer's timeline,
+the relation's last contact, the radar's send count, the console's audit log — so a send is
+never half recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
+from functools import partial
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from handlers.console.api import record_audit, remote_of
+from handlers.contacts.api import record_contact
+from handlers.radar.api import LinkMaker, record_send
+from handlers.sidebar import customer, group
+from handlers.sidebar.access import customer_access, group_access, well_formed
+from handlers.sidebar.say import Use, offerable
+from handlers.sidebar.settings import sidebar_settings
+from handlers.sidebar.texts import BAD_ID, BUTTON_LABELS, NOT_YOUR_GROUP, NOT_YOURS, STATUS_LABELS
+from handlers.sidebar.web import refuse, render, runtime_of, viewer_of
+from handlers.sop.api import PRESSABLE, SopTask, press_task
+from handlers.timeline.api import note
+from scrm.playbook import Playbook
+from scrm.playbook.quiet import local_day
+
+ROLE = "manager"  # how the console's audit log names a sidebar user
+_dumps = partial(json.dumps, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The moment a request is served: the playbook in force, the bank's day and time zone."""
+
+    playbook: Playbook
+    now: datetime
+    today: date
+    tz: tzinfo
+    links: LinkMaker
+
+
+def _scene(request: web.Request) -> Scene | web.Response:
+    runtime = runtime_of(request)
+    playbook = runtime.playbook.current
+    if playbook is None:
+        return refuse(request, 503, "no playbook loaded; the sidebar needs one (sop/, materials/)")
+    now = runtime.clock.now()
+    return Scene(playbook, now, local_day(playbook, now), ZoneInfo(playbook.policy.timezone),
+                 LinkMaker(runtime.settings))
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=_dumps)
+
+
+async def _customer(request: web.Request) -> customer.CustomerPanels | web.Response:
+    ext = request.match_info["external_userid"]
+    if not well_formed(ext):
+        return refuse(request, 400, BAD_ID)
+    scene = _scene(request)
+    if isinstance(scene, web.Response):
+        return scene
+    runtime, viewer = runtime_of(request), viewer_of(request)
+    async with runtime.sessions() as db:
+        access = await customer_access(db, viewer.userid, ext)
+        if access is None:
+            return refuse(request, 403, NOT_YOURS)
+        return await customer.gather(db, scene.playbook, access, ext, viewer_name=viewer.name, links=scene.links,
+                                     today=scene.today, tz=scene.tz,
+                                     history_items=sidebar_settings(runtime.settings).timeline_items)
+
+
+async def customer_page(request: web.Request) -> web.Response:
+    panels = await _customer(request)
+    if isinstance(panels, web.Response):
+        return panels
+    return render(request, "customer.html", {"p": panels})
+
+
+async def customer_data(request: web.Request) -> web.Response:
+    panels = await _customer(request)
+    return panels if isinstance(panels, web.Response) else _json(dataclasses.asdict(panels))
+
+
+async def _group(request: web.Request) -> group.GroupPanels | web.Response:
+    chat_id = request.match_info["chat_id"]
+    if not well_formed(chat_id):
+        return refuse(request, 400, BAD_ID)
+    scene = _scene(request)
+    if isinstance(scene, web.Response):
+        return scene
+    runtime, viewer = runtime_of(request), viewer_of(request)
+    async with runtime.sessions() as db:
+        chat = await group_access(db, viewer.userid, chat_id)
+        if chat is None:
+            return refuse(request, 403, NOT_YOUR_GROUP)
+        return await group.gather(db, scene.playbook, chat, viewer=viewer.userid, viewer_name=viewer.name,
+                                  links=scene.links, today=scene.today, now=scene.now, tz=scene.tz)
+
+
+async def group_page(request: web.Request) -> web.Response:
+    panels = await _group(request)
+    return panels if isinstance(panels, web.Response) else render(request, "group.html", {"p": panels})
+
+
+async def group_data(request: web.Request) -> web.Response:
+    panels = await _group(request)
+    return panels if isinstance(panels, web.Response) else _json(dataclasses.asdict(panels))
+
+
+async def _sent_body(request: web.Request) -> tuple[str, str] | web.Response:
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("material"), str) or not isinstance(
+            body.get("link", ""), str):
+        return refuse(request, 400, 'body must be JSON {"material": "<id>", "link": "<tracked link or empty>"}')
+    return body["material"], body.get("link", "")
+
+
+def _check_send(request: web.Request, scene: Scene, use: Use, material_id: str, link: str, *, sender: str,
+                customer_id: str | None) -> web.Response | None:
+    """Refuse a send of what may not be sent here, or with a link that is not this chat's own."""
+    material = scene.playbook.materials.get(material_id)
+    if material is None or not offerable(material, use, scene.today):
+        why = material.compliance_problem(scene.today) if material is not None else None
+        return refuse(request, 400, why or f"material {material_id!r} may not be sent in this chat")
+    if material.type != "link":
+        return refuse(request, 400, "a text material carries no link") if link else None
+    claims = scene.links.claims_of(link) if link else None
+    if claims is None or (claims.material, claims.sender, claims.customer) != (material_id, sender, customer_id):
+        return refuse(request, 400, "link is not a tracked link minted here for this chat")
+    return None
+
+
+async def _sent(request: web.Request, kind: Literal["customer", "group"], target: str) -> web.Response:
+    """The page put a material into the chat (``ww.sendChatMessage`` succeeded): record it — the
+    radar's send, a timeline entry, the audit log, and for a customer, contact."""
+    if not well_formed(target):
+        return refuse(request, 400, BAD_ID)
+    scene, parsed = _scene(request), await _sent_body(request)
+    if isinstance(scene, web.Response) or isinstance(parsed, web.Response):
+        return scene if isinstance(scene, web.Response) else parsed  # type: ignore[return-value]
+    material_id, link = parsed
+    runtime, viewer = runtime_of(request), viewer_of(request)
+    async with runtime.sessions() as db, db.begin():
+        if kind == "customer":
+            allowed = await customer_access(db, viewer.userid, target) is not None
+        else:
+            allowed = await group_access(db, viewer.userid, target) is not None
+        if not allowed:
+            return refuse(request, 403, NOT_YOURS if kind == "customer" else NOT_YOUR_GROUP)
+        refused = _check_send(request, scene, "private" if kind == "customer" else "group", material_id, link,
+                              sender=viewer.userid, customer_id=target if kind == "customer" else None)
+        if refused is not None:
+            return refused
+        material = scene.playbook.materials[material_id]
+        if link:
+            await record_send(db, scene.links, link, scene.now)
+        await note(db, None, kind, target, scene.now, "sidebar.send",
+                   {"material": material_id, "title": material.title or material_id, "manager": viewer.userid,
+                    "link": link})
+        if kind == "customer":  # a message the manager sent into the chat is contact (no-contact reminder)
+            await record_contact(db, target, scene.now, userid=viewer.userid)
+        record_audit(db, scene.now, viewer.userid, ROLE, "sidebar_send", f"{kind}:{target}", remote_of(request),
+                     material=material_id)
+    return _json({"recorded": True, "material": material_id, "at": scene.now.isoformat()})
+
+
+async def customer_sent(request: web.Request) -> web.Response:
+    return await _sent(request, "customer", request.match_info["external_userid"])
+
+
+async def group_sent(request: web.Request) -> web.Response:
+    return await _sent(request, "group", request.match_info["chat_id"])
+
+
+async def task_action(request: web.Request) -> web.Response:
+    """Done / snooze / not relevant from the sidebar: the same state change as the card's button,
+    and the card in WeCom shows it (``handlers.sop.api.press_task``)."""
+    task_id, button = request.match_info["task_id"], request.match_info["button"]
+    if button not in BUTTON_LABELS or not well_formed(task_id):
+        return refuse(request, 400, f"button must be one of {', '.join(BUTTON_LABELS)}")
+    runtime, viewer = runtime_of(request), viewer_of(request)
+    now = runtime.clock.now()
+    async with runtime.sessions() as db, db.begin():
+        task = await db.get(SopTask, task_id)
+        access = await customer_access(db, viewer.userid, task.target) if task is not None else None
+        if task is None or access is None or task.userid not in access.managers:
+            return refuse(request, 404, "no such task among this customer's tasks you may settle")
+        if task.status not in PRESSABLE:
+            return refuse(request, 409, f"task already {STATUS_LABELS.get(task.status, task.status)}")
+        status = await press_task(db, runtime.outbox, runtime.scheduler, task_id=task_id, button=button,
+                                  agent_id=runtime.settings.wecom.agent_id, now=now)
+        record_audit(db, now, viewer.userid, ROLE, f"task_{button}", f"task:{task_id}", remote_of(request),
+                     customer=task.target)
+    runtime.outbox.wake()  # the card's update goes out now, not at the next poll
+    return _json({"task_id": task_id, "status": status, "status_label": STATUS_LABELS.get(status or "", "")})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/customer/{external_userid}", customer_page)
+    app.router.add_get("/data/customer/{external_userid}", customer_data)
+    app.router.add_post("/customer/{external_userid}/sent", customer_sent)
+    app.router.add_get("/group/{chat_id}", group_page)
+    app.router.add_get("/data/group/{chat_id}", group_data)
+    app.router.add_post("/group/{chat_id}/sent", group_sent)
+    app.router.add_post("/task/{task_id}/{button}", task_action)

@@ -1,0 +1,103 @@
+// The chat toolbar page: ask WeCom's JS-SDK (ww) which chat the toolbar is in, load that chat's
+// panels from the server (which checks the signed-in member may see them), then send materials
+// with one tap (ww.sendChatMessage, then the server records the send) and settle tasks.
+(function () {
+  "use strict";
+  var root = document.getElementById("sidebar");
+  var panels = document.getElementById("panels");
+  var status = document.getElementById("status");
+  var csrf = root.dataset.csrf;
+
+  function say(text, isError) {
+    status.textContent = text;
+    status.className = isError ? "error" : "muted";
+  }
+
+  function message(error) {
+    return (error && (error.errMsg || error.message)) || String(error);
+  }
+
+  async function post(path, body) {
+    var reply = await fetch(path, {method: "POST", credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body: JSON.stringify(body || {})});
+    var data = await reply.json().catch(function () { return {}; });
+    if (!reply.ok) throw new Error(data.error || ("HTTP " + reply.status));
+    return data;
+  }
+
+  async function load(path) {
+    var reply = await fetch(path, {credentials: "same-origin"});
+    if (reply.status === 401) { location.reload(); return; }  // session over: sign in again
+    panels.innerHTML = await reply.text();
+    say("", false);
+  }
+
+  async function start() {
+    ww.register({
+      corpId: root.dataset.corpId,
+      agentId: Number(root.dataset.agentId),
+      jsApiList: ["getContext", "getCurExternalContact", "getCurExternalChat", "sendChatMessage"],
+      getAgentConfigSignature: async function (url) {
+        var reply = await fetch("/sidebar/signature?url=" + encodeURIComponent(url), {credentials: "same-origin"});
+        var data = await reply.json();
+        if (!reply.ok) throw new Error(data.error || ("HTTP " + reply.status));
+        return data;
+      }
+    });
+    var context = await ww.getContext();
+    if (context.entry === "single_chat_tools") {
+      var contact = await ww.getCurExternalContact();
+      await load("/sidebar/customer/" + encodeURIComponent(contact.userId));
+    } else if (context.entry === "group_chat_tools") {
+      var chat = await ww.getCurExternalChat();
+      await load("/sidebar/group/" + encodeURIComponent(chat.chatId));
+    } else {
+      say("请在客户单聊或客户群的聊天工具栏中打开。", true);
+    }
+  }
+
+  async function send(button) {
+    var offer = JSON.parse(button.dataset.send);
+    var scope = panels.firstElementChild;  // #customer or #group
+    var note = button.parentElement.querySelector(".sent-note");
+    button.disabled = true;
+    try {
+      for (var i = 0; i < offer.messages.length; i++) await ww.sendChatMessage(offer.messages[i]);
+      await post("/sidebar/" + scope.dataset.kind + "/" + encodeURIComponent(scope.dataset.id) + "/sent",
+                 {material: offer.material, link: offer.link});
+      note.textContent = "已发送";
+    } catch (error) {
+      note.textContent = "未发送：" + message(error);
+      note.className = "sent-note error";
+      button.disabled = false;
+    }
+  }
+
+  async function press(button) {
+    var task = button.closest(".task");
+    var label = task.querySelector(".task-status");
+    task.querySelectorAll("button").forEach(function (b) { b.disabled = true; });
+    try {
+      var data = await post("/sidebar/task/" + encodeURIComponent(task.dataset.taskId) + "/" + button.dataset.taskButton);
+      task.querySelectorAll("button").forEach(function (b) { b.remove(); });
+      label.textContent = data.status_label;
+    } catch (error) {
+      label.textContent = message(error);
+      label.className = "task-status error";
+      task.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+    }
+  }
+
+  panels.addEventListener("click", function (event) {
+    var button = event.target.closest("button");
+    if (!button) return;
+    if (button.dataset.send) send(button);
+    else if (button.dataset.taskButton) press(button);
+  });
+
+  if (typeof ww === "undefined") {
+    say("无法加载企业微信 JS-SDK，请在企业微信中打开。", true);
+  } else {
+    start().catch(function (error) { say("无法读取当前聊天：" + message(error), true); });
+  }
+})();

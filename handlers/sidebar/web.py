@@ -1,0 +1,113 @@
+"""The sidebar's web application, mounted at ``/sidebar``: its own sessions (the console's
+database-backed storage under the ``scrm_sidebar`` cookie), the signed-in member, CSRF on every
+POST, and rendering.
+
+The toolbar page itself (``/sidebar/``) signs a member in through WeCom OAuth when there is no
+session; every other route answers 401 without one (the page's script then reloads the toolbar,
+which signs in again, silently inside WeCom). Refusals are one line: JSON ``{"error": …}`` for
+the JSON routes and the send/task actions, a short HTML fragment for the panels.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from aiohttp_session import get_session, session_middleware
+
+from handlers.console.api import CSRF_HEADER, DatabaseStorage, cookie_is_secure, csrf_token
+from handlers.sidebar.jsapi import Tickets
+from handlers.sidebar.settings import sidebar_settings
+from handlers.sidebar.texts import NOT_SIGNED_IN
+
+if TYPE_CHECKING:
+    from scrm.kernel.service import Runtime
+
+HERE = Path(__file__).parent
+COOKIE = "scrm_sidebar"
+# Reached without a session: the toolbar page (it starts OAuth), OAuth's return, static files.
+PUBLIC = ("/sidebar/oauth", "/sidebar/static/")
+PAGE = "/sidebar/"
+_dumps = partial(json.dumps, ensure_ascii=False)  # refusals readable as sent
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RUNTIME = web.AppKey("scrm_sidebar_runtime", object)
+STORAGE = web.AppKey("scrm_sidebar_storage", DatabaseStorage)
+TICKETS = web.AppKey("scrm_sidebar_tickets", Tickets)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The signed-in member (a client manager or team lead)."""
+
+    userid: str
+    name: str
+    csrf: str
+
+
+VIEWER = web.RequestKey("scrm_sidebar_viewer", Viewer)
+
+
+def runtime_of(request: web.Request) -> Runtime:
+    return request.config_dict[RUNTIME]  # type: ignore[return-value]
+
+
+def viewer_of(request: web.Request) -> Viewer:
+    return request[VIEWER]  # set by the gate on every route but the public ones
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/sidebar/data/") or request.method == "POST"
+
+
+def refuse(request: web.Request, status: int, message: str) -> web.Response:
+    """A one-line refusal in the form the route speaks."""
+    if wants_json(request) or request.path.startswith("/sidebar/signature"):
+        return web.json_response({"error": message}, status=status, dumps=_dumps)
+    return render(request, "refused.html", {"message": message}, status=status)
+
+
+def render(request: web.Request, template: str, context: dict[str, Any], *, status: int = 200) -> web.Response:
+    return aiohttp_jinja2.render_template(template, request, {"viewer": request.get(VIEWER), **context},
+                                          status=status)
+
+
+@web.middleware
+async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """CSRF and sign-in checks before any sidebar route."""
+    session = await get_session(request)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        sent, expected = request.headers.get(CSRF_HEADER, ""), session.get("csrf")
+        if not isinstance(expected, str) or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return refuse(request, 403, "CSRF token missing or wrong; reload the toolbar and try again")
+    if request.path.startswith(PUBLIC):
+        return await handler(request)
+    actor = session.get("actor")
+    if isinstance(actor, str) and actor:
+        request[VIEWER] = Viewer(actor, str(session.get("name") or actor), csrf_token(session))
+        session.changed()  # moves the idle limit on (DatabaseStorage.save_session)
+    elif request.path != PAGE:
+        return refuse(request, 401, NOT_SIGNED_IN)
+    return await handler(request)
+
+
+def sidebar_app(runtime: Runtime) -> web.Application:
+    settings = sidebar_settings(runtime.settings)
+    storage = DatabaseStorage(runtime.sessions, runtime.clock, idle_s=settings.idle_timeout_s, max_s=settings.max_s,
+                              secure=cookie_is_secure(runtime.settings), cookie_name=COOKIE, path="/sidebar")
+    app = web.Application(middlewares=[session_middleware(storage), gate])
+    app[RUNTIME] = runtime
+    app[STORAGE] = storage
+    app[TICKETS] = Tickets(runtime)
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                         undefined=jinja2.StrictUndefined)
+    app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
+    return app
