@@ -226,9 +226,12 @@ async def _retention(db: AsyncSession, out: DayRollup, day: date, zone: str, bou
                 out.add(userid, RETAINED, f"d{n}")
 
 
-async def store(db: AsyncSession, rolled: DayRollup, now: datetime) -> None:
-    """Replace the stored rows of ``rolled.day`` (in the caller's transaction)."""
-    await db.execute(delete(ConsoleRollup).where(ConsoleRollup.day == rolled.day))
+async def store(db: AsyncSession, rolled: DayRollup, now: datetime, *,
+                only: Sequence[str] | None = None) -> None:
+    """Replace the stored rows of ``rolled.day`` — with ``only``, just those metrics' rows (in the
+    caller's transaction)."""
+    which = [ConsoleRollup.day == rolled.day] + ([ConsoleRollup.metric.in_(only)] if only else [])
+    await db.execute(delete(ConsoleRollup).where(*which))
     rows: list[dict[str, Any]] = [{"day": rolled.day, "userid": u, "metric": m, "key": k, "value": v}
                                   for (u, m, k), v in sorted(rolled.values.items()) if v]
     for chunk in _chunks(rows):
@@ -254,11 +257,30 @@ async def due_days(db: AsyncSession, today: date, history_days: int) -> list[dat
     return [d for d in days if d not in stored or stored[d] > 0]
 
 
+TASK_METRICS = (TASK_ISSUED, TASK_DONE, TASK_NOT_RELEVANT, TASK_ESCALATED, TASK_DONE_SECS)
+
+
+async def refresh_tasks(db: AsyncSession, day: date, now: datetime) -> DayRollup:
+    """Roll up again only the task figures of a stored ``day``: the rest of a past day never
+    changes, so the stored rows still equal a full rebuild — and a bank whose cards stay open
+    for months does not recompute every figure of months of days every night."""
+    rolled = DayRollup(day)
+    await _tasks(db, rolled, day)
+    await store(db, rolled, now, only=TASK_METRICS)
+    return rolled
+
+
 async def roll_up_due(db: AsyncSession, today: date, zone: str, now: datetime, history_days: int) -> list[date]:
-    """The nightly job's work: every due day rolled up; returns them."""
+    """The nightly job's work: every due day rolled up (a day stored before, only its task
+    figures); returns them."""
+    first = today - timedelta(days=history_days)
+    stored = set((await db.scalars(select(ConsoleRollupDay.day).where(ConsoleRollupDay.day >= first))).all())
     days = await due_days(db, today, history_days)
     for day in days:
-        await rebuild(db, day, zone, now)
+        if day in stored:
+            await refresh_tasks(db, day, now)
+        else:
+            await rebuild(db, day, zone, now)
     return days
 
 
