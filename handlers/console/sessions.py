@@ -66,6 +66,9 @@ class DatabaseStorage(AbstractStorage):
         if not token:
             token = secrets.token_urlsafe(32)
             session.set_new_identity(token)
+            # Every new session drops the expired ones (an index range delete): a crawler opening
+            # the sign-in page over and over cannot grow the table past what is still valid.
+            await self.purge()
         if _CREATED not in session:
             session[_CREATED] = now.isoformat()
         created = datetime.fromisoformat(str(session[_CREATED]))
@@ -81,7 +84,8 @@ class DatabaseStorage(AbstractStorage):
             await db.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == _hash(token)))
 
     async def purge(self) -> int:
-        """Drop expired sessions (at each sign-in: the table stays the size of who is signed in)."""
+        """Drop expired sessions (whenever a session starts: the table stays the size of who may
+        still use one)."""
         async with self._sessions() as db, db.begin():
             res = await db.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= self._clock.now()))
         return int(getattr(res, "rowcount", 0) or 0)

@@ -116,7 +116,6 @@ async def _start(request: web.Request, old: Session, actor: str, name: str, role
     storage = request.config_dict[STORAGE]
     if old.identity:
         await storage.forget(str(old.identity))
-    await storage.purge()
     session = await new_session(request)
     session.update({"actor": actor, "name": name, "role": role.value})
     csrf_token(session)

@@ -67,8 +67,7 @@ async def oauth_return(request: web.Request) -> web.StreamResponse:
     storage = request.config_dict[STORAGE]
     if session.identity:
         await storage.forget(str(session.identity))
-    await storage.purge()
-    fresh = await new_session(request)
+    fresh = await new_session(request)  # a new token (its save drops expired sessions)
     fresh.update({"actor": who.userid, "name": name})
     csrf_token(fresh)
     raise web.HTTPSeeOther(PAGE)

@@ -10,7 +10,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from handlers.console.models import ConsoleAudit
+from handlers.console.models import ConsoleAudit, ConsoleSession
 from handlers.sop.api import SopTask
 from scrm.kernel.models import InboxEvent, OutboxAction
 from tests.handlers.console.support import console_stack, csrf_of, sign_in
@@ -221,3 +221,19 @@ async def test_no_secret_is_ever_rendered(db_url: str, tmp_path: Path) -> None:
         for route in ROUTES:
             body = await (await s.client.get(route)).text()
             assert not [x for x in secrets if x and x in body], route
+
+
+async def test_expired_sessions_are_dropped_when_a_session_starts(db_url: str, tmp_path: Path) -> None:
+    """Visits to the sign-in page start anonymous sessions; once expired they go at the next start,
+    so repeated visits cannot grow the table."""
+    async with console_stack(db_url, tmp_path, console={"idle_timeout_s": 600}) as s:
+        for _ in range(3):
+            s.client.session.cookie_jar.clear()
+            assert (await s.client.get("/console/login")).status == 200
+        async with s.runtime.sessions() as db:
+            assert len((await db.scalars(select(ConsoleSession))).all()) == 3
+        s.clock.advance(minutes=11)
+        s.client.session.cookie_jar.clear()
+        await s.client.get("/console/login")
+        async with s.runtime.sessions() as db:
+            assert len((await db.scalars(select(ConsoleSession))).all()) == 1
