@@ -31,6 +31,10 @@ def _print_json(data: Any) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from scrm.serve import serve
 
+    if args.existing and not args.sandbox:
+        raise UserError("--existing seeds the sandbox's corp: use it with --sandbox")
+    if args.existing < 0:
+        raise UserError(f"--existing must be 0 or more, not {args.existing}")
     serve(settings, sandbox=args.sandbox, demo=not args.no_demo, existing=args.existing)
     return 0
 

@@ -119,6 +119,16 @@ def test_serve_without_config_names_the_missing_wecom_settings(monkeypatch: pyte
     assert not Path("scrm.db").exists()  # refused before anything was created
 
 
+@pytest.mark.parametrize(("argv", "says"), [
+    (["serve", "--existing", "100"], "--existing seeds the sandbox's corp: use it with --sandbox"),
+    (["serve", "--sandbox", "--existing", "-5"], "--existing must be 0 or more, not -5"),
+])
+def test_serve_existing_needs_the_sandbox_and_a_count(argv: list[str], says: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    assert says in refused(argv, capsys)
+    assert not Path("scrm.db").exists()
+
+
 def test_serve_outside_the_project_folder_names_the_sop_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     for key, value in WECOM.items():
