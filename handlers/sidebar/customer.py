@@ -89,9 +89,11 @@ def _label(playbook: Playbook, attribute: str, value: object) -> str:
 
 def aum_band(playbook: Playbook, aum: object) -> str:
     """The band AUM falls in ('' when unknown): the first whose upper bound exceeds it."""
+    if not isinstance(aum, int | float | str) or isinstance(aum, bool):
+        return ""
     try:
-        amount = float(aum)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        amount = float(aum)
+    except ValueError:
         return ""
     bands: Sequence[tuple[float | None, str]] = DEFAULT_AUM_BANDS
     for spec in playbook.tag_groups.values():

@@ -13,10 +13,14 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from scrm.cli_support import Env, UserError, command_env
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
+
+if TYPE_CHECKING:
+    from scrm.kernel.inbox import Inbox
 
 
 async def cmd_succession(args: argparse.Namespace, settings: Settings, *, clock: Clock | None = None) -> int:
@@ -52,7 +56,7 @@ def _rules(settings: Settings) -> int:
     return 0
 
 
-async def _inbox(env: Env):  # type: ignore[no-untyped-def]
+async def _inbox(env: Env) -> Inbox:
     from scrm.kernel.inbox import Inbox
 
     return Inbox(env.engine, env.sessions, env.settings.inbox, env.clock)
