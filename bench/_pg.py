@@ -7,9 +7,11 @@ the URL and driver are the service's own) loads the same rows in about a minute 
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import make_url, text
@@ -57,3 +59,20 @@ async def analyze(conn: AsyncConnection, tables: Sequence[str]) -> None:
     """Fresh planner statistics after a bulk load, as autovacuum would give a long-lived database."""
     for t in tables:
         await conn.execute(text(f'ANALYZE "{t}"'))
+
+
+async def fresh_database(db: str | None, tmp: Path) -> str:
+    """A migrated, empty database: a new SQLite file in ``tmp``, or ``db`` migrated and emptied."""
+    from scrm.adapters.db import migrate
+    from scrm.adapters.db.engine import make_engine
+
+    url = db or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
+    await asyncio.to_thread(migrate.upgrade, url)
+    if db:
+        engine = make_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await truncate_all(conn)
+        finally:
+            await engine.dispose()
+    return url

@@ -37,6 +37,12 @@ def system_busy_s() -> float | None:
         return None
 
 
+def rss_mb() -> float:
+    """This process's resident set now (to show memory staying flat along a run)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 def peak_rss_mb() -> float:
     """This process's peak RSS. VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a
     spawned child's would start at its parent's RSS at the time of the spawn (and VmHWM can be

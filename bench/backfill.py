@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
-import os
 import sys
 import tempfile
 import time
@@ -43,7 +42,8 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/backfill.py`
     sys.path.insert(0, str(ROOT))
 
 
-from bench._proc import peak_rss_mb, reset_peak_rss
+from bench._pg import fresh_database
+from bench._proc import peak_rss_mb, reset_peak_rss, rss_mb
 from bench._sandbox import serving
 from scrm.kernel.clock import SystemClock
 from scrm.sandbox import SANDBOX_AGENT_ID, SANDBOX_CORP_ID, SANDBOX_SECRET
@@ -52,11 +52,6 @@ from tests.support.processes import until_stopped
 HOST = "127.0.0.1"
 RATIO_GOAL = 1.1
 RELATIONS_API = "externalcontact/batch/get_by_user"
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 # --------------------------------------------------------------------------- the sandbox (child)
@@ -90,23 +85,6 @@ async def _serve_sandbox(n: int, limit: int, groups: int, conn: Connection, stop
 # --------------------------------------------------------------------------- the service side (this process)
 
 
-async def _fresh_database(db: str | None, tmp: Path) -> str:
-    from bench._pg import truncate_all
-    from scrm.adapters.db import migrate
-    from scrm.adapters.db.engine import make_engine
-
-    url = db or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-    await asyncio.to_thread(migrate.upgrade, url)
-    if db:
-        engine = make_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await truncate_all(conn)
-        finally:
-            await engine.dispose()
-    return url
-
-
 def limit_bound_s(calls: dict[str, int], limit: int) -> float:
     """The least time ``calls`` (per API) take under the client's buckets of ``limit`` a minute,
     one API after another (``TokenBucket.for_limit``: a burst, then the refill rate)."""
@@ -129,7 +107,7 @@ async def run_service(n: int, limit: int, port: int, db: str | None) -> dict[str
     from scrm.kernel.inbox import Inbox
 
     tmp = Path(tempfile.mkdtemp())
-    url = await _fresh_database(db, tmp)
+    url = await fresh_database(db, tmp)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     clock = SystemClock()
@@ -143,18 +121,18 @@ async def run_service(n: int, limit: int, port: int, db: str | None) -> dict[str
     def on_page(done: PageDone) -> None:
         stage_t.setdefault(done.stage, time.perf_counter())
         if done.stage == "relations" and done.pages in marks:
-            out["rss"].append(round(_rss_mb(), 1))
+            out["rss"].append(round(rss_mb(), 1))
 
     ctx = Context(sessions=sessions, wecom=wecom, clock=clock, inbox=Inbox(engine, sessions, InboxSettings(), clock),
                   corp_id=SANDBOX_CORP_ID, owner="bench", on_page=on_page)
     try:
         await wecom.tokens.get()  # gettoken before the clock starts
         reset_peak_rss()
-        out["rss_start"] = _rss_mb()
+        out["rss_start"] = rss_mb()
         t0 = time.perf_counter()
         outcome = await run_backfill(ctx, trigger="cli")
         out["wall_s"] = time.perf_counter() - t0
-        out["rss_end"], out["peak"] = _rss_mb(), peak_rss_mb()
+        out["rss_end"], out["peak"] = rss_mb(), peak_rss_mb()
         out["stages"] = [line.line() for line in outcome.stages]
         out["relations_s"] = _relations_wall(stage_t, t0 + out["wall_s"])
         async with sessions() as s:

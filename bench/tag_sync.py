@@ -71,6 +71,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/tag_sync.py`
 
 
 from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
+from bench._pg import fresh_database
 from bench._proc import peak_rss_mb, reset_peak_rss
 from bench._sandbox import serving
 from scrm.kernel.clock import SystemClock
@@ -188,24 +189,6 @@ async def _seed(engine: Any, sessions: Any, n: int, ids: dict[str, str]) -> None
             await analyze(conn, list(SEED_COLUMNS))
 
 
-async def _fresh_database(db: str | None, tmp: Path) -> str:
-    """A migrated, empty database: a new SQLite file in ``tmp``, or ``db`` migrated and emptied."""
-    from bench._pg import truncate_all
-    from scrm.adapters.db import migrate
-    from scrm.adapters.db.engine import make_engine
-
-    url = db or f"sqlite+aiosqlite:///{tmp / 'bench.db'}"
-    await asyncio.to_thread(migrate.upgrade, url)
-    if db:
-        engine = make_engine(url)
-        try:
-            async with engine.begin() as conn:
-                await truncate_all(conn)
-        finally:
-            await engine.dispose()
-    return url
-
-
 async def _unfinished(sessions: Any) -> int:
     from sqlalchemy import func, select
 
@@ -240,7 +223,7 @@ async def run_service(n: int, limit: int, chunk: int, port: int, ids: dict[str, 
     from scrm.kernel.outbox import Outbox
 
     tmp = Path(tempfile.mkdtemp())
-    url = await _fresh_database(db, tmp)
+    url = await fresh_database(db, tmp)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     t_seed = time.perf_counter()
