@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.backfill import members
-from handlers.backfill.context import MEMBERS_PER_CALL, Context
+from handlers.backfill.context import Context
 from handlers.backfill.paging import Page, Position, run_stage
 from handlers.backfill.relations import write_relations
 from handlers.crm.api import link_contacts, queue_sync, writeback_baselines
@@ -23,11 +23,10 @@ STAGE = "relations"
 
 async def run(ctx: Context) -> None:
     async def read(position: Position) -> Page[ExternalContactFollow] | None:
-        chunk, cursor = list(position.get("chunk") or []), str(position.get("cursor") or "")
-        if not chunk:
-            chunk = await members.next_chunk(ctx.sessions, str(position.get("after") or ""), MEMBERS_PER_CALL)
-            if not chunk:
-                return None
+        at = await members.chunk_at(ctx.sessions, position)
+        if at is None:
+            return None
+        chunk, cursor = at
         read_at = ctx.clock.now()
         reply: BatchGetByUserResponse | None = None
         while reply is None:
@@ -42,8 +41,7 @@ async def run(ctx: Context) -> None:
                 if not kept:
                     return Page([], {"after": chunk[-1]}, read_at)
                 chunk, cursor = kept, ""  # another member list: WeCom's cursor no longer applies
-        nxt: Position = {"chunk": chunk, "cursor": reply.next_cursor} if reply.next_cursor else {"after": chunk[-1]}
-        return Page(reply.external_contact_list, nxt, read_at)
+        return Page(reply.external_contact_list, members.position_after(chunk, reply.next_cursor), read_at)
 
     async def write(session: AsyncSession, page: Page[ExternalContactFollow]) -> tuple[int, int]:
         written = await write_relations(session, page.items, page.read_at)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.backfill import members
-from handlers.backfill.context import MEMBERS_PER_CALL, Context
+from handlers.backfill.context import Context
 from handlers.backfill.paging import Page, Position, run_stage
 from handlers.groups.api import GroupChat, write_full
 from scrm.adapters.wecom.errors import ErrCode, WeComError
@@ -40,16 +40,14 @@ async def run(ctx: Context) -> None:
                 raise
 
     async def read(position: Position) -> Page[WeComGroupChat] | None:
-        chunk, cursor = list(position.get("chunk") or []), str(position.get("cursor") or "")
-        if not chunk:
-            chunk = await members.next_chunk(ctx.sessions, str(position.get("after") or ""), MEMBERS_PER_CALL)
-            if not chunk:
-                return None
+        at = await members.chunk_at(ctx.sessions, position)
+        if at is None:
+            return None
+        chunk, cursor = at
         read_at = ctx.clock.now()
         reply = await ctx.wecom.list_group_chats(owners=chunk, cursor=cursor, limit=ctx.page_limit)
         chats = [c for c in await asyncio.gather(*(detail(r.chat_id) for r in reply.group_chat_list)) if c]
-        nxt: Position = {"chunk": chunk, "cursor": reply.next_cursor} if reply.next_cursor else {"after": chunk[-1]}
-        return Page(chats, nxt, read_at)
+        return Page(chats, members.position_after(chunk, reply.next_cursor), read_at)
 
     async def write(session: AsyncSession, page: Page[WeComGroupChat]) -> tuple[int, int]:
         ids = [c.chat_id for c in page.items]

@@ -7,11 +7,30 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.backfill.context import MEMBERS_PER_CALL
+from handlers.backfill.paging import Position
 from handlers.contacts.api import Member
 from scrm.adapters.wecom.api import WeComClient
 from scrm.adapters.wecom.errors import ErrCode, WeComError
 
 LEFT_CORP = 5  # user/get status: 退出企业
+
+
+async def chunk_at(sessions: async_sessionmaker[AsyncSession],
+                   position: Position) -> tuple[list[str], str] | None:
+    """The member chunk a stage's position is in and WeCom's cursor inside it; at a chunk's end,
+    the next chunk from its start; None once every member has been walked."""
+    chunk, cursor = list(position.get("chunk") or []), str(position.get("cursor") or "")
+    if not chunk:
+        chunk = await next_chunk(sessions, str(position.get("after") or ""), MEMBERS_PER_CALL)
+        if not chunk:
+            return None
+    return chunk, cursor
+
+
+def position_after(chunk: list[str], next_cursor: str) -> Position:
+    """Where the stage goes on: inside this chunk at WeCom's cursor, else after its last member."""
+    return {"chunk": chunk, "cursor": next_cursor} if next_cursor else {"after": chunk[-1]}
 
 
 async def next_chunk(sessions: async_sessionmaker[AsyncSession], after: str, size: int) -> list[str]:
