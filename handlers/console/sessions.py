@@ -25,6 +25,10 @@ from scrm.kernel.clock import Clock
 
 COOKIE = "scrm_console"
 _CREATED = "_created"  # when the session signed in (ISO), for the absolute limit
+_TOUCHED = "_touched"  # when a request last moved the idle limit on (ISO)
+# A request moves the idle limit on at most this often: a write per page view (every sidebar
+# panel, every htmx click) would put the session table on the path of every request.
+TOUCH_EVERY = timedelta(seconds=60)
 
 
 def _hash(token: str) -> str:
@@ -53,9 +57,17 @@ class DatabaseStorage(AbstractStorage):
             return Session(None, data=None, new=True)
         return Session(token, data={"session": dict(row.data)}, new=False)
 
+    def keep_alive(self, session: Session) -> None:
+        """A signed-in request: move the session's idle limit on (saved by ``save_session``), at
+        most once per ``TOUCH_EVERY``."""
+        now = self._clock.now()
+        touched = session.get(_TOUCHED)
+        if not isinstance(touched, str) or now - datetime.fromisoformat(touched) >= TOUCH_EVERY:
+            session[_TOUCHED] = now.isoformat()  # marks the session changed
+
     async def save_session(self, request: web.Request, response: web.StreamResponse, session: Session) -> None:
-        """Store the session (the auth middleware marks every signed-in request changed, so each
-        request moves the idle limit on, never past the absolute one) or, emptied, end it."""
+        """Store the session (a signed-in request marks it changed through ``keep_alive``, which
+        moves the idle limit on, never past the absolute one) or, emptied, end it."""
         token = session.identity
         if session.empty:
             if token:
@@ -70,7 +82,7 @@ class DatabaseStorage(AbstractStorage):
             # the sign-in page over and over cannot grow the table past what is still valid.
             await self.purge()
         if _CREATED not in session:
-            session[_CREATED] = now.isoformat()
+            session[_CREATED] = session[_TOUCHED] = now.isoformat()
         created = datetime.fromisoformat(str(session[_CREATED]))
         row = {"token_hash": _hash(str(token)), "data": dict(session), "created_at": created,
                "expires_at": min(now + self._idle, created + self._max)}

@@ -139,7 +139,7 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise web.HTTPSeeOther("/console/login")
         return web.Response(status=401, text="not signed in\n")
     request[VIEWER] = viewer
-    session.changed()  # moves the idle limit on (DatabaseStorage.save_session)
+    request.config_dict[STORAGE].keep_alive(session)
     return await handler(request)
 
 

@@ -93,7 +93,7 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     actor = session.get("actor")
     if isinstance(actor, str) and actor:
         request[VIEWER] = Viewer(actor, str(session.get("name") or actor), csrf_token(session))
-        session.changed()  # moves the idle limit on (DatabaseStorage.save_session)
+        request.config_dict[STORAGE].keep_alive(session)
     elif request.path != PAGE:
         return refuse(request, 401, NOT_SIGNED_IN)
     return await handler(request)

@@ -237,3 +237,20 @@ async def test_expired_sessions_are_dropped_when_a_session_starts(db_url: str, t
         await s.client.get("/console/login")
         async with s.runtime.sessions() as db:
             assert len((await db.scalars(select(ConsoleSession))).all()) == 1
+
+
+async def test_a_request_moves_the_idle_limit_on_at_most_once_a_minute(db_url: str, tmp_path: Path) -> None:
+    async with console_stack(db_url, tmp_path, console={"idle_timeout_s": 600}) as s:
+        await sign_in(s, "wangqiang")
+
+        async def expiry() -> object:
+            async with s.runtime.sessions() as db:
+                return (await db.scalars(select(ConsoleSession.expires_at))).one()
+
+        signed_in = await expiry()
+        s.clock.advance(seconds=30)
+        assert (await s.client.get("/console/tasks")).status == 200
+        assert await expiry() == signed_in  # within the minute: no write
+        s.clock.advance(seconds=31)
+        assert (await s.client.get("/console/tasks")).status == 200
+        assert await expiry() == s.clock.now() + timedelta(seconds=600)
