@@ -16,6 +16,7 @@ log = logging.getLogger("scrm.console")
 class AccessHolder:
     def __init__(self, path: Path) -> None:
         self.path = path
+        # (mtime, size) of the file last read; None with the empty list = no file (nothing to read)
         self._stamp: tuple[int, int] | None = None
         self._current = AccessList()
 
@@ -29,7 +30,7 @@ class AccessHolder:
             stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
         except OSError:
             stamp = None
-        if stamp != self._stamp or self._stamp is None:
+        if stamp != self._stamp:
             self._stamp = stamp
             self._current = load_access(self.path)
             for issue in self._current.errors:
