@@ -7,7 +7,19 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from handlers.console import auditpage, cockpitpage, home, ops, signin, tasks
+from handlers.console import (
+    auditpage,
+    bi,
+    calendarpage,
+    cockpitpage,
+    customerspage,
+    effectpage,
+    home,
+    materialspage,
+    ops,
+    signin,
+    tasks,
+)
 from handlers.console.access import Role
 from handlers.console.cli import register as register_cli
 from handlers.console.holder import AccessHolder
@@ -29,9 +41,11 @@ def install(app: web.Application, runtime: Runtime) -> None:
     if not console_settings(runtime.settings).enabled:
         return
     console = console_app(runtime)
-    for module in (signin, home, ops, tasks, cockpitpage, auditpage):
+    for module in (signin, home, ops, tasks, cockpitpage, effectpage, calendarpage, customerspage, materialspage,
+                   auditpage):
         module.add_routes(console)
     app.add_subapp("/console", console)
+    bi.install(app, runtime)
 
 
 async def _jobs(runtime: Runtime) -> bool:
