@@ -175,18 +175,26 @@ def rankings(fig: r.Figures, scope: Scope) -> tuple[list[dict[str, Any]], list[d
     return _ranked(teams, "department"), _ranked(managers, "userid")
 
 
-async def cockpit(db: AsyncSession, grant: Grant, *, days: int, today: date, now: datetime, zone: str,
-                  dept: str = "", manager: str = "") -> dict[str, Any]:
-    """Every figure of the cockpit for ``days`` ending ``today`` in the part of the bank asked
-    for (within ``grant``: :class:`~handlers.console.scope.ScopeRefused` otherwise)."""
-    if days not in PERIODS:
-        raise ValueError(f"days must be one of {', '.join(map(str, PERIODS))}")
+async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime, zone: str, days: int | None = None,
+                  since: date | None = None, until: date | None = None, dept: str = "",
+                  manager: str = "") -> dict[str, Any]:
+    """Every figure of the cockpit for ``days`` ending ``today`` — or for the days ``since`` to
+    ``until`` (a report's explicit period, ending today at the latest) — in the part of the bank
+    asked for (within ``grant``: :class:`~handlers.console.scope.ScopeRefused` otherwise)."""
+    if since is None:
+        if days not in PERIODS:
+            raise ValueError(f"days must be one of {', '.join(map(str, PERIODS))}")
+        since, until = today - timedelta(days=days - 1), today
+    until = until or today
+    if not since <= until <= today:
+        raise ValueError("the period must end today at the latest and not before it starts")
+    days = (until - since).days + 1
     scope = await resolve(db, grant, dept=dept, manager=manager)
-    since = today - timedelta(days=days - 1)
     prev_since, prev_until = since - timedelta(days=days), since - timedelta(days=1)
     first = min(prev_since, since - timedelta(days=since.weekday()))
-    daily = await load_days(db, scope, first, today, today=today, now=now, zone=zone)
-    current, previous = _days(since, today), _days(prev_since, prev_until)
+    # A past period reads nothing after its end: its figures are those its last day could know.
+    daily = await load_days(db, scope, first, until, today=today, now=now, zone=zone)
+    current, previous = _days(since, until), _days(prev_since, prev_until)
     cur, prev = merge(daily, current), merge(daily, previous)
     added_c, added_p, lost_c, lost_p = (_by_key(cur, r.ADDED), _by_key(prev, r.ADDED), _by_key(cur, r.LOST),
                                         _by_key(prev, r.LOST))
@@ -194,7 +202,7 @@ async def cockpit(db: AsyncSession, grant: Grant, *, days: int, today: date, now
     skips_c, skips_p = _by_key(cur, r.SKIP), _by_key(prev, r.SKIP)
     teams, managers = rankings(cur, scope)
     return {
-        "period": {"days": days, "since": since.isoformat(), "until": today.isoformat(),
+        "period": {"days": days, "since": since.isoformat(), "until": until.isoformat(),
                    "previous_since": prev_since.isoformat(), "previous_until": prev_until.isoformat()},
         "scope": {"dept": scope.dept, "manager": scope.manager, "label": scope.label},
         "figures": _trend(figures(cur), figures(prev)),
@@ -204,7 +212,7 @@ async def cockpit(db: AsyncSession, grant: Grant, *, days: int, today: date, now
                   for k, label in LABELS.items()],
         "daily": [{"day": d.isoformat(), **{k: v for k, v in figures(daily.get(d, {})).items()
                                             if k in ("added", "lost", "removed", "net")}} for d in current],
-        "retention": retention(daily, since, today),
+        "retention": retention(daily, since, until),
         "teams": teams,
         "managers": managers,
     }

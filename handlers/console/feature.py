@@ -23,7 +23,7 @@ from handlers.console import (
 from handlers.console.access import Role
 from handlers.console.cli import register as register_cli
 from handlers.console.holder import AccessHolder
-from handlers.console.jobs import EVENTS, register_rollup, router, zone_of
+from handlers.console.jobs import EVENTS, register_jobs, router, zone_of
 from handlers.console.settings import ConsoleSettings, console_settings
 from handlers.console.web import console_app
 from scrm.kernel.feature import Feature
@@ -49,13 +49,15 @@ def install(app: web.Application, runtime: Runtime) -> None:
 
 
 async def _jobs(runtime: Runtime) -> bool:
-    """The cockpit's nightly roll-up (``[console] rollup_cron``, in the playbook's time zone); like
+    """The cockpit's nightly roll-up and the weekly digest (``[console] rollup_cron``,
+    ``digest_cron``, in the playbook's time zone); like
     every feature's jobs, only for a service running a playbook."""
     if runtime.playbook.current is None:
         return False
     zone = zone_of(runtime.playbook.current, runtime.settings)
     async with runtime.sessions() as session, session.begin():
-        return await register_rollup(session, runtime.scheduler, runtime.settings, zone)
+        await register_jobs(session, runtime.scheduler, runtime.settings, zone)
+    return True
 
 
 async def _sandbox(runtime: Runtime) -> None:
@@ -75,4 +77,4 @@ async def _sandbox(runtime: Runtime) -> None:
 
 FEATURE = Feature(name="console", router=router, models=models, settings=ConsoleSettings, events=EVENTS,
                   http=install, jobs=_jobs, cli=register_cli, sandbox=_sandbox,
-                  requires=("contacts", "sop", "groups", "radar"))
+                  requires=("contacts", "sop", "groups", "radar", "crm", "tags", "timeline"))

@@ -1,8 +1,13 @@
-"""The nightly roll-up as a durable scheduler job (``console.rollup``): each fire time becomes one
-``console.rollup`` internal event, so several instances, or a replay, roll a day up once — and
-rolling a day up twice stores the same rows anyway (:func:`handlers.console.rollup.rebuild`
-replaces the day's rows). Each run rolls up every complete day not rolled up yet (a service down
-for a week catches up) and the days whose task cards were still unsettled."""
+"""The console's durable scheduler jobs; each fire time becomes one internal event, so several
+instances, or a replay, run it once.
+
+* ``console.rollup``, nightly: rolling a day up twice stores the same rows anyway
+  (:func:`handlers.console.rollup.rebuild` replaces the day's rows). Each run rolls up every
+  complete day not rolled up yet (a service down for a week catches up) and the days whose task
+  cards were still unsettled.
+* ``console.digest``, weekly (:mod:`handlers.console.digest`): its messages are keyed by ISO
+  week and member, so even a second run in the same week sends nothing more.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,16 @@ from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.console.access import load_access
+from handlers.console.digest import queue_digest
+from handlers.console.holder import access_path
 from handlers.console.rollup import roll_up_due
 from handlers.console.settings import console_settings
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 from scrm.kernel.dispatch import Router
 from scrm.kernel.events import Internal, Scheduled
+from scrm.kernel.outbox import Outbox
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
 from scrm.playbook import Playbook
 from scrm.playbook.quiet import local_day
@@ -25,6 +34,10 @@ JOB_KEY = "console.rollup"
 # Late is still useful (the cockpit computes a missing day live meanwhile); a day later, the
 # next night's run catches the day up anyway.
 MISFIRE_GRACE_S = 20 * 3600
+DIGEST_JOB_KEY = "console.digest"
+# A digest a day or two late (the service was down on Monday) still reports last week; later,
+# next week's is near.
+DIGEST_MISFIRE_GRACE_S = 2 * 24 * 3600
 
 router = Router("console")
 log = logging.getLogger("handlers.console.rollup")
@@ -37,7 +50,14 @@ class ConsoleRollupDue(Scheduled):
     SOURCE: ClassVar[str] = "console"
 
 
-EVENTS: tuple[type[Internal], ...] = (ConsoleRollupDue,)
+class ConsoleDigestDue(Scheduled):
+    """Queue the weekly digest (fired by the ``console.digest`` job)."""
+
+    KIND: ClassVar[str] = "console.digest"
+    SOURCE: ClassVar[str] = "console"
+
+
+EVENTS: tuple[type[Internal], ...] = (ConsoleRollupDue, ConsoleDigestDue)
 
 
 def zone_of(playbook: Playbook | None, settings: Settings) -> str:
@@ -52,6 +72,22 @@ async def register_rollup(session: AsyncSession, scheduler: Scheduler, settings:
     return await scheduler.keep_job(session, JOB_KEY, ConsoleRollupDue, trigger, misfire_grace_s=MISFIRE_GRACE_S)
 
 
+async def register_digest(session: AsyncSession, scheduler: Scheduler, settings: Settings, zone: str) -> bool:
+    """Put (or disable, when ``digest_cron`` is empty or the console is off: its link would lead
+    nowhere) the weekly digest job."""
+    own = console_settings(settings)
+    expr = own.digest_cron.strip() if own.enabled else ""
+    trigger = TriggerSpec(type="cron", expr=expr, timezone=zone) if expr else None
+    return await scheduler.keep_job(session, DIGEST_JOB_KEY, ConsoleDigestDue, trigger,
+                                    misfire_grace_s=DIGEST_MISFIRE_GRACE_S)
+
+
+async def register_jobs(session: AsyncSession, scheduler: Scheduler, settings: Settings, zone: str) -> None:
+    """Every console job as the configuration wants it."""
+    await register_rollup(session, scheduler, settings, zone)
+    await register_digest(session, scheduler, settings, zone)
+
+
 @router.on(ConsoleRollupDue)
 async def on_rollup(event: ConsoleRollupDue, session: AsyncSession, clock: Clock, settings: Settings,
                     playbook: Playbook) -> None:
@@ -60,3 +96,10 @@ async def on_rollup(event: ConsoleRollupDue, session: AsyncSession, clock: Clock
                              console_settings(settings).rollup_history_days)
     log.info("console roll-up: %d day(s)", len(days),
              extra={"days": [d.isoformat() for d in days[:5]] + (["…"] if len(days) > 5 else [])})
+
+
+@router.on(ConsoleDigestDue)
+async def on_digest(event: ConsoleDigestDue, session: AsyncSession, clock: Clock, settings: Settings,
+                    playbook: Playbook, outbox: Outbox) -> None:
+    # The access file as it is now (a lead added this morning gets this week's digest).
+    await queue_digest(session, outbox, settings, playbook, load_access(access_path(settings)), clock.now())

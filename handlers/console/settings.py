@@ -1,4 +1,4 @@
-"""``[console]``: the operations console's sign-in and sessions."""
+"""``[console]``: the operations console's sign-in and sessions, its jobs, the BI's tokens."""
 
 from __future__ import annotations
 
@@ -8,6 +8,23 @@ from scrm.kernel.config import Cron, Section, Settings, section
 
 # WeCom's web login (企业微信登录, the member scans a QR code with the WeCom app).
 WECOM_LOGIN_URL = "https://login.work.weixin.qq.com/wwlogin/sso/login"
+
+
+class BiToken(Section):
+    """One token of the bank's BI for ``GET /api/v1/reports/NAME`` (``scrm console bi-token``).
+
+    Only the token's SHA-256 is kept: a token is 32 random bytes, so its hash cannot be reversed
+    or guessed (a slow hash such as argon2 guards low-entropy passwords, and would cost every
+    BI request tens of milliseconds of CPU for nothing)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")  # audited as bi:<name>
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scope: str = ""  # a department path (分行/支行/团队); "" = the whole bank
+
+    @field_validator("scope")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        return v.strip().strip("/")
 
 
 class ConsoleSettings(Section):
@@ -29,6 +46,13 @@ class ConsoleSettings(Section):
     # days) and the previous one beside it.
     rollup_cron: Cron = "20 0 * * *"
     rollup_history_days: int = Field(181, ge=1, le=3660)
+    # The weekly digest to every team lead and branch head of access_file (playbook time zone;
+    # "" turns it off): last week's key figures beside the week before, and a link to the cockpit.
+    # Name the weekday: the scheduler's cron (APScheduler 3) counts 0 = Monday, so "* * 1" is Tuesday.
+    digest_cron: Cron = "0 9 * * mon"
+    # The BI's tokens: [{name = "powerbi", sha256 = "…", scope = "杭州分行"}], each line printed by
+    # `scrm console bi-token NAME [--scope PATH]`; none = the BI API answers 401 to everyone.
+    bi_tokens: list[BiToken] = Field(default_factory=list)
 
     @field_validator("admin_password_hash")
     @classmethod
@@ -36,6 +60,15 @@ class ConsoleSettings(Section):
         value = v.get_secret_value()
         if value and not value.startswith("$argon2"):
             raise ValueError("must be an argon2 hash from `scrm console hash-password`, never the password itself")
+        return v
+
+    @field_validator("bi_tokens")
+    @classmethod
+    def _distinct(cls, v: list[BiToken]) -> list[BiToken]:
+        for what in ("name", "sha256"):
+            seen = [getattr(t, what) for t in v]
+            if len(set(seen)) != len(seen):
+                raise ValueError(f"two BI tokens share a {what}")
         return v
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, UniqueConstraint
+from sqlalchemy import Index, Integer, String, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scrm.adapters.db.base import Base, BigId
@@ -32,6 +32,12 @@ class Customer(Base):
     corp_name: Mapped[str | None] = mapped_column(String(128), default=None)
     crm_id: Mapped[str | None] = mapped_column(String(128), default=None, index=True)
     updated_at: Mapped[datetime]
+
+
+# The console's name search (a prefix, case-insensitive) walks this index in name order, keyset
+# paginated (migration console_0004). On PostgreSQL the key is ``lower(name) COLLATE "C"``: byte
+# order, so a prefix is one index range whatever collation the database was created with.
+Index("ix_customer_name_key", func.lower(Customer.name), Customer.external_userid)
 
 
 class Follow(Base):

@@ -10,12 +10,18 @@ from .identity import link_contacts
 from .models import Binding, CrmCustomer, CrmEvent, CrmGroup
 from .settings import crm_settings
 from .store import queue_sync
+from .tagmap import DEFAULT_AUM_BANDS, aum_band
 from .webhook import KIND as WEBHOOK_KIND
 from .writeback import baselines as writeback_baselines
 from .writeback import crm_owned_tag_ids
+from .writeback import report_changes as report_tag_changes
 
 __all__ = ["Binding", "CrmCustomer", "CrmEvent", "CrmGroup", "CrmKeyEvent", "crm_owned_tag_ids", "link_contacts",
            "queue_sync", "writeback_baselines"]
 # Other features' CRM endpoints (the staff directory's HR push, succession's moves) read their
 # batches alike; succession tells the CRM of owner changes as webhook actions.
 __all__ += ["WEBHOOK_KIND", "AuthError", "crm_settings", "read_signed_batch"]
+# Sensitive figures leave only as bands (the sidebar and the console show AUM alike).
+__all__ += ["DEFAULT_AUM_BANDS", "aum_band"]
+# The sidebar's tag edits (mark_tag: no WeCom callback follows) report to the CRM as a client edit would.
+__all__ += ["report_tag_changes"]

@@ -6,7 +6,7 @@ Only ``owner: crm`` groups are computed here; manager groups are never set or re
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from scrm.playbook.models import TagGroup
@@ -63,6 +63,27 @@ def tags_for_group(spec: TagGroup, attributes: Mapping[str, Any]) -> list[str]:
                 return [band.tag]
         return []
     return list(dict.fromkeys(spec.map[v] for v in _values(raw) if v in spec.map))
+
+
+# The shipped tag map's AUM bands, for a playbook that names none: a band, never the figure.
+DEFAULT_AUM_BANDS: tuple[tuple[float | None, str], ...] = (
+    (50_000, "5万以下"), (500_000, "5万-50万"), (6_000_000, "50万-600万"), (None, "600万以上"))
+
+
+def aum_band(tag_groups: Mapping[str, TagGroup], aum: object) -> str:
+    """The band AUM falls in ('' when unknown): the first whose upper bound exceeds it. The one
+    rule for every page that shows a customer (sidebar, console): AUM leaves only as its band."""
+    if not isinstance(aum, int | float | str) or isinstance(aum, bool):
+        return ""
+    try:
+        amount = float(aum)
+    except ValueError:
+        return ""
+    bands: Sequence[tuple[float | None, str]] = DEFAULT_AUM_BANDS
+    for spec in tag_groups.values():
+        if spec.source == "crm.aum" and spec.bands:
+            bands = [(b.below, b.tag) for b in spec.bands]
+    return next((tag for below, tag in bands if below is None or amount < below), "")
 
 
 def desired_tags(tag_groups: Mapping[str, TagGroup], attributes: Mapping[str, Any]) -> list[str]:

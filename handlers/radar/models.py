@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Integer, String
+from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scrm.adapters.db.base import Base, BigId
@@ -54,3 +54,8 @@ class RadarClick(Base):
     viewer_userid: Mapped[str | None] = mapped_column(String(64), default=None)
     occurrence: Mapped[str | None] = mapped_column(String(512), default=None)
     at: Mapped[datetime]
+
+    # The SOP effect page finds the opens of a step's sends by their occurrence; the console's
+    # customer page, the links a customer opened, newest first (migration console_0004).
+    __table_args__ = (Index("ix_radar_click_occurrence", "occurrence"),
+                      Index("ix_radar_click_customer_at", "external_userid", "at"))

@@ -2,7 +2,7 @@
 
 One read transaction gathers everything (the toolbar loads in one round trip); the HTML panels
 and the JSON behind them are two renderings of :class:`CustomerPanels`. The CRM's sensitive
-figures stay here: AUM leaves only as its band (the tag map's ``crm.aum`` bands).
+figures stay here: AUM leaves only as its band (``handlers.crm.api.aum_band``, the tag map's ``crm.aum`` bands).
 """
 
 from __future__ import annotations
@@ -16,20 +16,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Customer, Follow, Member
-from handlers.crm.api import Binding, CrmCustomer
+from handlers.crm.api import Binding, CrmCustomer, aum_band
 from handlers.groups.api import GroupChat
 from handlers.radar.api import LinkMaker
 from handlers.sidebar.access import CustomerAccess
 from handlers.sidebar.say import Offer, Offers
+from handlers.sidebar.tagedit import TagEditor, editor, relation_tags
 from handlers.sidebar.texts import ADD_WAYS, BUTTON_LABELS, STATUS_LABELS, timeline_line
+from handlers.sidebar.upcoming import Upcoming, upcoming_sends
 from handlers.sop.api import PRESSABLE, SopSend, SopTask
 from handlers.tags.api import FollowTag, Tag, TagGroup
 from handlers.timeline.api import Timeline
 from scrm.playbook import Playbook, date_variables
 
-# The shipped tag map's AUM bands, for a playbook that names none: a band, never the figure.
-DEFAULT_AUM_BANDS: tuple[tuple[float | None, str], ...] = (
-    (50_000, "5万以下"), (500_000, "5万-50万"), (6_000_000, "50万-600万"), (None, "600万以上"))
 # Keys of timeline details that name members (their names are looked up for the lines).
 MEMBER_KEYS = ("user_id", "manager", "from", "to")
 
@@ -70,7 +69,9 @@ class Happened:
 class CustomerPanels:
     external_userid: str
     who: Who
+    tag_editor: TagEditor
     tasks: list[OpenTask]
+    upcoming: list[Upcoming]
     history: list[Happened]
     offers: list[Offer]
 
@@ -87,33 +88,24 @@ def _label(playbook: Playbook, attribute: str, value: object) -> str:
     return str(value)
 
 
-def aum_band(playbook: Playbook, aum: object) -> str:
-    """The band AUM falls in ('' when unknown): the first whose upper bound exceeds it."""
-    if not isinstance(aum, int | float | str) or isinstance(aum, bool):
-        return ""
-    try:
-        amount = float(aum)
-    except ValueError:
-        return ""
-    bands: Sequence[tuple[float | None, str]] = DEFAULT_AUM_BANDS
-    for spec in playbook.tag_groups.values():
-        if spec.source == "crm.aum" and spec.bands:
-            bands = [(b.below, b.tag) for b in spec.bands]
-    return next((tag for below, tag in bands if below is None or amount < below), "")
-
-
 def _products(value: object) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value]
     return [p for p in str(value or "").split("|") if p]
 
 
-async def crm_attributes(db: AsyncSession, customer: Customer | None, external_userid: str) -> dict[str, Any]:
-    """The customer's CRM record: its own crm_id, else a binding's."""
+async def crm_id_of(db: AsyncSession, customer: Customer | None, external_userid: str) -> str | None:
+    """The customer's CRM id: its own, else a binding's."""
     crm_id = customer.crm_id if customer is not None else None
     if not crm_id:
         crm_id = await db.scalar(select(Binding.crm_id).where(Binding.external_userid == external_userid)
                                  .order_by(Binding.bound_at.desc()).limit(1))
+    return crm_id or None
+
+
+async def crm_attributes(db: AsyncSession, customer: Customer | None, external_userid: str) -> dict[str, Any]:
+    """The customer's CRM record (empty when the CRM does not know them)."""
+    crm_id = await crm_id_of(db, customer, external_userid)
     record = await db.get(CrmCustomer, crm_id) if crm_id else None
     return dict(record.attributes or {}) if record is not None else {}
 
@@ -177,7 +169,8 @@ async def history(db: AsyncSession, playbook: Playbook, external_userid: str, tz
 
 
 async def gather(db: AsyncSession, playbook: Playbook, access: CustomerAccess, external_userid: str, *,
-                 viewer_name: str, links: LinkMaker, today: date, tz: tzinfo, history_items: int) -> CustomerPanels:
+                 viewer_name: str, links: LinkMaker, today: date, now: datetime, tz: tzinfo, history_items: int,
+                 cover_base: str = "") -> CustomerPanels:
     customer = await db.get(Customer, external_userid)
     attrs = await crm_attributes(db, customer, external_userid)
     follows = {f.userid: f for f in (await db.scalars(select(Follow).where(
@@ -191,7 +184,7 @@ async def gather(db: AsyncSession, playbook: Playbook, access: CustomerAccess, e
               tier=_label(playbook, "tier", attrs["tier"]) if "tier" in attrs else "",
               segment=_label(playbook, "segment", attrs["segment"]) if "segment" in attrs else "",
               products=[_label(playbook, "products", p) for p in _products(attrs.get("products"))],
-              aum_band=aum_band(playbook, attrs.get("aum")), tags=tags,
+              aum_band=aum_band(playbook.tag_groups, attrs.get("aum")), tags=tags,
               since=_local(relation.created_at, tz).date().isoformat(),
               channel=channel.name if channel is not None else ADD_WAYS.get(relation.add_way, "未知来源"),
               managers=[names.get(u, u) for u in access.managers])
@@ -200,10 +193,13 @@ async def gather(db: AsyncSession, playbook: Playbook, access: CustomerAccess, e
     context = {**date_variables(today), **{f"crm.{k}": str(v) for k, v in attrs.items()
                                           if isinstance(v, str | int | float) and not isinstance(v, bool)},
                "customer.name": name, "customer.remark": relation.remark, "manager.name": viewer_name}
-    offers = Offers(playbook, links, access.viewer, "private", today, context, customer=external_userid)
+    offers = Offers(playbook, links, access.viewer, "private", today, context, customer=external_userid,
+                    cover_base=cover_base)
     scripted = [o for o in (_script(playbook, offers, t) for t, _ in tasks) if o is not None]
     said = scripted + offers.library(tags)
-    return CustomerPanels(external_userid, who, [v for _, v in tasks],
+    editable = editor(playbook, access.managers[0], await relation_tags(db, access.managers[0], external_userid))
+    return CustomerPanels(external_userid, who, editable, [v for _, v in tasks],
+                          await upcoming_sends(db, playbook, external_userid, now, tz, context=context),
                           await history(db, playbook, external_userid, tz, history_items), said)
 
 

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from handlers.sidebar import identity, pages
+from handlers.sidebar import actions, identity, pages
 from handlers.sidebar.settings import SidebarSettings, sidebar_settings
 from handlers.sidebar.web import sidebar_app
 from scrm.kernel.feature import Feature
@@ -24,7 +24,7 @@ def install(app: web.Application, runtime: Runtime) -> None:
     if not sidebar_settings(runtime.settings).enabled:
         return
     sidebar = sidebar_app(runtime)
-    for module in (identity, pages):
+    for module in (identity, pages, actions):
         module.add_routes(sidebar)
     app.add_subapp("/sidebar", sidebar)
 

@@ -53,13 +53,14 @@ async def _changes(db: AsyncSession, chat_id: str, since: datetime, tz: tzinfo) 
 
 
 async def gather(db: AsyncSession, playbook: Playbook, chat: GroupChat, *, viewer: str, viewer_name: str,
-                 links: LinkMaker, today: date, now: datetime, tz: tzinfo) -> GroupPanels:
+                 links: LinkMaker, today: date, now: datetime, tz: tzinfo, cover_base: str = "") -> GroupPanels:
     members = int(await db.scalar(select(func.count()).select_from(GroupMember).where(
         GroupMember.chat_id == chat.chat_id, GroupMember.left_at.is_(None))) or 0)
     gtype = playbook.group_types.get(chat.group_type or "")
     context = {**date_variables(today), "group.name": chat.name, "manager.name": viewer_name}
     if gtype is not None and gtype.payday is not None:
         context["group.payday"] = str(gtype.payday)
-    offers = Offers(playbook, links, viewer, "group", today, context, occurrence=f"sidebar:group:{chat.chat_id}")
+    offers = Offers(playbook, links, viewer, "group", today, context, occurrence=f"sidebar:group:{chat.chat_id}",
+                    cover_base=cover_base)
     return GroupPanels(chat.chat_id, chat.name, gtype.name if gtype is not None else "未分类", members,
                        await _changes(db, chat.chat_id, now - RECENT, tz), offers.library())

@@ -25,12 +25,14 @@ from handlers.contacts.api import record_contact
 from handlers.radar.api import LinkMaker, record_send
 from handlers.sidebar import customer, group
 from handlers.sidebar.access import customer_access, group_access, well_formed
-from handlers.sidebar.say import Use, offerable
+from handlers.sidebar.media import media_id_of
+from handlers.sidebar.say import COVER_PATH, NEEDS_MEDIA, Use, offerable
 from handlers.sidebar.settings import sidebar_settings
 from handlers.sidebar.texts import BAD_ID, BUTTON_LABELS, NOT_YOUR_GROUP, NOT_YOURS, STATUS_LABELS
 from handlers.sidebar.web import refuse, render, runtime_of, viewer_of
 from handlers.sop.api import PRESSABLE, SopTask, press_task
 from handlers.timeline.api import note
+from scrm.adapters.wecom.media import MediaError, MediaResolver
 from scrm.playbook import Playbook
 from scrm.playbook.quiet import local_day
 
@@ -47,19 +49,20 @@ class Scene:
     today: date
     tz: tzinfo
     links: LinkMaker
+    cover_base: str  # the public cover route's address, for mini programs' local covers
 
 
-def _scene(request: web.Request) -> Scene | web.Response:
+def scene_of(request: web.Request) -> Scene | web.Response:
     runtime = runtime_of(request)
     playbook = runtime.playbook.current
     if playbook is None:
         return refuse(request, 503, "no playbook loaded; the sidebar needs one (sop/, materials/)")
     now = runtime.clock.now()
     return Scene(playbook, now, local_day(playbook, now), ZoneInfo(playbook.policy.timezone),
-                 LinkMaker(runtime.settings))
+                 LinkMaker(runtime.settings), runtime.settings.server.public_url.rstrip("/") + COVER_PATH)
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
+def json_reply(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=_dumps)
 
 
@@ -67,7 +70,7 @@ async def _customer(request: web.Request) -> customer.CustomerPanels | web.Respo
     ext = request.match_info["external_userid"]
     if not well_formed(ext):
         return refuse(request, 400, BAD_ID)
-    scene = _scene(request)
+    scene = scene_of(request)
     if isinstance(scene, web.Response):
         return scene
     runtime, viewer = runtime_of(request), viewer_of(request)
@@ -76,8 +79,9 @@ async def _customer(request: web.Request) -> customer.CustomerPanels | web.Respo
         if access is None:
             return refuse(request, 403, NOT_YOURS)
         return await customer.gather(db, scene.playbook, access, ext, viewer_name=viewer.name, links=scene.links,
-                                     today=scene.today, tz=scene.tz,
-                                     history_items=sidebar_settings(runtime.settings).timeline_items)
+                                     today=scene.today, now=scene.now, tz=scene.tz,
+                                     history_items=sidebar_settings(runtime.settings).timeline_items,
+                                     cover_base=scene.cover_base)
 
 
 async def customer_page(request: web.Request) -> web.Response:
@@ -89,14 +93,14 @@ async def customer_page(request: web.Request) -> web.Response:
 
 async def customer_data(request: web.Request) -> web.Response:
     panels = await _customer(request)
-    return panels if isinstance(panels, web.Response) else _json(dataclasses.asdict(panels))
+    return panels if isinstance(panels, web.Response) else json_reply(dataclasses.asdict(panels))
 
 
 async def _group(request: web.Request) -> group.GroupPanels | web.Response:
     chat_id = request.match_info["chat_id"]
     if not well_formed(chat_id):
         return refuse(request, 400, BAD_ID)
-    scene = _scene(request)
+    scene = scene_of(request)
     if isinstance(scene, web.Response):
         return scene
     runtime, viewer = runtime_of(request), viewer_of(request)
@@ -105,7 +109,8 @@ async def _group(request: web.Request) -> group.GroupPanels | web.Response:
         if chat is None:
             return refuse(request, 403, NOT_YOUR_GROUP)
         return await group.gather(db, scene.playbook, chat, viewer=viewer.userid, viewer_name=viewer.name,
-                                  links=scene.links, today=scene.today, now=scene.now, tz=scene.tz)
+                                  links=scene.links, today=scene.today, now=scene.now, tz=scene.tz,
+                                  cover_base=scene.cover_base)
 
 
 async def group_page(request: web.Request) -> web.Response:
@@ -115,18 +120,20 @@ async def group_page(request: web.Request) -> web.Response:
 
 async def group_data(request: web.Request) -> web.Response:
     panels = await _group(request)
-    return panels if isinstance(panels, web.Response) else _json(dataclasses.asdict(panels))
+    return panels if isinstance(panels, web.Response) else json_reply(dataclasses.asdict(panels))
 
 
-async def _sent_body(request: web.Request) -> tuple[str, str] | web.Response:
+async def _sent_body(request: web.Request) -> tuple[str, str, str] | web.Response:
+    """``(material, link, media id)`` of a send the page reports."""
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
         body = None
-    if not isinstance(body, dict) or not isinstance(body.get("material"), str) or not isinstance(
-            body.get("link", ""), str):
-        return refuse(request, 400, 'body must be JSON {"material": "<id>", "link": "<tracked link or empty>"}')
-    return body["material"], body.get("link", "")
+    if not isinstance(body, dict) or not isinstance(body.get("material"), str) or not all(
+            isinstance(body.get(k, ""), str) for k in ("link", "mediaid")):
+        return refuse(request, 400, 'body must be JSON {"material": "<id>", "link": "<tracked link or empty>", '
+                                    '"mediaid": "<media id of an image or file, else empty>"}')
+    return body["material"], body.get("link", ""), body.get("mediaid", "")
 
 
 def _check_send(request: web.Request, scene: Scene, use: Use, material_id: str, link: str, *, sender: str,
@@ -137,7 +144,7 @@ def _check_send(request: web.Request, scene: Scene, use: Use, material_id: str, 
         why = material.compliance_problem(scene.today) if material is not None else None
         return refuse(request, 400, why or f"material {material_id!r} may not be sent in this chat")
     if material.type != "link":
-        return refuse(request, 400, "a text material carries no link") if link else None
+        return refuse(request, 400, f"a {material.type} material carries no link") if link else None
     claims = scene.links.claims_of(link) if link else None
     if claims is None or (claims.material, claims.sender, claims.customer) != (material_id, sender, customer_id):
         return refuse(request, 400, "link is not a tracked link minted here for this chat")
@@ -149,10 +156,10 @@ async def _sent(request: web.Request, kind: Literal["customer", "group"], target
     radar's send, a timeline entry, the audit log, and for a customer, contact."""
     if not well_formed(target):
         return refuse(request, 400, BAD_ID)
-    scene, parsed = _scene(request), await _sent_body(request)
+    scene, parsed = scene_of(request), await _sent_body(request)
     if isinstance(scene, web.Response) or isinstance(parsed, web.Response):
         return scene if isinstance(scene, web.Response) else parsed  # type: ignore[return-value]
-    material_id, link = parsed
+    material_id, link, media_id = parsed
     runtime, viewer = runtime_of(request), viewer_of(request)
     async with runtime.sessions() as db, db.begin():
         if kind == "customer":
@@ -166,16 +173,27 @@ async def _sent(request: web.Request, kind: Literal["customer", "group"], target
         if refused is not None:
             return refused
         material = scene.playbook.materials[material_id]
+        if material.type in NEEDS_MEDIA or media_id:
+            # The id the page sent must be this material's file (the cache's id, as handed out).
+            resolver = MediaResolver(db, runtime.wecom, runtime.clock, runtime.settings.playbook.materials_dir)
+            try:
+                expected = await media_id_of(resolver, material) if material.type in NEEDS_MEDIA else ""
+            except MediaError as exc:
+                return refuse(request, 502, f"media of {material_id!r} unavailable: {exc}")
+            if media_id != expected:
+                return refuse(request, 400, "mediaid is not this material's media id (ask for it again)"
+                              if expected else f"a {material.type} material carries no mediaid")
+            await resolver.flush()
         if link:
             await record_send(db, scene.links, link, scene.now)
         await note(db, None, kind, target, scene.now, "sidebar.send",
                    {"material": material_id, "title": material.title or material_id, "manager": viewer.userid,
-                    "link": link})
+                    "link": link, **({"mediaid": media_id} if media_id else {})})
         if kind == "customer":  # a message the manager sent into the chat is contact (no-contact reminder)
             await record_contact(db, target, scene.now, userid=viewer.userid)
         record_audit(db, scene.now, viewer.userid, ROLE, "sidebar_send", f"{kind}:{target}", remote_of(request),
-                     material=material_id)
-    return _json({"recorded": True, "material": material_id, "at": scene.now.isoformat()})
+                     material=material_id, **({"mediaid": media_id} if media_id else {}))
+    return json_reply({"recorded": True, "material": material_id, "at": scene.now.isoformat()})
 
 
 async def customer_sent(request: web.Request) -> web.Response:
@@ -206,7 +224,7 @@ async def task_action(request: web.Request) -> web.Response:
         record_audit(db, now, viewer.userid, ROLE, f"task_{button}", f"task:{task_id}", remote_of(request),
                      customer=task.target)
     runtime.outbox.wake()  # the card's update goes out now, not at the next poll
-    return _json({"task_id": task_id, "status": status, "status_label": STATUS_LABELS.get(status or "", "")})
+    return json_reply({"task_id": task_id, "status": status, "status_label": STATUS_LABELS.get(status or "", "")})
 
 
 def add_routes(app: web.Application) -> None:

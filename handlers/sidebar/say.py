@@ -6,26 +6,35 @@ Offered are only materials that may be sent today (approved, approval date reach
 (or group's) and the manager's names. A link goes out as a tracked radar link minted for this
 manager and this customer, so an open shows on the customer's timeline and alerts the manager.
 
-Types the JS-SDK sends without an upload — text, link (``news``), quick replies (their answer) —
-are offered; images, files and mini programs need a media id the page does not have yet, so
-they stay out (not a compliance decision: a later slice uploads them).
+Every material type goes out through ``sendChatMessage``. Text, links (``news``) and quick
+replies (their answer) are ready in the panel. A mini program is ready too: its cover is an
+``imgUrl`` the WeCom client fetches — an http(s) cover as written, a cover file under
+materials/ through the sidebar's public cover route (:data:`COVER_PATH`). An image or a file
+needs a WeCom media id, which lives three days: the panel carries the message without it
+(``media`` true) and the page asks the server for it on the tap (``handlers.sidebar.media``,
+through the media cache), so loading the panel never uploads anything.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
 
 from handlers.radar.api import LinkMaker
-from scrm.playbook import Material, Playbook, RenderedMaterial, TemplateError, render_material
+from scrm.playbook import Material, Playbook, Policy, RenderedMaterial, TemplateError, render_material
 
 log = logging.getLogger("handlers.sidebar")
 
 Use = Literal["private", "group"]
-SENDABLE = ("text", "link", "quick_reply")
+SENDABLE = ("text", "link", "quick_reply", "image", "file", "miniprogram")
+#: Types whose message needs a media id from the server before the page can send it.
+NEEDS_MEDIA = ("image", "file")
+#: The public route serving a mini program's cover file (the WeCom client fetches imgUrl).
+COVER_PATH = "/sidebar/cover/"
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,8 @@ class Offer:
     messages: list[dict[str, Any]]
     link: str = ""  # the tracked link in it ('' for text)
     task: str = ""  # the open task whose suggested script this is ('' for the library)
+    kind: str = "text"  # the material's type (the page labels images, files, mini programs)
+    media: bool = False  # an image/file message waits for its media id (asked on the tap)
 
 
 def _short(text: str, chars: int = 14) -> str:
@@ -51,7 +62,42 @@ def offerable(material: Material, use: Use, today: date) -> bool:
             and material.compliance_problem(today) is None)
 
 
-def _messages(r: RenderedMaterial) -> list[dict[str, Any]]:
+def material_label(material: Material, context: Mapping[str, str], policy: Policy) -> str:
+    """What people call a material: its title, else its link's or mini program's, else its
+    first words as this customer would read them (the raw template shows ``{customer.name}``)."""
+    named = (material.title or (material.link.title if material.link else "")
+             or (material.miniprogram.title if material.miniprogram else "")
+             or (material.quick_reply.question if material.quick_reply else ""))
+    if named or not material.text:
+        return named or material.id
+    try:
+        return _short(render_material(material, context, policy).text or "") or material.id
+    except TemplateError:  # a value this customer lacks: the template's words without it
+        return _short(re.sub(r"\{[^}]*\}", "", material.text)) or material.id
+
+
+def _attachment(r: RenderedMaterial, cover_base: str) -> dict[str, Any] | None:
+    """The JS-SDK message of an image, file or mini program (None when it cannot go out here).
+
+    Images and files leave ``mediaid`` to the tap; a mini program's local cover needs the
+    public cover route, so without ``cover_base`` (no public URL) it is not offered."""
+    if r.image is not None:
+        return {"msgtype": "image", "image": {}}
+    if r.file is not None:
+        return {"msgtype": "file", "file": {}}
+    if r.miniprogram is not None:
+        mini = r.miniprogram
+        cover = mini.cover if mini.cover.startswith(("http://", "https://")) else (
+            cover_base + r.id if cover_base else "")
+        if not cover:
+            return None
+        return {"msgtype": "miniprogram",
+                "miniprogram": {"appid": mini.appid, "title": mini.title, "imgUrl": cover, "page": mini.page}}
+    return None
+
+
+def _messages(r: RenderedMaterial, cover_base: str) -> list[dict[str, Any]] | None:
+    """The material's messages in order (its text first); None when a part cannot be sent."""
     out: list[dict[str, Any]] = []
     if r.type == "quick_reply" and r.quick_reply is not None:
         return [{"msgtype": "text", "text": {"content": r.quick_reply.answer}}]
@@ -62,6 +108,11 @@ def _messages(r: RenderedMaterial) -> list[dict[str, Any]]:
         if r.link.cover and r.link.cover.startswith(("http://", "https://")):
             news["imgUrl"] = r.link.cover  # a local cover file would need an upload
         out.append({"msgtype": "news", "news": news})
+    if r.type in ("image", "file", "miniprogram"):
+        attachment = _attachment(r, cover_base)
+        if attachment is None:
+            return None
+        out.append(attachment)
     return out
 
 
@@ -77,6 +128,7 @@ class Offers:
     context: Mapping[str, str]
     customer: str | None = None
     occurrence: str = "sidebar"
+    cover_base: str = ""  # the public cover route's address ('' = local covers cannot go out)
     _seen: set[str] = field(default_factory=set)
 
     def offer(self, material: Material, *, task: str = "") -> Offer | None:
@@ -89,14 +141,16 @@ class Offers:
             log.debug("sidebar: material %s not offered: %s", material.id, exc)
             return None
         rendered = self.links.track(rendered, self.sender, customer=self.customer, occurrence=self.occurrence)
-        messages = _messages(rendered)
+        messages = _messages(rendered, self.cover_base)
         if not messages:
             return None
         self._seen.add(material.id)
         preview = rendered.quick_reply.answer if rendered.quick_reply else (rendered.text or "")
         title = material.title or (rendered.link.title if rendered.link else "") or (
-            rendered.quick_reply.question if rendered.quick_reply else "") or _short(preview)
-        return Offer(material.id, title, preview, messages, rendered.link.url if rendered.link else "", task)
+            rendered.miniprogram.title if rendered.miniprogram else "") or (
+            rendered.quick_reply.question if rendered.quick_reply else "") or _short(preview) or material.id
+        return Offer(material.id, title, preview, messages, rendered.link.url if rendered.link else "", task,
+                     kind=material.type, media=material.type in NEEDS_MEDIA)
 
     def library(self, interests: Iterable[str] = ()) -> list[Offer]:
         """Every offerable material, those matching the customer's interest tags first.

@@ -20,6 +20,7 @@ NOT_SIGNED_IN = "not signed in; open the toolbar again"
 NOT_YOURS = "只有这位客户的客户经理（或其团队长）可以查看"
 NOT_YOUR_GROUP = "只有群主或群里的本行员工可以查看这个客户群"
 BAD_ID = "not a WeCom id (letters, digits, _ and - only, at most 128)"
+BAD_EDIT_ID = "edit must be the tap's id (letters, digits, _ and - only, at most 64)"
 
 Detail = Mapping[str, Any]
 Names = Mapping[str, str]
@@ -39,6 +40,11 @@ def _group_change(detail: Detail, names: Names) -> str:
     return ""
 
 
+def _tags_line(detail: Detail, names: Names) -> str:
+    changes = [f"+{n}" for n in detail.get("added") or []] + [f"-{n}" for n in detail.get("removed") or []]
+    return f"{_who('manager')(detail, names)}修改了标签：{'、'.join(changes)}" if changes else ""
+
+
 def _who(key: str) -> Callable[[Detail, Names], str]:
     return lambda d, n: n.get(str(d.get(key, "")), str(d.get(key, "")))
 
@@ -53,6 +59,7 @@ TIMELINE: dict[str, Callable[[Detail, Names], str]] = {
     "external_chat.update": _group_change,
     "radar.click": lambda d, n: f"打开了链接：{n.get('material:' + str(d.get('material', '')), d.get('material', ''))}",
     "sidebar.send": lambda d, n: f"{_who('manager')(d, n)}在聊天中发送：{d.get('title', '')}",
+    "sidebar.tags": _tags_line,
     "succession.transferred": lambda d, n: f"由{_who('from')(d, n)}转给{_who('to')(d, n)}",
     "welcome.failed": lambda d, n: "欢迎语未能发出",
 }

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).parent
 COOKIE = "scrm_sidebar"
-# Reached without a session: the toolbar page (it starts OAuth), OAuth's return, static files.
-PUBLIC = ("/sidebar/oauth", "/sidebar/static/")
+# Reached without a session: the toolbar page (it starts OAuth), OAuth's return, static files,
+# mini program covers (the WeCom client fetches a card's imgUrl without the manager's cookie).
+PUBLIC = ("/sidebar/oauth", "/sidebar/static/", "/sidebar/cover/")
 PAGE = "/sidebar/"
 _dumps = partial(json.dumps, ensure_ascii=False)  # refusals readable as sent
 

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 from .cards import TaskCard, issue_card
 from .handover import move_tasks, open_tasks
-from .models import SopSend, SopTask
+from .model import Planned, Skip
+from .models import SopMassSend, SopSend, SopTask
+from .planner import HOLIDAY_LOOKBACK, DayPlanner, choose_branch, customer_anchor
 from .press import PRESSABLE, press_task
+from .targets import CustomerTarget, iter_customers
 
 __all__ = ["SopTask", "TaskCard", "issue_card", "move_tasks", "open_tasks"]
 # The sidebar settles a task beside the chat exactly as the card's button would.
 __all__ += ["PRESSABLE", "SopSend", "press_task"]
+# The sidebar shows a customer's upcoming sends, worked out with the planner's own rules.
+__all__ += ["HOLIDAY_LOOKBACK", "CustomerTarget", "choose_branch", "customer_anchor", "iter_customers"]
+# The console's calendar shows what the scheduler will do by running the same planner, day by day.
+__all__ += ["DayPlanner", "Planned", "Skip"]
+# The console's SOP effect page counts the mass sends WeCom reports as sent.
+__all__ += ["SopMassSend"]

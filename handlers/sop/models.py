@@ -57,7 +57,8 @@ class SopTask(Base):
     handled_at: Mapped[datetime | None] = mapped_column(default=None)
     detail: Mapped[JsonDict] = mapped_column(JSON, default=dict)
 
-    __table_args__ = (Index("ix_sop_task_user_day", "userid", "day"),)
+    # A customer's cards on the console's customer page (migration console_0004).
+    __table_args__ = (Index("ix_sop_task_user_day", "userid", "day"), Index("ix_sop_task_target_day", "target", "day"))
 
 
 class SopMassSend(Base):

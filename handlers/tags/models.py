@@ -42,4 +42,6 @@ class FollowTag(Base):
 
     # The primary key leads with userid; reading a customer's tags (SOP planner, CRM sync) needs
     # this one, else every batch scans the table (migration sop_0002_plan_idx).
-    __table_args__ = (Index("ix_follow_tag_customer", "external_userid", "tag_id"),)
+    # The console's search by tag starts from the tag (migration console_0004).
+    __table_args__ = (Index("ix_follow_tag_customer", "external_userid", "tag_id"),
+                      Index("ix_follow_tag_tag", "tag_id", "external_userid"))

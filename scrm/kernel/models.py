@@ -142,7 +142,9 @@ class Occurrence(Base):
     reason: Mapped[str | None] = mapped_column(Text, default=None)
     at: Mapped[datetime]
 
-    __table_args__ = (UniqueConstraint("job_key", "occurrence_key", name="uq_occurrence"),)
+    # ``at``: the console reads a period of SOP outcomes (the cockpit's roll-up, the effect page).
+    __table_args__ = (UniqueConstraint("job_key", "occurrence_key", name="uq_occurrence"),
+                      Index("ix_occurrence_at", "at"))
 
 
 

@@ -27,6 +27,7 @@ from .expr import (
 from .flows import (
     Branch,
     CalendarStep,
+    Goal,
     GroupCalendar,
     PathSop,
     PathStep,
@@ -59,6 +60,7 @@ __all__ = [
     "DateExpr",
     "EvaluationError",
     "ExprError",
+    "Goal",
     "GroupCalendar",
     "GroupType",
     "Material",

@@ -72,6 +72,24 @@ class TagFilter(Strict):
         return [(f, i, t) for f in ("all", "any", "none") for i, t in enumerate(getattr(self, f))]
 
 
+# --- goals ------------------------------------------------------------------------------
+
+#: The kinds of event the CRM sends (``handlers.crm.records.EVENT_KINDS``; the playbook may not
+#: import a feature, so a test keeps the two lists equal). A goal naming any other kind could
+#: never be met: the CRM refuses to store it.
+CrmEventKind = Literal["birthday", "interaction.call", "interaction.visit", "large_transfer", "manager_change",
+                       "maturity", "risk_expiry", "tier_down", "tier_up"]
+
+
+class Goal(Strict):
+    """What a step aims at, for the console's SOP effect page: a customer the step reached
+    counts as converted when the CRM reports an ``event`` of this kind for them within
+    ``within_days`` after the send."""
+
+    event: CrmEventKind = Field(description="a CRM event kind, e.g. tier_up or interaction.visit")
+    within_days: int = Field(ge=1, le=365, description="days after the send in which the event counts")
+
+
 def _one_action(send: str | None, task: str | None) -> None:
     if (send is None) == (task is None):
         raise ValueError("give exactly one of send (a material to the group) or task (a card to the owner)")
@@ -90,6 +108,7 @@ class GroupAction(Strict):
         "group", description="group: post in the chat; members: 1:1 from the owner to members who are his contacts"
     )
     tags: TagFilter | None = Field(None, description="only with to: members")
+    goal: Goal | None = Field(None, description="only with to: members: the CRM event that counts as converted")
     active: bool = True
 
     @model_validator(mode="after")
@@ -100,6 +119,15 @@ class GroupAction(Strict):
         if self.task is not None and self.to != "group":
             raise ValueError("a task goes to the group owner; drop to: members")
         return self
+
+    @field_validator("goal")
+    @classmethod
+    def _goal_counts_customers(cls, value: Goal | None, info: ValidationInfo) -> Goal | None:
+        # A post in the chat (or a card to its owner) reaches no one customer the CRM could
+        # credit with the event; checked here so that the error names goal: itself.
+        if value is not None and info.data.get("to") != "members":
+            raise ValueError("a goal counts customers reached 1:1, so it needs to: members (and send:)")
+        return value
 
 
 class CalendarStep(GroupAction):
@@ -262,6 +290,7 @@ class PathStep(PathActions):
     on: DateExprField = Field(description='e.g. "payday + 1 workday", "added_at + 7 days"')
     at: HHMM
     branches: list[Branch] = Field(default_factory=list)
+    goal: Goal | None = Field(None, description="the CRM event that counts as converted (SOP effect page)")
     active: bool = True
 
     @model_validator(mode="after")

@@ -72,6 +72,8 @@ class ChatSend:
     chat: str
     message: dict[str, Any]
     at: float
+    #: The uploaded file an image, video or file message names by its mediaid ('' otherwise).
+    media_file: str = ""
 
 
 @dataclass

@@ -13,6 +13,10 @@ The harness, for a browser (a person trying the demo, or a Playwright test):
    signature and has the sandbox check it against the live ticket (a wrong one is refused, as
    WeCom refuses it), then answers from the webview.
 3. ``sendChatMessage`` is recorded in the state (``state.jssdk.sent``), where tests read it.
+   It is checked as WeCom's client would take it: an image, video or file by a ``mediaid``
+   this corp uploaded in the last three days, of that kind (the recorded send names the
+   uploaded file); a mini program with ``appid``, ``title``, an http(s) ``imgUrl`` and a
+   ``page`` ending in ``.html``; a link (``news``) to an http(s) address.
 
 The harness endpoints answer any origin (the page is the service's, on another port) and take
 their JSON as text/plain, so a browser sends them without a CORS preflight.
@@ -32,12 +36,14 @@ from scrm.sandbox import errors
 from scrm.sandbox.errors import ApiError, invalid
 from scrm.sandbox.jssdk import TICKET_TTL_S, WEBVIEW_COOKIE, ChatSend, Webview
 from scrm.sandbox.params import Json
+from scrm.sandbox.records import Media
 from scrm.sandbox.routing import Call, RouteTable, ServerConfig
 from scrm.sandbox.state import SandboxState
 
 router = RouteTable()
 HARNESS_JS = Path(__file__).with_name("ww.js")
 MESSAGE_TYPES = ("text", "image", "video", "file", "news", "miniprogram")
+MEDIA_TYPES = ("image", "video", "file")  # sent by a media id the corp uploaded
 _CORS = {"Access-Control-Allow-Origin": "*"}
 
 
@@ -145,22 +151,42 @@ async def record_send(request: web.Request, state: SandboxState, now: float) -> 
         message = body.get("message")
         if not isinstance(message, dict) or message.get("msgtype") not in MESSAGE_TYPES:
             raise invalid(f"message.msgtype must be one of {', '.join(MESSAGE_TYPES)}")
-        _check_message(message)
-        state.jssdk.sent.append(ChatSend(view.id, view.member, view.customer, view.chat, message, now))
+        media = _check_message(message, state, now)
+        state.jssdk.sent.append(ChatSend(view.id, view.member, view.customer, view.chat, message, now,
+                                         media_file=media.filename if media is not None else ""))
     except ApiError as exc:
         return web.json_response(exc.reply(), headers=_CORS)
     return web.json_response({"errcode": 0, "errmsg": "ok"}, headers=_CORS)
 
 
-def _check_message(message: dict[str, Any]) -> None:
+def _http(value: object) -> bool:
+    return urlsplit(str(value or "")).scheme in ("http", "https")
+
+
+def _check_message(message: dict[str, Any], state: SandboxState, now: float) -> Media | None:
+    """Refuse what WeCom's client would refuse; the uploaded media an image/video/file names."""
     kind = message["msgtype"]
     part = message.get(kind)
     if not isinstance(part, dict):
         raise invalid(f"message.{kind} must be an object")
     if kind == "text" and not str(part.get("content", "")).strip():
         raise invalid("message.text.content is empty")
-    if kind == "news" and urlsplit(str(part.get("link", ""))).scheme not in ("http", "https"):
+    if kind == "news" and not _http(part.get("link")):
         raise invalid("message.news.link must be an http(s) URL")
+    if kind in MEDIA_TYPES:
+        media = state.require_media(str(part.get("mediaid") or ""), now, f"message.{kind}.mediaid")
+        if media.type != kind:
+            raise invalid(f"message.{kind}.mediaid names an upload of type {media.type}, not {kind}")
+        return media
+    if kind == "miniprogram":
+        missing = [k for k in ("appid", "title", "imgUrl", "page") if not str(part.get(k) or "").strip()]
+        if missing:
+            raise invalid(f"message.miniprogram needs {', '.join(missing)}")
+        if not _http(part["imgUrl"]):
+            raise invalid("message.miniprogram.imgUrl must be an http(s) URL")
+        if not str(part["page"]).split("?")[0].endswith(".html"):
+            raise invalid("message.miniprogram.page must end with .html")
+    return None
 
 
 async def _body(request: web.Request) -> Json:

@@ -68,9 +68,15 @@
         return {chatId: view.chat};
       });
     },
+    // Any msgtype WeCom's client takes (text, image, video, file, news, miniprogram); like the
+    // client it reads only the part the msgtype names (enterChat aside), and the sandbox checks
+    // it (an image/video/file's mediaid must be this corp's upload) before recording the send.
     sendChatMessage: function (message) {
       return api("sendChatMessage", async function () {
-        var reply = await post("/sandbox/jssdk/send", {webview: view.webview, message: message});
+        var kind = message && message.msgtype;
+        var sent = {msgtype: kind};
+        if (kind && message[kind] !== undefined) sent[kind] = message[kind];
+        var reply = await post("/sandbox/jssdk/send", {webview: view.webview, message: sent});
         if (reply.errcode !== 0) throw fail("sendChatMessage", reply.errmsg);
         return {};
       });

@@ -1,6 +1,6 @@
 // The chat toolbar page: ask WeCom's JS-SDK (ww) which chat the toolbar is in, load that chat's
 // panels from the server (which checks the signed-in member may see them), then send materials
-// with one tap (ww.sendChatMessage, then the server records the send) and settle tasks.
+// with one tap (ww.sendChatMessage, then the server records the send), settle tasks and edit tags.
 (function () {
   "use strict";
   var root = document.getElementById("sidebar");
@@ -56,15 +56,29 @@
     }
   }
 
+  // An image or a file goes out by a WeCom media id (three days' life): asked for on the tap.
+  async function withMedia(base, offer) {
+    if (!offer.media) return {messages: offer.messages, mediaid: ""};
+    var data = await post(base + "/media", {material: offer.material});
+    var messages = offer.messages.map(function (m) {
+      if (m.msgtype !== "image" && m.msgtype !== "file") return m;
+      var filled = {msgtype: m.msgtype};
+      filled[m.msgtype] = {mediaid: data.mediaid};
+      return filled;
+    });
+    return {messages: messages, mediaid: data.mediaid};
+  }
+
   async function send(button) {
     var offer = JSON.parse(button.dataset.send);
     var scope = panels.firstElementChild;  // #customer or #group
+    var base = "/sidebar/" + scope.dataset.kind + "/" + encodeURIComponent(scope.dataset.id);
     var note = button.parentElement.querySelector(".sent-note");
     button.disabled = true;
     try {
-      for (var i = 0; i < offer.messages.length; i++) await ww.sendChatMessage(offer.messages[i]);
-      await post("/sidebar/" + scope.dataset.kind + "/" + encodeURIComponent(scope.dataset.id) + "/sent",
-                 {material: offer.material, link: offer.link});
+      var ready = await withMedia(base, offer);
+      for (var i = 0; i < ready.messages.length; i++) await ww.sendChatMessage(ready.messages[i]);
+      await post(base + "/sent", {material: offer.material, link: offer.link, mediaid: ready.mediaid});
       note.textContent = "已发送";
     } catch (error) {
       note.textContent = "未发送：" + message(error);
@@ -88,11 +102,45 @@
     }
   }
 
+  function editId() {
+    var bytes = new Uint8Array(12);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, function (b) { return b.toString(16).padStart(2, "0"); }).join("");
+  }
+
+  // One tap sets or removes one manager-owned tag; the server answers the customer's tags.
+  async function toggleTag(button) {
+    var scope = panels.firstElementChild;
+    var editor = button.closest("#tag-editor");
+    var note = editor.querySelector(".tag-note");
+    var on = button.getAttribute("aria-pressed") === "true";
+    var change = on ? {remove: [button.dataset.tag]} : {add: [button.dataset.tag]};
+    change.edit = editId();
+    button.disabled = true;
+    try {
+      var data = await post("/sidebar/customer/" + encodeURIComponent(scope.dataset.id) + "/tags", change);
+      button.setAttribute("aria-pressed", on ? "false" : "true");
+      var list = document.getElementById("tags");
+      list.replaceChildren.apply(list, data.tags.map(function (t) {
+        var item = document.createElement("li");
+        item.textContent = t;
+        return item;
+      }));
+      note.textContent = "已保存";
+      note.className = "tag-note muted";
+    } catch (error) {
+      note.textContent = "未保存：" + message(error);
+      note.className = "tag-note error";
+    }
+    button.disabled = false;
+  }
+
   panels.addEventListener("click", function (event) {
     var button = event.target.closest("button");
     if (!button) return;
     if (button.dataset.send) send(button);
     else if (button.dataset.taskButton) press(button);
+    else if (button.dataset.tag) toggleTag(button);
   });
 
   if (typeof ww === "undefined") {

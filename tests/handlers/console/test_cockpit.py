@@ -6,7 +6,6 @@ two reports are byte-identical."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from datetime import date, timedelta
@@ -21,7 +20,7 @@ from sqlalchemy import select
 from handlers.console.access import Grant, Role
 from handlers.console.cockpit import cockpit
 from handlers.console.models import ConsoleAudit
-from handlers.console.report import cmd_report
+from handlers.console.report import cmd_report, parse
 from handlers.console.rollup import compute_day, due_days, roll_up_due, stored_rows
 from handlers.contacts.api import Follow, hand_over_follow
 from tests.handlers.console import cockpit_script as sc
@@ -112,14 +111,14 @@ async def test_every_figure_equals_the_script(db_url: str, tmp_path: Path, capsy
             assert users == [m["userid"] for m in want["managers"]]
 
         # The report: the same figures, byte-identical twice.
-        args = argparse.Namespace(days=30, dept=None, manager=None, json=True, csv=False)
+        args = parse(["cockpit", "--days", "30", "--json"])
         outs = []
         for _ in range(2):
             assert await cmd_report(args, s.settings, s.clock) == 0
             outs.append(capsys.readouterr().out)
         assert outs[0] == outs[1]
         assert json.loads(outs[0]) == whole
-        args = argparse.Namespace(days=7, dept=sc.EAST_RETAIL, manager=None, json=False, csv=True)
+        args = parse(["cockpit", "--days", "7", "--dept", sc.EAST_RETAIL, "--csv"])
         assert await cmd_report(args, s.settings, s.clock) == 0
         csv_out = capsys.readouterr().out
         added = sc.expect(events, days=7, dept=sc.EAST_RETAIL)["figures"]["added"]

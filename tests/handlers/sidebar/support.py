@@ -77,7 +77,34 @@ MATERIALS = f"""\
   channels: [manager]
   text: 仅供客户经理参考。
   {APPROVED}
+- id: s-poster
+  type: image
+  title: 理财节海报
+  image: {{path: covers/help.png}}
+  {APPROVED}
+- id: s-rates
+  type: file
+  title: 存款利率表
+  file: {{path: files/rates.pdf}}
+  {APPROVED}
+- id: s-mini
+  type: miniprogram
+  title: 预约取现
+  miniprogram:
+    title: 预约取现
+    appid: wx5f3a9c7b1d4e6a82
+    page: pages/cash/book.html
+    cover: covers/checkin.png
+  {APPROVED}
+- id: s-old-poster
+  type: image
+  title: 十月海报
+  image: {{path: covers/topup.png}}
+  valid_until: 2026-10-31
+  {APPROVED}
 """
+#: Where the image, file and mini program cover above come from (the shipped materials/ copy).
+POSTER, RATES, MINI_COVER = "covers/help.png", "files/rates.pdf", "covers/checkin.png"
 
 #: What the CRM holds about 王芳 (AUM must never leave the server as a figure).
 WANGFANG_CRM: dict[str, Any] = {"name": "王芳", "tier": "V3", "segment": "payroll", "products": ["payroll", "wealth"],
@@ -93,12 +120,15 @@ class Demo:
 
 
 @contextlib.asynccontextmanager
-async def sidebar_stack(db_url: str, root: Path, *, port: int | None = None) -> AsyncIterator[Stack]:
+async def sidebar_stack(db_url: str, root: Path, *, port: int | None = None, paths: dict[str, str] | None = None,
+                        calendars: dict[str, str] | None = None,
+                        sections: dict[str, Any] | None = None) -> AsyncIterator[Stack]:
+    """``paths`` / ``calendars``: SOPs to plan with (none by default, so nothing is sent on its own)."""
     # Plain HTTP on loopback, as the test client speaks it (an https address makes the cookie
     # Secure, which the client then never sends over http).
-    sections: dict[str, Any] = {"server": {"public_url": f"http://127.0.0.1:{port or 8080}"}}
-    async with stack(db_url, root, start=START, playbook=write_shipped_playbook(root, materials=MATERIALS),
-                     sections=sections, port=port) as s:
+    more: dict[str, Any] = {"server": {"public_url": f"http://127.0.0.1:{port or 8080}"}, **(sections or {})}
+    playbook = write_shipped_playbook(root, materials=MATERIALS, paths=paths, calendars=calendars)
+    async with stack(db_url, root, start=START, playbook=playbook, sections=more, port=port) as s:
         yield s
 
 
@@ -124,6 +154,7 @@ async def seed(s: Stack) -> Demo:
             TagGroup(group_id=ids.tag_groups["兴趣"], name="兴趣", order=1),
             Tag(tag_id=ids.tags["客户等级/V1"], group_id=ids.tag_groups["客户等级"], name="V1", order=6),
             Tag(tag_id=ids.tags["兴趣/理财"], group_id=ids.tag_groups["兴趣"], name="理财", order=3),
+            Tag(tag_id=ids.tags["兴趣/健康"], group_id=ids.tag_groups["兴趣"], name="健康", order=2),
             Tag(tag_id=ids.tags["兴趣/旅游"], group_id=ids.tag_groups["兴趣"], name="旅游", order=1, deleted=True),
             FollowTag(userid="zhangwei", external_userid=wangfang, tag_id=ids.tags["客户等级/V1"], added_at=ADDED),
             FollowTag(userid="zhangwei", external_userid=wangfang, tag_id=ids.tags["兴趣/理财"], added_at=ADDED),

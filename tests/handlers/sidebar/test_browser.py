@@ -7,19 +7,23 @@ Set SCREENSHOTS_DIR to keep screenshots of the panels (the README's)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlencode
 
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from handlers.contacts.models import Follow
+from handlers.contacts.models import Customer, Follow
 from handlers.sop.api import SopTask
-from tests.handlers.sidebar.support import AUM_FIGURES, seed, sidebar_stack, transfer_card
+from handlers.timeline.models import Timeline
+from tests.handlers.sidebar.support import AUM_FIGURES, SH, seed, sidebar_stack, transfer_card
+from tests.support.playbooks import REPO
 from tests.support.stack import Stack
 from tests.support.web import free_port, screenshots_dir
 
 PHONE = {"width": 380, "height": 900}  # the toolbar is a narrow webview
+NEW_CONTACT = (REPO / "sop" / "paths" / "new-contact.yaml").read_text()
 
 
 async def open_toolbar(browser: Browser, s: Stack, base: str, member: str, **chat: str) -> Page:
@@ -106,4 +110,51 @@ async def test_someone_elses_customer_is_refused_and_a_group_shows(sqlite_url: s
         await expect(offer.locator(".sent-note")).to_have_text("已发送")
         assert [m.message for m in s.state.jssdk.sends_to(chat=demo.payroll_group)] == [
             {"msgtype": "text", "text": {"content": "欢迎来到代发工资群，我是张伟。"}}]
+        await page.context.close()
+
+
+async def test_edit_a_tag_see_what_is_coming_and_send_an_image(sqlite_url: str, tmp_path: Path,
+                                                               browser: Browser) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with sidebar_stack(sqlite_url, tmp_path, port=port, paths={"new-contact": NEW_CONTACT}) as s:
+        demo = await seed(s)
+        page = await open_toolbar(browser, s, base, "zhangwei", customer=demo.wangfang)
+        await expect(page.locator("#who-name")).to_contain_text("王芳")
+        # Tags: the manager-owned ones toggle; the CRM's groups are shown as read-only, no button.
+        editor = page.locator("#tag-editor")
+        await editor.locator("summary").click()
+        await expect(editor.locator('[data-tag^="客户等级/"]')).to_have_count(0)
+        await expect(editor.locator("#crm-groups")).to_contain_text("客户等级")
+        health = editor.locator('[data-tag="兴趣/健康"]')
+        await expect(health).to_have_attribute("aria-pressed", "false")
+        await health.click()
+        await expect(health).to_have_attribute("aria-pressed", "true")
+        await expect(page.locator("#tags")).to_contain_text("兴趣/健康")
+        await s.send()
+        assert s.ids.tags["兴趣/健康"] in s.tag_ids("zhangwei", demo.wangfang)  # in WeCom
+
+        # An image: the page asks for its media id, sends it into the chat, the send is recorded.
+        offer = page.locator('.offer[data-material="s-poster"]')
+        await offer.get_by_role("button", name="发送").click()
+        await expect(offer.locator(".sent-note")).to_have_text("已发送")
+        (sent,) = s.state.jssdk.sends_to(customer=demo.wangfang)
+        media_id = sent.message["image"]["mediaid"]
+        assert (sent.message["msgtype"], sent.media_file) == ("image", "help.png")
+        async with s.runtime.sessions() as db:
+            entry = await db.scalar(select(Timeline).where(Timeline.subject_id == demo.wangfang,
+                                                           Timeline.kind == "sidebar.send"))
+        assert entry is not None and (entry.detail["material"], entry.detail["mediaid"]) == ("s-poster", media_id)
+        await page.context.close()
+
+        # A customer added this morning: the new-contact path's next sends show under 即将推送.
+        zhaomin = s.ids.customers["赵敏"]
+        added = s.clock.now() - timedelta(hours=1)
+        async with s.runtime.sessions() as db, db.begin():
+            db.add_all([Customer(external_userid=zhaomin, name="赵敏", updated_at=added),
+                        Follow(userid="zhangwei", external_userid=zhaomin, add_way=1, created_at=added)])
+        page = await open_toolbar(browser, s, base, "zhangwei", customer=zhaomin)
+        day1 = (added + timedelta(days=1)).astimezone(SH).strftime("%m-%d") + " 10:00"  # "added_at + 1 day" at 10:00
+        await expect(page.locator('#upcoming li[data-material="new-contact-day1"]')).to_contain_text(day1)
+        await page.screenshot(path=str(screenshots_dir(tmp_path) / "sidebar-upcoming.png"), full_page=True)
         await page.context.close()

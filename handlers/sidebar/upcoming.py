@@ -1,0 +1,160 @@
+"""The SOP sends coming to one customer in the next days, for the "What's open" panel.
+
+Worked out with the SOP planner's own rules (``handlers.sop.api``: the customer as the planner
+reads them, the path anchors, branch choice, send keys) and the playbook's date arithmetic
+(``path_occurrences``, ``calendar_occurrences``), for this one customer instead of every
+customer in one slot, so a panel load costs a few small queries:
+
+* path steps that send 1:1 (the customer's tags and CRM condition match, the branch chosen on
+  today's CRM values);
+* calendar steps of the customer groups they are in: the group's posts, and ``to: members``
+  steps that reach them 1:1 from the group's owner.
+
+Left out: tasks (not sends), what the opt-out tag stops, what is past (sent, or skipped: the
+planner runs each slot on time), and a material that will not be sendable on its day. Caps
+and quiet hours are judged on the day itself, so a listed send may still be held back then;
+the list says what the playbook means to send, not a promise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.crm.api import CrmGroup
+from handlers.groups.api import GroupChat, GroupMember
+from handlers.sidebar.say import material_label
+from handlers.sop.api import (
+    HOLIDAY_LOOKBACK,
+    CustomerTarget,
+    choose_branch,
+    customer_anchor,
+    iter_customers,
+)
+from handlers.tags.api import FollowTag, Tag, TagGroup
+from scrm.playbook import EvaluationError, Occurrence, Playbook, calendar_occurrences, path_occurrences
+
+HORIZON_DAYS = 14
+CUSTOMER_MEMBER = 2  # group_member.type of an external contact
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    at: str  # local "MM-DD HH:MM"
+    material: str
+    title: str
+    sop: str  # the SOP's name (path or calendar)
+    via: str  # "1:1" or the group's name
+    note: str  # e.g. the holiday move ("moved from 10-01 (国庆节)")
+
+
+@dataclass(frozen=True)
+class _Found:
+    at: datetime
+    step: str
+    material: str
+    sop: str
+    via: str
+    note: str
+
+
+async def _target(db: AsyncSession, external_userid: str) -> CustomerTarget | None:
+    """The customer as the planner reads them (follows, tags across follows, CRM attributes)."""
+    rows = await db.execute(select(Tag.tag_id, TagGroup.name, Tag.name).select_from(FollowTag)
+                            .join(Tag, Tag.tag_id == FollowTag.tag_id)
+                            .join(TagGroup, TagGroup.group_id == Tag.group_id)
+                            .where(FollowTag.external_userid == external_userid, Tag.deleted.is_(False)))
+    names = {tag_id: f"{group}/{tag}" for tag_id, group, tag in rows.all()}
+    async for batch in iter_customers(db, names, only=[external_userid]):
+        return batch[0] if batch else None
+    return None
+
+
+def _in_window(occ: Occurrence, now: datetime, end: date) -> bool:
+    return occ.at >= now and occ.at.date() <= end
+
+
+def _paths(pb: Playbook, c: CustomerTarget, now: datetime, end: date, tz: ZoneInfo) -> list[_Found]:
+    out: list[_Found] = []
+    values = c.values()
+    start = now.astimezone(tz).date() - HOLIDAY_LOOKBACK  # a step moved past a holiday into the window
+    for path in pb.paths.values():
+        if not path.active or not path.when.matches(c.tags):
+            continue
+        if path.when.condition is not None:
+            try:
+                if not path.when.condition.evaluate(values, c.tags):
+                    continue
+            except EvaluationError:
+                continue
+        anchor = customer_anchor(c, path.anchor, tz)
+        manager = c.manager
+        if anchor is None or manager is None:
+            continue
+        steps = {s.key: s for s in path.steps}
+        for occ in path_occurrences(pb, path, {path.anchor: anchor}, start, end):
+            action = choose_branch(steps[occ.step], values, c.tags) if _in_window(occ, now, end) else None
+            if action is not None and action.send:
+                out.append(_Found(occ.at, occ.step, action.send, path.name, "1:1", occ.note))
+    return out
+
+
+async def _calendars(db: AsyncSession, pb: Playbook, c: CustomerTarget, now: datetime, end: date,
+                     tz: ZoneInfo) -> list[_Found]:
+    rows = (await db.execute(
+        select(GroupChat.name, GroupChat.owner, GroupChat.group_type, GroupChat.created_at,
+               CrmGroup.payday)
+        .join(GroupMember, GroupMember.chat_id == GroupChat.chat_id)
+        .outerjoin(CrmGroup, CrmGroup.chat_id == GroupChat.chat_id)
+        .where(GroupMember.member_id == c.external_userid, GroupMember.type == CUSTOMER_MEMBER,
+               GroupMember.left_at.is_(None), GroupChat.status == "active")
+        .order_by(GroupChat.chat_id))).all()
+    followed_by = {f.userid for f in c.follows}
+    start = now.astimezone(tz).date() - HOLIDAY_LOOKBACK
+    out: list[_Found] = []
+    for name, owner, group_type, created_at, payday in rows:
+        if created_at is None:  # no creation day, no calendar (the planner skips such groups too)
+            continue
+        for cal in pb.calendars.values():
+            if not cal.active or cal.group_type != group_type:
+                continue
+            entries = {**{s.key: s for s in cal.steps}, **{r.key: r for r in cal.recurring}}
+            created = created_at.astimezone(tz).date()
+            for occ in calendar_occurrences(pb, cal, created, start, end, payday=payday):
+                entry = entries[occ.step]
+                if not _in_window(occ, now, end) or entry.task or not entry.send:
+                    continue
+                if entry.to == "members":  # 1:1 from the owner, to members who are the owner's contacts
+                    if owner not in followed_by or (entry.tags is not None and not entry.tags.matches(c.tags)):
+                        continue
+                    out.append(_Found(occ.at, occ.step, entry.send, cal.name or cal.calendar, "1:1", occ.note))
+                else:
+                    out.append(_Found(occ.at, occ.step, entry.send,
+                                      cal.name or cal.calendar, name or "客户群", occ.note))
+    return out
+
+
+async def upcoming_sends(db: AsyncSession, pb: Playbook, external_userid: str, now: datetime, tz: tzinfo, *,
+                         context: Mapping[str, str], days: int = HORIZON_DAYS) -> list[Upcoming]:
+    """What the SOPs will send this customer from ``now`` to the end of the ``days``-th day
+    (``context``: the customer's template values, for labels of untitled texts)."""
+    zone = ZoneInfo(pb.policy.timezone)
+    c = await _target(db, external_userid)
+    if c is None or not c.follows or pb.policy.opt_out_tag in c.tags:
+        return []
+    end = now.astimezone(zone).date() + timedelta(days=days - 1)
+    found = _paths(pb, c, now, end, zone) + await _calendars(db, pb, c, now, end, zone)
+    out: list[Upcoming] = []
+    for f in sorted(found, key=lambda f: (f.at, f.sop, f.step)):
+        material = pb.materials.get(f.material)
+        day = f.at.date()
+        if material is None or material.compliance_problem(day) is not None:
+            continue  # the planner will skip it on the day
+        label = material_label(material, context, pb.policy)
+        out.append(Upcoming(f.at.astimezone(tz).strftime("%m-%d %H:%M"), material.id, label, f.sop, f.via, f.note))
+    return out

@@ -1,0 +1,204 @@
+"""``scrm report NAME``: over the scripted bank of cockpit_script.py (45 days, played on the fake
+clock with the nightly roll-up), every row of ``--by branch|team|manager`` and every figure of an
+explicit period equals what the script itself says (computed here, none of the code under test);
+two runs print the same bytes; bad input is one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handlers.console.access import Grant, Role
+from handlers.console.report import cmd_report, parse
+from handlers.console.reports import BadAsk, scoped
+from handlers.console.rollup import roll_up_due
+from scrm.cli import main
+from scrm.cli_support import UserError
+from tests.handlers.console import cockpit_script as sc
+from tests.handlers.console.support import console_stack
+from tests.support.stack import Stack
+
+ZONE = "Asia/Shanghai"
+LEVELS = {"branch": 2, "team": 3}
+
+
+async def played(s: Stack) -> list[sc.Ev]:
+    events = sc.script()
+
+    async def nightly(today: date) -> None:
+        async with s.runtime.sessions() as db, db.begin():
+            await roll_up_due(db, today, ZONE, s.clock.now(), 181)
+
+    await sc.play(events, s.runtime.sessions, s.clock, nightly)
+    return events
+
+
+def as_stored(events: list[sc.Ev]) -> sc.World:
+    """The script's world as the roll-up stored it: a past day's cards as they stood at the last
+    nightly run (as cockpit_script.expect takes them)."""
+    w = sc.world(events)
+    night = sc.world([e for e in events if e.at <= sc.LAST_NIGHT])
+    w.cards = {t: night.cards[t] if c["day"] < sc.TODAY else c for t, c in w.cards.items()}
+    return w
+
+
+def expected_units(by: str) -> dict[str, tuple[str, set[str]]]:
+    """The rule as the README states it: branch = 分行/支行, team = 分行/支行/团队, a member above
+    the level in their own department's row; manager = one row each, labelled with the name."""
+    out: dict[str, tuple[str, set[str]]] = {}
+    for userid, (name, dept) in sc.DIRECTORY.items():
+        unit = userid if by == "manager" else "/".join(dept.split("/")[:LEVELS[by]])
+        out.setdefault(unit, (name if by == "manager" else unit, set()))[1].add(userid)
+    return out
+
+
+def span(first: date, last: date) -> set[date]:
+    return {first + timedelta(days=i) for i in range((last - first).days + 1)}
+
+
+async def report(s: Stack, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    assert await cmd_report(parse(list(argv)), s.settings, s.clock) == 0
+    return capsys.readouterr().out
+
+
+async def test_rows_by_unit_equal_the_script(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async with console_stack(db_url, tmp_path) as s:
+        events = await played(s)
+        w = as_stored(events)
+        since, until = sc.TODAY - timedelta(days=20), sc.TODAY - timedelta(days=7)  # 14 past days
+        cur, prev = span(since, until), span(since - timedelta(days=14), since - timedelta(days=1))
+        for by in ("branch", "team", "manager"):
+            out = await report(s, capsys, "cockpit", "--since", since.isoformat(), "--until", until.isoformat(),
+                               "--by", by)
+            got = json.loads(out)
+            assert got["by"] == by and got["period"]["days"] == 14
+            assert got["period"]["previous_until"] == (since - timedelta(days=1)).isoformat()
+            want = []
+            for unit, (label, users) in sorted(expected_units(by).items()):
+                c, p = sc.figures(w, cur, users), sc.figures(w, prev, users)
+                want.append({"unit": unit, "label": label, "managers": len(users),
+                             **{k: {"current": c[k], "previous": p[k]} for k in c}})
+            assert got["rows"] == want, by
+        # Not all zero: the rows say something.
+        assert sum(r["added"]["current"] for r in got["rows"]) > 20
+
+        # The whole bank over an explicit past period (unattributed SOP steps count here too).
+        out = await report(s, capsys, "cockpit", "--since", since.isoformat(), "--until", until.isoformat())
+        got = json.loads(out)
+        c, p = sc.figures(w, cur, None), sc.figures(w, prev, None)
+        assert got["figures"] == {k: {"current": c[k], "previous": p[k]} for k in c}
+        assert got["period"]["until"] == until.isoformat()
+        assert [d["day"] for d in got["daily"]] == sorted(d.isoformat() for d in cur)
+
+        # One figure a line in CSV.
+        csv_out = await report(s, capsys, "cockpit", "--since", since.isoformat(), "--until", until.isoformat(),
+                               "--by", "team", "--csv")
+        c, p = sc.figures(w, cur, {"zhangwei", "lina", "wangqiang"}), sc.figures(w, prev, {"zhangwei", "lina",
+                                                                                          "wangqiang"})
+        assert f"rows,{sc.WEST_PAYROLL},net,{c['net']},{p['net']}\n" in csv_out
+        assert csv_out.startswith("section,item,figure,current,previous\n")
+
+
+async def test_tasks_and_byte_identical_runs(db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async with console_stack(db_url, tmp_path) as s:
+        events = await played(s)
+        w = sc.world(events)  # the tasks report reads the cards as they are now
+        since = sc.TODAY - timedelta(days=29)
+
+        def counts(users: set[str], first: date, last: date, today_open_is_overdue: bool) -> dict[str, int]:
+            cards = [c for c in w.cards.values() if first <= c["day"] <= last and c["userid"] in users]
+            n = Counter(c["status"] for c in cards)
+            overdue = sum(1 for c in cards if c["status"] in ("open", "snoozed")
+                          and (c["day"] < sc.TODAY or today_open_is_overdue))
+            return {"issued": len(cards), "overdue": overdue,
+                    **{k: n[k] for k in ("open", "snoozed", "done", "not_relevant", "escalated")}}
+
+        got = json.loads(await report(s, capsys, "tasks", "--days", "30", "--by", "manager"))
+        want = [{"unit": u, "label": label, "managers": 1, **counts(users, since, sc.TODAY, False)}
+                for u, (label, users) in sorted(expected_units("manager").items())]
+        assert got["rows"] == want
+        assert sum(r["issued"] for r in want) > 50 and all(sum(r[k] for r in want) for k in ("open", "escalated"))
+        # A past period: every card still open is overdue now.
+        first, last = sc.TODAY - timedelta(days=9), sc.TODAY - timedelta(days=3)
+        got = json.loads(await report(s, capsys, "tasks", "--since", first.isoformat(), "--until", last.isoformat(),
+                                      "--dept", sc.EAST_RETAIL))
+        assert got["figures"] == counts({"gaofei", "xuming"}, first, last, True)
+        assert got["scope"] == {"dept": sc.EAST_RETAIL, "label": sc.EAST_RETAIL}
+
+        # Two runs, the same bytes; --days 7 is the 7 days ending today.
+        for argv in (["cockpit", "--by", "branch"], ["tasks", "--by", "team", "--csv"], ["cockpit", "--days", "7"]):
+            assert await report(s, capsys, *argv) == await report(s, capsys, *argv), argv
+        week = await report(s, capsys, "cockpit", "--since", (sc.TODAY - timedelta(days=6)).isoformat())
+        assert week == await report(s, capsys, "cockpit", "--days", "7")
+
+
+async def test_bad_input_is_one_line(sqlite_url: str, tmp_path: Path) -> None:
+    async with console_stack(sqlite_url, tmp_path) as s:
+        today = s.clock.now().astimezone(sc.TZ).date()
+        bad: list[tuple[list[str], str]] = [
+            (["nope"], "unknown report 'nope'"),
+            (["cockpit", "--since", "2026-13-01"], "not a date"),
+            (["cockpit", "--since", "20261101"], "YYYY-MM-DD"),
+            (["cockpit", "--since", (today - timedelta(days=3)).isoformat(), "--until",
+              (today - timedelta(days=4)).isoformat()], "is after until"),
+            (["cockpit", "--until", (today + timedelta(days=1)).isoformat()], "after today"),
+            (["cockpit", "--since", (today - timedelta(days=400)).isoformat()], "at most 366 days"),
+            (["cockpit", "--days", "7", "--since", today.isoformat()], "not both"),
+            (["tasks", "--days", "x"], "days must be"),
+            (["tasks", "--by", "region"], "by must be one of branch, team, manager"),
+            (["tasks", "--dept", "杭州分行/没有这个支行"], "no department"),
+        ]
+        for argv, says in bad:
+            with pytest.raises(UserError) as exc:
+                await cmd_report(parse(argv), s.settings, s.clock)
+            assert says in str(exc.value) and "\n" not in str(exc.value), argv
+
+
+def test_the_command_exits_2_with_one_line(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SCRM_DATABASE__URL", sqlite_url)
+    for argv in (["report", "nope"], ["report", "cockpit", "--since", "yesterday"], ["report", "tasks", "--by", "x"]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and len(captured.err.splitlines()) == 1, captured.err
+        assert captured.err.startswith("scrm: ")
+    assert main(["report", "tasks", "--days", "7"]) == 0
+    data: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert data["figures"]["issued"] == 0 and data["period"]["days"] == 7
+
+
+async def test_a_report_for_one_grant_is_split_by_narrowed_grants(sqlite_url: str, tmp_path: Path) -> None:
+    """How the lead adds a report computed for one grant (the SOP effect's ``sop_effect``)."""
+    calls: list[tuple[str, date, date, str]] = []
+    pb: Any = object()  # the playbook, passed through untouched
+
+    async def effect(db: Any, grant: Grant, *, playbook: Any, since: date, until: date, zone: str) -> dict[str, Any]:
+        assert playbook is pb
+        calls.append((grant.scope, since, until, zone))
+        if since < date(2000, 1, 1):
+            raise ValueError("too far back")
+        return {"scope": grant.scope}
+
+    compute = scoped(effect)
+    first, last = sc.DAY0 - timedelta(days=6), sc.DAY0
+    async with console_stack(sqlite_url, tmp_path) as s, s.runtime.sessions() as db:
+        grant = Grant("mali", Role.BRANCH_HEAD, "杭州分行/城西支行")
+        now = s.clock.now()
+        got = await compute(db, grant, since=first, until=last, by=None, zone=ZONE, now=now, playbook=pb)
+        assert got == {"scope": "杭州分行/城西支行"}
+        got = await compute(db, grant, since=first, until=last, by="team", zone=ZONE, now=now, playbook=pb)
+        # Teams inside the grant only; mali, sitting above the teams, is in no row.
+        assert [(r["unit"], r["managers"], r["report"]) for r in got["rows"]] == [
+            (sc.WEST_PAYROLL, 3, {"scope": sc.WEST_PAYROLL}), (sc.WEST_WEALTH, 2, {"scope": sc.WEST_WEALTH})]
+        assert calls[-1] == (sc.WEST_WEALTH, first, last, ZONE)
+        with pytest.raises(BadAsk):
+            await compute(db, grant, since=first, until=last, by="manager", zone=ZONE, now=s.clock.now(),
+                          playbook=pb)
+        with pytest.raises(BadAsk, match="too far back"):
+            await compute(db, grant, since=date(1999, 1, 1), until=last, by=None, zone=ZONE, now=s.clock.now(),
+                          playbook=pb)
