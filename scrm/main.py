@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import MetaData
 
 from handlers.backfill import feature as backfill
+from handlers.compliance import feature as compliance
 from handlers.console import feature as console
 from handlers.contacts import feature as contacts
 from handlers.crm import feature as crm
@@ -45,6 +46,7 @@ FEATURES: tuple[Feature, ...] = compose((
     backfill.FEATURE,
     console.FEATURE,
     sidebar.FEATURE,
+    compliance.FEATURE,
     timeline.FEATURE,
 ))
 

@@ -42,5 +42,5 @@ def _outbox(runtime: Runtime) -> None:
                                                                      lambda: runtime.playbook.current)
 
 
-FEATURE = Feature(name="contacts", router=router, models=models, requires=("radar", "tags", "timeline"),
+FEATURE = Feature(name="contacts", router=router, models=models, requires=("compliance", "radar", "tags", "timeline"),
                   events=EVENTS, outbox=_outbox, cli=register_cli, sandbox=_sandbox)

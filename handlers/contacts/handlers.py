@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.compliance.api import trail_about
 from handlers.contacts import follows, texts
 from handlers.contacts.events import ChannelTagsDue
 from handlers.contacts.models import Follow
@@ -151,7 +152,10 @@ async def _queue_welcome(session: AsyncSession, outbox: Outbox,
     await outbox.add(session, f"welcome:{event.welcome_code}", SEND_WELCOME, welcome.body,
                      priority=PRIORITY_WELCOME, not_after=welcome_deadline(event.create_time),
                      about={"userid": event.user_id, "external_userid": event.external_user_id,
-                            "customer": customer})
+                            "customer": customer,
+                            "trail": trail_about("welcome", sender=event.user_id, audience=[event.external_user_id],
+                                                 material=welcome.material,
+                                                 decisions=["reply to the customer's own add (no quiet hours)"])})
     await welcome.record_sends(session, at)  # the radar's open rate counts this send
     for reason in welcome.notes:
         log.error("welcome sent without its attachment: %s", reason, extra={"userid": event.user_id})

@@ -68,6 +68,7 @@ class Welcome:
     body: dict[str, Any]
     notes: list[str] = field(default_factory=list)
     tracking: Tracking | None = None
+    material: Material | None = None  # what it says (the message trail records its sign-off)
     tracked_links: list[str] = field(default_factory=list)
 
     async def record_sends(self, session: AsyncSession, at: datetime) -> None:
@@ -137,7 +138,7 @@ async def welcome_body(code: str, material: Material, context: Mapping[str, str]
     if tracking is not None:
         rendered = tracking.links.track(rendered, tracking.sender, customer=tracking.customer,
                                         occurrence=tracking.occurrence)
-    welcome = Welcome({"welcome_code": code}, tracking=tracking)
+    welcome = Welcome({"welcome_code": code}, tracking=tracking, material=material)
     if rendered.text:
         welcome.body["text"] = {"content": rendered.text}
     try:

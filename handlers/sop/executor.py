@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.compliance.api import trail_about
 from handlers.radar.api import LinkMaker, record_send
 from handlers.sop.models import SopSend
 from handlers.tags.api import Tag, TagGroup
@@ -130,7 +131,13 @@ class Executor:
             body.update(chat_type="group", chat_id_list=[p.target])
         else:
             body.update(chat_type="single", external_userid=[p.target], allow_select=p.allow_select)
-        await self.outbox.add(self.session, p.key, ADD_MSG_TEMPLATE, body)
+        checks = ["outside quiet hours"] if p.kind == "group" else [
+            "outside quiet hours", "not opted out", "within contact caps"]
+        trail = trail_about("sop", sender=p.sender, audience=[p.target],
+                            audience_type="group" if p.kind == "group" else "customer",
+                            material=self.pb.materials[p.material] if p.material else None,
+                            decisions=[f"{p.source} / {p.step}", *checks])
+        await self.outbox.add(self.session, p.key, ADD_MSG_TEMPLATE, body, about={"trail": trail})
         await self._count_link(m)
         row = {"key": p.key, "target": p.target, "target_type": "group" if p.kind == "group" else "customer",
                "source": p.source, "step": p.step[:256], "sender": p.sender, "material": p.material or "",

@@ -35,5 +35,6 @@ def _outbox(runtime: Runtime) -> None:
     runtime.outbox.refreshers[ADD_MSG_TEMPLATE] = StaleMediaRefresher(materials).refresh
 
 
-FEATURE = Feature(name="sop", router=router, models=models, requires=("contacts", "crm", "groups", "radar", "tags"),
+FEATURE = Feature(name="sop", router=router, models=models,
+                  requires=("compliance", "contacts", "crm", "groups", "radar", "tags"),
                   events=EVENTS, jobs=register_jobs, outbox=_outbox, cli=register_cli)

@@ -125,6 +125,10 @@ Refresher = Callable[["Outbox", dict[str, Any], WeComError], Awaitable[dict[str,
 # A failure hook runs when an action of its api ends ``failed``, in the transaction that records
 # the failure (so what it queues, e.g. "greet this customer yourself", exists exactly once).
 FailureHook = Callable[["Outbox", AsyncSession, Mapping[str, Any], str], Awaitable[None]]
+# Runs in the transaction that records an action ``sent`` (by WeCom's answer, or by an operator
+# who checked WeCom): what must exist exactly when the message is known to have gone out (the
+# compliance trail) is written with that fact, never before and never without it.
+SentHook = Callable[[AsyncSession | AsyncConnection, Mapping[str, Any], datetime], Awaitable[None]]
 
 # result["maybe_sent"]: an earlier attempt of this action may have reached WeCom.
 MAYBE_SENT = "maybe_sent"
@@ -206,6 +210,7 @@ class Outbox:
         self.preparers: dict[str, Preparer] = {}
         self.refreshers: dict[str, Refresher] = {}
         self.failure_hooks: dict[str, FailureHook] = {}
+        self.sent_hooks: dict[str, list[SentHook]] = {}
         # Outcomes waiting for their group commit, and the task recording them.
         self._finishing: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
@@ -424,10 +429,12 @@ class Outbox:
     async def _record_group(self, group: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]]) -> None:
         async with self.sessions() as session, session.begin():
             # Plain sends (nothing merged into them, no hook) as one executemany per shape: a lost
-            # lease needs nothing more than the UPDATE matching no row, as in ``_record``.
+            # lease needs nothing more than the UPDATE matching no row, as in ``_record``. A send
+            # with a sent hook goes alone: its hook runs only where its own UPDATE matched.
             plain: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for row, outcome, _ in group:
-                if outcome.status == "sent" and not (row["result"] or {}).get(MERGED):
+                if (outcome.status == "sent" and not (row["result"] or {}).get(MERGED)
+                        and str(row["payload"].get("api", "")) not in self.sent_hooks):
                     params = {"_id": row["id"], "_owner": self.owner, **self._values(row, outcome)}
                     plain.setdefault(tuple(params), []).append(params)
                 else:
@@ -445,11 +452,15 @@ class Outbox:
         row and runs the api's failure hook, in that same transaction."""
         values = self._values(row, outcome)
         merged = list((row["result"] or {}).get(MERGED, []))
-        hook = self.failure_hooks.get(str(row["payload"].get("api", ""))) if outcome.status == "failed" else None
+        api = str(row["payload"].get("api", ""))
+        hook = self.failure_hooks.get(api) if outcome.status == "failed" else None
         res = await session.execute(update_leased(table_of(OutboxAction)),
                                     {"_id": row["id"], "_owner": self.owner, **values})
         if res.rowcount != 1:  # type: ignore[attr-defined]
             return  # the lease went to another worker: what it records counts
+        if outcome.status == "sent":
+            for sent_hook in self.sent_hooks.get(api, ()):
+                await sent_hook(session, row, values["sent_at"])
         if outcome.status == "failed" and merged:
             # The notices merged into this one did not go out either.
             await session.execute(update(OutboxAction).where(OutboxAction.id.in_(merged),
@@ -532,12 +543,18 @@ class Outbox:
     async def mark_sent(self, ids: list[int], by: str) -> int:
         """Record ``unknown`` actions as sent: an operator checked WeCom and found them delivered,
         so sending again would send twice."""
+        now = self.clock.now()
         async with self.engine.begin() as conn:
-            res = await conn.execute(
+            rows = (await conn.execute(
                 update(OutboxAction).where(OutboxAction.id.in_(ids), OutboxAction.status == "unknown")
-                .values(status="sent", sent_at=self.clock.now(), locked_until=None, lease_owner=None,
-                        result={"resolved": "sent", "by": by}))
-        return int(res.rowcount)
+                .values(status="sent", sent_at=now, locked_until=None, lease_owner=None,
+                        result={"resolved": "sent", "by": by})
+                .returning(OutboxAction.id, OutboxAction.idempotency_key, OutboxAction.kind, OutboxAction.payload,
+                           OutboxAction.wecom_msgid))).mappings().all()
+            for row in rows:
+                for sent_hook in self.sent_hooks.get(str(row["payload"].get("api", "")), ()):
+                    await sent_hook(conn, dict(row), now)
+        return len(rows)
 
     async def counts(self) -> dict[str, int]:
         async with self.sessions() as s:
