@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
-from handlers.compliance.chain import content_hash
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.compliance.chain import append, content_hash
+from handlers.compliance.settings import compliance_settings
+from scrm.kernel.config import Settings
 from scrm.playbook import Material
+
+# What a message sent from the manager's own WeCom client (the sidebar's one tap) is recorded as:
+# it never passes the outbox, so the sidebar records it when the page reports the send.
+CHAT_SEND = "jssdk/sendChatMessage"
 
 # Material fields that are sign-off, not content: approving or extending a material does not
 # change what the customer reads, so it does not change the material's hash.
@@ -35,4 +44,19 @@ def trail_about(kind: str, *, sender: str, audience: Iterable[str], audience_typ
             "decisions": [*(approval_decisions(material) if material else []), *decisions]}
 
 
-__all__ = ["content_hash", "material_hash", "trail_about"]
+async def record_chat_send(db: AsyncSession, settings: Settings, *, at: datetime, sender: str, audience: str,
+                           audience_type: str, material: Material, content: Any, decisions: Iterable[str]) -> int:
+    """Record a message the manager put into a chat from the sidebar, in ``db``'s transaction
+    (the one that records the send); returns its number in the trail."""
+    cfg = compliance_settings(settings)
+    said = trail_about("sidebar", sender=sender, audience=[audience], audience_type=audience_type, material=material,
+                       decisions=decisions)
+    days = cfg.retain_days_by_kind.get("sidebar", cfg.retain_days)
+    return await append(db, {"at": at, "kind": "sidebar", "api": CHAT_SEND, "outbox_key": "", "msgid": "",
+                             "sender": sender, "audience": said["audience"], "audience_type": audience_type,
+                             "material": said["material"], "material_hash": said["material_hash"],
+                             "text_hash": content_hash(content), "decisions": said["decisions"],
+                             "retain_until": (at + timedelta(days=days)).date()})
+
+
+__all__ = ["content_hash", "material_hash", "record_chat_send", "trail_about"]

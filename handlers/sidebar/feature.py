@@ -40,4 +40,4 @@ async def _sandbox(runtime: Runtime) -> None:
 
 
 FEATURE = Feature(name="sidebar", settings=SidebarSettings, http=install, sandbox=_sandbox,
-                  requires=("console", "contacts", "crm", "groups", "radar", "sop", "tags", "timeline"))
+                  requires=("compliance", "console", "contacts", "crm", "groups", "radar", "sop", "tags", "timeline"))

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+from handlers.compliance.api import record_chat_send
 from handlers.console.api import record_audit, remote_of
 from handlers.contacts.api import record_contact
 from handlers.radar.api import LinkMaker, record_send
@@ -193,6 +194,14 @@ async def _sent(request: web.Request, kind: Literal["customer", "group"], target
             await record_contact(db, target, scene.now, userid=viewer.userid)
         record_audit(db, scene.now, viewer.userid, ROLE, "sidebar_send", f"{kind}:{target}", remote_of(request),
                      material=material_id, **({"mediaid": media_id} if media_id else {}))
+        # The message trail: what the page put into the chat, as far as the server knows it (the
+        # material, its tracked link, its media id); the checks are the ones just passed.
+        await record_chat_send(db, runtime.settings, at=scene.now, sender=viewer.userid, audience=target,
+                               audience_type=kind, material=material,
+                               content={"material": material_id, "link": link, "mediaid": media_id},
+                               decisions=["offered in the sidebar: allowed on this channel",
+                                          "sent by the manager from their own chat"
+                                          + (" (their customer)" if kind == "customer" else " (their group)")])
     return json_reply({"recorded": True, "material": material_id, "at": scene.now.isoformat()})
 
 

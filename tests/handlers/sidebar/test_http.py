@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sqlalchemy import select
 
+from handlers.compliance.models import TrailRecord
 from handlers.console.models import ConsoleAudit
 from handlers.contacts.models import Follow
 from handlers.radar.models import RadarSend
@@ -214,8 +215,12 @@ async def test_a_send_is_recorded_as_contact_on_the_timeline_and_in_the_audit(db
         async with s.runtime.sessions() as db:
             sends = (await db.scalars(select(RadarSend).where(RadarSend.token_id == claims.token_id))).all()
             audit = (await db.scalars(select(ConsoleAudit).where(ConsoleAudit.action == "sidebar_send"))).all()
+            trail = (await db.scalars(select(TrailRecord))).all()
         assert [(r.material_id, r.sender, r.external_userid) for r in sends] == [
             ("s-weekly", "zhangwei", demo.wangfang)]
+        # In the message trail once (the refused attempts left nothing there).
+        assert [(t.at, t.kind, t.sender, t.audience, t.audience_type, t.material) for t in trail] == [
+            (at, "sidebar", "zhangwei", [demo.wangfang], "customer", "s-weekly")]
         assert [(a.actor, a.target, a.detail) for a in audit] == [
             ("zhangwei", f"customer:{demo.wangfang}", {"material": "s-weekly"})]
 
