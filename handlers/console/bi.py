@@ -5,15 +5,18 @@ with ``Authorization: Bearer <token>`` — the reports of ``scrm report NAME``
 Tokens are ``[console] bi_tokens`` entries (``scrm console bi-token NAME [--scope PATH]``): a
 name, the token's SHA-256 and an optional department path, which becomes the caller's grant
 (the whole bank without one, read only). A missing or wrong token is 401, a ``dept`` outside
-the token's scope 403, bad input 400, an unknown report 404 — each one line. Every call, refused
-or answered, is a row of the console's audit log (actor ``bi:<name>``). The token itself is
-never stored, logged, audited or echoed.
+the token's scope 403, bad input 400, an unknown report 404 — each one line. Every call made with
+a valid token, refused or answered, is a row of the console's audit log (actor ``bi:<name>``).
+A call without a valid token is a warning in the log (path and remote address), not an audit
+row: anyone can send those, and a database write per anonymous request would let them fill the
+audit log and load the database. The token itself is never stored, logged, audited or echoed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +33,7 @@ from handlers.console.settings import BiToken, console_settings
 if TYPE_CHECKING:
     from scrm.kernel.service import Runtime
 
+log = logging.getLogger("scrm.console.bi")
 ROUTE = "/api/v1/reports/{name}"
 ROLE = "bi"  # the audit log's role column for BI calls
 TOKEN_PREFIX = "scrmbi_"  # lets a secret scanner recognise a leaked token
@@ -82,7 +86,8 @@ def install(app: web.Application, runtime: Runtime) -> None:
     async def reports(request: web.Request) -> web.Response:
         token = holder_of(console_settings(runtime.settings).bi_tokens, request.headers.get("Authorization", ""))
         if token is None:
-            await noted(request, "", "bi_refused", status=401)
+            log.warning("BI request refused: missing or wrong token",
+                        extra={"path": request.path, "remote": audit.remote_of(request)})
             return web.Response(status=401, text="missing or wrong BI token (Authorization: Bearer <token>)\n",
                                 headers={"WWW-Authenticate": 'Bearer realm="scrm"', "Cache-Control": "no-store"})
         grant, name, q = grant_of(token), request.match_info["name"], request.query
