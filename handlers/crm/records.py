@@ -19,14 +19,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 _ID = Field(min_length=1, max_length=128)
 
-# The key events the reminder engine acts on (handlers.sop.reminders.CRM_KINDS), and the
-# interactions that record contact: any other
-# kind would be stored and then do nothing, so a typo ("large_transfr") is refused instead.
-EVENT_KINDS: tuple[str, ...] = ("birthday", "interaction.call", "interaction.visit", "large_transfer",
-                                "manager_change", "maturity", "risk_expiry", "tier_down", "tier_up")
+# The key events the reminder engine acts on (handlers.sop.reminders.CRM_KINDS), the
+# interactions that record contact, and the conversions an SOP step's goal counts (the console's
+# SOP effect page): any other kind would be stored and then do nothing, so a typo
+# ("large_transfr") is refused instead.
+EVENT_KINDS: tuple[str, ...] = ("account.opened", "birthday", "card.activated", "interaction.call",
+                                "interaction.visit", "large_transfer", "loan.drawn", "manager_change", "maturity",
+                                "payroll.credit", "purchase.fund", "purchase.insurance", "purchase.wealth",
+                                "risk_expiry", "tier_down", "tier_up")
 # Interactions the bank had with the customer outside WeCom (a call, a branch visit): no card,
 # they record contact (handlers.crm.handlers.on_interaction), which the no-contact reminder reads.
 INTERACTION_KINDS = frozenset({"interaction.call", "interaction.visit"})
+# What a customer did that a campaign or an SOP step aims at (a wealth product bought after the
+# payroll+wealth push, a card activated, a loan drawn, a salary credited, an account opened):
+# stored and read by goals (``goal: {event: purchase.wealth, within_days: 14}``); no card, no
+# reminder. ``payload`` may say what and how much (``product``, ``amount``).
+CONVERSION_KINDS = frozenset({"account.opened", "card.activated", "loan.drawn", "payroll.credit", "purchase.fund",
+                              "purchase.insurance", "purchase.wealth"})
 # Payload fields an event kind cannot do without (a large transfer is judged by its amount).
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {"large_transfer": ("amount",)}
 # Fields read as dates (reminders, path anchors); so is any field named ``*_date``.

@@ -77,8 +77,9 @@ class TagFilter(Strict):
 #: The kinds of event the CRM sends (``handlers.crm.records.EVENT_KINDS``; the playbook may not
 #: import a feature, so a test keeps the two lists equal). A goal naming any other kind could
 #: never be met: the CRM refuses to store it.
-CrmEventKind = Literal["birthday", "interaction.call", "interaction.visit", "large_transfer", "manager_change",
-                       "maturity", "risk_expiry", "tier_down", "tier_up"]
+CrmEventKind = Literal["account.opened", "birthday", "card.activated", "interaction.call", "interaction.visit",
+                       "large_transfer", "loan.drawn", "manager_change", "maturity", "payroll.credit",
+                       "purchase.fund", "purchase.insurance", "purchase.wealth", "risk_expiry", "tier_down", "tier_up"]
 
 
 class Goal(Strict):

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from handlers.crm import auth
 from handlers.crm.models import Binding, CrmCustomer, CrmEvent
-from handlers.crm.records import EVENT_KINDS, INTERACTION_KINDS, MAX_DEPTH
+from handlers.crm.records import CONVERSION_KINDS, EVENT_KINDS, INTERACTION_KINDS, MAX_DEPTH
 from handlers.sop.reminders import CRM_KINDS
 from scrm.kernel.models import InboxEvent
 from tests.handlers.crm.receiver import SECRET, CrmStack, crm_stack
@@ -46,9 +46,10 @@ def _nested(levels: int) -> str:
 # (path, signed body, what the error line or the record's detail line says)
 CASES: dict[str, tuple[str, bytes, str]] = {
     "unknown kind": (EVENTS, _events(_event("large_transfr", amount=1)),
-                     "events[1]: kind: Value error, unknown event kind 'large_transfr'; use one of birthday, "
-                     "interaction.call, interaction.visit, large_transfer, manager_change, maturity, risk_expiry, "
-                     "tier_down, tier_up"),
+                     "events[1]: kind: Value error, unknown event kind 'large_transfr'; use one of account.opened, "
+                     "birthday, card.activated, interaction.call, interaction.visit, large_transfer, loan.drawn, "
+                     "manager_change, maturity, payroll.credit, purchase.fund, purchase.insurance, purchase.wealth, "
+                     "risk_expiry, tier_down, tier_up"),
     "impossible date": (EVENTS, _events(_event(maturity_date="2026-02-30", product_name="稳享90天")),
                         "events[1]: payload: Value error, maturity_date: '2026-02-30' is not a date; "
                         "write YYYY-MM-DD, e.g. 2026-12-01"),
@@ -148,6 +149,7 @@ async def test_what_the_rules_allow_is_stored(db_url: str, tmp_path: Path) -> No
 
 def test_the_kinds_accepted_are_the_kinds_the_reminders_act_on() -> None:
     # A kind accepted here but unknown to the reminder engine would be stored and do nothing;
-    # interactions are the exception, they record contact (handlers.crm.handlers.on_interaction).
-    assert set(EVENT_KINDS) == set(CRM_KINDS) | INTERACTION_KINDS
-    assert not INTERACTION_KINDS & set(CRM_KINDS)
+    # interactions are the exception, they record contact (handlers.crm.handlers.on_interaction),
+    # and so are conversions, which SOP goals count (handlers.console.effect).
+    assert set(EVENT_KINDS) == set(CRM_KINDS) | INTERACTION_KINDS | CONVERSION_KINDS
+    assert not INTERACTION_KINDS & set(CRM_KINDS) and not CONVERSION_KINDS & (set(CRM_KINDS) | INTERACTION_KINDS)

@@ -144,8 +144,9 @@ def test_jsonl_rows_it_cannot_honour_are_bad_rows_and_not_stored(url: str, tmp_p
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert main(["crm", "import", str(path)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        f"{path}:2: kind: Value error, unknown event kind 'large_transfr'; use one of birthday, interaction.call, "
-        "interaction.visit, large_transfer, manager_change, maturity, risk_expiry, tier_down, tier_up",
+        f"{path}:2: kind: Value error, unknown event kind 'large_transfr'; use one of account.opened, birthday, "
+        "card.activated, interaction.call, interaction.visit, large_transfer, loan.drawn, manager_change, maturity, "
+        "payroll.credit, purchase.fund, purchase.insurance, purchase.wealth, risk_expiry, tier_down, tier_up",
         f"{path}:3: payload: Value error, maturity_date: '2026-02-30' is not a date; write YYYY-MM-DD, e.g. 2026-12-01",
         f"{path}:4: payload: Value error, birthday: '31/12/1980' is not a date; write YYYY-MM-DD, e.g. 2026-12-01",
         f"{path}:5: not JSON: NaN is not valid JSON (JSON has no NaN or Infinity)",
