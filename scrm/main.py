@@ -19,6 +19,7 @@ from handlers.console import feature as console
 from handlers.contacts import feature as contacts
 from handlers.crm import feature as crm
 from handlers.groups import feature as groups
+from handlers.lifecycle import feature as lifecycle
 from handlers.radar import feature as radar
 from handlers.sidebar import feature as sidebar
 from handlers.sop import feature as sop
@@ -46,6 +47,7 @@ FEATURES: tuple[Feature, ...] = compose((
     backfill.FEATURE,
     console.FEATURE,
     sidebar.FEATURE,
+    lifecycle.FEATURE,
     compliance.FEATURE,
     timeline.FEATURE,
 ))

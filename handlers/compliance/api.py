@@ -8,6 +8,16 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.compliance.archive.triage import (
+    DECISIONS,
+    STATUSES,
+    CaseInContext,
+    CaseLine,
+    case_counts,
+    case_in_context,
+    list_cases,
+    triage_case,
+)
 from handlers.compliance.chain import append, content_hash
 from handlers.compliance.settings import compliance_settings
 from scrm.kernel.config import Settings
@@ -17,14 +27,11 @@ from scrm.playbook import Material
 # it never passes the outbox, so the sidebar records it when the page reports the send.
 CHAT_SEND = "jssdk/sendChatMessage"
 
-# Material fields that are sign-off, not content: approving or extending a material does not
-# change what the customer reads, so it does not change the material's hash.
-SIGN_OFF = frozenset({"approved", "valid_until"})
-
 
 def material_hash(material: Material) -> str:
-    """The hash of a material's content as the playbook holds it (an edit of its text shows)."""
-    return content_hash(material.model_dump(mode="json", exclude=set(SIGN_OFF)))
+    """The hash of a material's content as the playbook holds it (an edit of its text shows): the
+    same number its ``approved.hash`` records (one definition: scrm.playbook.contenthash)."""
+    return material.content_hash
 
 
 def approval_decisions(material: Material) -> list[str]:
@@ -59,4 +66,27 @@ async def record_chat_send(db: AsyncSession, settings: Settings, *, at: datetime
                              "retain_until": (at + timedelta(days=days)).date()})
 
 
-__all__ = ["content_hash", "material_hash", "record_chat_send", "trail_about"]
+# The console's case pages (conversation review) read and triage cases through these.
+__all__ = ["DECISIONS", "STATUSES", "CaseInContext", "CaseLine", "case_counts", "case_in_context", "content_hash",
+           "list_cases", "material_hash", "record_chat_send", "trail_about", "triage_case"]
+
+# Suitability (适当性) and marketing consent: the SOP planner, the send-time re-check and the
+# sidebar ask these about one customer (handlers.compliance.suitability / .consent).
+from handlers.compliance.consent import SOURCES as CONSENT_SOURCES  # noqa: E402
+from handlers.compliance.consent import Said, consent_rows, record_consent  # noqa: E402
+from handlers.compliance.suitability import (  # noqa: E402
+    CustomerFacts,
+    ProductNote,
+    decisions,
+    facts_of,
+    is_product,
+    reason_zh,
+    refusal,
+)
+
+SUITABILITY_NOTE = "_suitability"
+"""The key of a queued 1:1 add_msg_template body that names its product material for the
+send-time re-check (removed before the call; never part of what the customer sees)."""
+
+__all__ += ["CONSENT_SOURCES", "SUITABILITY_NOTE", "CustomerFacts", "ProductNote", "Said", "consent_rows",
+            "decisions", "facts_of", "is_product", "reason_zh", "record_consent", "refusal"]

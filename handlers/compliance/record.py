@@ -31,7 +31,8 @@ TRANSFER_CUSTOMER = "externalcontact/transfer_customer"
 CUSTOMER_FACING = {SEND_WELCOME: "welcome", ADD_MSG_TEMPLATE: "mass_send", TRANSFER_CUSTOMER: "handover"}
 # Request fields that route a message rather than say something: not part of its content hash.
 ROUTING = frozenset({"welcome_code", "sender", "external_userid", "chat_id_list", "chat_type", "allow_select",
-                     "handover_userid", "takeover_userid", "tag_filter"})
+                     "handover_userid", "takeover_userid", "tag_filter",
+                     "_suitability"})  # the send-time re-check's note (handlers.compliance.api.SUITABILITY_NOTE)
 
 
 def message_content(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Who may use the console, as what, over which part of the bank: ``sop/console.yaml``.
 
     # Roles: ops_admin (the whole bank; runs the service), auditor (reads everything, the audit
-    # log included; changes nothing), branch_head and team_lead (their department and below).
+    # log included; changes nothing), branch_head and team_lead (their department and below),
+    # compliance_officer (the whole bank; reads and triages conversation-review cases).
     members:
       zhouhai: {role: ops_admin}
       audit01: {role: auditor}
@@ -31,11 +32,12 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     BRANCH_HEAD = "branch_head"
     TEAM_LEAD = "team_lead"
+    COMPLIANCE_OFFICER = "compliance_officer"
 
 
 SCOPED = frozenset({Role.BRANCH_HEAD, Role.TEAM_LEAD})
 ROLE_LABELS = {Role.OPS_ADMIN: "运营管理员", Role.AUDITOR: "审计员", Role.BRANCH_HEAD: "支行/分行负责人",
-               Role.TEAM_LEAD: "团队长"}
+               Role.TEAM_LEAD: "团队长", Role.COMPLIANCE_OFFICER: "合规专员"}
 LOCAL_ADMIN = "local:admin"
 
 
@@ -63,6 +65,17 @@ class Grant:
     @property
     def sees_audit(self) -> bool:
         return self.role in (Role.OPS_ADMIN, Role.AUDITOR)
+
+    @property
+    def sees_archive(self) -> bool:
+        """Archived conversations (会话存档) and their review cases: compliance officers, and
+        auditors read-only (they check the triage). Ops admins and managers never."""
+        return self.role in (Role.COMPLIANCE_OFFICER, Role.AUDITOR)
+
+    @property
+    def may_triage(self) -> bool:
+        """Dismiss or escalate a review case."""
+        return self.role is Role.COMPLIANCE_OFFICER
 
     def covers(self, department: str) -> bool:
         """Is a member of ``department`` (a path) inside this grant's scope?"""

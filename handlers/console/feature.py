@@ -11,6 +11,7 @@ from handlers.console import (
     auditpage,
     bi,
     calendarpage,
+    casespage,
     cockpitpage,
     customerspage,
     effectpage,
@@ -42,7 +43,7 @@ def install(app: web.Application, runtime: Runtime) -> None:
         return
     console = console_app(runtime)
     for module in (signin, home, ops, tasks, cockpitpage, effectpage, calendarpage, customerspage, materialspage,
-                   auditpage):
+                   auditpage, casespage):
         module.add_routes(console)
     app.add_subapp("/console", console)
     bi.install(app, runtime)
@@ -77,4 +78,4 @@ async def _sandbox(runtime: Runtime) -> None:
 
 FEATURE = Feature(name="console", router=router, models=models, settings=ConsoleSettings, events=EVENTS,
                   http=install, jobs=_jobs, cli=register_cli, sandbox=_sandbox,
-                  requires=("contacts", "sop", "groups", "radar", "crm", "tags", "timeline"))
+                  requires=("contacts", "sop", "groups", "radar", "crm", "tags", "timeline", "compliance"))

@@ -61,6 +61,9 @@ class Follow(Base):
     __table_args__ = (
         UniqueConstraint("userid", "external_userid", name="uq_follow"),
         Index("ix_follow_customer", "external_userid"),
+        # Relations added / ended in a period: the cockpit's live day, the nightly roll-up (console_0005).
+        Index("ix_follow_created_at", "created_at"),
+        Index("ix_follow_status_at", "status_at"),
     )
 
 

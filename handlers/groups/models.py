@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scrm.adapters.db.base import Base
@@ -34,6 +34,9 @@ class GroupMember(Base):
     joined_at: Mapped[datetime | None] = mapped_column(default=None)
     left_at: Mapped[datetime | None] = mapped_column(default=None)
     quit_scene: Mapped[int | None] = mapped_column(Integer, default=None)
+
+    # A customer's groups (the sidebar's 1:1 panel); the primary key leads with chat_id (console_0005).
+    __table_args__ = (Index("ix_group_member_member", "member_id"),)
 
 
 class GroupPool(Base):

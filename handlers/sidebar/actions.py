@@ -1,5 +1,6 @@
-"""The sidebar's routes beside sending and tasks: editing a customer's tags, the media id of an
-image or file about to be sent, and a mini program's cover (fetched by the WeCom client).
+"""The sidebar's routes beside sending and tasks: editing a customer's tags, recording what the
+customer said about a category of marketing (consent), the media id of an image or file about to
+be sent, and a mini program's cover (fetched by the WeCom client).
 
 Like every sidebar route, the chat is checked against the signed-in member first (``access``);
 the POSTs pass the gate's CSRF check (the toolbar page's token in ``X-CSRF-Token``).
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from handlers.compliance.api import record_consent
 from handlers.console.api import record_audit, remote_of
 from handlers.contacts.api import Customer
 from handlers.crm.api import crm_settings
@@ -73,6 +75,34 @@ async def customer_tags(request: web.Request) -> web.Response:
                        "repeated": applied.repeated, "tags": tags})
 
 
+async def customer_consent(request: web.Request) -> web.Response:
+    """``POST /sidebar/customer/{id}/consent`` ``{"category": "wealth", "granted": false}``: the
+    customer told their manager they do (not) want this kind of marketing. Recorded as said now,
+    by this manager; from then on the SOPs, the re-check before sending and the panel's offers
+    honour it (the latest statement wins, see ``handlers.compliance.consent``)."""
+    ext = request.match_info["external_userid"]
+    if not well_formed(ext):
+        return refuse(request, 400, BAD_ID)
+    scene = scene_of(request)
+    if isinstance(scene, web.Response):
+        return scene
+    body = await _json_body(request)
+    categories = scene.playbook.suitability.categories
+    if not isinstance(body, dict) or body.get("category") not in categories or not isinstance(
+            body.get("granted"), bool):
+        return refuse(request, 400, f'body must be JSON {{"category": one of {", ".join(categories)}, '
+                                    '"granted": true|false}')
+    category, granted = str(body["category"]), bool(body["granted"])
+    runtime, viewer = runtime_of(request), viewer_of(request)
+    async with runtime.sessions() as db, db.begin():
+        if await customer_access(db, viewer.userid, ext) is None:
+            return refuse(request, 403, NOT_YOURS)
+        await record_consent(db, ext, category, granted, source="sidebar", at=scene.now, by=viewer.userid)
+        record_audit(db, scene.now, viewer.userid, ROLE, "sidebar_consent", f"customer:{ext}", remote_of(request),
+                     category=category, granted=granted)
+    return json_reply({"category": category, "granted": granted, "at": scene.now.isoformat()})
+
+
 async def _media(request: web.Request, use: Use, target: str) -> web.Response:
     """``POST /sidebar/{customer|group}/{id}/media`` ``{"material": id}``: the media id to send
     an image or file material with (``{"mediaid": …}``), from the media cache."""
@@ -86,7 +116,8 @@ async def _media(request: web.Request, use: Use, target: str) -> web.Response:
     if not isinstance(material_id, str):
         return refuse(request, 400, 'body must be JSON {"material": "<id>"}')
     material = scene.playbook.materials.get(material_id)
-    if material is None or not offerable(material, use, scene.today) or material.type not in NEEDS_MEDIA:
+    if material is None or not offerable(material, use, scene.today, scene.playbook.suitability) or \
+            material.type not in NEEDS_MEDIA:
         why = material.compliance_problem(scene.today) if material is not None else None
         return refuse(request, 400, why or f"material {material_id!r} is no image or file to send in this chat")
     runtime, viewer = runtime_of(request), viewer_of(request)
@@ -134,6 +165,7 @@ async def cover(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/customer/{external_userid}/tags", customer_tags)
+    app.router.add_post("/customer/{external_userid}/consent", customer_consent)
     app.router.add_post("/customer/{external_userid}/media", customer_media)
     app.router.add_post("/group/{chat_id}/media", group_media)
     app.router.add_get("/cover/{material}", cover)

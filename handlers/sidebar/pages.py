@@ -19,10 +19,20 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.compliance.api import record_chat_send
+from handlers.compliance.api import (
+    CustomerFacts,
+    consent_rows,
+    decisions,
+    facts_of,
+    is_product,
+    record_chat_send,
+    refusal,
+)
 from handlers.console.api import record_audit, remote_of
-from handlers.contacts.api import record_contact
+from handlers.contacts.api import Customer, record_contact
+from handlers.crm.api import CrmCustomer
 from handlers.radar.api import LinkMaker, record_send
 from handlers.sidebar import customer, group
 from handlers.sidebar.access import customer_access, group_access, well_formed
@@ -79,10 +89,30 @@ async def _customer(request: web.Request) -> customer.CustomerPanels | web.Respo
         access = await customer_access(db, viewer.userid, ext)
         if access is None:
             return refuse(request, 403, NOT_YOURS)
-        return await customer.gather(db, scene.playbook, access, ext, viewer_name=viewer.name, links=scene.links,
-                                     today=scene.today, now=scene.now, tz=scene.tz,
-                                     history_items=sidebar_settings(runtime.settings).timeline_items,
-                                     cover_base=scene.cover_base)
+        panels = await customer.gather(db, scene.playbook, access, ext, viewer_name=viewer.name, links=scene.links,
+                                       today=scene.today, now=scene.now, tz=scene.tz,
+                                       history_items=sidebar_settings(runtime.settings).timeline_items,
+                                       cover_base=scene.cover_base)
+        facts = await customer_facts(db, scene.playbook, ext)
+    # Product materials only for a customer whose assessment allows them and who consents.
+    offers = [o for o in panels.offers if _unsuitable(scene, o.material, facts) is None]
+    return dataclasses.replace(panels, offers=offers)
+
+
+async def customer_facts(db: AsyncSession, playbook: Playbook, external_userid: str) -> CustomerFacts:
+    """The customer's CRM record and consent, for the suitability check."""
+    record_id = await customer.crm_id_of(db, await db.get(Customer, external_userid), external_userid)
+    record = await db.get(CrmCustomer, record_id) if record_id else None
+    said = (await consent_rows(db, [external_userid])).get(external_userid, {})
+    return facts_of(dict(record.attributes or {}) if record is not None else {},
+                    record.updated_at if record is not None else None, said, playbook.suitability)
+
+
+def _unsuitable(scene: Scene, material_id: str, facts: CustomerFacts) -> str | None:
+    material = scene.playbook.materials.get(material_id)
+    if material is None or not is_product(material):
+        return None
+    return refusal(material, facts, scene.today, scene.playbook.suitability)
 
 
 async def customer_page(request: web.Request) -> web.Response:
@@ -141,7 +171,7 @@ def _check_send(request: web.Request, scene: Scene, use: Use, material_id: str, 
                 customer_id: str | None) -> web.Response | None:
     """Refuse a send of what may not be sent here, or with a link that is not this chat's own."""
     material = scene.playbook.materials.get(material_id)
-    if material is None or not offerable(material, use, scene.today):
+    if material is None or not offerable(material, use, scene.today, scene.playbook.suitability):
         why = material.compliance_problem(scene.today) if material is not None else None
         return refuse(request, 400, why or f"material {material_id!r} may not be sent in this chat")
     if material.type != "link":
@@ -174,6 +204,13 @@ async def _sent(request: web.Request, kind: Literal["customer", "group"], target
         if refused is not None:
             return refused
         material = scene.playbook.materials[material_id]
+        checks: list[str] = []
+        if kind == "customer" and is_product(material):
+            facts = await customer_facts(db, scene.playbook, target)
+            why = _unsuitable(scene, material_id, facts)
+            if why is not None:
+                return refuse(request, 400, why)
+            checks = decisions(material, facts, scene.playbook.suitability)
         if material.type in NEEDS_MEDIA or media_id:
             # The id the page sent must be this material's file (the cache's id, as handed out).
             resolver = MediaResolver(db, runtime.wecom, runtime.clock, runtime.settings.playbook.materials_dir)
@@ -201,7 +238,8 @@ async def _sent(request: web.Request, kind: Literal["customer", "group"], target
                                content={"material": material_id, "link": link, "mediaid": media_id},
                                decisions=["offered in the sidebar: allowed on this channel",
                                           "sent by the manager from their own chat"
-                                          + (" (their customer)" if kind == "customer" else " (their group)")])
+                                          + (" (their customer)" if kind == "customer" else " (their group)"),
+                                          *checks])
     return json_reply({"recorded": True, "material": material_id, "at": scene.now.isoformat()})
 
 

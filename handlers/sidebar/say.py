@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from handlers.radar.api import LinkMaker
 from scrm.playbook import Material, Playbook, Policy, RenderedMaterial, TemplateError, render_material
+from scrm.playbook.suitability import DEFAULT_RULES, SuitabilityRules, group_problem
 
 log = logging.getLogger("handlers.sidebar")
 
@@ -57,9 +58,12 @@ def _short(text: str, chars: int = 14) -> str:
     return line if len(line) <= chars else line[:chars] + "…"
 
 
-def offerable(material: Material, use: Use, today: date) -> bool:
+def offerable(material: Material, use: Use, today: date, rules: SuitabilityRules = DEFAULT_RULES) -> bool:
+    """Sendable here today; a product material in a group only up to ``group_max_risk`` (in a
+    1:1 chat the customer's own suitability and consent decide: see ``pages``)."""
     return (material.type in SENDABLE and use in material.channels
-            and material.compliance_problem(today) is None)
+            and material.compliance_problem(today) is None
+            and (use != "group" or group_problem(material, rules) is None))
 
 
 def material_label(material: Material, context: Mapping[str, str], policy: Policy) -> str:
@@ -133,7 +137,7 @@ class Offers:
 
     def offer(self, material: Material, *, task: str = "") -> Offer | None:
         """The material as an offer, or None when it may not (or cannot) be sent here."""
-        if material.id in self._seen or not offerable(material, self.use, self.today):
+        if material.id in self._seen or not offerable(material, self.use, self.today, self.playbook.suitability):
             return None
         try:
             rendered = render_material(material, self.context, self.playbook.policy)

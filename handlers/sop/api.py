@@ -9,6 +9,7 @@ from .model import Planned, Skip
 from .models import SopMassSend, SopSend, SopTask
 from .planner import HOLIDAY_LOOKBACK, DayPlanner, choose_branch, customer_anchor
 from .press import PRESSABLE, press_task
+from .reminders import ReminderRunner
 from .targets import CustomerTarget, iter_customers
 
 __all__ = ["SopTask", "TaskCard", "issue_card", "move_tasks", "open_tasks"]
@@ -20,3 +21,5 @@ __all__ += ["HOLIDAY_LOOKBACK", "CustomerTarget", "choose_branch", "customer_anc
 __all__ += ["DayPlanner", "Planned", "Skip"]
 # The console's SOP effect page counts the mass sends WeCom reports as sent.
 __all__ += ["SopMassSend"]
+# The lifecycle feature hands a churn-risk stage change to the reminders (on: churn_risk).
+__all__ += ["ReminderRunner"]

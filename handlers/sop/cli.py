@@ -197,3 +197,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = s.add_parser("reload", help="ask the running service to reload the playbook, and say what it did")
     r.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the outcome")
     r.set_defaults(func=cmd_reload)
+    # `scrm materials approve`: the content library's sign-off, next to the playbook's commands.
+    from handlers.sop.approve_cli import register as register_materials
+
+    register_materials(sub)

@@ -17,12 +17,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.compliance.api import trail_about
+from handlers.compliance.api import SUITABILITY_NOTE, ProductNote, is_product, trail_about
 from handlers.radar.api import LinkMaker, record_send
 from handlers.sop.models import SopSend
 from handlers.tags.api import Tag, TagGroup
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
-from scrm.kernel.outbox import Outbox
+from scrm.kernel.outbox import MERGE, PRIORITY_INTERACTIVE, Outbox
 from scrm.kernel.scheduler import Scheduler
 from scrm.playbook import Playbook, RenderedMaterial, TemplateError, render_material
 
@@ -90,9 +90,20 @@ class Executor:
                 return
             except TemplateError as exc:
                 s = Skip(s.source, s.step, s.target, s.day, f"template: {exc}")
+        if s.tell is not None:
+            await self._tell(s)
         reason_kind = s.reason.split(":")[0].split(" ")[0]
         self.outcome.skips[reason_kind] = self.outcome.skips.get(reason_kind, 0) + 1
         await self._occurrence(f"sop:{s.source}:{s.step}", f"{s.target}:{s.day}", "skipped", s.reason)
+
+    async def _tell(self, s: Skip) -> None:
+        """The manager's notice of a task not issued (the member's notice lane merges a burst)."""
+        assert s.tell is not None
+        userid, text = s.tell
+        body = {"touser": userid, "msgtype": "text", "agentid": self.agent_id, "text": {"content": text}}
+        await self.outbox.add_action(self.session, f"{s.key}:told", "wecom",
+                                     {"api": "message/send", "body": body, "method": "POST", MERGE: True},
+                                     priority=PRIORITY_INTERACTIVE, lane=f"notice:{userid}")
 
     async def execute(self, p: Planned) -> None:
         try:
@@ -131,8 +142,13 @@ class Executor:
             body.update(chat_type="group", chat_id_list=[p.target])
         else:
             body.update(chat_type="single", external_userid=[p.target], allow_select=p.allow_select)
+            material = self.pb.materials[p.material] if p.material else None
+            if material is not None and is_product(material):
+                # Re-checked just before the call: consent or an assessment may change meanwhile.
+                body[SUITABILITY_NOTE] = ProductNote(material.id, material.risk_level,
+                                                     material.product_category).as_json()
         checks = ["outside quiet hours"] if p.kind == "group" else [
-            "outside quiet hours", "not opted out", "within contact caps"]
+            "outside quiet hours", "not opted out", "within contact caps", *p.checks]
         trail = trail_about("sop", sender=p.sender, audience=[p.target],
                             audience_type="group" if p.kind == "group" else "customer",
                             material=self.pb.materials[p.material] if p.material else None,

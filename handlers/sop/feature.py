@@ -8,6 +8,7 @@ from handlers.sop.cli import register as register_cli
 from handlers.sop.engine import register_jobs as register_sop_jobs
 from handlers.sop.events import EVENTS
 from handlers.sop.media import ADD_MSG_TEMPLATE, MediaPreparer
+from handlers.sop.policy import SendTimeRecheck
 from scrm.adapters.wecom.media import StaleMediaRefresher
 from scrm.kernel.feature import Feature
 
@@ -31,7 +32,8 @@ def _outbox(runtime: Runtime) -> None:
     # Mass sends name material files: media ids (valid 3 days) are fetched just before sending;
     # a cached id WeCom no longer knows (40007: a restored database) is uploaded again and the
     # send repeated at once (the queued body keeps the files' names, the same shape welcomes use).
-    runtime.outbox.preparers[ADD_MSG_TEMPLATE] = MediaPreparer(materials)
+    # A 1:1 product send is checked for suitability and consent once more just before the call.
+    runtime.outbox.preparers[ADD_MSG_TEMPLATE] = SendTimeRecheck(runtime.playbook, MediaPreparer(materials))
     runtime.outbox.refreshers[ADD_MSG_TEMPLATE] = StaleMediaRefresher(materials).refresh
 
 

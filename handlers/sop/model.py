@@ -36,6 +36,7 @@ class Planned:
     add_tags: tuple[str, ...] = ()
     remove_tags: tuple[str, ...] = ()
     allow_select: bool = True
+    checks: tuple[str, ...] = ()  # suitability/consent lines for the message trail (product materials)
 
     @property
     def key(self) -> str:
@@ -54,6 +55,8 @@ class Skip:
     reason: str
     # A task card refused by the manager's daily limit: the executor carries it over instead.
     carry: Planned | None = field(default=None, compare=False)
+    # (userid, text): a manager told why their task was not issued (suitability or consent).
+    tell: tuple[str, str] | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:

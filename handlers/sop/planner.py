@@ -244,7 +244,8 @@ class SlotPlanner:
                 entry = entries[occ.step]
                 if send_key(source, entry.key, group.chat_id, self.day) in self.done:
                     continue
-                reason = why or late or self.gate.quiet(self.at) or self.gate.material(entry.send or entry.task)
+                reason = (why or late or self.gate.quiet(self.at) or self.gate.material(entry.send or entry.task)
+                          or (self.gate.group(entry.send or entry.task) if entry.to != "members" else None))
                 if reason:
                     yield Skip(source, entry.key, group.chat_id, self.day, reason)
                 elif entry.task:
@@ -275,20 +276,22 @@ class SlotPlanner:
             return
         async for batch in iter_customers(session, self.state.tags, only=ids):
             await self.gate.load_sends(session, [c.external_userid for c in batch])
+            await self.gate.load_customers(session, batch)
             for c in batch:
                 follow = next((f for f in c.follows if f.userid == group.owner), None)
                 if follow is None or send_key(source, entry.key, c.external_userid, self.day) in self.done:
                     continue
                 if entry.tags is not None and not entry.tags.matches(c.tags):
                     continue  # not in the audience: not a skip
-                reason = self.gate.opted_out(c.tags) or self.gate.customer_caps(c.external_userid)
+                reason = (self.gate.opted_out(c.tags) or self.gate.suitable(entry.send, c)
+                          or self.gate.customer_caps(c.external_userid))
                 if reason:
                     yield Skip(source, entry.key, c.external_userid, self.day, reason)
                     continue
                 self.gate.count_send(c.external_userid)
                 ctx = {**self._group_context(group), **self._customer_context(c, follow.userid, follow.remark)}
                 yield Planned("private", source, entry.key, c.external_userid, group.owner, self.day, self.at,
-                              entry.send, ctx)
+                              entry.send, ctx, checks=self.gate.checks(entry.send, c))
 
     # -- paths -------------------------------------------------------------------------------
     def _path_occ(self, path_name: str, value: date | int) -> tuple[str, ...]:
@@ -342,6 +345,7 @@ class SlotPlanner:
             batches = iter_customers_in(session, tags, ids)
         async for batch in batches:
             await self.gate.load_sends(session, [c.external_userid for c in batch])
+            await self.gate.load_customers(session, batch)
             for customer in batch:
                 for path in paths:
                     for d in self._path_customer(path, customer):
@@ -350,6 +354,8 @@ class SlotPlanner:
     def _path_customer(self, path: PathSop, c: CustomerTarget) -> list[Decision]:
         if not path.when.matches(c.tags):
             return []
+        if path.when.stage_entered is not None and c.attributes.get("stage") != path.when.stage_entered:
+            return []  # left the stage (or never in it): the series stops
         values = c.values()
         if path.when.condition is not None:
             try:
@@ -374,17 +380,22 @@ class SlotPlanner:
                 continue
             reason = (self._late(self.pb.policy.misfire_grace) or self.gate.quiet(self.at)
                       or self.gate.opted_out(c.tags) or self.gate.material(action.send)
-                      or self.gate.material(action.task))
+                      or self.gate.material(action.task)
+                      or self.gate.suitable(action.send, c) or self.gate.suitable(action.task, c))
             if reason is None and action.send:
                 reason = self.gate.customer_caps(c.external_userid)
             if reason:
-                out.append(Skip(source, key, c.external_userid, self.day, reason))
+                tell = None
+                if action.task and reason.startswith(("suitability:", "consent:")):
+                    tell = (manager.userid, self.gate.task_notice(action.task, c, reason))
+                out.append(Skip(source, key, c.external_userid, self.day, reason, tell=tell))
                 continue
             ctx = self._customer_context(c, manager.userid, manager.remark)
             if action.send:
                 self.gate.count_send(c.external_userid)
                 out.append(Planned("private", source, key, c.external_userid, manager.userid, self.day, self.at,
-                                   action.send, ctx, allow_select=action.allow_select))
+                                   action.send, ctx, allow_select=action.allow_select,
+                                   checks=self.gate.checks(action.send, c)))
             if action.task:
                 task = Planned("task", source, key, c.external_userid, manager.userid, self.day, self.at,
                                action.task, ctx)

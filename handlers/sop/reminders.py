@@ -205,6 +205,16 @@ class ReminderRunner:
                 return int(await self.card(event.reminder, r, c, event.occurrence, event.extra))
         return 0
 
+    async def churn_risk(self, external_userid: str, occurrence: str, extra: Mapping[str, Any]) -> int:
+        """The customer entered a stage sop/lifecycle.yaml marks ``churn_risk``: each
+        ``on: churn_risk`` reminder's card, once per ``occurrence`` (stage and day)."""
+        issued = 0
+        for name, r in self.reminders_for("churn_risk"):
+            async for batch in iter_customers(self.session, await tag_names(self.session), only=[external_userid]):
+                for c in batch:
+                    issued += await self.card(name, r, c, occurrence, extra)
+        return issued
+
     # -- daily scans -------------------------------------------------------------------------
     async def daily(self, name: str) -> int:
         """Scan every customer for reminder ``name`` (birthday, risk_expiry, maturity, no_contact)."""

@@ -20,10 +20,13 @@ from scrm.kernel.outbox import MERGE, PRIORITY_INTERACTIVE, Outbox
 
 
 async def tell_member(session: AsyncSession, outbox: Outbox, settings: Settings, *, key: str, userid: str,
-                      text: str, priority: int = PRIORITY_INTERACTIVE, not_before: datetime | None = None) -> None:
+                      text: str, priority: int = PRIORITY_INTERACTIVE, not_before: datetime | None = None,
+                      lane: str | None = None) -> None:
     """Queue a text app message to one member inside the caller's transaction.
 
     ``not_before`` (e.g. ``scrm.playbook.quiet.quiet_until``) holds it back: the row is due at that time.
+    ``lane`` replaces the member's notice lane: a notice that must not wait behind held ones
+    (an urgent compliance alert in quiet hours) goes in a lane of its own.
     """
     body = {"touser": userid, "msgtype": "text", "agentid": settings.wecom.agent_id, "text": {"content": text}}
     # The outbox stamps rows with its own clock: measure the wait on that clock.
@@ -31,4 +34,4 @@ async def tell_member(session: AsyncSession, outbox: Outbox, settings: Settings,
     # One lane per member: notices go in order, and those waiting when one is sent ride along
     # in it (scrm.kernel.outbox.merge_notices), so a burst never meets WeCom's 30 a minute.
     await outbox.add_action(session, key, "wecom", {"api": "message/send", "body": body, "method": "POST", MERGE: True},
-                            priority=priority, delay_s=delay_s, lane=f"notice:{userid}")
+                            priority=priority, delay_s=delay_s, lane=lane or f"notice:{userid}")

@@ -63,6 +63,7 @@ ANCHORS: dict[str, tuple[AnchorRepeat, str]] = {
     "added_at": ("once", "the day the customer added the manager on WeCom"),
     "maturity_date": ("once", "到期日 of the customer's product"),
     "risk_expiry": ("once", "风险评估 expiry date"),
+    "stage_entered": ("once", "the day the customer entered their lifecycle stage (sop/lifecycle.yaml)"),
 }
 """Dates a customer (or a payroll group) carries; monthly ones are a day of the month."""
 

@@ -317,6 +317,9 @@ class Audience(TagFilter):
     """Who enters a path: tag filter plus an optional CRM condition."""
 
     condition: ConditionField | None = Field(None, alias="if")
+    stage_entered: Ident | None = Field(
+        None, description="customers who entered this lifecycle stage (sop/lifecycle.yaml); steps count from "
+                          "stage_entered, e.g. on: \"stage_entered + 3 days\"")
 
 
 class PathSop(Strict):
@@ -333,6 +336,8 @@ class PathSop(Strict):
         anchors = {s.on.anchor for s in self.steps}
         if len(anchors) > 1:
             raise ValueError(f"all steps of a path count from one date; found {', '.join(sorted(map(str, anchors)))}")
+        if (self.when.stage_entered is not None) != (anchors == {"stage_entered"}):
+            raise ValueError("a path on when: {stage_entered: …} counts its steps from stage_entered, and only it may")
         _unique_keys([s.key for s in self.steps])
         return self
 
@@ -347,7 +352,8 @@ class PathSop(Strict):
 # --- reminders ---------------------------------------------------------------------------
 
 ReminderKind = Literal[
-    "maturity", "large_transfer", "birthday", "tier_up", "tier_down", "risk_expiry", "no_contact", "manager_change"
+    "maturity", "large_transfer", "birthday", "tier_up", "tier_down", "risk_expiry", "no_contact", "manager_change",
+    "churn_risk",
 ]
 Button = Literal["done", "snooze", "not_relevant"]
 
@@ -361,6 +367,7 @@ _KIND_PARAMS: dict[str, str | None] = {
     "tier_up": None,
     "tier_down": None,
     "manager_change": None,
+    "churn_risk": None,  # which stages are a risk is sop/lifecycle.yaml's to say (churn_risk: true)
 }
 
 

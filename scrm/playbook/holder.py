@@ -69,7 +69,9 @@ class PlaybookHolder:
     def _load(self) -> tuple[Playbook, str]:
         version = playbook_version(self.dirs)
         try:
-            return load_playbook(self.settings.sop_dir, self.settings.materials_dir, today=self.clock.now()), version
+            # A banned claim or an edited approved text withholds that material, never the playbook.
+            return load_playbook(self.settings.sop_dir, self.settings.materials_dir, today=self.clock.now(),
+                                 withhold_content=True), version
         except PlaybookError as exc:
             raise PlaybookLoadError("\n".join(str(i) for i in exc.errors)) from None
 

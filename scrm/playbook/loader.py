@@ -27,12 +27,15 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
+from .claims import CLAIMS_FILE, ClaimsFile
+from .contentrules import ContentCheck
 from .flows import GroupCalendar, PathSop, Reminder, RemindersFile
 from .holidays import WorkCalendar, load_holidays
 from .issues import PlaybookError, PlaybookIssue, sort_issues
 from .models import Channel, ChannelsFile, GroupsFile, GroupType, Material, Policy, TagGroup, TagsFile
 from .playbook import Playbook
 from .references import Checker, Loaded, Located
+from .suitability import DEFAULT_RULES, SuitabilityRules, category_issues, unchecked_issues, unchecked_uses
 from .validate import validation_issues
 from .yamlsrc import SourceFile, read_yaml
 
@@ -42,7 +45,10 @@ KNOWN_FILES = ("policy.yaml", "tags.yaml", "channels.yaml", "groups.yaml", "remi
 KNOWN_DIRS = ("calendars", "paths")
 # Files in sop/ that features read and check themselves (`scrm console check`, `scrm succession
 # check`): part of the layout, so not "ignored", but not the SOP engine's to load.
-FEATURE_FILES = ("console.yaml", "succession.yaml")
+FEATURE_FILES = ("console.yaml", "succession.yaml", "segments.yaml", "lifecycle.yaml")
+# sop/compliance/: the compliance team's YAML (suitability.yaml is read here, the playbook's
+# suitability rules; the other files belong to the compliance feature, which checks them).
+COMPLIANCE_DIR = "compliance"
 
 
 class _Loader:
@@ -200,12 +206,25 @@ class _Loader:
                 else:
                     self.x.paths.append(Located(obj, source, ()))
 
+    def load_suitability(self) -> SuitabilityRules:
+        """sop/compliance/suitability.yaml, or the defaults (no product material in groups)."""
+        source = self.read(self.sop_dir / COMPLIANCE_DIR / "suitability.yaml", required=False)
+        if source is None:
+            return DEFAULT_RULES
+        return self.validate(source, SuitabilityRules) or DEFAULT_RULES
+
+    def load_claims(self) -> ClaimsFile | None:
+        """sop/compliance/claims.yaml (banned claims, approvals bound to content); None without it.
+        A broken file is an error of its own (reported by ``validate``); no rules apply meanwhile."""
+        source = self.read(self.sop_dir / CLAIMS_FILE, required=False)
+        return self.validate(source, ClaimsFile) if source is not None else None
+
     def unknown_files(self, holidays: str) -> None:
         """Warn about YAML the loader would silently ignore (a misspelt file name, .yml)."""
         known = {*KNOWN_FILES, *FEATURE_FILES, holidays}
         for path in sorted(self.sop_dir.rglob("*")):
             rel = path.relative_to(self.sop_dir).as_posix()
-            if path.is_dir() or rel in known:
+            if path.is_dir() or rel in known or rel.split("/")[0] == COMPLIANCE_DIR:
                 continue
             parent = rel.split("/")[0]
             if parent in KNOWN_DIRS and rel.count("/") == 1 and path.suffix == ".yaml":
@@ -223,7 +242,7 @@ def _local_day(at: date, policy: Policy | None) -> date:
     return at
 
 
-def load_playbook(sop_dir: Path, materials_dir: Path, *, today: date) -> Playbook:
+def load_playbook(sop_dir: Path, materials_dir: Path, *, today: date, withhold_content: bool = False) -> Playbook:
     """Load and check the whole playbook as of ``today``.
 
     ``today`` is the injected clock's time (an aware datetime, read in the policy's time zone)
@@ -232,6 +251,10 @@ def load_playbook(sop_dir: Path, materials_dir: Path, *, today: date) -> Playboo
     Raises :class:`PlaybookError` listing every error; warnings are on the returned
     playbook's ``warnings`` (and on the error, if raised). An expired or unapproved material
     is a warning, not an error: the steps that use it are skipped, the service keeps running.
+
+    A banned claim or an approval that does not match its content (sop/compliance/claims.yaml)
+    is an error (``scrm sop validate``, CI); with ``withhold_content`` (the running service) it
+    is a warning and only that material is refused at send time (:mod:`.contentrules`).
     """
     ld = _Loader(Path(sop_dir), Path(materials_dir))
     if not ld.sop_dir.is_dir():
@@ -251,9 +274,18 @@ def load_playbook(sop_dir: Path, materials_dir: Path, *, today: date) -> Playboo
     ld.load_groups()
     ld.load_reminders()
     ld.load_flows()
+    suitability = ld.load_suitability()
     ld.unknown_files(holidays_name)
+    content = ContentCheck(ld.x.materials, ld.load_claims(), withhold_content)
     checker = Checker(ld.x, day, ld.materials_dir)
+    checker.content_flagged = content.run()
     checker.run()
+    content_errors, content_warnings = content.issues(checker.uses)
+    checker.errors += content_errors
+    checker.warnings += content_warnings
+    materials = {k: v.value for k, v in ld.x.materials.items()}
+    checker.errors += unchecked_issues(unchecked_uses(ld.x), materials, suitability)
+    checker.errors += category_issues(((v.source, v.path, v.value) for v in ld.x.materials.values()), suitability)
     errors = ld.errors + checker.errors
     warnings = sort_issues(ld.warnings + checker.warnings)
     if errors or policy is None:
@@ -273,4 +305,5 @@ def load_playbook(sop_dir: Path, materials_dir: Path, *, today: date) -> Playboo
         warnings=tuple(warnings),
         origins=ld.origins,
         material_uses={k: tuple(v) for k, v in checker.uses.items()},
+        suitability=suitability,
     )

@@ -10,11 +10,13 @@ from __future__ import annotations
 import calendar
 import re
 from datetime import date, time, timedelta
+from functools import cached_property
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, PrivateAttr, field_validator, model_validator
 
+from .contenthash import material_hash
 from .fields import (
     HHMM,
     ChannelKey,
@@ -34,6 +36,8 @@ from .fields import (
 
 MaterialType = Literal["text", "link", "miniprogram", "image", "file", "quick_reply"]
 Use = Literal["group", "private", "manager"]
+RiskLevel = Literal["R1", "R2", "R3", "R4", "R5"]
+"""A product's risk level, R1 (lowest) to R5; a customer's assessment C<n> allows up to R<n>."""
 """Where a material may go: into customer groups, 1:1 to a customer, or to the manager only."""
 
 # WeCom's documented limits for mass-send content, in UTF-8 bytes.
@@ -66,10 +70,16 @@ def _matches(pattern: str, message: str) -> AfterValidator:
 
 
 class Approval(Strict):
-    """Compliance sign-off: who approved the content and when."""
+    """Compliance sign-off: who approved the content, when, and which content (its hash).
+
+    ``hash`` is written by ``scrm materials approve``: an approval covers the content it was
+    given, so a later edit of the material is not approved (see ``Material.compliance_problem``).
+    """
 
     by: str = Field(min_length=1)
     at: Date
+    hash: str | None = Field(None, pattern=r"^[0-9a-f]{64}$",
+                             description="content hash at approval (written by `scrm materials approve`)")
 
 
 class LinkSpec(Strict):
@@ -130,7 +140,21 @@ class Material(Strict):
     approved: Approval | None = None
     valid_until: Date | None = None
     risk_disclosure: bool = Field(False, description="append the policy's risk disclosure (wealth products)")
+    # A material with a risk level describes a product: it reaches only customers whose risk
+    # assessment (C1–C5, from the CRM) is current and at least as high (sop/compliance/suitability.yaml).
+    risk_level: RiskLevel | None = Field(None, description="the product's risk level R1–R5 (a product material)")
+    product_category: Ident | None = Field(
+        None, description="marketing consent category (wealth, loans, cards, insurance, events …)")
     channels: list[Use] = Field(default_factory=lambda: list[Use](["private"]))
+    # Set by the loader when a content rule (sop/compliance/claims.yaml) withholds the material:
+    # a banned claim, or an approval without content hash where one is required. The running
+    # service keeps sending everything else; this material is refused like an unapproved one.
+    _withheld: str | None = PrivateAttr(None)
+
+    @cached_property
+    def content_hash(self) -> str:
+        """The hash an approval of this content records (:mod:`scrm.playbook.contenthash`)."""
+        return material_hash(self)
 
     @model_validator(mode="after")
     def _type_matches_blocks(self) -> Material:
@@ -155,6 +179,11 @@ class Material(Strict):
         """Why this material may not be sent on ``today`` (``None`` when it may)."""
         if self.approved is None:
             return f"material {self.id!r} is not approved (add approved: {{by, at}})"
+        if self.approved.hash is not None and self.approved.hash != self.content_hash:
+            return (f"material {self.id!r} changed since it was approved on {self.approved.at}; "
+                    f"run `scrm materials approve {self.id}`")
+        if self._withheld is not None:
+            return self._withheld
         if self.approved.at > today:
             return f"material {self.id!r} is approved only from {self.approved.at}"
         if self.valid_until is not None and self.valid_until < today:

@@ -11,6 +11,7 @@ from .flows import GroupCalendar, PathSop, Reminder
 from .holidays import WorkCalendar
 from .issues import PlaybookIssue
 from .models import Channel, GroupType, Material, Policy, TagGroup
+from .suitability import DEFAULT_RULES, SuitabilityRules
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class Playbook:
     # material id → the active steps that send it ("sop/calendars/payroll.yaml:12 steps[2].send"):
     # what an expired or unapproved material skips (see scrm.playbook.compliance).
     material_uses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # sop/compliance/suitability.yaml: who may receive a product material (适当性) and consent.
+    suitability: SuitabilityRules = DEFAULT_RULES
 
     def welcome_for(self, channel_key: str | None) -> Material | None:
         """The welcome material for a new contact from ``channel_key`` (its ``state``)."""

@@ -69,6 +69,8 @@ class Checker:
         self.warnings: list[PlaybookIssue] = []
         # material id → every active step (``file:line: key``) that sends it: what an expiry skips.
         self.uses: dict[str, list[str]] = {}
+        # Materials the content rules report themselves (scrm.playbook.contentrules), once.
+        self.content_flagged: set[str] = set()
         self.tag_owner = {f"{g}/{t}": spec.owner for g, spec in loaded.tag_groups.items() for t in spec.tag_names()}
 
     def run(self) -> None:
@@ -161,6 +163,8 @@ class Checker:
         """Warn at each material that is, or within EXPIRY_WARNING_DAYS will be, unsendable,
         listing the active steps it skips (an expired welcome falls back to the default one)."""
         for mid, loc in self.x.materials.items():
+            if mid in self.content_flagged:
+                continue
             m, uses = loc.value, self.uses.get(mid, [])
             problem = m.compliance_problem(self.today)
             key = "valid_until" if m.valid_until is not None and m.valid_until < self.today else "approved"

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from .claims import ClaimsFile
 from .flows import GroupCalendar, PathSop, RemindersFile
 from .holidays import HolidaysFile
 from .models import ChannelsFile, GroupsFile, Material, Policy, TagsFile
@@ -29,6 +30,7 @@ FILE_KINDS: dict[str, tuple[Any, str]] = {
     "calendar": (GroupCalendar, "sop/calendars/*.yaml"),
     "path": (PathSop, "sop/paths/*.yaml"),
     "materials": (list[Material], "materials/**/*.yaml"),
+    "claims": (ClaimsFile, "sop/compliance/claims.yaml"),
 }
 
 

@@ -32,6 +32,7 @@ from scrm.sandbox import (
     SANDBOX_CORP_ID,
     SANDBOX_SECRET,
     errors,
+    server_archive,
     server_auth,
     server_contacts,
     server_directory,
@@ -67,6 +68,7 @@ ROUTE_TABLES = (
     server_messages.router,
     server_transfer.router,
     server_jssdk.router,
+    server_archive.router,
 )
 MAX_BODY = 25 * 2**20  # media/upload accepts files up to 20 MB
 _dumps = partial(json.dumps, ensure_ascii=False)

@@ -23,7 +23,7 @@ def test_shipped_playbook_has_no_errors() -> None:
     assert [w.file for w in pb.warnings] == ["sop/holidays.yaml"]
     assert set(pb.calendars) == {"payroll-groups", "elderly-groups", "flash-sale-groups"}
     assert set(pb.paths) == {"payroll-wealth", "payroll-mortgage", "payroll-credit-card", "new-contact"}
-    assert len(pb.reminders) == 8
+    assert len(pb.reminders) == 9  # churn-risk: sop/lifecycle.yaml churn_risk stages
 
 
 def test_shipped_calendars_follow_the_practice() -> None:

@@ -11,12 +11,19 @@ Two kinds:
 
 from __future__ import annotations
 
+import os
 import shutil
 import textwrap
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from scrm.playbook.approve import rewrite_approvals
+from scrm.playbook.models import Material
+from scrm.playbook.yamlsrc import read_yaml
+
 __all__ = ["APPROVED", "CHANNELS", "GROUPS", "MATERIALS", "PDF", "POLICY", "REPO", "SOP_MATERIALS", "TAGS",
-           "write_playbook", "write_shipped_playbook"]
+           "stamp_approvals", "write_playbook", "write_shipped_playbook"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -206,4 +213,26 @@ def write_shipped_playbook(root: Path, *, calendars: dict[str, str] | None = Non
             assert old in text, (rel, old)
             text = text.replace(old, new)
         path.write_text(text)
+    # The shipped sop/compliance/claims.yaml requires approvals bound to content: the test
+    # materials are approved as written (who and when kept), as `scrm materials approve` would.
+    stamp_approvals(mat / "tests.yaml")
     return sop, mat
+
+
+def stamp_approvals(path: Path) -> None:
+    """Add the content hash to every hash-less ``approved:`` in the materials file ``path``
+    (keeping its by and at); items that do not validate are left as they are."""
+    source, _ = read_yaml(path, path.name)
+    items = source.data if source is not None and isinstance(source.data, list) else []
+    stamps = {}
+    for i, item in enumerate(items):
+        try:
+            material = Material.model_validate(item)
+        except ValidationError:
+            continue
+        if material.approved is not None and material.approved.hash is None:
+            stamps[i] = (material.approved.by, material.approved.at, material.content_hash)
+    if stamps:
+        tmp = path.with_name(f".{path.name}.stamping")
+        tmp.write_text(rewrite_approvals(path, stamps), encoding="utf-8")
+        os.replace(tmp, path)

@@ -1,13 +1,15 @@
-"""A scripted bank for the cockpit: 45 days of customers added and lost, group joins and quits,
-SOP steps done and skipped, task cards in every state, radar sends and opens, for seven managers
-in two sub-branches of the sandbox's demo bank; then today, half over.
+"""A scripted bank for the cockpit: 94 days of 5,000 customers added and lost (and handed over),
+group joins and quits, SOP steps done and skipped, task cards in every state, radar sends and
+opens, for ten managers in three sub-branches (the sandbox's demo bank and a third sub-branch the
+script opens, :func:`open_north_branch`); then today, half over.
 
 :func:`script` is plain data (a seeded random, sorted by time). :func:`play` writes it into the
-service's tables day by day as the fake clock moves, running the nightly roll-up after each day
-as the scheduler would, so a day's roll-up is stored before later days change its rows (a
-customer lost weeks after being added, a card done days after it was issued). :func:`expect`
-computes every figure of the cockpit from the script alone — plain Python, none of the code
-under test — for the test to compare with the page and the report.
+service's tables day by day as the fake clock moves (in bulk: one executemany a table a day),
+running the nightly roll-up after each day as the scheduler would, so a day's roll-up is stored
+before later days change its rows (a customer lost weeks after being added, a card done days
+after it was issued). :func:`expect` computes every figure of the cockpit from the script
+alone — plain Python, none of the code under test — for the test to compare with the page and
+the report.
 """
 
 from __future__ import annotations
@@ -18,48 +20,83 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.api import Customer, Follow
+from handlers.contacts.api import ASSIGNED_ADD_WAY, Customer, Follow, Member
 from handlers.groups.api import GroupChat, GroupMember
 from handlers.radar.api import RadarClick, RadarSend
 from handlers.sop.api import SopTask
+from scrm.adapters.db.engine import table_of
 from scrm.kernel.models import Occurrence
+from scrm.sandbox.state import SandboxState
 
 TZ = ZoneInfo("Asia/Shanghai")
 DAY0 = date(2026, 11, 2)  # the fake clock starts at 09:00 on this day in Shanghai
-DAYS = 45
+DAYS = 94  # more than 90 complete days, so a 90-day view is all scripted; today is a Thursday
 TODAY = DAY0 + timedelta(days=DAYS)
 NOW = datetime.combine(TODAY, time(15, 0), TZ).astimezone(UTC)
+CUSTOMERS = 5000
 
 WEST_PAYROLL, WEST_WEALTH, EAST_RETAIL = ("杭州分行/城西支行/代发服务团队", "杭州分行/城西支行/财富管理团队",
                                           "杭州分行/城东支行/零售客户团队")
-#: The demo bank's directory as the cockpit ranks it (userid → name, department).
+NORTH = "杭州分行/城北支行"
+NORTH_TEAM = NORTH + "/综合金融团队"
+#: The third sub-branch the script opens in the sandbox's demo bank: (id, name, parent id) and
+#: (userid, name, department id, position, leads department id).
+NORTH_DEPARTMENTS = [(30, "城北支行", 1), (31, "综合金融团队", 30)]
+NORTH_MEMBERS = [("zhaolei", "赵磊", 31, "客户经理", None), ("qianyun", "钱芸", 31, "理财经理", None),
+                 ("fengjie", "冯杰", 31, "团队长", 31), ("shenbo", "沈波", 30, "支行行长", 30)]
+#: The bank's directory as the cockpit ranks it (userid → name, department).
 DIRECTORY = {
     "zhangwei": ("张伟", WEST_PAYROLL), "lina": ("李娜", WEST_PAYROLL), "wangqiang": ("王强", WEST_PAYROLL),
     "chenjing": ("陈静", WEST_WEALTH), "sunhui": ("孙慧", WEST_WEALTH),
     "gaofei": ("高飞", EAST_RETAIL), "xuming": ("徐明", EAST_RETAIL),
-    "mali": ("马丽", "杭州分行/城西支行"), "hemin": ("何敏", "杭州分行/城东支行"), "zhouhai": ("周海", "杭州分行"),
+    "zhaolei": ("赵磊", NORTH_TEAM), "qianyun": ("钱芸", NORTH_TEAM), "fengjie": ("冯杰", NORTH_TEAM),
+    "mali": ("马丽", "杭州分行/城西支行"), "hemin": ("何敏", "杭州分行/城东支行"), "shenbo": ("沈波", NORTH),
+    "zhouhai": ("周海", "杭州分行"),
 }
-LEADS = {WEST_PAYROLL: "wangqiang", WEST_WEALTH: "sunhui", EAST_RETAIL: "xuming"}
-MANAGERS = ["zhangwei", "lina", "wangqiang", "chenjing", "sunhui", "gaofei", "xuming"]
-WEIGHTS = [5, 4, 1, 3, 1, 4, 1]
+LEADS = {WEST_PAYROLL: "wangqiang", WEST_WEALTH: "sunhui", EAST_RETAIL: "xuming", NORTH_TEAM: "fengjie"}
+MANAGERS = ["zhangwei", "lina", "wangqiang", "chenjing", "sunhui", "gaofei", "xuming", "zhaolei", "qianyun",
+            "fengjie"]
+WEIGHTS = [5, 4, 1, 3, 1, 4, 1, 4, 3, 1]
+#: Every unit the cockpit can be asked for: the bank, the branch, three sub-branches, four teams.
+DEPARTMENTS = ["", "杭州分行", "杭州分行/城西支行", "杭州分行/城东支行", NORTH, WEST_PAYROLL, WEST_WEALTH,
+               EAST_RETAIL, NORTH_TEAM]
 CHANNELS = ["payroll-qr", "branch-poster", "wealth-salon", ""]
-GROUPS = {"wrG1": "zhangwei", "wrG2": "lina", "wrG3": "chenjing", "wrG4": "gaofei", "wrG5": "gaofei", "wrG6": "sunhui"}
+GROUPS = {"wrG1": "zhangwei", "wrG2": "lina", "wrG3": "chenjing", "wrG4": "gaofei", "wrG5": "gaofei", "wrG6": "sunhui",
+          "wrG7": "zhaolei", "wrG8": "qianyun"}
 #: Skip reasons as the planner and policy write them, with the kind the cockpit must file them under.
 REASONS = [
     ("quiet hours 21:00-08:30", "quiet_hours"), ("cap per_week 2 reached", "caps"),
     ("WeCom monthly receive cap 30 reached", "caps"), ("opt-out tag 营销/退订", "opt_out"),
     ("material 'payroll-wealth' expired on 2026-11-20 (valid_until)", "material"),
     ("manager_daily_tasks 30 reached for zhangwei; no workday with room found", "manager_limit"),
+    ("suitability: R3 > C2 for 'wealth-r3'", "suitability"), ("consent: wealth withdrawn 2026-11-05", "consent"),
     ("misfire: 2:00:00 late, grace 1:00:00", "other"), ("template: unknown variable", "other"),
 ]
 REASON_LABELS = {"quiet_hours": "免打扰时段", "caps": "触达次数上限", "opt_out": "客户退订",
-                 "material": "素材过期或未审批", "manager_limit": "客户经理任务上限", "other": "其他"}
+                 "material": "素材过期或未审批", "manager_limit": "客户经理任务上限", "suitability": "适当性不符",
+                 "consent": "客户未同意此类营销", "other": "其他"}
+
+
+async def open_north_branch(state: SandboxState, sessions: Any) -> None:
+    """The third sub-branch: in the sandbox's address book, and in the service's staff directory
+    as a sync writes it (rows added, not a full sync, which would undo what a test changed in
+    the directory before)."""
+    for dept_id, name, parent in NORTH_DEPARTMENTS:
+        state.add_department(dept_id, name, parent, order=100 - len(state.departments))
+    for userid, name, dept_id, position, leads in NORTH_MEMBERS:
+        state.add_member(userid, name, department=[dept_id], position=position,
+                         leader_in=[leads] if leads is not None else [])
+    async with sessions() as db, db.begin():
+        await db.execute(insert(Member), [{"userid": u, "name": DIRECTORY[u][0], "department": DIRECTORY[u][1],
+                                           "team_lead": "fengjie" if DIRECTORY[u][1] == NORTH_TEAM else None}
+                                          for u, *_ in NORTH_MEMBERS])
 
 
 @dataclass(frozen=True)
@@ -75,10 +112,16 @@ def local_at(day: date, seconds: float) -> datetime:
     return (datetime.combine(day, time(), TZ) + timedelta(seconds=seconds)).astimezone(UTC)
 
 
-def script(seed: int = 14) -> list[Ev]:
+@cache
+def _script(seed: int) -> tuple[Ev, ...]:
     rng = random.Random(seed)
     out: list[Ev] = []
     customers: list[tuple[str, str, datetime]] = []  # (ext, userid, added at)
+    joined: set[tuple[str, str]] = set()
+    # Exactly CUSTOMERS new customers over the days (today's before NOW, which is 15:00).
+    per_day = [0] * (DAYS + 1)
+    for d in rng.choices(range(DAYS + 1), k=CUSTOMERS):
+        per_day[d] += 1
     n = 0
     for d in range(DAYS + 1):
         day = DAY0 + timedelta(days=d)
@@ -86,35 +129,41 @@ def script(seed: int = 14) -> list[Ev]:
         def at(lo_h: float = 9, hi_h: float = 21.5, day: date = day) -> datetime:
             return local_at(day, rng.uniform(lo_h * 3600, hi_h * 3600))
 
-        # New customers, and what becomes of them (some lost, some removed, a few transferred).
-        for _ in range(rng.randint(5, 14)):
+        # New customers, and what becomes of them (some lost, some removed, some handed over to
+        # another manager: the old relation transferred, a new one assigned, add_way 202).
+        for _ in range(per_day[d]):
             n += 1
-            ext, userid = f"wmC{n:04d}", rng.choices(MANAGERS, WEIGHTS)[0]
-            added = at()
+            ext, userid = f"wmC{n:05d}", rng.choices(MANAGERS, WEIGHTS)[0]
+            added = at(9, 14.9) if day == TODAY else at()
             customers.append((ext, userid, added))
             out.append(Ev(added, "follow_add", {"ext": ext, "userid": userid, "state": rng.choice(CHANNELS)}))
             fate = rng.random()
             if fate < 0.28:
                 status = "lost" if fate < 0.18 else "removed" if fate < 0.25 else "transferred"
                 after = rng.choice([rng.uniform(0.1, 1.5), rng.uniform(1, 9), rng.uniform(5, 40)])
-                out.append(Ev(added + timedelta(days=after), "follow_end", {"ext": ext, "userid": userid,
-                                                                             "status": status}))
-        known = [c for c in customers if c[2] < local_at(day, 9 * 3600)]
+                ended = added + timedelta(days=after)
+                out.append(Ev(ended, "follow_end", {"ext": ext, "userid": userid, "status": status}))
+                if status == "transferred":
+                    heir = rng.choice([m for m in MANAGERS if m != userid])
+                    out.append(Ev(ended, "handover", {"ext": ext, "userid": heir}))
+        morning = local_at(day, 9 * 3600)
+        known = [c for c in customers if c[2] < morning]
         # Group joins (customers, and now and then a colleague, who is not growth) and quits.
-        for ext, _u, _a in rng.sample(known, min(len(known), rng.randint(2, 6))):
+        for ext, _u, _a in rng.sample(known, min(len(known), rng.randint(20, 50))):
             chat = rng.choice(sorted(GROUPS))
-            if any(e.kind == "group_join" and e.data["chat"] == chat and e.data["member"] == ext for e in out):
+            if (chat, ext) in joined:
                 continue
-            joined = at()
-            out.append(Ev(joined, "group_join", {"chat": chat, "member": ext, "type": 2}))
+            joined.add((chat, ext))
+            joined_at = at()
+            out.append(Ev(joined_at, "group_join", {"chat": chat, "member": ext, "type": 2}))
             if rng.random() < 0.3:
-                quit_at = joined + timedelta(days=rng.uniform(0.2, 12))
+                quit_at = joined_at + timedelta(days=rng.uniform(0.2, 12))
                 out.append(Ev(quit_at, "group_quit", {"chat": chat, "member": ext}))
         if d % 9 == 4:
             out.append(Ev(at(), "group_join", {"chat": "wrG1", "member": f"staff{d}", "type": 1}))
         # SOP steps: done for customers (whoever follows them then, maybe nobody) and groups,
         # tag steps (reach nobody), skips with every kind of reason, a deferral, a non-SOP job.
-        for i, (ext, _u, _a) in enumerate(rng.sample(known, min(len(known), rng.randint(4, 12)))):
+        for i, (ext, _u, _a) in enumerate(rng.sample(known, min(len(known), rng.randint(40, 100)))):
             step = f"sop:path:onboarding:s{i % 3}"
             roll = rng.random()
             if roll < 0.55:
@@ -128,7 +177,7 @@ def script(seed: int = 14) -> list[Ev]:
             else:
                 out.append(Ev(at(), "occurrence", {"job": step, "key": f"{ext}:{day}:task", "outcome": "deferred",
                                                    "reason": "manager_daily_tasks 30 reached; carried over"}))
-        for chat in rng.sample(sorted(GROUPS), 2):
+        for chat in rng.sample(sorted(GROUPS), 3):
             out.append(Ev(at(), "occurrence", {"job": "sop:calendar:payroll-groups:day14", "key": f"{chat}:{day}",
                                                "outcome": "done" if rng.random() < 0.8 else "skipped",
                                                "reason": "quiet hours 21:00-08:30", "expect_kind": "quiet_hours"}))
@@ -138,7 +187,7 @@ def script(seed: int = 14) -> list[Ev]:
             out.append(Ev(at(), "occurrence", {"job": "staff.nightly", "key": f"{day}T02:10:00+08:00",
                                                "outcome": "skipped", "reason": "misfire"}))
         # Task cards in every state.
-        for i in range(rng.randint(3, 8)):
+        for i in range(rng.randint(20, 45)):
             userid = rng.choices(MANAGERS, WEIGHTS)[0]
             created = at(9, 12)
             task_id = f"t{d:02d}-{i}"
@@ -161,54 +210,98 @@ def script(seed: int = 14) -> list[Ev]:
                 out.append(Ev(created + timedelta(hours=1), "card_status", {"task_id": task_id, "status": "snoozed"}))
             # else: still open
         # Radar: tracked links sent (1:1 and to groups), opened now and then, sometimes days later.
-        for i in range(rng.randint(3, 9)):
-            ext, userid, _a = rng.choice(known) if known else (None, rng.choice(MANAGERS), None)
-            customer = ext if rng.random() < 0.8 else None
+        for i in range(rng.randint(20, 60)):
+            pick = rng.choice(known) if known else None
+            userid = pick[1] if pick else rng.choice(MANAGERS)
+            customer = pick[0] if pick and rng.random() < 0.8 else None
             sent = at()
-            token = f"tok{d:02d}{i}"
+            token = f"tok{d:02d}-{i}"
             out.append(Ev(sent, "radar_send", {"token": token, "sender": userid, "customer": customer}))
             for _ in range(rng.choice([0, 0, 1, 1, 2])):
                 out.append(Ev(sent + timedelta(hours=rng.uniform(0.1, 60)), "radar_click",
                               {"token": token, "sender": userid, "customer": customer}))
-    return sorted((e for e in out if e.at <= NOW), key=lambda e: e.at)
+    return tuple(sorted((e for e in out if e.at <= NOW), key=lambda e: e.at))
+
+
+def script(seed: int = 14) -> list[Ev]:
+    """The script's events, sorted by time (made once per seed: it is plain data)."""
+    return list(_script(seed))
 
 
 # -- writing it into the service --------------------------------------------------------------
 
-async def apply_event(db: AsyncSession, e: Ev) -> None:
+def _updates() -> dict[str, Any]:
+    follow, member, task = table_of(Follow), table_of(GroupMember), table_of(SopTask)
+    return {
+        "follow_end": update(follow).where(follow.c.userid == bindparam("b_user"),
+                                           follow.c.external_userid == bindparam("b_ext"))
+        .values(status=bindparam("b_status"), status_at=bindparam("b_at"), status_reason="scripted"),
+        "group_quit": update(member).where(member.c.chat_id == bindparam("b_chat"),
+                                           member.c.member_id == bindparam("b_member"))
+        .values(left_at=bindparam("b_at"), quit_scene=0),
+        # Escalating names the lead and leaves handled_at; any other status is the handling.
+        "card_status": update(task).where(task.c.task_id == bindparam("b_task"))
+        .values(status=bindparam("b_status"),
+                escalated_to=func.coalesce(bindparam("b_lead", type_=task.c.escalated_to.type), task.c.escalated_to),
+                handled_at=func.coalesce(bindparam("b_at", type_=task.c.handled_at.type), task.c.handled_at)),
+    }
+
+
+def _insert_row(e: Ev) -> tuple[Any, dict[str, Any]] | None:
     x = e.data
     if e.kind == "follow_add":
-        db.add(Customer(external_userid=x["ext"], name=f"客户{x['ext'][-4:]}", updated_at=e.at))
-        db.add(Follow(userid=x["userid"], external_userid=x["ext"], state=x["state"], add_way=1, created_at=e.at,
-                      status="active", status_at=e.at))
-    elif e.kind == "follow_end":
-        await db.execute(update(Follow).where(Follow.userid == x["userid"], Follow.external_userid == x["ext"])
-                         .values(status=x["status"], status_at=e.at, status_reason="scripted"))
-    elif e.kind == "group_join":
-        db.add(GroupMember(chat_id=x["chat"], member_id=x["member"], type=x["type"], join_scene=3, joined_at=e.at))
-    elif e.kind == "group_quit":
-        member = (GroupMember.chat_id == x["chat"]) & (GroupMember.member_id == x["member"])
-        await db.execute(update(GroupMember).where(member).values(left_at=e.at, quit_scene=0))
-    elif e.kind == "occurrence":
-        db.add(Occurrence(job_key=x["job"], occurrence_key=x["key"], outcome=x["outcome"], reason=x.get("reason")
-                          if x["outcome"] != "done" else None, at=e.at))
-    elif e.kind == "card":
-        db.add(SopTask(task_id=x["task_id"], key=f"k:{x['task_id']}", userid=x["userid"], source="path:onboarding",
-                       title="跟进", day=x["day"], status="open", created_at=e.at))
-    elif e.kind == "card_status":
-        values: dict[str, Any] = {"status": x["status"]}
-        if x["status"] == "escalated":
-            values["escalated_to"] = x["lead"]
+        return Follow, {"userid": x["userid"], "external_userid": x["ext"], "state": x["state"], "add_way": 1,
+                        "created_at": e.at, "status": "active", "status_at": e.at}
+    if e.kind == "handover":
+        return Follow, {"userid": x["userid"], "external_userid": x["ext"], "state": "",
+                        "add_way": ASSIGNED_ADD_WAY, "created_at": e.at, "status": "active", "status_at": e.at}
+    if e.kind == "group_join":
+        return GroupMember, {"chat_id": x["chat"], "member_id": x["member"], "type": x["type"], "join_scene": 3,
+                             "joined_at": e.at}
+    if e.kind == "occurrence":
+        return Occurrence, {"job_key": x["job"], "occurrence_key": x["key"], "outcome": x["outcome"],
+                            "reason": x.get("reason") if x["outcome"] != "done" else None, "at": e.at}
+    if e.kind == "card":
+        return SopTask, {"task_id": x["task_id"], "key": f"k:{x['task_id']}", "userid": x["userid"],
+                         "source": "path:onboarding", "title": "跟进", "day": x["day"], "status": "open",
+                         "created_at": e.at}
+    if e.kind in ("radar_send", "radar_click"):
+        row = {"token_id": x["token"], "material_id": "wealth-guide", "sender": x["sender"],
+               "external_userid": x["customer"], "at": e.at}
+        return (RadarSend, {**row, "occurrence": None}) if e.kind == "radar_send" else (RadarClick, row)
+    return None
+
+
+def _update_params(e: Ev) -> dict[str, Any]:
+    x = e.data
+    if e.kind == "follow_end":
+        return {"b_user": x["userid"], "b_ext": x["ext"], "b_status": x["status"], "b_at": e.at}
+    if e.kind == "group_quit":
+        return {"b_chat": x["chat"], "b_member": x["member"], "b_at": e.at}
+    escalated = x["status"] == "escalated"
+    return {"b_task": x["task_id"], "b_status": x["status"], "b_lead": x["lead"] if escalated else None,
+            "b_at": None if escalated else e.at}
+
+
+async def apply_events(db: AsyncSession, events: list[Ev]) -> None:
+    """Write ``events`` (in time order) in bulk: the rows they add, one executemany a table, then
+    the changes, in their order (a card escalated, then done)."""
+    rows: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+    changes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for e in events:
+        if e.kind == "follow_add":
+            rows[Customer].append({"external_userid": e.data["ext"], "name": f"客户{e.data['ext'][-5:]}",
+                                   "updated_at": e.at})
+        row = _insert_row(e)
+        if row is not None:
+            rows[row[0]].append(row[1])
         else:
-            values["handled_at"] = e.at
-        await db.execute(update(SopTask).where(SopTask.task_id == x["task_id"]).values(**values))
-    elif e.kind == "radar_send":
-        db.add(RadarSend(token_id=x["token"], material_id="wealth-guide", sender=x["sender"],
-                         external_userid=x["customer"], occurrence=None, at=e.at))
-    elif e.kind == "radar_click":
-        db.add(RadarClick(token_id=x["token"], material_id="wealth-guide", sender=x["sender"],
-                          external_userid=x["customer"], at=e.at))
-    await db.flush()
+            changes[e.kind].append(_update_params(e))
+    for model, values in rows.items():
+        await db.execute(insert(model), values)
+    statements = _updates()
+    for kind, params in changes.items():
+        await db.execute(statements[kind], params)
 
 
 async def play(events: list[Ev], sessions: Any, clock: Any, nightly: Callable[[date], Awaitable[None]]) -> None:
@@ -221,11 +314,13 @@ async def play(events: list[Ev], sessions: Any, clock: Any, nightly: Callable[[d
     for d in range(DAYS + 1):
         day = DAY0 + timedelta(days=d)
         end = min(NOW, local_at(day + timedelta(days=1), 0))
-        async with sessions() as db, db.begin():
-            while i < len(events) and events[i].at < end:
-                clock.set(max(clock.now(), events[i].at))
-                await apply_event(db, events[i])
-                i += 1
+        first = i
+        while i < len(events) and events[i].at < end:
+            i += 1
+        if i > first:
+            clock.set(max(clock.now(), events[i - 1].at))
+            async with sessions() as db, db.begin():
+                await apply_events(db, events[first:i])
         if day < TODAY:
             clock.set(local_at(day + timedelta(days=1), 20 * 60))
             await nightly(day + timedelta(days=1))
@@ -243,12 +338,19 @@ class World:
     """The script's final state, as plain Python."""
 
     follows: dict[str, dict[str, Any]] = field(default_factory=dict)  # ext → userid, state, added, end, end_at
+    heirs: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # ext → handed over to, when
     joins: list[tuple[str, str, int, datetime]] = field(default_factory=list)  # chat, member, type, at
     quits: list[tuple[str, str, datetime]] = field(default_factory=list)
     occurrences: list[dict[str, Any]] = field(default_factory=list)
     cards: dict[str, dict[str, Any]] = field(default_factory=dict)
     sends: list[tuple[str, str | None, datetime]] = field(default_factory=list)  # sender, customer, at
     clicks: list[tuple[str, str | None, datetime]] = field(default_factory=list)
+    #: What happened on each local day, by kind (so a figure reads only its period's days).
+    by_day: dict[str, dict[date, list[Any]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+
+    def on(self, kind: str, days: set[date]) -> list[Any]:
+        index = self.by_day[kind]
+        return [x for d in days if d in index for x in index[d]]
 
 
 def world(events: list[Ev]) -> World:
@@ -261,6 +363,8 @@ def world(events: list[Ev]) -> World:
                                    "end_at": None}
         elif e.kind == "follow_end":
             w.follows[x["ext"]].update(end=x["status"], end_at=e.at)
+        elif e.kind == "handover":
+            w.heirs[x["ext"]] = (x["userid"], e.at)
         elif e.kind == "group_join":
             w.joins.append((x["chat"], x["member"], x["type"], e.at))
             types[(x["chat"], x["member"])] = x["type"]
@@ -284,20 +388,56 @@ def world(events: list[Ev]) -> World:
             w.clicks.append((x["sender"], x["customer"], e.at))
     w.quits = [q for q in w.quits if types.get((q[0], q[1])) == 2]
     w.joins = [j for j in w.joins if j[2] == 2]
+    # The day indices.
+    for f in w.follows.values():
+        w.by_day["added"][local_day(f["added"])].append(f)
+        if f["end"] in ("lost", "removed"):
+            w.by_day["ended"][local_day(f["end_at"])].append(f)
+    for c, _m, _t, at in w.joins:
+        w.by_day["joins"][local_day(at)].append(GROUPS[c])
+    for c, _m, at in w.quits:
+        w.by_day["quits"][local_day(at)].append(GROUPS[c])
+    for o in w.occurrences:
+        if o["job"].startswith("sop:") and o["outcome"] in ("done", "skipped"):
+            target = o["key"].split(":")[0]
+            w.by_day["sop"][local_day(o["at"])].append(
+                (_manager_at(w, target, o["at"]), o["outcome"], target, target in GROUPS, o["key"].endswith(":tag"),
+                 o.get("expect_kind")))
+    for sender, _customer, at in w.sends:
+        w.by_day["sends"][local_day(at)].append(sender)
+    for sender, customer, at in w.clicks:
+        w.by_day["clicks"][local_day(at)].append((sender, customer))
     return w
 
 
 def _manager_at(w: World, target: str, at: datetime) -> str:
+    """Whom the cockpit credits a step for ``target`` at ``at`` with: a group's owner; a
+    customer's manager then — the first one, or after a handover the heir; nobody before the
+    customer came or after they left."""
     if target in GROUPS:
         return GROUPS[target]
     f = w.follows.get(target)
-    if f is None or f["added"] > at or (f["end_at"] is not None and f["end_at"] <= at):
+    if f is None or f["added"] > at:
         return ""
-    return str(f["userid"])
+    if f["end_at"] is None or f["end_at"] > at:
+        return str(f["userid"])
+    heir = w.heirs.get(target)
+    return heir[0] if heir is not None and heir[1] <= at else ""
 
 
 def _rate(a: int, b: int) -> float | None:
     return round(a / b, 4) if b else None
+
+
+def growth(w: World, days: set[date], who: set[str] | None) -> dict[str, int]:
+    """Contacts added and lost (by the customer) or removed (by the manager), and the net."""
+    def mine(userid: str) -> bool:
+        return who is None or userid in who
+
+    added = sum(1 for f in w.on("added", days) if mine(f["userid"]))
+    ended = [f["end"] for f in w.on("ended", days) if mine(f["userid"])]
+    lost, removed = ended.count("lost"), ended.count("removed")
+    return {"added": added, "lost": lost, "removed": removed, "net": added - lost - removed}
 
 
 def figures(w: World, days: set[date], who: set[str] | None) -> dict[str, Any]:
@@ -305,53 +445,45 @@ def figures(w: World, days: set[date], who: set[str] | None) -> dict[str, Any]:
     def mine(userid: str) -> bool:
         return who is None or userid in who
 
-    fs = w.follows.values()
-    added = sum(1 for f in fs if local_day(f["added"]) in days and mine(f["userid"]))
-    lost = sum(1 for f in fs if f["end"] == "lost" and local_day(f["end_at"]) in days and mine(f["userid"]))
-    removed = sum(1 for f in fs if f["end"] == "removed" and local_day(f["end_at"]) in days and mine(f["userid"]))
-    joins = sum(1 for c, _m, _t, at in w.joins if local_day(at) in days and mine(GROUPS[c]))
-    quits = sum(1 for c, _m, at in w.quits if local_day(at) in days and mine(GROUPS[c]))
-    reached: dict[str, set[str]] = {"customer": set(), "group": set()}
+    joins = sum(1 for owner in w.on("joins", days) if mine(owner))
+    quits = sum(1 for owner in w.on("quits", days) if mine(owner))
+    reached: dict[bool, set[str]] = {False: set(), True: set()}
     skips = 0
-    for o in w.occurrences:
-        if not o["job"].startswith("sop:") or local_day(o["at"]) not in days:
+    for manager, outcome, target, group, tag, _kind in w.on("sop", days):
+        if not mine(manager):
             continue
-        target = o["key"].split(":")[0]
-        if not mine(_manager_at(w, target, o["at"])):
-            continue
-        if o["outcome"] == "skipped":
+        if outcome == "skipped":
             skips += 1
-        elif o["outcome"] == "done" and not o["key"].endswith(":tag"):
-            reached["group" if target in GROUPS else "customer"].add(target)
+        elif not tag:
+            reached[group].add(target)
     cards = [c for c in w.cards.values() if c["day"] in days and mine(c["userid"])]
     done = [c for c in cards if c["status"] == "done"]
-    sends = [s for s in w.sends if local_day(s[2]) in days and mine(s[0])]
-    clicks = [c for c in w.clicks if local_day(c[2]) in days and mine(c[0])]
+    sends = sum(1 for sender in w.on("sends", days) if mine(sender))
+    clicks = [c for c in w.on("clicks", days) if mine(c[0])]
     openers = {c[1] for c in clicks if c[1]}
     return {
-        "added": added, "lost": lost, "removed": removed, "net": added - lost - removed,
+        **growth(w, days, who),
         "group_joins": joins, "group_quits": quits, "group_net": joins - quits,
-        "reach_customers": len(reached["customer"]), "reach_groups": len(reached["group"]), "skips": skips,
+        "reach_customers": len(reached[False]), "reach_groups": len(reached[True]), "skips": skips,
         "tasks_issued": len(cards), "tasks_done": len(done),
         "tasks_not_relevant": sum(1 for c in cards if c["status"] == "not_relevant"),
         "tasks_escalated": sum(1 for c in cards if c["escalated"]),
         "tasks_median_done_s": (float(statistics.median(int((c["handled"] - c["created"]).total_seconds())
                                                         for c in done)) if done else None),
-        "radar_sends": len(sends), "radar_opens": len(clicks), "radar_openers": len(openers),
-        "radar_open_rate": _rate(len(openers), len(sends)),
+        "radar_sends": sends, "radar_opens": len(clicks), "radar_openers": len(openers),
+        "radar_open_rate": _rate(len(openers), sends),
     }
 
 
 def _skips_by_kind(w: World, days: set[date], who: set[str] | None) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
-    for o in w.occurrences:
-        if (o["outcome"] == "skipped" and o["job"].startswith("sop:") and local_day(o["at"]) in days
-                and (who is None or _manager_at(w, o["key"].split(":")[0], o["at"]) in who)):
-            out[o["expect_kind"]] += 1
+    for manager, outcome, _target, _group, _tag, kind in w.on("sop", days):
+        if outcome == "skipped" and (who is None or manager in who):
+            out[kind] += 1
     return out
 
 
-def _span(first: date, last: date) -> list[date]:
+def span(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
@@ -369,13 +501,26 @@ def _rank(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 LAST_NIGHT = local_at(TODAY, 20 * 60)
 
 
+_STORED: dict[int, tuple[list[Ev], World]] = {}
+
+
+def stored_world(events: list[Ev]) -> World:
+    """The script's world as the roll-up stored it: a past day's cards as they stood at the last
+    nightly run, today's as they are (made once per list of events)."""
+    if id(events) not in _STORED:
+        w = world(events)
+        night = world([e for e in events if e.at <= LAST_NIGHT])
+        w.cards = {t: night.cards[t] if c["day"] < TODAY else c for t, c in w.cards.items()}
+        _STORED.clear()  # keeps the one list alive, so its id is not reused
+        _STORED[id(events)] = (events, w)
+    return _STORED[id(events)][1]
+
+
 def expect(events: list[Ev], *, days: int, dept: str = "", manager: str = "") -> dict[str, Any]:
     """The cockpit's whole answer for ``days`` ending today, computed from the script."""
-    w = world(events)
-    night = world([e for e in events if e.at <= LAST_NIGHT])
-    w.cards = {t: night.cards[t] if c["day"] < TODAY else c for t, c in w.cards.items()}
+    w = stored_world(events)
     since = TODAY - timedelta(days=days - 1)
-    cur, prev = set(_span(since, TODAY)), set(_span(since - timedelta(days=days), since - timedelta(days=1)))
+    cur, prev = set(span(since, TODAY)), set(span(since - timedelta(days=days), since - timedelta(days=1)))
     if manager:
         members = {manager: DIRECTORY[manager]}
     else:
@@ -408,16 +553,20 @@ def expect(events: list[Ev], *, days: int, dept: str = "", manager: str = "") ->
                 row[f"d{n}"] = {"retained": kept, "rate": _rate(kept, len(cohort))}
         retention.append(row)
         week += timedelta(days=7)
-    managers = _rank([{"userid": u, "name": n, "department": dp, **{k: figures(w, cur, {u})[k] for k in RANK}}
-                      for u, (n, dp) in members.items()], "userid")
+    def ranked(who: set[str]) -> dict[str, Any]:
+        f = figures(w, cur, who)
+        return {k: f[k] for k in RANK}
+
+    managers = _rank([{"userid": u, "name": n, "department": dp, **ranked({u})} for u, (n, dp) in members.items()],
+                     "userid")
     teams: list[dict[str, Any]] = []
     if not manager:
         children: dict[str, set[str]] = defaultdict(set)
         for u, (_n, dp) in members.items():
             rest = dp[len(dept) + 1:] if dept else dp
             children[dept if dp == dept else (f"{dept}/" if dept else "") + rest.split("/")[0]].add(u)
-        teams = _rank([{"department": p, "managers": len(us), **{k: figures(w, cur, us)[k] for k in RANK}}
-                       for p, us in children.items()], "department")
+        teams = _rank([{"department": p, "managers": len(us), **ranked(us)} for p, us in children.items()],
+                      "department")
     label = f"{DIRECTORY[manager][0]}（{manager}）" if manager else dept or "全行"
     return {
         "period": {"days": days, "since": since.isoformat(), "until": TODAY.isoformat(),
@@ -431,8 +580,7 @@ def expect(events: list[Ev], *, days: int, dept: str = "", manager: str = "") ->
                      for c in channels],
         "skips": [{"reason": k, "label": label, "current": sk_cur.get(k, 0), "previous": sk_prev.get(k, 0)}
                   for k, label in REASON_LABELS.items()],
-        "daily": [{"day": d.isoformat(), **{k: figures(w, {d}, who)[k] for k in ("added", "lost", "removed", "net")}}
-                  for d in _span(since, TODAY)],
+        "daily": [{"day": d.isoformat(), **growth(w, {d}, who)} for d in span(since, TODAY)],
         "retention": retention,
         "teams": teams,
         "managers": managers,

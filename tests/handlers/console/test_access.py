@@ -26,7 +26,7 @@ def test_every_problem_is_reported_and_nothing_is_granted(tmp_path: Path) -> Non
     assert [str(e) for e in access.errors] == [
         "sop/console.yaml:3: members.mali.scope: branch_head needs a scope: a department path such as 分行/支行/团队",
         "sop/console.yaml:4: members.wangqiang.role: unknown role 'captain' (one of ops_admin, auditor, "
-        "branch_head, team_lead)",
+        "branch_head, team_lead, compliance_officer)",
         "sop/console.yaml:5: members.sunhui.scope: auditor sees the whole bank; remove scope",
         "sop/console.yaml:6: members.xuming.extra: unknown key (expected role, scope)",
     ]

@@ -287,18 +287,20 @@ async def test_both_pages_in_a_browser(sqlite_url: str, tmp_path: Path, browser:
         await expect(page.locator('#day-2026-11-25 .step[data-step="weekly"] .skip')).to_have_text(
             "将跳过：素材已过期 × 3")
         if shots:
-            await page.screenshot(path=str(shots / "calendar.png"), full_page=True)
+            await page.screenshot(path=str(shots / "console-calendar.png"), full_page=True)
 
         await page.click("header nav >> text=素材")
         await expect(page.locator('#materials tr[data-material="cal-weekly"] td').nth(7)).to_have_text("已审批")
         await expect(page.locator('#materials tr[data-material="t-mini"]')).to_contain_text("合规部-测试")
         if shots:
-            await page.screenshot(path=str(shots / "materials.png"), full_page=True)
+            await page.screenshot(path=str(shots / "console-materials.png"), full_page=True)
         await page.locator('#materials a[href="/console/materials/t-mini"]').click()
         await expect(page.locator('.preview [data-role="miniprogram"] b')).to_have_text("测试福利")
         width = await page.locator('.preview [data-role="miniprogram"] img').evaluate(
             "img => img.complete ? img.naturalWidth : new Promise(r => img.onload = () => r(img.naturalWidth))")
         assert width > 0  # the cover came from materials/covers/topup.png
+        if shots:
+            await page.screenshot(path=str(shots / "console-material.png"), full_page=True)
         await context.close()
 
 

@@ -328,6 +328,8 @@ async def test_search_open_and_read_a_customer_in_the_browser(sqlite_url: str, t
         await page.click("header nav >> text=客户")
         await page.fill('input[name="q"]', "WX")  # case-insensitive prefix of "wx张"
         await page.click("#customer-search button")
+        await expect(page.get_by_role("link", name="wx张")).to_be_visible()
+        await page.screenshot(path=str(screenshots_dir(tmp_path) / "console-customers.png"), full_page=True)
         await page.get_by_role("link", name="wx张").click()
         await expect(page.locator("#customer-name")).to_contain_text("张明远")  # the CRM's name first
         await expect(page.locator("#customer-name")).to_contain_text("微信名 wx张")
@@ -336,7 +338,7 @@ async def test_search_open_and_read_a_customer_in_the_browser(sqlite_url: str, t
         await expect(page.locator("#attributes")).to_contain_text(AUM_BAND)
         rows = page.locator("#timeline-rows tr")
         await expect(rows).to_have_count(100)
-        await page.screenshot(path=str(screenshots_dir(tmp_path) / "customer.png"), full_page=True)
+        await page.screenshot(path=str(screenshots_dir(tmp_path) / "console-customer.png"))  # the top
         await page.click("#timeline-more a")  # htmx appends the older entries
         await expect(rows).to_have_count(len(pic.timeline))
         await expect(page.locator("#timeline-more a")).to_have_count(0)

@@ -42,7 +42,7 @@ ZONE = "Asia/Shanghai"
 WEST_PAYROLL, EAST_RETAIL = "杭州分行/城西支行/代发服务团队", "杭州分行/城东支行/零售客户团队"
 TEAMS = {WEST_PAYROLL: {"zhangwei", "lina", "wangqiang"}, EAST_RETAIL: {"gaofei", "xuming"}}
 ADMIN = Grant("zhouhai", Role.OPS_ADMIN)
-REASON_KINDS = ("quiet_hours", "caps", "opt_out", "material", "manager_limit", "other")
+REASON_KINDS = ("quiet_hours", "caps", "opt_out", "material", "manager_limit", "suitability", "consent", "other")
 
 CALENDAR = """\
     calendar: payroll-effect

@@ -1,4 +1,4 @@
-"""``scrm report NAME``: over the scripted bank of cockpit_script.py (45 days, played on the fake
+"""``scrm report NAME``: over the scripted bank of cockpit_script.py (94 days, 5,000 customers, played on the fake
 clock with the nightly roll-up), every row of ``--by branch|team|manager`` and every figure of an
 explicit period equals what the script itself says (computed here, none of the code under test);
 two runs print the same bytes; bad input is one line and exit 2."""
@@ -6,6 +6,7 @@ two runs print the same bytes; bad input is one line and exit 2."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from handlers.console.rollup import roll_up_due
 from scrm.cli import main
 from scrm.cli_support import UserError
 from tests.handlers.console import cockpit_script as sc
-from tests.handlers.console.support import console_stack
+from tests.handlers.console.support import console_stack, sign_in
 from tests.support.stack import Stack
 
 ZONE = "Asia/Shanghai"
@@ -28,6 +29,7 @@ LEVELS = {"branch": 2, "team": 3}
 
 
 async def played(s: Stack) -> list[sc.Ev]:
+    await sc.open_north_branch(s.state, s.runtime.sessions)
     events = sc.script()
 
     async def nightly(today: date) -> None:
@@ -41,10 +43,7 @@ async def played(s: Stack) -> list[sc.Ev]:
 def as_stored(events: list[sc.Ev]) -> sc.World:
     """The script's world as the roll-up stored it: a past day's cards as they stood at the last
     nightly run (as cockpit_script.expect takes them)."""
-    w = sc.world(events)
-    night = sc.world([e for e in events if e.at <= sc.LAST_NIGHT])
-    w.cards = {t: night.cards[t] if c["day"] < sc.TODAY else c for t, c in w.cards.items()}
-    return w
+    return sc.stored_world(events)
 
 
 def expected_units(by: str) -> dict[str, tuple[str, set[str]]]:
@@ -55,6 +54,16 @@ def expected_units(by: str) -> dict[str, tuple[str, set[str]]]:
         unit = userid if by == "manager" else "/".join(dept.split("/")[:LEVELS[by]])
         out.setdefault(unit, (name if by == "manager" else unit, set()))[1].add(userid)
     return out
+
+
+TASK_COLUMNS = ("issued", "open", "snoozed", "done", "not_relevant", "escalated", "overdue")
+
+
+def _task_rows(page: str) -> list[tuple[str, str, list[int]]]:
+    """The tasks page's rows: userid, name, then the counts in TASK_COLUMNS' order."""
+    rows = re.findall(r'<tr data-userid="([^"]+)">\s*<td>[^<]*</td><td>([^<]*)</td>((?:<td[^>]*>\d+</td>\s*)+)',
+                      page)
+    return [(u, name, [int(v) for v in re.findall(r">(\d+)</td>", cells)]) for u, name, cells in rows]
 
 
 def span(first: date, last: date) -> set[date]:
@@ -70,22 +79,31 @@ async def test_rows_by_unit_equal_the_script(db_url: str, tmp_path: Path, capsys
     async with console_stack(db_url, tmp_path) as s:
         events = await played(s)
         w = as_stored(events)
-        since, until = sc.TODAY - timedelta(days=20), sc.TODAY - timedelta(days=7)  # 14 past days
+        # 14 past days, given explicitly; and the 90 days ending today (today's figures live).
+        for since, until, period in ((sc.TODAY - timedelta(days=20), sc.TODAY - timedelta(days=7), ()),
+                                     (sc.TODAY - timedelta(days=89), sc.TODAY, ("--days", "90"))):
+            days = (until - since).days + 1
+            cur, prev = span(since, until), span(since - timedelta(days=days), since - timedelta(days=1))
+            for by in ("branch", "team", "manager"):
+                out = await report(s, capsys, "cockpit", *(period or ("--since", since.isoformat(), "--until",
+                                                                      until.isoformat())), "--by", by)
+                got = json.loads(out)
+                assert got["by"] == by and got["period"]["days"] == days
+                assert got["period"]["previous_until"] == (since - timedelta(days=1)).isoformat()
+                want = []
+                for unit, (label, users) in sorted(expected_units(by).items()):
+                    c, p = sc.figures(w, cur, users), sc.figures(w, prev, users)
+                    want.append({"unit": unit, "label": label, "managers": len(users),
+                                 **{k: {"current": c[k], "previous": p[k]} for k in c}})
+                assert got["rows"] == want, (by, period)
+                # Not all zero: every unit with a scripted manager in it says something.
+                units = expected_units(by)
+                assert all(r["added"]["current"] and r["tasks_issued"]["current"] for r in got["rows"]
+                           if units[r["unit"]][1] & set(sc.MANAGERS)), (by, period)
+        assert [r["unit"] for r in json.loads(await report(s, capsys, "cockpit", "--by", "branch"))["rows"]] == [
+            "杭州分行", "杭州分行/城东支行", sc.NORTH, "杭州分行/城西支行"]
+        since, until = sc.TODAY - timedelta(days=20), sc.TODAY - timedelta(days=7)
         cur, prev = span(since, until), span(since - timedelta(days=14), since - timedelta(days=1))
-        for by in ("branch", "team", "manager"):
-            out = await report(s, capsys, "cockpit", "--since", since.isoformat(), "--until", until.isoformat(),
-                               "--by", by)
-            got = json.loads(out)
-            assert got["by"] == by and got["period"]["days"] == 14
-            assert got["period"]["previous_until"] == (since - timedelta(days=1)).isoformat()
-            want = []
-            for unit, (label, users) in sorted(expected_units(by).items()):
-                c, p = sc.figures(w, cur, users), sc.figures(w, prev, users)
-                want.append({"unit": unit, "label": label, "managers": len(users),
-                             **{k: {"current": c[k], "previous": p[k]} for k in c}})
-            assert got["rows"] == want, by
-        # Not all zero: the rows say something.
-        assert sum(r["added"]["current"] for r in got["rows"]) > 20
 
         # The whole bank over an explicit past period (unattributed SOP steps count here too).
         out = await report(s, capsys, "cockpit", "--since", since.isoformat(), "--until", until.isoformat())
@@ -119,8 +137,9 @@ async def test_tasks_and_byte_identical_runs(db_url: str, tmp_path: Path, capsys
                     **{k: n[k] for k in ("open", "snoozed", "done", "not_relevant", "escalated")}}
 
         got = json.loads(await report(s, capsys, "tasks", "--days", "30", "--by", "manager"))
-        want = [{"unit": u, "label": label, "managers": 1, **counts(users, since, sc.TODAY, False)}
-                for u, (label, users) in sorted(expected_units("manager").items())]
+        want: list[dict[str, Any]] = [{"unit": u, "label": label, "managers": 1,
+                                       **counts(users, since, sc.TODAY, False)}
+                                      for u, (label, users) in sorted(expected_units("manager").items())]
         assert got["rows"] == want
         assert sum(r["issued"] for r in want) > 50 and all(sum(r[k] for r in want) for k in ("open", "escalated"))
         # A past period: every card still open is overdue now.
@@ -130,8 +149,29 @@ async def test_tasks_and_byte_identical_runs(db_url: str, tmp_path: Path, capsys
         assert got["figures"] == counts({"gaofei", "xuming"}, first, last, True)
         assert got["scope"] == {"dept": sc.EAST_RETAIL, "label": sc.EAST_RETAIL}
 
+        # 90 days by branch and by team: a row per unit with cards.
+        since = sc.TODAY - timedelta(days=89)
+        for by in ("branch", "team"):
+            got = json.loads(await report(s, capsys, "tasks", "--days", "90", "--by", by))
+            want = [{"unit": u, "label": label, "managers": len(users), **counts(users, since, sc.TODAY, False)}
+                    for u, (label, users) in sorted(expected_units(by).items())]
+            assert got["rows"] == want, by
+
+        # The tasks page: a row per manager with cards, and the totals, inside the viewer's scope.
+        for viewer, scope in (("zhouhai", ""), ("mali", "杭州分行/城西支行"), ("xuming", sc.EAST_RETAIL)):
+            await sign_in(s, viewer)
+            page = await (await s.client.get("/console/tasks?days=90")).text()
+            users = sorted((u for u, (_n, d) in sc.DIRECTORY.items() if not scope or d.startswith(scope)),
+                           key=lambda u: (sc.DIRECTORY[u][1], u))
+            want_rows = [(u, sc.DIRECTORY[u][0], counts({u}, since, sc.TODAY, False)) for u in users]
+            want_rows = [(u, name, c) for u, name, c in want_rows if c["issued"]]
+            assert _task_rows(page) == [(u, name, [c[k] for k in TASK_COLUMNS]) for u, name, c in want_rows], viewer
+            total = counts(set(users), since, sc.TODAY, False)
+            assert re.findall(r'<td data-total="(\w+)">(\d+)</td>', page) == [(k, str(total[k])) for k in TASK_COLUMNS]
+
         # Two runs, the same bytes; --days 7 is the 7 days ending today.
-        for argv in (["cockpit", "--by", "branch"], ["tasks", "--by", "team", "--csv"], ["cockpit", "--days", "7"]):
+        for argv in (["cockpit", "--by", "branch"], ["tasks", "--by", "team", "--csv"], ["cockpit", "--days", "7"],
+                     ["cockpit", "--days", "90", "--by", "manager"], ["tasks", "--days", "90", "--by", "branch"]):
             assert await report(s, capsys, *argv) == await report(s, capsys, *argv), argv
         week = await report(s, capsys, "cockpit", "--since", (sc.TODAY - timedelta(days=6)).isoformat())
         assert week == await report(s, capsys, "cockpit", "--days", "7")

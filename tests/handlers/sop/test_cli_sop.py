@@ -44,7 +44,7 @@ def test_validate_prints_every_error_as_file_line_key_message(tmp_path: Path, mo
     shutil.copytree(REPO / "materials", materials)
     use_playbook(monkeypatch, sop, materials)
     code, out = run(["sop", "validate"], capsys)
-    assert code == 0 and out.splitlines()[-1].startswith("ok: 3 calendars, 4 paths, 8 reminders")
+    assert code == 0 and out.splitlines()[-1].startswith("ok: 3 calendars, 4 paths, 9 reminders")
 
     cal = sop / "calendars" / "payroll.yaml"
     cal.write_text(cal.read_text().replace('{day: 14, at: "12:10"', '{day: 14, at: "25:10"'))
