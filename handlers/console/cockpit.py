@@ -11,11 +11,12 @@ over the same rows give byte-identical output.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.console import rollup as r
@@ -96,18 +97,26 @@ def figures(fig: r.Figures, userids: set[str] | None = None) -> dict[str, Any]:
             secs[int(key)] += v
         elif metric != r.RETAINED:
             sums[metric] += v
-    added, lost, removed = sums[r.ADDED], sums[r.LOST], sums[r.REMOVED]
-    sends, openers = sums[r.RADAR_SEND], len(distinct[r.RADAR_OPENER])
+    return scalars(sums, {m: len(keys) for m, keys in distinct.items()}, secs)
+
+
+def scalars(sums: Mapping[str, int], distinct: Mapping[str, int], secs: Mapping[int, int]) -> dict[str, Any]:
+    """The figures from summed metrics, distinct counts and the histogram of seconds to done."""
+    def total(metric: str) -> int:
+        return int(sums.get(metric, 0))
+
+    added, lost, removed = total(r.ADDED), total(r.LOST), total(r.REMOVED)
+    sends, openers = total(r.RADAR_SEND), distinct.get(r.RADAR_OPENER, 0)
     return {
         "added": added, "lost": lost, "removed": removed, "net": added - lost - removed,
-        "group_joins": sums[r.GROUP_JOIN], "group_quits": sums[r.GROUP_QUIT],
-        "group_net": sums[r.GROUP_JOIN] - sums[r.GROUP_QUIT],
-        "reach_customers": len(distinct[r.REACH_CUSTOMER]), "reach_groups": len(distinct[r.REACH_GROUP]),
-        "skips": sums[r.SKIP],
-        "tasks_issued": sums[r.TASK_ISSUED], "tasks_done": sums[r.TASK_DONE],
-        "tasks_not_relevant": sums[r.TASK_NOT_RELEVANT], "tasks_escalated": sums[r.TASK_ESCALATED],
-        "tasks_median_done_s": median_seconds(secs),
-        "radar_sends": sends, "radar_opens": sums[r.RADAR_OPEN], "radar_openers": openers,
+        "group_joins": total(r.GROUP_JOIN), "group_quits": total(r.GROUP_QUIT),
+        "group_net": total(r.GROUP_JOIN) - total(r.GROUP_QUIT),
+        "reach_customers": distinct.get(r.REACH_CUSTOMER, 0), "reach_groups": distinct.get(r.REACH_GROUP, 0),
+        "skips": total(r.SKIP),
+        "tasks_issued": total(r.TASK_ISSUED), "tasks_done": total(r.TASK_DONE),
+        "tasks_not_relevant": total(r.TASK_NOT_RELEVANT), "tasks_escalated": total(r.TASK_ESCALATED),
+        "tasks_median_done_s": median_seconds(dict(secs)),
+        "radar_sends": sends, "radar_opens": total(r.RADAR_OPEN), "radar_openers": openers,
         "radar_open_rate": rate(openers, sends),
     }
 
@@ -143,6 +152,156 @@ def retention(daily: Daily, since: date, today: date) -> list[dict[str, Any]]:
     return out
 
 
+# --- a period's figures, summed and counted by the database ---------------------------------
+#
+# A period's stored days are summed (and distinct customers counted) in SQL, per manager, per
+# team and for the scope, so the page reads a few thousand rows however many customers the bank
+# has, never the per-customer rows themselves. Days without a stored roll-up (today, a day the
+# nightly job has not reached) are computed live, as before; a customer counted distinct both in
+# a live day and in a stored one is found by looking up only the live day's keys.
+
+SCOPE = ""  # the level key of the whole scope in Period.distinct
+DAILY_METRICS = (r.ADDED, r.LOST, r.REMOVED, r.RETAINED)
+_CHUNK = 500
+
+
+def _user(userid: str) -> str:
+    return "u:" + userid
+
+
+def _team(path: str) -> str:
+    return "t:" + path
+
+
+@dataclass
+class Period:
+    """One period's figures in a scope: summed metrics per manager (``sums``: userid → metric →
+    value; ``keyed``: metric → key → value over the scope, for channels and skip reasons), the
+    scope's histogram of seconds to done, and distinct counts per level (:data:`SCOPE`, a
+    manager ``u:…``, a team ``t:…``)."""
+
+    sums: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    keyed: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    secs: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    distinct: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+
+    def add(self, userid: str, metric: str, key: str, value: int) -> None:
+        if metric == r.TASK_DONE_SECS:
+            self.secs[int(key)] += value
+        elif metric not in r.DISTINCT and metric != r.RETAINED:
+            self.sums[userid][metric] += value
+            self.keyed[metric][key] += value
+
+    def scalars(self, level: str, userids: Iterable[str] | None = None) -> dict[str, Any]:
+        """The figures of the whole scope (``userids`` None) or of some of its managers."""
+        if userids is None:
+            totals: dict[str, int] = defaultdict(int)
+            for per_user in self.sums.values():
+                for m, v in per_user.items():
+                    totals[m] += v
+        else:
+            totals = defaultdict(int)
+            for u in userids:
+                for m, v in self.sums.get(u, {}).items():
+                    totals[m] += v
+        return scalars(totals, self.distinct.get(level, {}), self.secs if level == SCOPE else {})
+
+
+def _in_scope(q: Any, scope: Scope) -> Any:
+    if scope.manager:
+        return q.where(ConsoleRollup.userid == scope.manager)
+    if not scope.whole_bank:
+        return q.join(Member, Member.userid == ConsoleRollup.userid).where(under(scope.dept))
+    return q
+
+
+def team_of(scope: Scope) -> dict[str, str]:
+    """userid → the team (one level below the scope) they count in; empty for one manager."""
+    return {} if scope.manager else {u: child_of(scope.dept, dept) for u, (_n, dept) in scope.members.items()}
+
+
+async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Daily) -> Period:
+    """The figures of ``days`` in ``scope``: stored days summed in SQL, ``live`` days added."""
+    out = Period()
+    live_days = sorted(d for d in days if d in live)
+    stored = and_(ConsoleRollup.day >= days[0], ConsoleRollup.day <= days[-1],
+                  ConsoleRollup.day.not_in(live_days) if live_days else true())
+    distinct_metrics = sorted(r.DISTINCT)
+    q = (select(ConsoleRollup.userid, ConsoleRollup.metric, ConsoleRollup.key, func.sum(ConsoleRollup.value))
+         .where(stored, ConsoleRollup.metric.not_in([*distinct_metrics, r.RETAINED]))
+         .group_by(ConsoleRollup.userid, ConsoleRollup.metric, ConsoleRollup.key))
+    for userid, metric, key, value in (await db.execute(_in_scope(q, scope))).all():
+        out.add(userid, metric, key, int(value))
+    teams = team_of(scope)
+    counted = func.count(ConsoleRollup.key.distinct())
+    levels: list[tuple[Any, Callable[[Any], str]]] = [
+        (None, lambda _g: SCOPE), (ConsoleRollup.userid, lambda g: _user(str(g)))]
+    if teams:
+        levels.append((case(teams, value=ConsoleRollup.userid, else_=""), lambda g: _team(str(g))))
+    for grouping, level_of in levels:
+        cols = [ConsoleRollup.metric] if grouping is None else [grouping, ConsoleRollup.metric]
+        counts = select(*cols, counted).where(stored, ConsoleRollup.metric.in_(distinct_metrics)).group_by(*cols)
+        for row in (await db.execute(_in_scope(counts, scope))).all():
+            group, metric, n = (None, row[0], row[1]) if grouping is None else row
+            out.distinct[level_of(group)][metric] += int(n)
+    # Live days: their sums add up; their distinct keys count where no stored day had them.
+    fresh: dict[tuple[str, str], set[str]] = defaultdict(set)  # (metric, key) → userids of the live days
+    for day in live_days:
+        for (userid, metric, key), value in live[day].items():
+            if metric in r.DISTINCT:
+                fresh[(metric, key)].add(userid)
+            else:
+                out.add(userid, metric, key, value)
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # the same, in the stored days
+    keys = sorted({key for _m, key in fresh})
+    for i in range(0, len(keys), _CHUNK):
+        had = select(ConsoleRollup.userid, ConsoleRollup.metric, ConsoleRollup.key).where(
+            stored, ConsoleRollup.metric.in_(distinct_metrics), ConsoleRollup.key.in_(keys[i:i + _CHUNK]))
+        for userid, metric, key in (await db.execute(_in_scope(had, scope).distinct())).all():
+            seen[(metric, key)].add(userid)
+    for (metric, key), users in fresh.items():
+        before = seen.get((metric, key), set())
+        new_levels = {_user(u) for u in users} - {_user(u) for u in before}
+        new_levels |= {_team(teams[u]) for u in users if u in teams} - {_team(teams[u]) for u in before if u in teams}
+        if not before:
+            new_levels.add(SCOPE)
+        for level in new_levels:
+            out.distinct[level][metric] += 1
+    return out
+
+
+async def load_daily(db: AsyncSession, scope: Scope, first: date, last: date, live: Daily) -> Daily:
+    """Day by day, over the scope, the metrics the daily chart and the retention cohorts read."""
+    out: Daily = defaultdict(dict)
+    live_days = sorted(d for d in live if first <= d <= last)
+    q = (select(ConsoleRollup.day, ConsoleRollup.metric, ConsoleRollup.key, func.sum(ConsoleRollup.value))
+         .where(ConsoleRollup.day >= first, ConsoleRollup.day <= last, ConsoleRollup.metric.in_(DAILY_METRICS),
+                ConsoleRollup.day.not_in(live_days) if live_days else true())
+         .group_by(ConsoleRollup.day, ConsoleRollup.metric, ConsoleRollup.key))
+    for day, metric, key, value in (await db.execute(_in_scope(q, scope))).all():
+        out[day][("", metric, key)] = int(value)
+    for day in live_days:
+        summed: dict[tuple[str, str, str], int] = defaultdict(int)
+        for (_u, metric, key), value in live[day].items():
+            if metric in DAILY_METRICS:
+                summed[("", metric, key)] += value
+        out[day] = dict(summed)
+    return out
+
+
+async def live_days(db: AsyncSession, scope: Scope, first: date, last: date, *, today: date, now: datetime,
+                    zone: str) -> Daily:
+    """The days in [first, last] without a stored roll-up, computed from the raw rows (today up
+    to ``now``), within the scope."""
+    out: Daily = {}
+    stored = await r.stored_days(db, first, min(last, today - timedelta(days=1)))
+    for day in _days(first, min(last, today)):
+        if day not in stored:
+            values = (await r.compute_day(db, day, zone, until=now if day == today else None)).values
+            out[day] = {k: v for k, v in values.items() if scope.whole_bank or k[0] in scope.members}
+    return out
+
+
 def _trend(cur: dict[str, Any], prev: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {k: {"current": cur[k], "previous": prev[k]} for k in cur}
 
@@ -158,20 +317,19 @@ _RANK_FIELDS = ("added", "lost", "removed", "net", "reach_customers", "tasks_iss
                 "radar_open_rate")
 
 
-def rankings(fig: r.Figures, scope: Scope) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def rankings(period: Period, scope: Scope) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Teams (the departments one level below the scope) and managers, best net growth first."""
     managers = []
     for userid, (name, dept) in scope.members.items():
-        f = figures(fig, {userid})
+        f = period.scalars(_user(userid), [userid])
         managers.append({"userid": userid, "name": name, "department": dept, **{k: f[k] for k in _RANK_FIELDS}})
     teams: list[dict[str, Any]] = []
-    if not scope.manager:
-        children: dict[str, set[str]] = defaultdict(set)
-        for userid, (_name, dept) in scope.members.items():
-            children[child_of(scope.dept, dept)].add(userid)
-        for path, users in children.items():
-            f = figures(fig, users)
-            teams.append({"department": path, "managers": len(users), **{k: f[k] for k in _RANK_FIELDS}})
+    children: dict[str, set[str]] = defaultdict(set)
+    for userid, path in team_of(scope).items():
+        children[path].add(userid)
+    for path, users in children.items():
+        f = period.scalars(_team(path), users)
+        teams.append({"department": path, "managers": len(users), **{k: f[k] for k in _RANK_FIELDS}})
     return _ranked(teams, "department"), _ranked(managers, "userid")
 
 
@@ -193,19 +351,19 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
     prev_since, prev_until = since - timedelta(days=days), since - timedelta(days=1)
     first = min(prev_since, since - timedelta(days=since.weekday()))
     # A past period reads nothing after its end: its figures are those its last day could know.
-    daily = await load_days(db, scope, first, until, today=today, now=now, zone=zone)
+    live = await live_days(db, scope, first, until, today=today, now=now, zone=zone)
     current, previous = _days(since, until), _days(prev_since, prev_until)
-    cur, prev = merge(daily, current), merge(daily, previous)
-    added_c, added_p, lost_c, lost_p = (_by_key(cur, r.ADDED), _by_key(prev, r.ADDED), _by_key(cur, r.LOST),
-                                        _by_key(prev, r.LOST))
+    cur, prev = await load_period(db, scope, current, live), await load_period(db, scope, previous, live)
+    daily = await load_daily(db, scope, first, until, live)
+    added_c, added_p, lost_c, lost_p = cur.keyed[r.ADDED], prev.keyed[r.ADDED], cur.keyed[r.LOST], prev.keyed[r.LOST]
     channels = sorted(set(added_c) | set(added_p) | set(lost_c) | set(lost_p))
-    skips_c, skips_p = _by_key(cur, r.SKIP), _by_key(prev, r.SKIP)
+    skips_c, skips_p = cur.keyed[r.SKIP], prev.keyed[r.SKIP]
     teams, managers = rankings(cur, scope)
     return {
         "period": {"days": days, "since": since.isoformat(), "until": until.isoformat(),
                    "previous_since": prev_since.isoformat(), "previous_until": prev_until.isoformat()},
         "scope": {"dept": scope.dept, "manager": scope.manager, "label": scope.label},
-        "figures": _trend(figures(cur), figures(prev)),
+        "figures": _trend(cur.scalars(SCOPE), prev.scalars(SCOPE)),
         "channels": [{"channel": c, "added": {"current": added_c.get(c, 0), "previous": added_p.get(c, 0)},
                       "lost": {"current": lost_c.get(c, 0), "previous": lost_p.get(c, 0)}} for c in channels],
         "skips": [{"reason": k, "label": label, "current": skips_c.get(k, 0), "previous": skips_p.get(k, 0)}
