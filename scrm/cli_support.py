@@ -61,11 +61,14 @@ async def command_env(settings: Settings, clock: Clock | None = None) -> AsyncIt
 
 
 def load_playbook_or_fail(settings: Settings) -> Playbook:
-    """The playbook, or a UserError listing every ``file:line: key: message``."""
+    """The playbook as the running service takes it (a material whose text breaks the content
+    rules is withheld, not a reason to refuse the command), or a UserError listing every
+    ``file:line: key: message``. ``scrm sop validate`` is the strict check."""
     from scrm.playbook import PlaybookError, load_playbook
 
     try:
-        return load_playbook(settings.playbook.sop_dir, settings.playbook.materials_dir, today=SystemClock().now())
+        return load_playbook(settings.playbook.sop_dir, settings.playbook.materials_dir, today=SystemClock().now(),
+                             withhold_content=True)
     except PlaybookError as exc:
         raise UserError("the playbook is invalid:\n" + "\n".join(str(i) for i in exc.errors)) from None
 

@@ -24,7 +24,7 @@ log = logging.getLogger("scrm.serve")
 
 def serve(settings: Settings, *, sandbox: bool = False, demo: bool = True, existing: int = 0) -> None:
     preflight(settings, sandbox=sandbox)
-    setup_logging(settings.log.level, settings.log.format)
+    setup_logging(settings.log.level, settings.log.format, personal_data=settings.log.personal_data)
     if sandbox:
         from scrm.sandbox.runner import run_with_sandbox
 

@@ -10,7 +10,6 @@ outside the service with nothing but SHA-256 (``handlers/compliance/chain.py`` s
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import AsyncIterator, Mapping
@@ -22,13 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.compliance.chain import FIELDS
 from handlers.compliance.models import TrailRecord
+from scrm.kernel.logs import pseudonym
 
 COLUMNS = (*FIELDS, "hash")
-
-
-def pseudonym(external_id: str) -> str:
-    """A stable stand-in for a customer's or group's id."""
-    return "anon:" + hashlib.sha256(external_id.encode()).hexdigest()[:16]
 
 
 def shown(record: Mapping[str, Any], *, reveal: bool) -> dict[str, Any]:

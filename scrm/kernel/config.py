@@ -177,6 +177,9 @@ class PlaybookSettings(Section):
 class LogSettings(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
+    # Customers' ids in log fields: "mask" writes pseudonyms (the message trail export's), "show"
+    # the ids themselves (a bank that allows it, or a developer's machine).
+    personal_data: Literal["mask", "show"] = "mask"
 
 
 class RetrySettings(Section):

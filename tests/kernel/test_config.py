@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from handlers.crm.settings import crm_settings
 from scrm.kernel.config import ConfigError, masked_dump
-from scrm.kernel.logs import JsonFormatter, log_context
+from scrm.kernel.logs import JsonFormatter, TextFormatter, log_context
 from scrm.main import load_settings
 
 
@@ -77,3 +78,19 @@ def test_json_logs_carry_the_event_context() -> None:
         line = JsonFormatter().format(record)
     data = json.loads(line)
     assert data["msg"] == "hello world" and data["inbox_id"] == 42 and data["outbox_id"] == 7
+
+
+def test_customers_ids_in_log_fields_are_pseudonyms_unless_shown() -> None:
+    record = logging.LogRecord("scrm.test", logging.INFO, __file__, 1, "welcome sent", (), None)
+    record.__dict__.update(external_userid="wmSECRET1", userid="zhangwei", customer="郑十四")
+    with log_context(crm_id="CRM-77"):
+        masked = json.loads(JsonFormatter().format(record))
+        shown = json.loads(JsonFormatter(mask_personal=False).format(record))
+        text = TextFormatter().format(record)
+    expected = {k: "anon:" + hashlib.sha256(v.encode()).hexdigest()[:16]
+                for k, v in (("external_userid", "wmSECRET1"), ("customer", "郑十四"), ("crm_id", "CRM-77"))}
+    assert {k: masked[k] for k in expected} == expected
+    assert masked["userid"] == "zhangwei"  # staff ids are how operators work: shown
+    assert (shown["external_userid"], shown["crm_id"]) == ("wmSECRET1", "CRM-77")
+    assert "wmSECRET1" not in text and "郑十四" not in text and expected["external_userid"] in text
+    assert load_settings(None).log.personal_data == "mask"
