@@ -1,5 +1,6 @@
-"""A customer group's panels, as data: its type, size, who joined or left lately, and the
-materials allowed in groups (rendered with the group's and the manager's names)."""
+"""A customer group's panels, as data: its type, size, who joined or left lately, its operating
+calendar for the next two weeks, and the materials allowed in groups (rendered with the group's
+and the manager's names)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from handlers.contacts.api import Customer, Member
 from handlers.groups.api import GroupChat, GroupMember
 from handlers.radar.api import LinkMaker
 from handlers.sidebar.say import Offer, Offers
+from handlers.sidebar.upcoming import Upcoming, group_calendar
 from scrm.playbook import Playbook, date_variables
 
 RECENT = timedelta(days=14)
@@ -33,6 +35,7 @@ class GroupPanels:
     group_type: str
     members: int
     changes: list[Change]
+    calendar: list[Upcoming]
     offers: list[Offer]
 
 
@@ -63,4 +66,5 @@ async def gather(db: AsyncSession, playbook: Playbook, chat: GroupChat, *, viewe
     offers = Offers(playbook, links, viewer, "group", today, context, occurrence=f"sidebar:group:{chat.chat_id}",
                     cover_base=cover_base)
     return GroupPanels(chat.chat_id, chat.name, gtype.name if gtype is not None else "未分类", members,
-                       await _changes(db, chat.chat_id, now - RECENT, tz), offers.library())
+                       await _changes(db, chat.chat_id, now - RECENT, tz),
+                       await group_calendar(db, playbook, chat, now, tz, context=context), offers.library())

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -104,6 +105,24 @@ def _paths(pb: Playbook, c: CustomerTarget, now: datetime, end: date, tz: ZoneIn
     return out
 
 
+def _group_occurrences(pb: Playbook, group_type: str | None, created_at: datetime | None, payday: int | None,
+                       now: datetime, end: date, tz: ZoneInfo) -> list[tuple[Occurrence, Any, str]]:
+    """The group's calendar slots in the window: (slot, its entry, the calendar's name)."""
+    if created_at is None:  # no creation day, no calendar (the planner skips such groups too)
+        return []
+    start = now.astimezone(tz).date() - HOLIDAY_LOOKBACK
+    out: list[tuple[Occurrence, Any, str]] = []
+    for cal in pb.calendars.values():
+        if not cal.active or cal.group_type != group_type:
+            continue
+        entries = {**{s.key: s for s in cal.steps}, **{r.key: r for r in cal.recurring}}
+        created = created_at.astimezone(tz).date()
+        for occ in calendar_occurrences(pb, cal, created, start, end, payday=payday):
+            if _in_window(occ, now, end):
+                out.append((occ, entries[occ.step], cal.name or cal.calendar))
+    return out
+
+
 async def _calendars(db: AsyncSession, pb: Playbook, c: CustomerTarget, now: datetime, end: date,
                      tz: ZoneInfo) -> list[_Found]:
     rows = (await db.execute(
@@ -115,27 +134,37 @@ async def _calendars(db: AsyncSession, pb: Playbook, c: CustomerTarget, now: dat
                GroupMember.left_at.is_(None), GroupChat.status == "active")
         .order_by(GroupChat.chat_id))).all()
     followed_by = {f.userid for f in c.follows}
-    start = now.astimezone(tz).date() - HOLIDAY_LOOKBACK
     out: list[_Found] = []
     for name, owner, group_type, created_at, payday in rows:
-        if created_at is None:  # no creation day, no calendar (the planner skips such groups too)
-            continue
-        for cal in pb.calendars.values():
-            if not cal.active or cal.group_type != group_type:
+        for occ, entry, sop in _group_occurrences(pb, group_type, created_at, payday, now, end, tz):
+            if entry.task or not entry.send:
                 continue
-            entries = {**{s.key: s for s in cal.steps}, **{r.key: r for r in cal.recurring}}
-            created = created_at.astimezone(tz).date()
-            for occ in calendar_occurrences(pb, cal, created, start, end, payday=payday):
-                entry = entries[occ.step]
-                if not _in_window(occ, now, end) or entry.task or not entry.send:
+            if entry.to == "members":  # 1:1 from the owner, to members who are the owner's contacts
+                if owner not in followed_by or (entry.tags is not None and not entry.tags.matches(c.tags)):
                     continue
-                if entry.to == "members":  # 1:1 from the owner, to members who are the owner's contacts
-                    if owner not in followed_by or (entry.tags is not None and not entry.tags.matches(c.tags)):
-                        continue
-                    out.append(_Found(occ.at, occ.step, entry.send, cal.name or cal.calendar, "1:1", occ.note))
-                else:
-                    out.append(_Found(occ.at, occ.step, entry.send,
-                                      cal.name or cal.calendar, name or "客户群", occ.note))
+                out.append(_Found(occ.at, occ.step, entry.send, sop, "1:1", occ.note))
+            else:
+                out.append(_Found(occ.at, occ.step, entry.send, sop, name or "客户群", occ.note))
+    return out
+
+
+async def group_calendar(db: AsyncSession, pb: Playbook, chat: GroupChat, now: datetime, tz: tzinfo, *,
+                         context: Mapping[str, str], days: int = HORIZON_DAYS) -> list[Upcoming]:
+    """The group's operating calendar for the next ``days``: its posts (``via`` the group), the
+    1:1 sends to its members (``群成员``) and the owner's task cards (``任务``), each with the
+    material's title; a slot whose material will not be sendable on its day is left out."""
+    zone = ZoneInfo(pb.policy.timezone)
+    payday = await db.scalar(select(CrmGroup.payday).where(CrmGroup.chat_id == chat.chat_id))
+    end = now.astimezone(zone).date() + timedelta(days=days - 1)
+    out: list[Upcoming] = []
+    slots = _group_occurrences(pb, chat.group_type, chat.created_at, payday, now, end, zone)
+    for occ, entry, sop in sorted(slots, key=lambda s: (s[0].at, s[2], s[0].step)):
+        material = pb.materials.get(entry.send or entry.task or "")
+        if material is None or material.compliance_problem(occ.at.date()) is not None:
+            continue  # the planner will skip it on the day
+        via = "任务" if entry.task else "群成员" if entry.to == "members" else chat.name or "客户群"
+        out.append(Upcoming(occ.at.astimezone(tz).strftime("%m-%d %H:%M"), material.id,
+                            material_label(material, context, pb.policy), sop, via, occ.note))
     return out
 
 

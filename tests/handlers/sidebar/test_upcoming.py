@@ -81,3 +81,33 @@ async def test_the_next_two_weeks_of_sop_sends(db_url: str, tmp_path: Path) -> N
             await db.flush()
             db.add(FollowTag(userid="zhangwei", external_userid=zhaomin, tag_id="tag-dnd", added_at=s.clock.now()))
         assert await upcoming(s, zhaomin) == []
+
+
+GROUP_CALENDAR = f"""\
+calendar: sidebar-group-calendar
+name: 代发群运营
+group_type: payroll
+steps:
+  - {{day: {GROUP_DAYS[0]}, at: "12:10", send: s-weekly}}
+  - {{day: {GROUP_DAYS[1]}, at: "12:10", send: s-weekly, to: members}}
+  - {{day: {GROUP_DAYS[1]}, at: "09:00", task: s-manager-only}}
+  - {{day: {GROUP_DAYS[1] + 20}, at: "12:10", send: s-weekly}}
+"""
+
+
+async def test_the_group_panel_shows_the_groups_operating_calendar(db_url: str, tmp_path: Path) -> None:
+    async with sidebar_stack(db_url, tmp_path, calendars={"sidebar-group-calendar": GROUP_CALENDAR}) as s:
+        demo = await seed(s)
+        await sign_in(s, "zhangwei")
+        resp = await s.client.get(f"/sidebar/data/group/{demo.payroll_group}")
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = json.loads(await resp.text())
+        # The group was created on the demo's day (ADDED); the post, the owner's card (earlier
+        # that day) and the 1:1 step to members in the next 14 days; day +20 is beyond them.
+        assert [(u["at"], u["material"], u["sop"], u["via"]) for u in body["calendar"]] == [
+            (at(ADDED + timedelta(days=GROUP_DAYS[0]), 12, 10), "s-weekly", "代发群运营", "代发工资群"),
+            (at(ADDED + timedelta(days=GROUP_DAYS[1]), 9, 0), "s-manager-only", "代发群运营", "任务"),
+            (at(ADDED + timedelta(days=GROUP_DAYS[1]), 12, 10), "s-weekly", "代发群运营", "群成员")]
+        html = await (await s.client.get(f"/sidebar/group/{demo.payroll_group}")).text()
+        assert 'id="group-calendar"' in html
+        assert f"<time>{at(ADDED + timedelta(days=GROUP_DAYS[1]), 9, 0)}</time>" in html
