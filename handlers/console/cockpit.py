@@ -11,12 +11,12 @@ over the same rows give byte-identical output.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, true
+from sqlalchemy import String, and_, column, func, select, true, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.console import rollup as r
@@ -162,6 +162,7 @@ def retention(daily: Daily, since: date, today: date) -> list[dict[str, Any]]:
 
 SCOPE = ""  # the level key of the whole scope in Period.distinct
 DAILY_METRICS = (r.ADDED, r.LOST, r.REMOVED, r.RETAINED)
+KEYED = (r.ADDED, r.LOST, r.SKIP, r.TASK_DONE_SECS)  # the metrics the page splits by key
 _CHUNK = 500
 
 
@@ -190,7 +191,8 @@ class Period:
             self.secs[int(key)] += value
         elif metric not in r.DISTINCT and metric != r.RETAINED:
             self.sums[userid][metric] += value
-            self.keyed[metric][key] += value
+            if metric in KEYED:
+                self.keyed[metric][key] += value
 
     def scalars(self, level: str, userids: Iterable[str] | None = None) -> dict[str, Any]:
         """The figures of the whole scope (``userids`` None) or of some of its managers."""
@@ -220,30 +222,52 @@ def team_of(scope: Scope) -> dict[str, str]:
     return {} if scope.manager else {u: child_of(scope.dept, dept) for u, (_n, dept) in scope.members.items()}
 
 
-async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Daily) -> Period:
-    """The figures of ``days`` in ``scope``: stored days summed in SQL, ``live`` days added."""
+async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Daily, *, ranked: bool = True) -> Period:
+    """The figures of ``days`` in ``scope``: stored days summed in SQL, ``live`` days added;
+    distinct counts per manager and team only when ``ranked`` (the previous period is compared
+    with the current one as a whole, never ranked)."""
     out = Period()
     live_days = sorted(d for d in days if d in live)
     stored = and_(ConsoleRollup.day >= days[0], ConsoleRollup.day <= days[-1],
                   ConsoleRollup.day.not_in(live_days) if live_days else true())
     distinct_metrics = sorted(r.DISTINCT)
-    q = (select(ConsoleRollup.userid, ConsoleRollup.metric, ConsoleRollup.key, func.sum(ConsoleRollup.value))
-         .where(stored, ConsoleRollup.metric.not_in([*distinct_metrics, r.RETAINED]))
-         .group_by(ConsoleRollup.userid, ConsoleRollup.metric, ConsoleRollup.key))
-    for userid, metric, key, value in (await db.execute(_in_scope(q, scope))).all():
-        out.add(userid, metric, key, int(value))
-    teams = team_of(scope)
+    # Per manager, each metric summed (the rankings); over the scope, the metrics split by key
+    # (channels, skip reasons) and the histogram of seconds to done (the median).
+    summed = (select(ConsoleRollup.userid, ConsoleRollup.metric, func.sum(ConsoleRollup.value))
+              .where(stored, ConsoleRollup.metric.not_in([*distinct_metrics, r.RETAINED, r.TASK_DONE_SECS]))
+              .group_by(ConsoleRollup.userid, ConsoleRollup.metric))
+    for userid, metric, value in (await db.execute(_in_scope(summed, scope))).all():
+        out.sums[userid][metric] += int(value)
+    by_key = (select(ConsoleRollup.metric, ConsoleRollup.key, func.sum(ConsoleRollup.value))
+              .where(stored, ConsoleRollup.metric.in_(KEYED))
+              .group_by(ConsoleRollup.metric, ConsoleRollup.key))
+    for metric, key, value in (await db.execute(_in_scope(by_key, scope))).all():
+        if metric == r.TASK_DONE_SECS:
+            out.secs[int(key)] += int(value)
+        else:
+            out.keyed[metric][key] += int(value)
+    teams = team_of(scope) if ranked else {}
     counted = func.count(ConsoleRollup.key.distinct())
-    levels: list[tuple[Any, Callable[[Any], str]]] = [
-        (None, lambda _g: SCOPE), (ConsoleRollup.userid, lambda g: _user(str(g)))]
+    scope_counts = select(ConsoleRollup.metric, counted).where(stored, ConsoleRollup.metric.in_(distinct_metrics))
+    for metric, n in (await db.execute(_in_scope(scope_counts.group_by(ConsoleRollup.metric), scope))).all():
+        out.distinct[SCOPE][metric] += int(n)
+    if ranked:
+        user_counts = (select(ConsoleRollup.userid, ConsoleRollup.metric, counted)
+                       .where(stored, ConsoleRollup.metric.in_(distinct_metrics))
+                       .group_by(ConsoleRollup.userid, ConsoleRollup.metric))
+        for userid, metric, n in (await db.execute(_in_scope(user_counts, scope))).all():
+            out.distinct[_user(userid)][metric] += int(n)
     if teams:
-        levels.append((case(teams, value=ConsoleRollup.userid, else_=""), lambda g: _team(str(g))))
-    for grouping, level_of in levels:
-        cols = [ConsoleRollup.metric] if grouping is None else [grouping, ConsoleRollup.metric]
-        counts = select(*cols, counted).where(stored, ConsoleRollup.metric.in_(distinct_metrics)).group_by(*cols)
-        for row in (await db.execute(_in_scope(counts, scope))).all():
-            group, metric, n = (None, row[0], row[1]) if grouping is None else row
-            out.distinct[level_of(group)][metric] += int(n)
+        # Which team each manager counts in, as a table joined on userid (a CASE of hundreds of
+        # branches would be evaluated row by row).
+        team_table = values(column("userid", String), column("team", String), name="scope_team").data(
+            sorted(teams.items())).cte("scope_team")
+        team_counts = (select(team_table.c.team, ConsoleRollup.metric, counted)
+                       .join(team_table, team_table.c.userid == ConsoleRollup.userid)
+                       .where(stored, ConsoleRollup.metric.in_(distinct_metrics))
+                       .group_by(team_table.c.team, ConsoleRollup.metric))
+        for team, metric, n in (await db.execute(team_counts)).all():
+            out.distinct[_team(team)][metric] += int(n)
     # Live days: their sums add up; their distinct keys count where no stored day had them.
     fresh: dict[tuple[str, str], set[str]] = defaultdict(set)  # (metric, key) → userids of the live days
     for day in live_days:
@@ -353,7 +377,8 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
     # A past period reads nothing after its end: its figures are those its last day could know.
     live = await live_days(db, scope, first, until, today=today, now=now, zone=zone)
     current, previous = _days(since, until), _days(prev_since, prev_until)
-    cur, prev = await load_period(db, scope, current, live), await load_period(db, scope, previous, live)
+    cur = await load_period(db, scope, current, live)
+    prev = await load_period(db, scope, previous, live, ranked=False)
     daily = await load_daily(db, scope, first, until, live)
     added_c, added_p, lost_c, lost_p = cur.keyed[r.ADDED], prev.keyed[r.ADDED], cur.keyed[r.LOST], prev.keyed[r.LOST]
     channels = sorted(set(added_c) | set(added_p) | set(lost_c) | set(lost_p))
