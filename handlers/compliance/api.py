@@ -90,3 +90,7 @@ send-time re-check (removed before the call; never part of what the customer see
 
 __all__ += ["CONSENT_SOURCES", "SUITABILITY_NOTE", "CustomerFacts", "ProductNote", "Said", "consent_rows",
             "decisions", "facts_of", "is_product", "reason_zh", "record_consent", "refusal"]
+
+from handlers.compliance.prefs import CATEGORY_NAMES  # noqa: E402
+
+__all__ += ["CATEGORY_NAMES"]

@@ -8,7 +8,7 @@ figures stay here: AUM leaves only as its band (``handlers.crm.api.aum_band``, t
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
 
@@ -66,6 +66,17 @@ class Happened:
 
 
 @dataclass(frozen=True)
+class Consent:
+    """What the customer said of one category of marketing (``answered`` False: never asked, so
+    ``granted`` is the compliance team's default)."""
+
+    category: str
+    label: str
+    granted: bool
+    answered: bool
+
+
+@dataclass(frozen=True)
 class CustomerPanels:
     external_userid: str
     who: Who
@@ -74,6 +85,7 @@ class CustomerPanels:
     upcoming: list[Upcoming]
     history: list[Happened]
     offers: list[Offer]
+    consent: list[Consent] = field(default_factory=list)
 
 
 def _local(at: datetime, tz: tzinfo) -> datetime:

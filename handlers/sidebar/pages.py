@@ -22,6 +22,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.compliance.api import (
+    CATEGORY_NAMES,
     CustomerFacts,
     consent_rows,
     decisions,
@@ -96,7 +97,10 @@ async def _customer(request: web.Request) -> customer.CustomerPanels | web.Respo
         facts = await customer_facts(db, scene.playbook, ext)
     # Product materials only for a customer whose assessment allows them and who consents.
     offers = [o for o in panels.offers if _unsuitable(scene, o.material, facts) is None]
-    return dataclasses.replace(panels, offers=offers)
+    rules = scene.playbook.suitability
+    consent = [customer.Consent(c, CATEGORY_NAMES.get(c, c), facts.consents.get(c, rules.consent_default),
+                                c in facts.consents) for c in rules.categories]
+    return dataclasses.replace(panels, offers=offers, consent=consent)
 
 
 async def customer_facts(db: AsyncSession, playbook: Playbook, external_userid: str) -> CustomerFacts:

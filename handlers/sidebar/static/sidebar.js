@@ -1,6 +1,7 @@
 // The chat toolbar page: ask WeCom's JS-SDK (ww) which chat the toolbar is in, load that chat's
 // panels from the server (which checks the signed-in member may see them), then send materials
-// with one tap (ww.sendChatMessage, then the server records the send), settle tasks and edit tags.
+// with one tap (ww.sendChatMessage, then the server records the send), settle tasks, edit tags and
+// record what the customer said of each kind of marketing.
 (function () {
   "use strict";
   var root = document.getElementById("sidebar");
@@ -135,12 +136,33 @@
     button.disabled = false;
   }
 
+  // The customer said they do (not) want a kind of marketing: record it, then reload the panels
+  // (the offers follow what they said).
+  async function toggleConsent(button) {
+    var scope = panels.firstElementChild;
+    var granted = button.getAttribute("aria-pressed") !== "true";
+    button.disabled = true;
+    try {
+      await post("/sidebar/customer/" + encodeURIComponent(scope.dataset.id) + "/consent",
+                 {category: button.dataset.consent, granted: granted});
+      await load("/sidebar/customer/" + encodeURIComponent(scope.dataset.id));
+      var reopened = document.getElementById("consent");
+      if (reopened) reopened.open = true;
+    } catch (error) {
+      var note = button.closest("#consent").querySelector(".consent-note");
+      note.textContent = "未保存：" + message(error);
+      note.className = "consent-note error";
+      button.disabled = false;
+    }
+  }
+
   panels.addEventListener("click", function (event) {
     var button = event.target.closest("button");
     if (!button) return;
     if (button.dataset.send) send(button);
     else if (button.dataset.taskButton) press(button);
     else if (button.dataset.tag) toggleTag(button);
+    else if (button.dataset.consent) toggleConsent(button);
   });
 
   if (typeof ww === "undefined") {

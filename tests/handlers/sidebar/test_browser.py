@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
+from handlers.compliance.models import CustomerConsent
 from handlers.contacts.models import Customer, Follow
 from handlers.sop.api import SopTask
 from handlers.timeline.models import Timeline
@@ -133,6 +134,19 @@ async def test_edit_a_tag_see_what_is_coming_and_send_an_image(sqlite_url: str, 
         await expect(page.locator("#tags")).to_contain_text("兴趣/健康")
         await s.send()
         assert s.ids.tags["兴趣/健康"] in s.tag_ids("zhangwei", demo.wangfang)  # in WeCom
+
+        # She tells him she wants no more wealth marketing: one tap records it, the panel reloads.
+        consent = page.locator("#consent")
+        await consent.locator("summary").click()
+        wealth = consent.locator('[data-consent="wealth"]')
+        await expect(wealth).to_have_attribute("aria-pressed", "true")  # never asked: the default
+        await wealth.click()
+        await expect(page.locator('#consent [data-consent="wealth"]')).to_have_attribute("aria-pressed", "false")
+        await expect(page.locator('#consent [data-consent="wealth"]')).to_contain_text("不愿意")
+        async with s.runtime.sessions() as db:
+            said = (await db.scalars(select(CustomerConsent))).all()
+        assert [(c.external_userid, c.category, c.granted, c.source, c.by) for c in said] == [
+            (demo.wangfang, "wealth", False, "sidebar", "zhangwei")]
 
         # An image: the page asks for its media id, sends it into the chat, the send is recorded.
         offer = page.locator('.offer[data-material="s-poster"]')
