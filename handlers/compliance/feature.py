@@ -27,6 +27,9 @@ def _outbox(runtime: Runtime) -> None:
 
 
 async def _jobs(runtime: Runtime) -> bool:
+    """The trail's nightly purge; like every feature's jobs, only for a service running a playbook."""
+    if runtime.playbook.current is None:
+        return False
     async with runtime.sessions() as session, session.begin():
         return await register_purge(session, runtime.scheduler, runtime.settings)
 

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 
 
 async def _jobs(runtime: Runtime) -> bool:
+    """The nightly scoring; like every feature's jobs, only for a service running a playbook (its
+    segments and stages live there)."""
+    if runtime.playbook.current is None:
+        return False
     async with runtime.sessions() as session, session.begin():
         return await register_nightly(session, runtime.scheduler, runtime.settings)
 

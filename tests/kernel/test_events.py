@@ -13,11 +13,13 @@ from typing import Any, ClassVar
 import pytest
 from sqlalchemy import select
 
-from handlers.console.jobs import ConsoleRollupDue
+from handlers.compliance.events import TrailPurge
+from handlers.console.jobs import ConsoleDigestDue, ConsoleRollupDue
 from handlers.contacts.events import ChannelTagsDue
 from handlers.crm.api import CrmKeyEvent
 from handlers.crm.events import CrmChanged, CrmNightly
 from handlers.groups.events import GroupLifetimeDue
+from handlers.lifecycle.events import LifecycleNightly, StageEntered
 from handlers.radar.events import RadarClickEvent, RadarDigest
 from handlers.sop.events import (
     CrmKeyDeferred,
@@ -87,6 +89,12 @@ LEGACY_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("scheduler", "succession.follow", fired("succession.follow:r:lina:7", batch_id="r:lina:7")),
     ("succession", "succession.move", {"request_id": "R1", "handover": "zhangwei", "takeover": "lina",
                                        "external_userids": ["wm1"], "message": "", "origin": "crm"}),
+    ("scheduler", "console.digest", fired("console.digest")),
+    ("scheduler", "compliance.purge", fired("compliance.purge")),
+    ("scheduler", "lifecycle.nightly", fired("lifecycle.nightly", cursor="", day="")),
+    ("lifecycle", "lifecycle.nightly", {"cursor": "wmA", "day": "2026-11-02"}),
+    ("lifecycle", "lifecycle.stage_entered", {"external_userid": "wmA", "stage": "silent", "previous": "active",
+                                              "day": "2026-11-02", "churn_risk": True}),
 ]
 
 SHIPPED = {
@@ -98,6 +106,8 @@ SHIPPED = {
     "sop.crm_deferred": CrmKeyDeferred, "staff.sync": StaffSync,
     "console.rollup": ConsoleRollupDue,
     "succession.sweep": SuccessionSweep, "succession.follow": SuccessionFollow, "succession.move": SuccessionMove,
+    "console.digest": ConsoleDigestDue, "compliance.purge": TrailPurge, "lifecycle.nightly": LifecycleNightly,
+    "lifecycle.stage_entered": StageEntered,
 }
 
 
