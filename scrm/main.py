@@ -14,12 +14,14 @@ from typing import Any
 from sqlalchemy import MetaData
 
 from handlers.backfill import feature as backfill
+from handlers.campaigns import feature as campaigns
 from handlers.compliance import feature as compliance
 from handlers.console import feature as console
 from handlers.contacts import feature as contacts
 from handlers.crm import feature as crm
 from handlers.groups import feature as groups
 from handlers.lifecycle import feature as lifecycle
+from handlers.membership import feature as membership
 from handlers.radar import feature as radar
 from handlers.sidebar import feature as sidebar
 from handlers.sop import feature as sop
@@ -48,6 +50,8 @@ FEATURES: tuple[Feature, ...] = compose((
     console.FEATURE,
     sidebar.FEATURE,
     lifecycle.FEATURE,
+    campaigns.FEATURE,
+    membership.FEATURE,
     compliance.FEATURE,
     timeline.FEATURE,
 ))

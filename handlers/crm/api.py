@@ -8,6 +8,7 @@ from .events import CrmKeyEvent
 from .http import read_signed_batch
 from .identity import link_contacts
 from .models import Binding, CrmCustomer, CrmEvent, CrmGroup
+from .records import EVENT_KINDS
 from .settings import crm_settings
 from .store import queue_sync
 from .tagmap import DEFAULT_AUM_BANDS, aum_band
@@ -25,3 +26,5 @@ __all__ += ["WEBHOOK_KIND", "AuthError", "crm_settings", "read_signed_batch"]
 __all__ += ["DEFAULT_AUM_BANDS", "aum_band"]
 # The sidebar's tag edits (mark_tag: no WeCom callback follows) report to the CRM as a client edit would.
 __all__ += ["report_tag_changes"]
+# The membership ledger's behaviours name the CRM event kinds they earn on (checked against these).
+__all__ += ["EVENT_KINDS"]

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.campaigns.api import HOLDOUT_REASON, Exposures
 from handlers.compliance.api import SUITABILITY_NOTE, ProductNote, is_product, trail_about
 from handlers.radar.api import LinkMaker, record_send
 from handlers.sop.models import SopSend
@@ -70,6 +71,7 @@ class Executor:
         self.scheduler = scheduler
         self.links = links  # None only for previews and tests: links would go untracked
         self.outcome = Outcome()
+        self.exposures = Exposures(session, now)  # A/B experiments: who met which arm of a step
         self._tag_ids: dict[str, str] | None = None
 
     async def run(self, decisions: AsyncIterable[Decision]) -> Outcome:
@@ -92,6 +94,8 @@ class Executor:
                 s = Skip(s.source, s.step, s.target, s.day, f"template: {exc}")
         if s.tell is not None:
             await self._tell(s)
+        if s.reason == HOLDOUT_REASON:
+            await self.exposures.record(s.source, s.step, s.target)
         reason_kind = s.reason.split(":")[0].split(" ")[0]
         self.outcome.skips[reason_kind] = self.outcome.skips.get(reason_kind, 0) + 1
         await self._occurrence(f"sop:{s.source}:{s.step}", f"{s.target}:{s.day}", "skipped", s.reason)
@@ -117,6 +121,8 @@ class Executor:
             await self.skip(Skip(p.source, p.step, p.target, p.day, f"template: {exc}"))
             return
         self.outcome.sent[p.kind] = self.outcome.sent.get(p.kind, 0) + 1
+        if p.kind in ("private", "task"):
+            await self.exposures.record(p.source, p.step, p.target)
         await self._occurrence(f"sop:{p.source}:{p.step}", f"{p.target}:{p.day}" + (":tag" if p.kind == "tag" else ""),
                                "done", None)
 

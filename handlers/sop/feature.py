@@ -38,5 +38,5 @@ def _outbox(runtime: Runtime) -> None:
 
 
 FEATURE = Feature(name="sop", router=router, models=models,
-                  requires=("compliance", "contacts", "crm", "groups", "radar", "tags"),
+                  requires=("campaigns", "compliance", "contacts", "crm", "groups", "radar", "tags"),
                   events=EVENTS, jobs=register_jobs, outbox=_outbox, cli=register_cli)

@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.campaigns.api import HOLDOUT_REASON, ExperimentBook
+from handlers.campaigns.api import in_force as experiments_in_force
 from handlers.groups.api import GroupMember
 from handlers.sop.models import SopSend, SopTask
 from scrm.playbook import (
@@ -146,6 +148,7 @@ class DayState:
         self.done: set[str] = set()
         self.managers: dict[str, str] = {}
         self.tags: dict[str, str] = {}
+        self.experiments = ExperimentBook()
         self._loaded = False
 
     async def load(self, session: AsyncSession) -> None:
@@ -158,6 +161,7 @@ class DayState:
         await self.gate.load_tasks(session)
         self.managers = await member_names(session)
         self.tags = await tag_names(session)
+        self.experiments = await experiments_in_force(session)
         self._loaded = True
 
 
@@ -378,6 +382,12 @@ class SlotPlanner:
             action = choose_branch(step, values, c.tags)
             if action is None:
                 continue
+            # An A/B experiment on the step (campaigns feature): the customer's variant replaces the
+            # material; a holdout customer passes the same checks (so the arms compare like with
+            # like), then receives nothing.
+            arm = self.state.experiments.arm(source, key, c.external_userid)
+            if arm is not None:
+                action = arm.applied_to(action)
             reason = (self._late(self.pb.policy.misfire_grace) or self.gate.quiet(self.at)
                       or self.gate.opted_out(c.tags) or self.gate.material(action.send)
                       or self.gate.material(action.task)
@@ -389,6 +399,9 @@ class SlotPlanner:
                 if action.task and reason.startswith(("suitability:", "consent:")):
                     tell = (manager.userid, self.gate.task_notice(action.task, c, reason))
                 out.append(Skip(source, key, c.external_userid, self.day, reason, tell=tell))
+                continue
+            if arm is not None and arm.holdout:
+                out.append(Skip(source, key, c.external_userid, self.day, HOLDOUT_REASON))
                 continue
             ctx = self._customer_context(c, manager.userid, manager.remark)
             if action.send:

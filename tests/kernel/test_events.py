@@ -20,6 +20,7 @@ from handlers.crm.api import CrmKeyEvent
 from handlers.crm.events import CrmChanged, CrmNightly
 from handlers.groups.events import GroupLifetimeDue
 from handlers.lifecycle.events import LifecycleNightly, StageEntered
+from handlers.membership.events import LevelChanged, MembershipNightly
 from handlers.radar.events import RadarClickEvent, RadarDigest
 from handlers.sop.events import (
     CrmKeyDeferred,
@@ -95,6 +96,10 @@ LEGACY_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("lifecycle", "lifecycle.nightly", {"cursor": "wmA", "day": "2026-11-02"}),
     ("lifecycle", "lifecycle.stage_entered", {"external_userid": "wmA", "stage": "silent", "previous": "active",
                                               "day": "2026-11-02", "churn_risk": True}),
+    ("scheduler", "membership.nightly", fired("membership.nightly", cursor="", day="")),
+    ("membership", "membership.nightly", {"cursor": "wmA", "day": "2026-11-02"}),
+    ("membership", "membership.level_changed", {"external_userid": "wmA", "previous": "new", "level": "core",
+                                                "direction": "up", "cause": "crm:e1", "day": "2026-11-02"}),
 ]
 
 SHIPPED = {
@@ -107,7 +112,8 @@ SHIPPED = {
     "console.rollup": ConsoleRollupDue,
     "succession.sweep": SuccessionSweep, "succession.follow": SuccessionFollow, "succession.move": SuccessionMove,
     "console.digest": ConsoleDigestDue, "compliance.purge": TrailPurge, "lifecycle.nightly": LifecycleNightly,
-    "lifecycle.stage_entered": StageEntered,
+    "lifecycle.stage_entered": StageEntered, "membership.nightly": MembershipNightly,
+    "membership.level_changed": LevelChanged,
 }
 
 

@@ -1,0 +1,11 @@
+"""The campaigns feature as the service composes it (this slice: A/B experiments on SOP steps)."""
+
+from __future__ import annotations
+
+from scrm.kernel.feature import Feature
+
+from . import models
+from .cli import register as register_cli
+from .sync import sync_experiments
+
+FEATURE = Feature(name="campaigns", models=models, requires=("crm",), jobs=sync_experiments, cli=register_cli)

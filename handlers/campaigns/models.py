@@ -1,0 +1,49 @@
+"""State of the campaigns feature: the experiments in force and who was exposed to which arm.
+
+Declared as the campaigns feature's ``models`` (``handlers/campaigns/feature.py``); migration
+``campaigns_0001``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from scrm.adapters.db.base import Base, BigId, JsonDict
+
+
+class Experiment(Base):
+    """One experiment as last read from ``sop/experiments/*.yaml``.
+
+    Kept in the database so that every instance plans with the same definition, and so that the
+    report still knows an experiment (its goal, its planned sample) after its file is removed
+    (``active`` false: no longer split, still reported).
+    """
+
+    __tablename__ = "experiment"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(128))  # path:<path>
+    step: Mapped[str] = mapped_column(String(256))  # the step's key
+    spec: Mapped[JsonDict] = mapped_column(default=dict)  # see handlers.campaigns.experiments.to_spec
+    origin: Mapped[str] = mapped_column(String(256), default="")  # sop/experiments/x.yaml:1
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime]
+
+
+class ExperimentExposure(Base):
+    """A customer's first exposure to an experiment: the variant's send queued, or the holdout's
+    skip recorded. One row per experiment and customer (their first arm stays theirs)."""
+
+    __tablename__ = "experiment_exposure"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    experiment: Mapped[str] = mapped_column(String(64))
+    customer: Mapped[str] = mapped_column(String(128))  # external_userid
+    variant: Mapped[str] = mapped_column(String(64))  # a variant's name, or "holdout"
+    at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("experiment", "customer", name="uq_experiment_exposure"),
+                      Index("ix_experiment_exposure_variant", "experiment", "variant"))

@@ -1,0 +1,31 @@
+"""The membership feature as the service composes it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from handlers.membership.cli import register as register_cli
+from handlers.membership.events import EVENTS
+from handlers.membership.jobs import register_nightly
+from handlers.membership.settings import MembershipSettings
+from scrm.kernel.feature import Feature
+
+from . import models
+from .handlers import router
+
+if TYPE_CHECKING:
+    from scrm.kernel.service import Runtime
+
+
+async def _jobs(runtime: Runtime) -> bool:
+    """The nightly lapse and review, only for a service running a playbook (not the bare pipeline
+    of kernel tests and benchmarks)."""
+    if runtime.playbook.current is None:
+        return False
+    async with runtime.sessions() as session, session.begin():
+        return await register_nightly(session, runtime.scheduler, runtime.settings)
+
+
+FEATURE = Feature(name="membership", router=router, models=models, settings=MembershipSettings,
+                  requires=("contacts", "crm", "radar", "sop", "timeline"), after=("crm",),
+                  events=EVENTS, jobs=_jobs, cli=register_cli)

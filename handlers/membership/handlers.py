@@ -1,0 +1,143 @@
+"""Membership reactions: behaviours the service already sees earn points and growth (a CRM event
+of a kind a behaviour is ``on``, a customer opening a tracked material, a customer joining a
+customer group), the nightly lapse and review, and a level change (the customer's timeline; an
+upgrade puts a card with the level's rights before the manager).
+
+A broken sop/membership.yaml must not hold up the CRM, radar or groups work of the same event
+(one transaction per event): the earning is logged and dropped, and ``scrm membership check``
+names the line. The nightly run, which is this feature's alone, retries instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.contacts.api import Customer, Follow
+from handlers.crm.api import EVENT_KINDS, Binding, CrmKeyEvent
+from handlers.radar.api import RadarClickEvent
+from handlers.sop.api import TaskCard, issue_card
+from handlers.timeline.api import note
+from scrm.adapters.wecom import events as ev
+from scrm.kernel.clock import Clock
+from scrm.kernel.config import Settings
+from scrm.kernel.dispatch import Router
+from scrm.kernel.inbox import Inbox
+from scrm.kernel.outbox import Outbox
+from scrm.playbook import Playbook
+from scrm.playbook.issues import PlaybookError
+
+from .events import LevelChanged, MembershipNightly
+from .ledger import Earning, post
+from .nightly import run_chunk
+from .rules import Membership, load_current
+from .settings import membership_settings
+from .texts import upgrade_card
+
+router = Router("membership")
+log = logging.getLogger("handlers.membership")
+
+
+def _rules(settings: Settings) -> Membership | None:
+    try:
+        return load_current(settings.playbook.sop_dir, EVENT_KINDS)
+    except PlaybookError as exc:
+        log.error("sop/membership.yaml has %d problem(s), nothing earned: %s", len(exc.errors), exc.errors[0])
+        return None
+
+
+async def _earn(session: AsyncSession, settings: Settings, playbook: Playbook, inbox: Inbox, clock: Clock,
+                on: str, earnings: list[tuple[str, str, datetime]]) -> None:
+    """Post (member, source, at) of the behaviour that is ``on`` this, if the YAML has one."""
+    rules = _rules(settings)
+    b = rules.behaviour_on(on) if rules else None
+    if rules is None or b is None or not earnings:
+        return
+    await post(session, rules, [Earning(c, b.name, s, at) for c, s, at in earnings],
+               tz=ZoneInfo(playbook.policy.timezone), now=clock.now(), inbox=inbox)
+
+
+@router.on(CrmKeyEvent)
+async def on_crm_event(event: CrmKeyEvent, session: AsyncSession, inbox: Inbox, clock: Clock, settings: Settings,
+                       playbook: Playbook) -> None:
+    """A CRM event (a purchase, a payroll credit, a branch visit …) of the member bound to it,
+    as of the CRM's own time (never later than now: a future date must not dodge today's cap)."""
+    ext = event.external_userid or await session.scalar(
+        select(Binding.external_userid).where(Binding.crm_id == event.crm_id))
+    ext = ext or await session.scalar(select(Customer.external_userid).where(Customer.crm_id == event.crm_id))
+    if ext:
+        at = min(event.occurred_at.astimezone(UTC), clock.now())
+        await _earn(session, settings, playbook, inbox, clock, f"crm.{event.event_kind}",
+                    [(ext, f"crm:{event.event_id}", at)])
+
+
+@router.on(RadarClickEvent)
+async def on_radar_open(event: RadarClickEvent, session: AsyncSession, inbox: Inbox, clock: Clock,
+                        settings: Settings, playbook: Playbook) -> None:
+    """A known customer opened a material: once per material (opening it again earns nothing)."""
+    if event.customer:
+        await _earn(session, settings, playbook, inbox, clock, "radar.open",
+                    [(event.customer, f"radar.open:{event.material}", event.at)])
+
+
+@router.on(ev.ExternalChatUpdate, when=lambda e: e.update_detail == "add_member")
+async def on_group_join(event: ev.ExternalChatUpdate, session: AsyncSession, inbox: Inbox, clock: Clock,
+                        settings: Settings, playbook: Playbook) -> None:
+    """Customers (not staff) who joined a customer group: once per group."""
+    joined = [m for m in event.mem_change_list if m]
+    if not joined:
+        return
+    known = set((await session.scalars(select(Customer.external_userid)
+                                       .where(Customer.external_userid.in_(joined)))).all())
+    at = datetime.fromtimestamp(event.create_time, UTC)
+    await _earn(session, settings, playbook, inbox, clock, "group.join",
+                [(m, f"group.join:{event.chat_id}", at) for m in joined if m in known])
+
+
+@router.on(MembershipNightly)
+async def on_nightly(event: MembershipNightly, session: AsyncSession, inbox: Inbox, clock: Clock,
+                     settings: Settings, playbook: Playbook) -> None:
+    """Lapse and review one chunk, then queue the next. A broken file raises: the event retries
+    and the log names the line."""
+    rules = load_current(settings.playbook.sop_dir, EVENT_KINDS)
+    now = clock.now()
+    tz = ZoneInfo(playbook.policy.timezone)
+    day = date.fromisoformat(event.day) if event.day else now.astimezone(tz).date()
+    chunk = await run_chunk(session, inbox, rules, day=day, now=now, tz=tz, cursor=event.cursor,
+                            limit=membership_settings(settings).chunk)
+    log.info("membership %s after %r: %d members, %d points lapsed, %d levels down", day, event.cursor,
+             chunk.scanned, chunk.lapsed, len(chunk.changes))
+    if chunk.cursor is not None:
+        nxt = MembershipNightly(at=now, cursor=chunk.cursor, day=day.isoformat())
+        await inbox.add_internal(session, nxt, f"membership.nightly:{day.isoformat()}:{chunk.cursor}")
+
+
+@router.on(LevelChanged)
+async def on_level_changed(event: LevelChanged, session: AsyncSession, inbox_id: int, outbox: Outbox, clock: Clock,
+                           settings: Settings) -> None:
+    """On the customer's timeline; an upgrade is also one card to the customer's manager (the
+    earliest active relation), with the new level's rights."""
+    rules = load_current(settings.playbook.sop_dir, EVENT_KINDS)
+    level, previous = rules.level(event.level), rules.level(event.previous)
+    label = level.label if level else event.level
+    before = previous.label if previous else event.previous
+    await note(session, inbox_id, "customer", event.external_userid, event.at, "membership.level",
+               {"level": event.level, "label": label, "previous": event.previous, "previous_label": before,
+                "direction": event.direction})
+    if event.direction != "up" or level is None:
+        return
+    manager = await session.scalar(select(Follow.userid).where(Follow.external_userid == event.external_userid,
+                                                               Follow.status == "active")
+                                   .order_by(Follow.created_at, Follow.userid).limit(1))
+    if manager is None:
+        return
+    name = await session.scalar(select(Customer.name).where(Customer.external_userid == event.external_userid))
+    title, text = upgrade_card(name or event.external_userid, before, level)
+    card = TaskCard(key=f"membership:{event.external_userid}:{event.cause}", userid=manager,
+                    target=event.external_userid, source="membership", title=title, text=text,
+                    day=date.fromisoformat(event.day), buttons=("done",))
+    await issue_card(session, outbox, None, card, agent_id=settings.wecom.agent_id, now=clock.now())

@@ -1,0 +1,157 @@
+"""One chunk of the nightly run: lapse the points the expiry rule says are due, and on a review
+day move down the members whose recent growth no longer keeps their level.
+
+Lapse: for each member and each moment earned points fell due (``expires_at`` ≤ now), one
+``expire`` entry of minus what was earned with that due moment (never more than the balance),
+sourced ``expire:<moment>`` — so a second run, or a replay, finds it and adds nothing. Old
+entries are never touched.
+
+Review (first day of each ``review.every`` period, local; a run that missed that day — the
+service was down — does it the next night, judged as of the review day all the same): a member
+whose growth earned in the ``window_days`` before the day's start is below their level's
+``keep`` goes down, one level at a time while still below, at most ``review.max_steps`` levels;
+caused ``review:<day>``; each member is reviewed once per review day (``reviewed_on``) however
+often the chunk runs, and a level set on or after the review day is not reviewed.
+
+``lapsed_until`` on the account marks how far lapses are written, so a night reads only the
+points that fell due since the last run (the ledger never awards points already due when posted,
+so nothing falls due behind it; a new member's points fall due after the last run too).
+
+Members are read in id order (keyset), ``limit`` at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
+from scrm.kernel.inbox import Inbox
+
+from .events import LevelChanged
+from .ledger import lock_accounts, record_changes, save_accounts
+from .models import EARN, EXPIRE, GROWTH, POINTS, MembershipAccount, MembershipEntry
+from .rules import Membership
+
+DEFAULT_CHUNK = 2000
+
+
+@dataclass
+class Chunk:
+    """What one chunk did: the next cursor (None at the end), and counts for the log."""
+
+    cursor: str | None
+    scanned: int = 0
+    lapsed: int = 0  # points taken away
+    changes: list[LevelChanged] = field(default_factory=list)
+
+
+def expire_source(due: datetime) -> str:
+    return f"expire:{due.astimezone(UTC).isoformat()}"
+
+
+async def member_ids(session: AsyncSession, after: str, limit: int) -> list[str]:
+    rows = await session.execute(select(MembershipAccount.external_userid)
+                                 .where(MembershipAccount.external_userid > after)
+                                 .order_by(MembershipAccount.external_userid).limit(limit))
+    return [e for (e,) in rows.all()]
+
+
+async def lapse(session: AsyncSession, accounts: dict[str, dict[str, Any]], now: datetime, tz: ZoneInfo) -> int:
+    """Write the due ``expire`` entries of these members; returns the points taken away."""
+    entry = table_of(MembershipEntry)
+    ids = sorted(accounts)
+    since = min((a["lapsed_until"] for a in accounts.values() if a["lapsed_until"] is not None), default=None)
+    for a in accounts.values():
+        a["lapsed_until"] = now
+    cond = [entry.c.expires_at > since] if since is not None else []
+    due = (await session.execute(
+        select(entry.c.external_userid, entry.c.expires_at, func.sum(entry.c.amount))
+        .where(entry.c.external_userid.in_(ids), entry.c.kind == POINTS, entry.c.reason == EARN,
+               entry.c.expires_at.is_not(None), entry.c.expires_at <= now, *cond)
+        .group_by(entry.c.external_userid, entry.c.expires_at)
+        .order_by(entry.c.external_userid, entry.c.expires_at))).all()
+    if not due:
+        return 0
+    done = {(c, s) for c, s in (await session.execute(
+        select(entry.c.external_userid, entry.c.source)
+        .where(entry.c.external_userid.in_(ids), entry.c.kind == POINTS, entry.c.reason == EXPIRE,
+               *([entry.c.at > since] if since is not None else [])))).all()}
+    rows: list[dict[str, Any]] = []
+    taken = 0
+    for c, at, earned in due:
+        source = expire_source(at)
+        acct = accounts[c]
+        amount = min(int(earned), acct["points"])
+        if (c, source) in done or amount <= 0:
+            continue
+        acct["points"] -= amount
+        acct["updated_at"] = now
+        taken += amount
+        rows.append({"external_userid": c, "kind": POINTS, "amount": -amount, "reason": EXPIRE, "behaviour": "",
+                     "source": source, "at": at, "day": at.astimezone(tz).date(), "expires_at": None})
+    if rows:
+        await session.execute(insert_ignore(dialect_of(session), entry, ["source", "external_userid", "kind"]), rows)
+    return taken
+
+
+def review_start(day: date, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0), tz).astimezone(UTC)
+
+
+async def review(session: AsyncSession, rules: Membership, accounts: dict[str, dict[str, Any]], day: date,
+                 tz: ZoneInfo) -> list[LevelChanged]:
+    """Move down the members below their level's ``keep`` at the review of ``day`` (see the
+    module's docstring); members already reviewed for it are left alone."""
+    cause = f"review:{day.isoformat()}"
+    # A level set on or after the review day (reached after midnight, before this run) was
+    # earned on growth the review's window does not see: not reviewed.
+    ids = sorted(c for c, a in accounts.items()
+                 if (a["reviewed_on"] is None or a["reviewed_on"] < day) and a["level_since"] < day)
+    if not ids:
+        return []
+    start = review_start(day, tz)
+    entry = table_of(MembershipEntry)
+    recent: dict[str, int] = {c: int(n) for c, n in (await session.execute(
+        select(entry.c.external_userid, func.sum(entry.c.amount))
+        .where(entry.c.external_userid.in_(ids), entry.c.kind == GROWTH,
+               entry.c.at > start - timedelta(days=rules.window_days), entry.c.at <= start)
+        .group_by(entry.c.external_userid))).all()}
+    changes: list[LevelChanged] = []
+    for c in ids:
+        acct = accounts[c]
+        acct["reviewed_on"] = day
+        earned = recent.get(c, 0)
+        rank = target = rules.rank(acct["level"])
+        while target > 0 and earned < rules.levels[target].keep and rank - target < rules.max_steps:
+            target -= 1
+        if target == rank:
+            continue
+        new = rules.levels[target].name
+        changes.append(LevelChanged(at=start, external_userid=c, previous=acct["level"], level=new, direction="down",
+                                    cause=cause, day=day.isoformat()))
+        acct["level"], acct["level_since"], acct["updated_at"] = new, day, start
+    return changes
+
+
+async def run_chunk(session: AsyncSession, inbox: Inbox | None, rules: Membership, *, day: date, now: datetime,
+                    tz: ZoneInfo, cursor: str = "", limit: int = DEFAULT_CHUNK) -> Chunk:
+    """Lapse and review (once per review day) the ``limit`` members after ``cursor``, in the caller's
+    transaction; ``inbox`` gets a :class:`LevelChanged` per move down."""
+    ids = await member_ids(session, cursor, limit)
+    if not ids:
+        return Chunk(cursor=None)
+    accounts = await lock_accounts(session, ids, rules, now, tz)
+    before = {c: dict(a) for c, a in accounts.items()}
+    chunk = Chunk(cursor=ids[-1] if len(ids) == limit else None, scanned=len(ids))
+    chunk.lapsed = await lapse(session, accounts, now, tz)
+    chunk.changes = await review(session, rules, accounts, rules.review_day(day), tz)
+    await save_accounts(session, (a for c, a in accounts.items() if a != before[c]))
+    await record_changes(session, inbox, chunk.changes)
+    return chunk
+

@@ -1,0 +1,16 @@
+"""What the membership feature says to people (Chinese UI text in one place)."""
+
+from __future__ import annotations
+
+from .rules import Level
+
+
+def upgrade_card(customer: str, before: str, level: Level) -> tuple[str, str]:
+    """The manager's card on an upgrade: title, and the level's rights to tell the customer of."""
+    lines = [f"{customer} 的会员等级由「{before}」升至「{level.label}」。"]
+    if level.general:
+        lines.append("通用权益：" + "、".join(level.general))
+    if level.privileges:
+        lines.append("专属特权：" + "、".join(level.privileges))
+    lines.append("请向客户致贺，并介绍新等级的权益。")
+    return f"客户升级：{level.label}", "\n".join(lines)
