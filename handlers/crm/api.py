@@ -11,7 +11,7 @@ from .models import Binding, CrmCustomer, CrmEvent, CrmGroup
 from .records import EVENT_KINDS
 from .settings import crm_settings
 from .store import queue_sync
-from .tagmap import DEFAULT_AUM_BANDS, aum_band
+from .tagmap import DEFAULT_AUM_BANDS, attribute_values, aum_band
 from .webhook import KIND as WEBHOOK_KIND
 from .writeback import baselines as writeback_baselines
 from .writeback import crm_owned_tag_ids
@@ -28,3 +28,5 @@ __all__ += ["DEFAULT_AUM_BANDS", "aum_band"]
 __all__ += ["report_tag_changes"]
 # The membership ledger's behaviours name the CRM event kinds they earn on (checked against these).
 __all__ += ["EVENT_KINDS"]
+# The lifecycle's segment rules read multi-valued CRM attributes as the tag map does.
+__all__ += ["attribute_values"]

@@ -26,8 +26,9 @@ def all_crm_tag_names(tag_groups: Mapping[str, TagGroup]) -> list[str]:
     return [f"{g}/{t}" for g, spec in crm_groups(tag_groups).items() for t in spec.tag_names()]
 
 
-def _values(raw: Any) -> list[str]:
-    """An attribute as a list of strings: lists stay lists, "a|b" and "a;b" split, None is none."""
+def attribute_values(raw: Any) -> list[str]:
+    """A CRM attribute as a list of strings: lists stay lists, "a|b" and "a;b" split, None is none
+    (the tag map and the lifecycle's segment rules read multi-valued attributes the same way)."""
     if raw is None or raw == "":
         return []
     if isinstance(raw, list | tuple):
@@ -62,7 +63,7 @@ def tags_for_group(spec: TagGroup, attributes: Mapping[str, Any]) -> list[str]:
             if band.below is None or amount < band.below:
                 return [band.tag]
         return []
-    return list(dict.fromkeys(spec.map[v] for v in _values(raw) if v in spec.map))
+    return list(dict.fromkeys(spec.map[v] for v in attribute_values(raw) if v in spec.map))
 
 
 # The shipped tag map's AUM bands, for a playbook that names none: a band, never the figure.

@@ -6,7 +6,8 @@
 
 Operators: ``min`` (≥), ``max`` (≤), ``eq``, ``in`` (one of), ``has`` (a list attribute holds
 it). A field the customer has no value for fails its test: unknown data never qualifies anyone.
-Numbers may be written as bankers do (``50万``). Pure; no I/O.
+Numbers may be written as bankers do (``50万``); multi-valued attributes are read as the CRM's
+tag map reads them. Pure; no I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from handlers.crm.api import attribute_values as values_of
 
 OPS = ("min", "max", "eq", "in", "has")
 
@@ -37,21 +40,6 @@ def amount(value: Any) -> float | None:
         except ValueError:
             return None
     return None
-
-
-def values_of(raw: Any) -> list[str]:
-    """An attribute as a list of strings (lists stay lists; "a|b" and "a;b" split)."""
-    if raw is None or raw == "":
-        return []
-    if isinstance(raw, list | tuple):
-        return [str(v).strip() for v in raw if v is not None and str(v).strip()]
-    if isinstance(raw, bool):
-        return [str(raw).lower()]
-    text = str(raw)
-    for sep in ("|", ";"):
-        if sep in text:
-            return [p.strip() for p in text.split(sep) if p.strip()]
-    return [text.strip()]
 
 
 def _same(raw: Any, want: Any) -> bool:

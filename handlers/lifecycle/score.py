@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from .criteria import amount, values_of
+from handlers.crm.api import attribute_values as values_of
+
+from .criteria import amount
 from .rules import Lifecycle, Segmentation
 
 
