@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from .fields import Strict
+from .fields import Regex, Strict
 from .issues import KeyPath
 from .models import Material
 
@@ -29,20 +29,10 @@ class Claim(Strict):
     """One banned word (matched ignoring case) or regular expression, with why it is banned."""
 
     word: str | None = Field(None, min_length=1)
-    pattern: str | None = Field(None, min_length=1, description="a Python regular expression")
+    pattern: Regex | None = Field(None, min_length=1, description="a Python regular expression")
     label: str = Field(min_length=1, description="why it is banned, shown with every hit")
     allow: list[str] = Field(default_factory=list,
                              description="phrases that contain a hit but are no claim, e.g. 不保本")
-
-    @field_validator("pattern")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {value!r}: {exc}") from None
-        return value
 
     @model_validator(mode="after")
     def _one(self) -> Claim:

@@ -21,6 +21,21 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
+# --- regular expressions -----------------------------------------------------------------
+
+
+def _compiles(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"bad regular expression {value!r}: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_compiles)]
+"""A Python regular expression, checked when the file is loaded (not when it is first used)."""
+
+
 # --- dates -----------------------------------------------------------------------------
 
 

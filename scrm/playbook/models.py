@@ -25,6 +25,7 @@ from .fields import (
     Ident,
     OnHoliday,
     QuietWindow,
+    Regex,
     Strict,
     TagRef,
     Url,
@@ -292,19 +293,9 @@ class ChannelsFile(Strict):
 class Classify(Strict):
     """How an existing or new customer group is recognised as this type (any rule matches)."""
 
-    name: str | None = Field(None, description="regular expression searched in the group name")
+    name: Regex | None = Field(None, description="regular expression searched in the group name")
     owners: list[UserId] = Field(default_factory=list)
     chats: list[str] = Field(default_factory=list, description="explicit chat ids")
-
-    @field_validator("name")
-    @classmethod
-    def _regex(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression {value!r}: {exc}") from None
-        return value
 
     @model_validator(mode="after")
     def _some(self) -> Classify:
