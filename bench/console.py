@@ -532,16 +532,23 @@ def report(out: dict[str, Any], how: str, gen_s: float | None, customers: int, u
     table(page_rows(tally, out["order"]), PAGE_HEAD)
     for note in out["notes"]:
         print(f"  note: {note}")
+    failed = print_run_footer(svc, out["machine"], tally, show_log=bool(out["notes"]))
+    return 1 if failed or first["status"] != 200 else 0
+
+
+def print_run_footer(svc: Service, machine: Machine, tally: Tally, *, show_log: bool = False) -> bool:
+    """The service's memory, the machine's CPU, and the failed requests of a run (with where the
+    service's log is when any failed, or ``show_log``); returns whether any failed."""
     print(f"  service RSS: {svc.rss_start_mb:.0f} MB at start, {svc.end.get('rss_mb', float('nan')):.0f} MB after "
           f"the load, peak {svc.end.get('peak_mb', float('nan')):.0f} MB")
-    for line in out["machine"].lines():
+    for line in machine.lines():
         print(line)
     failed = {k: v for k, v in tally.errors.items() if v}
     for label, errors in failed.items():
         print(f"  ERRORS {label}: {len(errors)}, first: {errors[0]}")
-    if failed or out["notes"]:
+    if failed or show_log:
         print(f"  the service's log: {svc.log}")
-    return 1 if failed or first["status"] != 200 else 0
+    return bool(failed)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

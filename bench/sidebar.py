@@ -40,6 +40,7 @@ from bench.console import (
     add_args,
     drive,
     page_rows,
+    print_run_footer,
     serving,
     shuffled_rounds,
     sign_in,
@@ -109,16 +110,7 @@ def report(out: dict[str, Any], how: str, gen_s: float | None, customers: int, u
     table(page_rows(tally, ORDER), PAGE_HEAD)
     if out["without_groups"]:
         print(f"  note: {out['without_groups']} of the managers own no group (a small data set): no group panel")
-    print(f"  service RSS: {svc.rss_start_mb:.0f} MB at start, {svc.end.get('rss_mb', float('nan')):.0f} MB after "
-          f"the load, peak {svc.end.get('peak_mb', float('nan')):.0f} MB")
-    for line in out["machine"].lines():
-        print(line)
-    failed = {k: v for k, v in tally.errors.items() if v}
-    for label, errors in failed.items():
-        print(f"  ERRORS {label}: {len(errors)}, first: {errors[0]}")
-    if failed:
-        print(f"  the service's log: {svc.log}")
-    return 1 if failed else 0
+    return 1 if print_run_footer(svc, out["machine"], tally) else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
