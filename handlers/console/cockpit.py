@@ -34,36 +34,6 @@ def _days(first: date, last: date) -> list[date]:
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-async def load_days(db: AsyncSession, scope: Scope, first: date, last: date, *, today: date, now: datetime,
-                    zone: str) -> Daily:
-    """Each day's figures in ``scope``: stored roll-ups, and live ones for today (up to ``now``)
-    and for any past day not rolled up yet."""
-    out: Daily = defaultdict(dict)
-    q = select(ConsoleRollup.day, ConsoleRollup.userid, ConsoleRollup.metric, ConsoleRollup.key,
-               ConsoleRollup.value).where(ConsoleRollup.day >= first, ConsoleRollup.day <= last)
-    if scope.manager:
-        q = q.where(ConsoleRollup.userid == scope.manager)
-    elif not scope.whole_bank:
-        q = q.join(Member, Member.userid == ConsoleRollup.userid).where(under(scope.dept))
-    for day, userid, metric, key, value in (await db.execute(q)).all():
-        out[day][(userid, metric, key)] = int(value)
-    stored = await r.stored_days(db, first, min(last, today - timedelta(days=1)))
-    for day in _days(first, min(last, today)):
-        if day in stored:
-            continue
-        live = await r.compute_day(db, day, zone, until=now if day == today else None)
-        out[day] = {k: v for k, v in live.values.items() if scope.whole_bank or k[0] in scope.members}
-    return out
-
-
-def merge(daily: Daily, days: Iterable[date]) -> r.Figures:
-    total: r.Figures = defaultdict(int)
-    for day in days:
-        for k, v in daily.get(day, {}).items():
-            total[k] += v
-    return total
-
-
 def median_seconds(histogram: dict[int, int]) -> float | None:
     """The exact median of a histogram of seconds (the mean of the middle two for an even count)."""
     n = sum(histogram.values())
@@ -170,21 +140,23 @@ def _user(userid: str) -> str:
     return "u:" + userid
 
 
-def _team(path: str) -> str:
-    return "t:" + path
+def group_level(group: str) -> str:
+    """The level key of a group of managers (a team of the ranking, a unit of a report)."""
+    return "g:" + group
 
 
 @dataclass
 class Period:
     """One period's figures in a scope: summed metrics per manager (``sums``: userid → metric →
     value; ``keyed``: metric → key → value over the scope, for channels and skip reasons), the
-    scope's histogram of seconds to done, and distinct counts per level (:data:`SCOPE`, a
-    manager ``u:…``, a team ``t:…``)."""
+    histogram of seconds to done of the scope (``secs``) and of each group (``group_secs``), and
+    distinct counts per level (:data:`SCOPE`, a manager ``u:…``, a group of managers ``g:…``)."""
 
     sums: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     keyed: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
     secs: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     distinct: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
+    group_secs: dict[str, dict[int, int]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))
 
     def add(self, userid: str, metric: str, key: str, value: int) -> None:
         if metric == r.TASK_DONE_SECS:
@@ -206,7 +178,8 @@ class Period:
             for u in userids:
                 for m, v in self.sums.get(u, {}).items():
                     totals[m] += v
-        return scalars(totals, self.distinct.get(level, {}), self.secs if level == SCOPE else {})
+        return scalars(totals, self.distinct.get(level, {}),
+                       self.secs if level == SCOPE else self.group_secs.get(level, {}))
 
 
 def _in_scope(q: Any, scope: Scope) -> Any:
@@ -222,10 +195,12 @@ def team_of(scope: Scope) -> dict[str, str]:
     return {} if scope.manager else {u: child_of(scope.dept, dept) for u, (_n, dept) in scope.members.items()}
 
 
-async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Daily, *, ranked: bool = True) -> Period:
-    """The figures of ``days`` in ``scope``: stored days summed in SQL, ``live`` days added;
-    distinct counts per manager and team only when ``ranked`` (the previous period is compared
-    with the current one as a whole, never ranked)."""
+async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Daily, *, per_user: bool = False,
+                      groups: Mapping[str, str] | None = None) -> Period:
+    """The figures of ``days`` in ``scope``: stored days summed in SQL, ``live`` days added.
+    Distinct counts are made for the scope, and also per manager with ``per_user`` and per group
+    of ``groups`` (userid → group: the ranking's teams, a report's units) when given — a
+    customer two managers of one group reached counts once for the group."""
     out = Period()
     live_days = sorted(d for d in days if d in live)
     stored = and_(ConsoleRollup.day >= days[0], ConsoleRollup.day <= days[-1],
@@ -246,28 +221,34 @@ async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Da
             out.secs[int(key)] += int(value)
         else:
             out.keyed[metric][key] += int(value)
-    teams = team_of(scope) if ranked else {}
+    teams = dict(groups or {})
     counted = func.count(ConsoleRollup.key.distinct())
     scope_counts = select(ConsoleRollup.metric, counted).where(stored, ConsoleRollup.metric.in_(distinct_metrics))
     for metric, n in (await db.execute(_in_scope(scope_counts.group_by(ConsoleRollup.metric), scope))).all():
         out.distinct[SCOPE][metric] += int(n)
-    if ranked:
+    if per_user:
         user_counts = (select(ConsoleRollup.userid, ConsoleRollup.metric, counted)
                        .where(stored, ConsoleRollup.metric.in_(distinct_metrics))
                        .group_by(ConsoleRollup.userid, ConsoleRollup.metric))
         for userid, metric, n in (await db.execute(_in_scope(user_counts, scope))).all():
             out.distinct[_user(userid)][metric] += int(n)
     if teams:
-        # Which team each manager counts in, as a table joined on userid (a CASE of hundreds of
+        # Which group each manager counts in, as a table joined on userid (a CASE of hundreds of
         # branches would be evaluated row by row).
-        team_table = values(column("userid", String), column("team", String), name="scope_team").data(
-            sorted(teams.items())).cte("scope_team")
-        team_counts = (select(team_table.c.team, ConsoleRollup.metric, counted)
-                       .join(team_table, team_table.c.userid == ConsoleRollup.userid)
-                       .where(stored, ConsoleRollup.metric.in_(distinct_metrics))
-                       .group_by(team_table.c.team, ConsoleRollup.metric))
-        for team, metric, n in (await db.execute(team_counts)).all():
-            out.distinct[_team(team)][metric] += int(n)
+        group_table = values(column("userid", String), column("grp", String), name="manager_group").data(
+            sorted(teams.items())).cte("manager_group")
+        group_counts = (select(group_table.c.grp, ConsoleRollup.metric, counted)
+                        .join(group_table, group_table.c.userid == ConsoleRollup.userid)
+                        .where(stored, ConsoleRollup.metric.in_(distinct_metrics))
+                        .group_by(group_table.c.grp, ConsoleRollup.metric))
+        for group, metric, n in (await db.execute(group_counts)).all():
+            out.distinct[group_level(group)][metric] += int(n)
+        group_secs = (select(group_table.c.grp, ConsoleRollup.key, func.sum(ConsoleRollup.value))
+                      .join(group_table, group_table.c.userid == ConsoleRollup.userid)
+                      .where(stored, ConsoleRollup.metric == r.TASK_DONE_SECS)
+                      .group_by(group_table.c.grp, ConsoleRollup.key))
+        for group, key, value in (await db.execute(group_secs)).all():
+            out.group_secs[group_level(group)][int(key)] += int(value)
     # Live days: their sums add up; their distinct keys count where no stored day had them.
     fresh: dict[tuple[str, str], set[str]] = defaultdict(set)  # (metric, key) → userids of the live days
     for day in live_days:
@@ -276,6 +257,8 @@ async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Da
                 fresh[(metric, key)].add(userid)
             else:
                 out.add(userid, metric, key, value)
+                if metric == r.TASK_DONE_SECS and userid in teams:
+                    out.group_secs[group_level(teams[userid])][int(key)] += value
     seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # the same, in the stored days
     keys = sorted({key for _m, key in fresh})
     for i in range(0, len(keys), _CHUNK):
@@ -285,8 +268,9 @@ async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Da
             seen[(metric, key)].add(userid)
     for (metric, key), users in fresh.items():
         before = seen.get((metric, key), set())
-        new_levels = {_user(u) for u in users} - {_user(u) for u in before}
-        new_levels |= {_team(teams[u]) for u in users if u in teams} - {_team(teams[u]) for u in before if u in teams}
+        new_levels = {_user(u) for u in users} - {_user(u) for u in before} if per_user else set()
+        new_levels |= ({group_level(teams[u]) for u in users if u in teams}
+                       - {group_level(teams[u]) for u in before if u in teams})
         if not before:
             new_levels.add(SCOPE)
         for level in new_levels:
@@ -352,7 +336,7 @@ def rankings(period: Period, scope: Scope) -> tuple[list[dict[str, Any]], list[d
     for userid, path in team_of(scope).items():
         children[path].add(userid)
     for path, users in children.items():
-        f = period.scalars(_team(path), users)
+        f = period.scalars(group_level(path), users)
         teams.append({"department": path, "managers": len(users), **{k: f[k] for k in _RANK_FIELDS}})
     return _ranked(teams, "department"), _ranked(managers, "userid")
 
@@ -377,8 +361,8 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
     # A past period reads nothing after its end: its figures are those its last day could know.
     live = await live_days(db, scope, first, until, today=today, now=now, zone=zone)
     current, previous = _days(since, until), _days(prev_since, prev_until)
-    cur = await load_period(db, scope, current, live)
-    prev = await load_period(db, scope, previous, live, ranked=False)
+    cur = await load_period(db, scope, current, live, per_user=True, groups=team_of(scope))
+    prev = await load_period(db, scope, previous, live)
     daily = await load_daily(db, scope, first, until, live)
     added_c, added_p, lost_c, lost_p = cur.keyed[r.ADDED], prev.keyed[r.ADDED], cur.keyed[r.LOST], prev.keyed[r.LOST]
     channels = sorted(set(added_c) | set(added_p) | set(lost_c) | set(lost_p))

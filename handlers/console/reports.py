@@ -32,9 +32,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.console import rollup as r
 from handlers.console.access import SCOPED, Grant, Role
-from handlers.console.cockpit import cockpit, figures, load_days, merge
+from handlers.console.cockpit import SCOPE, Period, cockpit, group_level, live_days, load_period
 from handlers.console.effect import sop_effect
 from handlers.console.scope import BadScope, Scope, ScopeRefused, resolve
 from handlers.console.tasks import STATUSES, task_counts
@@ -168,13 +167,15 @@ def _span(first: date, last: date) -> list[date]:
 
 # -- cockpit ----------------------------------------------------------------------------------
 
-async def _merged(db: AsyncSession, scope: Scope, since: date, until: date, *, zone: str,
-                  now: datetime) -> tuple[r.Figures, r.Figures]:
-    """The summed roll-up rows of ``since``..``until`` and of the period of the same length before."""
+async def _periods(db: AsyncSession, scope: Scope, since: date, until: date, *, zone: str, now: datetime,
+                   groups: Mapping[str, str] | None = None) -> tuple[Period, Period]:
+    """The figures of ``since``..``until`` and of the period of the same length before, as the
+    cockpit reads them (:func:`handlers.console.cockpit.load_period`), per group when given."""
     n = (until - since).days + 1
     prev_since, prev_until = since - timedelta(days=n), since - timedelta(days=1)
-    daily = await load_days(db, scope, prev_since, until, today=today_in(zone, now), now=now, zone=zone)
-    return merge(daily, _span(since, until)), merge(daily, _span(prev_since, prev_until))
+    live = await live_days(db, scope, prev_since, until, today=today_in(zone, now), now=now, zone=zone)
+    return (await load_period(db, scope, _span(since, until), live, groups=groups),
+            await load_period(db, scope, _span(prev_since, prev_until), live, groups=groups))
 
 
 def _trend(cur: dict[str, Any], prev: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -185,8 +186,8 @@ async def trend(db: AsyncSession, grant: Grant, since: date, until: date, *, zon
                 now: datetime) -> dict[str, dict[str, Any]]:
     """The cockpit's scalar figures over the grant's scope, each beside the previous period."""
     scope = await resolve(db, grant)
-    cur, prev = await _merged(db, scope, since, until, zone=zone, now=now)
-    return _trend(figures(cur), figures(prev))
+    cur, prev = await _periods(db, scope, since, until, zone=zone, now=now)
+    return _trend(cur.scalars(SCOPE), prev.scalars(SCOPE))
 
 
 async def cockpit_report(db: AsyncSession, grant: Grant, *, since: date, until: date, by: str | None, zone: str,
@@ -196,10 +197,13 @@ async def cockpit_report(db: AsyncSession, grant: Grant, *, since: date, until: 
     if by is None:
         return await cockpit(db, grant, since=since, until=until, today=today_in(zone, now), now=now, zone=zone)
     scope = await resolve(db, grant)
-    cur, prev = await _merged(db, scope, since, until, zone=zone, now=now)
+    by_unit = units(scope.members, by)
+    cur, prev = await _periods(db, scope, since, until, zone=zone, now=now,
+                               groups={u: unit for unit, (_label, users) in by_unit.items() for u in users})
     n = (until - since).days + 1
-    rows = [{"unit": unit, "label": label, "managers": len(users), **_trend(figures(cur, users), figures(prev, users))}
-            for unit, (label, users) in units(scope.members, by).items()]
+    rows = [{"unit": unit, "label": label, "managers": len(users),
+             **_trend(cur.scalars(group_level(unit), users), prev.scalars(group_level(unit), users))}
+            for unit, (label, users) in by_unit.items()]
     period = {**_period(since, until), "previous_since": (since - timedelta(days=n)).isoformat(),
               "previous_until": (since - timedelta(days=1)).isoformat()}
     return {"period": period, "scope": _scope(scope), "by": by, "rows": rows}
