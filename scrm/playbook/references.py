@@ -166,12 +166,15 @@ class Checker:
     def check_surveys(self) -> None:
         """A survey's category tags are declared manager tags; a material's survey exists."""
         for found in self.x.surveys.values():
+            problem = found.value.alert_problem()
+            if problem is not None:
+                self.error(found.source, (*found.path, "alert", "max_score"), problem)
             for category, tag in found.value.tags.named():
                 self.tag(found.source, (*found.path, "tags", category), tag, settable=True)
         for loc in self.x.materials.values():
             sid = loc.value.survey
             if sid is not None and sid not in self.x.surveys and sid not in self.x.known_surveys:
-                hint = _did_you_mean(sid, self.x.surveys)
+                hint = _did_you_mean(sid, {*self.x.surveys, *self.x.known_surveys})
                 self.error(loc.source, (*loc.path, "survey"),
                            f"unknown survey {sid!r}: declare it in sop/feedback.yaml{hint}")
 

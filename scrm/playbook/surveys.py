@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from .fields import Ident, Strict, TagRef
 
@@ -87,13 +87,14 @@ class Survey(Strict):
     tags: SurveyTags = Field(default_factory=SurveyTags)
     alert: SurveyAlert = Field(default_factory=SurveyAlert)
 
-    @model_validator(mode="after")
-    def _alert_in_range(self) -> Survey:
+    def alert_problem(self) -> str | None:
+        """Why ``alert.max_score`` does not fit the scale (the checker pins it to that key)."""
         low, high = score_range(self.kind)
-        if self.alert.max_score is not None and not low <= self.alert.max_score < high:
-            raise ValueError(f"alert.max_score must be {low}..{high - 1} on a {self.kind} survey, "
-                             f"got {self.alert.max_score}")
-        return self
+        top = self.alert.max_score
+        if top is not None and not low <= top < high:
+            # The top score alerting would card every answer: not an alert any more.
+            return f"must be {low}..{high - 1} on a {self.kind} survey, got {top}"
+        return None
 
     def alerts(self, score: int) -> bool:
         """Whether an answer of ``score`` puts a card before the manager."""
