@@ -16,6 +16,10 @@ class FeedbackAnswered(Internal):
     SOURCE: ClassVar[str] = SOURCE
 
     answer_id: int
+    # What the customer's timeline shows of it (the row has it all; these make the entry readable).
+    survey: str = ""
+    score: int | None = None
+    category: str = ""
     subject: tuple[str, str] | None = None  # ("customer", id): the timeline recorder reads it
 
 

@@ -160,7 +160,8 @@ class FormView:
             return False
         answer_id = await session.scalar(select(FeedbackAnswer.id).where(FeedbackAnswer.token_id == rnd.token_id))
         assert answer_id is not None
-        event = FeedbackAnswered(at=now, answer_id=answer_id, subject=("customer", rnd.customer))
+        event = FeedbackAnswered(at=now, answer_id=answer_id, survey=rnd.survey_id, score=got.score,
+                                 category=row["category"], subject=("customer", rnd.customer))
         await self.runtime.inbox.add_internal(session, event, f"feedback.answered:{rnd.token_id}")
         return True
 

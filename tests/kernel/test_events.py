@@ -101,7 +101,8 @@ LEGACY_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("membership", "membership.nightly", {"cursor": "wmA", "day": "2026-11-02"}),
     ("membership", "membership.level_changed", {"external_userid": "wmA", "previous": "new", "level": "core",
                                                 "direction": "up", "cause": "crm:e1", "day": "2026-11-02"}),
-    ("feedback", "feedback.answered", {"answer_id": 7, "subject": ["customer", "wmA"]}),
+    ("feedback", "feedback.answered", {"answer_id": 7, "survey": "nps-onboarding", "score": 3,
+                                       "category": "detractor", "subject": ["customer", "wmA"]}),
     ("scheduler", "feedback.alert_due", fired("feedback.alert:7", answer_id=7)),
 ]
 

@@ -21,6 +21,7 @@ from handlers.lifecycle.models import CustomerSegment
 from handlers.radar import handlers as radar_handlers
 from handlers.sop import handlers as sop_handlers
 from handlers.tags.models import Tag, TagGroup
+from handlers.timeline import handlers as timeline_handlers
 from tests.handlers.sop.seeding import local, seed
 from tests.support.playbooks import write_shipped_playbook
 from tests.support.stack import Stack, stack
@@ -53,7 +54,8 @@ async def survey_stack(db_url: str, root: Path, *, port: int | None = None) -> A
     playbook = write_shipped_playbook(root, paths={"nps": PATH})
     more: dict[str, Any] = {"server": {"public_url": f"http://127.0.0.1:{port or 8080}"}}
     async with stack(db_url, root, start=START, demo=False, playbook=playbook, sections=more, port=port,
-                     routers=[sop_handlers.router, radar_handlers.router, feedback_handlers.router]) as b:
+                     routers=[sop_handlers.router, radar_handlers.router, feedback_handlers.router,
+                              timeline_handlers.router]) as b:
         await seed(b, customers=CUSTOMERS, manager=MANAGER, added=ADDED)
         async with b.runtime.sessions() as s, s.begin():
             await s.execute(update(Member).where(Member.userid == MANAGER).values(department=BRANCH_DEPT))

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from handlers.feedback.models import FeedbackAnswer
 from handlers.radar.api import RadarClick, record_send
 from handlers.sop.api import SopTask
+from handlers.timeline.models import Timeline
 from tests.handlers.feedback.support import (
     MANAGER,
     SURVEY_MATERIAL,
@@ -65,6 +66,10 @@ async def test_a_customer_answers_once_and_is_tagged_and_a_detractor_cards_the_m
         assert await submit(b, form, csrf, "3", "排队太久") == (303, form)
         await b.step()
         assert await tag_names(b, "wmAlice") == {DETRACTOR}
+        async with b.runtime.sessions() as s:
+            (entry,) = (await s.scalars(select(Timeline).where(Timeline.subject_id == "wmAlice",
+                                                               Timeline.kind == "feedback.answered"))).all()
+        assert (entry.detail["score"], entry.detail["category"]) == (3, "detractor")
         (card,) = b.cards(MANAGER)
         assert card.card["main_title"]["title"] == "客户反馈预警：3 分"
         assert "客户留言：排队太久" in str(card.card.get("sub_title_text", ""))
