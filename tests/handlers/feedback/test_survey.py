@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from handlers.feedback.events import FeedbackAnswered
 from handlers.feedback.models import FeedbackAnswer
 from handlers.radar.api import RadarClick, record_send
 from handlers.sop.api import SopTask
@@ -157,3 +158,22 @@ async def test_forged_foreign_unsent_and_expired_links_are_refused(db_url: str, 
         assert (await submit(b, erin, csrf, "9"))[0] == 410
         async with b.runtime.sessions() as s:
             assert await s.scalar(select(func.count()).select_from(FeedbackAnswer)) == 0
+
+
+async def test_a_replayed_answer_tags_and_cards_once(db_url: str, tmp_path: Path) -> None:
+    async with survey_stack(db_url, tmp_path) as b:
+        links = await sent_links(b)
+        form = "/f/" + path_of(links["wmBob"]).removeprefix("/r/")
+        _, _, csrf = await open_form(b, form)
+        assert (await submit(b, form, csrf, "2"))[0] == 303
+        await b.step()
+        async with b.runtime.sessions() as s:
+            answer = (await s.scalars(select(FeedbackAnswer))).one()
+        # The same event again (an operator's replay after a crash, under another inbox key).
+        async with b.runtime.sessions() as s, s.begin():
+            await b.runtime.inbox.add_internal(s, FeedbackAnswered(at=b.clock.now(), answer_id=answer.id),
+                                               "replayed")
+        await b.step()
+        assert len(b.cards(MANAGER)) == 1
+        assert len(b.calls("externalcontact/mark_tag")) == 1
+        assert await tag_names(b, "wmBob") == {DETRACTOR}
