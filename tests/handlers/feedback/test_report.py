@@ -134,3 +134,17 @@ async def test_a_bad_period_is_one_line(db_url: str, tmp_path: Path, capsys: pyt
             with pytest.raises(UserError) as err:
                 await cmd_feedback(args, b.settings, clock=b.clock)
             assert str(err.value) == message
+
+
+async def test_the_command_line_says_what_is_wrong_in_one_line(db_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from scrm.cli import main
+
+    monkeypatch.setenv("SCRM_DATABASE__URL", db_url)
+    assert await asyncio.to_thread(main, ["feedback", "report", "--since", "yesterday"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--since must be a date YYYY-MM-DD, not 'yesterday'" in err[0]
+    assert await asyncio.to_thread(main, ["feedback", "report", "--days", "7"]) == 0
+    assert capsys.readouterr().out.startswith("no answers from ")
