@@ -59,21 +59,24 @@ async def _tag(session: AsyncSession, wecom: WeComClient, outbox: Outbox, answer
     """Put the category's tag on the customer and take the other categories' tags off, through
     the outbox like any tag write (and into the local mirror: WeCom sends no callback for it)."""
     named = dict(survey.tags.named())
-    if answer.category not in named:
+    if not named:
         return
     try:  # WeCom reads (and tag creation) before any write: SQLite holds its lock until commit
         ids = await tagcatalog.ensure(session, wecom, list(named.values()))
     except TagCatalogError as exc:
         log.error("feedback: survey tags cannot be created in WeCom; answer %s left untagged: %s", answer.id, exc)
         return
-    add = ids[named[answer.category]]
-    remove = [ids[t] for c, t in named.items() if c != answer.category and ids[t] != add]
+    # A category without a tag of its own still takes the others off: the customer's tag says
+    # what their latest answer was, never an older one.
+    add = [ids[named[answer.category]]] if answer.category in named else []
+    remove = [ids[t] for c, t in named.items() if c != answer.category and ids[t] not in add]
     ext = answer.external_userid
-    body = {"userid": userid, "external_userid": ext, "add_tag": [add], "remove_tag": remove}
+    body = {"userid": userid, "external_userid": ext, "add_tag": add, "remove_tag": remove}
     await outbox.add(session, f"feedback:tag:{answer.token_id}", MARK_TAG, body, lane=f"customer:{ext}")
-    mirror = insert_ignore(dialect_of(session), table_of(FollowTag), ["userid", "external_userid", "tag_id"])
-    await session.execute(mirror, [{"userid": userid, "external_userid": ext, "tag_id": add,
-                                    "added_at": answer.answered_at}])
+    if add:
+        mirror = insert_ignore(dialect_of(session), table_of(FollowTag), ["userid", "external_userid", "tag_id"])
+        await session.execute(mirror, [{"userid": userid, "external_userid": ext, "tag_id": add[0],
+                                        "added_at": answer.answered_at}])
     if remove:
         await session.execute(delete(FollowTag).where(FollowTag.userid == userid, FollowTag.external_userid == ext,
                                                       FollowTag.tag_id.in_(remove)))

@@ -50,8 +50,10 @@ CUSTOMERS = list(SEGMENTS)
 
 
 @contextlib.asynccontextmanager
-async def survey_stack(db_url: str, root: Path, *, port: int | None = None) -> AsyncIterator[Stack]:
-    playbook = write_shipped_playbook(root, paths={"nps": PATH})
+async def survey_stack(db_url: str, root: Path, *, port: int | None = None,
+                       edits: dict[str, dict[str, str]] | None = None) -> AsyncIterator[Stack]:
+    """``edits``: text replaced in the copied shipped files (see ``write_shipped_playbook``)."""
+    playbook = write_shipped_playbook(root, paths={"nps": PATH}, edits=edits)
     more: dict[str, Any] = {"server": {"public_url": f"http://127.0.0.1:{port or 8080}"}}
     async with stack(db_url, root, start=START, demo=False, playbook=playbook, sections=more, port=port,
                      routers=[sop_handlers.router, radar_handlers.router, feedback_handlers.router,

@@ -177,3 +177,23 @@ async def test_a_replayed_answer_tags_and_cards_once(db_url: str, tmp_path: Path
         assert len(b.cards(MANAGER)) == 1
         assert len(b.calls("externalcontact/mark_tag")) == 1
         assert await tag_names(b, "wmBob") == {DETRACTOR}
+
+
+async def test_a_category_without_a_tag_still_takes_the_older_tag_off(db_url: str, tmp_path: Path) -> None:
+    edits = {"sop/feedback.yaml": {"passive: 满意度/中立者, ": ""}}
+    async with survey_stack(db_url, tmp_path, edits=edits) as b:
+        links = await sent_links(b)
+        form = "/f/" + path_of(links["wmAlice"]).removeprefix("/r/")
+        _, _, csrf = await open_form(b, form)
+        assert (await submit(b, form, csrf, "2"))[0] == 303
+        await b.step()
+        assert await tag_names(b, "wmAlice") == {DETRACTOR}
+        # The next round says 7: passive has no tag here, and the detractor tag comes off.
+        again = b.links.make_link(SURVEY_MATERIAL, MANAGER, customer="wmAlice", occurrence="round2@wmAlice")
+        async with b.runtime.sessions() as s, s.begin():
+            assert await record_send(s, b.links, again, b.clock.now())
+        f2 = "/f/" + path_of(again).removeprefix("/r/")
+        _, _, csrf = await open_form(b, f2)
+        assert (await submit(b, f2, csrf, "7"))[0] == 303
+        await b.step()
+        assert await tag_names(b, "wmAlice") == set()
