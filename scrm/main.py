@@ -19,6 +19,7 @@ from handlers.compliance import feature as compliance
 from handlers.console import feature as console
 from handlers.contacts import feature as contacts
 from handlers.crm import feature as crm
+from handlers.feedback import feature as feedback
 from handlers.groups import feature as groups
 from handlers.lifecycle import feature as lifecycle
 from handlers.membership import feature as membership
@@ -53,6 +54,7 @@ FEATURES: tuple[Feature, ...] = compose((
     campaigns.FEATURE,
     membership.FEATURE,
     compliance.FEATURE,
+    feedback.FEATURE,
     timeline.FEATURE,
 ))
 

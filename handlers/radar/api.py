@@ -4,9 +4,11 @@ counting each send for the open rate; the send and click tables (the console's r
 from __future__ import annotations
 
 from .events import RadarClickEvent
-from .links import LinkMaker, record_send
+from .links import SURVEY_PATH, LinkMaker, record_send
 from .models import RadarClick, RadarSend
 
 __all__ = ["LinkMaker", "RadarClick", "RadarSend", "record_send"]
 # The membership ledger earns on a customer opening a material.
 __all__ += ["RadarClickEvent"]
+# The feedback form answers a survey material's link at SURVEY_PATH + the same token.
+__all__ += ["SURVEY_PATH"]

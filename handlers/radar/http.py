@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 from aiohttp import hdrs, web
 
 from handlers.radar.events import RadarClickEvent
-from handlers.radar.links import PATH_PREFIX, LinkMaker
+from handlers.radar.links import PATH_PREFIX, SURVEY_PATH, LinkMaker
 from handlers.radar.settings import radar_settings
 from handlers.radar.tokens import Claims
 from scrm.playbook import Playbook
@@ -60,11 +60,16 @@ _MID = '","payload":'
 SEEN_MAX = 4096
 
 
-def link_targets(playbook: Playbook | None) -> dict[str, str]:
-    """Material id → its own URL, for every link material (the only places a click may go)."""
+def link_targets(playbook: Playbook | None, public_url: str = "") -> dict[str, str]:
+    """Material id → its own URL, for every link material (the only places a click may go).
+
+    A survey material's target is the service's feedback form, to which the click's token is
+    appended (the form is personal: the token names the customer)."""
     if playbook is None:
         return {}
-    return {mid: str(m.link.url) for mid, m in playbook.materials.items() if m.link is not None}
+    form = public_url.rstrip("/") + SURVEY_PATH
+    return {mid: form if m.survey is not None else str(m.link.url)
+            for mid, m in playbook.materials.items() if m.link is not None}
 
 
 def click_event_json(at: str, payload: dict[str, Any]) -> str:
@@ -104,6 +109,7 @@ class ClickView:
         self._seen: dict[str, tuple[Claims, str]] = {}
         self._targets_from: Playbook | None = None
         self._targets: dict[str, str] = {}
+        self._surveys: frozenset[str] = frozenset()  # survey materials: their target takes the token
         # One click = one inbox event, never deduplicated: unique across instances and restarts.
         self._key_prefix = f"{uuid.uuid4().hex}:"
         self._seq = itertools.count(1)
@@ -113,7 +119,9 @@ class ClickView:
         """The material's own URL from the current playbook; None when it is not a link material."""
         playbook = self.runtime.playbook.current
         if playbook is not self._targets_from:  # a reload swaps the object: rebuild once
-            self._targets = link_targets(playbook)
+            self._targets = link_targets(playbook, self.settings.server.public_url)
+            self._surveys = frozenset(mid for mid, m in (playbook.materials.items() if playbook else ())
+                                      if m.survey is not None)
             self._targets_from = playbook
         return self._targets.get(claims.material)
 
@@ -146,6 +154,8 @@ class ClickView:
             # One answer for forged, tampered and retired links: nothing to learn from it.
             return web.Response(status=404, text=_NOT_FOUND)
         claims = seen[0]
+        if claims.material in self._surveys:
+            target += token
         if not self.radar.oauth_enabled:
             self._offer(_click_json(self.runtime.clock.now().isoformat(), seen[1]))
             return _redirect(target)

@@ -26,6 +26,9 @@ from scrm.kernel.config import Settings
 from scrm.playbook.templates import RenderedMaterial
 
 PATH_PREFIX = "/r/"
+# A survey material's link (``survey:`` in materials/) leads to the service's own feedback form
+# for the same token: ``/r/{token}`` counts the open, then redirects to ``/f/{token}``.
+SURVEY_PATH = "/f/"
 
 
 class LinkMaker:

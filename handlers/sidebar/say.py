@@ -144,7 +144,10 @@ class Offers:
         except TemplateError as exc:  # a value this customer lacks (e.g. no CRM payday)
             log.debug("sidebar: material %s not offered: %s", material.id, exc)
             return None
-        rendered = self.links.track(rendered, self.sender, customer=self.customer, occurrence=self.occurrence)
+        # A survey link is one answerable round (handlers.feedback): dated, so a survey sent again
+        # on a later day is a new round, not the one already answered or expired.
+        occurrence = self.occurrence if material.survey is None else f"{self.occurrence}@{self.today}"
+        rendered = self.links.track(rendered, self.sender, customer=self.customer, occurrence=occurrence)
         messages = _messages(rendered, self.cover_base)
         if not messages:
             return None

@@ -36,12 +36,13 @@ from .models import Channel, ChannelsFile, GroupsFile, GroupType, Material, Poli
 from .playbook import Playbook
 from .references import Checker, Loaded, Located
 from .suitability import DEFAULT_RULES, SuitabilityRules, category_issues, unchecked_issues, unchecked_uses
+from .surveys import FEEDBACK_FILE, FeedbackFile, Survey
 from .validate import validation_issues
 from .yamlsrc import SourceFile, read_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
-KNOWN_FILES = ("policy.yaml", "tags.yaml", "channels.yaml", "groups.yaml", "reminders.yaml")
+KNOWN_FILES = ("policy.yaml", "tags.yaml", "channels.yaml", "groups.yaml", "reminders.yaml", FEEDBACK_FILE)
 KNOWN_DIRS = ("calendars", "paths")
 # Files in sop/ that features read and check themselves (`scrm console check`, `scrm succession
 # check`): part of the layout, so not "ignored", but not the SOP engine's to load.
@@ -180,6 +181,19 @@ class _Loader:
             return
         self.x.reminders = {k: Located(v, source, ("reminders", k)) for k, v in spec.reminders.items()}
 
+    def load_surveys(self) -> None:
+        """sop/feedback.yaml (the feedback surveys); none without it."""
+        source = self.read(self.sop_dir / FEEDBACK_FILE, required=False)
+        if source is None:
+            return
+        if isinstance(source.data, dict) and isinstance(source.data.get("surveys"), dict):
+            self.x.known_surveys = {str(k) for k in source.data["surveys"]}
+        spec = self.validate(source, FeedbackFile)
+        if spec is None:
+            self.x.surveys = self.salvage(source, "surveys", Survey)
+            return
+        self.x.surveys = {k: Located(v, source, ("surveys", k)) for k, v in spec.surveys.items()}
+
     def load_flows(self) -> None:
         kinds: tuple[tuple[str, type[GroupCalendar] | type[PathSop], str], ...] = (
             ("calendars", GroupCalendar, "calendar"),
@@ -273,6 +287,7 @@ def load_playbook(sop_dir: Path, materials_dir: Path, *, today: date, withhold_c
     ld.load_channels()
     ld.load_groups()
     ld.load_reminders()
+    ld.load_surveys()
     ld.load_flows()
     suitability = ld.load_suitability()
     ld.unknown_files(holidays_name)
@@ -302,6 +317,7 @@ def load_playbook(sop_dir: Path, materials_dir: Path, *, today: date, withhold_c
         calendars={c.value.calendar: c.value for c in x.calendars},
         paths={p.value.path: p.value for p in x.paths},
         reminders={k: v.value for k, v in x.reminders.items()},
+        surveys={k: v.value for k, v in x.surveys.items()},
         warnings=tuple(warnings),
         origins=ld.origins,
         material_uses={k: tuple(v) for k, v in checker.uses.items()},

@@ -147,6 +147,9 @@ class Material(Strict):
     product_category: Ident | None = Field(
         None, description="marketing consent category (wealth, loans, cards, insurance, events …)")
     channels: list[Use] = Field(default_factory=lambda: list[Use](["private"]))
+    # A link material with a survey opens the service's own feedback form (sop/feedback.yaml)
+    # for the customer it was sent to; its link.url is where the thank-you page points onwards.
+    survey: Ident | None = Field(None, description="a survey of sop/feedback.yaml this link opens (1:1 only)")
     # Set by the loader when a content rule (sop/compliance/claims.yaml) withholds the material:
     # a banned claim, or an approval without content hash where one is required. The running
     # service keeps sending everything else; this material is refused like an unapproved one.
@@ -174,6 +177,9 @@ class Material(Strict):
             raise ValueError(f"valid_until {self.valid_until} is before the approval date {self.approved.at}")
         if not self.channels:
             raise ValueError("channels must name at least one of group, private, manager")
+        if self.survey is not None and (self.type != "link" or self.channels != ["private"]):
+            # The form is personal: only a 1:1 send names the customer who answers it.
+            raise ValueError("a survey material is type link with channels [private]")
         return self
 
     def compliance_problem(self, today: date) -> str | None:

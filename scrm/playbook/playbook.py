@@ -12,6 +12,7 @@ from .holidays import WorkCalendar
 from .issues import PlaybookIssue
 from .models import Channel, GroupType, Material, Policy, TagGroup
 from .suitability import DEFAULT_RULES, SuitabilityRules
+from .surveys import Survey
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Playbook:
     material_uses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # sop/compliance/suitability.yaml: who may receive a product material (适当性) and consent.
     suitability: SuitabilityRules = DEFAULT_RULES
+    # sop/feedback.yaml: the feedback surveys a ``survey:`` material opens.
+    surveys: Mapping[str, Survey] = field(default_factory=dict)
 
     def welcome_for(self, channel_key: str | None) -> Material | None:
         """The welcome material for a new contact from ``channel_key`` (its ``state``)."""

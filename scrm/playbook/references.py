@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 from .flows import CalendarStep, GroupCalendar, PathSop, RecurringRule, Reminder, TagFilter
 from .issues import KeyPath, PlaybookIssue, format_key_path
 from .models import Channel, GroupType, Material, Policy, TagGroup, Use
+from .surveys import Survey
 from .templates import check_template, template_fields
 from .yamlsrc import SourceFile
 
@@ -51,6 +52,8 @@ class Loaded:
     calendars: list[Located[GroupCalendar]] = field(default_factory=list)
     paths: list[Located[PathSop]] = field(default_factory=list)
     reminders: dict[str, Located[Reminder]] = field(default_factory=dict)
+    surveys: dict[str, Located[Survey]] = field(default_factory=dict)
+    known_surveys: set[str] = field(default_factory=set)  # survey ids seen, even in invalid entries
 
 
 def _did_you_mean(word: str, options: Iterable[str]) -> str:
@@ -75,6 +78,7 @@ class Checker:
 
     def run(self) -> None:
         self.check_materials()
+        self.check_surveys()
         self.check_policy()
         self.check_channels()
         self.check_group_types()
@@ -158,6 +162,21 @@ class Checker:
             # A cover that is not a URL is a file under materials/, uploaded when sent.
             if cover and not cover.startswith(("http://", "https://")) and not (self.materials_dir / cover).is_file():
                 self.error(src, (*loc.path, "miniprogram", "cover"), f"no file {cover!r} under materials/")
+
+    def check_surveys(self) -> None:
+        """A survey's category tags are declared manager tags; a material's survey exists."""
+        for found in self.x.surveys.values():
+            problem = found.value.alert_problem()
+            if problem is not None:
+                self.error(found.source, (*found.path, "alert", "max_score"), problem)
+            for category, tag in found.value.tags.named():
+                self.tag(found.source, (*found.path, "tags", category), tag, settable=True)
+        for loc in self.x.materials.values():
+            sid = loc.value.survey
+            if sid is not None and sid not in self.x.surveys and sid not in self.x.known_surveys:
+                hint = _did_you_mean(sid, {*self.x.surveys, *self.x.known_surveys})
+                self.error(loc.source, (*loc.path, "survey"),
+                           f"unknown survey {sid!r}: declare it in sop/feedback.yaml{hint}")
 
     def check_compliance(self) -> None:
         """Warn at each material that is, or within EXPIRY_WARNING_DAYS will be, unsendable,

@@ -16,6 +16,7 @@ from .claims import ClaimsFile
 from .flows import GroupCalendar, PathSop, RemindersFile
 from .holidays import HolidaysFile
 from .models import ChannelsFile, GroupsFile, Material, Policy, TagsFile
+from .surveys import FeedbackFile
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -31,6 +32,7 @@ FILE_KINDS: dict[str, tuple[Any, str]] = {
     "path": (PathSop, "sop/paths/*.yaml"),
     "materials": (list[Material], "materials/**/*.yaml"),
     "claims": (ClaimsFile, "sop/compliance/claims.yaml"),
+    "feedback": (FeedbackFile, "sop/feedback.yaml"),
 }
 
 

@@ -18,6 +18,7 @@ from handlers.console.jobs import ConsoleDigestDue, ConsoleRollupDue
 from handlers.contacts.events import ChannelTagsDue
 from handlers.crm.api import CrmKeyEvent
 from handlers.crm.events import CrmChanged, CrmNightly
+from handlers.feedback.events import FeedbackAlertDue, FeedbackAnswered
 from handlers.groups.events import GroupLifetimeDue
 from handlers.lifecycle.events import LifecycleNightly, StageEntered
 from handlers.membership.events import LevelChanged, MembershipNightly
@@ -100,6 +101,9 @@ LEGACY_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("membership", "membership.nightly", {"cursor": "wmA", "day": "2026-11-02"}),
     ("membership", "membership.level_changed", {"external_userid": "wmA", "previous": "new", "level": "core",
                                                 "direction": "up", "cause": "crm:e1", "day": "2026-11-02"}),
+    ("feedback", "feedback.answered", {"answer_id": 7, "survey": "nps-onboarding", "score": 3,
+                                       "category": "detractor", "subject": ["customer", "wmA"]}),
+    ("scheduler", "feedback.alert_due", fired("feedback.alert:7", answer_id=7)),
 ]
 
 SHIPPED = {
@@ -113,7 +117,8 @@ SHIPPED = {
     "succession.sweep": SuccessionSweep, "succession.follow": SuccessionFollow, "succession.move": SuccessionMove,
     "console.digest": ConsoleDigestDue, "compliance.purge": TrailPurge, "lifecycle.nightly": LifecycleNightly,
     "lifecycle.stage_entered": StageEntered, "membership.nightly": MembershipNightly,
-    "membership.level_changed": LevelChanged,
+    "membership.level_changed": LevelChanged, "feedback.answered": FeedbackAnswered,
+    "feedback.alert_due": FeedbackAlertDue,
 }
 
 
