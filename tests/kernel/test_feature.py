@@ -49,7 +49,7 @@ def test_bad_compositions_refuse_to_start(features: tuple[Feature, ...], message
 
 def test_every_shipped_feature_is_composed_once() -> None:
     assert names(FEATURES) == ["contacts", "crm", "groups", "radar", "sop", "staff", "succession", "tags", "backfill",
-                               "console", "sidebar", "lifecycle", "campaigns", "membership",
+                               "console", "sidebar", "lifecycle", "campaigns", "membership", "referral",
                                "compliance", "timeline"]
 
 
