@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scrm.playbook.issues import PlaybookError, PlaybookIssue
+from scrm.playbook.issues import PlaybookError, PlaybookIssue, sort_issues
 from scrm.playbook.yamlsrc import SourceFile, read_yaml
 
 REFERRAL_FILE = "referral.yaml"
@@ -74,7 +74,7 @@ def load_referral(sop_dir: Path, crm_kinds: Collection[str]) -> ReferralRules:
     reader = _Reader(src, crm_kinds)
     rules = reader.rules()
     if reader.problems:
-        raise PlaybookError(reader.problems)
+        raise PlaybookError(sort_issues(reader.problems))
     return rules
 
 
