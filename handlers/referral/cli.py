@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from scrm.cli_support import UserError, command_env, wecom_client
 from scrm.kernel.clock import Clock
@@ -18,6 +19,7 @@ from scrm.kernel.config import Settings
 
 if TYPE_CHECKING:
     from handlers.referral.codes import ContactWayApi
+    from handlers.referral.rules import ReferralRules
 
 
 def problems(settings: Settings) -> list[str]:
@@ -50,14 +52,11 @@ async def cmd_referral(args: argparse.Namespace, settings: Settings, *, clock: C
 
     async with command_env(settings, clock) as env, env.sessions() as session:
         report = await build(session, rules, now=env.clock.now(), top=args.top)
-    print("\n".join(render(report)))
+    print("\n".join(render(report, ZoneInfo(settings.playbook.timezone))))
     return 0
 
 
-def _describe(rules: object) -> str:
-    from handlers.referral.rules import ReferralRules
-
-    assert isinstance(rules, ReferralRules)
+def _describe(rules: ReferralRules) -> str:
     on = ", ".join(f"crm.{k}" for k in rules.qualify_on) or "nothing"
 
     def side(role: str) -> str:

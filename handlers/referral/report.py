@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,7 +91,8 @@ async def build(session: AsyncSession, rules: ReferralRules, *, now: datetime, t
     return report
 
 
-def render(report: Report) -> list[str]:
+def render(report: Report, tz: ZoneInfo) -> list[str]:
+    """The report as printed; times in ``tz`` (the playbook's)."""
     lines = [f"推荐好友 {report.attributed} 人，已转化 {report.converted} 人"
              + (f"（{report.converted / report.attributed:.1%}）" if report.attributed else "")]
     labels = {**STATUS_LABELS, LAPSED: "窗口期内未转化"}
@@ -111,6 +113,6 @@ def render(report: Report) -> list[str]:
     lines.append(f"风控标记 {total} 条：" + ("，".join(f"{FLAG_LABELS.get(k, k)} {n}" for k, n in report.flags.items())
                                           or "无"))
     for at, reason, friend, referrer, detail in report.flagged:
-        lines.append(f"  {at:%Y-%m-%d %H:%M} {FLAG_LABELS.get(reason, reason)}: 好友 {friend} 推荐人 "
+        lines.append(f"  {at.astimezone(tz):%Y-%m-%d %H:%M} {FLAG_LABELS.get(reason, reason)}: 好友 {friend} 推荐人 "
                      f"{referrer or '-'}  {detail}")
     return lines
