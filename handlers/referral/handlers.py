@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,8 +64,9 @@ async def on_arrival(event: ev.AddExternalContact | ev.AddHalfExternalContact, s
 
 @router.on(CrmKeyEvent)
 async def on_crm_event(event: CrmKeyEvent, session: AsyncSession, inbox: Inbox, outbox: Outbox, clock: Clock,
-                       settings: Settings, playbook: Playbook) -> None:
-    """A CRM event of a customer who may be a referred friend (as of the CRM's own time)."""
+                       settings: Settings, playbook: Playbook, inbox_id: int) -> None:
+    """A CRM event of a customer who may be a referred friend (as of the CRM's own time); what
+    it did to the referral goes on the friend's timeline."""
     rules = load_current(settings.playbook.sop_dir, EVENT_KINDS)  # broken: raises, the event retries
     if event.event_kind not in rules.qualify_on:
         return
@@ -75,8 +75,10 @@ async def on_crm_event(event: CrmKeyEvent, session: AsyncSession, inbox: Inbox, 
     friend = friend or await session.scalar(select(Customer.external_userid).where(Customer.crm_id == event.crm_id))
     if not friend:
         return
-    sinks = Sinks(settings.playbook.sop_dir, inbox, outbox, settings.wecom.agent_id, ZoneInfo(playbook.policy.timezone))
+    sinks = Sinks(settings.playbook.sop_dir, inbox, outbox, settings.wecom.agent_id, playbook)
     conversion = Conversion(friend, event.event_id, event.event_kind, event.crm_id, event.occurred_at.astimezone(UTC))
     status = await convert(session, rules, sinks, conversion, now=clock.now())
     if status is not None:
         log.info("referral of %s: %s on %s %s", friend, status, event.event_kind, event.event_id)
+        await note(session, inbox_id, "customer", friend, conversion.at, f"referral.{status}",
+                   {"event": event.event_id, "kind": event.event_kind})

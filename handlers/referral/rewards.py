@@ -35,6 +35,8 @@ from handlers.membership.api import Award, grant
 from handlers.sop.api import TaskCard, issue_card
 from scrm.kernel.inbox import Inbox
 from scrm.kernel.outbox import Outbox
+from scrm.playbook import Playbook
+from scrm.playbook.quiet import quiet_until
 
 from .attribution import flag
 from .identity import same_person
@@ -58,13 +60,17 @@ class Conversion:
 @dataclass(frozen=True)
 class Sinks:
     """Where rewards go: the membership ledger (under ``sop_dir``'s membership.yaml), the
-    inbox (level changes), the outbox (gift cards)."""
+    inbox (level changes), the outbox (gift cards, after the playbook's quiet hours)."""
 
     sop_dir: Path
     inbox: Inbox | None
     outbox: Outbox
     agent_id: int
-    tz: ZoneInfo
+    playbook: Playbook
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.playbook.policy.timezone)
 
 
 async def convert(session: AsyncSession, rules: ReferralRules, sinks: Sinks, event: Conversion, *,
@@ -137,4 +143,6 @@ async def _gift(session: AsyncSession, sinks: Sinks, ref: Referral, role: str, w
     title, text = gift_card(role, names.get(ref.referrer) or ref.referrer, names.get(ref.friend) or ref.friend, gift)
     card = TaskCard(key=f"referral:{ref.friend}:{role}", userid=manager, target=who, source="referral", title=title,
                     text=text, day=day, buttons=("done",))
-    await issue_card(session, sinks.outbox, None, card, agent_id=sinks.agent_id, now=now)
+    # A CRM batch lands at night: the manager reads the card when the quiet hours end.
+    await issue_card(session, sinks.outbox, None, card, agent_id=sinks.agent_id, now=now,
+                     not_before=quiet_until(sinks.playbook, now))

@@ -97,3 +97,22 @@ async def test_a_broken_file_holds_the_reward_not_the_arrival(bank: tuple[Stack,
     await b.runtime.inbox.replay([waiting[0].id], dead_only=False)
     await b.step()
     assert await accounts(b) == {"wmAmy": (50, 0), "wmBen": (20, 5)}
+
+
+async def test_a_conversion_in_the_quiet_hours_cards_the_manager_when_they_end(bank: tuple[Stack, str]) -> None:
+    b, state = bank
+    (b.settings.playbook.sop_dir / "referral.yaml").write_text(YAML, encoding="utf-8")
+    await b.driver.add_external_contact("zhangwei", "wmBen", name="李本", state=state)
+    await b.step()
+    b.clock.set(local("2026-11-03", "23:30"))  # the CRM's nightly batch; quiet hours 21:00-08:30
+    await crm_event(b, "ev1", "wmBen", dedup="event:ev1")
+    await b.step()
+    assert await accounts(b) == {"wmAmy": (50, 0), "wmBen": (20, 5)}
+    assert sorted(t.key for t in await b.tasks()) == ["referral:wmBen:friend", "referral:wmBen:referrer"]
+    assert b.cards("lina") == [] and b.cards("zhangwei") == []
+    b.clock.set(local("2026-11-04", "08:29"))
+    await b.step()
+    assert b.cards("lina") == [] and b.cards("zhangwei") == []
+    b.clock.set(local("2026-11-04", "08:31"))
+    await b.step()
+    assert len(b.cards("lina")) == 1 and len(b.cards("zhangwei")) == 1
