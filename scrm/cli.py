@@ -214,10 +214,12 @@ def _register_extras() -> None:
     if EXTRA_COMMANDS:
         return
     from scrm import cli_ops
+    from scrm.cli_support import PLAYBOOK_CHECKS
     from scrm.main import FEATURES
 
     EXTRA_COMMANDS.append(cli_ops.register)
     EXTRA_COMMANDS.extend(f.cli for f in FEATURES if f.cli is not None)
+    PLAYBOOK_CHECKS.extend(f.check for f in FEATURES if f.check is not None)
 
 
 if __name__ == "__main__":

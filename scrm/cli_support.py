@@ -6,7 +6,7 @@ A leaf of the engine: features' commands import it, never ``scrm.cli`` (which co
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,11 @@ from scrm.playbook import Playbook
 
 class UserError(Exception):
     """Something the operator can fix; printed without a traceback."""
+
+
+# The composed features' checks of their own files in sop/ (``Feature.check``), put here by
+# ``scrm.cli`` so that ``scrm sop validate`` runs them without importing the features.
+PLAYBOOK_CHECKS: list[Callable[[Settings], Sequence[str]]] = []
 
 
 @contextlib.asynccontextmanager

@@ -24,6 +24,7 @@ from handlers.groups import feature as groups
 from handlers.lifecycle import feature as lifecycle
 from handlers.membership import feature as membership
 from handlers.radar import feature as radar
+from handlers.referral import feature as referral
 from handlers.sidebar import feature as sidebar
 from handlers.sop import feature as sop
 from handlers.staff import feature as staff
@@ -53,6 +54,7 @@ FEATURES: tuple[Feature, ...] = compose((
     lifecycle.FEATURE,
     campaigns.FEATURE,
     membership.FEATURE,
+    referral.FEATURE,
     compliance.FEATURE,
     feedback.FEATURE,
     timeline.FEATURE,

@@ -109,19 +109,21 @@ async def _insert(session: AsyncSession, row: dict[str, Any]) -> bool:
 
 
 async def issue_card(session: AsyncSession, outbox: Outbox, scheduler: Scheduler | None, card: TaskCard, *,
-                     agent_id: int, now: datetime) -> bool:
-    """Record the task and queue its card; returns False when this key was issued before."""
+                     agent_id: int, now: datetime, not_before: datetime | None = None) -> bool:
+    """Record the task and queue its card (held back until ``not_before``, e.g. the end of the
+    quiet hours); returns False when this key was issued before."""
     if not await _insert(session, _row(card, status="open", day=card.day, now=now)):
         return False
-    await send_card(session, outbox, scheduler, card, agent_id=agent_id, now=now)
+    await send_card(session, outbox, scheduler, card, agent_id=agent_id, now=now, not_before=not_before)
     return True
 
 
 async def send_card(session: AsyncSession, outbox: Outbox, scheduler: Scheduler | None, card: TaskCard, *,
-                    agent_id: int, now: datetime) -> None:
+                    agent_id: int, now: datetime, not_before: datetime | None = None) -> None:
     """Queue the card of a recorded task, and the job that escalates it if nobody answers."""
+    delay_s = max(0.0, (not_before - now).total_seconds()) if not_before is not None else 0.0
     await outbox.add(session, f"card:{card.task_id}", "message/send", card_body(card, agent_id),
-                     priority=PRIORITY_INTERACTIVE, lane=f"manager:{card.userid}")
+                     priority=PRIORITY_INTERACTIVE, lane=f"manager:{card.userid}", delay_s=delay_s)
     if card.escalate_after is not None and scheduler is not None:
         # A dated job checks later whether the card was handled; the handler decides.
         await scheduler.put_job(session, f"sop.escalate:{card.task_id}", SopEscalateDue,

@@ -30,19 +30,26 @@ def _load(settings: Settings, today: date | None = None) -> Any:
 def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     """Errors and warnings as ``file:line: key: message``; exit 2 on errors (or, with --strict,
     on warnings too: a playbook repository's own CI fails 30 days before a material expires)."""
+    from scrm.cli_support import PLAYBOOK_CHECKS
     from scrm.playbook import PlaybookError
 
     today = date.fromisoformat(args.date) if args.date else None
+    # The features' own files (sop/referral.yaml …), checked whatever the playbook's state.
+    feature_issues = [issue for check in PLAYBOOK_CHECKS for issue in check(settings)]
     try:
         pb = _load(settings, today)
     except PlaybookError as exc:
-        for issue in exc.errors:
+        for issue in [*exc.errors, *feature_issues]:
             print(issue)
         for issue in getattr(exc, "warnings", ()):
             print(f"warning: {issue}")
         return 2
+    for issue in feature_issues:
+        print(issue)
     for issue in pb.warnings:
         print(f"{'error' if args.strict else 'warning'}: {issue}")
+    if feature_issues:
+        return 2
     if args.strict and pb.warnings:
         print(f"refused (--strict): {len(pb.warnings)} warning(s)")
         return 2

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from scrm.kernel.config import Section
+from scrm.kernel.config import Section, Settings
 from scrm.kernel.dispatch import Router
 from scrm.kernel.events import EventKindError, EventKinds, Internal
 
@@ -37,6 +37,8 @@ Workers = Callable[["Runtime"], Mapping[str, Coroutine[Any, Any, None]]]
 OutboxInstaller = Callable[["Runtime"], None]
 SandboxSetup = Callable[["Runtime"], Awaitable[None]]
 CliInstaller = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+# The problems of the feature's own file in sop/, one ``file:line: key: message`` each.
+PlaybookCheck = Callable[[Settings], Sequence[str]]
 
 
 class FeatureError(Exception):
@@ -57,6 +59,7 @@ class Feature:
     start and after each playbook reload. ``workers``: background loops by name. ``outbox``:
     installs the outbox semantics of the APIs it queues (preparers, refreshers). ``cli``: adds
     ``scrm`` sub-commands. ``sandbox``: sets a fresh sandbox tenant up (``scrm serve --sandbox``).
+    ``check``: the problems of the feature's own file in sop/ (``scrm sop validate`` lists them).
     """
 
     name: str
@@ -72,6 +75,7 @@ class Feature:
     outbox: OutboxInstaller | None = None
     cli: CliInstaller | None = None
     sandbox: SandboxSetup | None = None
+    check: PlaybookCheck | None = None
 
 
 def compose(features: Iterable[Feature]) -> tuple[Feature, ...]:

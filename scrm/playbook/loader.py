@@ -46,7 +46,8 @@ KNOWN_FILES = ("policy.yaml", "tags.yaml", "channels.yaml", "groups.yaml", "remi
 KNOWN_DIRS = ("calendars", "paths")
 # Files in sop/ that features read and check themselves (`scrm console check`, `scrm succession
 # check`): part of the layout, so not "ignored", but not the SOP engine's to load.
-FEATURE_FILES = ("console.yaml", "succession.yaml", "segments.yaml", "lifecycle.yaml", "membership.yaml")
+FEATURE_FILES = ("console.yaml", "succession.yaml", "segments.yaml", "lifecycle.yaml", "membership.yaml",
+                 "referral.yaml")
 # sop/compliance/: the compliance team's YAML (suitability.yaml is read here, the playbook's
 # suitability rules; the other files belong to the compliance feature, which checks them).
 COMPLIANCE_DIR = "compliance"

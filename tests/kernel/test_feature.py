@@ -4,6 +4,7 @@ new feature is one folder and one line in the composition list."""
 from __future__ import annotations
 
 import importlib
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -49,7 +50,7 @@ def test_bad_compositions_refuse_to_start(features: tuple[Feature, ...], message
 
 def test_every_shipped_feature_is_composed_once() -> None:
     assert names(FEATURES) == ["contacts", "crm", "groups", "radar", "sop", "staff", "succession", "tags", "backfill",
-                               "console", "sidebar", "lifecycle", "campaigns", "membership",
+                               "console", "sidebar", "lifecycle", "campaigns", "membership", "referral",
                                "compliance", "feedback", "timeline"]
 
 
@@ -116,3 +117,10 @@ async def test_a_new_feature_is_one_folder_and_one_line(toy_folder: Path, sqlite
         assert resp.status == 200 and await resp.json() == {"pings": ["zhangwei"]}
     finally:
         await client.close()
+
+
+def test_the_import_contracts_in_pyproject_are_generated_from_the_features() -> None:
+    """Each feature's "uses only api.py" contract comes from FEATURES (scripts/feature_contracts.py)."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "feature_contracts.py"
+    run = subprocess.run([sys.executable, str(script), "--check"], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
