@@ -274,7 +274,7 @@ class Outbox:
     async def process_due(self, *, max_priority: int | None = None) -> int:
         """Claim one batch of due actions and run them concurrently; returns how many.
 
-        Transactions per batch, not per action: one claims, one marks every action about to be
+        Transactions per batch, not per action: one claims and marks every action about to be
         called ``sending`` (before any call: a crash after it leaves them ambiguous, never
         blindly re-sent), and outcomes are recorded in group commits as the calls return."""
         claimed = await self._claim_batch(self.settings.batch_size, max_priority)
@@ -290,26 +290,29 @@ class Outbox:
         return len(claimed)
 
     async def _claim_batch(self, limit: int, max_priority: int | None) -> list[tuple[dict[str, Any], Outcome | None]]:
-        """Claim up to ``limit`` due actions and mark those to be called ``sending``; each with
-        its outcome when it is decided without a call (None: call it, or resolve it)."""
+        """Claim up to ``limit`` due actions and mark those to be called ``sending``, in one
+        transaction; each with its outcome when it is decided without a call (None: call it, or
+        resolve it). One transaction, not a claim and then a mark: at WeCom's 10,000 calls a
+        minute the second commit was a tenth of the outbox's CPU, and the mark needs nothing the
+        claim's transaction does not already hold (the plan is decided without the database)."""
         now = self.clock.now()
+        decided: dict[int, Outcome] = {}
         async with self.engine.begin() as conn:
             claimed = await self._claim_for(max_priority)(conn, now=now, lease_s=self.settings.lease_s,
                                                           owner=self.owner, limit=limit)
-        rows = [dict(r) for r in claimed]  # an attempt may merge later notices into a row
-        decided: dict[int, Outcome] = {}
-        to_call: list[dict[str, Any]] = []
-        for row in rows:
-            plan = self._plan(row)
-            if isinstance(plan, Outcome):
-                decided[row["id"]] = plan
-            elif plan == "call":
-                to_call.append(row)
-        if to_call:
-            marked = await self._mark_sending(to_call)
-            for row in to_call:
-                if row["id"] not in marked:
-                    decided[row["id"]] = Outcome("pending", error="lease lost", count_attempt=False)
+            rows = [dict(r) for r in claimed]  # an attempt may merge later notices into a row
+            to_call: list[dict[str, Any]] = []
+            for row in rows:
+                plan = self._plan(row)
+                if isinstance(plan, Outcome):
+                    decided[row["id"]] = plan
+                elif plan == "call":
+                    to_call.append(row)
+            if to_call:
+                marked = await self._mark_sending(conn, to_call, now)
+                for row in to_call:
+                    if row["id"] not in marked:
+                        decided[row["id"]] = Outcome("pending", error="lease lost", count_attempt=False)
         return [(row, decided.get(row["id"])) for row in rows]
 
     def _plan(self, row: dict[str, Any]) -> Outcome | Literal["call", "resolve"]:
@@ -323,17 +326,15 @@ class Outbox:
             return Outcome("failed", error=f"gave up after {row['attempts']} attempts: {row['last_error']}")
         return "call"
 
-    async def _mark_sending(self, rows: list[dict[str, Any]]) -> set[int]:
-        """Mark ``rows`` ``sending`` (one more attempt) in one transaction, folding waiting notices
-        into theirs; returns the ids still leased to us."""
-        now = self.clock.now()
-        async with self.engine.begin() as conn:
-            res = await conn.execute(_MARK_SENDING, {"ids": [r["id"] for r in rows], "_owner": self.owner})
-            marked = set(res.scalars().all())
-            for row in rows:
-                if (row["id"] in marked and row["payload"].get(MERGE) and row["lane"] and row["status"] == "pending"
-                        and row["attempts"] == 0):
-                    await merge_notices(conn, row, now)
+    async def _mark_sending(self, conn: AsyncConnection, rows: list[dict[str, Any]], now: datetime) -> set[int]:
+        """Mark ``rows`` ``sending`` (one more attempt) in the claim's transaction, folding waiting
+        notices into theirs; returns the ids still leased to us."""
+        res = await conn.execute(_MARK_SENDING, {"ids": [r["id"] for r in rows], "_owner": self.owner})
+        marked = set(res.scalars().all())
+        for row in rows:
+            if (row["id"] in marked and row["payload"].get(MERGE) and row["lane"] and row["status"] == "pending"
+                    and row["attempts"] == 0):
+                await merge_notices(conn, row, now)
         return marked
 
     async def _process(self, row: dict[str, Any], decided: Outcome | None) -> None:
