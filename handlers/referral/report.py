@@ -76,9 +76,9 @@ async def build(session: AsyncSession, rules: ReferralRules, *, now: datetime, t
     segments: dict[str, list[str]] = {}
     for chunk in (ids[i:i + 1000] for i in range(0, len(ids), 1000)):
         names.update((await session.execute(select(Customer.external_userid, Customer.name)
-                                            .where(Customer.external_userid.in_(chunk)))).tuples().all())
+                                            .where(Customer.external_userid.in_(chunk)))).all())
         segments.update((await session.execute(select(CustomerSegment.external_userid, CustomerSegment.segments)
-                                               .where(CustomerSegment.external_userid.in_(chunk)))).tuples().all())
+                                               .where(CustomerSegment.external_userid.in_(chunk)))).all())
     everyone = sorted((Referrer(r, names.get(r, ""), c["attributed"], c["converted"], c["rewarded"])
                        for r, c in by_referrer.items()), key=lambda x: (-x.converted, -x.attributed, x.external_userid))
     report.leaderboard = everyone[:top]
