@@ -14,7 +14,10 @@ twice in the period counts them once, in each stage they got to:
 * ``skipped``: by reason kind (:mod:`handlers.console.reasons`, as the cockpit groups them), and
   ``skipped_total``; a target is skipped only in an occurrence where nothing was sent;
 * ``delivered``: pushes the manager confirmed in WeCom — the mass-send result
-  (``get_groupmsg_task`` status 2, ``sop_mass_send.confirmed``); a card is not a mass send;
+  (``get_groupmsg_task`` status 2, ``sop_mass_send.confirmed``) — and cards whose suggested
+  message (the step's ``script:``) the manager sent into the chat from the sidebar
+  (``sop_task.detail.script_sent_at``): a card is not a mass send, and that tap is the only
+  sign that its words reached the customer;
 * ``opened``: targets whose tracked link from this step was opened (``radar_click.occurrence``);
 * ``converted`` (steps with a ``goal:`` only, else ``None``): customers sent the step for whom
   the CRM reported an event of the goal's kind (through ``binding``) after the send and at
@@ -63,7 +66,7 @@ from handlers.contacts.api import Follow
 from handlers.crm.api import Binding, CrmEvent
 from handlers.groups.api import GroupChat
 from handlers.radar.api import RadarClick
-from handlers.sop.api import SopMassSend, SopSend, SopTask
+from handlers.sop.api import SCRIPT_SENT_AT, SopMassSend, SopSend, SopTask
 from scrm.kernel.models import Occurrence, OutboxAction
 from scrm.playbook import Goal, Playbook
 
@@ -199,7 +202,8 @@ async def _attribute(db: AsyncSession, occs: list[_Occ]) -> None:
 
 
 async def _delivered(db: AsyncSession, occs: list[_Occ]) -> set[str]:
-    """Send keys of pushes whose mass send every sender confirmed in WeCom."""
+    """Send keys of pushes whose mass send every sender confirmed in WeCom, and of cards whose
+    script the manager sent from the sidebar."""
     out: set[str] = set()
     keys = sorted({o.send_key for o in occs if o.sent})
     for chunk in _chunks(keys):
@@ -207,6 +211,9 @@ async def _delivered(db: AsyncSession, occs: list[_Occ]) -> set[str]:
             select(OutboxAction.idempotency_key)
             .join(SopMassSend, SopMassSend.msgid == OutboxAction.wecom_msgid)
             .where(OutboxAction.idempotency_key.in_(chunk), SopMassSend.confirmed.is_(True)))).all())
+        out.update(key for key, detail in (await db.execute(
+            select(SopTask.key, SopTask.detail).where(SopTask.key.in_(chunk)))).all()
+                   if (detail or {}).get(SCRIPT_SENT_AT))
     return out
 
 

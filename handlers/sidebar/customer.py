@@ -24,7 +24,7 @@ from handlers.sidebar.say import Offer, Offers
 from handlers.sidebar.tagedit import TagEditor, editor, relation_tags
 from handlers.sidebar.texts import ADD_WAYS, BUTTON_LABELS, STATUS_LABELS, timeline_line
 from handlers.sidebar.upcoming import Upcoming, upcoming_sends
-from handlers.sop.api import PRESSABLE, SopSend, SopTask
+from handlers.sop.api import PRESSABLE, SopSend, SopTask, script_of
 from handlers.tags.api import FollowTag, Tag, TagGroup
 from handlers.timeline.api import Timeline
 from scrm.playbook import Playbook, date_variables
@@ -216,8 +216,6 @@ async def gather(db: AsyncSession, playbook: Playbook, access: CustomerAccess, e
 
 
 def _script(playbook: Playbook, offers: Offers, task: SopTask) -> Offer | None:
-    """The suggested script of a reminder's task (``sop/reminders.yaml`` ``script:``)."""
-    kind, _, name = task.source.partition(":")
-    reminder = playbook.reminders.get(name) if kind == "reminder" else None
-    material = playbook.materials.get(reminder.script or "") if reminder is not None else None
+    """The suggested script of a task: its path step's ``script:`` or its reminder's."""
+    material = playbook.materials.get(script_of(task, playbook) or "")
     return offers.offer(material, task=task.task_id) if material is not None else None

@@ -42,7 +42,7 @@ from handlers.sidebar.say import COVER_PATH, NEEDS_MEDIA, Use, offerable
 from handlers.sidebar.settings import sidebar_settings
 from handlers.sidebar.texts import BAD_ID, BUTTON_LABELS, NOT_YOUR_GROUP, NOT_YOURS, STATUS_LABELS
 from handlers.sidebar.web import refuse, render, runtime_of, viewer_of
-from handlers.sop.api import PRESSABLE, SopTask, press_task
+from handlers.sop.api import PRESSABLE, SopTask, press_task, record_script_sent, script_of
 from handlers.timeline.api import note
 from scrm.adapters.wecom.media import MediaError, MediaResolver
 from scrm.playbook import Playbook
@@ -158,17 +158,37 @@ async def group_data(request: web.Request) -> web.Response:
     return panels if isinstance(panels, web.Response) else json_reply(dataclasses.asdict(panels))
 
 
-async def _sent_body(request: web.Request) -> tuple[str, str, str] | web.Response:
-    """``(material, link, media id)`` of a send the page reports."""
+@dataclass(frozen=True)
+class _SentBody:
+    material: str
+    link: str  # the tracked link in it, '' for none
+    media_id: str  # an image's or file's media id, '' for none
+    task: str  # the open task whose script this is ('' for a material from the library)
+
+
+async def _sent_body(request: web.Request) -> _SentBody | web.Response:
+    """What the page reports it sent."""
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("material"), str) or not all(
-            isinstance(body.get(k, ""), str) for k in ("link", "mediaid")):
+            isinstance(body.get(k, ""), str) for k in ("link", "mediaid", "task")):
         return refuse(request, 400, 'body must be JSON {"material": "<id>", "link": "<tracked link or empty>", '
-                                    '"mediaid": "<media id of an image or file, else empty>"}')
-    return body["material"], body.get("link", ""), body.get("mediaid", "")
+                                    '"mediaid": "<media id of an image or file, else empty>", '
+                                    '"task": "<task id when it is the task\'s script, else empty>"}')
+    return _SentBody(body["material"], body.get("link", ""), body.get("mediaid", ""), body.get("task", ""))
+
+
+async def _task_of_send(db: AsyncSession, request: web.Request, scene: Scene, task_id: str, *, target: str,
+                        material_id: str, managers: tuple[str, ...]) -> SopTask | web.Response:
+    """The task whose script the page says it sent: this chat's own, and that material its script."""
+    task = await db.get(SopTask, task_id) if well_formed(task_id) else None
+    if task is None or task.target != target or task.userid not in managers:
+        return refuse(request, 404, "no such task among this chat's tasks you may settle")
+    if script_of(task, scene.playbook) != material_id:
+        return refuse(request, 400, f"material {material_id!r} is not this task's script")
+    return task
 
 
 def _check_send(request: web.Request, scene: Scene, use: Use, material_id: str, link: str, *, sender: str,
@@ -194,15 +214,24 @@ async def _sent(request: web.Request, kind: Literal["customer", "group"], target
     scene, parsed = scene_of(request), await _sent_body(request)
     if isinstance(scene, web.Response) or isinstance(parsed, web.Response):
         return scene if isinstance(scene, web.Response) else parsed  # type: ignore[return-value]
-    material_id, link, media_id = parsed
+    material_id, link, media_id = parsed.material, parsed.link, parsed.media_id
     runtime, viewer = runtime_of(request), viewer_of(request)
     async with runtime.sessions() as db, db.begin():
         if kind == "customer":
-            allowed = await customer_access(db, viewer.userid, target) is not None
+            access = await customer_access(db, viewer.userid, target)
+            managers = access.managers if access is not None else ()
         else:
-            allowed = await group_access(db, viewer.userid, target) is not None
-        if not allowed:
+            chat = await group_access(db, viewer.userid, target)
+            managers = (viewer.userid,) if chat is not None else ()
+        if not managers:
             return refuse(request, 403, NOT_YOURS if kind == "customer" else NOT_YOUR_GROUP)
+        task: SopTask | None = None
+        if parsed.task:
+            found = await _task_of_send(db, request, scene, parsed.task, target=target, material_id=material_id,
+                                        managers=managers)
+            if isinstance(found, web.Response):
+                return found
+            task = found
         refused = _check_send(request, scene, "private" if kind == "customer" else "group", material_id, link,
                               sender=viewer.userid, customer_id=target if kind == "customer" else None)
         if refused is not None:
@@ -228,13 +257,17 @@ async def _sent(request: web.Request, kind: Literal["customer", "group"], target
             await resolver.flush()
         if link:
             await record_send(db, scene.links, link, scene.now)
+        if task is not None:  # the task's words reached the chat: the SOP effect page counts it delivered
+            record_script_sent(task, scene.now)
         await note(db, None, kind, target, scene.now, "sidebar.send",
                    {"material": material_id, "title": material.title or material_id, "manager": viewer.userid,
-                    "link": link, **({"mediaid": media_id} if media_id else {})})
+                    "link": link, **({"mediaid": media_id} if media_id else {}),
+                    **({"task": task.task_id} if task is not None else {})})
         if kind == "customer":  # a message the manager sent into the chat is contact (no-contact reminder)
             await record_contact(db, target, scene.now, userid=viewer.userid)
         record_audit(db, scene.now, viewer.userid, ROLE, "sidebar_send", f"{kind}:{target}", remote_of(request),
-                     material=material_id, **({"mediaid": media_id} if media_id else {}))
+                     material=material_id, **({"mediaid": media_id} if media_id else {}),
+                     **({"task": task.task_id} if task is not None else {}))
         # The message trail: what the page put into the chat, as far as the server knows it (the
         # material, its tracked link, its media id); the checks are the ones just passed.
         await record_chat_send(db, runtime.settings, at=scene.now, sender=viewer.userid, audience=target,

@@ -10,6 +10,7 @@ from .models import SopMassSend, SopSend, SopTask
 from .planner import HOLIDAY_LOOKBACK, DayPlanner, choose_branch, customer_anchor
 from .press import PRESSABLE, press_task
 from .reminders import ReminderRunner
+from .scripts import SCRIPT_SENT_AT, record_script_sent, script_of, script_sent_at
 from .targets import CustomerTarget, iter_customers
 
 __all__ = ["SopTask", "TaskCard", "issue_card", "move_tasks", "open_tasks"]
@@ -23,3 +24,5 @@ __all__ += ["DayPlanner", "Planned", "Skip"]
 __all__ += ["SopMassSend"]
 # The lifecycle feature hands a churn-risk stage change to the reminders (on: churn_risk).
 __all__ += ["ReminderRunner"]
+# The sidebar offers a task's script first and reports its send; the effect page counts it delivered.
+__all__ += ["SCRIPT_SENT_AT", "record_script_sent", "script_of", "script_sent_at"]

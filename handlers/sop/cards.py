@@ -38,6 +38,10 @@ CARRY_SEARCH_DAYS = 60  # give up (and say so) rather than scan the calendar for
 CARRY_GRACE_S = 7 * 86400  # a card that waited is still worth sending after an outage
 
 
+#: Added to a card whose step names a ``script``: the message itself is in the chat sidebar.
+SCRIPT_HINT = "建议话术已备好：打开与客户的聊天，在聊天工具栏中一键发送。"
+
+
 @dataclass(frozen=True)
 class TaskCard:
     key: str  # the occurrence: one card per key, ever
@@ -52,6 +56,7 @@ class TaskCard:
     snooze: timedelta | None = None
     snoozes: int = 0
     link: tuple[str, str] | None = None  # (title, tracked URL) of the material to share
+    script: str | None = None  # the material the sidebar offers as this task's message to the customer
 
     @property
     def task_id(self) -> str:
@@ -80,7 +85,8 @@ def _detail(card: TaskCard) -> dict[str, Any]:
     return {"buttons": list(card.buttons),
             "escalate_after_s": card.escalate_after.total_seconds() if card.escalate_after else None,
             "snooze_s": card.snooze.total_seconds() if card.snooze else None,
-            "link": list(card.link) if card.link else None}
+            "link": list(card.link) if card.link else None,
+            **({"script": card.script} if card.script else {})}
 
 
 def card_of(task: SopTask, *, key: str | None = None, day: date | None = None, snoozes: int | None = None) -> TaskCard:
@@ -93,7 +99,8 @@ def card_of(task: SopTask, *, key: str | None = None, day: date | None = None, s
                     escalate_after=timedelta(seconds=float(esc)) if esc else None,
                     snooze=timedelta(seconds=float(snooze)) if snooze else None,
                     snoozes=task.snoozes if snoozes is None else snoozes,
-                    link=(str(link[0]), str(link[1])) if isinstance(link, list) and len(link) == 2 else None)
+                    link=(str(link[0]), str(link[1])) if isinstance(link, list) and len(link) == 2 else None,
+                    script=str(d["script"]) if d.get("script") else None)
 
 
 def _row(card: TaskCard, *, status: str, day: date, now: datetime, extra: dict[str, Any] | None = None

@@ -27,7 +27,7 @@ from scrm.kernel.outbox import MERGE, PRIORITY_INTERACTIVE, Outbox
 from scrm.kernel.scheduler import Scheduler
 from scrm.playbook import Playbook, RenderedMaterial, TemplateError, render_material
 
-from .cards import TaskCard, defer_card, issue_card, record_outcome
+from .cards import SCRIPT_HINT, TaskCard, defer_card, issue_card, record_outcome
 from .media import ADD_MSG_TEMPLATE, attachment_of
 from .model import Decision, Planned, Skip
 
@@ -172,8 +172,12 @@ class Executor:
         customer = None if p.source.startswith("calendar:") else p.target
         m = self._track(self._render(p), p, customer)
         title = m.link.title if m.link else (self.pb.materials[p.material or ""].title or "待办任务")
+        text = m.text or ""
+        if p.script:  # the words themselves wait in the chat sidebar, rendered for this customer
+            text = f"{text}\n{SCRIPT_HINT}" if text else SCRIPT_HINT
         card = TaskCard(key=p.key, userid=p.sender, target=p.target, source=p.source, title=title,
-                        text=m.text or "", day=p.day, link=(m.link.title, m.link.url) if m.link else None)
+                        text=text, day=p.day, link=(m.link.title, m.link.url) if m.link else None,
+                        script=p.script)
         if over_limit is None:
             issued = await issue_card(self.session, self.outbox, self.scheduler, card, agent_id=self.agent_id,
                                       now=self.now)

@@ -37,6 +37,7 @@ class Planned:
     remove_tags: tuple[str, ...] = ()
     allow_select: bool = True
     checks: tuple[str, ...] = ()  # suitability/consent lines for the message trail (product materials)
+    script: str | None = None  # a task's suggested message, offered in the chat sidebar
 
     @property
     def key(self) -> str:

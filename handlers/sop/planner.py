@@ -411,7 +411,7 @@ class SlotPlanner:
                                    checks=self.gate.checks(action.send, c)))
             if action.task:
                 task = Planned("task", source, key, c.external_userid, manager.userid, self.day, self.at,
-                               action.task, ctx)
+                               action.task, ctx, script=action.script)
                 over = self.gate.manager_tasks(manager.userid)
                 if over:  # the customer's message still goes; the card is carried over
                     out.append(Skip(source, key, c.external_userid, self.day, over, carry=task))

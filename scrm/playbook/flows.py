@@ -264,11 +264,21 @@ class PathActions(Strict):
     send: Ident | None = Field(None, description="material sent 1:1 by the customer's manager")
     allow_select: bool = Field(True, description="the manager may untick customers before sending")
     task: Ident | None = Field(None, description="material shown to the manager as a task card")
+    script: Ident | None = Field(None, description="with task: the message the manager sends the customer "
+                                                   "with one tap in the chat sidebar (counts as delivered)")
     tag: list[TagRef] = Field(default_factory=list, description="tags to add")
     untag: list[TagRef] = Field(default_factory=list, description="tags to remove")
 
     def has_action(self) -> bool:
         return bool(self.send or self.task or self.tag or self.untag)
+
+    @field_validator("script")
+    @classmethod
+    def _script_needs_task(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A script is offered beside the task's card; without a card nobody is asked to send it.
+        if value is not None and not info.data.get("task"):
+            raise ValueError("a script is the suggested message of a task card, so it needs task:")
+        return value
 
 
 class Branch(PathActions):

@@ -270,6 +270,7 @@ class Checker:
             for bpath, actions in targets:
                 self.material(src, (*bpath, "send"), getattr(actions, "send", None), "private", active)
                 self.material(src, (*bpath, "task"), getattr(actions, "task", None), "manager", active)
+                self.material(src, (*bpath, "script"), getattr(actions, "script", None), "private", active)
                 for fld in ("tag", "untag"):
                     for k, tag in enumerate(getattr(actions, fld, [])):
                         self.tag(src, (*bpath, fld, k), tag, settable=True)

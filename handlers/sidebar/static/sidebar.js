@@ -79,7 +79,8 @@
     try {
       var ready = await withMedia(base, offer);
       for (var i = 0; i < ready.messages.length; i++) await ww.sendChatMessage(ready.messages[i]);
-      await post(base + "/sent", {material: offer.material, link: offer.link, mediaid: ready.mediaid});
+      await post(base + "/sent", {material: offer.material, link: offer.link, mediaid: ready.mediaid,
+                                  task: offer.task || ""});
       note.textContent = "已发送";
     } catch (error) {
       note.textContent = "未发送：" + message(error);

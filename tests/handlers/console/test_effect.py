@@ -122,8 +122,10 @@ SCRIPT = [
     Step(PTH, "plan", "wmE07", 12, "tag", "chenjing"),  # only tagged: targeted, neither sent nor skipped
     Step(PTH, "plan", "wmE10", 8, "skip", reason="misfire: 3:00:00 late, grace 2:00:00"),
     # The path's task step (no goal): cards issued, carried over, not carried over.
+    # ``confirmed`` for a card: its script was sent into the chat from the sidebar (delivered).
     Step(PTH, "call", "wmE01", 18, "card", "zhangwei", opened=True),
-    Step(PTH, "call", "wmE03", 18, "deferred", "lina"),
+    Step(PTH, "call", "wmE02", 18, "card", "zhangwei", confirmed=True),
+    Step(PTH, "call", "wmE03", 18, "deferred", "lina", confirmed=True),
     Step(PTH, "call", "wmE07", 18, "skip",
          reason="manager_daily_tasks 30 reached for chenjing; no workday with room found"),
     # Posts in the chats (no goal).
@@ -140,6 +142,12 @@ SCRIPT = [
 
 def sent_at(today: date, s: Step) -> datetime:
     return datetime.combine(today - timedelta(days=s.ago), time(10, 0), TZ).astimezone(UTC)
+
+
+def script(s: Step, at: datetime) -> dict[str, Any]:
+    """A card's detail: every card names a script; a confirmed one was sent from the sidebar."""
+    sent = {"script_sent_at": (at + 2 * H).isoformat()} if s.confirmed else {}
+    return {"buttons": ["done", "snooze", "not_relevant"], "script": "t-welcome-default", **sent}
 
 
 def owner(s: Step) -> str:
@@ -168,7 +176,7 @@ def expect_effect(today: date, days: int, who: set[str] | None) -> dict[tuple[st
                 got["skipped_total"].add(s.target)
             if s.what in ("push", "card", "deferred"):
                 got["sent"].add(s.target)
-            if s.confirmed and s.what == "push":
+            if s.confirmed and s.what in ("push", "card", "deferred"):
                 got["delivered"].add(s.target)
             if s.opened:
                 got["opened"].add(s.target)
@@ -240,11 +248,11 @@ async def seed(db: AsyncSession, today: date, now: datetime) -> None:
             db.add(Occurrence(job_key=job, occurrence_key=occ + ":task", outcome="deferred",
                               reason="manager_daily_tasks 30 reached; carried over", at=at))
             db.add(SopTask(task_id=f"sopE{n}", key=key, userid=s.sender, target=s.target, source=s.source,
-                           day=day + timedelta(days=1), status="deferred", created_at=at))
+                           day=day + timedelta(days=1), status="deferred", created_at=at, detail=script(s, at)))
         elif s.what == "card":
             db.add(Occurrence(job_key=job, occurrence_key=occ, outcome="done", at=at))
             db.add(SopTask(task_id=f"sopE{n}", key=key, userid=s.sender, target=s.target, source=s.source,
-                           day=day, status="open", created_at=at))
+                           day=day, status="open", created_at=at, detail=script(s, at)))
         else:
             db.add(Occurrence(job_key=job, occurrence_key=occ, outcome="done", at=at))
             db.add(SopSend(key=key, target=s.target, target_type="group" if s.target.startswith("wr") else "customer",
