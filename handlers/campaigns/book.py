@@ -19,6 +19,7 @@ from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of, upsert
 from scrm.playbook.flows import PathActions
 
 from .assignment import assign
+from .campaign import ALL_CHANNELS
 from .experiments import HOLDOUT, Experiment, from_spec, to_spec
 from .models import Experiment as ExperimentRow
 from .models import ExperimentExposure
@@ -55,7 +56,8 @@ class ExperimentBook:
 
     def arm(self, source: str, step: str, customer: str) -> Arm | None:
         """The arm of ``customer`` on the step, or None when no experiment splits it."""
-        e = self.by_step.get((source, step))
+        # A campaign's experiment covers every channel of the campaign (its step is "*").
+        e = self.by_step.get((source, step)) or self.by_step.get((source, ALL_CHANNELS))
         if e is None:
             return None
         name = assign(e, customer)

@@ -1,4 +1,4 @@
-"""The campaigns feature as the service composes it (this slice: A/B experiments on SOP steps)."""
+"""The campaigns feature as the service composes it (A/B experiments on SOP steps, one-off campaigns)."""
 
 from __future__ import annotations
 
@@ -8,4 +8,5 @@ from . import models
 from .cli import register as register_cli
 from .sync import sync_experiments
 
-FEATURE = Feature(name="campaigns", models=models, requires=("crm",), jobs=sync_experiments, cli=register_cli)
+FEATURE = Feature(name="campaigns", models=models, requires=("contacts", "crm", "radar"), jobs=sync_experiments,
+                  cli=register_cli)

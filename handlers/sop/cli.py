@@ -41,6 +41,13 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
         for issue in getattr(exc, "warnings", ()):
             print(f"warning: {issue}")
         return 2
+    from handlers.campaigns.api import check_campaigns
+
+    campaign_issues = check_campaigns(settings.playbook.sop_dir, pb)
+    if campaign_issues:  # sop/campaigns/ is part of the playbook an admin checks here
+        for issue in campaign_issues:
+            print(issue)
+        return 2
     for issue in pb.warnings:
         print(f"{'error' if args.strict else 'warning'}: {issue}")
     if args.strict and pb.warnings:
@@ -201,3 +208,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from handlers.sop.approve_cli import register as register_materials
 
     register_materials(sub)
+    # `scrm campaign`: one-off campaigns run by this engine (see campaign_cli).
+    from handlers.sop.campaign_cli import register as register_campaign
+
+    register_campaign(sub)
