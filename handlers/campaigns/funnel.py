@@ -36,12 +36,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import column, inspect, select, table
+from sqlalchemy import String, column, inspect, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Member
 from handlers.crm.api import Binding, CrmEvent
 from handlers.radar.api import RadarClick
+from scrm.adapters.db.types import UTCDateTime
 
 from .campaign import SOURCE_PREFIX, Campaign, from_spec
 from .campaign_book import HOLDOUT_TOUCH, SENT
@@ -55,7 +56,8 @@ CENT = Decimal("0.01")
 _CHUNK = 500
 T = TypeVar("T")
 REFERRAL_TABLE = "referral_attribution"
-REFERRALS = table(REFERRAL_TABLE, column("referrer"), column("friend"), column("attributed_at"))
+REFERRALS = table(REFERRAL_TABLE, column("referrer", String), column("friend", String),
+                  column("attributed_at", UTCDateTime(timezone=True)))
 
 
 class UnknownCampaign(LookupError):
@@ -114,7 +116,6 @@ async def _referred(session: AsyncSession, firsts: dict[str, datetime], within: 
                                      .where(REFERRALS.c.referrer.in_(chunk)))
         for referrer, at in rows.all():
             start = firsts[referrer]
-            at = at if at.tzinfo else at.replace(tzinfo=start.tzinfo)
             if start < at <= start + within:
                 out[referrer] += 1
     return out

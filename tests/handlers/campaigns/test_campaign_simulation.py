@@ -14,12 +14,10 @@ that crashes part-way (its transaction rolls back), then the real run, a replay,
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,6 @@ from handlers.campaigns.campaign_book import sync_campaigns
 from handlers.campaigns.funnel import campaign_report
 from handlers.campaigns.models import CampaignTouch, ExperimentExposure
 from handlers.campaigns.report import experiment_report
-from handlers.radar.models import RadarClick
 from handlers.sop.engine import Planned
 from handlers.sop.executor import Executor
 from handlers.sop.planner import DayPlanner, SlotPlanner
@@ -44,78 +41,8 @@ from scrm.kernel.models import OutboxAction
 from scrm.kernel.outbox import Outbox
 from scrm.playbook import Playbook, load_playbook
 from tests.handlers.campaigns import sim_seed as S
-from tests.support.playbooks import APPROVED, SOP_MATERIALS, write_shipped_playbook
-
-CAMPAIGN = """\
-campaign: card-sim
-name: 信用卡消费季（模拟）
-window: {start: 2026-12-14, end: 2026-12-31}
-audience:
-  tags: {all: [产品持有/信用卡]}
-  stages: [active]
-  branches: [杭州分行]
-channels:
-  - {id: push, kind: private, on: 2026-12-15, at: "10:30", material: sim-a}
-variants:
-  a: {weight: 2}
-  b: {weight: 1, material: sim-b}
-  c: {weight: 1, material: sim-c}
-holdout: 10
-experiment: card-sim-copy
-planned_sample: 1000
-goal: {event: card.activated, within_days: 14}
-cost: {per_send: 0.05, per_conversion: 40, currency: CNY}
-"""
-TEXTS = {"a": "年末刷卡季：本月消费满额有礼，详情问我。", "b": "绑卡微信支付，首笔立减，详情问我。",
-         "c": "账单分期手续费八折，详情问我。"}
-MATERIALS = SOP_MATERIALS + "".join(f"""\
-- id: sim-{arm}
-  type: text
-  channels: [private]
-  text: {text}
-  {APPROVED}
-""" for arm, text in TEXTS.items())
-EXPERIMENT = "card-sim-copy"
-WEIGHTS = {"a": 2, "b": 1, "c": 1}
-
-
-def arm_of(customer: str) -> str:
-    """The documented rule: u = first 64 bits of SHA-256("card-sim-copy␟customer") / 2⁶⁴; the
-    first 10 % is the holdout, the rest split 2:1:1 in file order."""
-    u = int.from_bytes(hashlib.sha256(f"{EXPERIMENT}\x1f{customer}".encode()).digest()[:8], "big") / 2**64
-    if u < 0.10:
-        return "holdout"
-    share = (u - 0.10) / 0.90 * 4
-    return "a" if share < 2 else "b" if share < 3 else "c"
-
-
-class Expected:
-    """Every figure, from the seeding rules."""
-
-    def __init__(self) -> None:
-        self.audience = [i for i in range(S.N) if S.has_card(i) and S.stage_of(i) == "active"
-                         and S.MANAGERS[S.manager_of(i)].startswith("杭州分行/")]
-        self.skipped = {i for i in self.audience if S.opted_out(i) or S.sent_today_already(i)}
-        self.arm = {i: arm_of(S.ext(i)) for i in self.audience if i not in self.skipped}
-        self.reached = {i for i, a in self.arm.items() if a != "holdout"}
-        self.held = {i for i, a in self.arm.items() if a == "holdout"}
-        self.opened = {i for i in self.reached if S.opened(i)}
-        window = timedelta(days=14)
-        self.converted_any = {i for i in self.arm if any(
-            k == "card.activated" and S.SEND_AT < at <= S.SEND_AT + window for k, at in S.events_of(i))}
-        self.converted = self.converted_any & self.reached
-
-    def money(self, customers: set[int]) -> tuple[str, str | None]:
-        conv = len(customers & self.converted)
-        total = Decimal("0.05") * len(customers & self.reached) + Decimal(40) * conv
-        per = (total / conv).quantize(Decimal("0.01")) if conv else None
-        return str(total.quantize(Decimal("0.01"))), None if per is None else str(per)
-
-    def row(self, customers: set[int]) -> dict[str, Any]:
-        cost, per = self.money(customers)
-        return {"targeted": len(customers), "reached": len(customers & self.reached),
-                "opened": len(customers & self.opened), "converted": len(customers & self.converted),
-                "referred": 0, "sends": len(customers & self.reached), "cost": cost, "cost_per_conversion": per}
+from tests.handlers.campaigns.sim_seed import CAMPAIGN, EXPERIMENT, MATERIALS, TEXTS, Expected
+from tests.support.playbooks import write_shipped_playbook
 
 
 class Crash(Exception):
@@ -189,7 +116,7 @@ async def test_campaign_funnel_variants_and_money_over_20000_customers(db_url: s
 
         # A crash part-way through the slot: nothing of it stays.
         with pytest.raises(Crash):
-            await run_instance(db_url, pb, crash_at=4000)
+            await run_instance(db_url, pb, crash_at=2500)
         async with sessions() as session:
             assert await session.scalar(select(func.count()).select_from(OutboxAction)) == 0
             assert await session.scalar(select(func.count()).select_from(CampaignTouch)) == 0
@@ -204,20 +131,14 @@ async def test_campaign_funnel_variants_and_money_over_20000_customers(db_url: s
         # Exactly one queued send per reached customer, with their variant's text; none for the holdout.
         per_customer: dict[str, list[str]] = defaultdict(list)
         for _key, payload in rows:
-            body = payload["body"] if "body" in payload else payload
+            body = payload["body"]
             for target in body["external_userid"]:
                 per_customer[target].append(body["text"]["content"])
         assert per_customer == {S.ext(i): [TEXTS[exp.arm[i]]] for i in exp.reached}
         assert exposures == {S.ext(i): a for i, a in exp.arm.items()}
 
-        # Opens of the campaign's tracked links (the radar records the send's occurrence).
         async with sessions() as session, session.begin():
-            session.add_all(RadarClick(token_id=f"tok{i}", material_id=f"sim-{exp.arm[i]}", sender=S.manager_of(i),
-                                       external_userid=S.ext(i), at=S.SEND_AT + timedelta(hours=2),
-                                       occurrence=f"sop:campaign:card-sim:push@{S.ext(i)}:2026-12-15")
-                            for i in sorted(exp.opened))
-            session.add(RadarClick(token_id="other", material_id="t-text", sender="m0", external_userid=S.ext(5),
-                                   at=S.SEND_AT, occurrence=f"sop:path:other:x@{S.ext(5)}:2026-12-15"))
+            await S.open_links(session, exp)
 
         now = S.SEND_AT + timedelta(days=30)
         async with sessions() as session:
