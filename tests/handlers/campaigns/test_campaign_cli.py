@@ -159,6 +159,12 @@ async def test_plan_previews_and_report_shows_the_funnel_and_money(db_url: str, 
                                                                        ("m3", "m4", "m5")})},
                               {"branch": "杭州分行/城西支行", **exp.row({i for i in everyone if S.manager_of(i) in
                                                                        ("m0", "m1", "m2")})}]
+    assert await asyncio.to_thread(main, ["campaign", "report", "card-sim", "--by", "team", "--json"]) == 0
+    teams: dict[str, set[int]] = {}
+    for i in everyone:
+        teams.setdefault(S.MANAGERS[S.manager_of(i)], set()).add(i)
+    assert json.loads(capsys.readouterr().out)["rows"] == [{"team": t, **exp.row(members)}
+                                                           for t, members in sorted(teams.items())]
     assert await asyncio.to_thread(main, ["campaign", "report", "card-sim"]) == 0
     lines = capsys.readouterr().out.splitlines()
     f = exp.row(everyone)
