@@ -23,7 +23,7 @@ audience:
   segments: [payroll]         # lifecycle segments (`seg_segments`)
   member_levels: [gold]       # membership level
   branches: [华东分行/浦东支行]  # the primary manager's department path or one below it
-  condition: "crm.card_limit >= 10000"
+  condition: "crm.card_spend_month < 3000"
 channels:
   - {id: push, kind: private, on: 2026-12-10, at: "10:00", material: card-spend-offer}
   - {id: call, kind: task, on: 2026-12-12, at: "09:30", material: card-spend-call}
