@@ -57,7 +57,7 @@ from scrm.playbook.issues import PlaybookError, PlaybookIssue
 from scrm.playbook.validate import validation_issues
 from scrm.playbook.yamlsrc import SourceFile, read_yaml
 
-from .experiments import DEFAULT_ALPHA, HOLDOUT, MAX_HOLDOUT, VARIANT, Experiment, Variant
+from .experiments import DEFAULT_ALPHA, HOLDOUT, MAX_HOLDOUT, VARIANT, Experiment, Variant, load_experiments
 
 FOLDER = "campaigns"
 #: Every campaign's sends are an SOP source of this prefix: ``campaign:<name>``.
@@ -248,12 +248,25 @@ def load_campaigns(sop_dir: Path, pb: Playbook) -> tuple[Campaign, ...]:
 
 
 def check_campaigns(sop_dir: Path, pb: Playbook) -> list[PlaybookIssue]:
-    """Every problem of the campaign files (``scrm campaign validate``, ``scrm sop validate``)."""
+    """Every problem of the campaign files (``scrm campaign validate``, ``scrm sop validate``),
+    including a campaign's experiment named like one of ``sop/experiments/`` (both are stored in
+    the one ``experiment`` table: the service would refuse to store either)."""
     try:
-        load_campaign_files(sop_dir, pb)
+        files = load_campaign_files(sop_dir, pb)
     except PlaybookError as exc:
         return exc.errors
-    return []
+    try:
+        taken = {e.name for e in load_experiments(sop_dir, pb)}
+    except PlaybookError:
+        taken = set()  # their own problems are `scrm experiments validate`'s to show
+    out: list[PlaybookIssue] = []
+    for data, origin in files:
+        e = campaign_of(data, origin).experiment
+        if e is not None and e.name in taken:
+            where, _, line = origin.rpartition(":")
+            out.append(PlaybookIssue(where, int(line), "experiment", f"experiment {e.name!r} is also declared in "
+                                                                      f"{sop_dir.name}/experiments/; name it apart"))
+    return out
 
 
 def _check(src: SourceFile, data: CampaignFile, pb: Playbook) -> list[PlaybookIssue]:
