@@ -65,7 +65,7 @@ SOURCE_PREFIX = "campaign:"
 #: The experiment step that stands for every channel of a campaign.
 ALL_CHANNELS = "*"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-ChannelKind = Literal["private", "task"]
+ChannelKind = Literal["private", "task", "group"]
 
 
 class Window(Strict):
@@ -92,10 +92,18 @@ class AudienceSpec(Strict):
 
 class ChannelSpec(Strict):
     id: Ident
-    kind: ChannelKind = Field(description="private: 1:1 mass send through the manager; task: a card to the manager")
+    kind: ChannelKind = Field(description="private: 1:1 mass send through the manager; task: a card to the "
+                                          "manager; group: a post in every active group of group_types")
     on: Date
     at: HHMM
     material: str
+    group_types: list[str] = Field(default_factory=list, description="group channels: the group types posted to")
+
+    @model_validator(mode="after")
+    def _groups_for_group_posts(self) -> ChannelSpec:
+        if (self.kind == "group") != bool(self.group_types):
+            raise ValueError("a group channel needs group_types (and only a group channel takes them)")
+        return self
 
 
 class VariantSpec(Strict):
@@ -133,6 +141,7 @@ class Channel:
     day: date
     at: time
     material: str
+    group_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,7 +196,7 @@ def campaign_of(data: CampaignFile, origin: str) -> Campaign:
         name=data.campaign, label=data.name, start=data.window.start, end=data.window.end,
         audience=Audience(a.tags, tuple(a.stages), tuple(a.segments), tuple(a.member_levels),
                           tuple(b.strip("/") for b in a.branches), a.condition),
-        channels=tuple(Channel(c.id, c.kind, c.on, c.at, c.material) for c in data.channels),
+        channels=tuple(Channel(c.id, c.kind, c.on, c.at, c.material, tuple(c.group_types)) for c in data.channels),
         goal=data.goal, cost=Cost(data.cost.per_send, data.cost.per_conversion, data.cost.currency),
         experiment=experiment_of(data, origin), origin=origin)
 
@@ -293,7 +302,14 @@ def _check(src: SourceFile, data: CampaignFile, pb: Playbook) -> list[PlaybookIs
             bad.append(src.issue((*at, "on"), f"{c.on} is outside the window {data.window.start}..{data.window.end}"))
         if pb.policy.quiet_hours.contains(c.at):
             bad.append(src.issue((*at, "at"), f"falls in quiet hours {pb.policy.quiet_hours}"))
-        bad += _material(src, pb, (*at, "material"), c.material, "private" if c.kind == "private" else None)
+        bad += _material(src, pb, (*at, "material"), c.material, c.kind if c.kind != "task" else None)
+        for j, gt in enumerate(c.group_types):
+            if gt not in pb.group_types:
+                bad.append(src.issue((*at, "group_types", j), f"unknown group type {gt!r}; known: "
+                                                              f"{', '.join(sorted(pb.group_types)) or 'none'}"))
+        if c.kind == "group" and (data.variants or data.holdout):
+            bad.append(src.issue((*at, "kind"), "a group post reaches everyone in the chat: a campaign with variants "
+                                                "or a holdout cannot have a group channel"))
     for name, v in data.variants.items():
         here: tuple[str, ...] = ("variants", name)
         if not VARIANT.match(name) or name == HOLDOUT:

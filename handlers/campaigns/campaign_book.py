@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.groups.api import GroupMember
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of, upsert
 
 from .campaign import SOURCE_PREFIX, Campaign, CampaignFile, Channel, from_spec, to_spec
@@ -66,18 +67,36 @@ def campaign_of_source(source: str) -> str | None:
 
 class CampaignTouches:
     """Records, in the caller's transaction, what a campaign channel did for a customer (the first
-    record of a (campaign, channel, customer) stays: a replay or a second instance adds nothing)."""
+    record of a (campaign, channel, customer) stays: a replay or a second instance adds nothing).
+
+    A group channel's target is a chat: its touch is recorded for each customer in the chat at
+    that moment (the external members who have not left), so the funnel counts people.
+    """
 
     def __init__(self, session: AsyncSession, now: datetime) -> None:
         self.session = session
         self.now = now
+        self._book: CampaignBook | None = None
 
-    async def record(self, source: str, channel: str, customer: str, outcome: str, *, manager: str = "",
+    async def record(self, source: str, channel: str, target: str, outcome: str, *, manager: str = "",
                      reason: str | None = None) -> None:
         name = campaign_of_source(source)
         if name is None:
             return
-        row = {"campaign": name, "channel": channel[:64], "customer": customer, "manager": manager[:64],
-               "outcome": outcome, "reason": reason[:256] if reason else None, "at": self.now}
-        await self.session.execute(insert_ignore(dialect_of(self.session), table_of(CampaignTouch),
-                                                 ["campaign", "channel", "customer"]), row)
+        customers = await self._members(target) if await self._is_group(name, channel) else [target]
+        rows = [{"campaign": name, "channel": channel[:64], "customer": c, "manager": manager[:64],
+                 "outcome": outcome, "reason": reason[:256] if reason else None, "at": self.now} for c in customers]
+        if rows:
+            await self.session.execute(insert_ignore(dialect_of(self.session), table_of(CampaignTouch),
+                                                     ["campaign", "channel", "customer"]), rows)
+
+    async def _is_group(self, name: str, channel: str) -> bool:
+        if self._book is None:
+            self._book = await campaigns_in_force(self.session)
+        campaign = self._book.by_name.get(name)
+        return campaign is not None and any(ch.key == channel and ch.kind == "group" for ch in campaign.channels)
+
+    async def _members(self, chat_id: str) -> list[str]:
+        return list(await self.session.scalars(
+            select(GroupMember.member_id).where(GroupMember.chat_id == chat_id, GroupMember.type == 2,
+                                                GroupMember.left_at.is_(None)).order_by(GroupMember.member_id)))

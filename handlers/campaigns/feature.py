@@ -8,5 +8,5 @@ from . import models
 from .cli import register as register_cli
 from .sync import sync_experiments
 
-FEATURE = Feature(name="campaigns", models=models, requires=("contacts", "crm", "radar"), jobs=sync_experiments,
-                  cli=register_cli)
+FEATURE = Feature(name="campaigns", models=models, requires=("contacts", "crm", "groups", "radar"),
+                  jobs=sync_experiments, cli=register_cli)

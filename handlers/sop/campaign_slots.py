@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.campaigns.api import HOLDOUT_REASON, Campaign, Channel, admits, load_facts, needs_facts
 
 from .model import Decision, Planned, Skip, send_key
-from .targets import CustomerTarget, iter_customers
+from .targets import CustomerTarget, iter_customers, iter_groups
 
 if TYPE_CHECKING:  # the planner imports this module: its helpers are used, not a second policy
     from .planner import SlotPlanner
@@ -27,6 +27,11 @@ if TYPE_CHECKING:  # the planner imports this module: its helpers are used, not 
 async def plan_campaigns(planner: SlotPlanner, session: AsyncSession) -> AsyncIterator[Decision]:
     """Every decision of the campaign channels due at the planner's slot."""
     due = [(c, ch) for c, ch in planner.state.campaigns.due(planner.day, planner.at) if planner._wanted(c.source)]
+    for campaign, channel in due:
+        if channel.kind == "group":
+            async for d in _groups(planner, session, campaign, channel):
+                yield d
+    due = [(c, ch) for c, ch in due if ch.kind != "group"]
     if not due:
         return
     gate = planner.gate
@@ -47,6 +52,23 @@ async def plan_campaigns(planner: SlotPlanner, session: AsyncSession) -> AsyncIt
                     decision = _decide(planner, campaign, channel, customer)
                     if decision is not None:
                         yield decision
+
+
+async def _groups(planner: SlotPlanner, session: AsyncSession, campaign: Campaign,
+                  channel: Channel) -> AsyncIterator[Decision]:
+    """A group channel: a post in every active group of its types, as a calendar step's (the
+    audience's customer criteria do not apply: a post reaches everyone in the chat)."""
+    source, key, gate = campaign.source, channel.key, planner.gate
+    async for group in iter_groups(session, list(channel.group_types)):
+        if send_key(source, key, group.chat_id, planner.day) in planner.done:
+            continue
+        reason = (planner._late(planner.pb.policy.misfire_grace) or gate.quiet(planner.at)
+                  or gate.material(channel.material) or gate.group(channel.material))
+        if reason:
+            yield Skip(source, key, group.chat_id, planner.day, reason, sender=group.owner)
+        else:
+            yield Planned("group", source, key, group.chat_id, group.owner, planner.day, planner.at,
+                          channel.material, planner._group_context(group))
 
 
 def _decide(planner: SlotPlanner, campaign: Campaign, channel: Channel, c: CustomerTarget) -> Decision | None:

@@ -127,6 +127,7 @@ class Executor:
         self.outcome.sent[p.kind] = self.outcome.sent.get(p.kind, 0) + 1
         if p.kind in ("private", "task"):
             await self.exposures.record(p.source, p.step, p.target)
+        if p.kind != "tag":
             await self.touches.record(p.source, p.step, p.target, SENT, manager=p.sender)
         await self._occurrence(f"sop:{p.source}:{p.step}", f"{p.target}:{p.day}" + (":tag" if p.kind == "tag" else ""),
                                "done", None)

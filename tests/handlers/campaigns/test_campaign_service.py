@@ -100,3 +100,45 @@ async def test_a_campaign_runs_in_the_service_under_the_sop_engine(db_url: str, 
                                 "referred": 0, "sends": 2 * n, "cost": f"{0.1 * 2 * n:.2f}",
                                 "cost_per_conversion": None}
     assert [r["manager"] for r in report["rows"]] == ["zhangwei"]
+
+
+GROUP_CAMPAIGN = """\
+campaign: salon
+name: 代发企业开放日
+window: {start: 2026-11-02, end: 2026-11-10}
+channels:
+  - {id: invite, kind: group, group_types: [payroll], on: 2026-11-03, at: "10:40", material: t-text}
+goal: {event: account.opened, within_days: 7}
+cost: {per_send: 2}
+"""
+
+
+async def test_a_group_channel_posts_in_each_group_and_counts_its_customers(db_url: str, tmp_path: Path) -> None:
+    from sqlalchemy import insert
+
+    from handlers.groups.models import GroupMember
+
+    sop, mat = write_shipped_playbook(tmp_path, materials=MATERIALS)
+    (sop / "campaigns" / "salon.yaml").write_text(GROUP_CAMPAIGN, encoding="utf-8")
+    created = local("2026-10-01", "09:00")
+    members = {"wrP1": ["wmG1", "wmG2", "wmG3"], "wrP2": ["wmG3", "wmG4"], "wrV1": ["wmG5"]}
+    async with stack(db_url, tmp_path, start=local("2026-11-02", "09:00"), demo=False, routers=ROUTERS,
+                     playbook=(sop, mat)) as b:
+        await seed(b, customers=["wmG1", "wmG2", "wmG3", "wmG4", "wmG5"],
+                   groups=[("wrP1", "payroll", created), ("wrP2", "payroll", created), ("wrV1", "vip", created)])
+        async with b.runtime.sessions() as s, s.begin():
+            await s.execute(insert(GroupMember), [{"chat_id": chat, "member_id": m, "type": 2, "joined_at": created}
+                                                  for chat, ms in members.items() for m in ms])
+            await s.execute(insert(GroupMember), [{"chat_id": "wrP2", "member_id": "wmGone", "type": 2,
+                                                   "joined_at": created, "left_at": created}])
+        await b.run_until(local("2026-11-03", "11:00"))
+        posts = [r for r in await b.outbox_rows("externalcontact/add_msg_template")
+                 if r.idempotency_key.startswith("sop:campaign:salon:")]
+        async with b.runtime.sessions() as s:
+            touches = sorted((t.customer, t.outcome) for t in (await s.scalars(select(CampaignTouch))).all())
+            report = await campaign_report(s, "salon", local("2026-11-04", "09:00"))
+    assert sorted(r.payload["body"]["chat_id_list"][0] for r in posts) == ["wrP1", "wrP2"]  # not the vip group
+    assert touches == [(c, "sent") for c in ("wmG1", "wmG2", "wmG3", "wmG4")]  # once each; not who left
+    f = report["funnel"]
+    # per_send is charged per customer a channel reached: wmG3, in both groups, counts once.
+    assert (f["targeted"], f["reached"], f["sends"], f["cost"]) == (4, 4, 4, "8.00")
