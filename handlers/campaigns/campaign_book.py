@@ -71,12 +71,18 @@ class CampaignTouches:
 
     A group channel's target is a chat: its touch is recorded for each customer in the chat at
     that moment (the external members who have not left), so the funnel counts people.
+
+    Rows are written in batches (a slot of a large campaign records tens of thousands): call
+    :meth:`flush` before the transaction commits (the SOP executor's ``run`` does).
     """
+
+    BATCH = 1000
 
     def __init__(self, session: AsyncSession, now: datetime) -> None:
         self.session = session
         self.now = now
         self._book: CampaignBook | None = None
+        self._pending: dict[tuple[str, str, str], dict[str, Any]] = {}
 
     async def record(self, source: str, channel: str, target: str, outcome: str, *, manager: str = "",
                      reason: str | None = None) -> None:
@@ -84,8 +90,15 @@ class CampaignTouches:
         if name is None:
             return
         customers = await self._members(target) if await self._is_group(name, channel) else [target]
-        rows = [{"campaign": name, "channel": channel[:64], "customer": c, "manager": manager[:64],
-                 "outcome": outcome, "reason": reason[:256] if reason else None, "at": self.now} for c in customers]
+        for c in customers:  # the first record of a run stays, as the first stored one does
+            self._pending.setdefault((name, channel[:64], c), {
+                "campaign": name, "channel": channel[:64], "customer": c, "manager": manager[:64],
+                "outcome": outcome, "reason": reason[:256] if reason else None, "at": self.now})
+        if len(self._pending) >= self.BATCH:
+            await self.flush()
+
+    async def flush(self) -> None:
+        rows, self._pending = list(self._pending.values()), {}
         if rows:
             await self.session.execute(insert_ignore(dialect_of(self.session), table_of(CampaignTouch),
                                                      ["campaign", "channel", "customer"]), rows)

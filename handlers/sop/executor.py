@@ -81,7 +81,13 @@ class Executor:
                 await self.skip(d)
             else:
                 await self.execute(d)
+        await self.flush()
         return self.outcome
+
+    async def flush(self) -> None:
+        """Write the exposures and campaign touches still batched (before the transaction commits)."""
+        await self.exposures.flush()
+        await self.touches.flush()
 
     async def _occurrence(self, job: str, occurrence: str, outcome: str, reason: str | None) -> None:
         await record_outcome(self.session, job, occurrence, outcome, reason, self.now)
