@@ -12,11 +12,13 @@ channel's slot (``campaign_touch``, one row per channel and customer):
 * ``converted``: reached customers for whom the CRM reported an event of the goal's kind
   (``crm_event`` through ``binding``) after their first send and at most ``within_days`` after
   it — the rule of the SOP effect page and the experiment report;
-* ``referred``: friends attributed to a reached customer by the referral feature within the
-  same window after the first send. The referral feature (``handlers/referral``, built
-  separately) records each attributed friend in a table ``referral_attribution`` with the
-  columns ``referrer`` (the existing customer's external_userid), ``friend`` (the new contact's
-  external_userid) and ``attributed_at``; until that table exists the figure is 0.
+* ``referred``: friends attributed to a reached customer by the referral feature (MGM) who
+  arrived after the first send and within the same window, not refused as fraud later. The
+  referral feature (``handlers/referral``, built in parallel) keeps one row per attributed friend
+  in its ``referral`` table: ``friend`` and ``referrer`` (external_userids), ``arrived_at``, and
+  ``status`` (``rejected``: found to be fraud). It is read by table name, as the member level is
+  (the referral feature requires the SOP engine, which requires this one); without the table
+  (a deployment without referral) the figure is 0.
 
 Money: ``sends`` × ``cost.per_send`` plus ``converted`` × ``cost.per_conversion``, and that total
 per converted customer (None with no conversion) — exact decimals, rounded to cents when shown.
@@ -55,9 +57,10 @@ BY: tuple[By, ...] = ("branch", "team", "manager")
 CENT = Decimal("0.01")
 _CHUNK = 500
 T = TypeVar("T")
-REFERRAL_TABLE = "referral_attribution"
+REFERRAL_TABLE = "referral"
 REFERRALS = table(REFERRAL_TABLE, column("referrer", String), column("friend", String),
-                  column("attributed_at", UTCDateTime(timezone=True)))
+                  column("arrived_at", UTCDateTime(timezone=True)), column("status", String))
+REFERRAL_REJECTED = "rejected"
 
 
 class UnknownCampaign(LookupError):
@@ -112,8 +115,8 @@ async def _referred(session: AsyncSession, firsts: dict[str, datetime], within: 
     if not exists:
         return out
     for chunk in _chunks(sorted(firsts)):
-        rows = await session.execute(select(REFERRALS.c.referrer, REFERRALS.c.attributed_at)
-                                     .where(REFERRALS.c.referrer.in_(chunk)))
+        rows = await session.execute(select(REFERRALS.c.referrer, REFERRALS.c.arrived_at)
+                                     .where(REFERRALS.c.referrer.in_(chunk), REFERRALS.c.status != REFERRAL_REJECTED))
         for referrer, at in rows.all():
             start = firsts[referrer]
             if start < at <= start + within:

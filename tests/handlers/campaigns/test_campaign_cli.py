@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import String, column, func, select, table, text
+from sqlalchemy import Boolean, String, column, func, inspect, select, table, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from handlers.campaigns.book import sync
@@ -178,8 +178,9 @@ async def test_plan_previews_and_report_shows_the_funnel_and_money(db_url: str, 
 
 
 async def test_referred_counts_friends_the_referral_feature_attributes(db_url: str, tmp_path: Path) -> None:
-    """The referral feature (built separately) will fill ``referral_attribution``; until then the
-    step is 0. Here the table is made as documented and filled by hand."""
+    """The referral feature (built in parallel) keeps attributed friends in its ``referral`` table;
+    without it the step is 0. Here the table is made in its documented shape (unless a merged
+    referral feature's migration made it) and filled by hand."""
     from handlers.campaigns.funnel import campaign_report
 
     sop, materials = write_shipped_playbook(tmp_path, materials=S.MATERIALS)
@@ -187,33 +188,43 @@ async def test_referred_counts_friends_the_referral_feature_attributes(db_url: s
     await _prepare(db_url, sop, materials)
     await _run_slot(db_url, sop, materials)
     exp = S.Expected(N)
-    reached = sorted(exp.reached)
+    reached, held = sorted(exp.reached), sorted(exp.held)
     engine = make_engine(db_url)
     sessions = make_sessionmaker(engine)
     try:
-        async with sessions() as session:
-            assert (await campaign_report(session, "card-sim", S.SEND_AT))["funnel"]["referred"] == 0
-        async with engine.begin() as conn:
-            await conn.execute(text("CREATE TABLE referral_attribution (referrer VARCHAR(128), friend VARCHAR(128), "
-                                    "attributed_at TIMESTAMP WITH TIME ZONE)"))
+        async with engine.connect() as conn:
+            existed = await conn.run_sync(lambda c: inspect(c).has_table("referral"))
+        if not existed:
+            async with sessions() as session:
+                assert (await campaign_report(session, "card-sim", S.SEND_AT))["funnel"]["referred"] == 0
+            async with engine.begin() as conn:
+                await conn.execute(text(
+                    "CREATE TABLE referral (friend VARCHAR(128) PRIMARY KEY, referrer VARCHAR(128) NOT NULL, "
+                    "code VARCHAR(16) NOT NULL, userid VARCHAR(64) NOT NULL, arrived_at TIMESTAMP WITH TIME ZONE "
+                    "NOT NULL, status VARCHAR(16) NOT NULL, status_at TIMESTAMP WITH TIME ZONE NOT NULL, "
+                    "conversion VARCHAR(128) NOT NULL, referrer_rewarded BOOLEAN NOT NULL)"))
         try:
-            ref = table("referral_attribution", column("referrer", String), column("friend", String),
-                        column("attributed_at", UTCDateTime(timezone=True)))
-            day = S.SEND_AT.astimezone(S.SEND_AT.tzinfo)
-            rows = [{"referrer": S.ext(reached[0]), "friend": "f1", "attributed_at": day + S.timedelta(days=2)},
-                    {"referrer": S.ext(reached[0]), "friend": "f2", "attributed_at": day + S.timedelta(days=5)},
-                    {"referrer": S.ext(reached[1]), "friend": "f3", "attributed_at": day + S.timedelta(days=30)},
-                    {"referrer": S.ext(reached[2]), "friend": "f4", "attributed_at": day - S.timedelta(days=1)},
-                    {"referrer": S.ext(sorted(exp.held)[0]), "friend": "f5", "attributed_at": day + S.timedelta(1)}]
+            at = UTCDateTime(timezone=True)
+            ref = table("referral", *(column(c, String) for c in ("friend", "referrer", "code", "userid", "status",
+                                                                  "conversion")),
+                        column("arrived_at", at), column("status_at", at), column("referrer_rewarded", Boolean))
+            plan = [(reached[0], "f1", 2, "pending"), (reached[0], "f2", 5, "rewarded"),
+                    (reached[1], "f3", 30, "pending"),  # too late
+                    (reached[2], "f4", -1, "pending"),  # before the send
+                    (reached[3], "f5", 1, "rejected"),  # found to be fraud
+                    (held[0], "f6", 1, "pending")]  # the referrer was held out: not reached
+            rows = [{"friend": friend, "referrer": S.ext(i), "code": "c", "userid": "m0", "status": status,
+                     "conversion": "", "arrived_at": S.SEND_AT + S.timedelta(days=days), "status_at": S.SEND_AT,
+                     "referrer_rewarded": False} for i, friend, days, status in plan]
             async with engine.begin() as conn:
                 await conn.execute(ref.insert(), rows)
             async with sessions() as session:
                 report = await campaign_report(session, "card-sim", S.SEND_AT, by="manager")
-            # f1 and f2 within 14 days of the send; f3 too late, f4 before it, f5's referrer was held out.
-            assert report["funnel"]["referred"] == 2
+            assert report["funnel"]["referred"] == 2  # f1 and f2
             assert sum(r["referred"] for r in report["rows"]) == 2
         finally:
             async with engine.begin() as conn:
-                await conn.execute(text("DROP TABLE referral_attribution"))
+                await conn.execute(text("DROP TABLE referral") if not existed else
+                                   text("DELETE FROM referral WHERE friend IN ('f1','f2','f3','f4','f5','f6')"))
     finally:
         await engine.dispose()
