@@ -41,12 +41,11 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
         for issue in getattr(exc, "warnings", ()):
             print(f"warning: {issue}")
         return 2
-    from handlers.campaigns.api import check_campaigns
+    from handlers.campaigns.api import check_files
 
-    campaign_issues = check_campaigns(settings.playbook.sop_dir, pb)
+    campaign_issues = check_files(settings)
     if campaign_issues:  # sop/campaigns/ is part of the playbook an admin checks here
-        for issue in campaign_issues:
-            print(issue)
+        print("\n".join(campaign_issues))
         return 2
     for issue in pb.warnings:
         print(f"{'error' if args.strict else 'warning'}: {issue}")
