@@ -23,11 +23,12 @@ channel's slot (``campaign_touch``, one row per channel and customer):
 Money: ``sends`` × ``cost.per_send`` plus ``converted`` × ``cost.per_conversion``, and that total
 per converted customer (None with no conversion) — exact decimals, rounded to cents when shown.
 
-Per variant the same figures follow the customer's arm (``experiment_exposure``); a holdout
-customer is targeted, never reached, and "converts" when the goal event follows the moment they
-were held out (the baseline the variants are compared with). By ``manager``: the manager the
-customer's first touch was credited to (the sender, or for a skip the primary manager then);
-``team``: that manager's department path (``分行/支行/团队``); ``branch``: its first two levels.
+Per variant the same figures follow the customer's arm (``experiment_exposure``: a customer the
+policy skipped was never exposed and is in no arm); a holdout customer is targeted, never
+reached, and "converts" when the goal event follows the moment they were held out (the baseline
+the variants are compared with). By ``manager``: the manager the customer's first touch was
+credited to (the sender, or for a skip the primary manager then); ``team``: that manager's
+department path (``分行/支行/团队``); ``branch``: its first two levels.
 """
 
 from __future__ import annotations
