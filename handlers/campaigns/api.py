@@ -2,10 +2,20 @@
 
 The SOP engine asks which arm of an experiment a customer is in for a step (the planner sends
 the variant's material, skips the holdout) and records the exposure when the step takes effect.
+It also runs the campaigns (``sop/campaigns/``): which channels are due in a slot, who is in a
+campaign's audience, and what each channel did for each customer (:class:`CampaignTouches`).
 """
 
 from __future__ import annotations
 
+from .audience import Facts, admits, load_facts, needs_facts
 from .book import HOLDOUT_REASON, Arm, ExperimentBook, Exposures, in_force
+from .campaign import SOURCE_PREFIX, Campaign, Channel, check_campaigns, load_campaigns
+from .campaign_book import HOLDOUT_TOUCH, SENT, SKIPPED, CampaignBook, CampaignTouches, campaigns_in_force
+from .checks import check_files
+from .funnel import BY, UnknownCampaign, campaign_report, render
 
-__all__ = ["HOLDOUT_REASON", "Arm", "ExperimentBook", "Exposures", "in_force"]
+__all__ = ["BY", "HOLDOUT_REASON", "HOLDOUT_TOUCH", "SENT", "SKIPPED", "SOURCE_PREFIX", "Arm", "Campaign",
+           "CampaignBook", "CampaignTouches", "Channel", "ExperimentBook", "Exposures", "Facts", "UnknownCampaign",
+           "admits", "campaign_report", "campaigns_in_force", "check_campaigns", "check_files", "in_force",
+           "load_campaigns", "load_facts", "needs_facts", "render"]

@@ -19,6 +19,7 @@ from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of, upsert
 from scrm.playbook.flows import PathActions
 
 from .assignment import assign
+from .campaign import ALL_CHANNELS
 from .experiments import HOLDOUT, Experiment, from_spec, to_spec
 from .models import Experiment as ExperimentRow
 from .models import ExperimentExposure
@@ -55,7 +56,8 @@ class ExperimentBook:
 
     def arm(self, source: str, step: str, customer: str) -> Arm | None:
         """The arm of ``customer`` on the step, or None when no experiment splits it."""
-        e = self.by_step.get((source, step))
+        # A campaign's experiment covers every channel of the campaign (its step is "*").
+        e = self.by_step.get((source, step)) or self.by_step.get((source, ALL_CHANNELS))
         if e is None:
             return None
         name = assign(e, customer)
@@ -87,12 +89,19 @@ async def sync(session: AsyncSession, experiments: Iterable[Experiment], now: da
 
 
 class Exposures:
-    """Records first exposures in the caller's transaction (the experiments read once, lazily)."""
+    """Records first exposures in the caller's transaction (the experiments read once, lazily).
+
+    Rows are written in batches (a campaign's slot exposes tens of thousands): call :meth:`flush`
+    before the transaction commits (the SOP executor's ``run`` does).
+    """
+
+    BATCH = 1000
 
     def __init__(self, session: AsyncSession, now: datetime) -> None:
         self.session = session
         self.now = now
         self._book: ExperimentBook | None = None
+        self._pending: dict[tuple[str, str], dict[str, object]] = {}
 
     async def record(self, source: str, step: str, customer: str) -> Arm | None:
         """``customer`` met the step: their arm, recorded once per experiment (None: no experiment)."""
@@ -100,7 +109,14 @@ class Exposures:
             self._book = await in_force(self.session)
         arm = self._book.arm(source, step, customer)
         if arm is not None:
-            row = {"experiment": arm.experiment, "customer": customer, "variant": arm.variant, "at": self.now}
-            await self.session.execute(insert_ignore(dialect_of(self.session), table_of(ExperimentExposure),
-                                                     ["experiment", "customer"]), row)
+            self._pending.setdefault((arm.experiment, customer), {
+                "experiment": arm.experiment, "customer": customer, "variant": arm.variant, "at": self.now})
+            if len(self._pending) >= self.BATCH:
+                await self.flush()
         return arm
+
+    async def flush(self) -> None:
+        rows, self._pending = list(self._pending.values()), {}
+        if rows:
+            await self.session.execute(insert_ignore(dialect_of(self.session), table_of(ExperimentExposure),
+                                                     ["experiment", "customer"]), rows)

@@ -47,3 +47,37 @@ class ExperimentExposure(Base):
 
     __table_args__ = (UniqueConstraint("experiment", "customer", name="uq_experiment_exposure"),
                       Index("ix_experiment_exposure_variant", "experiment", "variant"))
+
+
+class Campaign(Base):
+    """One campaign as last read from ``sop/campaigns/*.yaml`` (every instance plans with the same
+    definition; the report still knows a campaign after its file is removed: ``active`` false)."""
+
+    __tablename__ = "campaign"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    spec: Mapped[JsonDict] = mapped_column(default=dict)  # see handlers.campaigns.campaign.to_spec
+    origin: Mapped[str] = mapped_column(String(256), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime]
+
+
+class CampaignTouch(Base):
+    """What one channel of a campaign did for one customer, written by the SOP engine's executor
+    in the transaction that queues the send: ``sent`` (a message queued or a card issued),
+    ``holdout`` (kept out by the experiment) or ``skipped`` (the contact policy said no, with its
+    reason). One row per campaign, channel and customer: a replay adds nothing."""
+
+    __tablename__ = "campaign_touch"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    campaign: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    customer: Mapped[str] = mapped_column(String(128))  # external_userid
+    manager: Mapped[str] = mapped_column(String(64), default="")  # the sender, or the primary manager
+    outcome: Mapped[str] = mapped_column(String(16))  # sent | holdout | skipped
+    reason: Mapped[str | None] = mapped_column(String(256), default=None)
+    at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("campaign", "channel", "customer", name="uq_campaign_touch"),
+                      Index("ix_campaign_touch_customer", "campaign", "customer"))

@@ -208,3 +208,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from handlers.sop.approve_cli import register as register_materials
 
     register_materials(sub)
+    # `scrm campaign`: one-off campaigns run by this engine (see campaign_cli).
+    from handlers.sop.campaign_cli import register as register_campaign
+
+    register_campaign(sub)

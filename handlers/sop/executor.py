@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.campaigns.api import HOLDOUT_REASON, Exposures
+from handlers.campaigns.api import HOLDOUT_REASON, HOLDOUT_TOUCH, SENT, SKIPPED, CampaignTouches, Exposures
 from handlers.compliance.api import SUITABILITY_NOTE, ProductNote, is_product, trail_about
 from handlers.radar.api import LinkMaker, record_send
 from handlers.sop.models import SopSend
@@ -72,6 +72,7 @@ class Executor:
         self.links = links  # None only for previews and tests: links would go untracked
         self.outcome = Outcome()
         self.exposures = Exposures(session, now)  # A/B experiments: who met which arm of a step
+        self.touches = CampaignTouches(session, now)  # campaigns: what each channel did for whom
         self._tag_ids: dict[str, str] | None = None
 
     async def run(self, decisions: AsyncIterable[Decision]) -> Outcome:
@@ -80,7 +81,13 @@ class Executor:
                 await self.skip(d)
             else:
                 await self.execute(d)
+        await self.flush()
         return self.outcome
+
+    async def flush(self) -> None:
+        """Write the exposures and campaign touches still batched (before the transaction commits)."""
+        await self.exposures.flush()
+        await self.touches.flush()
 
     async def _occurrence(self, job: str, occurrence: str, outcome: str, reason: str | None) -> None:
         await record_outcome(self.session, job, occurrence, outcome, reason, self.now)
@@ -89,6 +96,7 @@ class Executor:
         if s.carry is not None and self.scheduler is not None:
             try:
                 await self._task(s.carry, over_limit=s.reason)
+                await self.touches.record(s.source, s.step, s.target, SENT, manager=s.carry.sender, reason=s.reason)
                 return
             except TemplateError as exc:
                 s = Skip(s.source, s.step, s.target, s.day, f"template: {exc}")
@@ -96,6 +104,8 @@ class Executor:
             await self._tell(s)
         if s.reason == HOLDOUT_REASON:
             await self.exposures.record(s.source, s.step, s.target)
+        await self.touches.record(s.source, s.step, s.target, HOLDOUT_TOUCH if s.reason == HOLDOUT_REASON else SKIPPED,
+                                  manager=s.sender, reason=s.reason)
         reason_kind = s.reason.split(":")[0].split(" ")[0]
         self.outcome.skips[reason_kind] = self.outcome.skips.get(reason_kind, 0) + 1
         await self._occurrence(f"sop:{s.source}:{s.step}", f"{s.target}:{s.day}", "skipped", s.reason)
@@ -123,6 +133,8 @@ class Executor:
         self.outcome.sent[p.kind] = self.outcome.sent.get(p.kind, 0) + 1
         if p.kind in ("private", "task"):
             await self.exposures.record(p.source, p.step, p.target)
+        if p.kind != "tag":
+            await self.touches.record(p.source, p.step, p.target, SENT, manager=p.sender)
         await self._occurrence(f"sop:{p.source}:{p.step}", f"{p.target}:{p.day}" + (":tag" if p.kind == "tag" else ""),
                                "done", None)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from handlers.campaigns.api import campaigns_in_force, load_campaigns
 from handlers.sop.cli import register as register_cli
 from handlers.sop.engine import register_jobs as register_sop_jobs
 from handlers.sop.events import EVENTS
@@ -11,6 +12,7 @@ from handlers.sop.media import ADD_MSG_TEMPLATE, MediaPreparer
 from handlers.sop.policy import SendTimeRecheck
 from scrm.adapters.wecom.media import StaleMediaRefresher
 from scrm.kernel.feature import Feature
+from scrm.playbook.issues import PlaybookError
 
 from . import models
 from .handlers import router
@@ -20,11 +22,18 @@ if TYPE_CHECKING:
 
 
 async def register_jobs(runtime: Runtime) -> list[str]:
-    """(Re-)create the SOP engine's scheduler jobs from the current playbook."""
-    if runtime.playbook.current is None:
+    """(Re-)create the SOP engine's scheduler jobs from the current playbook (and campaigns)."""
+    pb = runtime.playbook.current
+    if pb is None:
         return []
     async with runtime.sessions() as session, session.begin():
-        return await register_sop_jobs(session, runtime.scheduler, runtime.playbook.current)
+        # The campaign files as they are now (the campaigns feature stores them after this runs);
+        # broken files: the campaigns last stored, which stay in force.
+        try:
+            slots = {ch.at for c in load_campaigns(runtime.settings.playbook.sop_dir, pb) for ch in c.channels}
+        except PlaybookError:
+            slots = (await campaigns_in_force(session)).slot_times()
+        return await register_sop_jobs(session, runtime.scheduler, pb, slots)
 
 
 def _outbox(runtime: Runtime) -> None:

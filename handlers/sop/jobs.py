@@ -6,6 +6,7 @@ longer has are disabled (not deleted: their history stays readable).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,11 +35,15 @@ def _hhmm(at: time) -> str:
 Job = tuple[type[Internal], TriggerSpec, dict[str, Any], int]
 
 
-def wanted_jobs(pb: Playbook) -> dict[str, Job]:
-    """job_key → (event kind, trigger, payload, misfire grace in seconds) for this playbook."""
+def wanted_jobs(pb: Playbook, campaign_slots: Iterable[time] = ()) -> dict[str, Job]:
+    """job_key → (event kind, trigger, payload, misfire grace in seconds) for this playbook (and
+    the campaigns' channel times: a campaign channel runs in the ``sop.due`` job of its HH:MM)."""
     tz = pb.policy.timezone
     jobs: dict[str, Job] = {}
-    for at, grace in slot_times(pb).items():
+    slots = slot_times(pb)
+    for at in campaign_slots:
+        slots.setdefault(at, pb.policy.misfire_grace)
+    for at, grace in slots.items():
         trigger = TriggerSpec(type="cron", expr=f"{at.minute} {at.hour} * * *", timezone=tz)
         jobs[f"sop.due:{_hhmm(at)}"] = (SopDue, trigger, {"at": _hhmm(at)}, int(grace.total_seconds()))
     for name, r in pb.reminders.items():
@@ -55,9 +60,10 @@ def wanted_jobs(pb: Playbook) -> dict[str, Job]:
     return jobs
 
 
-async def register_jobs(session: AsyncSession, scheduler: Scheduler, pb: Playbook) -> list[str]:
+async def register_jobs(session: AsyncSession, scheduler: Scheduler, pb: Playbook,
+                        campaign_slots: Iterable[time] = ()) -> list[str]:
     """Create/update this playbook's jobs and disable the SOP jobs it no longer has."""
-    jobs = wanted_jobs(pb)
+    jobs = wanted_jobs(pb, campaign_slots)
     for key, (kind, trigger, payload, grace) in jobs.items():
         await scheduler.put_job(session, key, kind, trigger, payload=payload, misfire_grace_s=grace)
     for prefix in PREFIXES:

@@ -58,6 +58,9 @@ class Skip:
     carry: Planned | None = field(default=None, compare=False)
     # (userid, text): a manager told why their task was not issued (suitability or consent).
     tell: tuple[str, str] | None = field(default=None, compare=False)
+    # Who the target belongs to (the customer's manager), where the planner knows: a campaign's
+    # funnel credits its skips to them.
+    sender: str = field(default="", compare=False)
 
     @property
     def key(self) -> str:

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.campaigns.api import HOLDOUT_REASON, ExperimentBook
+from handlers.campaigns.api import HOLDOUT_REASON, CampaignBook, ExperimentBook, campaigns_in_force
 from handlers.campaigns.api import in_force as experiments_in_force
 from handlers.groups.api import GroupMember
 from handlers.sop.models import SopSend, SopTask
@@ -46,6 +46,7 @@ from scrm.playbook import (
 from scrm.playbook.expr import ANCHORS, DateExpr, Workdays
 from scrm.playbook.flows import Branch, PathActions
 
+from .campaign_slots import plan_campaigns
 from .model import Decision, Planned, Skip, send_key
 from .policy import ContactGate
 from .targets import (
@@ -142,13 +143,17 @@ class DayState:
     planned at 09:30 counts against the customer's cap at 10:00 as the executor's row would.
     """
 
-    def __init__(self, pb: Playbook, day: date) -> None:
+    def __init__(self, pb: Playbook, day: date, *, experiments: ExperimentBook | None = None,
+                 campaigns: CampaignBook | None = None) -> None:
         self.gate = ContactGate(pb, day)
         self.day = day
         self.done: set[str] = set()
         self.managers: dict[str, str] = {}
         self.tags: dict[str, str] = {}
-        self.experiments = ExperimentBook()
+        # Given (``scrm campaign plan`` previews the files), else read from the database.
+        self._given = (experiments, campaigns)
+        self.experiments = experiments or ExperimentBook()
+        self.campaigns = campaigns or CampaignBook()
         self._loaded = False
 
     async def load(self, session: AsyncSession) -> None:
@@ -161,7 +166,9 @@ class DayState:
         await self.gate.load_tasks(session)
         self.managers = await member_names(session)
         self.tags = await tag_names(session)
-        self.experiments = await experiments_in_force(session)
+        experiments, campaigns = self._given
+        self.experiments = experiments if experiments is not None else await experiments_in_force(session)
+        self.campaigns = campaigns if campaigns is not None else await campaigns_in_force(session)
         self._loaded = True
 
 
@@ -206,6 +213,9 @@ class SlotPlanner:
         if paths:
             async for d in self._paths(session, paths):
                 yield d
+        # One-off campaigns (campaigns feature) whose channels fall on this slot.
+        async for d in plan_campaigns(self, session):
+            yield d
 
     def _wanted(self, source: str) -> bool:
         return self.only_source is None or self.only_source in (source, source.split(":", 1)[1])
@@ -447,20 +457,22 @@ class DayPlanner:
     """
 
     def __init__(self, pb: Playbook, day: date, *, now: datetime | None = None, only_source: str | None = None,
-                 scan_all: bool = False) -> None:
+                 scan_all: bool = False, state: DayState | None = None) -> None:
         self.pb = pb
         self.day = day
         self.now = now
         self.only_source = only_source
         self.scan_all = scan_all
         self.tz = ZoneInfo(pb.policy.timezone)
+        self.state = state
 
     def slots(self) -> list[time]:
         return sorted(slot_times(self.pb))
 
     async def run(self, session: AsyncSession) -> AsyncIterator[Decision]:
-        state = DayState(self.pb, self.day)
-        for at in self.slots():
+        state = self.state or DayState(self.pb, self.day)
+        await state.load(session)
+        for at in sorted({*self.slots(), *state.campaigns.slot_times()}):
             now = self.now or datetime.combine(self.day, at, self.tz)
             planner = SlotPlanner(self.pb, self.day, at, now, only_source=self.only_source, state=state,
                                   scan_all=self.scan_all)

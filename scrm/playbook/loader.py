@@ -48,6 +48,8 @@ KNOWN_DIRS = ("calendars", "paths")
 # check`): part of the layout, so not "ignored", but not the SOP engine's to load.
 FEATURE_FILES = ("console.yaml", "succession.yaml", "segments.yaml", "lifecycle.yaml", "membership.yaml",
                  "referral.yaml")
+# Folders of sop/ whose YAML the campaigns feature reads and checks (`scrm campaign validate`).
+FEATURE_DIRS = ("campaigns", "experiments")
 # sop/compliance/: the compliance team's YAML (suitability.yaml is read here, the playbook's
 # suitability rules; the other files belong to the compliance feature, which checks them).
 COMPLIANCE_DIR = "compliance"
@@ -242,7 +244,7 @@ class _Loader:
             if path.is_dir() or rel in known or rel.split("/")[0] == COMPLIANCE_DIR:
                 continue
             parent = rel.split("/")[0]
-            if parent in KNOWN_DIRS and rel.count("/") == 1 and path.suffix == ".yaml":
+            if parent in (*KNOWN_DIRS, *FEATURE_DIRS) and rel.count("/") == 1 and path.suffix == ".yaml":
                 continue
             if path.suffix in (".yaml", ".yml"):
                 self.warnings.append(

@@ -189,14 +189,15 @@ PDF = b"%PDF-1.4\n% scrm test rate sheet\n" + b"0" * 200
 def write_shipped_playbook(root: Path, *, calendars: dict[str, str] | None = None,
                            paths: dict[str, str] | None = None, materials: str = SOP_MATERIALS,
                            edits: dict[str, dict[str, str]] | None = None) -> tuple[Path, Path]:
-    """The shipped playbook minus its calendars and paths, plus the given ones; (sop_dir, materials_dir).
+    """The shipped playbook minus its calendars, paths and campaigns, plus the given calendars and
+    paths; (sop_dir, materials_dir).
 
     ``edits`` replaces text in copied files, e.g. ``{"sop/policy.yaml": {"tasks: 30": "tasks: 2"}}``.
     """
     sop, mat = root / "sop", root / "materials"
     shutil.copytree(REPO / "sop", sop)
     shutil.copytree(REPO / "materials", mat)
-    for sub in ("calendars", "paths"):
+    for sub in ("calendars", "paths", "campaigns"):  # a shipped campaign would run in every test
         for f in (sop / sub).glob("*.yaml"):
             f.unlink()
     for name, text in (calendars or {}).items():
