@@ -236,7 +236,8 @@ class SlotPlanner:
             placed = [o for o in occ if o.at.time() == self.at and o.at.date() == self.day]
             # Steps the holiday rule removed: recorded as skips, not silently lost.
             default = cal.on_holiday or self.pb.policy.on_holiday
-            rules = {e.key: e.on_holiday or default for e in [*cal.steps, *cal.recurring]}
+            rules = {s.key: s.on_holiday or default for s in cal.steps}
+            rules.update({r.key: r.on_holiday or default for r in cal.recurring})
             dropped: list[Any] = []
             if "skip" in rules.values() and not self.pb.work_calendar.is_workday(self.day):
                 raw = calendar_occurrences(self.pb, cal, created, self.day, self.day, payday=payday, on_holiday="send")

@@ -95,7 +95,7 @@ async def test_group_send_remind_and_cancel(sandbox: Sandbox) -> None:
     )
     msgid = created["msgid"]
     template = sandbox.state.msg_templates[msgid]
-    assert sorted(r.target for r in template.results) == sorted([ids.groups["代发工资群"], ids.groups["养生活动快闪群"]])
+    assert sorted(r.target for r in template.results) == sorted([ids.groups["代发工资群"], ids.groups["养生快闪群"]])
     for _ in range(3):
         assert (await api.post("externalcontact/remind_groupmsg_send", {"msgid": msgid}))["errcode"] == 0
     assert (await api.post("externalcontact/remind_groupmsg_send", {"msgid": msgid}))["errcode"] == 40058
