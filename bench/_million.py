@@ -69,7 +69,7 @@ TEAM_NAMES = ("代发服务团队", "财富管理团队", "零售客户团队")
 SUB_BRANCHES = [f"{b}/{s}" for b, subs in BRANCHES.items() for s in subs]
 TEAMS = [f"{sb}/{t}" for sb in SUB_BRANCHES for t in TEAM_NAMES]
 CHANNELS = ("payroll-onboarding", "lobby-chengxi", "wealth-salon", "cc-campaign-q4", "")  # sop/channels.yaml
-GROUP_TYPES = ("payroll", "elderly", "flash_sale", "regional", "vip")  # sop/groups.yaml
+GROUP_TYPES = ("payroll", "elderly", "event", "regional", "vip")  # sop/groups.yaml
 MATERIAL = "elderly-fraud-awareness"  # a link material of the shipped playbook
 TAG_GROUPS = (  # (group id, name, owner, tags): the shipped tag map's groups
     ("etg01", "客户等级", "crm", ("V1", "V2", "V3", "V4", "V5", "私行")),

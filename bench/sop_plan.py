@@ -82,7 +82,7 @@ def batches(customers: int, groups: int, ts: Callable[[datetime], Any]) -> Itera
             for t in rng.sample(TAGS, rng.randint(0, 4)):
                 ftag.append((mgr, ext, t, now))
         yield from (("customer", cust), ("crm_customer", crm), ("follow", follow), ("follow_tag", ftag))
-    types = ["payroll", "elderly", "flash_sale", "regional"]
+    types = ["payroll", "elderly", "event", "regional"]
     yield "group_chat", [(f"wr{i:07d}", f"群{i}", managers[i % len(managers)], types[i % len(types)],
                           ts(base + timedelta(days=rng.randint(0, 160))), "", 0, "active", now)
                          for i in range(groups)]

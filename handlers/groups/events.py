@@ -8,7 +8,7 @@ from scrm.kernel.events import Internal, Scheduled
 
 
 class GroupLifetimeDue(Scheduled):
-    """A flash-sale group reached its lifetime (a one-off job armed when it got its type)."""
+    """An event group (活动快闪群) reached its lifetime (a one-off job armed when it got its type)."""
 
     KIND: ClassVar[str] = "group.lifetime_due"
 

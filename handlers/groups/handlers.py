@@ -1,6 +1,6 @@
 """Customer groups: keep the registry and its members current, classify groups into the
 playbook's group types, keep each type's QR pool pointing at groups with room, and give owners
-their tasks (flash-sale joiners, groups over their cap, flash groups at the end of their life).
+their tasks (event-group joiners, groups over their cap, event groups at the end of their life).
 
 Member changes apply as deltas when the event's LastMemVer matches the stored member version;
 anything else (a missed event, a replay, a rename, an owner change) re-reads the group with
@@ -136,7 +136,7 @@ async def on_dismiss(event: ev.ExternalChatDismiss, session: AsyncSession, outbo
 @router.on(GroupLifetimeDue)
 async def on_lifetime_due(event: GroupLifetimeDue, session: AsyncSession, outbox: Outbox, playbook: Playbook,
                           settings: Settings, clock: Clock) -> None:
-    """A flash-sale group reached its lifetime: remind the owner, if the group is still open."""
+    """An event group (活动快闪群) reached its lifetime: remind the owner, if the group is still open."""
     chat_id = event.chat_id
     group = await registry.get_group(session, chat_id)
     spec = playbook.group_types.get(group.group_type or "") if group else None

@@ -1,4 +1,4 @@
-"""Group lifetimes: a flash-sale group (``lifetime_days``) reminds its owner when it is due.
+"""Group lifetimes: an event group (活动快闪群, ``lifetime_days``) reminds its owner when it is due.
 
 The reminder is a one-off scheduler job (``due_job``, a date trigger) created with the group;
 when it fires the groups handler checks the group is still open before telling the owner, so

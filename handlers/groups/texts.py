@@ -14,14 +14,14 @@ def _names(names: Sequence[str], limit: int = 5) -> str:
 
 
 def flash_group_joined(group: str, names: Sequence[str], others: int) -> str:
-    """New members in a flash-sale group: the owner follows up while the offer runs.
+    """New members in an event group (活动快闪群): the owner follows up while the event runs.
 
     ``names`` are the joiners we know as customers, ``others`` how many we do not know yet.
     """
     who = _names(names) if names else ""
     if others:
         who += f"{'及另外' if names else ''}{others}位新成员"
-    return f"【闪购群任务】「{group}」新加入 {who}。请在群内发送本期活动说明，并在活动期内跟进。"
+    return f"【快闪群任务】「{group}」新加入 {who}。请在群内发送本次活动说明，并在活动期内跟进。"
 
 
 def group_over_cap(group: str, type_name: str, count: int, cap: int) -> str:
@@ -37,5 +37,6 @@ def pool_needs_group(type_name: str, cap: int) -> str:
 
 
 def flash_group_expired(group: str, days: int) -> str:
-    """A flash-sale group reached the end of its lifetime."""
-    return f"【闪购群到期】「{group}」已建群 {days} 天，活动期结束。请在群内发送结束语后解散该群。"
+    """An event group (活动快闪群) reached the end of its lifetime."""
+    return (f"【快闪群到期】「{group}」已建群 {days} 天，活动期结束。"
+            f"请在群内发送结束语后解散该群，活跃的群也可以转为兴趣群。")

@@ -235,14 +235,15 @@ class SlotPlanner:
             occ = calendar_occurrences(self.pb, cal, created, self.day - HOLIDAY_LOOKBACK, self.day, payday=payday)
             placed = [o for o in occ if o.at.time() == self.at and o.at.date() == self.day]
             # Steps the holiday rule removed: recorded as skips, not silently lost.
-            rule = cal.on_holiday or self.pb.policy.on_holiday
+            default = cal.on_holiday or self.pb.policy.on_holiday
+            rules = {s.key: s.on_holiday or default for s in cal.steps}
+            rules.update({r.key: r.on_holiday or default for r in cal.recurring})
             dropped: list[Any] = []
-            if rule == "skip" and not self.pb.work_calendar.is_workday(self.day):
-                raw = calendar_occurrences(self.pb, cal.model_copy(update={"on_holiday": "send"}),
-                                           created, self.day, self.day, payday=payday)
+            if "skip" in rules.values() and not self.pb.work_calendar.is_workday(self.day):
+                raw = calendar_occurrences(self.pb, cal, created, self.day, self.day, payday=payday, on_holiday="send")
                 kept = {o.step for o in placed}
                 dropped = [o for o in raw if o.at.time() == self.at and o.at.date() == self.day
-                           and o.step not in kept]
+                           and o.step not in kept and rules.get(o.step) == "skip"]
             self._cal_cache[key] = [(o, None) for o in placed] + [(o, "holiday: not a workday") for o in dropped]
         return self._cal_cache[key]
 

@@ -110,6 +110,9 @@ class GroupAction(Strict):
     )
     tags: TagFilter | None = Field(None, description="only with to: members")
     goal: Goal | None = Field(None, description="only with to: members: the CRM event that counts as converted")
+    # A weekly post is better dropped on a holiday (next week has its own) while a one-off
+    # post is better moved, so a calendar may mix both.
+    on_holiday: OnHoliday | None = Field(None, description="this entry's holiday rule; else the calendar's")
     active: bool = True
 
     @model_validator(mode="after")

@@ -329,7 +329,7 @@ class GroupType(Strict):
     name: str = Field(min_length=1)
     classify: Classify
     member_cap: int = Field(500, ge=2, le=2000)
-    lifetime_days: int | None = Field(None, ge=1, description="flash-sale groups: days until closing")
+    lifetime_days: int | None = Field(None, ge=1, description="event groups (活动快闪群): days until closing")
     payday: int | None = Field(None, ge=1, le=31, description="default day of month for 'payday'")
     welcome: Ident | None = None
     qr_pool: QrPool | None = None

@@ -100,15 +100,17 @@ def calendar_occurrences(
     end: date,
     *,
     payday: int | None = None,
+    on_holiday: OnHoliday | None = None,
 ) -> list[Occurrence]:
     """What ``calendar`` does between ``start`` and ``end`` for a group created on ``created``.
 
     ``payday`` is the group's day of month (its employer's); the group type's default otherwise.
+    ``on_holiday`` overrides every entry's holiday rule (``"send"``: the days as written).
     """
     p = _Planner(pb)
     gt = pb.group_types.get(calendar.group_type)
     payday = payday or (gt.payday if gt else None)
-    rule = calendar.on_holiday or pb.policy.on_holiday
+    default = calendar.on_holiday or pb.policy.on_holiday
     grace = calendar.misfire_grace or pb.policy.misfire_grace
     source = f"calendar:{calendar.calendar}"
     out: list[Occurrence] = []
@@ -117,11 +119,13 @@ def calendar_occurrences(
     for step in calendar.steps:
         day = created + timedelta(days=step.day)
         if step.active and start <= day <= end:
+            rule = on_holiday or step.on_holiday or default
             occ = p.occurrence(source, step.key, "once", day, step.at, _group_what(step), grace, rule)
             out += [occ] if occ else []
     for rec in calendar.recurring:
         if not rec.active:
             continue
+        rule = on_holiday or rec.on_holiday or default
         first = max(start, created + timedelta(days=rec.from_day))
         last = min(end, created + timedelta(days=rec.until_day)) if rec.until_day else end
         for day, at, occ_key in _recurring_days(p, rec, first, last, payday):

@@ -249,7 +249,7 @@ class Verdict:
             chat, owner = work.chat_names[chat_id], owners[work.chat_names[chat_id]]
             if chat.startswith("快闪"):
                 for ext in joined:
-                    told = [n for to, n in notices if to == owner and n.startswith(f"【闪购群任务】「{chat}」")
+                    told = [n for to, n in notices if to == owner and n.startswith(f"【快闪群任务】「{chat}」")
                             and names[ext] in n]
                     if len(told) != 1:
                         untold.append(f"{chat}: {names[ext]} joined, named in {len(told)} notices to {owner}")

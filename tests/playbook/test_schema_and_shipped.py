@@ -21,22 +21,21 @@ def test_shipped_playbook_has_no_errors() -> None:
     pb = shipped()
     # The only expected warning: 2027's official schedule is not out yet.
     assert [w.file for w in pb.warnings] == ["sop/holidays.yaml"]
-    assert set(pb.calendars) == {"payroll-groups", "elderly-groups", "flash-sale-groups"}
+    assert set(pb.calendars) == {"payroll-groups", "elderly-groups", "event-groups"}
     assert set(pb.paths) == {"payroll-wealth", "payroll-mortgage", "payroll-credit-card", "new-contact"}
     assert len(pb.reminders) == 9  # churn-risk: sop/lifecycle.yaml churn_risk stages
 
 
 def test_shipped_calendars_follow_the_practice() -> None:
+    # The rhythm itself (posts per week, the monthly columns) is counted in test_shipped_cadence.
     pb = shipped()
     payroll = pb.calendars["payroll-groups"]
-    sends = [s for s in payroll.steps if s.send]
-    assert len(sends) == 5 and max(s.day for s in sends) <= 92  # five pushes in about three months
-    (monthly,) = payroll.recurring
-    assert str(monthly.date_expr) == "payday + 1 workday"
-    assert pb.group_types["elderly"].member_cap <= 100
-    flash = pb.calendars["flash-sale-groups"]
-    assert pb.group_types["flash_sale"].lifetime_days == 7
-    assert flash.steps[-1].task is not None and flash.steps[-1].day == 7
+    monthly = {r.key: str(r.date_expr) for r in payroll.recurring if r.every == "month"}
+    assert monthly["salary-notice"] == "payday + 1 workday"  # the first workday after payday
+    assert pb.group_types["elderly"].member_cap < 100
+    event = pb.calendars["event-groups"]
+    assert pb.group_types["event"].lifetime_days == 7
+    assert event.steps[-1].task is not None and event.steps[-1].day == 7
     mortgage = pb.paths["payroll-mortgage"].steps[0]
     assert [b.otherwise for b in mortgage.branches] == [False, True]
 

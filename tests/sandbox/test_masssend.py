@@ -91,11 +91,11 @@ async def test_group_send_remind_and_cancel(sandbox: Sandbox) -> None:
     ] == 40058  # sender is required for group sends
     created = await api.post(
         "externalcontact/add_msg_template",
-        {"chat_type": "group", "sender": "zhangwei", "text": {"content": "今晚8点秒杀"}},
+        {"chat_type": "group", "sender": "zhangwei", "text": {"content": "今晚8点讲座开始"}},
     )
     msgid = created["msgid"]
     template = sandbox.state.msg_templates[msgid]
-    assert sorted(r.target for r in template.results) == sorted([ids.groups["代发工资群"], ids.groups["7天秒杀群"]])
+    assert sorted(r.target for r in template.results) == sorted([ids.groups["代发工资群"], ids.groups["养生快闪群"]])
     for _ in range(3):
         assert (await api.post("externalcontact/remind_groupmsg_send", {"msgid": msgid}))["errcode"] == 0
     assert (await api.post("externalcontact/remind_groupmsg_send", {"msgid": msgid}))["errcode"] == 40058

@@ -104,11 +104,11 @@ async def test_groups_commands(db_url: str, tmp_path: Path, capsys: pytest.Captu
         assert chat in capsys.readouterr().out
         templates = list(s.state.group_welcome_templates.values())
         assert {"text": {"content": "欢迎加入代发福利群！"}} in templates
-        # the flash group from the demo (7天秒杀群) got its lifetime reminder armed
+        # the event group from the demo (养生快闪群) got its lifetime reminder armed
         from scrm.kernel.models import DueJob
         async with s.runtime.sessions() as session:
             keys = set((await session.scalars(select(DueJob.job_key))).all())
-        assert f"group_lifetime:{s.ids.groups['7天秒杀群']}" in keys
+        assert f"group_lifetime:{s.ids.groups['养生快闪群']}" in keys
         # a second sync: welcome templates unchanged, pools updated in place
         assert await cmd_groups(_args("groups", "pools", "sync"), s.settings, clock=s.clock) == 0
         assert "unchanged" in capsys.readouterr().out

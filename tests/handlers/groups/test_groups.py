@@ -164,7 +164,7 @@ async def test_flash_group_tasks_and_lifetime_reminder(db_url: str, tmp_path: Pa
         await s.driver.add_external_contact("zhangwei", c["刘洋"], state="lobby-chengxi", welcome_code=False)
         await s.driver.join_group(flash, [c["刘洋"], "wmstranger01"], join_scene=3)
         await s.run()
-        tasks = [m for m in s.app_messages("zhangwei") if "闪购群任务" in m]
+        tasks = [m for m in s.app_messages("zhangwei") if "快闪群任务" in m]
         assert len(tasks) == 1 and "刘洋及另外1位新成员" in tasks[0]
         # the other one closes early: no reminder for it
         await s.driver.dismiss_group(early)
@@ -179,7 +179,7 @@ async def test_flash_group_tasks_and_lifetime_reminder(db_url: str, tmp_path: Pa
         await s.runtime.scheduler.tick()
         await s.runtime.inbox.replay(dead_only=False)
         await s.run()
-        due = [m for m in s.app_messages("zhangwei") if "闪购群到期" in m]
+        due = [m for m in s.app_messages("zhangwei") if "快闪群到期" in m]
         assert len(due) == 1 and "双十一快闪群" in due[0] and "7 天" in due[0]
 
 

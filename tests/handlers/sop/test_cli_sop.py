@@ -47,14 +47,14 @@ def test_validate_prints_every_error_as_file_line_key_message(tmp_path: Path, mo
     assert code == 0 and out.splitlines()[-1].startswith("ok: 3 calendars, 4 paths, 9 reminders")
 
     cal = sop / "calendars" / "payroll.yaml"
-    cal.write_text(cal.read_text().replace('{day: 14, at: "12:10"', '{day: 14, at: "25:10"'))
+    cal.write_text(cal.read_text().replace('{day: 61, at: "10:00"', '{day: 61, at: "25:10"'))
     path = sop / "paths" / "payroll-wealth.yaml"
     path.write_text(path.read_text().replace("send: wealth-plan-after-payday", "send: wealth-plan-after-paydya"))
     code, out = run(["sop", "validate"], capsys)
     assert code == 2
     problems = [line for line in out.splitlines() if not line.startswith("warning: ")]
     assert problems == [
-        "sop/calendars/payroll.yaml:12: steps[1].at: bad time '25:10': expected \"HH:MM\" between 00:00 and 23:59",
+        "sop/calendars/payroll.yaml:26: steps[1].at: bad time '25:10': expected \"HH:MM\" between 00:00 and 23:59",
         "sop/paths/payroll-wealth.yaml:12: steps[0].send: unknown material 'wealth-plan-after-paydya'; "
         "did you mean 'wealth-plan-after-payday'?",
     ]

@@ -185,7 +185,7 @@ def _tags(rng: random.Random) -> list[str]:
 def _groups(rng: random.Random, rows: dict[str, list[dict[str, Any]]]) -> None:
     """Groups created N days before each planned day, for every calendar step offset."""
     offsets = [0, 3, 5, 6, 7, 14, 30, 45, 60, 61, 8, 20]
-    types = ["payroll", "elderly", "flash_sale", "regional", None]
+    types = ["payroll", "elderly", "event", "regional", None]
     n = 0
     for day in DAYS:
         for k in offsets:
