@@ -14,8 +14,16 @@
 from __future__ import annotations
 
 import math
+from types import ModuleType
 
-from scipy.stats import binomtest, chi2_contingency, norm
+
+def _scipy_stats() -> ModuleType:
+    # Imported on first use, not with the service: scipy.stats is a fifth of the service's import
+    # time, and a restart after a crash must be quick (welcome codes live 20 s); only reports and
+    # the sample-size check of an experiment need it.
+    import scipy.stats
+
+    return scipy.stats
 
 CONFIDENCE = 0.95
 
@@ -24,7 +32,7 @@ def wilson_interval(converted: int, exposed: int, confidence: float = CONFIDENCE
     """The Wilson score interval of ``converted / exposed``; None with nobody exposed."""
     if exposed <= 0:
         return None
-    ci = binomtest(converted, exposed).proportion_ci(confidence_level=confidence, method="wilson")
+    ci = _scipy_stats().binomtest(converted, exposed).proportion_ci(confidence_level=confidence, method="wilson")
     return float(ci.low), float(ci.high)
 
 
@@ -40,13 +48,14 @@ def two_proportion_p(converted_a: int, exposed_a: int, converted_b: int, exposed
     if converted == 0 or converted == exposed_a + exposed_b:
         return 1.0
     table = [[converted_a, exposed_a - converted_a], [converted_b, exposed_b - converted_b]]
-    return float(chi2_contingency(table, correction=False).pvalue)
+    return float(_scipy_stats().chi2_contingency(table, correction=False).pvalue)
 
 
 def sample_size(baseline: float, mde: float, *, alpha: float = 0.05, power: float = 0.8) -> int:
     """Customers per arm to detect ``baseline`` → ``baseline + mde`` (two-sided ``alpha``, ``power``)."""
     p1, p2 = baseline, baseline + mde
     mean = (p1 + p2) / 2
+    norm = _scipy_stats().norm
     z_alpha = float(norm.ppf(1 - alpha / 2))
     z_beta = float(norm.ppf(power))
     n = (z_alpha * math.sqrt(2 * mean * (1 - mean)) + z_beta * math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))) ** 2 / mde**2
