@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.compliance.api import trail_about
 from handlers.contacts import follows, texts
+from handlers.contacts.added import remember
 from handlers.contacts.events import ChannelTagsDue
 from handlers.contacts.models import Follow
 from handlers.contacts.welcome import (
@@ -141,8 +142,13 @@ async def on_add(event: ev.AddExternalContact | ev.AddHalfExternalContact, sessi
     elif problem:
         await _welcome_failed(session, outbox, settings, event, info, problem, inbox_id, at, notify=follow is not None,
                               not_before=quiet_until(playbook, now))
+    channel_tagged: list[str] = []
     if follow is not None and tag_names:
-        await _channel_tags(session, outbox, inbox, event, follow, tag_names, tag_ids, inbox_id, at, now)
+        channel_tagged = await _channel_tags(session, outbox, inbox, event, follow, tag_names, tag_ids, inbox_id,
+                                             at, now)
+    if info is not None and follow is not None:  # customer and relation (and its tags) written above
+        remember(session, inbox_id, userid, ext, info.external_contact.unionid,
+                 [*follows.corp_tag_ids(follow), *channel_tagged])
 
 
 async def _queue_welcome(session: AsyncSession, outbox: Outbox,
@@ -167,18 +173,19 @@ async def _queue_welcome(session: AsyncSession, outbox: Outbox,
 async def _channel_tags(session: AsyncSession, outbox: Outbox, inbox: Inbox,
                         event: ev.AddExternalContact | ev.AddHalfExternalContact, follow: FollowUser,
                         tag_names: list[str], tag_ids: dict[str, str], inbox_id: int, at: datetime,
-                        now: datetime) -> None:
-    """Tag the new relation with its channel's tags, now when they all exist in the mirror."""
+                        now: datetime) -> list[str]:
+    """Tag the new relation with its channel's tags, now when they all exist in the mirror.
+    Returns the tag ids added to the relation's mirror now (none when they come later)."""
     userid, ext = event.user_id, event.external_user_id
     if all(n in tag_ids for n in tag_names):
-        await _mark_tags(session, outbox, userid, ext, tagcatalog.resolve_ids(tag_ids, tag_names),
-                         set(follows.corp_tag_ids(follow)), f"mark_tag:{userid}:{ext}:{inbox_id}", now)
-        return
+        return await _mark_tags(session, outbox, userid, ext, tagcatalog.resolve_ids(tag_ids, tag_names),
+                                set(follows.corp_tag_ids(follow)), f"mark_tag:{userid}:{ext}:{inbox_id}", now)
     # Creating tags is a WeCom call that may fail: keep it off the welcome's path, as its own
     # event that retries (and dead-letters, visibly) on its own.
     due = ChannelTagsDue(at=at, userid=userid, external_userid=ext, tags=tuple(tag_names), channel=event.state,
                          subject=("customer", ext))
     await inbox.add_internal(session, due, f"channel_tags:{inbox_id}")
+    return []
 
 
 async def _welcome_failed(session: AsyncSession, outbox: Outbox, settings: Settings,
