@@ -158,6 +158,16 @@ class QueuedCall:
     body: Mapping[str, Any]
     priority: int = PRIORITY_DEFAULT
     lane: str | None = None
+    not_after: datetime | None = None
+    about: Mapping[str, Any] | None = None  # as for :meth:`Outbox.add`
+
+
+def _wecom_payload(api: str, body: Mapping[str, Any], about: Mapping[str, Any] | None, *,
+                   method: str = "POST") -> dict[str, Any]:
+    payload: dict[str, Any] = {"api": api, "body": dict(body), "method": method}
+    if about:
+        payload["about"] = dict(about)
+    return payload
 
 
 def _due(max_priority: int | None) -> ColumnElement[bool]:
@@ -239,9 +249,7 @@ class Outbox:
         """Queue a WeCom call inside the caller's transaction; a repeated key adds nothing.
 
         ``about``: what the call concerns beyond its body (who, for whom), for failure hooks."""
-        payload: dict[str, Any] = {"api": api, "body": dict(body), "method": method}
-        if about:
-            payload["about"] = dict(about)
+        payload = _wecom_payload(api, body, about, method=method)
         await self.add_action(session, key, "wecom", payload, priority=priority, lane=lane,
                               not_after=not_after, delay_s=delay_s)
 
@@ -256,12 +264,13 @@ class Outbox:
     async def add_many(self, session: AsyncSession, calls: Sequence[QueuedCall]) -> None:
         """Queue many WeCom calls in the caller's transaction with one cached ``executemany``;
         a repeated key adds nothing. For bulk producers (the CRM tag sync): one statement per
-        call cost 5× the planning time on the tag-sync bench."""
+        call cost 5× the planning time on the tag-sync bench; and for a handler that queues
+        several (a welcome and the channel's tags: one statement, not two per added customer)."""
         if not calls:
             return
         now = self.clock.now()
-        rows = [self._row(c.key, "wecom", {"api": c.api, "body": dict(c.body), "method": "POST"},
-                          priority=c.priority, lane=c.lane, not_after=None, delay_s=0.0, now=now) for c in calls]
+        rows = [self._row(c.key, "wecom", _wecom_payload(c.api, c.body, c.about), priority=c.priority, lane=c.lane,
+                          not_after=c.not_after, delay_s=0.0, now=now) for c in calls]
         await session.execute(insert_ignore(dialect_of(session), table_of(OutboxAction), ["idempotency_key"]),
                               rows)
 
