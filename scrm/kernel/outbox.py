@@ -128,8 +128,8 @@ FailureHook = Callable[["Outbox", AsyncSession, Mapping[str, Any], str], Awaitab
 # Runs in the transaction that records actions ``sent`` (by WeCom's answer, or by an operator
 # who checked WeCom): what must exist exactly when a message is known to have gone out (the
 # compliance trail) is written with that fact, never before and never without it. It gets every
-# action of its api recorded ``sent`` in that transaction, each with its ``sent_at``, oldest
-# claim first: a group commit of k welcomes costs the hook one batch, not k.
+# action of its api recorded ``sent`` in that transaction, each with its ``sent_at``, in the
+# order their outcomes arrived: a group commit of k welcomes costs the hook one batch, not k.
 SentHook = Callable[[AsyncSession | AsyncConnection, Sequence[tuple[Mapping[str, Any], datetime]]], Awaitable[None]]
 
 # result["maybe_sent"]: an earlier attempt of this action may have reached WeCom.
