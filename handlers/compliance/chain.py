@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from handlers.compliance.models import GENESIS, TrailHead, TrailRecord
@@ -55,13 +55,33 @@ def content_hash(content: Any) -> str:
 async def append(conn: AsyncSession | AsyncConnection, fields: Mapping[str, Any]) -> int:
     """Append one record (``fields``: every name of :data:`FIELDS` but ``seq`` and ``prev_hash``)
     in the caller's transaction; returns its number."""
+    return (await append_many(conn, [fields]))[0]
+
+
+# Built once: a group commit of sent messages appends through these on every batch.
+_INSERT_RECORD = insert(table_of(TrailRecord))
+_MOVE_HEAD = (update(table_of(TrailHead)).where(table_of(TrailHead).c.id == HEAD_ID)
+              .values(seq=bindparam("new_seq"), hash=bindparam("new_hash")))
+
+
+async def append_many(conn: AsyncSession | AsyncConnection, many: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Append records in order, in the caller's transaction, under one lock of the head: one
+    read of the head, one insert of every record (an ``executemany``) and one move of the head,
+    however many there are. Each record still links to the one before it, as if appended alone.
+    Returns their numbers."""
+    if not many:
+        return []
     head = await _locked_head(conn)
-    seq, prev = int(head.seq) + 1, str(head.hash)
-    record = {**fields, "seq": seq, "prev_hash": prev}
-    digest = hash_of(record)
-    await conn.execute(insert(TrailRecord).values(**record, hash=digest))
-    await conn.execute(update(TrailHead).where(TrailHead.id == HEAD_ID).values(seq=seq, hash=digest))
-    return seq
+    seq, prev = int(head.seq), str(head.hash)
+    rows: list[dict[str, Any]] = []
+    for fields in many:
+        seq += 1
+        record = {**fields, "seq": seq, "prev_hash": prev}
+        prev = hash_of(record)
+        rows.append({**record, "hash": prev})
+    await conn.execute(_INSERT_RECORD, rows)
+    await conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    return [int(r["seq"]) for r in rows]
 
 
 async def _locked_head(conn: AsyncSession | AsyncConnection) -> Any:

@@ -14,13 +14,13 @@ the decision ``"unrecorded"``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from handlers.compliance.chain import append, content_hash
+from handlers.compliance.chain import append_many, content_hash
 from scrm.kernel.outbox import Outbox, SentHook
 
 SEND_WELCOME = "externalcontact/send_welcome_msg"
@@ -77,10 +77,10 @@ def _retain_until(at: datetime, days: int) -> date:
 
 
 def recorder(retain_days: Mapping[str, int], default_days: int) -> SentHook:
-    async def record(conn: AsyncSession | AsyncConnection, row: Mapping[str, Any], at: datetime) -> None:
-        fields = fields_of(row, at, retain_days, default_days)
-        if fields is not None:
-            await append(conn, fields)
+    async def record(conn: AsyncSession | AsyncConnection, sent: Sequence[tuple[Mapping[str, Any], datetime]]) -> None:
+        # One append for the batch: one head read and move, however many went out together.
+        records = [f for row, at in sent if (f := fields_of(row, at, retain_days, default_days)) is not None]
+        await append_many(conn, records)
 
     return record
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.compliance.api import trail_about
 from handlers.contacts import follows, texts
+from handlers.contacts.added import remember
 from handlers.contacts.events import ChannelTagsDue
 from handlers.contacts.models import Follow
 from handlers.contacts.welcome import (
@@ -41,7 +42,7 @@ from scrm.kernel.config import Settings
 from scrm.kernel.dispatch import Router
 from scrm.kernel.inbox import Inbox
 from scrm.kernel.notify import tell_member
-from scrm.kernel.outbox import PRIORITY_WELCOME, Outbox
+from scrm.kernel.outbox import PRIORITY_WELCOME, Outbox, QueuedCall
 from scrm.playbook import Playbook
 from scrm.playbook.quiet import local_day, quiet_until
 
@@ -74,14 +75,15 @@ def _follow_of(info: GetExternalContactResponse | None, userid: str) -> FollowUs
     return next((f for f in info.follow_user if f.userid == userid), None)
 
 
-async def _mark_tags(session: AsyncSession, outbox: Outbox, userid: str, external_userid: str, tag_ids: list[str],
-                     already: set[str], key: str, now: datetime) -> list[str]:
-    """Queue mark_tag for the tags the relation lacks; mirror them locally (WeCom sends no
-    callback for API changes). Returns the ids queued."""
+async def _mark_tags(session: AsyncSession, queue: list[QueuedCall], userid: str, external_userid: str,
+                     tag_ids: list[str], already: set[str], key: str, now: datetime) -> list[str]:
+    """Queue mark_tag (onto ``queue``, for the caller's ``Outbox.add_many``) for the tags the
+    relation lacks; mirror them locally (WeCom sends no callback for API changes). Returns the
+    ids queued."""
     to_add = [t for t in dict.fromkeys(tag_ids) if t not in already]
     if to_add:
-        body = {"userid": userid, "external_userid": external_userid, "add_tag": to_add}
-        await outbox.add(session, key, MARK_TAG, body)
+        queue.append(QueuedCall(key, MARK_TAG, {"userid": userid, "external_userid": external_userid,
+                                                "add_tag": to_add}))
         await follows.add_follow_tags(session, userid, external_userid, to_add, now)
     return to_add
 
@@ -136,26 +138,34 @@ async def on_add(event: ev.AddExternalContact | ev.AddHalfExternalContact, sessi
     else:
         await follows.ensure_follow(session, userid, ext, state=event.state, created_at=at)
     await media.flush()
+    # The welcome and the channel's tags are queued with one statement (welcome first).
+    calls: list[QueuedCall] = []
     if welcome is not None and info is not None:
-        await _queue_welcome(session, outbox, event, welcome, info.external_contact.name, inbox_id, at)
+        await _queue_welcome(session, calls, event, welcome, info.external_contact.name, inbox_id, at)
     elif problem:
         await _welcome_failed(session, outbox, settings, event, info, problem, inbox_id, at, notify=follow is not None,
                               not_before=quiet_until(playbook, now))
+    channel_tagged: list[str] = []
     if follow is not None and tag_names:
-        await _channel_tags(session, outbox, inbox, event, follow, tag_names, tag_ids, inbox_id, at, now)
+        channel_tagged = await _channel_tags(session, calls, inbox, event, follow, tag_names, tag_ids, inbox_id,
+                                             at, now)
+    await outbox.add_many(session, calls)
+    if info is not None and follow is not None:  # customer and relation (and its tags) written above
+        remember(session, inbox_id, userid, ext, info.external_contact.unionid,
+                 [*follows.corp_tag_ids(follow), *channel_tagged])
 
 
-async def _queue_welcome(session: AsyncSession, outbox: Outbox,
+async def _queue_welcome(session: AsyncSession, queue: list[QueuedCall],
                          event: ev.AddExternalContact | ev.AddHalfExternalContact, welcome: Welcome, customer: str,
                          inbox_id: int, at: datetime) -> None:
     # ``about``: whom to tell if it misses its window anyway (handlers/contacts/missed.py).
-    await outbox.add(session, f"welcome:{event.welcome_code}", SEND_WELCOME, welcome.body,
-                     priority=PRIORITY_WELCOME, not_after=welcome_deadline(event.create_time),
-                     about={"userid": event.user_id, "external_userid": event.external_user_id,
-                            "customer": customer,
-                            "trail": trail_about("welcome", sender=event.user_id, audience=[event.external_user_id],
-                                                 material=welcome.material,
-                                                 decisions=["reply to the customer's own add (no quiet hours)"])})
+    queue.append(QueuedCall(
+        f"welcome:{event.welcome_code}", SEND_WELCOME, welcome.body, priority=PRIORITY_WELCOME,
+        not_after=welcome_deadline(event.create_time),
+        about={"userid": event.user_id, "external_userid": event.external_user_id, "customer": customer,
+               "trail": trail_about("welcome", sender=event.user_id, audience=[event.external_user_id],
+                                    material=welcome.material,
+                                    decisions=["reply to the customer's own add (no quiet hours)"])}))
     await welcome.record_sends(session, at)  # the radar's open rate counts this send
     for reason in welcome.notes:
         log.error("welcome sent without its attachment: %s", reason, extra={"userid": event.user_id})
@@ -164,21 +174,22 @@ async def _queue_welcome(session: AsyncSession, outbox: Outbox,
                    {"reasons": welcome.notes})
 
 
-async def _channel_tags(session: AsyncSession, outbox: Outbox, inbox: Inbox,
+async def _channel_tags(session: AsyncSession, queue: list[QueuedCall], inbox: Inbox,
                         event: ev.AddExternalContact | ev.AddHalfExternalContact, follow: FollowUser,
                         tag_names: list[str], tag_ids: dict[str, str], inbox_id: int, at: datetime,
-                        now: datetime) -> None:
-    """Tag the new relation with its channel's tags, now when they all exist in the mirror."""
+                        now: datetime) -> list[str]:
+    """Tag the new relation with its channel's tags, now when they all exist in the mirror.
+    Returns the tag ids added to the relation's mirror now (none when they come later)."""
     userid, ext = event.user_id, event.external_user_id
     if all(n in tag_ids for n in tag_names):
-        await _mark_tags(session, outbox, userid, ext, tagcatalog.resolve_ids(tag_ids, tag_names),
-                         set(follows.corp_tag_ids(follow)), f"mark_tag:{userid}:{ext}:{inbox_id}", now)
-        return
+        return await _mark_tags(session, queue, userid, ext, tagcatalog.resolve_ids(tag_ids, tag_names),
+                                set(follows.corp_tag_ids(follow)), f"mark_tag:{userid}:{ext}:{inbox_id}", now)
     # Creating tags is a WeCom call that may fail: keep it off the welcome's path, as its own
     # event that retries (and dead-letters, visibly) on its own.
     due = ChannelTagsDue(at=at, userid=userid, external_userid=ext, tags=tuple(tag_names), channel=event.state,
                          subject=("customer", ext))
     await inbox.add_internal(session, due, f"channel_tags:{inbox_id}")
+    return []
 
 
 async def _welcome_failed(session: AsyncSession, outbox: Outbox, settings: Settings,
@@ -205,8 +216,10 @@ async def on_channel_tags(event: ChannelTagsDue, session: AsyncSession, wecom: W
     ids = await tagcatalog.ensure(session, wecom, names)
     current = await session.scalars(select(FollowTag.tag_id).where(FollowTag.userid == userid,
                                                                     FollowTag.external_userid == ext))
-    await _mark_tags(session, outbox, userid, ext, tagcatalog.resolve_ids(ids, names), set(current.all()),
+    calls: list[QueuedCall] = []
+    await _mark_tags(session, calls, userid, ext, tagcatalog.resolve_ids(ids, names), set(current.all()),
                      f"mark_tag:{userid}:{ext}:{inbox_id}", clock.now())
+    await outbox.add_many(session, calls)
 
 
 @router.on(ev.EditExternalContact)

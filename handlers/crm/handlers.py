@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.api import Customer, record_contact
+from handlers.contacts.api import Customer, added_contact, record_contact
 from handlers.crm import backlog, discover, identity, store, writeback
 from handlers.crm.events import CrmChanged, CrmKeyEvent, CrmNightly
 from handlers.crm.jobs import MISFIRE_GRACE_S
@@ -112,14 +112,21 @@ _UNIONID_OF = select(table_of(Customer).c.unionid).where(table_of(Customer).c.ex
 @router.on(ev.AddExternalContact, ev.AddHalfExternalContact)
 async def on_contact_added(event: ev.AddExternalContact | ev.AddHalfExternalContact, session: AsyncSession,
                            inbox: Inbox, playbook: Playbook, clock: Clock, inbox_id: int) -> None:
-    """Link waiting CRM rows (by unionid, read by the contacts handler) and sync the new relation."""
+    """Link waiting CRM rows (by unionid, read by the contacts handler) and sync the new relation.
+
+    The unionid and the relation's tags come from what the contacts handler wrote in this
+    transaction when it says (``added_contact``), else from the database."""
     ext, now = event.external_user_id, clock.now()
-    unionid = await session.scalar(_UNIONID_OF, {"e": ext})
+    added = added_contact(session, inbox_id, event.user_id, ext)
+    unionid = added.unionid if added is not None else await session.scalar(_UNIONID_OF, {"e": ext})
     crm_ids = await identity.link_contact(session, ext, unionid, now)
     await store.queue_sync(session, inbox, crm_ids, now, f"contact:{ext}:{inbox_id}")
     # Tags present at the start (channel tags) are not a manager's edit: start the record here.
     crm_tag_ids = await _crm_tag_ids(session, playbook)
-    current = await writeback.manager_tags(session, event.user_id, ext, crm_tag_ids)
+    if added is not None:
+        current = writeback.without_crm_tags(added.tag_ids, crm_tag_ids)
+    else:
+        current = await writeback.manager_tags(session, event.user_id, ext, crm_tag_ids)
     await writeback.snapshot(session, event.user_id, ext, current, now)
 
 

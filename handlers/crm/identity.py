@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, literal, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Customer
@@ -64,9 +64,16 @@ async def link_contact(session: AsyncSession, external_userid: str, unionid: str
 
     Returns every crm_id bound to the contact (new or old), so the caller can sync its tags.
     """
-    if unionid:
-        waiting = (await session.scalars(_WAITING_FOR, {"u": unionid})).all()
-        await bind(session, dict.fromkeys(waiting, external_userid), UNIONID, now)
+    if not unionid:
+        return list((await session.scalars(_BOUND_TO, {"e": external_userid})).all())
+    # The rows waiting for the unionid and those bound already, in one statement.
+    found = (await session.execute(_WAITING_OR_BOUND, {"u": unionid, "e": external_userid})).all()
+    bound = [crm for crm, waiting in found if not waiting]
+    # A waiting row bound to this contact already stays as it is (``bind`` would skip it too).
+    waiting = [crm for crm, is_waiting in found if is_waiting and crm not in bound]
+    if not waiting:
+        return bound
+    await bind(session, dict.fromkeys(waiting, external_userid), UNIONID, now)
     return list((await session.scalars(_BOUND_TO, {"e": external_userid})).all())
 
 
@@ -90,6 +97,11 @@ async def link_contacts(session: AsyncSession, unionids: Mapping[str, str | None
 # Read for every added contact: built once, on the tables.
 _WAITING_FOR = select(table_of(CrmCustomer).c.crm_id).where(table_of(CrmCustomer).c.unionid == bindparam("u"))
 _BOUND_TO = select(table_of(Binding).c.crm_id).where(table_of(Binding).c.external_userid == bindparam("e"))
+_WAITING_OR_BOUND = union_all(
+    select(table_of(CrmCustomer).c.crm_id, literal(True).label("waiting"))
+    .where(table_of(CrmCustomer).c.unionid == bindparam("u")),
+    select(table_of(Binding).c.crm_id, literal(False).label("waiting"))
+    .where(table_of(Binding).c.external_userid == bindparam("e")))
 
 
 async def crm_ids_of(session: AsyncSession, external_userids: Iterable[str]) -> dict[str, str]:

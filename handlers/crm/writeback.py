@@ -36,7 +36,12 @@ _TAGS_OF = select(table_of(FollowTag).c.tag_id).where(table_of(FollowTag).c.user
 async def manager_tags(session: AsyncSession, userid: str, external_userid: str,
                        crm_tag_ids: frozenset[str]) -> list[str]:
     rows = await session.scalars(_TAGS_OF, {"u": userid, "e": external_userid})
-    return sorted(t for t in rows.all() if t not in crm_tag_ids)
+    return without_crm_tags(rows.all(), crm_tag_ids)
+
+
+def without_crm_tags(tag_ids: Iterable[str], crm_tag_ids: frozenset[str]) -> list[str]:
+    """A relation's manager-owned tags (those the CRM does not own), sorted: what is reported."""
+    return sorted(t for t in tag_ids if t not in crm_tag_ids)
 
 
 async def snapshot(session: AsyncSession, userid: str, external_userid: str, tag_ids: list[str],

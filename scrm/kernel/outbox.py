@@ -125,10 +125,12 @@ Refresher = Callable[["Outbox", dict[str, Any], WeComError], Awaitable[dict[str,
 # A failure hook runs when an action of its api ends ``failed``, in the transaction that records
 # the failure (so what it queues, e.g. "greet this customer yourself", exists exactly once).
 FailureHook = Callable[["Outbox", AsyncSession, Mapping[str, Any], str], Awaitable[None]]
-# Runs in the transaction that records an action ``sent`` (by WeCom's answer, or by an operator
-# who checked WeCom): what must exist exactly when the message is known to have gone out (the
-# compliance trail) is written with that fact, never before and never without it.
-SentHook = Callable[[AsyncSession | AsyncConnection, Mapping[str, Any], datetime], Awaitable[None]]
+# Runs in the transaction that records actions ``sent`` (by WeCom's answer, or by an operator
+# who checked WeCom): what must exist exactly when a message is known to have gone out (the
+# compliance trail) is written with that fact, never before and never without it. It gets every
+# action of its api recorded ``sent`` in that transaction, each with its ``sent_at``, in the
+# order their outcomes arrived: a group commit of k welcomes costs the hook one batch, not k.
+SentHook = Callable[[AsyncSession | AsyncConnection, Sequence[tuple[Mapping[str, Any], datetime]]], Awaitable[None]]
 
 # result["maybe_sent"]: an earlier attempt of this action may have reached WeCom.
 MAYBE_SENT = "maybe_sent"
@@ -156,6 +158,16 @@ class QueuedCall:
     body: Mapping[str, Any]
     priority: int = PRIORITY_DEFAULT
     lane: str | None = None
+    not_after: datetime | None = None
+    about: Mapping[str, Any] | None = None  # as for :meth:`Outbox.add`
+
+
+def _wecom_payload(api: str, body: Mapping[str, Any], about: Mapping[str, Any] | None, *,
+                   method: str = "POST") -> dict[str, Any]:
+    payload: dict[str, Any] = {"api": api, "body": dict(body), "method": method}
+    if about:
+        payload["about"] = dict(about)
+    return payload
 
 
 def _due(max_priority: int | None) -> ColumnElement[bool]:
@@ -187,6 +199,19 @@ _MARK_SENDING = (update(OutboxAction)
                         OutboxAction.lease_owner == bindparam("_owner"))
                  .values(status="sending", attempts=OutboxAction.attempts + 1)
                  .returning(OutboxAction.id))
+
+
+# The rows of a group still leased to us, locked until the group's commit (PostgreSQL; see
+# ``Outbox._record_hooked``); built once.
+_STILL_OURS = (select(OutboxAction.id)
+               .where(OutboxAction.id.in_(bindparam("ids", expanding=True)),
+                      OutboxAction.lease_owner == bindparam("_owner"))
+               .with_for_update())
+
+
+class LeaseLostInGroup(Exception):
+    """A batch of fenced UPDATEs matched fewer rows than it had: some lease went to another
+    worker. The group is rolled back and recorded one outcome at a time."""
 
 
 class Outbox:
@@ -224,9 +249,7 @@ class Outbox:
         """Queue a WeCom call inside the caller's transaction; a repeated key adds nothing.
 
         ``about``: what the call concerns beyond its body (who, for whom), for failure hooks."""
-        payload: dict[str, Any] = {"api": api, "body": dict(body), "method": method}
-        if about:
-            payload["about"] = dict(about)
+        payload = _wecom_payload(api, body, about, method=method)
         await self.add_action(session, key, "wecom", payload, priority=priority, lane=lane,
                               not_after=not_after, delay_s=delay_s)
 
@@ -241,12 +264,13 @@ class Outbox:
     async def add_many(self, session: AsyncSession, calls: Sequence[QueuedCall]) -> None:
         """Queue many WeCom calls in the caller's transaction with one cached ``executemany``;
         a repeated key adds nothing. For bulk producers (the CRM tag sync): one statement per
-        call cost 5× the planning time on the tag-sync bench."""
+        call cost 5× the planning time on the tag-sync bench; and for a handler that queues
+        several (a welcome and the channel's tags: one statement, not two per added customer)."""
         if not calls:
             return
         now = self.clock.now()
-        rows = [self._row(c.key, "wecom", {"api": c.api, "body": dict(c.body), "method": "POST"},
-                          priority=c.priority, lane=c.lane, not_after=None, delay_s=0.0, now=now) for c in calls]
+        rows = [self._row(c.key, "wecom", _wecom_payload(c.api, c.body, c.about), priority=c.priority, lane=c.lane,
+                          not_after=c.not_after, delay_s=0.0, now=now) for c in calls]
         await session.execute(insert_ignore(dialect_of(session), table_of(OutboxAction), ["idempotency_key"]),
                               rows)
 
@@ -429,19 +453,60 @@ class Outbox:
 
     async def _record_group(self, group: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]]) -> None:
         async with self.sessions() as session, session.begin():
-            # Plain sends (nothing merged into them, no hook) as one executemany per shape: a lost
-            # lease needs nothing more than the UPDATE matching no row, as in ``_record``. A send
-            # with a sent hook goes alone: its hook runs only where its own UPDATE matched.
+            # Plain sends (nothing merged into them) as one executemany per shape: a lost lease
+            # needs nothing more than the UPDATE matching no row, as in ``_record``. Sends with a
+            # sent hook likewise, per api, when there are several (``_record_hooked``): their hook
+            # then runs once for the batch, only for rows whose UPDATE matched.
             plain: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            hooked: dict[str, list[tuple[Mapping[str, Any], Outcome]]] = {}
             for row, outcome, _ in group:
-                if (outcome.status == "sent" and not (row["result"] or {}).get(MERGED)
-                        and str(row["payload"].get("api", "")) not in self.sent_hooks):
+                api = str(row["payload"].get("api", ""))
+                if outcome.status != "sent" or (row["result"] or {}).get(MERGED):
+                    await self._record(session, row, outcome)
+                elif api in self.sent_hooks:
+                    hooked.setdefault(api, []).append((row, outcome))
+                else:
                     params = {"_id": row["id"], "_owner": self.owner, **self._values(row, outcome)}
                     plain.setdefault(tuple(params), []).append(params)
-                else:
-                    await self._record(session, row, outcome)
             for batch in plain.values():
                 await session.execute(update_leased(table_of(OutboxAction)), batch)
+            for api, sends in hooked.items():
+                await self._record_hooked(session, api, sends)
+
+    async def _record_hooked(self, session: AsyncSession, api: str,
+                             sends: list[tuple[Mapping[str, Any], Outcome]]) -> None:
+        """Record sends of one api that has sent hooks, fenced by the lease, and run the hooks
+        once for those whose UPDATE matched.
+
+        A lone send is an UPDATE whose rowcount says whether it matched (``_record``). Several
+        go as one executemany; which of them matched must still be known exactly. SQLite counts
+        an executemany's rows (``supports_sane_multi_rowcount``): all matched, or the group is
+        refused (:class:`LeaseLostInGroup`) and recorded one by one by ``_record_finishes``.
+        PostgreSQL's asyncpg does not count them, so the rows still ours are first locked ``FOR
+        UPDATE`` (no other worker can take their lease until commit) and only those recorded."""
+        if len(sends) == 1:
+            await self._record(session, *sends[0])
+            return
+        table = table_of(OutboxAction)
+        ids = [row["id"] for row, _ in sends]
+        sane = bool(session.get_bind().dialect.supports_sane_multi_rowcount)
+        if not sane:
+            owned = set((await session.execute(_STILL_OURS, {"ids": ids, "_owner": self.owner})).scalars().all())
+            sends = [(row, outcome) for row, outcome in sends if row["id"] in owned]
+            if not sends:
+                return
+        batches: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        done: list[tuple[Mapping[str, Any], datetime]] = []
+        for row, outcome in sends:
+            params = {"_id": row["id"], "_owner": self.owner, **self._values(row, outcome)}
+            batches.setdefault(tuple(params), []).append(params)
+            done.append((row, params["sent_at"]))
+        for batch in batches.values():
+            res = await session.execute(update_leased(table), batch)
+            if sane and res.rowcount != len(batch):  # type: ignore[attr-defined]
+                raise LeaseLostInGroup(f"{len(batch) - res.rowcount} of {len(batch)} leases lost")  # type: ignore[attr-defined]
+        for sent_hook in self.sent_hooks[api]:
+            await sent_hook(session, done)
 
     async def flush(self) -> None:
         """Wait until every outcome handed in has been recorded (a stop calls this)."""
@@ -461,7 +526,7 @@ class Outbox:
             return  # the lease went to another worker: what it records counts
         if outcome.status == "sent":
             for sent_hook in self.sent_hooks.get(api, ()):
-                await sent_hook(session, row, values["sent_at"])
+                await sent_hook(session, [(row, values["sent_at"])])
         if outcome.status == "failed" and merged:
             # The notices merged into this one did not go out either.
             await session.execute(update(OutboxAction).where(OutboxAction.id.in_(merged),
@@ -552,9 +617,12 @@ class Outbox:
                         result={"resolved": "sent", "by": by})
                 .returning(OutboxAction.id, OutboxAction.idempotency_key, OutboxAction.kind, OutboxAction.payload,
                            OutboxAction.wecom_msgid))).mappings().all()
-            for row in rows:
-                for sent_hook in self.sent_hooks.get(str(row["payload"].get("api", "")), ()):
-                    await sent_hook(conn, dict(row), now)
+            by_api: dict[str, list[tuple[Mapping[str, Any], datetime]]] = {}
+            for row in sorted(rows, key=lambda r: int(r["id"])):
+                by_api.setdefault(str(row["payload"].get("api", "")), []).append((dict(row), now))
+            for api, sent in by_api.items():
+                for sent_hook in self.sent_hooks.get(api, ()):
+                    await sent_hook(conn, sent)
         return len(rows)
 
     async def counts(self) -> dict[str, int]:
