@@ -116,8 +116,9 @@ def _holding(has: str) -> Check:
     plain = has != "" and has == has.strip()
 
     def holding(raw: Any) -> bool:
-        if plain and type(raw) is list and has in raw:
-            return True
+        if plain and type(raw) is list:
+            # values_of(raw) without building it: each present value, stripped.
+            return has in raw or any(v is not None and str(v).strip() == has for v in raw)
         return has in values_of(raw)
     return holding
 
@@ -165,6 +166,14 @@ class Test:
             parts.append(_holding(self.has))
         if len(parts) == 1 and (self.min is not None or self.max is not None):
             return parts[0]  # no number in None or "": the bounds alone decide
+        if len(parts) == 1:
+            only = parts[0]
+
+            def check_one(raw: Any) -> bool:
+                if raw is None or raw == "":
+                    return False
+                return only(raw)
+            return check_one
 
         def check(raw: Any) -> bool:
             if raw is None or raw == "":

@@ -33,7 +33,7 @@ from .criteria import amount
 from .events import StageEntered
 from .models import CustomerSegment
 from .rules import Lifecycle, Segmentation
-from .score import grade_of, rfm_of, score_of, segments_of, stage_of, tier_of
+from .score import Scorer
 
 DEFAULT_CHUNK = 2000
 #: The CRM attributes this feature writes (and no one else should).
@@ -188,6 +188,7 @@ async def run_chunk(session: AsyncSession, inbox: Inbox | None, seg: Segmentatio
     await gather(session, batch, cursor, now - timedelta(days=lc.window_days))
     prev = await previous(session, cursor, batch[-1].external_userid)
     crm_fields = sorted({f[4:] for st in lc.stages for f in st.rule.fields if f.startswith("crm.")})
+    scorer = Scorer(seg, lc)
     rows: list[dict[str, Any]] = []
     mirrors: dict[str, dict[str, Any]] = {}
     chunk = Chunk(cursor=batch[-1].external_userid if len(batch) == limit else None, scanned=len(batch))
@@ -198,14 +199,14 @@ async def run_chunk(session: AsyncSession, inbox: Inbox | None, seg: Segmentatio
         aum_raw = attrs.get(seg.tier_attribute)
         aum = amount(aum_raw)
         trend, readings = _trend(p, aum, today, lc.trend_days)
-        score = score_of(seg, attrs)
-        stage = stage_of(lc, signals(s, trend, today, tz, crm_fields), p.stage if p else None,
-                         p.stage_since if p else None, today)
+        score = scorer.score(attrs)
+        stage = scorer.stage(signals(s, trend, today, tz, crm_fields), p.stage if p else None,
+                             p.stage_since if p else None, today)
         changed = p is not None and p.stage is not None and stage != p.stage
         since = today if (p is None or p.stage != stage) else p.stage_since
-        row = {"external_userid": ext, "crm_id": s.crm_id, "tier": tier_of(seg, aum, p.tier if p else None),
-               "segments": list(segments_of(seg, attrs)), "grade": grade_of(seg, score), "score": score,
-               "rfm": rfm_of(seg, attrs, today), "stage": stage, "stage_since": since, "computed_at": now,
+        row = {"external_userid": ext, "crm_id": s.crm_id, "tier": scorer.tier(aum, p.tier if p else None),
+               "segments": list(scorer.segments(attrs)), "grade": scorer.grade(score), "score": score,
+               "rfm": scorer.rfm(attrs, today), "stage": stage, "stage_since": since, "computed_at": now,
                **readings}
         rows.append(row)
         if changed and stage is not None:
