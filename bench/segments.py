@@ -137,13 +137,14 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--db", help="a PostgreSQL bench database (emptied); default a fresh SQLite file")
     parser.add_argument("--chunk", type=int, default=2000)
+    parser.add_argument("--nights", type=int, choices=(1, 2), default=2, help="1: the first night only")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         url = await fresh_database(args.db, Path(tmp))
         seeded = await seed(url, args.customers)
         print(f"{url.split('://')[0]}: {args.customers:,} customers seeded in {seeded:.1f} s "
               f"(peak RSS {_peak_mb():.0f} MB)")
-        for label, now in (("first night", ANCHOR), ("next night", ANCHOR + timedelta(days=1))):
+        for label, now in (("first night", ANCHOR), ("next night", ANCHOR + timedelta(days=1)))[:args.nights]:
             secs, cpu, scanned, mirrored, entered = await night(url, now, args.chunk)
             print(f"{label}: {scanned:,} customers in {secs:.1f} s ({scanned / secs:,.0f}/s; CPU {cpu:.1f} s), "
                   f"{mirrored:,} CRM records written, {entered:,} stage changes; peak RSS {_peak_mb():.0f} MB")
