@@ -343,7 +343,8 @@ async def _stored(conn: Any, crm_id: str) -> dict[str, Any]:
 # -- the rule form: compiled closures against Test.holds, the definition --------------------------
 RAW = [None, "", 0, 1, 2, -3, 0.5, 59.99, 60, 61, 1e6, float("nan"), True, False, "60", " 60 ", "5万", "1,000",
        "abc", "true", "TRUE", "payroll", " payroll ", "payroll|wealth", "a;payroll", ["payroll", None],
-       [" payroll "], [" payroll"], ["wealth"], [], [1, 2], ("payroll",), "merchant", " merchant ", "sme_owner", "1", "-0.3"]
+       [" payroll "], [" payroll"], ["wealth"], [], [1, 2], ("payroll",), "merchant", " merchant ", "sme_owner", "1",
+       "-0.3"]
 WANTS = [True, False, 1, 60, "60", "payroll", "merchant", " merchant", "1", 0.5, "true"]
 TEXTS = [w for w in WANTS if isinstance(w, str)]  # an `in` of texts only is a set lookup
 
