@@ -8,7 +8,8 @@ a sync for the records that changed makes them tags (tags.yaml maps them like an
 SOP fields with no second tag writer. The CRM's own imports merge attributes key by key, so they
 leave these keys alone.
 
-Customers are read in ``external_userid`` order (keyset), ``limit`` at a time, so memory stays flat.
+Customers are read in ``external_userid`` order (keyset), ``limit`` at a time, so memory stays flat;
+each table is read once a chunk, over the chunk's id range.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,7 +33,7 @@ from .criteria import amount
 from .events import StageEntered
 from .models import CustomerSegment
 from .rules import Lifecycle, Segmentation
-from .score import grade_of, rfm_of, score_of, segments_of, stage_of, tier_of
+from .score import Scorer
 
 DEFAULT_CHUNK = 2000
 #: The CRM attributes this feature writes (and no one else should).
@@ -62,56 +63,63 @@ class Chunk:
     entered: list[StageEntered] = field(default_factory=list)
 
 
-async def customer_ids(session: AsyncSession, after: str, limit: int) -> list[str]:
-    """The next ``limit`` customers with an active relation, in id order."""
-    rows = await session.execute(select(Follow.external_userid).where(Follow.status == "active",
-                                                                      Follow.external_userid > after)
-                                 .group_by(Follow.external_userid).order_by(Follow.external_userid).limit(limit))
-    return [e for (e,) in rows.all()]
-
-
-async def gather(session: AsyncSession, ids: Sequence[str], since: datetime) -> dict[str, Seen]:
-    """Follows, CRM record, radar opens and CRM events (since ``since``) of ``ids``."""
-    seen = {e: Seen(e) for e in ids}
+async def customers(session: AsyncSession, after: str, limit: int) -> list[Seen]:
+    """The next ``limit`` customers with an active relation, in id order, each with when the
+    first of those relations was added and the last contact on any of them."""
     rows = await session.execute(select(Follow.external_userid, func.min(Follow.created_at),
                                         func.max(Follow.last_contact_at))
-                                 .where(Follow.external_userid.in_(ids), Follow.status == "active")
-                                 .group_by(Follow.external_userid))
-    for ext, added, contact in rows.all():
-        seen[ext].added_at, seen[ext].last_contact_at = added, contact
+                                 .where(Follow.status == "active", Follow.external_userid > after)
+                                 .group_by(Follow.external_userid).order_by(Follow.external_userid).limit(limit))
+    return [Seen(ext, added_at=added, last_contact_at=contact) for ext, added, contact in rows.all()]
+
+
+async def gather(session: AsyncSession, customers: Sequence[Seen], after: str, since: datetime) -> None:
+    """Fill in the CRM record, radar opens and CRM events (since ``since``) of ``customers``
+    (the ones after ``after`` in id order, up to the last of them).
+
+    Each table is read once for the chunk, by the id range (a keyset, not an IN list of a few
+    thousand ids); rows of customers the range holds but the chunk does not are skipped."""
+    seen = {s.external_userid: s for s in customers}
+    last = customers[-1].external_userid
+
+    def in_range(column: Any) -> Any:
+        return and_(column > after, column <= last)
+
     # The customer's own CRM record first, else a binding's (as the SOP engine reads them).
-    bound: dict[str, str] = {}
-    own: dict[str, str] = {}
-    for ext, crm_id in (await session.execute(select(Binding.external_userid, Binding.crm_id)
-                                              .where(Binding.external_userid.in_(ids)))).all():
-        bound[ext] = crm_id
-    for ext, own_id in (await session.execute(select(Customer.external_userid, Customer.crm_id)
-                                              .where(Customer.external_userid.in_(ids),
-                                                     Customer.crm_id.is_not(None)))).all():
-        if own_id:
-            own[ext] = own_id
     records: dict[str, dict[str, Any]] = {}
-    wanted = sorted({*bound.values(), *own.values()})
+    for ext, crm_id, attrs in (await session.execute(
+            select(Customer.external_userid, CrmCustomer.crm_id, CrmCustomer.attributes)
+            .join(CrmCustomer, CrmCustomer.crm_id == Customer.crm_id)
+            .where(in_range(Customer.external_userid), Customer.crm_id != ""))).all():
+        s = seen.get(ext)
+        if s is not None:
+            s.crm_id, s.attributes = crm_id, dict(attrs or {})
+            records[crm_id] = s.attributes
+    bound: dict[str, str] = {}
+    for ext, crm_id in (await session.execute(select(Binding.external_userid, Binding.crm_id)
+                                              .where(in_range(Binding.external_userid)))).all():
+        if ext in seen:
+            bound[ext] = crm_id
+    unbound = {ext: crm_id for ext, crm_id in bound.items() if seen[ext].crm_id is None}
+    wanted = sorted(set(unbound.values()) - set(records))
     if wanted:
         for crm_id, attrs in (await session.execute(select(CrmCustomer.crm_id, CrmCustomer.attributes)
                                                     .where(CrmCustomer.crm_id.in_(wanted)))).all():
             records[crm_id] = dict(attrs or {})
-    for ext, s in seen.items():
-        s.crm_id = next((c for c in (own.get(ext), bound.get(ext)) if c is not None and c in records), None)
-        if s.crm_id is not None:
-            s.attributes = records[s.crm_id]
-    by_crm = {s.crm_id: s for s in seen.values() if s.crm_id is not None}
+    for ext, crm_id in unbound.items():
+        if crm_id in records:
+            seen[ext].crm_id, seen[ext].attributes = crm_id, records[crm_id]
+    by_crm = {s.crm_id: s for s in customers if s.crm_id is not None}
     if by_crm:
         for crm_id, n in (await session.execute(select(CrmEvent.crm_id, func.count())
                                                 .where(CrmEvent.crm_id.in_(list(by_crm)), CrmEvent.at >= since)
                                                 .group_by(CrmEvent.crm_id))).all():
             by_crm[crm_id].crm_events = int(n)
     for opener, n in (await session.execute(select(RadarClick.external_userid, func.count())
-                                            .where(RadarClick.external_userid.in_(ids), RadarClick.at >= since)
+                                            .where(in_range(RadarClick.external_userid), RadarClick.at >= since)
                                             .group_by(RadarClick.external_userid))).all():
         if opener in seen:
             seen[opener].radar_opens = int(n)
-    return seen
 
 
 def signals(s: Seen, trend: float, today: date, tz: Any, crm_fields: Sequence[str]) -> dict[str, Any]:
@@ -128,7 +136,7 @@ def signals(s: Seen, trend: float, today: date, tz: Any, crm_fields: Sequence[st
     return values
 
 
-def _trend(prev: CustomerSegment | None, aum: float | None, today: date, days: int
+def _trend(prev: Previous | None, aum: float | None, today: date, days: int
            ) -> tuple[float, dict[str, Any]]:
     """The AUM change as a fraction of a reading ``days``..2×``days`` old, and the new readings."""
     base = prev.aum_base if prev else None
@@ -139,6 +147,27 @@ def _trend(prev: CustomerSegment | None, aum: float | None, today: date, days: i
         mid, mid_at = aum, today
     trend = (aum - base) / base if aum is not None and base else 0.0
     return round(trend, 4), {"aum": aum, "aum_base": base, "aum_mid": mid, "aum_mid_at": mid_at}
+
+
+class Previous(NamedTuple):
+    """What the last run left of one customer that this run needs (hysteresis, stay, trend)."""
+
+    tier: str | None
+    stage: str | None
+    stage_since: date | None
+    aum_base: float | None
+    aum_mid: float | None
+    aum_mid_at: date | None
+
+
+async def previous(session: AsyncSession, after: str, last: str) -> dict[str, Previous]:
+    """The stored results of the customers after ``after`` up to ``last``, by id (plain rows: no
+    ORM objects for a few thousand customers a chunk)."""
+    t = table_of(CustomerSegment).c
+    rows = await session.execute(select(t.external_userid, t.tier, t.stage, t.stage_since, t.aum_base, t.aum_mid,
+                                        t.aum_mid_at)
+                                 .where(t.external_userid > after, t.external_userid <= last))
+    return {ext: Previous(*rest) for ext, *rest in rows.all()}
 
 
 def _upsert(dialect: str, table: Table, columns: Sequence[str]) -> Any:
@@ -153,33 +182,31 @@ async def run_chunk(session: AsyncSession, inbox: Inbox | None, seg: Segmentatio
 
     ``inbox`` receives a :class:`StageEntered` per change of stage and a CRM sync for the
     records whose mirrored attributes changed (None: neither, as ``scrm segments run --dry-run``)."""
-    ids = await customer_ids(session, cursor, limit)
-    if not ids:
+    batch = await customers(session, cursor, limit)
+    if not batch:
         return Chunk(cursor=None)
-    seen = await gather(session, ids, now - timedelta(days=lc.window_days))
-    prev = {p.external_userid: p for p in (await session.scalars(
-        select(CustomerSegment).where(CustomerSegment.external_userid.in_(ids)))).all()}
+    await gather(session, batch, cursor, now - timedelta(days=lc.window_days))
+    prev = await previous(session, cursor, batch[-1].external_userid)
     crm_fields = sorted({f[4:] for st in lc.stages for f in st.rule.fields if f.startswith("crm.")})
+    scorer = Scorer(seg, lc)
     rows: list[dict[str, Any]] = []
     mirrors: dict[str, dict[str, Any]] = {}
-    chunk = Chunk(cursor=ids[-1] if len(ids) == limit else None, scanned=len(ids))
-    for ext in ids:
-        s = seen.get(ext)
-        if s is None:
-            continue
+    chunk = Chunk(cursor=batch[-1].external_userid if len(batch) == limit else None, scanned=len(batch))
+    for s in batch:
+        ext = s.external_userid
         p = prev.get(ext)
         attrs = s.attributes
         aum_raw = attrs.get(seg.tier_attribute)
         aum = amount(aum_raw)
         trend, readings = _trend(p, aum, today, lc.trend_days)
-        score = score_of(seg, attrs)
-        stage = stage_of(lc, signals(s, trend, today, tz, crm_fields), p.stage if p else None,
-                         p.stage_since if p else None, today)
+        score = scorer.score(attrs)
+        stage = scorer.stage(signals(s, trend, today, tz, crm_fields), p.stage if p else None,
+                             p.stage_since if p else None, today)
         changed = p is not None and p.stage is not None and stage != p.stage
         since = today if (p is None or p.stage != stage) else p.stage_since
-        row = {"external_userid": ext, "crm_id": s.crm_id, "tier": tier_of(seg, aum, p.tier if p else None),
-               "segments": list(segments_of(seg, attrs)), "grade": grade_of(seg, score), "score": score,
-               "rfm": rfm_of(seg, attrs, today), "stage": stage, "stage_since": since, "computed_at": now,
+        row = {"external_userid": ext, "crm_id": s.crm_id, "tier": scorer.tier(aum, p.tier if p else None),
+               "segments": list(scorer.segments(attrs)), "grade": scorer.grade(score), "score": score,
+               "rfm": scorer.rfm(attrs, today), "stage": stage, "stage_since": since, "computed_at": now,
                **readings}
         rows.append(row)
         if changed and stage is not None:
