@@ -132,13 +132,13 @@ async def _calendars(db: AsyncSession, pb: Playbook, c: CustomerTarget, now: dat
     return out
 
 
-async def group_calendar(db: AsyncSession, pb: Playbook, chat: GroupChat, now: datetime, tz: tzinfo, *,
-                         context: Mapping[str, str], days: int = HORIZON_DAYS) -> list[Upcoming]:
-    """The group's operating calendar for the next ``days``: its posts (``via`` the group), the
-    1:1 sends to its members (``群成员``) and the owner's task cards (``任务``), each with the
-    material's title; a slot whose material will not be sendable on its day is left out."""
+def group_calendar(pb: Playbook, chat: GroupChat, payday: int | None, now: datetime, tz: tzinfo, *,
+                   context: Mapping[str, str], days: int = HORIZON_DAYS) -> list[Upcoming]:
+    """The group's operating calendar for the next ``days`` (``payday``: the CRM's for this
+    group, if any): its posts (``via`` the group), the 1:1 sends to its members (``群成员``) and
+    the owner's task cards (``任务``), each with the material's title; a slot whose material
+    will not be sendable on its day is left out."""
     zone = ZoneInfo(pb.policy.timezone)
-    payday = await db.scalar(select(CrmGroup.payday).where(CrmGroup.chat_id == chat.chat_id))
     end = now.astimezone(zone).date() + timedelta(days=days - 1)
     out: list[Upcoming] = []
     slots = _group_occurrences(pb, chat.group_type, chat.created_at, payday, now, end, zone)
