@@ -7,7 +7,8 @@
 Three phases, each printed with its goal and the ratio measured/goal:
 
 1. **nightly roll-up** (``handlers.console.rollup.rebuild``) of yesterday, in this process, in one
-   transaction as the job runs it: goal ≤ 60 s. Before it, every day the cockpit's 30-day view
+   transaction as the job runs it, then the job's warm-up of the cockpit's cached periods
+   (``handlers.console.jobs.warm_cockpit``): goal ≤ 60 s for both. Before it, every day the cockpit's 30-day view
    reads (the period, the previous one, the weeks of the retention cohorts) is rolled up once,
    outside the timing (each day's seconds are kept: their maximum is printed too).
 2. **the cockpit, first render**: ``GET /console/cockpit?days=30`` of the whole bank by an ops
@@ -441,8 +442,9 @@ def cockpit_first_day(today: date, days: int = 30) -> date:
 
 async def roll_up(db_url: str) -> dict[str, Any]:
     """Roll up every day the 30-day cockpit reads that is not stored yet (each timed), then time
-    the nightly rebuild of yesterday in one transaction, as the job runs it."""
-    from handlers.console import rollup
+    the nightly job's two steps: the rebuild of yesterday in one transaction, and the warm-up
+    of the cockpit's cached periods."""
+    from handlers.console import jobs, rollup
     from scrm.adapters.db.engine import make_engine, make_sessionmaker
 
     today = million.ANCHOR.astimezone(_zone()).date()
@@ -464,8 +466,15 @@ async def roll_up(db_url: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         async with sessions() as db, db.begin():
             rolled = await rollup.rebuild(db, yesterday, million.ZONE, million.ANCHOR)
-        out["nightly_s"] = time.perf_counter() - t0
+        out["rebuild_s"] = time.perf_counter() - t0
         out["nightly_rows"] = len(rolled.values)
+        # The job's second step: the whole bank's 7/30/90-day periods computed for today's views
+        # (handlers.console.jobs.warm_cockpit), in its own transaction here.
+        t0 = time.perf_counter()
+        async with sessions() as db, db.begin():
+            await jobs.warm_cockpit(db, today)
+        out["warm_s"] = time.perf_counter() - t0
+        out["nightly_s"] = out["rebuild_s"] + out["warm_s"]
         async with sessions() as db:
             out["stored"] = len(await rollup.stored_days(db, first, yesterday))
     finally:
@@ -522,7 +531,9 @@ def report(out: dict[str, Any], how: str, gen_s: float | None, customers: int, u
               f"{sum(days.values()):.1f} s, slowest day {max(days.values()):.1f} s (untimed preparation)")
     nightly, first = r["nightly_s"], out["cockpit_first"]
     first_s = first["ms"] / 1000
-    table([["nightly roll-up of one day (yesterday)", f"{nightly:.2f} s", f"<= {ROLLUP_GOAL_S:.0f} s",
+    table([["nightly job: roll-up of one day (yesterday)", f"{r['rebuild_s']:.2f} s", "", ""],
+           ["nightly job: cockpit warm-up (whole bank, 7/30/90 days)", f"{r['warm_s']:.2f} s", "", ""],
+           ["nightly job, both steps", f"{nightly:.2f} s", f"<= {ROLLUP_GOAL_S:.0f} s",
             f"{nightly / ROLLUP_GOAL_S:.3f} {'ok' if nightly <= ROLLUP_GOAL_S else 'MISSED'}"],
            ["cockpit 30 days, first render (ops admin, whole bank)", f"{first_s:.2f} s"
             + ("" if first["status"] == 200 else f" (HTTP {first['status']})"), f"<= {COCKPIT_FIRST_GOAL_S:.0f} s",

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import String, and_, column, func, select, true, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.console import periodcache
 from handlers.console import rollup as r
 from handlers.console.access import Grant
 from handlers.console.models import ConsoleRollup
@@ -46,6 +47,8 @@ def median_seconds(histogram: dict[int, int]) -> float | None:
         count = histogram[seconds]
         found.extend(seconds for i in wanted if seen <= i < seen + count)
         seen += count
+        if seen > wanted[-1]:  # both middle values found: the rest cannot change them
+            break
     return sum(found) / len(found)
 
 
@@ -166,6 +169,28 @@ class Period:
             if metric in KEYED:
                 self.keyed[metric][key] += value
 
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON (what :mod:`handlers.console.periodcache` keeps)."""
+        return {"sums": {u: dict(m) for u, m in self.sums.items()},
+                "keyed": {m: dict(k) for m, k in self.keyed.items()},
+                "secs": {str(k): v for k, v in self.secs.items()},
+                "distinct": {lvl: dict(m) for lvl, m in self.distinct.items()},
+                "group_secs": {lvl: {str(k): v for k, v in h.items()} for lvl, h in self.group_secs.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Period:
+        out = cls()
+        for u, per_metric in data["sums"].items():
+            out.sums[u].update(per_metric)
+        for m, per_key in data["keyed"].items():
+            out.keyed[m].update(per_key)
+        out.secs.update({int(k): v for k, v in data["secs"].items()})
+        for lvl, per_metric in data["distinct"].items():
+            out.distinct[lvl].update(per_metric)
+        for lvl, h in data["group_secs"].items():
+            out.group_secs[lvl].update({int(k): v for k, v in h.items()})
+        return out
+
     def scalars(self, level: str, userids: Iterable[str] | None = None) -> dict[str, Any]:
         """The figures of the whole scope (``userids`` None) or of some of its managers."""
         if userids is None:
@@ -201,10 +226,62 @@ async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Da
     Distinct counts are made for the scope, and also per manager with ``per_user`` and per group
     of ``groups`` (userid → group: the ranking's teams, a report's units) when given — a
     customer two managers of one group reached counts once for the group."""
-    out = Period()
     live_days = sorted(d for d in days if d in live)
     stored = and_(ConsoleRollup.day >= days[0], ConsoleRollup.day <= days[-1],
                   ConsoleRollup.day.not_in(live_days) if live_days else true())
+    distinct_metrics = sorted(r.DISTINCT)
+    teams = dict(groups or {})
+    # The stored days' part: kept from an earlier view while those days keep their roll-up.
+    stored_days = [d for d in days if d not in live]
+    cache = periodcache.cache_key("period", dept=scope.dept, manager=scope.manager, userids=list(scope.members),
+                                  days=stored_days, groups=teams, per_user=per_user)
+    print_ = await periodcache.fingerprint(db, stored_days)
+    cached = await periodcache.get(db, cache, print_)
+    if cached is not None:
+        out = Period.from_json(cached)
+    else:
+        out = await _stored_period(db, scope, stored, per_user=per_user, teams=teams)
+        await periodcache.put(db, cache, stored_days, print_, out.to_json())
+    # Live days: their sums add up; their distinct keys count where no stored day had them.
+    fresh: dict[tuple[str, str], set[str]] = defaultdict(set)  # (metric, key) → userids of the live days
+    for day in live_days:
+        for (userid, metric, key), value in live[day].items():
+            if metric in r.DISTINCT:
+                fresh[(metric, key)].add(userid)
+            else:
+                out.add(userid, metric, key, value)
+                if metric == r.TASK_DONE_SECS and userid in teams:
+                    out.group_secs[group_level(teams[userid])][int(key)] += value
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # the same, in the stored days
+    keys = sorted({key for _m, key in fresh})
+    wanted = set(stored_days)
+    for i in range(0, len(keys), _CHUNK):
+        # Every day's rows of these keys, the period's picked here: with the days in the SQL, a
+        # prepared statement's generic plan walked the primary key (day first) over the whole
+        # period testing each row against the 500 keys (6 s on 1,000,000 customers); by metric
+        # and key alone only ix_console_rollup_metric_key can serve it (a probe per key).
+        had = select(ConsoleRollup.userid, ConsoleRollup.metric, ConsoleRollup.key, ConsoleRollup.day).where(
+            ConsoleRollup.metric.in_(distinct_metrics), ConsoleRollup.key.in_(keys[i:i + _CHUNK]))
+        for userid, metric, key, day in (await db.execute(_in_scope(had, scope))).all():
+            if day in wanted:
+                seen[(metric, key)].add(userid)
+    for (metric, key), users in fresh.items():
+        before = seen.get((metric, key), set())
+        new_levels = {_user(u) for u in users} - {_user(u) for u in before} if per_user else set()
+        new_levels |= ({group_level(teams[u]) for u in users if u in teams}
+                       - {group_level(teams[u]) for u in before if u in teams})
+        if not before:
+            new_levels.add(SCOPE)
+        for level in new_levels:
+            out.distinct[level][metric] += 1
+    return out
+
+
+async def _stored_period(db: AsyncSession, scope: Scope, stored: Any, *, per_user: bool,
+                         teams: Mapping[str, str]) -> Period:
+    """The figures of the stored days (``stored``: the SQL condition on them), summed and counted
+    by the database."""
+    out = Period()
     distinct_metrics = sorted(r.DISTINCT)
     # Per manager, each metric summed (the rankings); over the scope, the metrics split by key
     # (channels, skip reasons) and the histogram of seconds to done (the median).
@@ -221,7 +298,6 @@ async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Da
             out.secs[int(key)] += int(value)
         else:
             out.keyed[metric][key] += int(value)
-    teams = dict(groups or {})
     counted = func.count(ConsoleRollup.key.distinct())
     scope_counts = select(ConsoleRollup.metric, counted).where(stored, ConsoleRollup.metric.in_(distinct_metrics))
     for metric, n in (await db.execute(_in_scope(scope_counts.group_by(ConsoleRollup.metric), scope))).all():
@@ -249,32 +325,6 @@ async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Da
                       .group_by(group_table.c.grp, ConsoleRollup.key))
         for group, key, value in (await db.execute(group_secs)).all():
             out.group_secs[group_level(group)][int(key)] += int(value)
-    # Live days: their sums add up; their distinct keys count where no stored day had them.
-    fresh: dict[tuple[str, str], set[str]] = defaultdict(set)  # (metric, key) → userids of the live days
-    for day in live_days:
-        for (userid, metric, key), value in live[day].items():
-            if metric in r.DISTINCT:
-                fresh[(metric, key)].add(userid)
-            else:
-                out.add(userid, metric, key, value)
-                if metric == r.TASK_DONE_SECS and userid in teams:
-                    out.group_secs[group_level(teams[userid])][int(key)] += value
-    seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # the same, in the stored days
-    keys = sorted({key for _m, key in fresh})
-    for i in range(0, len(keys), _CHUNK):
-        had = select(ConsoleRollup.userid, ConsoleRollup.metric, ConsoleRollup.key).where(
-            stored, ConsoleRollup.metric.in_(distinct_metrics), ConsoleRollup.key.in_(keys[i:i + _CHUNK]))
-        for userid, metric, key in (await db.execute(_in_scope(had, scope).distinct())).all():
-            seen[(metric, key)].add(userid)
-    for (metric, key), users in fresh.items():
-        before = seen.get((metric, key), set())
-        new_levels = {_user(u) for u in users} - {_user(u) for u in before} if per_user else set()
-        new_levels |= ({group_level(teams[u]) for u in users if u in teams}
-                       - {group_level(teams[u]) for u in before if u in teams})
-        if not before:
-            new_levels.add(SCOPE)
-        for level in new_levels:
-            out.distinct[level][metric] += 1
     return out
 
 
@@ -282,12 +332,21 @@ async def load_daily(db: AsyncSession, scope: Scope, first: date, last: date, li
     """Day by day, over the scope, the metrics the daily chart and the retention cohorts read."""
     out: Daily = defaultdict(dict)
     live_days = sorted(d for d in live if first <= d <= last)
-    q = (select(ConsoleRollup.day, ConsoleRollup.metric, ConsoleRollup.key, func.sum(ConsoleRollup.value))
-         .where(ConsoleRollup.day >= first, ConsoleRollup.day <= last, ConsoleRollup.metric.in_(DAILY_METRICS),
-                ConsoleRollup.day.not_in(live_days) if live_days else true())
-         .group_by(ConsoleRollup.day, ConsoleRollup.metric, ConsoleRollup.key))
-    for day, metric, key, value in (await db.execute(_in_scope(q, scope))).all():
-        out[day][("", metric, key)] = int(value)
+    stored_days = [d for d in _days(first, last) if d not in live]
+    cache = periodcache.cache_key("daily", dept=scope.dept, manager=scope.manager, userids=list(scope.members),
+                                  days=stored_days)
+    print_ = await periodcache.fingerprint(db, stored_days)
+    rows = await periodcache.get(db, cache, print_)
+    if rows is None:
+        q = (select(ConsoleRollup.day, ConsoleRollup.metric, ConsoleRollup.key, func.sum(ConsoleRollup.value))
+             .where(ConsoleRollup.day >= first, ConsoleRollup.day <= last, ConsoleRollup.metric.in_(DAILY_METRICS),
+                    ConsoleRollup.day.not_in(live_days) if live_days else true())
+             .group_by(ConsoleRollup.day, ConsoleRollup.metric, ConsoleRollup.key))
+        rows = [[day.isoformat(), metric, key, int(value)]
+                for day, metric, key, value in (await db.execute(_in_scope(q, scope))).all()]
+        await periodcache.put(db, cache, stored_days, print_, rows)
+    for day, metric, key, value in rows:
+        out[date.fromisoformat(day)][("", metric, key)] = int(value)
     for day in live_days:
         summed: dict[tuple[str, str, str], int] = defaultdict(int)
         for (_u, metric, key), value in live[day].items():
@@ -341,6 +400,28 @@ def rankings(period: Period, scope: Scope) -> tuple[list[dict[str, Any]], list[d
     return _ranked(teams, "department"), _ranked(managers, "userid")
 
 
+async def _load(db: AsyncSession, scope: Scope, since: date, until: date, live: Daily) -> tuple[Period, Period, Daily]:
+    """The current period, the previous one and the daily series (from the first day a
+    retention cohort of the period needs) of ``since``–``until``."""
+    days = (until - since).days + 1
+    prev_since, prev_until = since - timedelta(days=days), since - timedelta(days=1)
+    first = min(prev_since, since - timedelta(days=since.weekday()))
+    return (await load_period(db, scope, _days(since, until), live, per_user=True, groups=team_of(scope)),
+            await load_period(db, scope, _days(prev_since, prev_until), live),
+            await load_daily(db, scope, first, until, live))
+
+
+async def warm(db: AsyncSession, grant: Grant, *, today: date, days: int) -> None:
+    """Keep the stored part of the cockpit of ``days`` ending ``today`` (the nightly job, for the
+    day's first views): the same reads as :func:`cockpit`, without computing any live day —
+    only which days are live matters to what is kept, not their figures."""
+    since = today - timedelta(days=days - 1)
+    scope = await resolve(db, grant)
+    first = min(since - timedelta(days=days), since - timedelta(days=since.weekday()))
+    stored = await r.stored_days(db, first, today - timedelta(days=1))
+    await _load(db, scope, since, today, {d: {} for d in _days(first, today) if d not in stored})
+
+
 async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime, zone: str, days: int | None = None,
                   since: date | None = None, until: date | None = None, dept: str = "",
                   manager: str = "") -> dict[str, Any]:
@@ -360,10 +441,7 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
     first = min(prev_since, since - timedelta(days=since.weekday()))
     # A past period reads nothing after its end: its figures are those its last day could know.
     live = await live_days(db, scope, first, until, today=today, now=now, zone=zone)
-    current, previous = _days(since, until), _days(prev_since, prev_until)
-    cur = await load_period(db, scope, current, live, per_user=True, groups=team_of(scope))
-    prev = await load_period(db, scope, previous, live)
-    daily = await load_daily(db, scope, first, until, live)
+    cur, prev, daily = await _load(db, scope, since, until, live)
     added_c, added_p, lost_c, lost_p = cur.keyed[r.ADDED], prev.keyed[r.ADDED], cur.keyed[r.LOST], prev.keyed[r.LOST]
     channels = sorted(set(added_c) | set(added_p) | set(lost_c) | set(lost_p))
     skips_c, skips_p = cur.keyed[r.SKIP], prev.keyed[r.SKIP]
@@ -378,7 +456,7 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
         "skips": [{"reason": k, "label": label, "current": skips_c.get(k, 0), "previous": skips_p.get(k, 0)}
                   for k, label in LABELS.items()],
         "daily": [{"day": d.isoformat(), **{k: v for k, v in figures(daily.get(d, {})).items()
-                                            if k in ("added", "lost", "removed", "net")}} for d in current],
+                                            if k in ("added", "lost", "removed", "net")}} for d in _days(since, until)],
         "retention": retention(daily, since, until),
         "teams": teams,
         "managers": managers,

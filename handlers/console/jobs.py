@@ -12,11 +12,14 @@ instances, or a replay, run it once.
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.console.access import load_access
+from handlers.console import periodcache
+from handlers.console.access import Grant, Role, load_access
+from handlers.console.cockpit import PERIODS, warm
 from handlers.console.digest import queue_digest
 from handlers.console.holder import access_path
 from handlers.console.rollup import roll_up_due
@@ -92,10 +95,20 @@ async def register_jobs(session: AsyncSession, scheduler: Scheduler, settings: S
 async def on_rollup(event: ConsoleRollupDue, session: AsyncSession, clock: Clock, settings: Settings,
                     playbook: Playbook) -> None:
     now = clock.now()
-    days = await roll_up_due(session, local_day(playbook, now), zone_of(playbook, settings), now,
-                             console_settings(settings).rollup_history_days)
+    today, zone = local_day(playbook, now), zone_of(playbook, settings)
+    days = await roll_up_due(session, today, zone, now, console_settings(settings).rollup_history_days)
     log.info("console roll-up: %d day(s)", len(days),
              extra={"days": [d.isoformat() for d in days[:5]] + (["…"] if len(days) > 5 else [])})
+    await warm_cockpit(session, today)
+
+
+async def warm_cockpit(session: AsyncSession, today: date) -> None:
+    """After the roll-up: yesterday's kept periods are useless today (every period moved on a
+    day), so empty the cache and compute the whole bank's 7, 30 and 90 days, the first page an
+    ops admin opens, for today's first views (``handlers.console.periodcache``)."""
+    await periodcache.clear(session)
+    for days in PERIODS:
+        await warm(session, Grant("", Role.OPS_ADMIN), today=today, days=days)
 
 
 @router.on(ConsoleDigestDue)

@@ -57,7 +57,11 @@ class ConsoleRollup(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (Index("ix_console_rollup_user_day", "userid", "day"),)
+    # ix_console_rollup_metric_key: a customer's (a key's) rows of a distinct metric, for the
+    # cockpit's check of today's live keys against the stored days (an index probe per key, not
+    # a scan of the period's rows); userid in it so the check reads the index only.
+    __table_args__ = (Index("ix_console_rollup_user_day", "userid", "day"),
+                      Index("ix_console_rollup_metric_key", "metric", "key", "day", "userid"))
 
 
 class ConsoleRollupDay(Base):
@@ -69,3 +73,21 @@ class ConsoleRollupDay(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     rolled_at: Mapped[datetime]
     unsettled: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConsolePeriodCache(Base):
+    """The stored days' part of a period's figures in one scope, as the cockpit aggregated them
+    (:mod:`handlers.console.periodcache`): a view of the same period reads this row instead of
+    aggregating hundreds of thousands of roll-up rows again. ``key`` is the SHA-256 of what was
+    asked (the scope's managers, the days, the grouping); ``fingerprint`` of when each of those
+    days was rolled up — a row whose days were rolled up again since is not used. Storing a day's
+    roll-up deletes the rows covering it, and the nightly job empties the table (tomorrow's views
+    ask for other days) before computing the whole bank's standard periods again."""
+
+    __tablename__ = "console_period_cache"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first: Mapped[date] = mapped_column(Date)
+    last: Mapped[date] = mapped_column(Date)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    data: Mapped[JsonDict]

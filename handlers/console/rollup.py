@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.console import periodcache
 from handlers.console.models import ConsoleRollup, ConsoleRollupDay
 from handlers.console.reasons import reason_kind
 from handlers.contacts.api import ASSIGNED_ADD_WAY, Follow
@@ -231,6 +232,7 @@ async def store(db: AsyncSession, rolled: DayRollup, now: datetime, *,
     """Replace the stored rows of ``rolled.day`` — with ``only``, just those metrics' rows (in the
     caller's transaction)."""
     which = [ConsoleRollup.day == rolled.day] + ([ConsoleRollup.metric.in_(only)] if only else [])
+    await periodcache.invalidate(db, rolled.day)  # the cockpit's kept periods over this day are stale
     await db.execute(delete(ConsoleRollup).where(*which))
     rows: list[dict[str, Any]] = [{"day": rolled.day, "userid": u, "metric": m, "key": k, "value": v}
                                   for (u, m, k), v in sorted(rolled.values.items()) if v]

@@ -7,21 +7,23 @@ figures stay here: AUM leaves only as its band (``handlers.crm.api.aum_band``, t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import JSON, CompoundSelect, Select, String, bindparam, cast, literal_column, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.contacts.api import Customer, Follow, Member
-from handlers.crm.api import Binding, CrmCustomer, aum_band
+from handlers.contacts.api import Customer, Member
+from handlers.crm.api import Binding, aum_band
 from handlers.groups.api import GroupChat
 from handlers.radar.api import LinkMaker
 from handlers.sidebar.access import CustomerAccess
+from handlers.sidebar.reading import CustomerRead
 from handlers.sidebar.say import Offer, Offers
-from handlers.sidebar.tagedit import TagEditor, editor, relation_tags
+from handlers.sidebar.tagedit import TagEditor, editor
 from handlers.sidebar.texts import ADD_WAYS, BUTTON_LABELS, STATUS_LABELS, timeline_line
 from handlers.sidebar.upcoming import Upcoming, upcoming_sends
 from handlers.sop.api import PRESSABLE, SopSend, SopTask, script_of
@@ -115,13 +117,6 @@ async def crm_id_of(db: AsyncSession, customer: Customer | None, external_userid
     return crm_id or None
 
 
-async def crm_attributes(db: AsyncSession, customer: Customer | None, external_userid: str) -> dict[str, Any]:
-    """The customer's CRM record (empty when the CRM does not know them)."""
-    crm_id = await crm_id_of(db, customer, external_userid)
-    record = await db.get(CrmCustomer, crm_id) if crm_id else None
-    return dict(record.attributes or {}) if record is not None else {}
-
-
 async def tag_names(db: AsyncSession, managers: Sequence[str], external_userid: str) -> list[str]:
     """``group/tag`` of the live corp tags the relations carry, in WeCom's group and tag order."""
     rows = await db.execute(
@@ -133,20 +128,16 @@ async def tag_names(db: AsyncSession, managers: Sequence[str], external_userid: 
     return list(dict.fromkeys(f"{group}/{tag}" for group, tag in rows.all()))
 
 
-async def member_names(db: AsyncSession, userids: Iterable[str]) -> dict[str, str]:
-    wanted = sorted({u for u in userids if u})
-    if not wanted:
-        return {}
-    rows = await db.execute(select(Member.userid, Member.name).where(Member.userid.in_(wanted)))
-    return {u: n or u for u, n in rows.all()}
+# Statements built once (see handlers.sidebar.reading: building them cost more than running them).
+_EXT = bindparam("ext", type_=String)
+_OPEN_TASKS = (select(SopTask).where(SopTask.target == _EXT, SopTask.userid.in_(bindparam("managers", expanding=True)),
+                                     SopTask.status.in_(PRESSABLE))
+               .order_by(SopTask.day, SopTask.created_at))
 
 
 async def open_tasks(db: AsyncSession, access: CustomerAccess, external_userid: str,
                      names: Mapping[str, str]) -> list[tuple[SopTask, OpenTask]]:
-    rows = await db.scalars(select(SopTask).where(SopTask.target == external_userid,
-                                                  SopTask.userid.in_(list(access.managers)),
-                                                  SopTask.status.in_(PRESSABLE))
-                            .order_by(SopTask.day, SopTask.created_at))
+    rows = await db.scalars(_OPEN_TASKS, {"ext": external_userid, "managers": list(access.managers)})
     return [(t, task_view(t, names)) for t in rows.all()]
 
 
@@ -158,40 +149,68 @@ def task_view(t: SopTask, names: Mapping[str, str]) -> OpenTask:
                     if t.status in PRESSABLE else [])
 
 
+@functools.cache
+def _history_statement(limit: int) -> Select[Any]:
+    """The customer's newest timeline entries (``limit`` × 3) and SOP sends (``limit``), in one statement."""
+    entries = (select(literal_column("0").label("src"), Timeline.id, Timeline.at, Timeline.kind, Timeline.detail,
+                      cast(null(), String).label("material"))
+               .where(Timeline.subject_type == "customer", Timeline.subject_id == _EXT)
+               .order_by(Timeline.at.desc()).limit(limit * 3).subquery())
+    sends = (select(literal_column("1").label("src"), SopSend.id, SopSend.created_at.label("at"),
+                    cast(null(), String).label("kind"), cast(null(), JSON).label("detail"), SopSend.material)
+             .where(SopSend.target == _EXT, SopSend.target_type == "customer")
+             .order_by(SopSend.created_at.desc()).limit(limit).subquery())
+    both = union_all(select(entries), select(sends)).subquery()
+    return (select(both.c.src, both.c.at, both.c.kind, both.c.detail, both.c.material)
+            .order_by(both.c.src, both.c.at.desc(), both.c.id.desc()))
+
+
+# Members' names (their userid when empty), then groups' names.
+_NAMES: CompoundSelect[Any] = union_all(
+    select(literal_column("0").label("src"), Member.userid.label("id"), Member.name)
+    .where(Member.userid.in_(bindparam("members", expanding=True))),
+    select(literal_column("1").label("src"), GroupChat.chat_id.label("id"), GroupChat.name)
+    .where(GroupChat.chat_id.in_(bindparam("chats", expanding=True))))
+
+
 async def history(db: AsyncSession, playbook: Playbook, external_userid: str, tz: tzinfo,
                   limit: int) -> list[Happened]:
     """The newest things that happened to the customer, for people: the timeline's entries
-    (opens, group joins, relation changes, transfers, sidebar sends) and the bank's SOP sends."""
-    entries = (await db.scalars(select(Timeline).where(Timeline.subject_type == "customer",
-                                                       Timeline.subject_id == external_userid)
-                                .order_by(Timeline.at.desc()).limit(limit * 3))).all()
-    sends = (await db.scalars(select(SopSend).where(SopSend.target == external_userid,
-                                                    SopSend.target_type == "customer")
-                              .order_by(SopSend.created_at.desc()).limit(limit))).all()
+    (opens, group joins, relation changes, transfers, sidebar sends) and the bank's SOP sends,
+    read in one statement; then the members and groups they name, in one more."""
+    rows = (await db.execute(_history_statement(limit), {"ext": external_userid})).all()
+    found = [(at, kind, detail or {}) for src, at, kind, detail, _m in rows if src == 0]
+    materials = [(at, str(material)) for src, at, _k, _d, material in rows if src == 1]
     names: dict[str, str] = {f"material:{m.id}": m.title or m.id for m in playbook.materials.values()}
-    names.update(await member_names(db, (str(e.detail.get(k, "")) for e in entries for k in MEMBER_KEYS)))
-    chats = {str(e.detail.get("chat_id")) for e in entries if e.detail.get("chat_id")}
-    if chats:
-        names.update({c: n for c, n in (await db.execute(select(GroupChat.chat_id, GroupChat.name)
-                                                         .where(GroupChat.chat_id.in_(sorted(chats))))).all()})
-    lines = [(e.at, timeline_line(e.kind, e.detail or {}, names)) for e in entries]
-    lines += [(s.created_at, f"银行推送：{names.get('material:' + s.material, s.material)}") for s in sends]
+    names.update(await _names(db, {str(d.get(k, "")) for _a, _k, d in found for k in MEMBER_KEYS} - {""},
+                              {str(d.get("chat_id")) for _a, _k, d in found if d.get("chat_id")}))
+    lines = [(at, timeline_line(kind, detail, names)) for at, kind, detail in found]
+    lines += [(at, f"银行推送：{names.get('material:' + m, m)}") for at, m in materials]
     lines = sorted((x for x in lines if x[1]), key=lambda x: x[0], reverse=True)[:limit]
     return [Happened(_local(at, tz).strftime("%m-%d %H:%M"), line) for at, line in lines]
 
 
-async def gather(db: AsyncSession, playbook: Playbook, access: CustomerAccess, external_userid: str, *,
+async def _names(db: AsyncSession, members: set[str], chats: set[str]) -> dict[str, str]:
+    if not members and not chats:
+        return {}
+    rows = (await db.execute(_NAMES, {"members": sorted(members), "chats": sorted(chats)})).all()
+    names = {ident: name or ident for src, ident, name in rows if src == 0}
+    names.update({ident: name for src, ident, name in rows if src == 1})
+    return names
+
+
+async def gather(db: AsyncSession, playbook: Playbook, access: CustomerAccess, read: CustomerRead, *,
                  viewer_name: str, links: LinkMaker, today: date, now: datetime, tz: tzinfo, history_items: int,
                  cover_base: str = "") -> CustomerPanels:
-    customer = await db.get(Customer, external_userid)
-    attrs = await crm_attributes(db, customer, external_userid)
-    follows = {f.userid: f for f in (await db.scalars(select(Follow).where(
-        Follow.external_userid == external_userid, Follow.userid.in_(list(access.managers))))).all()}
-    relation = follows[access.managers[0]]
-    names = await member_names(db, access.managers)
-    tags = await tag_names(db, access.managers, external_userid)
+    """The panels of the customer ``read`` (:func:`handlers.sidebar.reading.read_customer`) as
+    ``access`` lets the viewer see them."""
+    external_userid = read.external_userid
+    attrs = read.attributes or {}
+    relation = read.relation(access.managers[0])
+    names = read.manager_names(access.managers)
+    tags = read.tag_names(access.managers)
     channel = playbook.channels.get(relation.state)
-    name = str(attrs.get("name") or (customer.name if customer else "") or relation.remark or "客户")
+    name = str(attrs.get("name") or read.name or relation.remark or "客户")
     who = Who(name=name, remark=relation.remark,
               tier=_label(playbook, "tier", attrs["tier"]) if "tier" in attrs else "",
               segment=_label(playbook, "segment", attrs["segment"]) if "segment" in attrs else "",
@@ -209,9 +228,9 @@ async def gather(db: AsyncSession, playbook: Playbook, access: CustomerAccess, e
                     cover_base=cover_base)
     scripted = [o for o in (_script(playbook, offers, t) for t, _ in tasks) if o is not None]
     said = scripted + offers.library(tags)
-    editable = editor(playbook, access.managers[0], await relation_tags(db, access.managers[0], external_userid))
+    editable = editor(playbook, access.managers[0], read.relation_tags(access.managers[0]))
     return CustomerPanels(external_userid, who, editable, [v for _, v in tasks],
-                          await upcoming_sends(db, playbook, external_userid, now, tz, context=context),
+                          await upcoming_sends(db, playbook, read.planner_target(), now, tz, context=context),
                           await history(db, playbook, external_userid, tz, history_items), said)
 
 

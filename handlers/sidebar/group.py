@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import CompoundSelect, String, bindparam, func, literal_column, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.contacts.api import Customer, Member
+from handlers.crm.api import CrmGroup
 from handlers.groups.api import GroupChat, GroupMember
 from handlers.radar.api import LinkMaker
 from handlers.sidebar.say import Offer, Offers
@@ -39,17 +41,31 @@ class GroupPanels:
     offers: list[Offer]
 
 
+# Statements built once (see handlers.sidebar.reading).
+_CHAT = bindparam("chat", type_=String)
+_SINCE = bindparam("since", type_=GroupMember.joined_at.type)
+_SIZE_AND_PAYDAY = select(
+    select(func.count()).select_from(GroupMember)
+    .where(GroupMember.chat_id == _CHAT, GroupMember.left_at.is_(None)).scalar_subquery(),
+    select(CrmGroup.payday).where(CrmGroup.chat_id == _CHAT).scalar_subquery())
+_CHANGED = (select(GroupMember.member_id, GroupMember.joined_at, GroupMember.left_at)
+            .where(GroupMember.chat_id == _CHAT, or_(GroupMember.joined_at >= _SINCE, GroupMember.left_at >= _SINCE)))
+# Customers' names, then members' (a member's name wins, as it did).
+_NAMES: CompoundSelect[Any] = union_all(
+    select(literal_column("0").label("src"), Customer.external_userid.label("id"), Customer.name)
+    .where(Customer.external_userid.in_(bindparam("ids", expanding=True))),
+    select(literal_column("1").label("src"), Member.userid.label("id"), Member.name)
+    .where(Member.userid.in_(bindparam("ids", expanding=True))))
+
+
 async def _changes(db: AsyncSession, chat_id: str, since: datetime, tz: tzinfo) -> list[Change]:
-    rows = (await db.scalars(select(GroupMember).where(
-        GroupMember.chat_id == chat_id, or_(GroupMember.joined_at >= since, GroupMember.left_at >= since)))).all()
-    ids = sorted({r.member_id for r in rows})
-    names = {e: n for e, n in (await db.execute(select(Customer.external_userid, Customer.name)
-                                                .where(Customer.external_userid.in_(ids)))).all()} if ids else {}
-    if ids:
-        names.update({u: n for u, n in (await db.execute(select(Member.userid, Member.name)
-                                                         .where(Member.userid.in_(ids)))).all()})
-    events = [(r.joined_at, r.member_id, True) for r in rows if r.joined_at is not None and r.joined_at >= since]
-    events += [(r.left_at, r.member_id, False) for r in rows if r.left_at is not None and r.left_at >= since]
+    rows = (await db.execute(_CHANGED, {"chat": chat_id, "since": since})).all()
+    ids = sorted({member_id for member_id, _j, _l in rows})
+    found = (await db.execute(_NAMES, {"ids": ids})).all() if ids else []
+    names = {i: n for src, i, n in found if src == 0}
+    names.update({i: n for src, i, n in found if src == 1})
+    events = [(joined, who, True) for who, joined, _l in rows if joined is not None and joined >= since]
+    events += [(left, who, False) for who, _j, left in rows if left is not None and left >= since]
     events.sort(key=lambda e: e[0], reverse=True)
     return [Change(at.astimezone(tz).strftime("%m-%d %H:%M"), names.get(who) or "客户", joined)
             for at, who, joined in events[:RECENT_ITEMS]]
@@ -57,8 +73,8 @@ async def _changes(db: AsyncSession, chat_id: str, since: datetime, tz: tzinfo) 
 
 async def gather(db: AsyncSession, playbook: Playbook, chat: GroupChat, *, viewer: str, viewer_name: str,
                  links: LinkMaker, today: date, now: datetime, tz: tzinfo, cover_base: str = "") -> GroupPanels:
-    members = int(await db.scalar(select(func.count()).select_from(GroupMember).where(
-        GroupMember.chat_id == chat.chat_id, GroupMember.left_at.is_(None))) or 0)
+    size, payday = (await db.execute(_SIZE_AND_PAYDAY, {"chat": chat.chat_id})).one()
+    members = int(size or 0)
     gtype = playbook.group_types.get(chat.group_type or "")
     context = {**date_variables(today), "group.name": chat.name, "manager.name": viewer_name}
     if gtype is not None and gtype.payday is not None:
@@ -67,4 +83,4 @@ async def gather(db: AsyncSession, playbook: Playbook, chat: GroupChat, *, viewe
                     cover_base=cover_base)
     return GroupPanels(chat.chat_id, chat.name, gtype.name if gtype is not None else "未分类", members,
                        await _changes(db, chat.chat_id, now - RECENT, tz),
-                       await group_calendar(db, playbook, chat, now, tz, context=context), offers.library())
+                       group_calendar(playbook, chat, payday, now, tz, context=context), offers.library())

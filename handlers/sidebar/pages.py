@@ -38,6 +38,7 @@ from handlers.radar.api import LinkMaker, record_send
 from handlers.sidebar import customer, group
 from handlers.sidebar.access import customer_access, group_access, well_formed
 from handlers.sidebar.media import media_id_of
+from handlers.sidebar.reading import read_customer
 from handlers.sidebar.say import COVER_PATH, NEEDS_MEDIA, Use, offerable
 from handlers.sidebar.settings import sidebar_settings
 from handlers.sidebar.texts import BAD_ID, BUTTON_LABELS, NOT_YOUR_GROUP, NOT_YOURS, STATUS_LABELS
@@ -87,14 +88,16 @@ async def _customer(request: web.Request) -> customer.CustomerPanels | web.Respo
         return scene
     runtime, viewer = runtime_of(request), viewer_of(request)
     async with runtime.sessions() as db:
-        access = await customer_access(db, viewer.userid, ext)
+        read = await read_customer(db, ext)
+        access = read.access(viewer.userid)
         if access is None:
             return refuse(request, 403, NOT_YOURS)
-        panels = await customer.gather(db, scene.playbook, access, ext, viewer_name=viewer.name, links=scene.links,
+        panels = await customer.gather(db, scene.playbook, access, read, viewer_name=viewer.name, links=scene.links,
                                        today=scene.today, now=scene.now, tz=scene.tz,
                                        history_items=sidebar_settings(runtime.settings).timeline_items,
                                        cover_base=scene.cover_base)
-        facts = await customer_facts(db, scene.playbook, ext)
+        said = (await consent_rows(db, [ext])).get(ext, {})
+        facts = facts_of(dict(read.attributes or {}), read.crm_updated_at, said, scene.playbook.suitability)
     # Product materials only for a customer whose assessment allows them and who consents.
     offers = [o for o in panels.offers if _unsuitable(scene, o.material, facts) is None]
     rules = scene.playbook.suitability

@@ -24,20 +24,13 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.crm.api import CrmGroup
 from handlers.groups.api import GroupChat, GroupMember
 from handlers.sidebar.say import material_label
-from handlers.sop.api import (
-    HOLIDAY_LOOKBACK,
-    CustomerTarget,
-    choose_branch,
-    customer_anchor,
-    iter_customers,
-)
-from handlers.tags.api import FollowTag, Tag, TagGroup
+from handlers.sop.api import HOLIDAY_LOOKBACK, CustomerTarget, choose_branch, customer_anchor
 from scrm.playbook import EvaluationError, Occurrence, Playbook, calendar_occurrences, path_occurrences
 
 HORIZON_DAYS = 14
@@ -62,18 +55,6 @@ class _Found:
     sop: str
     via: str
     note: str
-
-
-async def _target(db: AsyncSession, external_userid: str) -> CustomerTarget | None:
-    """The customer as the planner reads them (follows, tags across follows, CRM attributes)."""
-    rows = await db.execute(select(Tag.tag_id, TagGroup.name, Tag.name).select_from(FollowTag)
-                            .join(Tag, Tag.tag_id == FollowTag.tag_id)
-                            .join(TagGroup, TagGroup.group_id == Tag.group_id)
-                            .where(FollowTag.external_userid == external_userid, Tag.deleted.is_(False)))
-    names = {tag_id: f"{group}/{tag}" for tag_id, group, tag in rows.all()}
-    async for batch in iter_customers(db, names, only=[external_userid]):
-        return batch[0] if batch else None
-    return None
 
 
 def _in_window(occ: Occurrence, now: datetime, end: date) -> bool:
@@ -123,16 +104,19 @@ def _group_occurrences(pb: Playbook, group_type: str | None, created_at: datetim
     return out
 
 
+# The active groups a customer is in (built once: see handlers.sidebar.reading).
+_CUSTOMER_GROUPS = (select(GroupChat.name, GroupChat.owner, GroupChat.group_type, GroupChat.created_at, CrmGroup.payday)
+                    .join(GroupMember, GroupMember.chat_id == GroupChat.chat_id)
+                    .outerjoin(CrmGroup, CrmGroup.chat_id == GroupChat.chat_id)
+                    .where(GroupMember.member_id == bindparam("ext", type_=String),
+                           GroupMember.type == CUSTOMER_MEMBER, GroupMember.left_at.is_(None),
+                           GroupChat.status == "active")
+                    .order_by(GroupChat.chat_id))
+
+
 async def _calendars(db: AsyncSession, pb: Playbook, c: CustomerTarget, now: datetime, end: date,
                      tz: ZoneInfo) -> list[_Found]:
-    rows = (await db.execute(
-        select(GroupChat.name, GroupChat.owner, GroupChat.group_type, GroupChat.created_at,
-               CrmGroup.payday)
-        .join(GroupMember, GroupMember.chat_id == GroupChat.chat_id)
-        .outerjoin(CrmGroup, CrmGroup.chat_id == GroupChat.chat_id)
-        .where(GroupMember.member_id == c.external_userid, GroupMember.type == CUSTOMER_MEMBER,
-               GroupMember.left_at.is_(None), GroupChat.status == "active")
-        .order_by(GroupChat.chat_id))).all()
+    rows = (await db.execute(_CUSTOMER_GROUPS, {"ext": c.external_userid})).all()
     followed_by = {f.userid for f in c.follows}
     out: list[_Found] = []
     for name, owner, group_type, created_at, payday in rows:
@@ -148,13 +132,13 @@ async def _calendars(db: AsyncSession, pb: Playbook, c: CustomerTarget, now: dat
     return out
 
 
-async def group_calendar(db: AsyncSession, pb: Playbook, chat: GroupChat, now: datetime, tz: tzinfo, *,
-                         context: Mapping[str, str], days: int = HORIZON_DAYS) -> list[Upcoming]:
-    """The group's operating calendar for the next ``days``: its posts (``via`` the group), the
-    1:1 sends to its members (``群成员``) and the owner's task cards (``任务``), each with the
-    material's title; a slot whose material will not be sendable on its day is left out."""
+def group_calendar(pb: Playbook, chat: GroupChat, payday: int | None, now: datetime, tz: tzinfo, *,
+                   context: Mapping[str, str], days: int = HORIZON_DAYS) -> list[Upcoming]:
+    """The group's operating calendar for the next ``days`` (``payday``: the CRM's for this
+    group, if any): its posts (``via`` the group), the 1:1 sends to its members (``群成员``) and
+    the owner's task cards (``任务``), each with the material's title; a slot whose material
+    will not be sendable on its day is left out."""
     zone = ZoneInfo(pb.policy.timezone)
-    payday = await db.scalar(select(CrmGroup.payday).where(CrmGroup.chat_id == chat.chat_id))
     end = now.astimezone(zone).date() + timedelta(days=days - 1)
     out: list[Upcoming] = []
     slots = _group_occurrences(pb, chat.group_type, chat.created_at, payday, now, end, zone)
@@ -168,12 +152,12 @@ async def group_calendar(db: AsyncSession, pb: Playbook, chat: GroupChat, now: d
     return out
 
 
-async def upcoming_sends(db: AsyncSession, pb: Playbook, external_userid: str, now: datetime, tz: tzinfo, *,
+async def upcoming_sends(db: AsyncSession, pb: Playbook, c: CustomerTarget | None, now: datetime, tz: tzinfo, *,
                          context: Mapping[str, str], days: int = HORIZON_DAYS) -> list[Upcoming]:
-    """What the SOPs will send this customer from ``now`` to the end of the ``days``-th day
-    (``context``: the customer's template values, for labels of untitled texts)."""
+    """What the SOPs will send the customer ``c`` (as the planner reads them; None: no customer
+    row) from ``now`` to the end of the ``days``-th day (``context``: the customer's template
+    values, for labels of untitled texts)."""
     zone = ZoneInfo(pb.policy.timezone)
-    c = await _target(db, external_userid)
     if c is None or not c.follows or pb.policy.opt_out_tag in c.tags:
         return []
     end = now.astimezone(zone).date() + timedelta(days=days - 1)
