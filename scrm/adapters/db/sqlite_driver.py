@@ -18,8 +18,9 @@ could take long enough to stall the loop:
   (an insert, or an update or delete by key), or a batch of up to ``INLINE_MANY`` of them.
   Another one (a claim's
   ``UPDATE … WHERE id IN (SELECT …)``, a set-based insert, a big batch) runs in the loop under
-  the same budget when it opens its transaction — SQLite rolls back the transaction of an
-  interrupted write, which then holds nothing but that write, run again in the worker — and
+  the same budget when it opens its transaction — interrupted, that transaction (which holds
+  nothing but this write: SQLite undoes only the interrupted statement, not an executemany's rows
+  before it) is rolled back and the write run again, whole, in the worker — and
   in the worker straight away inside a transaction already holding other writes;
 * SQLite's busy handler would sleep inside the loop, so it is off (``busy_timeout=0``) and a
   statement that meets a lock held by another connection waits asynchronously and tries again,
@@ -41,7 +42,8 @@ from typing import Any, Literal
 
 __version__ = "1.0"
 
-Where = Literal["loop", "budget", "worker"]
+# "first-write": a write opening its transaction, in the loop under the budget (see _run).
+Where = Literal["loop", "budget", "first-write", "worker"]
 
 # What SQLAlchemy's aiosqlite adapter reads off the module it drives.
 DatabaseError = sqlite3.DatabaseError
@@ -151,9 +153,9 @@ class Connection:
             return "budget"
         if simple:
             return "loop"
-        # Interrupting a write rolls back its transaction: harmless only when the write is the
-        # first of its transaction (the driver begins one just for it), as a claim is.
-        return "worker" if self._conn.in_transaction else "budget"
+        # Interrupting a write is harmless only when it is the first of its transaction (the
+        # driver begins one just for it, and rolls it back before the rerun), as a claim is.
+        return "worker" if self._conn.in_transaction else "first-write"
 
     async def _run(self, call: Callable[[], Any], where: Where) -> Any:
         """Run ``call`` where told, waiting out other connections' locks asynchronously."""
@@ -163,9 +165,14 @@ class Connection:
         while True:
             try:
                 if where != "worker":
-                    return self._inline(call, budget=where == "budget")
+                    return self._inline(call, budget=where != "loop")
                 return await self._in_worker(call)
             except _OverBudget:
+                if where == "first-write" and self._conn.in_transaction:
+                    # SQLite undoes only the statement it interrupted: an executemany's rows before
+                    # it stay. The transaction holds nothing else (this write opened it), so it
+                    # goes, and the rerun starts clean (else those rows would be written twice).
+                    self._conn.rollback()
                 where = "worker"  # the statement again, whole, in the worker
                 continue
             except sqlite3.OperationalError as exc:

@@ -175,3 +175,18 @@ async def test_a_caller_cancelled_mid_statement_leaves_the_connection_only_when_
             assert (await conn.execute(text("SELECT 41 + 1"))).scalar_one() == 42
     finally:
         await engine.dispose()
+
+
+async def test_a_big_batch_opening_its_transaction_and_outgrowing_its_budget_is_written_once(
+        engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An executemany is many statements: interrupted part-way, SQLite undoes the one it was in,
+    not the rows before it, so the rerun in the worker starts from an empty transaction."""
+    monkeypatch.setattr(sqlite_driver, "READ_BUDGET_STEPS", 5 * sqlite_driver.PROGRESS_STEP)
+    async with engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE plain (v INTEGER)"))  # no key: a second copy would show
+    rows = [{"v": i} for i in range(5_000)]
+    async with engine.begin() as conn:
+        await conn.execute(text("INSERT INTO plain (v) VALUES (:v)"), rows)
+    async with engine.connect() as conn:
+        count, distinct = (await conn.execute(text("SELECT count(*), count(DISTINCT v) FROM plain"))).one()
+    assert (count, distinct) == (5_000, 5_000)
