@@ -57,6 +57,22 @@ def attachment_of(m: RenderedMaterial) -> dict[str, Any] | None:
     return None
 
 
+def moment_attachment_of(m: RenderedMaterial) -> dict[str, Any] | None:
+    """add_moment_task's attachment for ``m`` (None: text only). Moments take media ids, never a
+    picture URL: an image, or a link's cover, is a placeholder the outbox resolves when it sends.
+    Mini programs and files are refused when the campaign is validated."""
+    if m.link is not None:
+        link: dict[str, Any] = {"title": m.link.title, "url": m.link.url}
+        item: dict[str, Any] = {"msgtype": "link", "link": link}
+        if m.link.cover:
+            item[PLACEHOLDER] = {"media_id": _source(m.link.cover, "image")}
+        return item
+    if m.image is not None:
+        return {"msgtype": "image", "image": {},
+                PLACEHOLDER: {"media_id": _source(m.image.path or m.image.url or "", "image")}}
+    return None
+
+
 def has_placeholders(body: dict[str, Any]) -> bool:
     return any(isinstance(a, dict) and PLACEHOLDER in a for a in body.get("attachments") or [])
 
