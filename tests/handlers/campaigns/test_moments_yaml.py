@@ -47,7 +47,7 @@ goal: {event: card.activated, within_days: 14}
 
 
 def write(tmp_path: Path, text: str) -> Path:
-    sop, mat = write_shipped_playbook(tmp_path, materials=MATERIALS)
+    sop, _ = write_shipped_playbook(tmp_path, materials=MATERIALS)
     (sop / "campaigns" / "post.yaml").write_text(text, encoding="utf-8")
     return sop
 
