@@ -55,14 +55,14 @@ async def record_moment(session: AsyncSession, key: str, campaign: str, channel:
 
 @dataclass(frozen=True)
 class _Read:
-    """What one poll learnt from WeCom (read before the transaction writes anything)."""
+    """What one poll learnt from WeCom (read before the transaction writes anything); no
+    ``moment_id`` and no ``error``: not known yet (the outbox or the job is not done)."""
 
     jobid: str | None = None
     moment_id: str | None = None
     invalid: tuple[str, ...] = ()
     published: tuple[str, ...] = ()
     error: str | None = None  # the call or the job failed: stop following
-    running: bool = False  # the job or the outbox is not done yet
 
 
 async def follow_moment(session: AsyncSession, wecom: WeComCaller, key: str, now: datetime) -> datetime | None:
@@ -74,13 +74,18 @@ async def follow_moment(session: AsyncSession, wecom: WeComCaller, key: str, now
         read = await _read(session, wecom, row)
     except WeComClientError as exc:  # asked again at the next poll, within the follow-up window
         log.warning("campaign moment %s: %s", key, exc)
-        read = _Read(running=True)
+        read = _Read()
     row.checked_at = now
     if read.error is not None:
         row.state, row.error = "failed", read.error[:512]
         log.warning("campaign moment %s failed: %s", key, read.error)
         return None
     row.jobid = read.jobid or row.jobid
+    if read.moment_id is None and row.moment_id is not None:  # a failed read of who published
+        if now - row.created_at >= FOLLOW_FOR:
+            row.state = "done"
+            return None
+        return now + POLL_PUBLISHING
     if read.moment_id is None:
         if now - row.created_at >= FOLLOW_FOR:
             row.state, row.error = "failed", "add_moment_task did not complete within the follow-up window"
@@ -111,11 +116,11 @@ async def _read(session: AsyncSession, wecom: WeComCaller, row: CampaignMoment) 
         jobid = str((sent.result or {}).get("jobid") or "") or None
         if sent.status != "sent" or jobid is None:
             # pending, or "unknown" (a lost reply: an operator decides, see the outbox semantics)
-            return _Read(running=True)
+            return _Read()
     if moment_id is None:
         res = await wecom.call("externalcontact/get_moment_task_result", method="GET", params={"jobid": jobid})
         if int(res.get("status") or 0) != JOB_DONE:
-            return _Read(jobid=jobid, running=True)
+            return _Read(jobid=jobid)  # the job is still running
         result: dict[str, Any] = res.get("result") or {}
         if int(result.get("errcode") or 0) != 0 or not result.get("moment_id"):
             return _Read(error=f"moment job {jobid}: {result.get('errcode')} {result.get('errmsg') or ''}".strip())

@@ -145,3 +145,28 @@ async def test_a_lost_reply_leaves_one_moment_and_the_action_for_an_operator(db_
     assert report["moments"] == [{"channel": "post", "state": "failed", "asked": len(BOOK), "refused": 0,
                                   "published": 0, "visible_to": 0,
                                   "error": "add_moment_task did not complete within the follow-up window"}]
+
+
+async def test_customer_tags_narrow_the_post_to_tagged_customers_and_their_managers(db_url: str,
+                                                                                   tmp_path: Path) -> None:
+    from handlers.tags.models import FollowTag, Tag, TagGroup
+
+    sop, mat = playbook(tmp_path)
+    (sop / "campaigns" / "card-post.yaml").write_text(CAMPAIGN.replace(
+        "material: m-poster}", "material: m-poster, customer_tags: [产品持有/信用卡]}"), encoding="utf-8")
+    tagged = {"wmA1": "m1", "wmB2": "m2"}  # (customer → the manager whose follow carries the tag)
+    async with stack(db_url, tmp_path, start=local("2026-11-02", "09:00"), demo=False, routers=ROUTERS,
+                     playbook=(sop, mat)) as b:
+        await seeded(b)
+        async with b.runtime.sessions() as s, s.begin():
+            s.add(TagGroup(group_id="gprod", name="产品持有", owner="crm"))
+            s.add(Tag(tag_id="tcard", group_id="gprod", name="信用卡"))
+            s.add(Tag(tag_id="tpay", group_id="gprod", name="代发"))
+            for ext, manager in tagged.items():
+                s.add(FollowTag(userid=manager, external_userid=ext, tag_id="tcard", added_at=b.clock.now()))
+            s.add(FollowTag(userid="m3", external_userid="wmC1", tag_id="tpay", added_at=b.clock.now()))
+        await b.run_until(local("2026-11-03", "10:50"))
+        (call,) = b.calls("externalcontact/add_moment_task")
+        assert call.body["visible_range"] == {"sender_list": {"user_list": sorted(set(tagged.values()))},
+                                              "external_contact_list": {"tag_list": ["tcard"]}}
+        assert await touches(b) == dict.fromkeys(tagged, "asked")
