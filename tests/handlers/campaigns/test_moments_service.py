@@ -74,6 +74,10 @@ async def test_the_post_is_asked_once_polled_until_done_and_reaches_only_publish
         assert body["visible_range"] == {"sender_list": {"user_list": ["m1", "m2", "m3"]}}
         (attachment,) = body["attachments"]
         assert attachment["msgtype"] == "image" and attachment["image"]["media_id"] in b.state.media
+        # Moments take only ids of 朋友圈 attachments (media/upload_attachment, attachment_type 1).
+        (upload,) = b.calls("media/upload_attachment")
+        assert upload.query == {"media_type": "image", "attachment_type": "1"}
+        assert b.calls("media/upload") == []
         (jobid,) = b.state.moment_tasks
         assert await touches(b) == dict.fromkeys(customers, "asked")  # targeted, not reached yet
 
