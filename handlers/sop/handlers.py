@@ -92,6 +92,9 @@ async def _in_quiet_hours(decisions: AsyncIterable[Decision], reason: str) -> As
     async for d in decisions:
         if isinstance(d, Planned) and d.kind == "task":
             yield Skip(d.source, d.step, d.target, d.day, reason, carry=d)
+        elif isinstance(d, Planned) and d.kind == "moments":  # the post's customers, not its target
+            for customer, manager in d.audience:
+                yield Skip(d.source, d.step, customer, d.day, reason, sender=manager)
         elif isinstance(d, Planned) and d.kind != "tag":
             yield Skip(d.source, d.step, d.target, d.day, reason)
         else:
