@@ -62,5 +62,6 @@ async def test_plan_shows_one_post_for_the_audience_managers(db_url: str, tmp_pa
     out = capsys.readouterr().out.splitlines()
     n = sum(map(len, BOOK.values()))
     assert out[0] == "2026-11-03: 1 sends, 0 skipped"
-    assert out[1] == f"          1 × 10:40 post → moments m-poster (asks {len(BOOK)} managers to publish, for {n} customers)"
+    assert out[1] == (f"          1 × 10:40 post → moments m-poster (asks {len(BOOK)} managers to publish, "
+                      f"for {n} customers)")
     assert sorted(out[2:]) == sorted(f"    10:40 post moments → {c} via {m}" for m, cs in BOOK.items() for c in cs)
