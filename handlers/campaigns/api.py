@@ -11,11 +11,49 @@ from __future__ import annotations
 from .audience import Facts, admits, load_facts, needs_facts
 from .book import HOLDOUT_REASON, Arm, ExperimentBook, Exposures, in_force
 from .campaign import SOURCE_PREFIX, Campaign, Channel, check_campaigns, load_campaigns
-from .campaign_book import HOLDOUT_TOUCH, SENT, SKIPPED, CampaignBook, CampaignTouches, campaigns_in_force
+from .campaign_book import (
+    HOLDOUT_TOUCH,
+    SENT,
+    SKIPPED,
+    CampaignBook,
+    CampaignTouches,
+    campaign_of_source,
+    campaigns_in_force,
+)
 from .checks import check_files
 from .funnel import BY, UnknownCampaign, campaign_report, render
+from .moments import ADD_MOMENT_TASK, follow_moment, record_moment
+from .moments import ASKED as MOMENT_ASKED
 
-__all__ = ["BY", "HOLDOUT_REASON", "HOLDOUT_TOUCH", "SENT", "SKIPPED", "SOURCE_PREFIX", "Arm", "Campaign",
-           "CampaignBook", "CampaignTouches", "Channel", "ExperimentBook", "Exposures", "Facts", "UnknownCampaign",
-           "admits", "campaign_report", "campaigns_in_force", "check_campaigns", "check_files", "in_force",
-           "load_campaigns", "load_facts", "needs_facts", "render"]
+__all__ = [
+    "ADD_MOMENT_TASK",
+    "BY",
+    "HOLDOUT_REASON",
+    "HOLDOUT_TOUCH",
+    "MOMENT_ASKED",
+    "SENT",
+    "SKIPPED",
+    "SOURCE_PREFIX",
+    "Arm",
+    "Campaign",
+    "CampaignBook",
+    "CampaignTouches",
+    "Channel",
+    "ExperimentBook",
+    "Exposures",
+    "Facts",
+    "UnknownCampaign",
+    "admits",
+    "campaign_of_source",
+    "campaign_report",
+    "campaigns_in_force",
+    "check_campaigns",
+    "check_files",
+    "follow_moment",
+    "in_force",
+    "load_campaigns",
+    "load_facts",
+    "needs_facts",
+    "record_moment",
+    "render",
+]

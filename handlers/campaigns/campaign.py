@@ -2,8 +2,9 @@
 
 A campaign picks an **audience** (tags, lifecycle stage and segments, member level, the branch or
 team of the customer's manager, a CRM condition), runs inside a **window**, reaches customers
-through **channels** (a 1:1 mass send through their manager, or a task card to the manager) on
-given days and times, and is measured against a **goal** (a CRM conversion event within N days
+through **channels** (a 1:1 mass send through their manager, a task card to the manager, a post in
+groups, or a company Moments post that the audience's managers publish) on given days and times,
+and is measured against a **goal** (a CRM conversion event within N days
 of the first send) at a **cost** (money per send and per conversion, e.g. the reward paid).
 
 Variants of the material (weights) and a holdout work as for SOP steps: the campaign becomes an
@@ -27,6 +28,9 @@ audience:
 channels:
   - {id: push, kind: private, on: 2026-12-10, at: "10:00", material: card-spend-offer}
   - {id: call, kind: task, on: 2026-12-12, at: "09:30", material: card-spend-call}
+  # 朋友圈: one add_moment_task; the senders are the managers of the audience's customers
+  - {id: post, kind: moments, on: 2026-12-11, at: "11:00", material: card-spend-poster,
+     customer_tags: [产品持有/信用卡]}   # optional: only customers with one of these tags see it
 variants:                     # weights are relative; the first is the control
   a: {weight: 1}
   b: {weight: 1, material: card-spend-offer-b}
@@ -65,7 +69,9 @@ SOURCE_PREFIX = "campaign:"
 #: The experiment step that stands for every channel of a campaign.
 ALL_CHANNELS = "*"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-ChannelKind = Literal["private", "task", "group"]
+ChannelKind = Literal["private", "task", "group", "moments"]
+#: What add_moment_task takes besides text: images, a video or a link (no mini program, no file).
+MOMENT_MATERIALS = ("text", "image", "link")
 
 
 class Window(Strict):
@@ -93,16 +99,21 @@ class AudienceSpec(Strict):
 class ChannelSpec(Strict):
     id: Ident
     kind: ChannelKind = Field(description="private: 1:1 mass send through the manager; task: a card to the "
-                                          "manager; group: a post in every active group of group_types")
+                                          "manager; group: a post in every active group of group_types; "
+                                          "moments: a company Moments post the audience's managers publish")
     on: Date
     at: HHMM
     material: str
     group_types: list[str] = Field(default_factory=list, description="group channels: the group types posted to")
+    customer_tags: list[str] = Field(default_factory=list, description="moments channels: only customers with "
+                                                                       "one of these tags see the post")
 
     @model_validator(mode="after")
     def _groups_for_group_posts(self) -> ChannelSpec:
         if (self.kind == "group") != bool(self.group_types):
             raise ValueError("a group channel needs group_types (and only a group channel takes them)")
+        if self.customer_tags and self.kind != "moments":
+            raise ValueError("customer_tags belong to a moments channel only")
         return self
 
 
@@ -142,6 +153,7 @@ class Channel:
     at: time
     material: str
     group_types: tuple[str, ...] = ()
+    customer_tags: tuple[str, ...] = ()  # moments: WeCom shows the post only to customers with one
 
 
 @dataclass(frozen=True)
@@ -196,7 +208,8 @@ def campaign_of(data: CampaignFile, origin: str) -> Campaign:
         name=data.campaign, label=data.name, start=data.window.start, end=data.window.end,
         audience=Audience(a.tags, tuple(a.stages), tuple(a.segments), tuple(a.member_levels),
                           tuple(b.strip("/") for b in a.branches), a.condition),
-        channels=tuple(Channel(c.id, c.kind, c.on, c.at, c.material, tuple(c.group_types)) for c in data.channels),
+        channels=tuple(Channel(c.id, c.kind, c.on, c.at, c.material, tuple(c.group_types), tuple(c.customer_tags))
+                       for c in data.channels),
         goal=data.goal, cost=Cost(data.cost.per_send, data.cost.per_conversion, data.cost.currency),
         experiment=experiment_of(data, origin), origin=origin)
 
@@ -302,7 +315,7 @@ def _check(src: SourceFile, data: CampaignFile, pb: Playbook) -> list[PlaybookIs
             bad.append(src.issue((*at, "on"), f"{c.on} is outside the window {data.window.start}..{data.window.end}"))
         if pb.policy.quiet_hours.contains(c.at):
             bad.append(src.issue((*at, "at"), f"falls in quiet hours {pb.policy.quiet_hours}"))
-        bad += _material(src, pb, (*at, "material"), c.material, c.kind if c.kind != "task" else None)
+        bad += _material(src, pb, (*at, "material"), c.material, _USE[c.kind])
         for j, gt in enumerate(c.group_types):
             if gt not in pb.group_types:
                 bad.append(src.issue((*at, "group_types", j), f"unknown group type {gt!r}; known: "
@@ -310,6 +323,8 @@ def _check(src: SourceFile, data: CampaignFile, pb: Playbook) -> list[PlaybookIs
         if c.kind == "group" and (data.variants or data.holdout):
             bad.append(src.issue((*at, "kind"), "a group post reaches everyone in the chat: a campaign with variants "
                                                 "or a holdout cannot have a group channel"))
+        if c.kind == "moments":
+            bad += _moment(src, pb, at, c, bool(data.variants or data.holdout))
     for name, v in data.variants.items():
         here: tuple[str, ...] = ("variants", name)
         if not VARIANT.match(name) or name == HOLDOUT:
@@ -323,6 +338,31 @@ def _check(src: SourceFile, data: CampaignFile, pb: Playbook) -> list[PlaybookIs
                 bad.append(src.issue((*here, part), f"the campaign has no {kind} channel for this to replace"))
     if len(data.variants) == 1 and not data.holdout:
         bad.append(src.issue(("variants",), "one variant needs a holdout to compare with (or give two or more)"))
+    return bad
+
+
+#: The material channel (``materials/*.yaml`` ``channels:``) a campaign channel kind needs.
+_USE: dict[ChannelKind, str | None] = {"private": "private", "task": None, "group": "group", "moments": "moments"}
+
+
+def _moment(src: SourceFile, pb: Playbook, at: tuple[Any, ...], c: ChannelSpec, split: bool) -> list[PlaybookIssue]:
+    """What WeCom's add_moment_task and a post seen by every customer of a manager allow."""
+    bad: list[PlaybookIssue] = []
+    if split:
+        bad.append(src.issue((*at, "kind"), "a Moments post is seen by every customer of the managers who publish "
+                                            "it: a campaign with variants or a holdout cannot have a moments channel"))
+    material = pb.materials.get(c.material)
+    if material is not None and material.type not in MOMENT_MATERIALS:
+        bad.append(src.issue((*at, "material"), f"material {c.material!r} is a {material.type}; WeCom Moments take "
+                                                f"text with an image or a link (add_moment_task has no "
+                                                f"{material.type})"))
+    if material is not None and material.risk_level is not None:
+        bad.append(src.issue((*at, "material"), f"material {c.material!r} describes a product (risk_level): a Moments "
+                                                f"post cannot be kept from customers it is not suitable for"))
+    known_tags = pb.all_tags()
+    for j, tag in enumerate(c.customer_tags):
+        if known_tags and tag not in known_tags:
+            bad.append(src.issue((*at, "customer_tags", j), f"unknown tag {tag!r} (not in sop/tags.yaml)"))
     return bad
 
 

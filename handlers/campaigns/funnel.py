@@ -6,7 +6,10 @@ channel's slot (``campaign_touch``, one row per channel and customer):
 
 * ``targeted``: customers of the audience a channel was planned for (sent, held out or skipped
   by the contact policy — quiet hours, caps, opt-out, suitability …, counted in ``skips``);
-* ``reached``: customers sent at least one message or task card (``sent``);
+* ``reached``: customers sent at least one message or task card (``sent``), or to whom a Moments
+  post became visible (``visible``: the manager they are credited to published it; a Moments
+  post is not a message, so it is no send and costs no ``per_send``; a customer whose manager
+  was asked but has not published is ``asked``: targeted, not reached);
 * ``opened``: reached customers who opened a tracked link of the campaign
   (``radar_click.occurrence`` ``sop:campaign:<name>:<channel>@<customer>:<day>``);
 * ``converted``: reached customers for whom the CRM reported an event of the goal's kind
@@ -52,6 +55,7 @@ from .campaign_book import HOLDOUT_TOUCH, SENT
 from .experiments import HOLDOUT
 from .models import Campaign as CampaignRow
 from .models import CampaignTouch, ExperimentExposure
+from .moments import ASKED, VISIBLE, moment_channels
 
 By = Literal["branch", "team", "manager"]
 BY: tuple[By, ...] = ("branch", "team", "manager")
@@ -174,6 +178,10 @@ async def campaign_report(session: AsyncSession, name: str, now: datetime, *, by
         if outcome == SENT:
             first_sent.setdefault(customer, at)
             sends[customer] += 1
+        elif outcome == VISIBLE:  # ``at``: when the post was seen published (touches come by time)
+            first_sent.setdefault(customer, at)
+        elif outcome == ASKED:
+            pass  # targeted; reached once their manager publishes the post
         elif outcome == HOLDOUT_TOUCH:
             held.setdefault(customer, at)
         else:
@@ -207,7 +215,8 @@ async def campaign_report(session: AsyncSession, name: str, now: datetime, *, by
         "goal": c.goal.model_dump(), "currency": c.cost.currency,
         "cost_rule": {"per_send": _money(c.cost.per_send), "per_conversion": _money(c.cost.per_conversion)},
         "funnel": total.as_json(c), "skips": dict(sorted(skips.items())),
-        "experiment": c.experiment.name if c.experiment else None, "variants": [], "by": None, "rows": []}
+        "experiment": c.experiment.name if c.experiment else None, "variants": [], "by": None, "rows": [],
+        "moments": await moment_channels(session, c.name)}
     if c.experiment is not None:
         arms = [v.name for v in c.experiment.variants] + ([HOLDOUT] if c.experiment.holdout else [])
         for arm in arms:
@@ -247,6 +256,11 @@ def render(report: dict[str, Any]) -> list[str]:
              f"{f['converted']} → referred {f['referred']}",
              f"money: {f['sends']} sends, total {f['cost']} {cur}, per conversion "
              f"{f['cost_per_conversion'] or '-'} {cur}"]
+    for m in report.get("moments") or []:
+        refused = f", {m['refused']} refused by WeCom" if m["refused"] else ""
+        lines.append(f"moments {m['channel']}: published by {m['published']} of {m['asked']} managers asked"
+                     f"{refused}; visible to {m['visible_to']} customers of the audience ({m['state']}"
+                     f"{': ' + m['error'] if m['error'] else ''})")
     if report["skips"]:
         lines.append("skipped: " + ", ".join(f"{k} {n}" for k, n in report["skips"].items()))
     head = f"{'targeted':>9}{'reached':>9}{'opened':>8}{'converted':>10}{'referred':>9}{'cost':>12}{'per conv.':>11}"

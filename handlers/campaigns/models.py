@@ -1,14 +1,14 @@
 """State of the campaigns feature: the experiments in force and who was exposed to which arm.
 
-Declared as the campaigns feature's ``models`` (``handlers/campaigns/feature.py``); migration
-``campaigns_0001``.
+Declared as the campaigns feature's ``models`` (``handlers/campaigns/feature.py``); migrations
+``campaigns_0001`` … ``campaigns_0003`` (Moments follow-up).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy import JSON, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scrm.adapters.db.base import Base, BigId, JsonDict
@@ -81,3 +81,31 @@ class CampaignTouch(Base):
 
     __table_args__ = (UniqueConstraint("campaign", "channel", "customer", name="uq_campaign_touch"),
                       Index("ix_campaign_touch_customer", "campaign", "customer"))
+
+
+class CampaignMoment(Base):
+    """One Moments channel of a campaign, once its add_moment_task is queued (same transaction),
+    then followed up: the job's result (``moment_id``, senders WeCom refused) and which of the
+    managers asked have published it (``get_moment_task``). A post reaches a manager's customers
+    only once that manager published it: their touches turn from ``asked`` to ``visible`` then.
+
+    ``state``: ``queued`` (the outbox has not sent it yet), ``running`` (job not done, or
+    publishing still followed), ``done`` (everyone published, or the follow-up window ended),
+    ``failed`` (the call or the job failed: ``error``)."""
+
+    __tablename__ = "campaign_moment"
+
+    outbox_key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(64))
+    asked: Mapped[list[str]] = mapped_column(JSON, default=list)  # the senders in visible_range
+    jobid: Mapped[str | None] = mapped_column(String(128), default=None)
+    moment_id: Mapped[str | None] = mapped_column(String(128), default=None)
+    invalid: Mapped[list[str]] = mapped_column(JSON, default=list)  # senders WeCom refused (left, unknown)
+    published: Mapped[JsonDict] = mapped_column(default=dict)  # userid → first seen published (ISO)
+    state: Mapped[str] = mapped_column(String(16), default="queued")
+    error: Mapped[str | None] = mapped_column(String(512), default=None)
+    created_at: Mapped[datetime]
+    checked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (Index("ix_campaign_moment_campaign", "campaign", "channel"),)

@@ -71,7 +71,13 @@ async def _plan(args: argparse.Namespace, settings: Settings, clock: Clock | Non
             listed: list[str] = []
             state = DayState(pb, day, experiments=book, campaigns=CampaignBook([c]))
             async for d in DayPlanner(pb, day, only_source=c.source, state=state).run(session):
-                if isinstance(d, Planned):
+                if isinstance(d, Planned) and d.kind == "moments":  # one post: its managers and audience
+                    managers = len({m for _, m in d.audience})
+                    sends[f"{d.at:%H:%M} {d.step} → moments {d.material} (asks {managers} managers to publish, "
+                          f"for {len(d.audience)} customers)"] += 1
+                    if args.customers:
+                        listed += [f"    {d.at:%H:%M} {d.step} moments → {ext} via {m}" for ext, m in d.audience]
+                elif isinstance(d, Planned):
                     sends[f"{d.at:%H:%M} {d.step} → {d.kind} {d.material}"] += 1
                     if args.customers:
                         listed.append(f"    {d.at:%H:%M} {d.step} {d.kind} {d.material} → {d.target} via {d.sender}")

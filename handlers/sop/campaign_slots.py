@@ -6,6 +6,12 @@ A channel is a step of source ``campaign:<name>``: its sends get the SOP send ke
 campaign, channel, customer and day), go through the executor, count against caps, and are
 recorded as the campaign's touches. A campaign's variants and holdout come from the experiment
 book like a path step's: a holdout customer passes the same checks, then receives nothing.
+
+A Moments channel is one post (one add_moment_task) whose senders are the managers of the
+audience's customers (those with one of its ``customer_tags``, when given): it is planned once
+the audience is known, after every batch. It is no message to anyone, so only the slot's own
+checks apply (late, quiet hours, the material's compliance), not a customer's caps or opt-out:
+WeCom cannot keep one customer from seeing their manager's post.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.campaigns.api import HOLDOUT_REASON, Campaign, Channel, admits, load_facts, needs_facts
 
-from .model import Decision, Planned, Skip, send_key
+from .model import MOMENT_TARGET, Decision, Planned, Skip, send_key
 from .targets import CustomerTarget, iter_customers, iter_groups
 
 if TYPE_CHECKING:  # the planner imports this module: its helpers are used, not a second policy
@@ -34,6 +40,8 @@ async def plan_campaigns(planner: SlotPlanner, session: AsyncSession) -> AsyncIt
     due = [(c, ch) for c, ch in due if ch.kind != "group"]
     if not due:
         return
+    posts: dict[tuple[str, str], list[tuple[str, str]]] = {(c.name, ch.key): [] for c, ch in due
+                                                           if ch.kind == "moments"}
     gate = planner.gate
     async for batch in iter_customers(session, planner.state.tags):
         await gate.load_sends(session, [c.external_userid for c in batch])
@@ -49,9 +57,32 @@ async def plan_campaigns(planner: SlotPlanner, session: AsyncSession) -> AsyncIt
             for campaign, channel in due:
                 if admits(campaign.audience, customer=customer.external_userid, manager=manager.userid,
                           tags=customer.tags, attributes=customer.attributes, facts=facts):
+                    if channel.kind == "moments":
+                        if not channel.customer_tags or set(channel.customer_tags) & set(customer.tags):
+                            posts[(campaign.name, channel.key)].append((customer.external_userid, manager.userid))
+                        continue
                     decision = _decide(planner, campaign, channel, customer)
                     if decision is not None:
                         yield decision
+    for campaign, channel in due:
+        if channel.kind == "moments":
+            for d in _moment(planner, campaign, channel, posts[(campaign.name, channel.key)]):
+                yield d
+
+
+def _moment(planner: SlotPlanner, campaign: Campaign, channel: Channel,
+            audience: list[tuple[str, str]]) -> list[Decision]:
+    """One post for the whole audience, or — the slot's checks say no — a skip for each customer."""
+    if not audience:
+        return []
+    gate = planner.gate
+    reason = (planner._late(planner.pb.policy.misfire_grace) or gate.quiet(planner.at)
+              or gate.material(channel.material))
+    if reason:
+        return [Skip(campaign.source, channel.key, ext, planner.day, reason, sender=m) for ext, m in audience]
+    return [Planned("moments", campaign.source, channel.key, MOMENT_TARGET, "", planner.day, planner.at,
+                    channel.material, planner._base_context(""), audience=tuple(audience),
+                    visible_tags=channel.customer_tags)]
 
 
 async def _groups(planner: SlotPlanner, session: AsyncSession, campaign: Campaign,

@@ -100,5 +100,14 @@ class CrmKeyDeferred(CrmKeyEvent, Scheduled):
     SOURCE: ClassVar[str] = "scheduler"
 
 
+class SopMomentPoll(Scheduled):
+    """A campaign's Moments post is followed up: its job's result, then who published it (dated
+    job ``sop.moment:<outbox key>``, put again until the follow-up ends)."""
+
+    KIND: ClassVar[str] = "sop.moment"
+
+    key: str  # the add_moment_task's outbox key
+
+
 EVENTS: tuple[type[Internal], ...] = (SopDue, SopReminderScan, SopDatedReminder, SopFollowup, SopComplianceNotice,
-                                      SopSnoozeDue, SopEscalateDue, SopCarryDue, CrmKeyDeferred)
+                                      SopSnoozeDue, SopEscalateDue, SopCarryDue, CrmKeyDeferred, SopMomentPoll)

@@ -11,27 +11,41 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.campaigns.api import HOLDOUT_REASON, HOLDOUT_TOUCH, SENT, SKIPPED, CampaignTouches, Exposures
+from handlers.campaigns.api import (
+    ADD_MOMENT_TASK,
+    HOLDOUT_REASON,
+    HOLDOUT_TOUCH,
+    MOMENT_ASKED,
+    SENT,
+    SKIPPED,
+    CampaignTouches,
+    Exposures,
+    campaign_of_source,
+    record_moment,
+)
 from handlers.compliance.api import SUITABILITY_NOTE, ProductNote, is_product, trail_about
 from handlers.radar.api import LinkMaker, record_send
 from handlers.sop.models import SopSend
 from handlers.tags.api import Tag, TagGroup
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
 from scrm.kernel.outbox import MERGE, PRIORITY_INTERACTIVE, Outbox
-from scrm.kernel.scheduler import Scheduler
+from scrm.kernel.scheduler import Scheduler, TriggerSpec
 from scrm.playbook import Playbook, RenderedMaterial, TemplateError, render_material
 
 from .cards import SCRIPT_HINT, TaskCard, defer_card, issue_card, record_outcome
-from .media import ADD_MSG_TEMPLATE, attachment_of
+from .events import SopMomentPoll
+from .media import ADD_MSG_TEMPLATE, attachment_of, moment_attachment_of
 from .model import Decision, Planned, Skip
 
 log = logging.getLogger("handlers.sop.engine")
+#: add_moment_task answers a job id at once; its result is usually ready within seconds.
+MOMENT_FIRST_POLL = timedelta(minutes=5)
 
 
 @dataclass
@@ -120,6 +134,9 @@ class Executor:
                                      priority=PRIORITY_INTERACTIVE, lane=f"notice:{userid}")
 
     async def execute(self, p: Planned) -> None:
+        if p.kind == "moments":
+            await self._post(p)
+            return
         try:
             if p.kind == "tag":
                 await self._tag(p)
@@ -177,6 +194,49 @@ class Executor:
                "source": p.source, "step": p.step[:256], "sender": p.sender, "material": p.material or "",
                "day": p.day, "created_at": self.now}
         await self.session.execute(insert_ignore(dialect_of(self.session), table_of(SopSend), ["key"]), row)
+
+    async def _post(self, p: Planned) -> None:
+        """A Moments post, or — it cannot be written — a skip for each customer it was for."""
+        try:
+            await self._moment(p)
+        except TemplateError as exc:
+            for customer, manager in p.audience:
+                await self.skip(Skip(p.source, p.step, customer, p.day, f"template: {exc}", sender=manager))
+            return
+        self.outcome.sent[p.kind] = self.outcome.sent.get(p.kind, 0) + 1
+        await self._occurrence(f"sop:{p.source}:{p.step}", f"{p.target}:{p.day}", "done", None)
+
+    async def _moment(self, p: Planned) -> None:
+        """One add_moment_task for the channel (its senders: the audience's managers), the
+        customers' touches ``asked``, and the dated job that follows the post up (a replay adds
+        nothing: the outbox key, the moment row and the touches are all keyed)."""
+        name = campaign_of_source(p.source)
+        assert name is not None and p.material is not None
+        material = self.pb.materials[p.material]
+        m = self._track(self._render(p), p, None)
+        senders = sorted({manager for _, manager in p.audience})
+        body: dict[str, Any] = {"text": {"content": m.text or ""},
+                                "visible_range": {"sender_list": {"user_list": senders}}}
+        attachment = moment_attachment_of(m)
+        if attachment is not None:
+            body["attachments"] = [attachment]
+        if p.visible_tags:
+            ids = await self._tags()
+            missing = [t for t in p.visible_tags if t not in ids]
+            if missing:  # sending without them would show the post to every customer
+                raise TemplateError(f"customer_tags not in WeCom yet: {', '.join(missing)}")
+            body["visible_range"]["external_contact_list"] = {"tag_list": [ids[t] for t in p.visible_tags]}
+        trail = trail_about("sop", sender=",".join(senders)[:256], audience=senders, audience_type="moments",
+                            material=material, decisions=[f"{p.source} / {p.step}", "outside quiet hours"])
+        await self.outbox.add(self.session, p.key, ADD_MOMENT_TASK, body, about={"trail": trail})
+        await self._count_link(m)
+        await record_moment(self.session, p.key, name, p.step, senders, self.now)
+        for customer, manager in p.audience:
+            await self.touches.record(p.source, p.step, customer, MOMENT_ASKED, manager=manager)
+        if self.scheduler is not None:
+            await self.scheduler.put_job(self.session, f"sop.moment:{p.key}"[:256], SopMomentPoll,
+                                         TriggerSpec(type="date", at=self.now + MOMENT_FIRST_POLL),
+                                         payload={"key": p.key}, misfire_grace_s=86400)
 
     async def _task(self, p: Planned, *, over_limit: str | None = None) -> None:
         """A card to the manager now, or — ``over_limit`` — carried over to the next workday with room."""

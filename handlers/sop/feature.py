@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from handlers.campaigns.api import campaigns_in_force, load_campaigns
+from handlers.campaigns.api import ADD_MOMENT_TASK, campaigns_in_force, load_campaigns
 from handlers.sop.cli import register as register_cli
 from handlers.sop.engine import register_jobs as register_sop_jobs
 from handlers.sop.events import EVENTS
@@ -44,6 +44,9 @@ def _outbox(runtime: Runtime) -> None:
     # A 1:1 product send is checked for suitability and consent once more just before the call.
     runtime.outbox.preparers[ADD_MSG_TEMPLATE] = SendTimeRecheck(runtime.playbook, MediaPreparer(materials))
     runtime.outbox.refreshers[ADD_MSG_TEMPLATE] = StaleMediaRefresher(materials).refresh
+    # A campaign's Moments post names its image (or link cover) file the same way; its ids come
+    # from media/upload_attachment (the only ones add_moment_task takes).
+    runtime.outbox.preparers[ADD_MOMENT_TASK] = MediaPreparer(materials, moments=True)
 
 
 FEATURE = Feature(name="sop", router=router, models=models,

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.campaigns.api import follow_moment
 from handlers.crm.api import CrmKeyEvent
 from handlers.radar.api import LinkMaker
 from handlers.sop.compliance_notice import send_notice
@@ -49,6 +50,7 @@ from handlers.sop.events import (
     SopDue,
     SopEscalateDue,
     SopFollowup,
+    SopMomentPoll,
     SopReminderScan,
     SopSnoozeDue,
 )
@@ -90,6 +92,9 @@ async def _in_quiet_hours(decisions: AsyncIterable[Decision], reason: str) -> As
     async for d in decisions:
         if isinstance(d, Planned) and d.kind == "task":
             yield Skip(d.source, d.step, d.target, d.day, reason, carry=d)
+        elif isinstance(d, Planned) and d.kind == "moments":  # the post's customers, not its target
+            for customer, manager in d.audience:
+                yield Skip(d.source, d.step, customer, d.day, reason, sender=manager)
         elif isinstance(d, Planned) and d.kind != "tag":
             yield Skip(d.source, d.step, d.target, d.day, reason)
         else:
@@ -196,6 +201,17 @@ async def on_compliance_notice(event: SopComplianceNotice, session: AsyncSession
     """Once a day: tell the ops contacts which materials in use are (or soon are) skipped."""
     at = event.fire_time or clock.now()
     await send_notice(session, outbox, settings, playbook, local_day(playbook, at))
+
+
+@router.on(SopMomentPoll)
+async def on_moment_poll(event: SopMomentPoll, session: AsyncSession, clock: Clock, wecom: Any,
+                         scheduler: Scheduler) -> None:
+    """Follow a campaign's Moments post up; poll again while it is not finished."""
+    again = await follow_moment(session, wecom, event.key, clock.now())
+    if again is not None:
+        await scheduler.put_job(session, event.job_key or f"sop.moment:{event.key}"[:256], SopMomentPoll,
+                                TriggerSpec(type="date", at=again), payload={"key": event.key},
+                                misfire_grace_s=86400)
 
 
 @router.on(SopFollowup)

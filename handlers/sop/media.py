@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from scrm.adapters.wecom.media import MediaError, MediaResolver, Uploader
-from scrm.adapters.wecom.models_messages import MediaType
+from scrm.adapters.wecom.models_messages import MediaType, UploadMediaResponse
 from scrm.kernel.outbox import Outbox, PrepareError
 from scrm.playbook import RenderedMaterial
 
@@ -57,15 +57,48 @@ def attachment_of(m: RenderedMaterial) -> dict[str, Any] | None:
     return None
 
 
+def moment_attachment_of(m: RenderedMaterial) -> dict[str, Any] | None:
+    """add_moment_task's attachment for ``m`` (None: text only). Moments take media ids, never a
+    picture URL: an image, or a link's cover, is a placeholder the outbox resolves when it sends.
+    Mini programs and files are refused when the campaign is validated."""
+    if m.link is not None:
+        link: dict[str, Any] = {"title": m.link.title, "url": m.link.url}
+        item: dict[str, Any] = {"msgtype": "link", "link": link}
+        if m.link.cover:
+            item[PLACEHOLDER] = {"media_id": _source(m.link.cover, "image")}
+        return item
+    if m.image is not None:
+        return {"msgtype": "image", "image": {},
+                PLACEHOLDER: {"media_id": _source(m.image.path or m.image.url or "", "image")}}
+    return None
+
+
 def has_placeholders(body: dict[str, Any]) -> bool:
     return any(isinstance(a, dict) and PLACEHOLDER in a for a in body.get("attachments") or [])
 
 
-class MediaPreparer:
-    """The outbox preparer for add_msg_template: placeholders → media ids (cached 3 days)."""
+class MomentUploader:
+    """Uploads as Moments attachments (media/upload_attachment, attachment_type 1): add_moment_task
+    refuses ids from media/upload."""
 
-    def __init__(self, materials_dir: Path) -> None:
+    def __init__(self, wecom: Any) -> None:
+        self.wecom = wecom
+
+    async def upload_media(self, media_type: MediaType, filename: str, content: bytes, *,
+                           content_type: str = "application/octet-stream") -> UploadMediaResponse:
+        reply: UploadMediaResponse = await self.wecom.upload_attachment(media_type, filename, content,
+                                                                        content_type=content_type)
+        return reply
+
+
+class MediaPreparer:
+    """The outbox preparer for add_msg_template (and, ``moments``, add_moment_task): placeholders →
+    media ids (cached 3 days)."""
+
+    def __init__(self, materials_dir: Path, *, moments: bool = False) -> None:
         self.materials_dir = Path(materials_dir)
+        self.moments = moments
+        self._moment_uploaders: dict[int, MomentUploader] = {}  # one per client: shared in-flight uploads
         # One resolution at a time per process: two queued sends of the same new file would
         # otherwise both miss the cache and upload it twice. Uploads are rare (one per file
         # per 3 days), so this costs nothing on the common, cached path.
@@ -75,11 +108,15 @@ class MediaPreparer:
         if not has_placeholders(body):
             return body
         self._check_files(body)
-        if getattr(outbox.wecom, "upload_media", None) is None:
+        upload = "upload_attachment" if self.moments else "upload_media"
+        if getattr(outbox.wecom, upload, None) is None:
             raise PrepareError("attachments need media uploads but the WeCom client cannot upload", retry=False)
         uploader = cast(Uploader, outbox.wecom)
+        if self.moments:
+            uploader = self._moment_uploaders.setdefault(id(outbox.wecom), MomentUploader(outbox.wecom))
         async with self._lock, outbox.sessions() as session:
-            resolver = MediaResolver(session, uploader, outbox.clock, self.materials_dir)
+            resolver = MediaResolver(session, uploader, outbox.clock, self.materials_dir,
+                                     namespace="moment:" if self.moments else "")
             try:
                 items = [await self._resolve(item, resolver) for item in body["attachments"]]
             except MediaError as exc:

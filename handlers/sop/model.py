@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import date, time
 from typing import Literal
 
-ActionKind = Literal["group", "private", "task", "tag"]
+ActionKind = Literal["group", "private", "task", "tag", "moments"]
+#: The target of a campaign's Moments post: one post per channel and day, not per customer.
+MOMENT_TARGET = "moment"
 
 
 def send_key(source: str, step: str, target: str, day: date) -> str:
@@ -38,6 +40,9 @@ class Planned:
     allow_select: bool = True
     checks: tuple[str, ...] = ()  # suitability/consent lines for the message trail (product materials)
     script: str | None = None  # a task's suggested message, offered in the chat sidebar
+    # A Moments post: the audience's (customer, manager) pairs; the managers are its senders.
+    audience: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    visible_tags: tuple[str, ...] = ()  # a Moments post: only customers with one of these see it
 
     @property
     def key(self) -> str:

@@ -77,6 +77,10 @@ ACTION_SEMANTICS: Mapping[str, Semantics] = {
     # enable_duplicate_check makes WeCom drop a repeat within the interval (we set 4 h).
     "message/send": Semantics("retry"),
     "externalcontact/add_msg_template": Semantics("reconcile"),
+    # No idempotency key, and nothing to find a lost job by: get_moment_list lists moments only
+    # once published and matches them by text at best, so a second call would post a second
+    # moment to every sender. A lost reply stays "unknown" for an operator (check 客户朋友圈).
+    "externalcontact/add_moment_task": Semantics("manual"),
     # Idempotent by nature: setting the same state twice is the same state.
     # Idempotent, but a repeat is still a second call: read the follow's tags first.
     "externalcontact/mark_tag": Semantics("reconcile"),

@@ -36,7 +36,7 @@ from .fields import (
 # --- materials ---------------------------------------------------------------------------
 
 MaterialType = Literal["text", "link", "miniprogram", "image", "file", "quick_reply"]
-Use = Literal["group", "private", "manager"]
+Use = Literal["group", "private", "manager", "moments"]  # moments: a campaign's 朋友圈 post
 RiskLevel = Literal["R1", "R2", "R3", "R4", "R5"]
 """A product's risk level, R1 (lowest) to R5; a customer's assessment C<n> allows up to R<n>."""
 """Where a material may go: into customer groups, 1:1 to a customer, or to the manager only."""
@@ -176,7 +176,7 @@ class Material(Strict):
         if self.approved and self.valid_until and self.valid_until < self.approved.at:
             raise ValueError(f"valid_until {self.valid_until} is before the approval date {self.approved.at}")
         if not self.channels:
-            raise ValueError("channels must name at least one of group, private, manager")
+            raise ValueError("channels must name at least one of group, private, manager, moments")
         if self.survey is not None and (self.type != "link" or self.channels != ["private"]):
             # The form is personal: only a 1:1 send names the customer who answers it.
             raise ValueError("a survey material is type link with channels [private]")

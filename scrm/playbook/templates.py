@@ -39,6 +39,8 @@ class Variable:
 _CUSTOMER: frozenset[Use] = frozenset({"private", "manager"})
 _GROUP: frozenset[Use] = frozenset({"group", "manager"})
 _ALL: frozenset[Use] = frozenset({"group", "private", "manager"})
+# A moment is one post that every sender publishes for all their customers: only dates fit it.
+_DATES: frozenset[Use] = frozenset({"group", "private", "manager", "moments"})
 
 
 def _vars(*rows: tuple[str, str, frozenset[Use], str]) -> dict[str, Variable]:
@@ -51,8 +53,8 @@ VARIABLES: dict[str, Variable] = _vars(
     ("manager.name", "客户经理 name", _ALL, "李娜"),
     ("group.name", "customer group name", _GROUP, "城西科技园代发福利群"),
     ("group.payday", "the group's payday (day of month)", _GROUP, "10"),
-    ("date.today", "today, e.g. 11月23日", _ALL, "11月23日"),
-    ("date.month", "this month, e.g. 11月", _ALL, "11月"),
+    ("date.today", "today, e.g. 11月23日", _DATES, "11月23日"),
+    ("date.month", "this month, e.g. 11月", _DATES, "11月"),
     ("crm.payday", "发薪日 (day of month)", _CUSTOMER, "10"),
     ("crm.repayment_day", "还款日 (day of month)", _CUSTOMER, "15"),
     ("crm.product_name", "product in the event (maturity, purchase)", _CUSTOMER, "稳享90天"),

@@ -468,6 +468,11 @@ class CallbackDriver:
         ]
         return await self.deliver(fields, app_event=True)
 
+    def publish_moment(self, jobid: str, userid: str) -> bool:
+        """The sender publishes an enterprise moment task from the client. WeCom has no callback
+        for this either; it shows in get_moment_task."""
+        return self.state.publish_moment(jobid, userid, self._now())
+
     def confirm_msg_task(self, msgid: str, userid: str) -> list[SendResult]:
         """The sender confirms a mass-send task. WeCom has no callback for this, so nothing is
         POSTed; results show up in get_groupmsg_task / get_groupmsg_send_result."""

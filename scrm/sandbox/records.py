@@ -288,6 +288,10 @@ class MomentTask:
     moment_id: str
     invalid_senders: list[str] = field(default_factory=list)
     invalid_external_tags: list[str] = field(default_factory=list)
+    # The valid senders asked to post it (each gets a task in the WeCom client), and when each
+    # published (get_moment_task: publish_status 1); WeCom has no callback for publishing.
+    senders: list[str] = field(default_factory=list)
+    published: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""朋友圈 APIs: add_moment_task (async job) and get_moment_task_result (95094).
+"""朋友圈 APIs: add_moment_task (async job), get_moment_task_result (95094) and get_moment_task
+(93333: each sender's publish status of an enterprise moment).
+
+An enterprise moment is a task: each sender of its ``visible_range`` must publish it from the
+WeCom client (``SandboxState.publish_moment`` / ``CallbackDriver.publish_moment``); only then do
+that sender's customers see it.
 
 WeCom limits moment creation to 10 per minute per corp; the server applies that as a
 per-API rate override (45009 beyond it).
@@ -7,7 +12,7 @@ per-API rate override (45009 beyond it).
 from __future__ import annotations
 
 from scrm.sandbox.errors import invalid
-from scrm.sandbox.params import Json, dict_items, get_list, get_obj, get_str, get_str_list
+from scrm.sandbox.params import Json, dict_items, get_int, get_list, get_obj, get_str, get_str_list, page
 from scrm.sandbox.records import MomentTask
 from scrm.sandbox.routing import Call, RouteTable
 
@@ -57,6 +62,7 @@ def add_moment_task(call: Call) -> Json:
         body={"text": text, "attachments": attachments, "visible_range": visible},
         moment_id=state.new_id("sbmoment"),
         invalid_senders=[u for u in users if state.active_member(u) is None],
+        senders=list(dict.fromkeys(u for u in users if state.active_member(u) is not None)),
         invalid_external_tags=[t for t in tags if state.live_tag(t) is None],
     )
     return {"jobid": jobid}
@@ -83,3 +89,17 @@ def get_moment_task_result(call: Call) -> Json:
             "invalid_external_contact_list": {"tag_list": task.invalid_external_tags},
         },
     }
+
+
+@router.post("externalcontact/get_moment_task")
+def get_moment_task(call: Call) -> Json:
+    """Per-sender publish status of an enterprise moment: 0 未发表, 1 已发表."""
+    state, body = call.state, call.body
+    moment_id = get_str(body, "moment_id", required=True)
+    task = next((t for t in state.moment_tasks.values() if t.moment_id == moment_id), None)
+    if task is None or call.now < task.created_at + state.limits.moment_job_delay_s:
+        raise invalid(f"moment_id {moment_id!r} unknown")
+    limit = get_int(body, "limit", 500, lo=1, hi=1000)
+    chunk, next_cursor = page(task.senders, get_str(body, "cursor"), limit)
+    return {"task_list": [{"userid": u, "publish_status": int(u in task.published)} for u in chunk],
+            "next_cursor": next_cursor}

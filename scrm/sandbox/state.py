@@ -515,6 +515,16 @@ class SandboxState:
         """Messages WeCom accepted but did not deliver (rate-limited or duplicate-checked)."""
         return [d for d in self.deliveries if d.dropped and (reason is None or d.dropped == reason)]
 
+    # -- moments -----------------------------------------------------------------------------
+
+    def publish_moment(self, jobid: str, userid: str, now: float) -> bool:
+        """A sender publishes an enterprise moment from the client (once; False if not theirs)."""
+        task = self.moment_tasks.get(jobid)
+        if task is None or userid not in task.senders:
+            return False
+        task.published.setdefault(userid, now)
+        return True
+
     # -- mass send ---------------------------------------------------------------------------
 
     def confirm_msg_task(self, msgid: str, userid: str, now: float) -> list[SendResult]:

@@ -93,11 +93,15 @@ async def _download(url: str) -> bytes:
 class MediaResolver:
     """Turns ``materials/<path>`` into a WeCom media id, caching by content hash."""
 
-    def __init__(self, session: AsyncSession, wecom: Uploader, clock: Clock, materials_dir: Path) -> None:
+    def __init__(self, session: AsyncSession, wecom: Uploader, clock: Clock, materials_dir: Path, *,
+                 namespace: str = "") -> None:
         self.session = session
         self.wecom = wecom
         self.clock = clock
         self.materials_dir = materials_dir
+        # Ids from another upload API live apart in the cache (Moments take only ids from
+        # media/upload_attachment): e.g. "moment:" gives keys "image:moment:<hash>".
+        self.namespace = namespace
         self._pending: list[dict[str, Any]] = []
 
     async def media_id(self, rel_path: str, media_type: MediaType, *, fresh: bool = False) -> str:
@@ -108,7 +112,7 @@ class MediaResolver:
             content = path.read_bytes()
         except OSError as exc:
             raise MediaError(f"cannot read materials/{rel_path}: {exc.strerror or exc}") from None
-        key = f"{media_type}:{hashlib.sha256(content).hexdigest()}"
+        key = f"{media_type}:{self.namespace}{hashlib.sha256(content).hexdigest()}"
         cached = None if fresh else await self._cached(key)
         return cached or await self._upload(key, media_type, path.name, content, fresh=fresh)
 
@@ -117,7 +121,7 @@ class MediaResolver:
 
         Cached by URL, so only the first use in three days downloads it (``fresh``: download again).
         """
-        key = f"{media_type}:url:{hashlib.sha256(url.encode()).hexdigest()}"
+        key = f"{media_type}:{self.namespace}url:{hashlib.sha256(url.encode()).hexdigest()}"
         cached = None if fresh else await self._cached(key)
         if cached:
             return cached
