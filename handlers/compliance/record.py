@@ -26,12 +26,15 @@ from scrm.kernel.outbox import Outbox, SentHook
 SEND_WELCOME = "externalcontact/send_welcome_msg"
 ADD_MSG_TEMPLATE = "externalcontact/add_msg_template"
 TRANSFER_CUSTOMER = "externalcontact/transfer_customer"
+ADD_MOMENT_TASK = "externalcontact/add_moment_task"
 # The WeCom calls that put words in front of customers, and the kind each is recorded as
-# when its queuer did not say.
-CUSTOMER_FACING = {SEND_WELCOME: "welcome", ADD_MSG_TEMPLATE: "mass_send", TRANSFER_CUSTOMER: "handover"}
+# when its queuer did not say. A Moments post is recorded when WeCom took the task (as a mass
+# send is when it took the template), whatever the managers then publish.
+CUSTOMER_FACING = {SEND_WELCOME: "welcome", ADD_MSG_TEMPLATE: "mass_send", TRANSFER_CUSTOMER: "handover",
+                   ADD_MOMENT_TASK: "moment"}
 # Request fields that route a message rather than say something: not part of its content hash.
 ROUTING = frozenset({"welcome_code", "sender", "external_userid", "chat_id_list", "chat_type", "allow_select",
-                     "handover_userid", "takeover_userid", "tag_filter",
+                     "handover_userid", "takeover_userid", "tag_filter", "visible_range",
                      "_suitability"})  # the send-time re-check's note (handlers.compliance.api.SUITABILITY_NOTE)
 
 

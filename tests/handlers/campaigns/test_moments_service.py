@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from handlers.campaigns.api import campaign_report, render
 from handlers.campaigns.models import CampaignTouch
+from handlers.compliance.models import TrailRecord
 from handlers.sop.engine import run_slot
 from scrm.sandbox.records import Limits
 from tests.handlers.sop.seeding import ROUTERS, local, seed
@@ -58,6 +59,13 @@ def playbook(tmp_path: Path) -> tuple[Path, Path]:
 async def touches(b: Stack) -> dict[str, str]:
     async with b.runtime.sessions() as s:
         return {t.customer: t.outcome for t in (await s.scalars(select(CampaignTouch))).all()}
+
+
+async def moment_trail(b: Stack) -> list[tuple[str, list[str], str]]:
+    async with b.runtime.sessions() as s:
+        rows = (await s.execute(select(TrailRecord.kind, TrailRecord.audience, TrailRecord.audience_type)
+                                .where(TrailRecord.api == "externalcontact/add_moment_task"))).all()
+    return [(kind, sorted(audience), audience_type) for kind, audience, audience_type in rows]
 
 
 async def test_the_post_is_asked_once_polled_until_done_and_reaches_only_publishers_customers(
@@ -105,6 +113,8 @@ async def test_the_post_is_asked_once_polled_until_done_and_reaches_only_publish
         await b.run_until(local("2026-11-04", "09:00"))
         assert len(b.calls("externalcontact/add_moment_task")) == 1 and len(b.state.moment_tasks) == 1
         assert len(await b.outbox_rows("externalcontact/add_moment_task")) == 1
+        # The message trail holds the post once: who was asked to publish it, its material.
+        assert await moment_trail(b) == [("sop", sorted(BOOK), "moments")]
         async with b.runtime.sessions() as s:
             report = await campaign_report(s, "card-post", b.clock.now())
         # A Moments post is no send: reached customers cost nothing per send.
@@ -142,6 +152,7 @@ async def test_a_lost_reply_leaves_one_moment_and_the_action_for_an_operator(db_
         assert len(b.state.moment_tasks) == 1 and len(b.calls("externalcontact/add_moment_task")) == 1
         (row,) = await b.outbox_rows("externalcontact/add_moment_task")
         assert row.status == "unknown"
+        assert await moment_trail(b) == []  # not known to have gone out: not in the trail (yet)
         async with b.runtime.sessions() as s:
             report = await campaign_report(s, "card-post", b.clock.now())
     # Nothing is known of who published: nobody counts as reached.
