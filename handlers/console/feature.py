@@ -78,4 +78,5 @@ async def _sandbox(runtime: Runtime) -> None:
 
 FEATURE = Feature(name="console", router=router, models=models, settings=ConsoleSettings, events=EVENTS,
                   http=install, jobs=_jobs, cli=register_cli, sandbox=_sandbox,
-                  requires=("contacts", "sop", "groups", "radar", "crm", "tags", "timeline", "compliance"))
+                  requires=("contacts", "sop", "groups", "radar", "crm", "tags", "timeline", "compliance",
+                            "feedback"))

@@ -26,7 +26,7 @@ from scrm.playbook import Playbook
 REPORTER = Grant("cli:report", Role.AUDITOR)
 CSV_HEADER = ("section", "item", "figure", "current", "previous")
 # What names a row of a list (the first of these it has), in the CSV's item column.
-ROW_IDS = ("unit", "userid", "department", "channel", "reason", "week", "day")
+ROW_IDS = ("unit", "userid", "department", "channel", "reason", "week", "day", "survey")
 
 
 def as_json(data: dict[str, Any]) -> str:

@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.console.access import SCOPED, Grant, Role
@@ -37,6 +38,7 @@ from handlers.console.cockpit import SCOPE, Period, cockpit, group_level, live_d
 from handlers.console.effect import sop_effect
 from handlers.console.scope import BadScope, Scope, ScopeRefused, resolve
 from handlers.console.tasks import STATUSES, task_counts
+from handlers.feedback.api import FeedbackAnswer
 from scrm.playbook import Playbook
 
 UNITS = ("branch", "team", "manager")
@@ -239,6 +241,46 @@ async def tasks_report(db: AsyncSession, grant: Grant, *, since: date, until: da
     return {**out, "by": by, "rows": rows}
 
 
+# -- customer feedback (NPS, satisfaction) ------------------------------------------------------
+
+def _feedback_figures(answers: list[tuple[str, str, str, int]]) -> list[dict[str, Any]]:
+    """Per survey (sorted): answers, promoters, passives, detractors and, for an NPS survey, the
+    NPS (promoters − detractors, per cent of answers); for a satisfaction survey, the mean score."""
+    out = []
+    for survey in sorted({a[0] for a in answers}):
+        mine = [a for a in answers if a[0] == survey]
+        counts = {c: sum(1 for a in mine if a[2] == c) for c in ("promoter", "passive", "detractor")}
+        n = len(mine)
+        nps = round((counts["promoter"] - counts["detractor"]) * 100 / n, 1) if mine[0][1] == "nps" else None
+        mean = round(sum(a[3] for a in mine) / n, 2) if mine[0][1] != "nps" else None
+        out.append({"survey": survey, "kind": mine[0][1], "answers": n, "promoters": counts["promoter"],
+                    "passives": counts["passive"], "detractors": counts["detractor"], "nps": nps, "mean": mean})
+    return out
+
+
+async def feedback_report(db: AsyncSession, grant: Grant, *, since: date, until: date, by: str | None, zone: str,
+                          now: datetime, playbook: Playbook | None = None) -> dict[str, Any]:
+    """Survey answers of the local days ``since``..``until`` (``sop/feedback.yaml``), credited to
+    the manager who sent the survey's link: per survey, the answers by category and the NPS (or,
+    for a satisfaction survey, the mean score); an answer no manager in the bank sent counts for
+    the whole bank only."""
+    scope = await resolve(db, grant)
+    rows = (await db.execute(select(FeedbackAnswer.survey, FeedbackAnswer.kind, FeedbackAnswer.category,
+                                    FeedbackAnswer.score, FeedbackAnswer.sender)
+                             .where(FeedbackAnswer.day >= since, FeedbackAnswer.day <= until))).all()
+    answers = [(survey, kind, category, int(score), sender) for survey, kind, category, score, sender in rows
+               if scope.whole_bank or sender in scope.members]
+
+    def figures(users: set[str] | None) -> list[dict[str, Any]]:
+        return _feedback_figures([a[:4] for a in answers if users is None or a[4] in users])
+
+    out: dict[str, Any] = {"period": _period(since, until), "scope": _scope(scope)}
+    if by is None:
+        return {**out, "surveys": figures(None)}
+    return {**out, "by": by, "rows": [{"unit": unit, "label": label, "managers": len(users), "surveys": figures(users)}
+                                      for unit, (label, users) in units(scope.members, by).items()]}
+
+
 # -- a report computed for one grant ---------------------------------------------------------
 
 def scoped(fn: Callable[..., Awaitable[dict[str, Any]]]) -> Compute:
@@ -281,4 +323,5 @@ REPORTS: dict[str, Report] = {report.name: report for report in (
            cockpit_report),
     Report("tasks", "任务卡：下发、待办、延后、完成、无需处理、已升级、逾期", tasks_report),
     Report("effect", "SOP 效果：每个 SOP 步骤的目标、发送、跳过、送达、打开、转化", scoped(sop_effect)),
+    Report("feedback", "客户反馈：各问卷的答卷、推荐者、中立者、贬损者与 NPS（满意度问卷为平均分）", feedback_report),
 )}
