@@ -32,5 +32,5 @@ def _outbox(runtime: Runtime) -> None:
 
 
 FEATURE = Feature(name="membership", router=router, models=models, settings=MembershipSettings,
-                  requires=("contacts", "crm", "radar", "sop", "timeline"), after=("crm",),
+                  requires=("compliance", "contacts", "crm", "radar", "sop", "tags", "timeline"), after=("crm",),
                   events=EVENTS, jobs=_jobs, outbox=_outbox, cli=register_cli)
