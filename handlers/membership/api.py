@@ -1,9 +1,14 @@
 """What other features may use of membership: the level-change event (a reminder or a path SOP
-may act on it) and the members' accounts (balances and level)."""
+may act on it), the members' accounts (balances and level), a customer's check-in and quiz
+links (the sidebar puts them in the chat), and redemption requests (the sidebar and the console
+redeem as ``scrm membership redeem`` does)."""
 
 from __future__ import annotations
 
 from .events import LevelChanged
-from .models import MembershipAccount
+from .links import Links
+from .models import MembershipAccount, MembershipRedemption
+from .redeem import RedemptionRefused, Reservation, request_redemption
 
-__all__ = ["LevelChanged", "MembershipAccount"]
+__all__ = ["LevelChanged", "Links", "MembershipAccount", "MembershipRedemption", "RedemptionRefused", "Reservation",
+           "request_redemption"]

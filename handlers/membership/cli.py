@@ -52,6 +52,17 @@ async def cmd_membership(args: argparse.Namespace, settings: Settings, *, clock:
             print(f"  {b.name} ({b.label}) on {b.on}: {b.points} points, {b.growth} growth, {caps}")
         for lv in rules.levels:
             print(f"  level {lv.name} ({lv.label}) from {lv.growth}, keeps at {lv.keep}")
+        for q in rules.quizzes:
+            print(f"  quiz {q.name}: {len(q.choices)} choices")
+        return 0
+    if args.membership_command == "link":
+        from handlers.membership.links import Links
+
+        if args.kind == "quiz" and rules.quiz(args.quiz or "") is None:
+            known = ", ".join(q.name for q in rules.quizzes) or "none"
+            print(f"scrm: unknown quiz {args.quiz!r} (sop/membership.yaml quizzes: {known})", file=sys.stderr)
+            return 2
+        print(Links(settings).link(args.kind, args.customer, (args.quiz or "") if args.kind == "quiz" else ""))
         return 0
     if args.membership_command == "redeem":
         return await _redeem(args, settings, rules, clock)
@@ -98,6 +109,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     msub.add_parser("check", help="check sop/membership.yaml (file:line errors, exit 2)")
     r = msub.add_parser("report", help="level distribution, points outstanding, top earners, ledger audit")
     r.add_argument("--top", type=int, default=10, help="how many top earners to list (default 10)")
+    k = msub.add_parser("link", help="a customer's own check-in or quiz link (send it to them 1:1)")
+    k.add_argument("customer", help="the customer's external userid")
+    k.add_argument("kind", choices=("checkin", "quiz"))
+    k.add_argument("quiz", nargs="?", help="the quiz's name in sop/membership.yaml (kind quiz)")
     d = msub.add_parser("redeem", help="reserve points for an item; the fulfilment system confirms or cancels")
     d.add_argument("customer", help="the member's external userid")
     d.add_argument("item", help="the item's name or code in the bank's fulfilment system")

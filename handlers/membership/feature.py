@@ -12,6 +12,7 @@ from scrm.kernel.feature import Feature
 
 from . import models
 from .handlers import router
+from .http import install_pages
 from .redeem import install as install_redeem
 
 if TYPE_CHECKING:
@@ -33,4 +34,4 @@ def _outbox(runtime: Runtime) -> None:
 
 FEATURE = Feature(name="membership", router=router, models=models, settings=MembershipSettings,
                   requires=("compliance", "contacts", "crm", "radar", "sop", "tags", "timeline"), after=("crm",),
-                  events=EVENTS, jobs=_jobs, outbox=_outbox, cli=register_cli)
+                  events=EVENTS, http=install_pages, jobs=_jobs, outbox=_outbox, cli=register_cli)

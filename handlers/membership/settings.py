@@ -3,7 +3,7 @@ long a redemption waits for the fulfilment system's answer."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from scrm.kernel.config import Cron, Section, Settings, section
 
@@ -17,6 +17,9 @@ class MembershipSettings(Section):
     # A redemption the bank's fulfilment system (through the CRM webhook, [crm] webhook_url) has
     # not answered by then is cancelled and its points given back.
     redeem_timeout_s: int = Field(24 * 3600, ge=60, le=30 * 86400)
+    # Seals the customers' check-in and quiz links; derived from the WeCom secrets when empty
+    # (links then stay valid as long as those do).
+    link_key: SecretStr = SecretStr("")
 
 
 def membership_settings(settings: Settings) -> MembershipSettings:
