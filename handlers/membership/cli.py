@@ -13,6 +13,7 @@ import argparse
 import sys
 import uuid
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -69,7 +70,12 @@ async def cmd_membership(args: argparse.Namespace, settings: Settings, *, clock:
     from handlers.membership.report import build, render
 
     async with command_env(settings, clock) as env, env.sessions() as session:
-        report = await build(session, rules, top=args.top)
+        tz = ZoneInfo(settings.playbook.timezone)
+        today = env.clock.now().astimezone(tz).date()
+        since = today.replace(day=1)
+        for _ in range(max(0, args.months - 1)):
+            since = (since - timedelta(days=1)).replace(day=1)
+        report = await build(session, rules, top=args.top, since=since, tz=tz)
     print("\n".join(render(report, rules)))
     return 1 if report.mismatches or report.negative else 0
 
@@ -109,6 +115,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     msub.add_parser("check", help="check sop/membership.yaml (file:line errors, exit 2)")
     r = msub.add_parser("report", help="level distribution, points outstanding, top earners, ledger audit")
     r.add_argument("--top", type=int, default=10, help="how many top earners to list (default 10)")
+    r.add_argument("--months", type=int, default=3, help="level flows of this many months, this one included "
+                                                         "(default 3)")
     k = msub.add_parser("link", help="a customer's own check-in or quiz link (send it to them 1:1)")
     k.add_argument("customer", help="the customer's external userid")
     k.add_argument("kind", choices=("checkin", "quiz"))
