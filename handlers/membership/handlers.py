@@ -38,6 +38,7 @@ from scrm.playbook.quiet import next_allowed
 from .events import LevelChanged, MembershipNightly
 from .ledger import Earning, post
 from .nightly import run_chunk
+from .redeem import sweep
 from .rules import Level, Membership, load_current
 from .settings import membership_settings
 from .texts import upgrade_card, upgrade_message
@@ -103,12 +104,17 @@ async def on_group_join(event: ev.ExternalChatUpdate, session: AsyncSession, inb
 
 
 @router.on(MembershipNightly)
-async def on_nightly(event: MembershipNightly, session: AsyncSession, inbox: Inbox, clock: Clock,
+async def on_nightly(event: MembershipNightly, session: AsyncSession, inbox: Inbox, outbox: Outbox, clock: Clock,
                      settings: Settings, playbook: Playbook) -> None:
-    """Lapse and review one chunk, then queue the next. A broken file raises: the event retries
-    and the log names the line."""
+    """Lapse and review one chunk, then queue the next; the first chunk also cancels stale
+    reservations (:func:`.redeem.sweep`). A broken file raises: the event retries and the log
+    names the line."""
     rules = load_current(settings.playbook.sop_dir, EVENT_KINDS)
     now = clock.now()
+    if not event.cursor:
+        swept = await sweep(session, outbox, now)
+        if swept:
+            log.warning("membership: %d stale redemption(s) cancelled, points given back", swept)
     tz = ZoneInfo(playbook.policy.timezone)
     day = date.fromisoformat(event.day) if event.day else now.astimezone(tz).date()
     chunk = await run_chunk(session, inbox, rules, day=day, now=now, tz=tz, cursor=event.cursor,

@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from handlers.contacts.api import Customer
 from handlers.crm.api import WEBHOOK_KIND, Binding
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
+from scrm.kernel.models import OUTBOX_UNFINISHED, OutboxAction
 from scrm.kernel.outbox import PRIORITY_INTERACTIVE, Outbox
 
 from .ledger import lock_accounts
@@ -199,6 +200,34 @@ async def on_refused(outbox: Outbox, session: AsyncSession, row: Mapping[str, An
             "external_userid": reserve["external_userid"], "at": now.isoformat(), "reason": error[:300]}
     await outbox.add_action(session, f"{action_key(redemption_id)}:cancel", WEBHOOK_KIND, {"body": body},
                             priority=PRIORITY_INTERACTIVE, lane=row["lane"])
+
+
+async def sweep(session: AsyncSession, outbox: Outbox, now: datetime) -> int:
+    """Cancel reservations past their deadline whose call will never be answered: an operator
+    cancelled it (``scrm outbox cancel``) or it failed without its hook settling it. A call still
+    unfinished is left to the outbox (its deadline fails it, and the hook cancels). Returns how
+    many were cancelled (the nightly run calls this)."""
+    red, box = table_of(MembershipRedemption), table_of(OutboxAction)
+    stale = (await session.execute(
+        select(red.c.id, red.c.crm_id, red.c.external_userid).where(red.c.state == "reserved", red.c.deadline < now)
+        .order_by(red.c.id))).all()
+    if not stale:
+        return 0
+    open_keys = set((await session.scalars(
+        select(box.c.idempotency_key).where(box.c.idempotency_key.in_([action_key(r.id) for r in stale]),
+                                            box.c.status.in_(OUTBOX_UNFINISHED)))).all())
+    done = 0
+    for r in stale:
+        if action_key(r.id) in open_keys:
+            continue
+        reason = "no answer by the deadline; the call was cancelled or failed unsettled"
+        if await settle(session, r.id, confirmed=False, at=now, reason=reason):
+            body = {"type": "redemption.cancel", "redemption_id": r.id, "crm_id": r.crm_id,
+                    "external_userid": r.external_userid, "at": now.isoformat(), "reason": reason}
+            await outbox.add_action(session, f"{action_key(r.id)}:cancel", WEBHOOK_KIND, {"body": body},
+                                    priority=PRIORITY_INTERACTIVE, lane=f"crm:{r.crm_id}")
+            done += 1
+    return done
 
 
 def install(outbox: Outbox) -> None:

@@ -13,14 +13,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from handlers.crm.api import EVENT_KINDS
 from handlers.membership import handlers as membership_handlers
 from handlers.membership.cli import cmd_membership
 from handlers.membership.ledger import Earning, post
 from handlers.membership.models import MembershipAccount, MembershipEntry, MembershipRedemption
-from handlers.membership.redeem import RedemptionRefused, Reservation, request_redemption, settle
+from handlers.membership.redeem import RedemptionRefused, Reservation, request_redemption, settle, sweep
 from handlers.membership.report import audit
 from handlers.membership.rules import load_membership
 from scrm.kernel.models import OutboxAction
@@ -190,3 +190,28 @@ async def test_the_cli_reserves_and_refuses_in_one_line(bank: Bank, capsys: pyte
         f"scrm: redemption refused: {ALICE} has {EARNED - 70} spendable point(s), {EARNED} asked")
     await bank.b.send()  # the service sends what the CLI queued
     assert await bank.state("cli1") == "confirmed" and await bank.account() == (EARNED - 70, 0)
+
+
+async def test_a_reservation_whose_call_an_operator_cancelled_is_swept_at_night(bank: Bank) -> None:
+    bank.crm.default = "fail"
+    await bank.redeem("r5", 40)
+    await bank.redeem("r6", 30)
+    await bank.b.send()
+    async with bank.b.runtime.sessions() as s, s.begin():  # `scrm outbox cancel` of r5's call
+        await s.execute(update(OutboxAction).where(OutboxAction.idempotency_key == "membership.redeem:r5")
+                        .values(status="cancelled"))
+    async with bank.b.runtime.sessions() as s, s.begin():
+        assert await sweep(s, bank.b.runtime.outbox, bank.b.clock.now()) == 0  # not past its deadline yet
+    bank.b.clock.advance(seconds=TIMEOUT_S + 1)
+    async with bank.b.runtime.sessions() as s, s.begin():
+        # r6's call is still the outbox's (its deadline fails it, and the hook cancels): left alone.
+        assert await sweep(s, bank.b.runtime.outbox, bank.b.clock.now()) == 1
+        assert await sweep(s, bank.b.runtime.outbox, bank.b.clock.now()) == 0
+    assert (await bank.state("r5"), await bank.state("r6")) == ("cancelled", "reserved")
+    assert await bank.account() == (EARNED - 30, 30)
+    bank.crm.default = "accept"
+    await bank.b.send()
+    assert (await bank.state("r6")) == "cancelled"  # past its deadline when next claimed
+    assert sorted(c["redemption_id"] for c in bank.crm.cancels) == ["r5", "r6"]
+    assert await bank.account() == (EARNED, 0)
+    await bank.audited()
