@@ -41,7 +41,9 @@ class MembershipEntry(Base):
     expires_at: Mapped[datetime | None] = mapped_column(default=None)  # earned points only
 
     __table_args__ = (UniqueConstraint("source", "external_userid", "kind", name="uq_membership_entry_source"),
-                      Index("ix_membership_entry_caps", "external_userid", "behaviour", "day"))
+                      Index("ix_membership_entry_caps", "external_userid", "behaviour", "day"),
+                      # The nightly lapse reads the points falling due since its last run.
+                      Index("ix_membership_entry_due", "expires_at"))
 
 
 class MembershipAccount(Base):

@@ -1,5 +1,6 @@
-"""membership: reserved points on the account (pending redemptions) and membership_redemption
-(reserve → confirm / cancel through the bank's fulfilment system)
+"""membership: reserved points on the account (pending redemptions), membership_redemption
+(reserve → confirm / cancel through the bank's fulfilment system), and an index on when earned
+points fall due (the nightly lapse reads only those)
 
 Revision ID: membership_0002
 Revises: membership_0001
@@ -41,9 +42,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('ix_membership_redemption_member', 'membership_redemption', ['external_userid'], unique=False)
+    op.create_index('ix_membership_entry_due', 'membership_entry', ['expires_at'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_membership_entry_due', table_name='membership_entry')
     op.drop_index('ix_membership_redemption_member', table_name='membership_redemption')
     op.drop_table('membership_redemption')
     with op.batch_alter_table('membership_account') as batch:
