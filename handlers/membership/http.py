@@ -10,6 +10,7 @@ not genuine is one plain 404, whatever is wrong with it.
 from __future__ import annotations
 
 import html
+import logging
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -17,11 +18,14 @@ from aiohttp import web
 from sqlalchemy import select
 
 from handlers.crm.api import EVENT_KINDS
+from scrm.playbook.issues import PlaybookError
 
 from .ledger import Earning, Posted, post
 from .links import PATH_PREFIX, LinkClaims, Links
 from .models import MembershipEntry
 from .rules import Behaviour, Membership, Quiz, load_current
+
+log = logging.getLogger("handlers.membership.http")
 
 if TYPE_CHECKING:
     from scrm.kernel.service import Runtime
@@ -64,7 +68,14 @@ class MembershipPages:
         self.tz = ZoneInfo(runtime.settings.playbook.timezone)
 
     def _rules(self) -> Membership:
-        return load_current(self.runtime.settings.playbook.sop_dir, EVENT_KINDS)
+        """The rules; a broken file reads as no behaviours (the page says the activity is closed,
+        ``scrm membership check`` names the line) rather than an error page."""
+        try:
+            return load_current(self.runtime.settings.playbook.sop_dir, EVENT_KINDS)
+        except PlaybookError as exc:
+            log.error("sop/membership.yaml has %d problem(s); check-in and quizzes closed: %s", len(exc.errors),
+                      exc.errors[0])
+            return Membership()
 
     async def _earn(self, rules: Membership, b: Behaviour, customer: str, source: str) -> Posted:
         rt = self.runtime

@@ -87,6 +87,11 @@ async def test_forged_or_retired_links(running: Stack) -> None:
     assert await balance(b) == (0, 0)
     gone = await (await b.client.get(path_of(Links(b.settings).link("quiz", ALICE, "no_such_quiz")))).text()
     assert "本题已下线" in gone
+    # A broken file closes the activity (one page, no error), and earns nothing.
+    (b.settings.playbook.sop_dir / "membership.yaml").write_text("behaviours: [oops]\nlevels: {}\n", encoding="utf-8")
+    closed = await b.client.post(path_of(Links(b.settings).link("checkin", ALICE)))
+    assert closed.status == 200 and "签到活动暂未开放" in await closed.text()
+    assert await balance(b) == (0, 0)
 
 
 def test_the_link_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
