@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import func, select, update
 
 from handlers.contacts.models import Customer, Follow
@@ -455,7 +454,3 @@ async def test_every_behaviour_and_redemptions_over_ninety_days(db_url: str, tmp
         await drain(b.runtime)
         assert await snapshot(b) == before
 
-
-@pytest.mark.skipif(MEMBERS_N < 10_000, reason="the issue's 10,000 members: SCRM_SIM_MEMBERS=10000")
-def test_the_scale_run_is_the_issues() -> None:
-    assert MEMBERS_N >= 10_000
