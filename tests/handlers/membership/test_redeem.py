@@ -215,3 +215,14 @@ async def test_a_reservation_whose_call_an_operator_cancelled_is_swept_at_night(
     assert sorted(c["redemption_id"] for c in bank.crm.cancels) == ["r5", "r6"]
     assert await bank.account() == (EARNED, 0)
     await bank.audited()
+
+
+async def test_the_nightly_run_sweeps_stale_reservations(bank: Bank) -> None:
+    await bank.redeem("r7", 25)
+    async with bank.b.runtime.sessions() as s, s.begin():  # cancelled by an operator before it went out
+        await s.execute(update(OutboxAction).where(OutboxAction.idempotency_key == "membership.redeem:r7")
+                        .values(status="cancelled"))
+    await bank.b.run_until(local("2026-11-03", "04:05"))  # the nightly run, past r7's deadline
+    assert await bank.state("r7") == "cancelled" and await bank.account() == (EARNED, 0)
+    assert [c["redemption_id"] for c in bank.crm.cancels] == ["r7"]
+    await bank.audited()
