@@ -283,6 +283,10 @@ async def seed_members(b: Stack) -> None:
     now = START - timedelta(days=100)
     ids = members()
     async with b.runtime.sessions() as s, s.begin():
+        # A small write first: the SQLite driver runs a transaction's first write under a time
+        # budget and, when it runs over, again in its worker — which, for a big executemany
+        # interrupted part-way, found its first rows still there (seen at 10,000 members).
+        await s.execute(update(Follow).where(Follow.external_userid == "").values(remark=""))
         await s.execute(table_of(Customer).insert(), [
             {"external_userid": m, "name": m, "crm_id": f"crm-{m}", "type": 1, "gender": 0, "updated_at": now}
             for m in ids])
