@@ -12,6 +12,8 @@ from scrm.kernel.feature import Feature
 
 from . import models
 from .handlers import router
+from .http import install_pages
+from .redeem import install as install_redeem
 
 if TYPE_CHECKING:
     from scrm.kernel.service import Runtime
@@ -26,6 +28,10 @@ async def _jobs(runtime: Runtime) -> bool:
         return await register_nightly(session, runtime.scheduler, runtime.settings)
 
 
+def _outbox(runtime: Runtime) -> None:
+    install_redeem(runtime.outbox)
+
+
 FEATURE = Feature(name="membership", router=router, models=models, settings=MembershipSettings,
-                  requires=("contacts", "crm", "radar", "sop", "timeline"), after=("crm",),
-                  events=EVENTS, jobs=_jobs, cli=register_cli)
+                  requires=("compliance", "contacts", "crm", "radar", "sop", "tags", "timeline"), after=("crm",),
+                  events=EVENTS, http=install_pages, jobs=_jobs, outbox=_outbox, cli=register_cli)

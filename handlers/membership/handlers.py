@@ -1,7 +1,8 @@
 """Membership reactions: behaviours the service already sees earn points and growth (a CRM event
 of a kind a behaviour is ``on``, a customer opening a tracked material, a customer joining a
 customer group), the nightly lapse and review, and a level change (the customer's timeline; an
-upgrade puts a card with the level's rights before the manager).
+upgrade puts a card with the level's rights before the manager and, through the manager, one
+message with them to the customer).
 
 A broken sop/membership.yaml must not hold up the CRM, radar or groups work of the same event
 (one transaction per event): the earning is logged and dropped, and ``scrm membership check``
@@ -17,10 +18,12 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.compliance.api import trail_about
 from handlers.contacts.api import Customer, Follow
 from handlers.crm.api import EVENT_KINDS, Binding, CrmKeyEvent
 from handlers.radar.api import RadarClickEvent
 from handlers.sop.api import TaskCard, issue_card
+from handlers.tags.api import FollowTag, lookup
 from handlers.timeline.api import note
 from scrm.adapters.wecom import events as ev
 from scrm.kernel.clock import Clock
@@ -30,13 +33,15 @@ from scrm.kernel.inbox import Inbox
 from scrm.kernel.outbox import Outbox
 from scrm.playbook import Playbook
 from scrm.playbook.issues import PlaybookError
+from scrm.playbook.quiet import next_allowed
 
 from .events import LevelChanged, MembershipNightly
 from .ledger import Earning, post
 from .nightly import run_chunk
-from .rules import Membership, load_current
+from .redeem import sweep
+from .rules import Level, Membership, load_current
 from .settings import membership_settings
-from .texts import upgrade_card
+from .texts import upgrade_card, upgrade_message
 
 router = Router("membership")
 log = logging.getLogger("handlers.membership")
@@ -99,12 +104,17 @@ async def on_group_join(event: ev.ExternalChatUpdate, session: AsyncSession, inb
 
 
 @router.on(MembershipNightly)
-async def on_nightly(event: MembershipNightly, session: AsyncSession, inbox: Inbox, clock: Clock,
+async def on_nightly(event: MembershipNightly, session: AsyncSession, inbox: Inbox, outbox: Outbox, clock: Clock,
                      settings: Settings, playbook: Playbook) -> None:
-    """Lapse and review one chunk, then queue the next. A broken file raises: the event retries
-    and the log names the line."""
+    """Lapse and review one chunk, then queue the next; the first chunk also cancels stale
+    reservations (:func:`.redeem.sweep`). A broken file raises: the event retries and the log
+    names the line."""
     rules = load_current(settings.playbook.sop_dir, EVENT_KINDS)
     now = clock.now()
+    if not event.cursor:
+        swept = await sweep(session, outbox, now)
+        if swept:
+            log.warning("membership: %d stale redemption(s) cancelled, points given back", swept)
     tz = ZoneInfo(playbook.policy.timezone)
     day = date.fromisoformat(event.day) if event.day else now.astimezone(tz).date()
     chunk = await run_chunk(session, inbox, rules, day=day, now=now, tz=tz, cursor=event.cursor,
@@ -116,11 +126,36 @@ async def on_nightly(event: MembershipNightly, session: AsyncSession, inbox: Inb
         await inbox.add_internal(session, nxt, f"membership.nightly:{day.isoformat()}:{chunk.cursor}")
 
 
+ADD_MSG_TEMPLATE = "externalcontact/add_msg_template"
+
+
+async def _message_customer(session: AsyncSession, inbox_id: int, outbox: Outbox, playbook: Playbook, *,
+                            event: LevelChanged, manager: str, name: str, level: Level, now: datetime) -> None:
+    """The customer's upgrade message, sent by ``manager`` (one per crossing: keyed by its cause),
+    under the contact policy: deferred past the quiet hours, skipped — and noted on the
+    customer's timeline — when the customer opted out."""
+    opt_out = playbook.policy.opt_out_tag
+    ids = list((await lookup(session, [opt_out])).values())
+    if ids and await session.scalar(select(FollowTag.tag_id).where(FollowTag.external_userid == event.external_userid,
+                                                                   FollowTag.tag_id.in_(ids)).limit(1)):
+        await note(session, inbox_id, "customer", event.external_userid, event.at, "membership.message_skipped",
+                   {"level": event.level, "reason": f"opt-out tag {opt_out}"})
+        return
+    body = {"sender": manager, "chat_type": "single", "external_userid": [event.external_userid],
+            "text": {"content": upgrade_message(name, level)}, "attachments": []}
+    trail = trail_about("membership", sender=manager, audience=[event.external_userid],
+                        decisions=[f"membership upgrade to {level.name}", "outside quiet hours", "not opted out"])
+    delay = (next_allowed(playbook, now) - now).total_seconds()
+    await outbox.add(session, f"membership.upgrade:{event.external_userid}:{event.cause}", ADD_MSG_TEMPLATE, body,
+                     delay_s=delay, about={"trail": trail})
+
+
 @router.on(LevelChanged)
 async def on_level_changed(event: LevelChanged, session: AsyncSession, inbox_id: int, outbox: Outbox, clock: Clock,
-                           settings: Settings) -> None:
+                           settings: Settings, playbook: Playbook) -> None:
     """On the customer's timeline; an upgrade is also one card to the customer's manager (the
-    earliest active relation), with the new level's rights."""
+    earliest active relation), with the new level's rights, and one message to the customer
+    through that manager (:func:`_message_customer`)."""
     rules = load_current(settings.playbook.sop_dir, EVENT_KINDS)
     level, previous = rules.level(event.level), rules.level(event.previous)
     label = level.label if level else event.level
@@ -141,3 +176,5 @@ async def on_level_changed(event: LevelChanged, session: AsyncSession, inbox_id:
                     target=event.external_userid, source="membership", title=title, text=text,
                     day=date.fromisoformat(event.day), buttons=("done",))
     await issue_card(session, outbox, None, card, agent_id=settings.wecom.agent_id, now=clock.now())
+    await _message_customer(session, inbox_id, outbox, playbook, event=event, manager=manager,
+                            name=name or "您", level=level, now=clock.now())

@@ -13,7 +13,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from scrm.adapters.db.base import Base, BigId
 
 POINTS, GROWTH = "points", "growth"
+# Points held for a redemption the bank's fulfilment system has not answered yet: moved out of
+# the spendable balance when reserved, out of the ledger for good when confirmed, back to the
+# spendable balance when cancelled.
+RESERVED = "reserved"
 EARN, EXPIRE = "earn", "expire"
+RESERVE, CONFIRM, CANCEL, RELEASE = "reserve", "confirm", "cancel", "release"
 
 
 class MembershipEntry(Base):
@@ -26,9 +31,9 @@ class MembershipEntry(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     external_userid: Mapped[str] = mapped_column(String(128))
-    kind: Mapped[str] = mapped_column(String(8))  # points | growth
+    kind: Mapped[str] = mapped_column(String(8))  # points | growth | reserved
     amount: Mapped[int] = mapped_column(Integer)
-    reason: Mapped[str] = mapped_column(String(8))  # earn | expire
+    reason: Mapped[str] = mapped_column(String(8))  # earn | expire | reserve | confirm | cancel | release
     behaviour: Mapped[str] = mapped_column(String(32))  # the YAML's behaviour name ("" for a lapse)
     source: Mapped[str] = mapped_column(String(256))
     at: Mapped[datetime]
@@ -36,17 +41,21 @@ class MembershipEntry(Base):
     expires_at: Mapped[datetime | None] = mapped_column(default=None)  # earned points only
 
     __table_args__ = (UniqueConstraint("source", "external_userid", "kind", name="uq_membership_entry_source"),
-                      Index("ix_membership_entry_caps", "external_userid", "behaviour", "day"))
+                      Index("ix_membership_entry_caps", "external_userid", "behaviour", "day"),
+                      # The nightly lapse reads the points falling due since its last run.
+                      Index("ix_membership_entry_due", "expires_at"))
 
 
 class MembershipAccount(Base):
-    """A member's balances (each the sum of their entries) and level."""
+    """A member's balances (each the sum of their entries of that kind) and level: ``points`` is
+    what the member may spend, ``reserved`` what pending redemptions hold."""
 
     __tablename__ = "membership_account"
 
     external_userid: Mapped[str] = mapped_column(String(128), primary_key=True)
     points: Mapped[int] = mapped_column(Integer, default=0)
     growth: Mapped[int] = mapped_column(Integer, default=0)
+    reserved: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     level: Mapped[str] = mapped_column(String(32))
     level_since: Mapped[date] = mapped_column(Date)
     # The last review day this member went through (kept or moved down): a chunk run again
@@ -57,6 +66,7 @@ class MembershipAccount(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (CheckConstraint("points >= 0 AND growth >= 0", name="ck_membership_account_not_negative"),
+                      CheckConstraint("reserved >= 0", name="ck_membership_account_reserved_not_negative"),
                       Index("ix_membership_account_level", "level"))
 
 
@@ -74,3 +84,24 @@ class MembershipLevelChange(Base):
     at: Mapped[datetime]
 
     __table_args__ = (UniqueConstraint("external_userid", "cause", name="uq_membership_level_change_cause"),)
+
+
+class MembershipRedemption(Base):
+    """One redemption request: points reserved, then confirmed or cancelled once by the bank's
+    fulfilment system's answer (or cancelled by the deadline when it never answered)."""
+
+    __tablename__ = "membership_redemption"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the request's idempotency id
+    external_userid: Mapped[str] = mapped_column(String(128))
+    crm_id: Mapped[str] = mapped_column(String(128))
+    item: Mapped[str] = mapped_column(String(128))
+    points: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(10))  # reserved | confirmed | cancelled
+    reason: Mapped[str] = mapped_column(String(300), default="")  # why cancelled
+    reserved_at: Mapped[datetime]
+    deadline: Mapped[datetime]  # not answered by then: cancelled
+    settled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (CheckConstraint("points > 0", name="ck_membership_redemption_points"),
+                      Index("ix_membership_redemption_member", "external_userid"))

@@ -78,10 +78,11 @@ async def lapse(session: AsyncSession, accounts: dict[str, dict[str, Any]], now:
         .order_by(entry.c.external_userid, entry.c.expires_at))).all()
     if not due:
         return 0
+    # By source (the unique index), not by member: a member's whole history is not read nightly.
     done = {(c, s) for c, s in (await session.execute(
         select(entry.c.external_userid, entry.c.source)
-        .where(entry.c.external_userid.in_(ids), entry.c.kind == POINTS, entry.c.reason == EXPIRE,
-               *([entry.c.at > since] if since is not None else [])))).all()}
+        .where(entry.c.source.in_(sorted({expire_source(at) for _, at, _ in due})),
+               entry.c.external_userid.in_(ids), entry.c.kind == POINTS))).all()}
     rows: list[dict[str, Any]] = []
     taken = 0
     for c, at, earned in due:

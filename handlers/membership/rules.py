@@ -22,8 +22,9 @@ from scrm.playbook.yamlsrc import SourceFile, read_yaml
 
 MEMBERSHIP_FILE = "membership.yaml"
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-#: Where a behaviour comes from besides ``crm.<CRM event kind>``.
-SOURCES = ("radar.open", "group.join")
+#: Where a behaviour comes from besides ``crm.<CRM event kind>``: a customer opening a material,
+#: joining a customer group, checking in or answering a quiz through their membership link.
+SOURCES = ("radar.open", "group.join", "checkin", "quiz")
 REVIEW_PERIODS = {"month": 1, "quarter": 3, "half_year": 6, "year": 12}
 MAX_AMOUNT = 1_000_000
 
@@ -35,7 +36,7 @@ class Behaviour:
 
     name: str
     label: str
-    on: str  # crm.<kind> | radar.open | group.join
+    on: str  # crm.<kind> | radar.open | group.join | checkin | quiz
     points: int
     growth: int
     daily_cap: int = 0
@@ -71,6 +72,17 @@ class Level:
 
 
 @dataclass(frozen=True)
+class Quiz:
+    """One question a customer answers through their quiz link; the right answer earns the
+    ``on: quiz`` behaviour once per quiz."""
+
+    name: str
+    question: str
+    choices: tuple[str, ...]
+    answer: str  # one of choices
+
+
+@dataclass(frozen=True)
 class Membership:
     behaviours: tuple[Behaviour, ...] = ()
     expiry: Expiry = field(default_factory=Expiry)
@@ -78,7 +90,11 @@ class Membership:
     window_days: int = 365  # the growth a level is judged on: earned in the last N days
     review_months: int = 3
     max_steps: int = 1  # levels a review may take away at once
+    quizzes: tuple[Quiz, ...] = ()
     source: str = "(no membership.yaml)"
+
+    def quiz(self, name: str) -> Quiz | None:
+        return next((q for q in self.quizzes if q.name == name), None)
 
     def behaviour_on(self, on: str) -> Behaviour | None:
         return next((b for b in self.behaviours if b.on == on), None)
@@ -191,14 +207,41 @@ class _Reader:
         return tuple(v.strip() for v in value)
 
     def membership(self) -> Membership:
-        data = self.mapping(self.src.data, (), ("behaviours", "points", "levels", "review"),
+        data = self.mapping(self.src.data, (), ("behaviours", "points", "levels", "review", "quizzes"),
                             required=("behaviours", "levels"))
         behaviours = self.behaviours(data.get("behaviours"))
         expiry = self.expiry(data.get("points"))
         levels, window = self.levels(data.get("levels"))
         months, steps = self.review(data.get("review"), len(levels))
+        quizzes = self.quizzes(data.get("quizzes"))
         return Membership(behaviours=behaviours, expiry=expiry, levels=levels or Membership().levels,
-                          window_days=window, review_months=months, max_steps=steps, source=self.src.display)
+                          window_days=window, review_months=months, max_steps=steps, quizzes=quizzes,
+                          source=self.src.display)
+
+    def quizzes(self, raw: Any) -> tuple[Quiz, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, dict):
+            self.bad(("quizzes",), "must be a mapping of name: {question, choices, answer}")
+            return ()
+        out: list[Quiz] = []
+        for name, item in raw.items():
+            here: tuple[Any, ...] = ("quizzes", name)
+            if not isinstance(name, str) or not NAME.match(name):
+                self.bad(here, f"must be a lower-case name (a-z, 0-9, _), got {name!r}")
+            spec = self.mapping(item, here, ("question", "choices", "answer"),
+                                required=("question", "choices", "answer"))
+            if not spec:
+                continue
+            question = self.text(spec.get("question"), (*here, "question"), "")
+            choices = self.texts(spec.get("choices"), (*here, "choices"))
+            if "choices" in spec and len(choices) < 2:
+                self.bad((*here, "choices"), "must list at least two choices")
+            answer = self.text(spec.get("answer"), (*here, "answer"), "")
+            if "answer" in spec and choices and answer not in choices:
+                self.bad((*here, "answer"), f"must be one of the choices, got {answer!r}")
+            out.append(Quiz(str(name), question, choices, answer))
+        return tuple(out)
 
     def behaviours(self, raw: Any) -> tuple[Behaviour, ...]:
         if raw is None:

@@ -179,8 +179,6 @@ def test_pop_up_groups_are_event_groups_not_sales_groups() -> None:
 REWARDS = {"签到": "checkin", "答题": "quiz", "问答": "quiz"}
 
 
-@pytest.mark.xfail(strict=True, reason="the checkin and quiz behaviours come with the membership branch; "
-                                       "drop this mark when it is merged")
 def test_the_rewards_materials_promise_are_earned_in_the_membership_ledger() -> None:
     """A material that promises 积分/成长值 for a check-in or a quiz names something the ledger
     (sop/membership.yaml) pays, in both currencies, and states no amount of its own."""

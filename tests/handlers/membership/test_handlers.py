@@ -97,11 +97,14 @@ async def test_behaviours_earn_once_and_an_upgrade_cards_the_manager(running: St
     assert cards[0].card["main_title"]["title"] == "客户升级：普通会员"
     assert "由「新会员」升至「普通会员」" in text and "通用权益：积分兑换、生日祝福、理财小知识月刊" in text
     # The report: two members, one per level, the points outstanding.
-    assert await cmd_membership(argparse.Namespace(membership_command="report", top=5), b.settings,
+    assert await cmd_membership(argparse.Namespace(membership_command="report", top=5, months=3), b.settings,
                                 clock=b.clock) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"会员 2 人；积分余额（负债）{104 + 10}；成长值合计 {210 + 20}"
-    assert "  新会员 (new): 1 (50.0%)" in out and "  普通会员 (ordinary): 1 (50.0%)" in out
+    assert out[0] == f"会员 2 人；积分余额（负债）{104 + 10}；兑换冻结 0；成长值合计 {210 + 20}"
+    # The pyramid, highest level first; Alice's one upgrade this month.
+    assert out[1:6] == ["会员金字塔（由高到低）：", "  种子会员 (seed): 0 (0.0%)", "  核心会员 (core): 0 (0.0%)",
+                        "  普通会员 (ordinary): 1 (50.0%)", "  新会员 (new): 1 (50.0%)"]
+    assert out[6:8] == ["等级流动：", "  2026-11: 升级 1，降级 0（新会员→普通会员 1）"]
     assert out[-1] == "账本核对：每个余额都等于其流水合计，无负余额"
     # The shipped rules a year on: points earned in 2026 lapse at the end of 2027; the review of
     # 2028-01-01 (missed: the service was down that night, done the next) finds no growth in the

@@ -13,6 +13,7 @@ import pytest
 from handlers.crm.api import EVENT_KINDS
 from handlers.membership.rules import Expiry, Membership, load_membership
 from scrm.cli import main
+from scrm.playbook.issues import PlaybookError
 
 REPO = Path(__file__).resolve().parents[3]
 SH = ZoneInfo("Asia/Shanghai")
@@ -86,3 +87,24 @@ def test_expiry_rules_name_the_moment_points_lapse() -> None:
 ])
 def test_the_review_a_night_owes_is_the_latest_period_start(months: int, day: date, review: date) -> None:
     assert Membership(review_months=months).review_day(day) == review
+
+
+def test_quiz_problems_name_their_line(tmp_path: Path) -> None:
+    sop = tmp_path / "sop"
+    sop.mkdir()
+    (sop / "membership.yaml").write_text(
+        "behaviours:\n"
+        "  quiz: {on: quiz, points: 5}\n"
+        "levels: {list: [{name: base, growth: 0}]}\n"
+        "quizzes:\n"
+        "  q1: {question: 哪个对？, choices: [甲, 乙], answer: 丙}\n"       # line 5: not a choice
+        "  q2: {question: 只有一个, choices: [甲], answer: 甲}\n",          # line 6: one choice
+        encoding="utf-8")
+    with pytest.raises(PlaybookError) as caught:
+        load_membership(sop, EVENT_KINDS)
+    assert [str(e) for e in caught.value.errors] == [
+        "sop/membership.yaml:5: quizzes.q1.answer: must be one of the choices, got '丙'",
+        "sop/membership.yaml:6: quizzes.q2.choices: must list at least two choices"]
+    shipped = load_membership(REPO / "sop", EVENT_KINDS)
+    assert {q.name for q in shipped.quizzes} == {"deposit_insurance", "fund_risk"}
+    assert all(q.answer in q.choices for q in shipped.quizzes)
