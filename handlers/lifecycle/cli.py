@@ -60,6 +60,14 @@ def _rules_or_exit(settings: Settings) -> tuple[Segmentation, Lifecycle] | None:
         return None
 
 
+def problems(settings: Settings) -> list[str]:
+    """Every problem of sop/segments.yaml and sop/lifecycle.yaml, one ``file:line: key: message``
+    each (``scrm sop validate`` prints them with the playbook's)."""
+    from handlers.lifecycle.rules import check
+
+    return [str(issue) for issue in check(settings.playbook.sop_dir)]
+
+
 def _check(settings: Settings) -> int:
     from handlers.lifecycle.rules import check, load_lifecycle, load_segmentation
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from handlers.lifecycle.cli import problems
 from handlers.lifecycle.cli import register as register_cli
 from handlers.lifecycle.events import EVENTS
 from handlers.lifecycle.jobs import register_nightly
@@ -28,4 +29,4 @@ async def _jobs(runtime: Runtime) -> bool:
 
 FEATURE = Feature(name="lifecycle", router=router, models=models, settings=LifecycleSettings,
                   requires=("contacts", "crm", "radar", "sop", "timeline"), after=("crm",),
-                  events=EVENTS, jobs=_jobs, cli=register_cli)
+                  events=EVENTS, jobs=_jobs, cli=register_cli, check=problems)

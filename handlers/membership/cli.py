@@ -22,6 +22,15 @@ from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 
 
+def problems(settings: Settings) -> list[str]:
+    """Every problem of sop/membership.yaml, one ``file:line: key: message`` each (``scrm sop
+    validate`` prints them with the playbook's)."""
+    from handlers.crm.api import EVENT_KINDS
+    from handlers.membership.rules import check
+
+    return [str(issue) for issue in check(settings.playbook.sop_dir, EVENT_KINDS)]
+
+
 def _problems(settings: Settings) -> int:
     from handlers.crm.api import EVENT_KINDS
     from handlers.membership.rules import check

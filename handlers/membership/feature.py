@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from handlers.membership.cli import problems
 from handlers.membership.cli import register as register_cli
 from handlers.membership.events import EVENTS
 from handlers.membership.jobs import register_nightly
@@ -34,4 +35,5 @@ def _outbox(runtime: Runtime) -> None:
 
 FEATURE = Feature(name="membership", router=router, models=models, settings=MembershipSettings,
                   requires=("compliance", "contacts", "crm", "radar", "sop", "tags", "timeline"), after=("crm",),
-                  events=EVENTS, http=install_pages, jobs=_jobs, outbox=_outbox, cli=register_cli)
+                  events=EVENTS, http=install_pages, jobs=_jobs, outbox=_outbox, cli=register_cli,
+                  check=problems)
