@@ -240,6 +240,10 @@ async def _sent(request: web.Request, kind: Literal["customer", "group"], target
         if refused is not None:
             return refused
         material = scene.playbook.materials[material_id]
+        # Offered only to customers its for_tags suits (a task's script goes with its task).
+        if (kind == "customer" and task is None and material.for_tags is not None
+                and not material.suits((await read_customer(db, target)).customer_tags())):
+            return refuse(request, 400, f"material {material_id!r} is not for this customer (its for_tags)")
         checks: list[str] = []
         if kind == "customer" and is_product(material):
             facts = await customer_facts(db, scene.playbook, target)
