@@ -116,7 +116,8 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     A panel (a GET of ``PANELS``) is read on one database session, the sign-in's session row
     included: one pool checkout (and its pre-ping) a panel, not one for the session and another
     for the panel — most of a panel's round trips were that overhead."""
-    if request.method in ("GET", "HEAD") and request.path.startswith(PANELS):
+    # Without the cookie there is no session to read and the request is refused (401): no checkout.
+    if request.method in ("GET", "HEAD") and request.path.startswith(PANELS) and request.cookies.get(COOKIE):
         async with runtime_of(request).sessions() as db:
             await read_only(db)
             request[READER] = db

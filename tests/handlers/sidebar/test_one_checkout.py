@@ -34,5 +34,9 @@ async def test_each_panel_takes_one_connection_from_the_pool(db_url: str, tmp_pa
             checkouts.clear()  # a refusal too: the session row and the access check on one connection
             assert (await s.client.get(f"/sidebar/customer/{demo.sunli}")).status == 403
             assert len(checkouts) == 1
+            s.client.session.cookie_jar.clear()  # not signed in: refused without touching the database
+            checkouts.clear()
+            assert (await s.client.get(f"/sidebar/customer/{demo.wangfang}")).status == 401
+            assert checkouts == []
         finally:
             event.remove(pool, "checkout", counted)
