@@ -47,12 +47,20 @@ class DatabaseStorage(AbstractStorage):
         self._max = timedelta(seconds=max_s)
 
     async def load_session(self, request: web.Request) -> Session:
+        return await self.load_with(None, request)
+
+    async def load_with(self, db: DbSession | None, request: web.Request) -> Session:
+        """``load_session`` on ``db`` when given: the sidebar reads the session row on the
+        connection its panel then reads from (one pool checkout a request, not two)."""
         token = self.load_cookie(request)
         if not token or len(token) > 128:
             return Session(None, data=None, new=True)
         now = self._clock.now()
-        async with self._sessions() as db:
+        if db is not None:
             row = await db.get(ConsoleSession, _hash(token))
+        else:
+            async with self._sessions() as own:
+                row = await own.get(ConsoleSession, _hash(token))
         if row is None or row.expires_at <= now or now - row.created_at >= self._max:
             return Session(None, data=None, new=True)
         return Session(token, data={"session": dict(row.data)}, new=False)

@@ -227,7 +227,9 @@ async def gather(db: AsyncSession, playbook: Playbook, access: CustomerAccess, r
     offers = Offers(playbook, links, access.viewer, "private", today, context, customer=external_userid,
                     cover_base=cover_base)
     scripted = [o for o in (_script(playbook, offers, t) for t, _ in tasks) if o is not None]
-    said = scripted + offers.library(tags)
+    # The task's script goes with its task (its SOP step chose the customer); the library only
+    # what the customer's tags suit.
+    said = scripted + offers.library(tags, audience=read.customer_tags())
     editable = editor(playbook, access.managers[0], read.relation_tags(access.managers[0]))
     return CustomerPanels(external_userid, who, editable, [v for _, v in tasks],
                           await upcoming_sends(db, playbook, read.planner_target(), now, tz, context=context),

@@ -42,7 +42,7 @@ from handlers.sidebar.reading import read_customer
 from handlers.sidebar.say import COVER_PATH, NEEDS_MEDIA, Use, offerable
 from handlers.sidebar.settings import sidebar_settings
 from handlers.sidebar.texts import BAD_ID, BUTTON_LABELS, NOT_YOUR_GROUP, NOT_YOURS, STATUS_LABELS
-from handlers.sidebar.web import refuse, render, runtime_of, viewer_of
+from handlers.sidebar.web import reader_of, refuse, render, runtime_of, viewer_of
 from handlers.sop.api import PRESSABLE, SopTask, press_task, record_script_sent, script_of
 from handlers.timeline.api import note
 from scrm.adapters.wecom.media import MediaError, MediaResolver
@@ -86,18 +86,17 @@ async def _customer(request: web.Request) -> customer.CustomerPanels | web.Respo
     scene = scene_of(request)
     if isinstance(scene, web.Response):
         return scene
-    runtime, viewer = runtime_of(request), viewer_of(request)
-    async with runtime.sessions() as db:
-        read = await read_customer(db, ext)
-        access = read.access(viewer.userid)
-        if access is None:
-            return refuse(request, 403, NOT_YOURS)
-        panels = await customer.gather(db, scene.playbook, access, read, viewer_name=viewer.name, links=scene.links,
-                                       today=scene.today, now=scene.now, tz=scene.tz,
-                                       history_items=sidebar_settings(runtime.settings).timeline_items,
-                                       cover_base=scene.cover_base)
-        said = (await consent_rows(db, [ext])).get(ext, {})
-        facts = facts_of(dict(read.attributes or {}), read.crm_updated_at, said, scene.playbook.suitability)
+    runtime, viewer, db = runtime_of(request), viewer_of(request), reader_of(request)
+    read = await read_customer(db, ext)
+    access = read.access(viewer.userid)
+    if access is None:
+        return refuse(request, 403, NOT_YOURS)
+    panels = await customer.gather(db, scene.playbook, access, read, viewer_name=viewer.name, links=scene.links,
+                                   today=scene.today, now=scene.now, tz=scene.tz,
+                                   history_items=sidebar_settings(runtime.settings).timeline_items,
+                                   cover_base=scene.cover_base)
+    said = (await consent_rows(db, [ext])).get(ext, {})
+    facts = facts_of(dict(read.attributes or {}), read.crm_updated_at, said, scene.playbook.suitability)
     # Product materials only for a customer whose assessment allows them and who consents.
     offers = [o for o in panels.offers if _unsuitable(scene, o.material, facts) is None]
     rules = scene.playbook.suitability
@@ -141,14 +140,13 @@ async def _group(request: web.Request) -> group.GroupPanels | web.Response:
     scene = scene_of(request)
     if isinstance(scene, web.Response):
         return scene
-    runtime, viewer = runtime_of(request), viewer_of(request)
-    async with runtime.sessions() as db:
-        chat = await group_access(db, viewer.userid, chat_id)
-        if chat is None:
-            return refuse(request, 403, NOT_YOUR_GROUP)
-        return await group.gather(db, scene.playbook, chat, viewer=viewer.userid, viewer_name=viewer.name,
-                                  links=scene.links, today=scene.today, now=scene.now, tz=scene.tz,
-                                  cover_base=scene.cover_base)
+    viewer, db = viewer_of(request), reader_of(request)
+    chat = await group_access(db, viewer.userid, chat_id)
+    if chat is None:
+        return refuse(request, 403, NOT_YOUR_GROUP)
+    return await group.gather(db, scene.playbook, chat, viewer=viewer.userid, viewer_name=viewer.name,
+                              links=scene.links, today=scene.today, now=scene.now, tz=scene.tz,
+                              cover_base=scene.cover_base)
 
 
 async def group_page(request: web.Request) -> web.Response:
@@ -240,6 +238,10 @@ async def _sent(request: web.Request, kind: Literal["customer", "group"], target
         if refused is not None:
             return refused
         material = scene.playbook.materials[material_id]
+        # Offered only to customers its for_tags suits (a task's script goes with its task).
+        if (kind == "customer" and task is None and material.for_tags is not None
+                and not material.suits((await read_customer(db, target)).customer_tags())):
+            return refuse(request, 400, f"material {material_id!r} is not for this customer (its for_tags)")
         checks: list[str] = []
         if kind == "customer" and is_product(material):
             facts = await customer_facts(db, scene.playbook, target)

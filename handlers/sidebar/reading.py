@@ -96,6 +96,11 @@ class CustomerRead:
         return {t.label: t.tag_id for t in self.tags
                 if t.userid == userid and not t.tag_deleted and not t.group_deleted}
 
+    def customer_tags(self) -> set[str]:
+        """``group/tag`` of every tag on any relation whose tag is not deleted: the customer's tags
+        as a path SOP's ``when:`` reads them, which a material's ``for_tags`` reads the same way."""
+        return {t.label for t in self.tags if not t.tag_deleted}
+
     def planner_target(self) -> CustomerTarget | None:
         """The customer as the SOP planner reads them (``handlers.sop.api.iter_customers``):
         active follows, the tags of every relation whose tag is not deleted, CRM attributes."""
@@ -104,7 +109,7 @@ class CustomerRead:
         follows = [PlannerFollow(r.userid, r.remark, r.created_at, r.last_contact_at)
                    for r in self.relations if r.status == "active"]
         return CustomerTarget(self.external_userid, self.name, self.crm_id, dict(self.attributes or {}), follows,
-                              {t.label for t in self.tags if not t.tag_deleted})
+                              self.customer_tags())
 
 
 # Built once: a statement object caches its SQLAlchemy cache key, and building the same select

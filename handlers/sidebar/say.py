@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -159,8 +159,9 @@ class Offers:
         return Offer(material.id, title, preview, messages, rendered.link.url if rendered.link else "", task,
                      kind=material.type, media=material.type in NEEDS_MEDIA)
 
-    def library(self, interests: Iterable[str] = ()) -> list[Offer]:
-        """Every offerable material, those matching the customer's interest tags first.
+    def library(self, interests: Iterable[str] = (), audience: Collection[str] | None = None) -> list[Offer]:
+        """Every offerable material, those matching the customer's interest tags first; for a
+        customer (``audience``: their tags) only the materials whose ``for_tags`` they satisfy.
 
         A reminder's script is offered with its open task only (a birthday greeting out of the
         blue is worse than none), and welcome messages are the channel's first words, not
@@ -170,6 +171,7 @@ class Offers:
         reserved |= {c.welcome for c in pb.channels.values() if c.welcome} | {pb.default_welcome or ""}
         reserved |= {g.welcome for g in pb.group_types.values() if g.welcome}
         wanted = set(interests)
-        ordered = sorted((m for m in pb.materials.values() if m.id not in reserved),
+        ordered = sorted((m for m in pb.materials.values()
+                          if m.id not in reserved and (audience is None or m.suits(audience))),
                          key=lambda m: not (wanted & set(m.interest_tags)))
         return [o for o in (self.offer(m) for m in ordered) if o is not None]

@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
-from aiohttp_session import get_session, session_middleware
+from aiohttp_session import Session, get_session, session_middleware
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.console.api import CSRF_HEADER, DatabaseStorage, cookie_is_secure, csrf_token
 from handlers.sidebar.jsapi import Tickets
 from handlers.sidebar.settings import sidebar_settings
 from handlers.sidebar.texts import NOT_SIGNED_IN
+from scrm.adapters.db.engine import dialect_of
 
 if TYPE_CHECKING:
     from scrm.kernel.service import Runtime
@@ -37,6 +39,8 @@ COOKIE = "scrm_sidebar"
 # mini program covers (the WeCom client fetches a card's imgUrl without the manager's cookie).
 PUBLIC = ("/sidebar/oauth", "/sidebar/static/", "/sidebar/cover/")
 PAGE = "/sidebar/"
+#: The panels' routes (GET): read-only, on the database session the gate opens (``reader_of``).
+PANELS = ("/sidebar/customer/", "/sidebar/data/", "/sidebar/group/")
 _dumps = partial(json.dumps, ensure_ascii=False)  # refusals readable as sent
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -55,6 +59,7 @@ class Viewer:
 
 
 VIEWER = web.RequestKey("scrm_sidebar_viewer", Viewer)
+READER = web.RequestKey("scrm_sidebar_reader", AsyncSession)
 
 
 def runtime_of(request: web.Request) -> Runtime:
@@ -81,9 +86,46 @@ def render(request: web.Request, template: str, context: dict[str, Any], *, stat
                                           status=status)
 
 
+class SidebarStorage(DatabaseStorage):
+    """The console's session storage, reading the session row on the panel's own database
+    session when the gate opened one (:data:`READER`)."""
+
+    async def load_session(self, request: web.Request) -> Session:
+        return await self.load_with(request.get(READER), request)
+
+
+async def read_only(db: AsyncSession) -> None:
+    """Run ``db``'s reads without a transaction on PostgreSQL: no BEGIN and ROLLBACK round trips.
+
+    Under READ COMMITTED each statement takes its own snapshot anyway, so a transaction around a
+    panel's reads gave it no consistency it loses here. SQLite's driver begins a transaction only
+    before a write, so its reads need nothing."""
+    if dialect_of(db) == "postgresql":
+        await db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+def reader_of(request: web.Request) -> AsyncSession:
+    """The read-only database session the gate opened for a panel (``PANELS``)."""
+    return request[READER]
+
+
 @web.middleware
 async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CSRF and sign-in checks before any sidebar route."""
+    """CSRF and sign-in checks before any sidebar route.
+
+    A panel (a GET of ``PANELS``) is read on one database session, the sign-in's session row
+    included: one pool checkout (and its pre-ping) a panel, not one for the session and another
+    for the panel — most of a panel's round trips were that overhead."""
+    # Without the cookie there is no session to read and the request is refused (401): no checkout.
+    if request.method in ("GET", "HEAD") and request.path.startswith(PANELS) and request.cookies.get(COOKIE):
+        async with runtime_of(request).sessions() as db:
+            await read_only(db)
+            request[READER] = db
+            return await _checked(request, handler)
+    return await _checked(request, handler)
+
+
+async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse:
     session = await get_session(request)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         sent, expected = request.headers.get(CSRF_HEADER, ""), session.get("csrf")
@@ -102,7 +144,7 @@ async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 def sidebar_app(runtime: Runtime) -> web.Application:
     settings = sidebar_settings(runtime.settings)
-    storage = DatabaseStorage(runtime.sessions, runtime.clock, idle_s=settings.idle_timeout_s, max_s=settings.max_s,
+    storage = SidebarStorage(runtime.sessions, runtime.clock, idle_s=settings.idle_timeout_s, max_s=settings.max_s,
                               secure=cookie_is_secure(runtime.settings), cookie_name=COOKIE, path="/sidebar")
     app = web.Application(middlewares=[session_middleware(storage), gate])
     app[RUNTIME] = runtime

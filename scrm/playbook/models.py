@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Collection
 from datetime import date, time, timedelta
 from functools import cached_property
 from typing import Annotated, Literal
@@ -32,6 +33,7 @@ from .fields import (
     UserId,
     check_tag_name,
 )
+from .flows import TagFilter
 
 # --- materials ---------------------------------------------------------------------------
 
@@ -147,6 +149,10 @@ class Material(Strict):
     product_category: Ident | None = Field(
         None, description="marketing consent category (wealth, loans, cards, insurance, events …)")
     channels: list[Use] = Field(default_factory=lambda: list[Use](["private"]))
+    # Who the sidebar offers it to in a 1:1 chat: customers whose tags satisfy the filter (the
+    # same all/any/none as a path SOP's when:). A group has no tags of its own, so a material with
+    # an audience rule is not for groups (checked below).
+    for_tags: TagFilter | None = Field(None, description="the customers' tags it suits (sidebar, 1:1 chats)")
     # A link material with a survey opens the service's own feedback form (sop/feedback.yaml)
     # for the customer it was sent to; its link.url is where the thank-you page points onwards.
     survey: Ident | None = Field(None, description="a survey of sop/feedback.yaml this link opens (1:1 only)")
@@ -177,10 +183,17 @@ class Material(Strict):
             raise ValueError(f"valid_until {self.valid_until} is before the approval date {self.approved.at}")
         if not self.channels:
             raise ValueError("channels must name at least one of group, private, manager, moments")
+        if self.for_tags is not None and "group" in self.channels:
+            raise ValueError("for_tags filters a customer's tags and a group has none: "
+                             "drop group from channels or the for_tags rule")
         if self.survey is not None and (self.type != "link" or self.channels != ["private"]):
             # The form is personal: only a 1:1 send names the customer who answers it.
             raise ValueError("a survey material is type link with channels [private]")
         return self
+
+    def suits(self, tags: Collection[str]) -> bool:
+        """A customer with these tags is in the material's audience (no ``for_tags``: everyone)."""
+        return self.for_tags is None or self.for_tags.matches(tags)
 
     def compliance_problem(self, today: date) -> str | None:
         """Why this material may not be sent on ``today`` (``None`` when it may)."""

@@ -154,6 +154,7 @@ class Checker:
                 self.error(src, (*loc.path, "risk_disclosure"), "policy.yaml has no risk_disclosure text to append")
             for i, tag in enumerate(m.interest_tags):
                 self.tag(src, (*loc.path, "interest_tags", i), tag, settable=True)
+            self.tag_filter(src, (*loc.path, "for_tags"), m.for_tags)
             for block in ("image", "file"):
                 media = getattr(m, block)
                 if media is not None and media.path and not (self.materials_dir / media.path).is_file():

@@ -122,12 +122,13 @@ class Demo:
 @contextlib.asynccontextmanager
 async def sidebar_stack(db_url: str, root: Path, *, port: int | None = None, paths: dict[str, str] | None = None,
                         calendars: dict[str, str] | None = None,
-                        sections: dict[str, Any] | None = None) -> AsyncIterator[Stack]:
-    """``paths`` / ``calendars``: SOPs to plan with (none by default, so nothing is sent on its own)."""
+                        sections: dict[str, Any] | None = None, more_materials: str = "") -> AsyncIterator[Stack]:
+    """``paths`` / ``calendars``: SOPs to plan with (none by default, so nothing is sent on its own);
+    ``more_materials``: materials a test adds to :data:`MATERIALS`."""
     # Plain HTTP on loopback, as the test client speaks it (an https address makes the cookie
     # Secure, which the client then never sends over http).
     more: dict[str, Any] = {"server": {"public_url": f"http://127.0.0.1:{port or 8080}"}, **(sections or {})}
-    playbook = write_shipped_playbook(root, materials=MATERIALS, paths=paths, calendars=calendars)
+    playbook = write_shipped_playbook(root, materials=MATERIALS + more_materials, paths=paths, calendars=calendars)
     async with stack(db_url, root, start=START, playbook=playbook, sections=more, port=port) as s:
         yield s
 
