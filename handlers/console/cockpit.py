@@ -416,12 +416,13 @@ async def _load(db: AsyncSession, scope: Scope, since: date, until: date, live: 
             await load_daily(db, scope, first, until, live))
 
 
-async def warm(db: AsyncSession, grant: Grant, *, today: date, days: int) -> None:
+async def warm(db: AsyncSession, grant: Grant, *, today: date, days: int, dept: str = "") -> None:
     """Keep the stored part of the cockpit of ``days`` ending ``today`` (the nightly job, for the
-    day's first views): the same reads as :func:`cockpit`, without computing any live day —
-    only which days are live matters to what is kept, not their figures."""
+    day's first views) of ``dept`` (default: the grant's scope): the same reads as
+    :func:`cockpit`, without computing any live day — only which days are live matters to what
+    is kept, not their figures."""
     since = today - timedelta(days=days - 1)
-    scope = await resolve(db, grant)
+    scope = await resolve(db, grant, dept=dept)
     first = min(since - timedelta(days=days), since - timedelta(days=since.weekday()))
     stored = await r.stored_days(db, first, today - timedelta(days=1))
     await _load(db, scope, since, today, {d: {} for d in _days(first, today) if d not in stored})
