@@ -440,10 +440,11 @@ def cockpit_first_day(today: date, days: int = 30) -> date:
     return min(since - timedelta(days=days), since - timedelta(days=since.weekday()))
 
 
-async def roll_up(db_url: str) -> dict[str, Any]:
+async def roll_up(db_url: str, depts: Sequence[str] = ()) -> dict[str, Any]:
     """Roll up every day the 30-day cockpit reads that is not stored yet (each timed), then time
     the nightly job's two steps: the rebuild of yesterday in one transaction, and the warm-up
-    of the cockpit's cached periods."""
+    of the cockpit's cached periods (the whole bank's and those of ``depts``, the scopes of the
+    access file, as the job does)."""
     from handlers.console import jobs, rollup
     from scrm.adapters.db.engine import make_engine, make_sessionmaker
 
@@ -472,7 +473,7 @@ async def roll_up(db_url: str) -> dict[str, Any]:
         # (handlers.console.jobs.warm_cockpit), in its own transaction here.
         t0 = time.perf_counter()
         async with sessions() as db, db.begin():
-            await jobs.warm_cockpit(db, today)
+            await jobs.warm_cockpit(db, today, depts)
         out["warm_s"] = time.perf_counter() - t0
         out["nightly_s"] = out["rebuild_s"] + out["warm_s"]
         async with sessions() as db:
@@ -494,8 +495,8 @@ def _zone() -> Any:
 async def measure(db_url: str, customers: int, users: int, rounds: int) -> dict[str, Any]:
     """Phases 1–3 on the data set already in ``db_url``; the figures as data."""
     shape = million.Shape(customers)
-    out: dict[str, Any] = {"rollup": await roll_up(db_url)}
     people = console_people(shape, users)
+    out: dict[str, Any] = {"rollup": await roll_up(db_url, [p.scope for p in people])}
     cookies = await sign_in(db_url, people, "console")
     with serving(db_url, access_file(people)) as svc:
         ms, status, head = await _first_cockpit(svc.base, cookies[people[0].userid])

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.console import periodcache
 from handlers.console import rollup as r
 from handlers.console.access import Grant
+from handlers.console.livecache import LiveReader
 from handlers.console.models import ConsoleRollup
 from handlers.console.reasons import LABELS
 from handlers.console.scope import Scope, child_of, resolve, under
@@ -40,16 +41,17 @@ def median_seconds(histogram: dict[int, int]) -> float | None:
     n = sum(histogram.values())
     if n == 0:
         return None
-    wanted = sorted({(n - 1) // 2, n // 2})
-    found: list[int] = []
+    low_i, high_i = (n - 1) // 2, n // 2  # the middle positions (equal for an odd count)
+    low: int | None = None
     seen = 0
-    for seconds in sorted(histogram):
-        count = histogram[seconds]
-        found.extend(seconds for i in wanted if seen <= i < seen + count)
-        seen += count
-        if seen > wanted[-1]:  # both middle values found: the rest cannot change them
-            break
-    return sum(found) / len(found)
+    for seconds in sorted(histogram):  # called for every team of a view: a plain running count
+        seen += histogram[seconds]
+        if low is None and seen > low_i:
+            low = seconds
+        if seen > high_i:  # both middle values found (low too: low_i <= high_i): the rest cannot change them
+            assert low is not None
+            return (low + seconds) / 2
+    raise AssertionError("unreachable: the last bucket reaches n")
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -357,14 +359,17 @@ async def load_daily(db: AsyncSession, scope: Scope, first: date, last: date, li
 
 
 async def live_days(db: AsyncSession, scope: Scope, first: date, last: date, *, today: date, now: datetime,
-                    zone: str) -> Daily:
+                    zone: str, reader: LiveReader | None = None) -> Daily:
     """The days in [first, last] without a stored roll-up, computed from the raw rows (today up
-    to ``now``), within the scope."""
+    to ``now``) — or kept a short while by ``reader``'s cache — within the scope."""
     out: Daily = {}
+    reader = reader or LiveReader()
     stored = await r.stored_days(db, first, min(last, today - timedelta(days=1)))
     for day in _days(first, min(last, today)):
         if day not in stored:
-            values = (await r.compute_day(db, day, zone, until=now if day == today else None)).values
+            async def compute(day: date = day) -> r.Figures:
+                return (await r.compute_day(db, day, zone, until=now if day == today else None)).values
+            values = await reader.day(day, today, now, zone, compute)
             out[day] = {k: v for k, v in values.items() if scope.whole_bank or k[0] in scope.members}
     return out
 
@@ -411,12 +416,13 @@ async def _load(db: AsyncSession, scope: Scope, since: date, until: date, live: 
             await load_daily(db, scope, first, until, live))
 
 
-async def warm(db: AsyncSession, grant: Grant, *, today: date, days: int) -> None:
+async def warm(db: AsyncSession, grant: Grant, *, today: date, days: int, dept: str = "") -> None:
     """Keep the stored part of the cockpit of ``days`` ending ``today`` (the nightly job, for the
-    day's first views): the same reads as :func:`cockpit`, without computing any live day —
-    only which days are live matters to what is kept, not their figures."""
+    day's first views) of ``dept`` (default: the grant's scope): the same reads as
+    :func:`cockpit`, without computing any live day — only which days are live matters to what
+    is kept, not their figures."""
     since = today - timedelta(days=days - 1)
-    scope = await resolve(db, grant)
+    scope = await resolve(db, grant, dept=dept)
     first = min(since - timedelta(days=days), since - timedelta(days=since.weekday()))
     stored = await r.stored_days(db, first, today - timedelta(days=1))
     await _load(db, scope, since, today, {d: {} for d in _days(first, today) if d not in stored})
@@ -424,10 +430,11 @@ async def warm(db: AsyncSession, grant: Grant, *, today: date, days: int) -> Non
 
 async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime, zone: str, days: int | None = None,
                   since: date | None = None, until: date | None = None, dept: str = "",
-                  manager: str = "") -> dict[str, Any]:
+                  manager: str = "", reader: LiveReader | None = None) -> dict[str, Any]:
     """Every figure of the cockpit for ``days`` ending ``today`` — or for the days ``since`` to
     ``until`` (a report's explicit period, ending today at the latest) — in the part of the bank
-    asked for (within ``grant``: :class:`~handlers.console.scope.ScopeRefused` otherwise)."""
+    asked for (within ``grant``: :class:`~handlers.console.scope.ScopeRefused` otherwise).
+    ``reader`` gives the days not rolled up yet (the page's keeps them a short while)."""
     if since is None:
         if days not in PERIODS:
             raise ValueError(f"days must be one of {', '.join(map(str, PERIODS))}")
@@ -440,7 +447,7 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
     prev_since, prev_until = since - timedelta(days=days), since - timedelta(days=1)
     first = min(prev_since, since - timedelta(days=since.weekday()))
     # A past period reads nothing after its end: its figures are those its last day could know.
-    live = await live_days(db, scope, first, until, today=today, now=now, zone=zone)
+    live = await live_days(db, scope, first, until, today=today, now=now, zone=zone, reader=reader)
     cur, prev, daily = await _load(db, scope, since, until, live)
     added_c, added_p, lost_c, lost_p = cur.keyed[r.ADDED], prev.keyed[r.ADDED], cur.keyed[r.LOST], prev.keyed[r.LOST]
     channels = sorted(set(added_c) | set(added_p) | set(lost_c) | set(lost_p))

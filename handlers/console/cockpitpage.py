@@ -7,7 +7,9 @@ outside it is 403 (audited), a department or manager nobody has is 400."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -15,9 +17,10 @@ from handlers.console import audit
 from handlers.console.access import Grant
 from handlers.console.cockpit import PERIODS, cockpit
 from handlers.console.jobs import zone_of
+from handlers.console.livecache import LiveReader
 from handlers.console.reasons import LABELS
 from handlers.console.scope import BadScope, ScopeRefused
-from handlers.console.web import period_days, refuse, render, runtime_of, today_of, viewer_of
+from handlers.console.web import LIVE, period_days, refuse, render, runtime_of, today_of, viewer_of
 
 FIGURE_LABELS = {
     "added": "新增客户", "lost": "流失客户（客户删除）", "removed": "客户经理删除", "net": "净增长",
@@ -61,10 +64,12 @@ async def cockpit_page(request: web.Request) -> web.Response:
         return days
     dept, manager = request.query.get("dept", ""), request.query.get("manager", "")
     now = runtime.clock.now()
+    zone = zone_of(runtime.playbook.current, runtime.settings)
+    reader = LiveReader(request.config_dict[LIVE], runtime.playbook.version)
     async with runtime.sessions() as db:
         try:
             data = await cockpit(db, viewer.grant, days=days, today=today_of(runtime), now=now,
-                                 zone=zone_of(runtime.playbook.current, runtime.settings), dept=dept, manager=manager)
+                                 zone=zone, dept=dept, manager=manager, reader=reader)
         except ScopeRefused:
             return await refuse(request, "驾驶舱只显示您权限范围内的机构和客户经理")
         except BadScope as exc:
@@ -76,7 +81,14 @@ async def cockpit_page(request: web.Request) -> web.Response:
         "crumbs": crumbs(viewer.grant, data["scope"]["dept"] or (data["managers"][0]["department"]
                                                                  if data["scope"]["manager"] else "")),
         "chart_json": json.dumps(_charts(data), ensure_ascii=False),
+        "as_of": as_of(reader.as_of, zone),
     })
+
+
+def as_of(at: datetime | None, zone: str) -> str:
+    """When today's figures were computed, as the bank's wall clock reads it ("" when the period
+    has no live day)."""
+    return "" if at is None else at.astimezone(ZoneInfo(zone)).strftime("%H:%M")
 
 
 def _charts(d: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ instances, or a replay, run it once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import date
 from typing import ClassVar
 
@@ -23,6 +24,7 @@ from handlers.console.cockpit import PERIODS, warm
 from handlers.console.digest import queue_digest
 from handlers.console.holder import access_path
 from handlers.console.rollup import roll_up_due
+from handlers.console.scope import BadScope
 from handlers.console.settings import console_settings
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
@@ -99,16 +101,24 @@ async def on_rollup(event: ConsoleRollupDue, session: AsyncSession, clock: Clock
     days = await roll_up_due(session, today, zone, now, console_settings(settings).rollup_history_days)
     log.info("console roll-up: %d day(s)", len(days),
              extra={"days": [d.isoformat() for d in days[:5]] + (["…"] if len(days) > 5 else [])})
-    await warm_cockpit(session, today)
+    await warm_cockpit(session, today, [g.scope for g in load_access(access_path(settings)).grants.values()])
 
 
-async def warm_cockpit(session: AsyncSession, today: date) -> None:
+async def warm_cockpit(session: AsyncSession, today: date, depts: Iterable[str] = ()) -> None:
     """After the roll-up: yesterday's kept periods are useless today (every period moved on a
-    day), so empty the cache and compute the whole bank's 7, 30 and 90 days, the first page an
-    ops admin opens, for today's first views (``handlers.console.periodcache``)."""
+    day), so empty the cache and compute the 7, 30 and 90 days of the whole bank and of every
+    scope of the access file (``depts``: what each branch head and team lead opens first), for
+    today's first views (``handlers.console.periodcache``). Without it each scope's first view
+    of the day aggregates its periods itself: ~0.3 s of PostgreSQL each on a million customers."""
     await periodcache.clear(session)
-    for days in PERIODS:
-        await warm(session, Grant("", Role.OPS_ADMIN), today=today, days=days)
+    admin = Grant("", Role.OPS_ADMIN)
+    for dept in sorted({"", *(d.strip().strip("/") for d in depts)}):
+        for days in PERIODS:
+            try:
+                await warm(session, admin, today=today, days=days, dept=dept)
+            except BadScope as exc:  # a scope nobody is in (yet): nothing to keep
+                log.warning("console warm-up: %s", exc)
+                break
 
 
 @router.on(ConsoleDigestDue)

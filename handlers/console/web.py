@@ -27,6 +27,7 @@ from handlers.console import audit
 from handlers.console.access import LOCAL_ADMIN, ROLE_LABELS, Grant, Role
 from handlers.console.cockpit import PERIODS
 from handlers.console.holder import AccessHolder
+from handlers.console.livecache import LiveCache
 from handlers.console.sessions import DatabaseStorage
 from handlers.console.settings import console_settings, cookie_is_secure
 from scrm.playbook.quiet import local_day
@@ -44,6 +45,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RUNTIME = web.AppKey("scrm_runtime", object)
 ACCESS = web.AppKey("scrm_console_access", AccessHolder)
 STORAGE = web.AppKey("scrm_console_storage", DatabaseStorage)
+LIVE = web.AppKey("scrm_console_live", LiveCache)  # today's cockpit figures, kept a short while
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,7 @@ def console_app(runtime: Runtime) -> web.Application:
     app[RUNTIME] = runtime
     app[ACCESS] = AccessHolder.for_settings(runtime.settings)
     app[STORAGE] = storage
+    app[LIVE] = LiveCache(settings.live_cache_s)
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined)
     env.globals["csrf_field"] = CSRF_FIELD

@@ -119,3 +119,17 @@ async def test_the_nightly_warm_up_keeps_the_whole_banks_periods_and_nothing_els
         assert await kept(sessions) == 2  # every view found its figures
         await view(sessions, days=30, dept="总行/甲队")
         assert await kept(sessions) == 4  # the team's were emptied by the warm-up: made again
+
+
+async def test_the_warm_up_also_keeps_each_scope_of_the_access_file(db_url: str) -> None:
+    async with bank(db_url) as sessions:
+        cold = await view(sessions, days=30, dept="总行/甲队")  # computed by the view itself
+        async with sessions() as db, db.begin():
+            # A team lead's scope, the bank's again (ops admins), and a scope nobody is in: skipped.
+            await warm_cockpit(db, TODAY, ["总行/甲队", "", "总行/无此团队"])
+        assert await kept(sessions) == 4  # the bank's two entries and the team's two
+        for days in (7, 30, 90):
+            await view(sessions, days=days, dept="总行/甲队")
+            await view(sessions, days=days)
+        assert await kept(sessions) == 4  # every view found its figures: nothing new was made
+        assert await view(sessions, days=30, dept="总行/甲队") == cold  # and they are the same
