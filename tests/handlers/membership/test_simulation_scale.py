@@ -305,7 +305,7 @@ async def answer_redemptions(b: Stack, accept: dict[str, bool], statuses: tuple[
         for row in rows:
             rid = str(row["payload"]["redemption"])
             if accept[rid]:
-                await on_answered(s, row, b.clock.now())
+                await on_answered(s, [(row, b.clock.now())])
             else:
                 await on_refused(b.runtime.outbox, s, row, "fulfilment refused (409): out of stock")
             await s.execute(update(OutboxAction).where(OutboxAction.id == row["id"])
