@@ -141,13 +141,23 @@ async def count_outbox(rt: Runtime) -> int:
 async def check_results(rt: Runtime, sandbox: Sandbox) -> None:
     group = mass_to(sandbox, CHAT)
     days = [d for d, _ in group]
-    # Calendar steps day 0, 14, 30, 60 (2027-01-01 is 元旦: moved to Monday 01-04).
-    for d in (date(2026, 11, 2), date(2026, 11, 16), date(2026, 12, 2), date(2027, 1, 4)):
-        assert d in days, (d, group)
-    # Salary notice "payday(10) + 1 workday" from day 7: November only — it expired on 11-30.
-    assert date(2026, 11, 11) in days
-    assert date(2026, 12, 11) not in days and date(2027, 1, 11) not in days
-    assert len(days) == len(set(days)) == 5, group
+    # The shipped payroll calendar: a post every Thursday from the group's first week (the
+    # warm-up series, then the weekly welfare post; no Thursday in these 90 days is a holiday);
+    # the salary notice on "payday(10) + 1 workday" — November only: it expired on 11-30; and
+    # 理财小知识 on "payday + 11 workdays" every month (2027-01-01 元旦 is no workday).
+    end = (START + timedelta(days=90)).date()
+    thursdays = [START.date() + timedelta(days=n) for n in range(90)
+                 if (START.date() + timedelta(days=n)).weekday() == 3 and START.date() + timedelta(days=n) <= end]
+
+    def workdays_after(day: date, n: int) -> date:
+        while n:
+            day += timedelta(days=1)
+            n -= day.weekday() < 5 and day != date(2027, 1, 1)
+        return day
+
+    tips = [workdays_after(date(y, m, 10), 11) for y, m in ((2026, 11), (2026, 12), (2027, 1))]
+    expected = sorted([*thursdays, date(2026, 11, 11), *(d for d in tips if d <= end)])
+    assert days == expected, group
     # Day 45: 1:1 to group members who are assessed (wmEarly), from the owner.
     assert date(2026, 12, 17) in [d for d, _ in mass_to(sandbox, "wmEarly")]
     assert date(2026, 12, 17) not in [d for d, _ in mass_to(sandbox, "wmLate")]  # 风险评估/未评估 is excluded
