@@ -8,7 +8,6 @@ Read with the playbook's YAML reader (YAML 1.2, every key's line), so every prob
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from scrm.playbook.issues import PlaybookError, PlaybookIssue
+from scrm.playbook.rulefile import RuleReader, problems, reloading
 from scrm.playbook.yamlsrc import SourceFile, read_yaml
 
 MEMBERSHIP_FILE = "membership.yaml"
@@ -26,7 +26,6 @@ NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 #: joining a customer group, checking in or answering a quiz through their membership link.
 SOURCES = ("radar.open", "group.join", "checkin", "quiz")
 REVIEW_PERIODS = {"month": 1, "quarter": 3, "half_year": 6, "year": 12}
-MAX_AMOUNT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -136,59 +135,21 @@ def load_membership(sop_dir: Path, crm_kinds: Collection[str]) -> Membership:
     return result
 
 
-def load_current(sop_dir: Path, crm_kinds: Collection[str]) -> Membership:
-    """:func:`load_membership`, read again only when the file changed (handlers read it per event)."""
-    try:
-        st = (sop_dir / MEMBERSHIP_FILE).stat()
-        stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
-    except FileNotFoundError:
-        stamp = None
-    return _load_cached(str(sop_dir), stamp, tuple(sorted(crm_kinds)))
-
-
-@functools.lru_cache(maxsize=8)
-def _load_cached(sop_dir: str, stamp: tuple[int, int] | None, crm_kinds: tuple[str, ...]) -> Membership:
-    return load_membership(Path(sop_dir), crm_kinds)
+# :func:`load_membership`, read again only when the file changed (handlers read it per event).
+load_current = reloading(load_membership, MEMBERSHIP_FILE)
 
 
 def check(sop_dir: Path, crm_kinds: Collection[str]) -> list[PlaybookIssue]:
-    """Every problem of the file (``scrm membership check``)."""
-    try:
-        load_membership(sop_dir, crm_kinds)
-    except PlaybookError as exc:
-        return list(exc.errors)
-    return []
+    """Every problem of the file (``scrm membership check``, ``scrm sop validate``)."""
+    return problems(lambda: load_membership(sop_dir, crm_kinds))
 
 
-class _Reader:
+class _Reader(RuleReader):
     """Walks the file, collecting every problem instead of stopping at the first."""
 
     def __init__(self, src: SourceFile, crm_kinds: Collection[str]) -> None:
-        self.src = src
+        super().__init__(src)
         self.crm_kinds = frozenset(crm_kinds)
-        self.problems: list[PlaybookIssue] = []
-
-    def bad(self, at: tuple[Any, ...], message: str) -> None:
-        self.problems.append(self.src.issue(at, message))
-
-    def mapping(self, value: Any, at: tuple[Any, ...], keys: tuple[str, ...], *, required: tuple[str, ...] = ()
-                ) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.bad(at, f"must be a mapping ({', '.join(keys)})")
-            return {}
-        for k in value:
-            if k not in keys:
-                self.bad((*at, k), f"unknown key; expected one of {', '.join(keys)}")
-        for k in required:
-            if k not in value:
-                self.bad(at, f"needs {k}:")
-        return value
-
-    def whole(self, value: Any, at: tuple[Any, ...], *, low: int = 0, high: int = MAX_AMOUNT) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.bad(at, f"must be a whole number {low}..{high}, got {value!r}")
-            return low
-        return value
 
     def text(self, value: Any, at: tuple[Any, ...], default: str) -> str:
         if value is None:

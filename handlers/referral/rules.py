@@ -11,17 +11,16 @@ attribute friends). Pure.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from scrm.playbook.issues import PlaybookError, PlaybookIssue, sort_issues
+from scrm.playbook.rulefile import RuleReader, problems, reloading
 from scrm.playbook.yamlsrc import SourceFile, read_yaml
 
 REFERRAL_FILE = "referral.yaml"
-MAX_AMOUNT = 1_000_000
 ROLES = ("referrer", "friend")
 
 
@@ -78,59 +77,21 @@ def load_referral(sop_dir: Path, crm_kinds: Collection[str]) -> ReferralRules:
     return rules
 
 
-def load_current(sop_dir: Path, crm_kinds: Collection[str]) -> ReferralRules:
-    """:func:`load_referral`, read again only when the file changed (handlers read it per event)."""
-    try:
-        st = (sop_dir / REFERRAL_FILE).stat()
-        stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
-    except FileNotFoundError:
-        stamp = None
-    return _load_cached(str(sop_dir), stamp, tuple(sorted(crm_kinds)))
-
-
-@functools.lru_cache(maxsize=8)
-def _load_cached(sop_dir: str, stamp: tuple[int, int] | None, crm_kinds: tuple[str, ...]) -> ReferralRules:
-    return load_referral(Path(sop_dir), crm_kinds)
+# :func:`load_referral`, read again only when the file changed (handlers read it per event).
+load_current = reloading(load_referral, REFERRAL_FILE)
 
 
 def check(sop_dir: Path, crm_kinds: Collection[str]) -> list[PlaybookIssue]:
     """Every problem of the file (``scrm referral check``, ``scrm sop validate``)."""
-    try:
-        load_referral(sop_dir, crm_kinds)
-    except PlaybookError as exc:
-        return list(exc.errors)
-    return []
+    return problems(lambda: load_referral(sop_dir, crm_kinds))
 
 
-class _Reader:
+class _Reader(RuleReader):
     """Walks the file, collecting every problem instead of stopping at the first."""
 
     def __init__(self, src: SourceFile, crm_kinds: Collection[str]) -> None:
-        self.src = src
+        super().__init__(src)
         self.crm_kinds = frozenset(crm_kinds)
-        self.problems: list[PlaybookIssue] = []
-
-    def bad(self, at: tuple[Any, ...], message: str) -> None:
-        self.problems.append(self.src.issue(at, message))
-
-    def mapping(self, value: Any, at: tuple[Any, ...], keys: tuple[str, ...], *, required: tuple[str, ...] = ()
-                ) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.bad(at, f"must be a mapping ({', '.join(keys)})")
-            return {}
-        for k in value:
-            if k not in keys:
-                self.bad((*at, k), f"unknown key; expected one of {', '.join(keys)}")
-        for k in required:
-            if k not in value:
-                self.bad(at, f"needs {k}:")
-        return value
-
-    def whole(self, value: Any, at: tuple[Any, ...], *, low: int = 0, high: int = MAX_AMOUNT) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.bad(at, f"must be a whole number {low}..{high}, got {value!r}")
-            return low
-        return value
 
     def rules(self) -> ReferralRules:
         data = self.mapping(self.src.data, (), ("qualify", "rewards", "caps", "flags", "super_users"),
