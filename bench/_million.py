@@ -58,7 +58,7 @@ from bench._pg import bench_postgres_url, fresh_database, is_postgres
 ANCHOR = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 ZONE = "Asia/Shanghai"
 SPAN_S = 120 * 86400  # relations, timeline, sends … spread over the 120 days before ANCHOR
-VERSION = 2
+VERSION = 3
 #: Below this many customers the indexes stay in place during the load (fast enough, and a
 #: small run in a shared test database never leaves a table without its indexes).
 DROP_INDEXES_FROM = 100_000
@@ -71,6 +71,11 @@ TEAMS = [f"{sb}/{t}" for sb in SUB_BRANCHES for t in TEAM_NAMES]
 CHANNELS = ("payroll-onboarding", "lobby-chengxi", "wealth-salon", "cc-campaign-q4", "")  # sop/channels.yaml
 GROUP_TYPES = ("payroll", "elderly", "event", "regional", "vip")  # sop/groups.yaml
 MATERIAL = "elderly-fraud-awareness"  # a link material of the shipped playbook
+#: The steps the SOP rows belong to, as the engine keys them (``sop:path:NAME:STEP`` job keys,
+#: ``sop:path:NAME:STEP:TARGET:DAY`` send keys): the first step of two shipped paths, so the
+#: effect page finds them in the playbook (a bench run fails loudly if a path loses its step).
+PUSH_SOURCE, PUSH_STEP = "path:payroll-wealth", "payday+1workday-1000-wealth-plan-after-payday"
+SKIP_SOURCE, SKIP_STEP = "path:new-contact", "added_at+1day-1000-new-contact-day1"
 TAG_GROUPS = (  # (group id, name, owner, tags): the shipped tag map's groups
     ("etg01", "客户等级", "crm", ("V1", "V2", "V3", "V4", "V5", "私行")),
     ("etg02", "产品持有", "crm", ("代发", "按揭", "理财", "信用卡", "养老金")),
@@ -216,15 +221,15 @@ def statements(shape: Shape) -> list[tuple[str, str, str]]:
             FROM generate_series(0, 9) k, generate_series(1, {n}) i"""),
         ("SOP sends", "sop_send", f"""
             INSERT INTO sop_send (key, target, target_type, source, step, sender, material, day, created_at)
-            SELECT 'path:payroll-wealth:' || {ext}, {ext}, 'customer', 'path:payroll-wealth', 'step-1', {mgr},
-                   '{MATERIAL}', (at {local})::date, at
+            SELECT 'sop:{PUSH_SOURCE}:{PUSH_STEP}:' || {ext} || ':' || ((at {local})::date)::text, {ext},
+                   'customer', '{PUSH_SOURCE}', '{PUSH_STEP}', {mgr}, '{MATERIAL}', (at {local})::date, at
             FROM (SELECT i, {a} - make_interval(secs => {_h('i', 9)} % {SPAN_S}) AS at
                   FROM generate_series(1, {n}) i WHERE {_h('i', 8)} % 2 = 0) s"""),
         ("SOP occurrences", "occurrence", f"""
             INSERT INTO occurrence (job_key, occurrence_key, outcome, reason, at)
-            SELECT 'sop:path:payroll-wealth', target || ':' || day, 'done', NULL, created_at FROM sop_send
+            SELECT 'sop:{PUSH_SOURCE}:{PUSH_STEP}', target || ':' || day, 'done', NULL, created_at FROM sop_send
             UNION ALL
-            SELECT 'sop:path:new-contact', {ext} || ':' || ((at {local})::date), 'skipped',
+            SELECT 'sop:{SKIP_SOURCE}:{SKIP_STEP}', {ext} || ':' || ((at {local})::date), 'skipped',
                    ({_arr(SKIP_REASONS)})[{_h('i', 11)} % {len(SKIP_REASONS)} + 1], at
             FROM (SELECT i, {a} - make_interval(secs => {_h('i', 12)} % {SPAN_S}) AS at
                   FROM generate_series(1, {n}) i WHERE {_h('i', 10)} % 20 = 0) s"""),

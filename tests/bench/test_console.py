@@ -60,3 +60,17 @@ async def test_console_bench_smoke(db_url: str) -> None:
     assert out["service"].end["peak_mb"] > 0
     assert console.percentile([float(x) for x in range(1, 21)], 0.95) == 19.0
     assert console.cockpit_first_day(today) == today - timedelta(days=59)
+
+
+def test_data_set_sop_rows_name_shipped_steps() -> None:
+    """The data set's SOP rows carry the engine's keys of two shipped steps, so the effect page
+    counts them (a job key without its step is dropped, and the page would measure nothing)."""
+    from pathlib import Path
+
+    from scrm.playbook.loader import load_playbook
+
+    root = Path(__file__).resolve().parents[2]
+    playbook = load_playbook(root / "sop", root / "materials", today=date(2026, 12, 1))
+    steps = {f"path:{p.path}": [s.key for s in p.steps] for p in playbook.paths.values()}
+    assert million.PUSH_STEP in steps[million.PUSH_SOURCE]
+    assert million.SKIP_STEP in steps[million.SKIP_SOURCE]
