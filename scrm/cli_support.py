@@ -6,6 +6,7 @@ A leaf of the engine: features' commands import it, never ``scrm.cli`` (which co
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,3 +95,16 @@ def print_sync_results(results: Sequence[Any], subject: str) -> int:
     if not results:
         print("(nothing to sync)")
     return 0 if all(r.ok for r in results) else 1
+
+
+def report_problems(problems: Sequence[object], where: str, *, outcome: str = "") -> int:
+    """Print each problem (``file:line: key: message``) and then one summary line, all on stderr,
+    the way every command reports bad input; returns the exit status for it (2).
+
+    ``where`` names what holds them ("the referral rules", a file's path); ``outcome`` says what
+    the command therefore did not do ("nothing imported")."""
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    lead = f"{outcome}: " if outcome else ""
+    print(f"scrm: {lead}{len(problems)} problem(s) in {where}", file=sys.stderr)
+    return 2

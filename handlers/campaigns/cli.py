@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from scrm.cli_support import UserError, command_env, load_playbook_or_fail
+from scrm.cli_support import UserError, command_env, load_playbook_or_fail, report_problems
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 
@@ -36,10 +35,7 @@ def _validate(settings: Settings) -> int:
     pb = load_playbook_or_fail(settings)
     issues = check(settings.playbook.sop_dir, pb)
     if issues:
-        for issue in issues:
-            print(issue, file=sys.stderr)
-        print(f"scrm: {len(issues)} problem(s) in sop/experiments/", file=sys.stderr)
-        return 2
+        return report_problems(issues, "sop/experiments/")
     experiments = load_experiments(settings.playbook.sop_dir, pb)
     for e in experiments:
         total = sum(v.weight for v in e.variants)

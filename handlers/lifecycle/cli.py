@@ -9,10 +9,9 @@ customers per cell, the path SOPs serving it, ``!`` on a cell with customers and
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING
 
-from scrm.cli_support import command_env, load_playbook_or_fail
+from scrm.cli_support import command_env, load_playbook_or_fail, report_problems
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 
@@ -54,9 +53,7 @@ def _rules_or_exit(settings: Settings) -> tuple[Segmentation, Lifecycle] | None:
     try:
         return load_segmentation(settings.playbook.sop_dir), load_lifecycle(settings.playbook.sop_dir)
     except PlaybookError as exc:
-        for issue in exc.errors:
-            print(issue, file=sys.stderr)
-        print(f"scrm: {len(exc.errors)} problem(s) in the segmentation rules", file=sys.stderr)
+        report_problems(exc.errors, "the segmentation rules")
         return None
 
 
@@ -73,10 +70,7 @@ def _check(settings: Settings) -> int:
 
     issues = check(settings.playbook.sop_dir)
     if issues:
-        for issue in issues:
-            print(issue, file=sys.stderr)
-        print(f"scrm: {len(issues)} problem(s) in the segmentation rules", file=sys.stderr)
-        return 2
+        return report_problems(issues, "the segmentation rules")
     seg, lc = load_segmentation(settings.playbook.sop_dir), load_lifecycle(settings.playbook.sop_dir)
     print(f"{seg.source}: {len(seg.tiers)} tier(s), {len(seg.segments)} segment(s), {len(seg.factors)} grade "
           f"factor(s), {len(seg.grades)} grade(s), RFM {'on' if seg.rfm else 'off'}")

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from scrm.cli_support import command_env
+from scrm.cli_support import command_env, report_problems
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 
@@ -36,10 +36,8 @@ def _problems(settings: Settings) -> int:
     from handlers.membership.rules import check
 
     issues = check(settings.playbook.sop_dir, EVENT_KINDS)
-    for issue in issues:
-        print(issue, file=sys.stderr)
     if issues:
-        print(f"scrm: {len(issues)} problem(s) in the membership rules", file=sys.stderr)
+        report_problems(issues, "the membership rules")
     return len(issues)
 
 

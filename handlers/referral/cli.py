@@ -9,11 +9,10 @@ validate`` runs the same check.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from scrm.cli_support import UserError, command_env, wecom_client
+from scrm.cli_support import UserError, command_env, report_problems, wecom_client
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 
@@ -37,11 +36,8 @@ async def cmd_referral(args: argparse.Namespace, settings: Settings, *, clock: C
     from handlers.referral.rules import load_referral
 
     issues = problems(settings)
-    for issue in issues:
-        print(issue, file=sys.stderr)
     if issues:
-        print(f"scrm: {len(issues)} problem(s) in the referral rules", file=sys.stderr)
-        return 2
+        return report_problems(issues, "the referral rules")
     rules = load_referral(settings.playbook.sop_dir, EVENT_KINDS)
     if args.referral_command == "check":
         print(_describe(rules))

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from collections import Counter
 from typing import Any
 
-from scrm.cli_support import UserError, command_env, load_playbook_or_fail
+from scrm.cli_support import UserError, command_env, load_playbook_or_fail, report_problems
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 
@@ -28,10 +27,7 @@ def _validate(settings: Settings) -> int:
     pb = load_playbook_or_fail(settings)
     issues = check_campaigns(settings.playbook.sop_dir, pb)
     if issues:
-        for issue in issues:
-            print(issue, file=sys.stderr)
-        print(f"scrm: {len(issues)} problem(s) in sop/campaigns/", file=sys.stderr)
-        return 2
+        return report_problems(issues, "sop/campaigns/")
     campaigns = load_campaigns(settings.playbook.sop_dir, pb)
     for c in campaigns:
         channels = ", ".join(f"{ch.key} {ch.kind} {ch.day} {ch.at:%H:%M} ({ch.material})" for ch in c.channels)

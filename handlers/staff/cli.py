@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 
-from scrm.cli_support import Env, UserError, command_env, wecom_client
+from scrm.cli_support import Env, UserError, command_env, report_problems, wecom_client
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 
@@ -63,10 +62,7 @@ async def _import(env: Env, path: Path) -> int:
         known = set((await session.scalars(select(Member.userid))).all())
     parsed = parse_hr_file(data, str(path), known)
     if parsed.errors:
-        for line in parsed.errors:
-            print(line, file=sys.stderr)
-        print(f"scrm: nothing imported: {len(parsed.errors)} problem(s) in {path}", file=sys.stderr)
-        return 2
+        return report_problems(parsed.errors, str(path), outcome="nothing imported")
     async with env.sessions() as session, session.begin():
         report = await apply_hr(session, parsed.rows, env.clock.now())
     print(report.summary(f"imported {path}"))

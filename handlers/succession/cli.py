@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from scrm.cli_support import Env, UserError, command_env
+from scrm.cli_support import Env, UserError, command_env, report_problems
 from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 
@@ -43,10 +42,7 @@ def _rules(settings: Settings) -> int:
     try:
         rules = load_rules(settings.playbook.sop_dir)
     except PlaybookError as exc:
-        for issue in exc.errors:
-            print(issue, file=sys.stderr)
-        print(f"scrm: {len(exc.errors)} problem(s) in the succession rules", file=sys.stderr)
-        return 2
+        return report_problems(exc.errors, "the succession rules")
     print(f"{rules.source}: {len(rules.rules)} rule(s), ops queue: {', '.join(rules.ops_queue) or '-'}")
     for r in rules.rules:
         who = ", ".join(sorted(r.handover)) or "anyone"
@@ -75,10 +71,7 @@ async def _move(env: Env, args: argparse.Namespace) -> int:
             raise UserError(f"cannot read {args.file}: {exc.strerror or exc}") from None
         parsed = parse_move_file(data, str(args.file))
         if parsed.errors:
-            for line in parsed.errors:
-                print(line, file=sys.stderr)
-            print(f"scrm: nothing moved: {len(parsed.errors)} problem(s) in {args.file}", file=sys.stderr)
-            return 2
+            return report_problems(parsed.errors, str(args.file), outcome="nothing moved")
         moves, origin = parsed.moves, "file"
     else:
         if not args.from_userid or not args.to_userid:
