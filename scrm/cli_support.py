@@ -26,7 +26,7 @@ class UserError(Exception):
 
 # The composed features' checks of their own files in sop/ (``Feature.check``), put here by
 # ``scrm.cli`` so that ``scrm sop validate`` runs them without importing the features.
-PLAYBOOK_CHECKS: list[Callable[[Settings], Sequence[str]]] = []
+PLAYBOOK_CHECKS: list[Callable[[Settings, Playbook | None], Sequence[str]]] = []
 
 
 @contextlib.asynccontextmanager

@@ -9,7 +9,7 @@ from handlers.lifecycle.cli import register as register_cli
 from handlers.lifecycle.events import EVENTS
 from handlers.lifecycle.jobs import register_nightly
 from handlers.lifecycle.settings import LifecycleSettings
-from scrm.kernel.feature import Feature
+from scrm.kernel.feature import Feature, settings_only
 
 from . import models
 from .handlers import router
@@ -29,4 +29,4 @@ async def _jobs(runtime: Runtime) -> bool:
 
 FEATURE = Feature(name="lifecycle", router=router, models=models, settings=LifecycleSettings,
                   requires=("contacts", "crm", "radar", "sop", "timeline"), after=("crm",),
-                  events=EVENTS, jobs=_jobs, cli=register_cli, check=problems)
+                  events=EVENTS, jobs=_jobs, cli=register_cli, check=settings_only(problems))

@@ -9,7 +9,7 @@ from handlers.membership.cli import register as register_cli
 from handlers.membership.events import EVENTS
 from handlers.membership.jobs import register_nightly
 from handlers.membership.settings import MembershipSettings
-from scrm.kernel.feature import Feature
+from scrm.kernel.feature import Feature, settings_only
 
 from . import models
 from .handlers import router
@@ -36,4 +36,4 @@ def _outbox(runtime: Runtime) -> None:
 FEATURE = Feature(name="membership", router=router, models=models, settings=MembershipSettings,
                   requires=("compliance", "contacts", "crm", "radar", "sop", "tags", "timeline"), after=("crm",),
                   events=EVENTS, http=install_pages, jobs=_jobs, outbox=_outbox, cli=register_cli,
-                  check=problems)
+                  check=settings_only(problems))

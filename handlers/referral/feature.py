@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers.referral.cli import problems
 from handlers.referral.cli import register as register_cli
-from scrm.kernel.feature import Feature
+from scrm.kernel.feature import Feature, settings_only
 
 from . import models
 from .handlers import router
@@ -14,4 +14,4 @@ from .handlers import router
 # but keeps the ledger's entries in event order).
 FEATURE = Feature(name="referral", router=router, models=models,
                   requires=("contacts", "crm", "lifecycle", "membership", "sop", "timeline"),
-                  after=("contacts", "crm", "membership"), cli=register_cli, check=problems)
+                  after=("contacts", "crm", "membership"), cli=register_cli, check=settings_only(problems))

@@ -34,16 +34,16 @@ def cmd_validate(args: argparse.Namespace, settings: Settings) -> int:
     from scrm.playbook import PlaybookError
 
     today = date.fromisoformat(args.date) if args.date else None
-    # The features' own files (sop/referral.yaml …), checked whatever the playbook's state.
-    feature_issues = [issue for check in PLAYBOOK_CHECKS for issue in check(settings)]
     try:
         pb = _load(settings, today)
     except PlaybookError as exc:
-        for issue in [*exc.errors, *feature_issues]:
+        # The features' own files (sop/referral.yaml …) are checked whatever the playbook's state.
+        for issue in [*exc.errors, *(i for check in PLAYBOOK_CHECKS for i in check(settings, None))]:
             print(issue)
         for issue in getattr(exc, "warnings", ()):
             print(f"warning: {issue}")
         return 2
+    feature_issues = [issue for check in PLAYBOOK_CHECKS for issue in check(settings, pb)]
     for issue in feature_issues:
         print(issue)
     for issue in pb.warnings:

@@ -30,6 +30,7 @@ from scrm.kernel.events import EventKindError, EventKinds, Internal
 
 if TYPE_CHECKING:
     from scrm.kernel.service import Runtime
+    from scrm.playbook import Playbook
 
 HttpInstaller = Callable[[web.Application, "Runtime"], None]
 JobsRegistrar = Callable[["Runtime"], Awaitable[object]]
@@ -37,8 +38,20 @@ Workers = Callable[["Runtime"], Mapping[str, Coroutine[Any, Any, None]]]
 OutboxInstaller = Callable[["Runtime"], None]
 SandboxSetup = Callable[["Runtime"], Awaitable[None]]
 CliInstaller = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
-# The problems of the feature's own file in sop/, one ``file:line: key: message`` each.
-PlaybookCheck = Callable[[Settings], Sequence[str]]
+# The problems of the feature's own file in sop/, one ``file:line: key: message`` each, given the
+# playbook ``scrm sop validate`` loaded (None when it did not load: a check that needs it then
+# reports nothing, the playbook's own errors come first). Passing it in keeps validate to one load
+# of the playbook, for the date it was asked about.
+PlaybookCheck = Callable[[Settings, "Playbook | None"], Sequence[str]]
+
+
+def settings_only(check: Callable[[Settings], Sequence[str]]) -> PlaybookCheck:
+    """A :data:`PlaybookCheck` of a file that does not refer to the playbook (its rules stand alone)."""
+
+    def checked(settings: Settings, _playbook: Playbook | None) -> Sequence[str]:
+        return check(settings)
+
+    return checked
 
 
 class FeatureError(Exception):
