@@ -93,6 +93,9 @@ class _Occ:
     sent: bool = False
     skip: str | None = None  # the reason kind, when skipped
     manager: str = ""
+    delivered: bool = False
+    opened: bool = False
+    converted: bool = False
 
     @property
     def send_key(self) -> str:
@@ -273,7 +276,7 @@ class _StepInfo:
     goal: Goal | None
 
 
-def _playbook_sops(pb: Playbook | None) -> dict[str, tuple[str, bool, list[_StepInfo]]]:
+def playbook_sops(pb: Playbook | None) -> dict[str, tuple[str, bool, list[_StepInfo]]]:
     """source → (name, active, steps in file order) of every calendar and path of the playbook."""
     out: dict[str, tuple[str, bool, list[_StepInfo]]] = {}
     if pb is None:
@@ -299,7 +302,7 @@ def _in_scope(scope: Scope) -> Callable[[str], bool]:
 
 
 async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | None, since: date, until: date,
-                     zone: str, dept: str = "", manager: str = "") -> dict[str, Any]:
+                     zone: str, dept: str = "", manager: str = "", use_store: bool = True) -> dict[str, Any]:
     """The effect of every SOP step planned on the local days ``since``..``until`` (inclusive,
     at most :data:`MAX_DAYS`), as seen by ``grant`` (narrowed to ``dept`` or ``manager``).
 
@@ -318,15 +321,45 @@ async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | Non
     if (until - since).days + 1 > MAX_DAYS:
         raise ValueError(f"a period of at most {MAX_DAYS} days")
     scope = await resolve(db, grant, dept=dept, manager=manager)
+    known = playbook_sops(playbook)
+    goals = goals_of(known)
+    if use_store:
+        from handlers.console.effectstore import stored_figures  # the store reads this module's pieces
+        steps_f, totals_f = await stored_figures(db, scope, since=since, until=until, zone=zone, goals=goals)
+    else:
+        occs = await collect(db, since, until, zone, goals, _in_scope(scope))
+        steps_f, totals_f = figures_of(occs)
+    return _assemble(since, until, scope, known, steps_f, totals_f)
+
+
+def goals_of(known: dict[str, tuple[str, bool, list[_StepInfo]]]) -> dict[tuple[str, str], Goal]:
+    return {(source, s.step): s.goal for source, (_n, _a, steps) in known.items() for s in steps if s.goal}
+
+
+async def collect(db: AsyncSession, since: date, until: date, zone: str, goals: dict[tuple[str, str], Goal],
+                  visible: Callable[[str], bool] = lambda _manager: True) -> list[_Occ]:
+    """Every occurrence planned on ``since``..``until`` whose manager is ``visible``, with how far
+    it got (sent, skipped, delivered, opened, converted), from the raw rows."""
     occs = await _occurrences(db, since, until, zone)
     await _attribute(db, occs)
-    visible = _in_scope(scope)
     occs = [o for o in occs if visible(o.manager)]
-    known = _playbook_sops(playbook)
-    goals = {(source, s.step): s.goal for source, (_n, _a, steps) in known.items() for s in steps if s.goal}
     delivered, opened = await _delivered(db, occs), await _opened(db, occs)
     converted = await _converted(db, occs, goals)
+    for o in occs:
+        if o.sent:
+            o.delivered = o.send_key in delivered
+            o.opened = o.radar_occurrence in opened
+            o.converted = (o.source, o.step, o.target, o.day) in converted
+    return occs
 
+
+StepFigures = dict[tuple[str, str], dict[str, Any]]  # (source, step) → figures
+SopFigures = dict[str, dict[str, Any]]  # source → figures
+
+
+def figures_of(occs: Sequence[_Occ]) -> tuple[StepFigures, SopFigures]:
+    """Each step's and each SOP's figures (distinct targets per stage) over ``occs``; converted
+    is counted for every step here (``None`` where no goal is set is decided on output)."""
     steps: dict[tuple[str, str], _Sets] = defaultdict(_Sets)
     totals: dict[str, _Sets] = defaultdict(_Sets)
     for o in occs:
@@ -337,13 +370,24 @@ async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | Non
             if not o.sent:
                 continue
             sets.sent.add(o.target)
-            if o.send_key in delivered:
+            if o.delivered:
                 sets.delivered.add(o.target)
-            if o.radar_occurrence in opened:
+            if o.opened:
                 sets.opened.add(o.target)
-            if (o.source, o.step, o.target, o.day) in converted:
+            if o.converted:
                 sets.converted.add(o.target)
+    return ({k: v.figures(True) for k, v in steps.items()}, {k: v.figures(True) for k, v in totals.items()})
 
+
+def _with_goal(figures: dict[str, Any] | None, has_goal: bool) -> dict[str, Any]:
+    out = dict(figures) if figures is not None else _Sets().figures(True)
+    if not has_goal:
+        out["converted"] = None
+    return out
+
+
+def _assemble(since: date, until: date, scope: Scope, known: dict[str, tuple[str, bool, list[_StepInfo]]],
+              steps: StepFigures, totals: SopFigures) -> dict[str, Any]:
     sops = []
     for source in sorted(set(totals) | {s for s, (_n, active, _st) in known.items() if active}):
         name, _active, infos = known.get(source, (source.split(":", 1)[1], False, []))
@@ -354,9 +398,9 @@ async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | Non
         has_goal = any(i.goal is not None for i in listed)
         sops.append({
             "source": source, "kind": source.split(":", 1)[0], "name": name,
-            "total": totals[source].figures(has_goal),
+            "total": _with_goal(totals.get(source), has_goal),
             "steps": [{"step": i.step, "material": i.material, "goal": _goal_json(i.goal),
-                       **steps[(source, i.step)].figures(i.goal is not None)} for i in listed],
+                       **_with_goal(steps.get((source, i.step)), i.goal is not None)} for i in listed],
         })
     return {
         "period": {"since": since.isoformat(), "until": until.isoformat(), "days": (until - since).days + 1},

@@ -5,6 +5,7 @@ instances, or a replay, run it once.
   (:func:`handlers.console.rollup.rebuild` replaces the day's rows). Each run rolls up every
   complete day not rolled up yet (a service down for a week catches up) and the days whose task
   cards were still unsettled.
+  After it, the SOP effect page's stored rows (:func:`handlers.console.effectstore.build_due`).
 * ``console.digest``, weekly (:mod:`handlers.console.digest`): its messages are keyed by ISO
   week and member, so even a second run in the same week sends nothing more.
 """
@@ -18,10 +19,11 @@ from typing import ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.console import periodcache
+from handlers.console import effectstore, periodcache
 from handlers.console.access import Grant, Role, load_access
 from handlers.console.cockpit import PERIODS, warm
 from handlers.console.digest import queue_digest
+from handlers.console.effect import goals_of, playbook_sops
 from handlers.console.holder import access_path
 from handlers.console.rollup import roll_up_due
 from handlers.console.scope import BadScope
@@ -102,6 +104,8 @@ async def on_rollup(event: ConsoleRollupDue, session: AsyncSession, clock: Clock
     log.info("console roll-up: %d day(s)", len(days),
              extra={"days": [d.isoformat() for d in days[:5]] + (["…"] if len(days) > 5 else [])})
     await warm_cockpit(session, today, [g.scope for g in load_access(access_path(settings)).grants.values()])
+    built = await effectstore.build_due(session, today, zone, goals_of(playbook_sops(playbook)), now)
+    log.info("console effect rows: %d day(s) built", len(built))
 
 
 async def warm_cockpit(session: AsyncSession, today: date, depts: Iterable[str] = ()) -> None:
