@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.console import periodcache
 from handlers.console.effect import (
     SopFigures,
     StepFigures,
@@ -109,6 +110,7 @@ async def build_day(db: AsyncSession, day: date, zone: str, goals: Goals, now: d
     """Store ``day``'s rows again from the raw rows (replacing what was there); how many."""
     marks = await _marks(db)
     occs = await collect(db, day, day, zone, goals)
+    await periodcache.invalidate(db, day)
     await db.execute(delete(ConsoleEffectRow).where(ConsoleEffectRow.day == day))
     for chunk in _chunks([_row_of(o) for o in occs]):
         await db.execute(insert(_ROW), list(chunk))
@@ -289,8 +291,7 @@ async def stored_figures(db: AsyncSession, scope: Scope, *, since: date, until: 
     live: list[_Occ] = []
     for first, last in _runs(live_days):
         live += await collect(db, first, last, zone, goals, _in_scope(scope))
-    steps = await _count_stored(db, scope, used, by_step=True)
-    totals = await _count_stored(db, scope, used, by_step=False)
+    steps, totals = await _stored_counts(db, scope, {d: stored[d] for d in used}, goals)
     touched = {o.target for o in live} | changes.targets()
     before = await _stored_rows(db, scope, used, touched)
     after = [_apply(o, changes, goals) for o in before] + live
@@ -299,6 +300,30 @@ async def stored_figures(db: AsyncSession, scope: Scope, *, since: date, until: 
     _add(steps, new_steps, old_steps)
     _add(totals, new_totals, old_totals)
     return steps, totals
+
+
+async def _stored_counts(db: AsyncSession, scope: Scope, used: dict[date, Any],
+                         goals: Goals) -> tuple[StepFigures, SopFigures]:
+    """The counts of the stored rows of ``used`` days in ``scope``, kept in the console's period
+    cache (:mod:`handlers.console.periodcache`) under the days' build times: they change only
+    when a day is built again (:func:`build_day` also drops the kept counts covering it)."""
+    days = sorted(used)
+    key = periodcache.cache_key(f"effect:{goals_key(goals)}", dept=scope.dept, manager=scope.manager,
+                                userids=sorted(scope.members), days=days)
+    print_ = _fingerprint(used)
+    kept = await periodcache.get(db, key, print_)
+    if kept is not None:
+        return ({(src, step): f for src, step, f in kept["steps"]}, dict(kept["totals"]))
+    steps = await _count_stored(db, scope, days, by_step=True)
+    totals = await _count_stored(db, scope, days, by_step=False)
+    await periodcache.put(db, key, days, print_, {"steps": [[src, step, f] for (src, step), f in sorted(steps.items())],
+                                                  "totals": sorted(totals.items())})
+    return steps, totals
+
+
+def _fingerprint(used: dict[date, Any]) -> str:
+    plain = sorted((d.isoformat(), r.built_at.isoformat(), r.goals) for d, r in used.items())
+    return hashlib.sha256(json.dumps(plain).encode()).hexdigest()
 
 
 def _runs(days: Sequence[date]) -> list[tuple[date, date]]:

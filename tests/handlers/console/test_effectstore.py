@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from handlers.console import effectstore
 from handlers.console.effect import collect, goals_of, playbook_sops, sop_effect
 from handlers.console.effect import figures_of as figures_of_occs
-from handlers.console.models import ConsoleEffectDay, ConsoleEffectRow
+from handlers.console.models import ConsoleEffectDay, ConsoleEffectRow, ConsolePeriodCache
 from handlers.console.scope import Scope
 from handlers.contacts.api import Customer, Follow
 from handlers.crm.api import Binding, CrmEvent
@@ -125,11 +125,15 @@ async def test_the_stored_days_give_the_raw_rows_figures_and_what_came_since(db_
             script_30 = expect_effect(today, 30, None)
             assert whole_30[(PTH, "plan")]["sent"] == script_30[(PTH, "plan")]["sent"] + 1  # wmE11
             assert whole_30[(PTH, "plan")]["converted"] == script_30[(PTH, "plan")]["converted"]
+            await db.commit()  # the stored days' counts are kept (as the page's audit row commits them)
+            kept = int(await db.scalar(select(func.count()).select_from(ConsolePeriodCache)) or 0)
+            # a row per scope and period: the team lead and the branch head narrowed to that team share one
+            assert kept == len(PERIODS) * (len(VIEWERS) - 1)
 
         async with s.runtime.sessions() as db, db.begin():
             await late_facts(db, today, now)
         async with s.runtime.sessions() as db:
-            after = await both(db, pb, today)
+            after = await both(db, pb, today)  # the kept counts, and what came since on top
             for stored, raw in after:
                 assert stored == raw
             plan_before = figures_of(pairs[len(VIEWERS)][1])[(PTH, "plan")]
