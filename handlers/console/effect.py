@@ -31,17 +31,21 @@ customer's primary manager at that moment. The viewer sees what belongs to the m
 their grant (narrowed by ``dept``/``manager`` as on the cockpit); what belongs to no manager
 counts for the whole bank only.
 
-**Why raw rows, not the daily roll-up.** The roll-up stores facts on the day they happen and is
-final once the day is over; an effect figure belongs to the day of the *send* but is settled
-days or weeks later (confirmations within 3 days, opens any time, conversions within a goal's
-window of up to a year), so a stored cohort would have to be rolled up again for as long as the
-longest window. Instead the page reads one bounded period (at most :data:`MAX_DAYS` days) of
-raw rows, each through an index: ``occurrence`` by ``at`` (``ix_occurrence_at``, migration
-``console_0003``), then by key, in chunks, only for those occurrences — ``sop_send.key``,
-``sop_task.key``, ``outbox_action.idempotency_key`` → ``sop_mass_send.msgid``,
+**Why not the daily roll-up.** The roll-up stores facts on the day they happen and is final
+once the day is over; an effect figure belongs to the day of the *send* but is settled days or
+weeks later (confirmations within 3 days, opens any time, conversions within a goal's window of
+up to a year). :func:`collect` computes it from the raw rows of one bounded period (at most
+:data:`MAX_DAYS` days), each through an index: ``occurrence`` by ``at`` (``ix_occurrence_at``,
+migration ``console_0003``), then by key, in chunks, only for those occurrences —
+``sop_send.key``, ``sop_task.key``, ``outbox_action.idempotency_key`` → ``sop_mass_send.msgid``,
 ``radar_click.occurrence`` (``ix_radar_click_occurrence``), ``binding.external_userid``,
-``crm_event.crm_id``, ``follow.external_userid``, ``group_chat.chat_id``. The work is linear
-in the period's occurrences, never in the history.
+``crm_event.crm_id``, ``follow.external_userid``, ``group_chat.chat_id``: linear in the period's
+occurrences, which on 1,000,000 customers is ~143,000 rows and ~1,700 statements for 30 days
+(18 s). So the page reads what :mod:`handlers.console.effectstore` stored of the past days —
+one row per target, step and day, built nightly by :func:`collect` itself — counts it in the
+database, and adds what the raw rows say came since (today, late occurrences, opens,
+confirmations, conversions): the same figures (``use_store=False`` computes them from the raw
+rows alone, as the store's test does to compare).
 
 The result is plain JSON data in a fixed order (SOPs by source, steps in file order, reasons in
 the cockpit's order), so two runs over the same rows give byte-identical output.
@@ -307,7 +311,9 @@ async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | Non
     at most :data:`MAX_DAYS`), as seen by ``grant`` (narrowed to ``dept`` or ``manager``).
 
     ``playbook`` gives SOP names, the steps' order and their goals (``None``: only what the rows
-    say, no conversions). Raises ``ValueError`` for a bad period,
+    say, no conversions). ``use_store``: the stored days of :mod:`handlers.console.effectstore`
+    with what came since on top (the page); False: the raw rows alone (the same figures, slower).
+    Raises ``ValueError`` for a bad period,
     :class:`~handlers.console.scope.ScopeRefused` outside the grant and
     :class:`~handlers.console.scope.BadScope` for a department or manager nobody has.
 
@@ -324,7 +330,7 @@ async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | Non
     known = playbook_sops(playbook)
     goals = goals_of(known)
     if use_store:
-        from handlers.console.effectstore import stored_figures  # the store reads this module's pieces
+        from handlers.console.effectstore import stored_figures  # it builds on this module: import late
         steps_f, totals_f = await stored_figures(db, scope, since=since, until=until, zone=zone, goals=goals)
     else:
         occs = await collect(db, since, until, zone, goals, _in_scope(scope))

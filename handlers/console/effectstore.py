@@ -169,7 +169,9 @@ async def _changes(db: AsyncSession, stored: dict[date, Any], since: date, goals
         select(OutboxAction.idempotency_key).join(SopMassSend, SopMassSend.msgid == OutboxAction.wecom_msgid)
         .where(SopMassSend.confirmed.is_(True), SopMassSend.checked_at >= built))).all())
     out.delivered.update(key for key, detail in (await db.execute(
-        select(SopTask.key, SopTask.detail).where(SopTask.key.like("sop:%"), SopTask.day >= since))).all()
+        # key >= "sop:" and < "sop;" (the next character): SOP cards only, through the unique index on key
+        select(SopTask.key, SopTask.detail).where(SopTask.key >= "sop:", SopTask.key < "sop;",
+                                                  SopTask.day >= since))).all()
                          if (detail or {}).get(SCRIPT_SENT_AT))
     kinds = sorted({g.event for g in goals.values()})
     if kinds:
@@ -258,10 +260,12 @@ async def _stored_rows(db: AsyncSession, scope: Scope, days: Sequence[date], tar
     out: list[_Occ] = []
     if not days:
         return out
-    visible = _in_scope(scope)
+    visible, wanted = _in_scope(scope), set(days)
     for chunk in _chunks(sorted(set(targets))):
-        rows = (await db.execute(select(_ROW).where(_ROW.c.target.in_(chunk), _days_clause(days)))).all()
-        out += [o for o in map(_occ_of, rows) if visible(o.manager)]
+        # By target alone (ix_console_effect_row_target): with the days in the statement too the
+        # planner may scan the period's rows by the primary key instead of probing 500 targets.
+        rows = (await db.execute(select(_ROW).where(_ROW.c.target.in_(chunk)))).all()
+        out += [o for o in map(_occ_of, rows) if o.day in wanted and visible(o.manager)]
     return out
 
 
