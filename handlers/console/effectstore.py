@@ -50,6 +50,7 @@ from handlers.console.effect import (
     _in_scope,
     _Occ,
     _parse,
+    among,
     collect,
     figures_of,
 )
@@ -188,13 +189,13 @@ async def _new_events(db: AsyncSession, out: _Changes, kinds: Sequence[str], crm
     first = datetime.combine(since - timedelta(days=1), datetime.min.time(), tzinfo=built.tzinfo)
     for chunk in _chunks(sorted(set(bound))):
         new += [(r[0], r[1], r[2]) for r in (await db.execute(select(CrmEvent.crm_id, CrmEvent.kind, CrmEvent.at).where(
-            CrmEvent.crm_id.in_(chunk), CrmEvent.kind.in_(kinds), CrmEvent.at > first)))]
+            among(db, CrmEvent.crm_id, chunk), CrmEvent.kind.in_(kinds), CrmEvent.at > first)))]
     by_crm: dict[str, list[tuple[str, datetime]]] = {}
     for crm_id, kind, at in new:
         by_crm.setdefault(crm_id, []).append((kind, at))
     for chunk in _chunks(sorted(by_crm)):
         for crm_id, ext in (await db.execute(select(Binding.crm_id, Binding.external_userid)
-                                             .where(Binding.crm_id.in_(chunk)))).all():
+                                             .where(among(db, Binding.crm_id, chunk)))).all():
             out.events.setdefault(ext, []).extend(by_crm[crm_id])
 
 
@@ -264,7 +265,7 @@ async def _stored_rows(db: AsyncSession, scope: Scope, days: Sequence[date], tar
     for chunk in _chunks(sorted(set(targets))):
         # By target alone (ix_console_effect_row_target): with the days in the statement too the
         # planner may scan the period's rows by the primary key instead of probing 500 targets.
-        rows = (await db.execute(select(_ROW).where(_ROW.c.target.in_(chunk)))).all()
+        rows = (await db.execute(select(_ROW).where(among(db, _ROW.c.target, chunk)))).all()
         out += [o for o in map(_occ_of, rows) if o.day in wanted and visible(o.manager)]
     return out
 
@@ -323,6 +324,14 @@ async def _stored_counts(db: AsyncSession, scope: Scope, used: dict[date, Any],
     await periodcache.put(db, key, days, print_, {"steps": [[src, step, f] for (src, step), f in sorted(steps.items())],
                                                   "totals": sorted(totals.items())})
     return steps, totals
+
+
+async def warm(db: AsyncSession, scope: Scope, *, today: date, days: int, goals: Goals) -> None:
+    """Keep the stored days' counts of the ``days`` ending ``today`` in ``scope`` (the nightly
+    job, after :func:`build_due`, for the day's first views): what :func:`stored_figures` reads
+    when nothing came late."""
+    since = today - timedelta(days=days - 1)
+    await _stored_counts(db, scope, await _stored_days(db, since, today, goals), goals)
 
 
 def _fingerprint(used: dict[date, Any]) -> str:
