@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.console import effectstore
+from handlers.console import effectstore, jobs
+from handlers.console.access import Grant, Role
 from handlers.console.effect import collect, goals_of, playbook_sops, sop_effect
 from handlers.console.effect import figures_of as figures_of_occs
 from handlers.console.models import ConsoleEffectDay, ConsoleEffectRow, ConsolePeriodCache
@@ -31,6 +32,7 @@ from tests.handlers.console.test_effect import (
     PTH,
     TZ,
     VIEWERS,
+    WEST_PAYROLL,
     ZONE,
     expect_effect,
     figures_of,
@@ -172,3 +174,25 @@ async def test_the_stored_days_give_the_raw_rows_figures_and_what_came_since(db_
             assert with_other == figures_of_occs(await collect(db, since, tomorrow, ZONE, other))
             assert with_other != await effectstore.stored_figures(db, Scope("", "", {}), since=since, until=tomorrow,
                                                                   zone=ZONE, goals=goals)
+
+
+async def test_the_nightly_job_keeps_the_counts_the_first_views_read(db_url: str, tmp_path: Path) -> None:
+    """``jobs.warm_effect`` keeps the stored days' counts of the whole bank and each access-file
+    scope for 7, 30 and 90 days; a view of one of them reads them (and still gives the raw
+    figures), a scope nobody is in is passed over."""
+    async with console_stack(db_url, tmp_path) as s:
+        pb = await use_playbook(s)
+        today, now = today_of(s), s.clock.now()
+        goals = goals_of(playbook_sops(pb))
+        async with s.runtime.sessions() as db, db.begin():
+            await seed(db, today, now)
+            await effectstore.build_due(db, today, ZONE, goals, now)
+            await jobs.warm_effect(db, today, goals, [WEST_PAYROLL, "没有/这个/部门"])
+        async with s.runtime.sessions() as db:
+            keys = set((await db.scalars(select(ConsolePeriodCache.key))).all())
+            assert len(keys) == 2 * len(PERIODS)
+            lead = Grant("wangqiang", Role.TEAM_LEAD, WEST_PAYROLL)
+            kw: dict[str, Any] = {"playbook": pb, "since": today - timedelta(days=29), "until": today, "zone": ZONE}
+            assert await sop_effect(db, lead, **kw) == await sop_effect(db, lead, use_store=False, **kw)
+            await db.commit()
+            assert set((await db.scalars(select(ConsolePeriodCache.key))).all()) == keys  # read, none added
