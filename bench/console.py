@@ -520,8 +520,11 @@ def _zone() -> Any:
 # --------------------------------------------------------------------------- the run
 
 
-async def measure(db_url: str, customers: int, users: int, rounds: int) -> dict[str, Any]:
-    """Phases 1–3 on the data set already in ``db_url``; the figures as data."""
+async def measure(db_url: str, customers: int, users: int, rounds: int,
+                  skip: Sequence[str] = ()) -> dict[str, Any]:
+    """Phases 1–3 on the data set already in ``db_url``; the figures as data. ``skip``: optional
+    pages not asked (the calendar's planning holds the event loop for seconds: without it, what
+    the other pages cost shows)."""
     shape = million.Shape(customers)
     people = console_people(shape, users)
     out: dict[str, Any] = {"rollup": await roll_up(db_url, [p.scope for p in people])}
@@ -534,13 +537,15 @@ async def measure(db_url: str, customers: int, users: int, rounds: int) -> dict[
         plans = {}
         for p in people:
             pages = CORE_PAGES + (OPS_PAGES if p.role in ("ops_admin", "auditor") else [])
-            pages += [(label, OPTIONAL_PAGES[label]) for label in sorted(optional.get(p.role, ()))]
+            pages += [(label, OPTIONAL_PAGES[label]) for label in sorted(optional.get(p.role, ()))
+                      if label not in skip]
             plans[p.userid] = (cookies[p.userid], shuffled_rounds(pages, rounds, rng))
         with Machine(svc.pid) as machine:
             out["tally"] = await drive(svc.base, plans)
         out["machine"] = machine
     out["service"] = svc
-    out["order"] = [label for label, _ in CORE_PAGES + OPS_PAGES] + list(OPTIONAL_PAGES) + ["baseline"]
+    out["order"] = ([label for label, _ in CORE_PAGES + OPS_PAGES] + [p for p in OPTIONAL_PAGES if p not in skip]
+                    + ["baseline"])
     return out
 
 
@@ -600,9 +605,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_args(parser)
     parser.add_argument("--users", type=int, default=20, help="people signed in at once (at most 27)")
+    parser.add_argument("--skip", action="append", default=[], choices=sorted(OPTIONAL_PAGES),
+                        help="an optional page not to ask (repeatable), e.g. --skip calendar")
     a = parser.parse_args(argv)
     how, gen_s = asyncio.run(million.ready(a.db, a.customers, reuse=a.reuse))
-    out = asyncio.run(measure(a.db, a.customers, a.users, a.rounds))
+    out = asyncio.run(measure(a.db, a.customers, a.users, a.rounds, a.skip))
     return report(out, how, gen_s, a.customers, a.users, a.rounds)
 
 

@@ -114,7 +114,10 @@ class ConsoleEffectRow(Base):
 
     # ix_console_effect_row_target: the stored rows of the targets a page view saw change (today's
     # occurrences, opens and conversions since the build), an index probe per target.
-    __table_args__ = (Index("ix_console_effect_row_target", "target", "day"),)
+    # ix_console_effect_row_manager_day: a scope's rows of a period (a team's 30 days are ~1/18 of
+    # the bank's), not the period's rows of every manager filtered.
+    __table_args__ = (Index("ix_console_effect_row_target", "target", "day"),
+                      Index("ix_console_effect_row_manager_day", "manager", "day"))
 
 
 class ConsoleEffectDay(Base):

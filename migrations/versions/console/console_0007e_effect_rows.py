@@ -42,6 +42,7 @@ def upgrade() -> None:
                     sa.PrimaryKeyConstraint('day', 'source', 'step', 'target'))
     with op.batch_alter_table('console_effect_row', schema=None) as batch_op:
         batch_op.create_index('ix_console_effect_row_target', ['target', 'day'], unique=False)
+        batch_op.create_index('ix_console_effect_row_manager_day', ['manager', 'day'], unique=False)
     op.create_table('console_effect_day',
                     sa.Column('day', sa.Date(), nullable=False),
                     sa.Column('built_at', scrm.adapters.db.types.UTCDateTime(timezone=True), nullable=False),
@@ -59,5 +60,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_binding_bound_at')
     op.drop_table('console_effect_day')
     with op.batch_alter_table('console_effect_row', schema=None) as batch_op:
+        batch_op.drop_index('ix_console_effect_row_manager_day')
         batch_op.drop_index('ix_console_effect_row_target')
     op.drop_table('console_effect_row')
