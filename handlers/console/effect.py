@@ -57,7 +57,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -75,6 +75,9 @@ from handlers.sop.api import SCRIPT_SENT_AT, SopMassSend, SopSend, SopTask
 from scrm.adapters.db.engine import dialect_of, table_of
 from scrm.kernel.models import Occurrence, OutboxAction
 from scrm.playbook import Goal, Playbook
+
+if TYPE_CHECKING:
+    from handlers.console.effectstore import LiveParts
 
 #: The longest period one call reads (a year: the longest goal window, and bounded work).
 MAX_DAYS = 366
@@ -317,13 +320,16 @@ def _in_scope(scope: Scope) -> Callable[[str], bool]:
 
 
 async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | None, since: date, until: date,
-                     zone: str, dept: str = "", manager: str = "", use_store: bool = True) -> dict[str, Any]:
+                     zone: str, dept: str = "", manager: str = "", use_store: bool = True,
+                     kept: LiveParts | None = None, now: datetime | None = None, version: str = "") -> dict[str, Any]:
     """The effect of every SOP step planned on the local days ``since``..``until`` (inclusive,
     at most :data:`MAX_DAYS`), as seen by ``grant`` (narrowed to ``dept`` or ``manager``).
 
     ``playbook`` gives SOP names, the steps' order and their goals (``None``: only what the rows
     say, no conversions). ``use_store``: the stored days of :mod:`handlers.console.effectstore`
     with what came since on top (the page); False: the raw rows alone (the same figures, slower).
+    ``kept`` (the page's, with ``now`` and the playbook's ``version``): the live part as computed
+    at most ``live_cache_s`` ago, whose moment the result gives as ``as_of``.
     Raises ``ValueError`` for a bad period,
     :class:`~handlers.console.scope.ScopeRefused` outside the grant and
     :class:`~handlers.console.scope.BadScope` for a department or manager nobody has.
@@ -342,11 +348,15 @@ async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | Non
     goals = goals_of(known)
     if use_store:
         from handlers.console.effectstore import stored_figures  # it builds on this module: import late
-        steps_f, totals_f = await stored_figures(db, scope, since=since, until=until, zone=zone, goals=goals)
+        steps_f, totals_f, as_of = await stored_figures(db, scope, since=since, until=until, zone=zone, goals=goals,
+                                                        now=now, kept=kept, version=version)
     else:
         occs = await collect(db, since, until, zone, goals, _in_scope(scope))
-        steps_f, totals_f = figures_of(occs)
-    return _assemble(since, until, scope, known, steps_f, totals_f)
+        (steps_f, totals_f), as_of = figures_of(occs), None
+    out = _assemble(since, until, scope, known, steps_f, totals_f)
+    if as_of is not None:
+        out["as_of"] = as_of.isoformat()
+    return out
 
 
 def goals_of(known: dict[str, tuple[str, bool, list[_StepInfo]]]) -> dict[tuple[str, str], Goal]:

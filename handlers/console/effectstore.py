@@ -32,9 +32,10 @@ Known difference, left as the live page has it: a skip in a group chat belongs t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -285,37 +286,94 @@ def _zero() -> dict[str, Any]:
             "opened": 0, "converted": 0}
 
 
-async def stored_figures(db: AsyncSession, scope: Scope, *, since: date, until: date, zone: str,
-                         goals: Goals) -> tuple[StepFigures, SopFigures]:
-    """The figures of ``since``..``until`` in ``scope``: the stored days counted in the
-    database, the days not stored live, the targets that changed since counted again."""
+@dataclass(frozen=True)
+class LivePart:
+    """What a view does not read from the stored rows, the whole bank's: the stored days used,
+    the live days' occurrences (with how far they got) and what came since the build."""
+
+    used: list[date]
+    live: list[_Occ]
+    changes: _Changes
+    at: datetime  # computed as of this moment
+
+
+class LiveParts:
+    """The effect page's live parts computed in the last ``ttl_s`` seconds, per period, in the
+    service (``[console] live_cache_s``, as the cockpit keeps its today:
+    :mod:`handlers.console.livecache`): every scope filters the same whole-bank part, and the
+    page says "截至 HH:MM". Concurrent views of a period not kept wait for one computation."""
+
+    def __init__(self, ttl_s: int) -> None:
+        self.ttl = timedelta(seconds=ttl_s)
+        self._kept: dict[tuple[Any, ...], LivePart] = {}
+        self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
+
+    def _fresh(self, key: tuple[Any, ...], now: datetime) -> LivePart | None:
+        kept = self._kept.get(key)
+        return kept if kept is not None and kept.at <= now < kept.at + self.ttl else None
+
+    async def get(self, key: tuple[Any, ...], now: datetime,
+                  compute: Callable[[], Awaitable[LivePart]]) -> LivePart:
+        if not self.ttl:
+            return await compute()
+        kept = self._fresh(key, now)
+        if kept is not None:
+            return kept
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            kept = self._fresh(key, now)  # another view computed it while this one waited
+            if kept is None:
+                kept = await compute()
+                self._kept = {k: v for k, v in self._kept.items() if self._fresh(k, now)} | {key: kept}
+                self._locks = {k: v for k, v in self._locks.items() if k in self._kept or v.locked()}
+            return kept
+
+
+async def _live_part(db: AsyncSession, since: date, until: date, zone: str, goals: Goals,
+                     now: datetime) -> LivePart:
     stored = await _stored_days(db, since, until, goals)
     changes = await _changes(db, stored, since, goals)
     used = sorted(d for d in stored if d not in changes.late_days)
     live_days = sorted({since + timedelta(days=i) for i in range((until - since).days + 1)} - set(used))
     live: list[_Occ] = []
     for first, last in _runs(live_days):
-        live += await collect(db, first, last, zone, goals, _in_scope(scope))
-    steps, totals = await _stored_counts(db, scope, {d: stored[d] for d in used}, goals)
-    touched = {o.target for o in live} | changes.targets()
-    before = await _stored_rows(db, scope, used, touched)
-    after = [_apply(o, changes, goals) for o in before] + live
+        live += await collect(db, first, last, zone, goals)
+    return LivePart(used, live, changes, now)
+
+
+async def stored_figures(db: AsyncSession, scope: Scope, *, since: date, until: date, zone: str, goals: Goals,
+                         now: datetime | None = None, kept: LiveParts | None = None,
+                         version: str = "") -> tuple[StepFigures, SopFigures, datetime | None]:
+    """The figures of ``since``..``until`` in ``scope``: the stored days counted in the
+    database, the days not stored live, the targets that changed since counted again; the live
+    part through ``kept`` (the page's, with ``now`` and the playbook's ``version``) when given,
+    and the moment it was computed."""
+    if kept is not None and now is not None:
+        part = await kept.get((version, zone, since, until, goals_key(goals)), now,
+                              lambda: _live_part(db, since, until, zone, goals, now))
+    else:
+        part = await _live_part(db, since, until, zone, goals, now or datetime.min)
+    visible = _in_scope(scope)
+    live = [o for o in part.live if visible(o.manager)]
+    steps, totals = await _stored_counts(db, scope, part.used, goals)
+    touched = {o.target for o in live} | part.changes.targets()
+    before = await _stored_rows(db, scope, part.used, touched)
+    after = [_apply(o, part.changes, goals) for o in before] + live
     old_steps, old_totals = figures_of(before)
     new_steps, new_totals = figures_of(after)
     _add(steps, new_steps, old_steps)
     _add(totals, new_totals, old_totals)
-    return steps, totals
+    return steps, totals, (part.at if kept is not None and now is not None else None)
 
 
-async def _stored_counts(db: AsyncSession, scope: Scope, used: dict[date, Any],
+async def _stored_counts(db: AsyncSession, scope: Scope, used: Sequence[date],
                          goals: Goals) -> tuple[StepFigures, SopFigures]:
     """The counts of the stored rows of ``used`` days in ``scope``, kept in the console's period
     cache (:mod:`handlers.console.periodcache`) under the days' build times: they change only
     when a day is built again (:func:`build_day` also drops the kept counts covering it)."""
     days = sorted(used)
+    print_ = _fingerprint(await _stored_days_of(db, days))
     key = periodcache.cache_key(f"effect:{goals_key(goals)}", dept=scope.dept, manager=scope.manager,
                                 userids=sorted(scope.members), days=days)
-    print_ = _fingerprint(used)
     kept = await periodcache.get(db, key, print_)
     if kept is not None:
         return ({(src, step): f for src, step, f in kept["steps"]}, dict(kept["totals"]))
@@ -331,7 +389,16 @@ async def warm(db: AsyncSession, scope: Scope, *, today: date, days: int, goals:
     job, after :func:`build_due`, for the day's first views): what :func:`stored_figures` reads
     when nothing came late."""
     since = today - timedelta(days=days - 1)
-    await _stored_counts(db, scope, await _stored_days(db, since, today, goals), goals)
+    await _stored_counts(db, scope, sorted(await _stored_days(db, since, today, goals)), goals)
+
+
+async def _stored_days_of(db: AsyncSession, days: Sequence[date]) -> dict[date, Any]:
+    """The ``console_effect_day`` rows of ``days`` as they are now (a kept live part may be older)."""
+    if not days:
+        return {}
+    wanted = set(days)
+    rows = (await db.execute(select(_DAY).where(_DAY.c.day >= min(days), _DAY.c.day <= max(days)))).all()
+    return {r.day: r for r in rows if r.day in wanted}
 
 
 def _fingerprint(used: dict[date, Any]) -> str:
