@@ -21,6 +21,12 @@ keys)`` statements (``bench/README.md``); effect figures settle days or weeks af
   occurrences, the late facts above) are then counted again in Python from their stored rows and
   their live state, and the difference is added. So every figure equals the raw-row computation
   (``tests/handlers/console/test_effectstore.py`` rebuilds and compares).
+* **The page's live part** (:class:`LiveParts`): the stored days used, the live days'
+  occurrences and what came since are the whole bank's and the same for every viewer, so the
+  page keeps them ``[console] live_cache_s`` seconds, as the cockpit keeps its today, and says
+  when they were computed ("今日数据截至 HH:MM"); reports and tests read them at once.
+  The stored days' counts are kept in the console's period cache under the days' build times
+  and warmed nightly for every access-file scope (:func:`warm`).
 * **Nightly** (:func:`build_due`, after the cockpit's roll-up): every day of the last
   :data:`KEEP_DAYS` not stored (or stored for other goals) is built; a stored day the late facts
   touched is built again, and the others move their ids on, so a view's live part stays one
