@@ -6,17 +6,18 @@ the viewer's grant: asking outside it is 403 (audited), a department or manager 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from handlers.console import audit
 from handlers.console.cockpit import PERIODS
+from handlers.console.cockpitpage import as_of
 from handlers.console.effect import funnel, sop_effect
 from handlers.console.jobs import zone_of
 from handlers.console.scope import BadScope, ScopeRefused
-from handlers.console.web import period_days, refuse, render, runtime_of, today_of, viewer_of
+from handlers.console.web import EFFECT_LIVE, period_days, refuse, render, runtime_of, today_of, viewer_of
 
 STAGE_LABELS = {"targeted": "目标", "sent": "已发送", "delivered": "已送达", "opened": "已打开", "converted": "已转化"}
 KIND_LABELS = {"calendar": "群运营日历", "path": "1对1路径"}
@@ -35,11 +36,13 @@ async def effect_page(request: web.Request) -> web.Response:
     today = today_of(runtime)
     playbook = runtime.playbook.current
     now = runtime.clock.now()
+    zone = zone_of(playbook, runtime.settings)
     async with runtime.sessions() as db:
         try:
             data = await sop_effect(db, viewer.grant, playbook=playbook, since=today - timedelta(days=days - 1),
-                                    until=today, zone=zone_of(playbook, runtime.settings),
-                                    dept=request.query.get("dept", ""), manager=request.query.get("manager", ""))
+                                    until=today, zone=zone,
+                                    dept=request.query.get("dept", ""), manager=request.query.get("manager", ""),
+                                    kept=request.config_dict[EFFECT_LIVE], now=now, version=runtime.playbook.version)
         except ScopeRefused:
             return await refuse(request, "SOP效果只显示您权限范围内的机构和客户经理")
         except BadScope as exc:
@@ -48,7 +51,9 @@ async def effect_page(request: web.Request) -> web.Response:
         await db.commit()
     return render(request, "effect.html", {
         "d": data, "days": days, "periods": PERIODS, "stages": STAGE_LABELS, "kinds": KIND_LABELS,
-        "events": EVENT_LABELS, "chart_json": json.dumps(_charts(data), ensure_ascii=False, sort_keys=True),
+        "events": EVENT_LABELS,
+        "as_of": as_of(datetime.fromisoformat(data["as_of"]) if "as_of" in data else None, zone),
+        "chart_json": json.dumps(_charts(data), ensure_ascii=False, sort_keys=True),
     })
 
 

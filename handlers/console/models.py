@@ -91,3 +91,46 @@ class ConsolePeriodCache(Base):
     last: Mapped[date] = mapped_column(Date)
     fingerprint: Mapped[str] = mapped_column(String(64))
     data: Mapped[JsonDict]
+
+
+class ConsoleEffectRow(Base):
+    """One target of one SOP step on one planned day, as the effect page counts it
+    (:mod:`handlers.console.effectstore`): who it belongs to and how far it got, computed from
+    the raw rows by the same code as the live page. ``skip`` is the reason kind when skipped."""
+
+    __tablename__ = "console_effect_row"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    source: Mapped[str] = mapped_column(String(128), primary_key=True)
+    step: Mapped[str] = mapped_column(String(256), primary_key=True)
+    target: Mapped[str] = mapped_column(String(128), primary_key=True)
+    manager: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[datetime | None] = mapped_column(default=None)
+    sent: Mapped[bool] = mapped_column(default=False)
+    skip: Mapped[str | None] = mapped_column(String(32), default=None)
+    delivered: Mapped[bool] = mapped_column(default=False)
+    opened: Mapped[bool] = mapped_column(default=False)
+    converted: Mapped[bool] = mapped_column(default=False)
+
+    # ix_console_effect_row_target: the stored rows of the targets a page view saw change (today's
+    # occurrences, opens and conversions since the build), an index probe per target.
+    # ix_console_effect_row_manager_day: a scope's rows of a period (a team's 30 days are ~1/18 of
+    # the bank's), not the period's rows of every manager filtered.
+    __table_args__ = (Index("ix_console_effect_row_target", "target", "day"),
+                      Index("ix_console_effect_row_manager_day", "manager", "day"))
+
+
+class ConsoleEffectDay(Base):
+    """A planned day whose effect rows are stored: when, for which goals (the SHA-256 of the
+    playbook's goals: a changed goal makes the day's conversions unusable), and the last id of
+    ``occurrence``, ``radar_click`` and ``crm_event`` read before the build — what came after is
+    read live on top (:mod:`handlers.console.effectstore`)."""
+
+    __tablename__ = "console_effect_day"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    built_at: Mapped[datetime]
+    goals: Mapped[str] = mapped_column(String(64))
+    occurrence_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    click_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    crm_event_id: Mapped[int] = mapped_column(BigInteger, default=0)

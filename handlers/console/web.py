@@ -26,6 +26,7 @@ from aiohttp_session import Session, get_session, session_middleware
 from handlers.console import audit
 from handlers.console.access import LOCAL_ADMIN, ROLE_LABELS, Grant, Role
 from handlers.console.cockpit import PERIODS
+from handlers.console.effectstore import LiveParts
 from handlers.console.holder import AccessHolder
 from handlers.console.livecache import LiveCache
 from handlers.console.sessions import DatabaseStorage
@@ -46,6 +47,7 @@ RUNTIME = web.AppKey("scrm_runtime", object)
 ACCESS = web.AppKey("scrm_console_access", AccessHolder)
 STORAGE = web.AppKey("scrm_console_storage", DatabaseStorage)
 LIVE = web.AppKey("scrm_console_live", LiveCache)  # today's cockpit figures, kept a short while
+EFFECT_LIVE = web.AppKey("scrm_console_effect_live", LiveParts)  # the effect page's live part, as LIVE
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,7 @@ def console_app(runtime: Runtime) -> web.Application:
     app[ACCESS] = AccessHolder.for_settings(runtime.settings)
     app[STORAGE] = storage
     app[LIVE] = LiveCache(settings.live_cache_s)
+    app[EFFECT_LIVE] = LiveParts(settings.live_cache_s)
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined)
     env.globals["csrf_field"] = CSRF_FIELD
