@@ -18,6 +18,7 @@ it can be (mass-send tasks: get_groupmsg_list_v2 + get_groupmsg_task), and other
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -243,6 +244,10 @@ class Outbox:
         # Outcomes waiting for their group commit, and the task recording them.
         self._finishing: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        # Actions being attempted (their outcomes are still to come), and the recorder's signal
+        # that waiting for more would gain nothing (none left in flight, or a full group).
+        self._in_flight = 0
+        self._group_full = asyncio.Event()
         self._claims: dict[int | None, Claim] = {}
 
     # ------------------------------------------------------------------ adding
@@ -367,6 +372,7 @@ class Outbox:
 
     async def _process(self, row: dict[str, Any], decided: Outcome | None) -> None:
         with log_context(outbox_id=row["id"], key=row["idempotency_key"], kind=row["kind"]):
+            self._in_flight += 1
             try:
                 outcome = decided if decided is not None else await self._attempt(row)
             except Exception as exc:
@@ -375,6 +381,8 @@ class Outbox:
                 log.exception("outbox executor crashed")
                 outcome = Outcome("unknown", error=f"{type(exc).__name__}: {exc}", delay_s=self._backoff(
                     row["attempts"] + 1), count_attempt=False)
+            finally:
+                self._in_flight -= 1  # and, in the same step, handed in below
             await self._finish(row, outcome)
 
     async def _attempt(self, row: dict[str, Any]) -> Outcome:
@@ -423,10 +431,13 @@ class Outbox:
     async def _finish(self, row: Mapping[str, Any], outcome: Outcome) -> None:
         """Record the outcome (fenced by the lease); returns once it has committed.
 
-        Outcomes that arrive together share one transaction (a group commit: the first waits
-        one loop turn for the others), so a burst costs a commit per group, not per action."""
+        Outcomes share one transaction (a group commit), so calls cost a commit per group, not
+        per action: the first waits for the others still in flight, up to ``record_linger_s`` or
+        until ``batch_size`` outcomes wait, and not at all when no other call is in flight."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._finishing.append((row, outcome, done))
+        if not self._in_flight or len(self._finishing) >= self.settings.batch_size:
+            self._group_full.set()
         if self._recorder is None or self._recorder.done():
             self._recorder = asyncio.create_task(self._record_finishes())
         await asyncio.shield(done)  # a cancelled caller does not cancel the others' commit
@@ -434,6 +445,7 @@ class Outbox:
     async def _record_finishes(self) -> None:
         await asyncio.sleep(0)  # let the outcomes of this loop turn join
         while self._finishing:
+            await self._linger_for_outcomes()
             group, self._finishing = self._finishing, []
             try:
                 await self._record_group(group)
@@ -454,6 +466,15 @@ class Outbox:
                 level = logging.INFO if outcome.status in ("sent", "pending") else logging.WARNING
                 with log_context(outbox_id=row["id"], key=row["idempotency_key"], kind=row["kind"]):
                     log.log(level, "outbox action %s", outcome.status, extra={"error": outcome.error})
+
+    async def _linger_for_outcomes(self) -> None:
+        """Wait for the outcomes of the calls still in flight to join the group (see ``_finish``)."""
+        if not self._in_flight or len(self._finishing) >= self.settings.batch_size:
+            return
+        self._group_full.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.record_linger_s):  # wait_for could swallow a cancel
+                await self._group_full.wait()
 
     async def _record_group(self, group: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]]) -> None:
         async with self.sessions() as session, session.begin():
