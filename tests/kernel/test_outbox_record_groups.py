@@ -24,9 +24,11 @@ GUARD_S = 30.0
 class HeldWeCom:
     """Answers each message/send only when the test releases it, in the order the test chooses."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected_calls: int) -> None:
         self.released: dict[str, asyncio.Event] = {}
         self.called: list[str] = []
+        self.all_called = asyncio.Event()
+        self.expected_calls = expected_calls
 
     def gate(self, touser: str) -> asyncio.Event:
         return self.released.setdefault(touser, asyncio.Event())
@@ -35,6 +37,8 @@ class HeldWeCom:
                    params: dict[str, Any] | None = None) -> dict[str, Any]:
         touser = str((body or {})["touser"])
         self.called.append(touser)
+        if len(self.called) == self.expected_calls:
+            self.all_called.set()
         await self.gate(touser).wait()
         return {"errcode": 0, "errmsg": "ok", "msgid": f"msg-{touser}"}
 
@@ -54,7 +58,7 @@ async def sent_ids(runtime: Runtime) -> dict[str, str | None]:
 
 
 async def test_outcomes_returning_one_by_one_share_one_commit(db_url: str) -> None:
-    wecom = HeldWeCom()
+    wecom = HeldWeCom(3)
     settings = make_settings(db_url, outbox={"record_linger_s": FOREVER_S})
     async with running_service(settings, clock=FakeClock(), wecom=wecom) as (runtime, _):
         await queue(runtime, ["m1", "m2", "m3"])
@@ -62,8 +66,7 @@ async def test_outcomes_returning_one_by_one_share_one_commit(db_url: str) -> No
         event.listen(runtime.engine.sync_engine, "commit", lambda conn: commits.update(["commit"]))
         async with asyncio.timeout(GUARD_S):
             sending = asyncio.create_task(runtime.outbox.process_due())
-            while len(wecom.called) < 3:
-                await asyncio.sleep(0)
+            await wecom.all_called.wait()
             for member in ["m2", "m3", "m1"]:  # one at a time, a few loop turns apart
                 wecom.gate(member).set()
                 for _ in range(5):
@@ -75,7 +78,7 @@ async def test_outcomes_returning_one_by_one_share_one_commit(db_url: str) -> No
 
 
 async def test_a_lone_call_is_recorded_without_lingering(db_url: str) -> None:
-    wecom = HeldWeCom()
+    wecom = HeldWeCom(1)
     wecom.gate("m1").set()
     settings = make_settings(db_url, outbox={"record_linger_s": FOREVER_S})
     async with running_service(settings, clock=FakeClock(), wecom=wecom) as (runtime, _):
