@@ -317,7 +317,8 @@ class Outbox:
 
         async def one(row: dict[str, Any], decided: Outcome | None) -> None:
             async with sem:
-                await self._process(row, decided)
+                recorded = await self._process(row, decided)
+            await asyncio.shield(recorded)  # a cancelled caller does not cancel the others' commit
 
         await asyncio.gather(*(one(row, decided) for row, decided in claimed))
         return len(claimed)
@@ -370,7 +371,9 @@ class Outbox:
                 await merge_notices(conn, row, now)
         return marked
 
-    async def _process(self, row: dict[str, Any], decided: Outcome | None) -> None:
+    async def _process(self, row: dict[str, Any], decided: Outcome | None) -> asyncio.Future[None]:
+        """Attempt the action and hand its outcome in for recording; returns once the call has
+        returned (its slot is free), with the future of the outcome's commit."""
         with log_context(outbox_id=row["id"], key=row["idempotency_key"], kind=row["kind"]):
             self._in_flight += 1
             try:
@@ -383,7 +386,7 @@ class Outbox:
                     row["attempts"] + 1), count_attempt=False)
             finally:
                 self._in_flight -= 1  # and, in the same step, handed in below
-            await self._finish(row, outcome)
+            return self._hand_in(row, outcome)
 
     async def _attempt(self, row: dict[str, Any]) -> Outcome:
         """Resolve an ambiguous action, or call one already marked ``sending``."""
@@ -429,7 +432,12 @@ class Outbox:
         return backoff_s(attempts, self.settings.backoff_base_s, self.settings.backoff_max_s)
 
     async def _finish(self, row: Mapping[str, Any], outcome: Outcome) -> None:
-        """Record the outcome (fenced by the lease); returns once it has committed.
+        """Record the outcome (see ``_hand_in``); returns once it has committed."""
+        await asyncio.shield(self._hand_in(row, outcome))  # a cancelled caller does not cancel the others' commit
+
+    def _hand_in(self, row: Mapping[str, Any], outcome: Outcome) -> asyncio.Future[None]:
+        """Queue the outcome for recording (fenced by the lease); the future resolves once it
+        has committed.
 
         Outcomes share one transaction (a group commit), so calls cost a commit per group, not
         per action: the first waits for the others still in flight, up to ``record_linger_s`` or
@@ -440,7 +448,7 @@ class Outbox:
             self._group_full.set()
         if self._recorder is None or self._recorder.done():
             self._recorder = asyncio.create_task(self._record_finishes())
-        await asyncio.shield(done)  # a cancelled caller does not cancel the others' commit
+        return done
 
     async def _record_finishes(self) -> None:
         await asyncio.sleep(0)  # let the outcomes of this loop turn join
@@ -468,7 +476,7 @@ class Outbox:
                     log.log(level, "outbox action %s", outcome.status, extra={"error": outcome.error})
 
     async def _linger_for_outcomes(self) -> None:
-        """Wait for the outcomes of the calls still in flight to join the group (see ``_finish``)."""
+        """Wait for the outcomes of the calls still in flight to join the group (see ``_hand_in``)."""
         if not self._in_flight or len(self._finishing) >= self.settings.batch_size:
             return
         self._group_full.clear()
@@ -584,9 +592,13 @@ class Outbox:
     async def run(self, *, max_priority: int | None = None, idle_s: float = 1.0) -> None:
         """Worker loop: keep up to ``concurrency`` actions in flight, claiming more as calls
         return (a slow WeCom answer holds one slot, not a batch). Run one with
-        ``max_priority=PRIORITY_WELCOME`` so welcomes never queue behind bulk sends."""
+        ``max_priority=PRIORITY_WELCOME`` so welcomes never queue behind bulk sends.
+
+        A slot is free once its call has returned: the outcome's commit (which may wait for
+        others, ``record_linger_s``) is the recorder's; its row stays ``sending`` and leased to
+        us until then, so nothing claims it again, and a stop records what was handed in."""
         limit = self.settings.concurrency
-        running: set[asyncio.Task[None]] = set()
+        running: set[asyncio.Task[asyncio.Future[None]]] = set()
         try:
             while True:
                 self._wake.clear()
