@@ -50,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/outbox.py`
     sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import event
 
 from bench._latency import Latency, add_latency_args, latency_runs, side_by_side, yes_no
 from bench._sandbox import serving
@@ -166,6 +167,12 @@ async def run_outbox(args: argparse.Namespace, db_url: str, sandbox_url: str, pr
         bucket = client.limiter.bucket(API)  # created now, full: the run starts with a whole burst
         result["burst"], result["rate"] = bucket.capacity, bucket.per_second
 
+        # Transactions and statements of the run: unlike CPU, they do not depend on the load.
+        db_counts: Counter[str] = Counter()
+        event.listen(runtime.engine.sync_engine, "commit", lambda _conn: db_counts.update(["commits"]))
+        event.listen(runtime.engine.sync_engine, "before_cursor_execute",
+                     lambda *_args: db_counts.update(["statements"]))
+        result["db"] = db_counts
         # CPU time of the loop's thread, not wall time: a call waiting on the sandbox costs nothing.
         profiler = cProfile.Profile(time.thread_time) if profile else None
         cpu0, t0_perf, t0 = time.process_time(), time.perf_counter(), clock.now()
@@ -250,6 +257,9 @@ def _report(args: argparse.Namespace, db_url: str, runs: list[tuple[Latency, dic
         ("cpu: outbox process", [f"{out['cpu_s']:.2f} s ({1000 * out['cpu_s'] / max(1, out['counts']['sent']):.2f} "
                                  f"ms/action)" for _, out, _ in runs]),
         ("cpu: sandbox", [f"{sb['cpu_s']:.2f} s" for _, _, sb in runs]),
+        ("db: commits, statements per action (with the bench's polls)",
+         [f"{out['db']['commits'] / max(1, out['counts']['sent']):.2f}, "
+          f"{out['db']['statements'] / max(1, out['counts']['sent']):.2f}" for _, out, _ in runs]),
     ]
     side_by_side([latency.label for latency, _, _ in runs], rows)
     if n <= limit:

@@ -18,6 +18,7 @@ from sqlalchemy import Insert, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scrm.adapters.db.engine import insert_ignore
+from scrm.adapters.db.multirow import MultiRowInsertIgnore
 
 log = logging.getLogger("scrm.kernel.group_commit")
 
@@ -63,7 +64,8 @@ class GroupCommitWriter:
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
-        self._stmt: Insert | None = None
+        self._stmt: Insert | None = None  # for rows of other shapes than the first batch's
+        self._multirow: MultiRowInsertIgnore | None = None
 
     def start(self) -> None:
         if self._task is None:
@@ -216,6 +218,10 @@ class GroupCommitWriter:
 
     async def _insert(self, rows: list[Mapping[str, Any]]) -> set[Any]:
         async with self._engine.begin() as conn:
+            if self._multirow is None:
+                self._multirow = MultiRowInsertIgnore(self._table, list(rows[0]), self._unique, conn.dialect)
+            if all(self._multirow.fits(row) for row in rows):
+                return await self._multirow.run(conn, rows)
             if self._stmt is None:
                 self._stmt = insert_ignore(conn.dialect.name, self._table, [self._unique]).returning(
                     self._table.c[self._unique])

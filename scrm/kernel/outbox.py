@@ -18,6 +18,7 @@ it can be (mass-send tasks: get_groupmsg_list_v2 + get_groupmsg_task), and other
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -243,6 +244,10 @@ class Outbox:
         # Outcomes waiting for their group commit, and the task recording them.
         self._finishing: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        # Actions being attempted (their outcomes are still to come), and the recorder's signal
+        # that waiting for more would gain nothing (none left in flight, or a full group).
+        self._in_flight = 0
+        self._group_full = asyncio.Event()
         self._claims: dict[int | None, Claim] = {}
 
     # ------------------------------------------------------------------ adding
@@ -312,7 +317,8 @@ class Outbox:
 
         async def one(row: dict[str, Any], decided: Outcome | None) -> None:
             async with sem:
-                await self._process(row, decided)
+                recorded = await self._process(row, decided)
+            await asyncio.shield(recorded)  # a cancelled caller does not cancel the others' commit
 
         await asyncio.gather(*(one(row, decided) for row, decided in claimed))
         return len(claimed)
@@ -365,8 +371,11 @@ class Outbox:
                 await merge_notices(conn, row, now)
         return marked
 
-    async def _process(self, row: dict[str, Any], decided: Outcome | None) -> None:
+    async def _process(self, row: dict[str, Any], decided: Outcome | None) -> asyncio.Future[None]:
+        """Attempt the action and hand its outcome in for recording; returns once the call has
+        returned (its slot is free), with the future of the outcome's commit."""
         with log_context(outbox_id=row["id"], key=row["idempotency_key"], kind=row["kind"]):
+            self._in_flight += 1
             try:
                 outcome = decided if decided is not None else await self._attempt(row)
             except Exception as exc:
@@ -375,7 +384,9 @@ class Outbox:
                 log.exception("outbox executor crashed")
                 outcome = Outcome("unknown", error=f"{type(exc).__name__}: {exc}", delay_s=self._backoff(
                     row["attempts"] + 1), count_attempt=False)
-            await self._finish(row, outcome)
+            finally:
+                self._in_flight -= 1  # and, in the same step, handed in below
+            return self._hand_in(row, outcome)
 
     async def _attempt(self, row: dict[str, Any]) -> Outcome:
         """Resolve an ambiguous action, or call one already marked ``sending``."""
@@ -421,19 +432,28 @@ class Outbox:
         return backoff_s(attempts, self.settings.backoff_base_s, self.settings.backoff_max_s)
 
     async def _finish(self, row: Mapping[str, Any], outcome: Outcome) -> None:
-        """Record the outcome (fenced by the lease); returns once it has committed.
+        """Record the outcome (see ``_hand_in``); returns once it has committed."""
+        await asyncio.shield(self._hand_in(row, outcome))  # a cancelled caller does not cancel the others' commit
 
-        Outcomes that arrive together share one transaction (a group commit: the first waits
-        one loop turn for the others), so a burst costs a commit per group, not per action."""
+    def _hand_in(self, row: Mapping[str, Any], outcome: Outcome) -> asyncio.Future[None]:
+        """Queue the outcome for recording (fenced by the lease); the future resolves once it
+        has committed.
+
+        Outcomes share one transaction (a group commit), so calls cost a commit per group, not
+        per action: the first waits for the others still in flight, up to ``record_linger_s`` or
+        until ``batch_size`` outcomes wait, and not at all when no other call is in flight."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._finishing.append((row, outcome, done))
+        if not self._in_flight or len(self._finishing) >= self.settings.batch_size:
+            self._group_full.set()
         if self._recorder is None or self._recorder.done():
             self._recorder = asyncio.create_task(self._record_finishes())
-        await asyncio.shield(done)  # a cancelled caller does not cancel the others' commit
+        return done
 
     async def _record_finishes(self) -> None:
         await asyncio.sleep(0)  # let the outcomes of this loop turn join
         while self._finishing:
+            await self._linger_for_outcomes()
             group, self._finishing = self._finishing, []
             try:
                 await self._record_group(group)
@@ -454,6 +474,15 @@ class Outbox:
                 level = logging.INFO if outcome.status in ("sent", "pending") else logging.WARNING
                 with log_context(outbox_id=row["id"], key=row["idempotency_key"], kind=row["kind"]):
                     log.log(level, "outbox action %s", outcome.status, extra={"error": outcome.error})
+
+    async def _linger_for_outcomes(self) -> None:
+        """Wait for the outcomes of the calls still in flight to join the group (see ``_hand_in``)."""
+        if not self._in_flight or len(self._finishing) >= self.settings.batch_size:
+            return
+        self._group_full.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.record_linger_s):  # wait_for could swallow a cancel
+                await self._group_full.wait()
 
     async def _record_group(self, group: list[tuple[Mapping[str, Any], Outcome, asyncio.Future[None]]]) -> None:
         async with self.sessions() as session, session.begin():
@@ -563,9 +592,13 @@ class Outbox:
     async def run(self, *, max_priority: int | None = None, idle_s: float = 1.0) -> None:
         """Worker loop: keep up to ``concurrency`` actions in flight, claiming more as calls
         return (a slow WeCom answer holds one slot, not a batch). Run one with
-        ``max_priority=PRIORITY_WELCOME`` so welcomes never queue behind bulk sends."""
+        ``max_priority=PRIORITY_WELCOME`` so welcomes never queue behind bulk sends.
+
+        A slot is free once its call has returned: the outcome's commit (which may wait for
+        others, ``record_linger_s``) is the recorder's; its row stays ``sending`` and leased to
+        us until then, so nothing claims it again, and a stop records what was handed in."""
         limit = self.settings.concurrency
-        running: set[asyncio.Task[None]] = set()
+        running: set[asyncio.Task[asyncio.Future[None]]] = set()
         try:
             while True:
                 self._wake.clear()

@@ -53,15 +53,15 @@ def _check_timestamp(timestamp: str, clock: Clock, window_s: int) -> None:
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
-    # Chunked bodies carry no Content-Length, so count while reading.
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := await request.content.read(64 * 1024):
-        total += len(chunk)
-        if total > limit:
-            raise Rejected(413, "body too large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    # aiohttp counts while reading (chunked bodies carry no Content-Length) and stops at the
+    # app's client_max_size; the view's own limit is checked again in case the app's is larger.
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise Rejected(413, "body too large") from None
+    if len(body) > limit:
+        raise Rejected(413, "body too large")
+    return body
 
 
 def _reject(request: web.Request, err: Rejected) -> web.Response:

@@ -66,17 +66,32 @@ def parse_xml(xml: str) -> dict[str, object]:
         root = etree.fromstring(xml.encode("utf-8"), _parser())
     except (etree.XMLSyntaxError, ValueError) as exc:
         raise XmlError(f"malformed XML: {_short(str(exc), 80)}") from None
-    docinfo = root.getroottree().docinfo
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        # Never expanded or fetched (the parser resolves no entity and loads no DTD), and
-        # refused all the same: WeCom sends none, so one is an attack or a mistake.
-        raise XmlError("XML rejected: DOCTYPE is forbidden")
+    if "<!DOCTYPE" in xml:  # markup cannot be escaped: without this text there is no DTD
+        docinfo = root.getroottree().docinfo
+        if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+            # Never expanded or fetched (the parser resolves no entity and loads no DTD), and
+            # refused all the same: WeCom sends none, so one is an attack or a mistake.
+            raise XmlError("XML rejected: DOCTYPE is forbidden")
     if root.tag != "xml":
         raise XmlError(f"root element must be <xml>, got <{_short(root.tag)}>")
-    values: dict[str, list[object]] = {}
+    fields: dict[str, object] = {}
+    repeated: dict[str, list[object]] | None = None
     for child in root:
-        values.setdefault(child.tag, []).append(_value(child, 1))
-    return {tag: vals[0] if len(vals) == 1 else vals for tag, vals in values.items()}
+        tag = child.tag
+        # A leaf's text directly: _value's checks per child were half a callback's parse.
+        value = _value(child, 1) if len(child) or tag in _CONTAINERS else (child.text or "")
+        if tag not in fields:
+            fields[tag] = value
+        else:
+            repeated = repeated if repeated is not None else {}
+            repeated.setdefault(tag, [fields[tag]]).append(value)
+    if repeated:
+        fields.update(repeated)
+    return fields
+
+
+# Elements that map to lists even when empty (``_value``).
+_CONTAINERS = frozenset({"MemChangeList", "SelectedItems"})
 
 
 # lxml (libxml2) parses a callback in 13 µs where defusedxml took 67 µs (its guards are Python
@@ -183,27 +198,43 @@ def header_of(fields: Mapping[str, object]) -> EventHeader:
         raise XmlError(f"CreateTime: not an integer: {_short(create_time)!r}")
     msg_id = _flat(fields.get("MsgId", ""))
     if msg_id:
-        key = f"msg:{msg_id.translate(_KEY_ESCAPE)}"
+        key = f"msg:{_escaped(msg_id)}"
     else:
-        prefix = "sys" if fields["FromUserName"] == "sys" else "evt"
-        rest = sorted(n for n in fields if n not in _KEY_FIRST and n not in _KEY_SKIP)
-        parts = [prefix]
-        for name in [*(n for n in _KEY_FIRST if n in fields), *rest]:
-            text = _flat(fields[name])
-            if text:  # absent and empty mean the same to WeCom
-                parts.append(f"{name}={text.translate(_KEY_ESCAPE)}")
+        parts = ["sys" if fields["FromUserName"] == "sys" else "evt"]
+        for name in _KEY_FIRST:
+            if name in fields:
+                _key_part(parts, name, fields[name])
+        for name in sorted(n for n in fields if n not in _KEY_FIRST_OR_SKIPPED):
+            _key_part(parts, name, fields[name])
         key = "|".join(parts)
     if len(key) > MAX_KEY_CHARS:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         key = f"{key[: MAX_KEY_CHARS - len(digest) - 1]}#{digest}"
+    event = _flat(fields.get("Event", ""))
     return EventHeader(
         msg_type=_flat(fields["MsgType"]),
-        event=_flat(fields.get("Event", "")),
+        event=event,
         change_type=_flat(fields.get("ChangeType", "")),
         dedup_key=key,
-        order_key=_order_key(fields),
+        order_key=_order_key(fields, event),
         urgent=bool(_flat(fields.get("WelcomeCode", ""))),
     )
+
+
+_KEY_FIRST_OR_SKIPPED = frozenset(_KEY_FIRST) | _KEY_SKIP
+
+
+def _key_part(parts: list[str], name: str, value: object) -> None:
+    text = value if isinstance(value, str) else _flat(value)
+    if text:  # absent and empty mean the same to WeCom
+        parts.append(f"{name}={_escaped(text)}")
+
+
+def _escaped(text: str) -> str:
+    # translate() walks a mapping per character; most values have nothing to escape.
+    if "%" in text or "|" in text or "\n" in text or "\r" in text:
+        return text.translate(_KEY_ESCAPE)
+    return text
 
 
 # Address-book changes (members and departments) share one order key: a member's department
@@ -211,12 +242,12 @@ def header_of(fields: Mapping[str, object]) -> EventHeader:
 DIRECTORY_ORDER_KEY = "directory"
 
 
-def _order_key(fields: Mapping[str, object]) -> str:
+def _order_key(fields: Mapping[str, object], event: str) -> str:
     """The customer or chat an event belongs to: events of one key are handled in arrival order
     (an add after a delete must not overtake it), events of different keys concurrently. Per
     customer, not per relation: a transfer names the old manager but changes the new one's.
     Address-book changes (``change_contact``) are handled one after another, in arrival order."""
-    if _flat(fields.get("Event", "")) == _DIRECTORY:
+    if event == _DIRECTORY:
         return DIRECTORY_ORDER_KEY
     ext, chat = _flat(fields.get("ExternalUserID", "")), _flat(fields.get("ChatId", ""))
     if ext:

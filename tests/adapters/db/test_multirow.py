@@ -1,0 +1,61 @@
+"""The multi-row insert-or-ignore: which keys it reports new, and rows stored exactly as the ORM
+path stores them (UTC datetimes, NULLs), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from scrm.adapters.db.engine import make_engine, table_of
+from scrm.adapters.db.multirow import MultiRowInsertIgnore
+from scrm.kernel.models import InboxEvent
+
+T0 = datetime(2026, 12, 7, 10, 0, 0, tzinfo=UTC)  # microsecond 0: SQLite's text form must still carry it
+CHINA = T0.astimezone(ZoneInfo("Asia/Shanghai"))  # the same instant, written in another zone
+
+
+def row(key: str, *, at: datetime = T0, order_key: str = "") -> dict[str, Any]:
+    return {"dedup_key": key, "source": "wecom", "received_at": at, "raw": f"<xml>{key}</xml>", "msg_type": "event",
+            "event": "e", "change_type": "", "status": "pending", "attempts": 0, "next_attempt_at": at,
+            "priority": 100, "order_key": order_key}
+
+
+async def test_reports_only_new_keys_and_stores_rows_like_the_orm(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            stmt = MultiRowInsertIgnore(table_of(InboxEvent), list(row("x")), "dedup_key", conn.dialect)
+            assert await stmt.run(conn, [row("a")]) == {"a"}
+            # 5 rows (sent as 8: the last repeated), one already stored, one twice in the batch.
+            later = T0 + timedelta(microseconds=123456)
+            batch = [row("a"), row("b", at=later), row("c", at=CHINA), row("b"), row("d", order_key="customer:d")]
+            assert await stmt.run(conn, batch) == {"b", "c", "d"}
+            stmt.max_rows = 2  # more rows than one statement may carry: several statements
+            assert await stmt.run(conn, [row(k) for k in "efgab"]) == {"e", "f", "g"}
+        async with engine.connect() as conn:
+            stored = {r.dedup_key: r for r in (await conn.execute(select(InboxEvent.__table__))).all()}
+            # The ORM's own reading, so a text form the ORM cannot compare would show here.
+            due = set((await conn.execute(select(InboxEvent.dedup_key).where(InboxEvent.received_at <= T0))).scalars())
+    finally:
+        await engine.dispose()
+    assert sorted(stored) == list("abcdefg")
+    assert stored["b"].received_at == T0 + timedelta(microseconds=123456)  # the first "b" won
+    assert stored["c"].received_at == T0  # 18:00 in Shanghai is 10:00 UTC
+    assert stored["d"].order_key == "customer:d"
+    assert stored["a"].locked_until is None and stored["a"].raw == "<xml>a</xml>"
+    assert due == set("acdefg")
+
+
+async def test_fits_only_rows_with_exactly_its_columns(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            stmt = MultiRowInsertIgnore(table_of(InboxEvent), list(row("x")), "dedup_key", conn.dialect)
+    finally:
+        await engine.dispose()
+    assert stmt.fits(row("y"))
+    assert not stmt.fits({**row("y"), "last_error": None})
+    assert not stmt.fits({k: v for k, v in row("y").items() if k != "order_key"})
