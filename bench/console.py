@@ -411,14 +411,18 @@ CORE_PAGES: list[Request] = [("home", "/console/"), ("tasks", "/console/tasks"),
 OPS_PAGES: list[Request] = [("ops", "/console/ops"), ("audit", "/console/audit")]
 
 
-async def probe_optional(base: str, cookies: dict[str, str], people: Sequence[Person]) -> tuple[
-        dict[str, set[str]], list[str]]:
-    """Which optional pages answer 200, per role; and a note for each one that does not."""
+async def probe_optional(base: str, cookies: dict[str, str], people: Sequence[Person],
+                         without: Sequence[str] = ()) -> tuple[dict[str, set[str]], list[str]]:
+    """Which optional pages answer 200, per role; and a note for each one that does not (or is
+    left out: ``without``)."""
     by_role: dict[str, set[str]] = {}
     notes: list[str] = []
     one_per_role = {p.role: p for p in reversed(people)}
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
         for label, path in OPTIONAL_PAGES.items():
+            if label in without:
+                notes.append(f"{label} ({path}): left out (--without)")
+                continue
             answers = {}
             for role, p in one_per_role.items():
                 _ms, status, head = await fetch(http, base + path, cookies[p.userid])
@@ -527,8 +531,10 @@ def _zone() -> Any:
 # --------------------------------------------------------------------------- the run
 
 
-async def measure(db_url: str, customers: int, users: int, rounds: int) -> dict[str, Any]:
-    """Phases 1–3 on the data set already in ``db_url``; the figures as data."""
+async def measure(db_url: str, customers: int, users: int, rounds: int,
+                  without: Sequence[str] = ()) -> dict[str, Any]:
+    """Phases 1–3 on the data set already in ``db_url``; the figures as data. ``without``: optional
+    pages left out of the load (one page holding the event loop for seconds hides every other)."""
     shape = million.Shape(customers)
     people = console_people(shape, users)
     out: dict[str, Any] = {"rollup": await roll_up(db_url, [p.scope for p in people])}
@@ -537,7 +543,7 @@ async def measure(db_url: str, customers: int, users: int, rounds: int) -> dict[
     with serving(db_url, access_file(people)) as svc:
         ms, status, head = await _first_cockpit(svc.base, cookies[people[0].userid])
         out["cockpit_first"] = {"ms": ms, "status": status, "head": head}
-        optional, out["notes"] = await probe_optional(svc.base, cookies, people)
+        optional, out["notes"] = await probe_optional(svc.base, cookies, people, without)
         rng = random.Random(7)
         plans = {}
         for p in people:
@@ -611,9 +617,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_args(parser)
     parser.add_argument("--users", type=int, default=20, help="people signed in at once (at most 27)")
+    parser.add_argument("--without", action="append", default=[], choices=sorted(OPTIONAL_PAGES),
+                        help="leave this optional page out of the load (repeatable)")
     a = parser.parse_args(argv)
     how, gen_s = asyncio.run(million.ready(a.db, a.customers, reuse=a.reuse))
-    out = asyncio.run(measure(a.db, a.customers, a.users, a.rounds))
+    out = asyncio.run(measure(a.db, a.customers, a.users, a.rounds, a.without))
     return report(out, how, gen_s, a.customers, a.users, a.rounds)
 
 
