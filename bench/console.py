@@ -14,6 +14,9 @@ Three phases, each printed with its goal and the ratio measured/goal:
    previous one, the weeks of the retention cohorts) is rolled up once, and every effect day not
    stored yet is built, outside the timing (each roll-up day's seconds are kept: their maximum is
    printed too).
+   Then the calendar's outlook (``handlers.console.outlook.refresh``, what the ``console.outlook``
+   job runs at start, after a reload and nightly): the planner over the next 30 days, stored per
+   sender, timed; already stored for today and this playbook version, it is reused (said so).
 2. **the cockpit, first render**: ``GET /console/cockpit?days=30`` of the whole bank by an ops
    admin, the service's first request to it: goal ≤ 1 s. It reads the stored roll-ups and computes
    today (up to the clock) live from the raw rows, as the page always does.
@@ -411,14 +414,18 @@ CORE_PAGES: list[Request] = [("home", "/console/"), ("tasks", "/console/tasks"),
 OPS_PAGES: list[Request] = [("ops", "/console/ops"), ("audit", "/console/audit")]
 
 
-async def probe_optional(base: str, cookies: dict[str, str], people: Sequence[Person]) -> tuple[
-        dict[str, set[str]], list[str]]:
-    """Which optional pages answer 200, per role; and a note for each one that does not."""
+async def probe_optional(base: str, cookies: dict[str, str], people: Sequence[Person],
+                         without: Sequence[str] = ()) -> tuple[dict[str, set[str]], list[str]]:
+    """Which optional pages answer 200, per role; and a note for each one that does not (or is
+    left out: ``without``)."""
     by_role: dict[str, set[str]] = {}
     notes: list[str] = []
     one_per_role = {p.role: p for p in reversed(people)}
     async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as http:
         for label, path in OPTIONAL_PAGES.items():
+            if label in without:
+                notes.append(f"{label} ({path}): left out (--without)")
+                continue
             answers = {}
             for role, p in one_per_role.items():
                 _ms, status, head = await fetch(http, base + path, cookies[p.userid])
@@ -511,6 +518,38 @@ def _effect_goals(today: date) -> Any:
     return goals_of(playbook_sops(load_playbook(ROOT / "sop", ROOT / "materials", today=today)))
 
 
+async def plan_outlook(db_url: str) -> dict[str, Any]:
+    """The ``console.outlook`` job's work, timed (wall and this process's CPU: the planner's
+    Python; PostgreSQL's share is the rest of the wall time), with the playbook the service
+    loads and its version, on the data set's "now"; a no-op (``computed`` False) when today's
+    outlook of this version is stored already."""
+    from sqlalchemy import func, select
+
+    from handlers.console import outlook
+    from handlers.console.models import ConsoleOutlook
+    from scrm.adapters.db.engine import make_engine, make_sessionmaker
+    from scrm.kernel.clock import FakeClock
+    from scrm.playbook.holder import PlaybookHolder
+
+    holder = PlaybookHolder(service_settings(db_url, 0, ROOT / "console.yaml").playbook, FakeClock(million.ANCHOR))
+    pb = holder.load()
+    today = million.ANCHOR.astimezone(_zone()).date()
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        async with sessions() as db, db.begin():
+            run = await outlook.refresh(db, pb, holder.version, today, million.ANCHOR)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        async with sessions() as db:
+            stored = await outlook.latest(db)
+            rows = await db.scalar(select(func.count()).select_from(ConsoleOutlook))
+    finally:
+        await engine.dispose()
+    return {"computed": run is not None, "wall_s": wall, "cpu_s": cpu, "rows": rows, "version": holder.version,
+            "computed_at": stored.computed_at if stored is not None else None}
+
+
 def _zone() -> Any:
     from zoneinfo import ZoneInfo
 
@@ -521,30 +560,30 @@ def _zone() -> Any:
 
 
 async def measure(db_url: str, customers: int, users: int, rounds: int,
-                  skip: Sequence[str] = ()) -> dict[str, Any]:
-    """Phases 1–3 on the data set already in ``db_url``; the figures as data. ``skip``: optional
-    pages not asked (the calendar's planning holds the event loop for seconds: without it, what
-    the other pages cost shows)."""
+                  without: Sequence[str] = ()) -> dict[str, Any]:
+    """Phases 1–3 on the data set already in ``db_url``; the figures as data. ``without``: optional
+    pages left out of the load (one page holding the event loop for seconds hides every other)."""
     shape = million.Shape(customers)
     people = console_people(shape, users)
     out: dict[str, Any] = {"rollup": await roll_up(db_url, [p.scope for p in people])}
+    out["outlook"] = await plan_outlook(db_url)
     cookies = await sign_in(db_url, people, "console")
     with serving(db_url, access_file(people)) as svc:
         ms, status, head = await _first_cockpit(svc.base, cookies[people[0].userid])
         out["cockpit_first"] = {"ms": ms, "status": status, "head": head}
-        optional, out["notes"] = await probe_optional(svc.base, cookies, people)
+        optional, out["notes"] = await probe_optional(svc.base, cookies, people, without)
         rng = random.Random(7)
         plans = {}
         for p in people:
             pages = CORE_PAGES + (OPS_PAGES if p.role in ("ops_admin", "auditor") else [])
             pages += [(label, OPTIONAL_PAGES[label]) for label in sorted(optional.get(p.role, ()))
-                      if label not in skip]
+                      if label not in without]
             plans[p.userid] = (cookies[p.userid], shuffled_rounds(pages, rounds, rng))
         with Machine(svc.pid) as machine:
             out["tally"] = await drive(svc.base, plans)
         out["machine"] = machine
     out["service"] = svc
-    out["order"] = ([label for label, _ in CORE_PAGES + OPS_PAGES] + [p for p in OPTIONAL_PAGES if p not in skip]
+    out["order"] = ([label for label, _ in CORE_PAGES + OPS_PAGES] + [p for p in OPTIONAL_PAGES if p not in without]
                     + ["baseline"])
     return out
 
@@ -578,6 +617,14 @@ def report(out: dict[str, Any], how: str, gen_s: float | None, customers: int, u
             + ("" if first["status"] == 200 else f" (HTTP {first['status']})"), f"<= {COCKPIT_FIRST_GOAL_S:.0f} s",
             f"{first_s / COCKPIT_FIRST_GOAL_S:.2f} {'ok' if first_s <= COCKPIT_FIRST_GOAL_S else 'MISSED'}"]],
           ["figure", "measured", "goal", "measured/goal"])
+    o = out["outlook"]
+    if o["computed"]:
+        print(f"  calendar outlook job (30 days planned and stored, playbook {o['version']}): "
+              f"{o['wall_s']:.1f} s wall, "
+              f"{o['cpu_s']:.1f} s CPU in this process; {o['rows']:,} rows")
+    else:
+        print(f"  calendar outlook: already stored for today and playbook {o['version']} (computed at "
+              f"{o['computed_at']:%Y-%m-%d %H:%M} UTC; {o['rows']:,} rows), reused — the job was not run again")
     print(f"  pages with {users} users at once ({sum(len(v) for v in tally.latencies_ms.values())} requests):")
     table(page_rows(tally, out["order"]), PAGE_HEAD)
     for note in out["notes"]:
@@ -605,11 +652,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_args(parser)
     parser.add_argument("--users", type=int, default=20, help="people signed in at once (at most 27)")
-    parser.add_argument("--skip", action="append", default=[], choices=sorted(OPTIONAL_PAGES),
-                        help="an optional page not to ask (repeatable), e.g. --skip calendar")
+    parser.add_argument("--without", action="append", default=[], choices=sorted(OPTIONAL_PAGES),
+                        help="leave this optional page out of the load (repeatable)")
     a = parser.parse_args(argv)
     how, gen_s = asyncio.run(million.ready(a.db, a.customers, reuse=a.reuse))
-    out = asyncio.run(measure(a.db, a.customers, a.users, a.rounds, a.skip))
+    out = asyncio.run(measure(a.db, a.customers, a.users, a.rounds, a.without))
     return report(out, how, gen_s, a.customers, a.users, a.rounds)
 
 

@@ -12,24 +12,25 @@ so a customer's weekly and monthly caps are counted against what was really sent
 the window's own earlier days (``scrm sop plan`` has the same view). Key-event reminders
 (birthdays, maturities) come from CRM events, not from the planner, and are not shown.
 
-Planning a day reads every group and candidate customer, so the bank-wide plan is computed
-once per playbook version, first day and length, in a task of its own, and kept for
-:data:`CACHE_TTL` (clock time; see :class:`CalendarCache`); each viewer's calendar is a cheap
-filter of it by the senders inside their scope (the group owner, the customer's manager).
+Planning a day reads every group and candidate customer (seconds a day on a million customers),
+so the bank-wide plan of the next 30 days is computed by the ``console.outlook`` job, once a day
+and after each playbook reload, and stored per sender (:mod:`handlers.console.outlook`); each
+viewer's calendar is the stored counts of the senders inside their scope (the group owner, the
+customer's manager).
+
 Material texts are rendered with the real date of each day and sample values for everything
 about one group or customer (see :func:`preview`), marked as such.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.console.reasons import LABELS, reason_kind
 from handlers.console.scope import Scope
@@ -39,7 +40,6 @@ from handlers.sop.api import DayPlanner, Planned
 from scrm.playbook import VARIABLES, Material, Playbook, TemplateError, date_variables, render_material, render_template
 from scrm.playbook.templates import template_fields
 
-CACHE_TTL = timedelta(minutes=10)
 WEEKDAYS = "一二三四五六日"
 KINDS = ("group", "private", "task", "tag")
 #: Why a target is skipped, as the calendar says it (after "将跳过：").
@@ -235,19 +235,46 @@ async def _owners(db: AsyncSession, targets: set[str]) -> dict[str, str]:
 
 # -- one viewer's calendar ------------------------------------------------------------------
 
-def calendar_view(plan: BankPlan, pb: Playbook, scope: Scope, days: int | None = None) -> dict[str, Any]:
+# (day, at, source, step, material or "", outcome): a :data:`Key` without its sender.
+ViewKey = tuple[date, str, str, str, str, str]
+
+
+@dataclass
+class ScopedPlan:
+    """What one scope sees of a plan: its counts summed over the senders inside the scope."""
+
+    start: date
+    days: int
+    counts: Counter[ViewKey] = field(default_factory=Counter)
+    reasons: dict[tuple[date, str, str, str], str] = field(default_factory=dict)
+
+
+def scoped(plan: BankPlan, scope: Scope) -> ScopedPlan:
+    """``plan`` as ``scope`` sees it: only sends whose sender is a member of ``scope`` count;
+    sends with no known sender (a group whose owner left the directory) count for the whole bank
+    only."""
+    members = None if scope.whole_bank else set(scope.members)
+    out = ScopedPlan(plan.start, plan.days, reasons=plan.reasons)
+    for (day, at, source, step, material, outcome, owner), n in plan.counts.items():
+        if members is None or owner in members:
+            out.counts[(day, at, source, step, material, outcome)] += n
+    return out
+
+
+def calendar_view(plan: BankPlan | ScopedPlan, pb: Playbook, scope: Scope, days: int | None = None) -> dict[str, Any]:
     """The calendar of ``plan``'s first ``days`` days as ``scope`` sees it (JSON-able, deterministic).
 
-    Only sends whose sender is a member of ``scope`` count; sends with no known sender (a group
-    whose owner left the directory) count for the whole bank only.
+    A :class:`BankPlan` is narrowed to ``scope`` first (:func:`scoped`); a :class:`ScopedPlan`
+    (the stored outlook read for the scope) is taken as it is.
     """
+    if isinstance(plan, BankPlan):
+        plan = scoped(plan, scope)
     days = plan.days if days is None else min(days, plan.days)
     end = plan.start + timedelta(days=days - 1)
-    members = None if scope.whole_bank else set(scope.members)
     index = step_index(pb)
     rows: dict[tuple[date, str, str, str], dict[str, Any]] = {}
-    for (day, at, source, step, material, outcome, owner), n in plan.counts.items():
-        if day > end or (members is not None and owner not in members):
+    for (day, at, source, step, material, outcome), n in plan.counts.items():
+        if day > end or n == 0:
             continue
         row = rows.get((day, at, source, step))
         if row is None:
@@ -291,62 +318,3 @@ def calendar_view(plan: BankPlan, pb: Playbook, scope: Scope, days: int | None =
     return {"start": plan.start.isoformat(), "end": end.isoformat(), "days": days, "scope": scope.label,
             "totals": {k: sum(d["totals"][k] for d in out_days) for k in (*KINDS, "carried", "skipped")},
             "calendar": out_days}
-
-
-# -- the cache --------------------------------------------------------------------------------
-
-Planned_ = tuple[datetime, BankPlan]  # when the plan was computed (clock time), and the plan
-
-
-@dataclass
-class CalendarCache:
-    """The latest bank-wide plans, per (playbook version, first day, days), fresh for :data:`CACHE_TTL`.
-
-    Planning runs as a task of its own (its own read-only session), once however many viewers
-    ask: a page waits for it at most :attr:`wait_s` seconds — the sandbox or a branch plans in
-    well under a second — and past that shows the previous plan of the same key, if any, or says
-    the calendar is being computed (a bank of a million customers takes seconds per day).
-    """
-
-    ttl: timedelta = CACHE_TTL
-    wait_s: float = 10.0
-    keep: int = 4
-    _plans: dict[tuple[str, date, int], Planned_] = field(default_factory=dict)
-    _running: dict[tuple[str, date, int], asyncio.Task[Planned_]] = field(default_factory=dict)
-
-    async def plan(self, sessions: async_sessionmaker[AsyncSession], pb: Playbook, version: str, start: date,
-                   days: int, now: datetime) -> Planned_ | None:
-        """The bank-wide plan and when it was computed, or None while the first one is computed."""
-        key = (version, start, days)
-        found = self._plans.get(key)
-        if found is not None and timedelta(0) <= now - found[0] < self.ttl:
-            return found
-        task = self._running.get(key)
-        if task is None:
-            task = self._running[key] = asyncio.create_task(self._compute(sessions, pb, key, now))
-        try:
-            return await asyncio.wait_for(asyncio.shield(task), self.wait_s)
-        except TimeoutError:
-            return found
-
-    async def settled(self) -> None:
-        """Wait for the plans being computed (tests; a clean stop)."""
-        while self._running:
-            await asyncio.gather(*self._running.values(), return_exceptions=True)
-
-    async def close(self) -> None:
-        for task in self._running.values():
-            task.cancel()
-        await asyncio.gather(*self._running.values(), return_exceptions=True)
-
-    async def _compute(self, sessions: async_sessionmaker[AsyncSession], pb: Playbook, key: tuple[str, date, int],
-                       now: datetime) -> Planned_:
-        try:
-            async with sessions() as db:
-                found = (now, await plan_bank(db, pb, key[1], key[2]))
-            self._plans[key] = found
-            for old in sorted(self._plans, key=lambda k: self._plans[k][0])[:-self.keep]:
-                del self._plans[old]
-            return found
-        finally:
-            self._running.pop(key, None)

@@ -4,9 +4,11 @@ customers and task cards each step reaches and each material as the customer wil
 
 Counts are those of sends whose sender (group owner, customer's manager) is inside the viewer's
 grant, narrowed by ``?dept=``; a department outside the grant is 403 (audited), one nobody has
-is 400. The bank-wide plan behind it is cached per playbook version and day for a few minutes;
-while a large bank's plan is being computed the page shows the previous one, or says so and
-refreshes itself.
+is 400. They are read from the outlook the ``console.outlook`` job stored
+(:mod:`handlers.console.outlook`: planned once a day and after each playbook reload), with when
+it was computed. Before the job has ever stored one (the first start, while it plans), the page
+says so and when the next planning is due, and refreshes itself: a view never plans (a million
+customers take minutes), so twenty first views cost twenty reads, not twenty plans.
 """
 
 from __future__ import annotations
@@ -15,14 +17,16 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from sqlalchemy import func, select
 
-from handlers.console import audit
-from handlers.console.calendar import CARRIED_LABEL, CalendarCache, calendar_view
+from handlers.console import audit, outlook
+from handlers.console.calendar import CARRIED_LABEL, calendar_view
+from handlers.console.jobs import OUTLOOK_JOB_KEY, OUTLOOK_NOW_JOB_KEY
 from handlers.console.scope import BadScope, ScopeRefused, resolve
 from handlers.console.web import refuse, render, runtime_of, today_of, viewer_of
+from scrm.kernel.models import DueJob
 
 PERIODS = (7, 30)
-CACHE = web.AppKey("scrm_console_calendar", CalendarCache)
 
 
 def calendar_days(request: web.Request) -> int | web.Response:
@@ -40,6 +44,7 @@ async def calendar_page(request: web.Request) -> web.Response:
     if isinstance(days, web.Response):
         return days
     pb, now = runtime.playbook.current, runtime.clock.now()
+    data, computed, next_run, stale = None, "", "", ""
     async with runtime.sessions() as db:
         try:
             scope = await resolve(db, viewer.grant, dept=request.query.get("dept", ""))
@@ -49,28 +54,25 @@ async def calendar_page(request: web.Request) -> web.Response:
             return web.Response(status=400, text=f"{exc}\n")
         audit.record(db, now, viewer.actor, viewer.grant.role.value, "view", request.path_qs, audit.remote_of(request))
         await db.commit()
-    data, computed = None, ""
-    if pb is not None:
-        # One plan of the longest period serves both: the 7-day view is its first week.
-        found = await request.config_dict[CACHE].plan(runtime.sessions, pb, runtime.playbook.version,
-                                                      today_of(runtime), max(PERIODS), now)
-        if found is not None:
-            data = calendar_view(found[1], pb, scope, days)
-            computed = _local(found[0], pb.policy.timezone)
+        if pb is not None:
+            zone = pb.policy.timezone
+            run = await outlook.latest(db)
+            if run is not None:
+                data = calendar_view(await outlook.read(db, run, scope, days), pb, scope, days)
+                computed = _local(run.computed_at, zone)
+                if run.version != runtime.playbook.version or run.start != today_of(runtime):
+                    stale = "剧本已更新" if run.version != runtime.playbook.version else "日历起始日已过"
+            due = await db.scalar(select(func.min(DueJob.next_run_at)).where(
+                DueJob.job_key.in_((OUTLOOK_JOB_KEY, OUTLOOK_NOW_JOB_KEY)), DueJob.enabled.is_(True)))
+            next_run = _local(due, zone) if due is not None else ""
     return render(request, "calendar.html", {"d": data, "loaded": pb is not None, "days": days, "periods": PERIODS,
-                                             "dept": scope.dept, "computed": computed,
-                                             "carried_label": CARRIED_LABEL})
+                                             "dept": scope.dept, "computed": computed, "next_run": next_run,
+                                             "stale": stale, "carried_label": CARRIED_LABEL})
 
 
 def _local(at: datetime, zone: str) -> str:
     return at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
 
 
-async def _stop_planning(app: web.Application) -> None:
-    await app[CACHE].close()
-
-
 def add_routes(app: web.Application) -> None:
-    app[CACHE] = CalendarCache()
-    app.on_cleanup.append(_stop_planning)
     app.router.add_get("/calendar", calendar_page)

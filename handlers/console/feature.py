@@ -50,14 +50,16 @@ def install(app: web.Application, runtime: Runtime) -> None:
 
 
 async def _jobs(runtime: Runtime) -> bool:
-    """The cockpit's nightly roll-up and the weekly digest (``[console] rollup_cron``,
-    ``digest_cron``, in the playbook's time zone); like
+    """The cockpit's nightly roll-up, the weekly digest and the calendar's outlook (``[console]
+    rollup_cron``, ``digest_cron``, ``outlook_cron``, in the playbook's time zone; the outlook
+    also at once, since this runs at start and after each playbook reload); like
     every feature's jobs, only for a service running a playbook."""
     if runtime.playbook.current is None:
         return False
     zone = zone_of(runtime.playbook.current, runtime.settings)
     async with runtime.sessions() as session, session.begin():
-        await register_jobs(session, runtime.scheduler, runtime.settings, zone)
+        await register_jobs(session, runtime.scheduler, runtime.settings, zone, runtime.playbook.version,
+                            runtime.clock.now())
     return True
 
 

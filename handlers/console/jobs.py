@@ -8,18 +8,24 @@ instances, or a replay, run it once.
   After it, the SOP effect page's stored rows (:func:`handlers.console.effectstore.build_due`).
 * ``console.digest``, weekly (:mod:`handlers.console.digest`): its messages are keyed by ISO
   week and member, so even a second run in the same week sends nothing more.
+* ``console.outlook``, nightly, and ``console.outlook.now``, a one-off due at start and after
+  each playbook reload (the feature's ``jobs`` hook runs then): plan the SOP calendar's next 30
+  days and store them (:mod:`handlers.console.outlook`). Both carry the running playbook's
+  version; a run for today and that version already stored makes the event a no-op, so a
+  restart or a second instance plans nothing twice.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import date
+from datetime import date, datetime
 from typing import ClassVar
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.console import effectstore, periodcache
+from handlers.console import effectstore, outlook, periodcache
 from handlers.console.access import Grant, Role, load_access
 from handlers.console.cockpit import PERIODS, warm
 from handlers.console.digest import queue_digest
@@ -32,6 +38,7 @@ from scrm.kernel.clock import Clock
 from scrm.kernel.config import Settings
 from scrm.kernel.dispatch import Router
 from scrm.kernel.events import Internal, Scheduled
+from scrm.kernel.models import DueJob
 from scrm.kernel.outbox import Outbox
 from scrm.kernel.scheduler import Scheduler, TriggerSpec
 from scrm.playbook import Playbook
@@ -45,6 +52,11 @@ DIGEST_JOB_KEY = "console.digest"
 # A digest a day or two late (the service was down on Monday) still reports last week; later,
 # next week's is near.
 DIGEST_MISFIRE_GRACE_S = 2 * 24 * 3600
+OUTLOOK_JOB_KEY = "console.outlook"
+OUTLOOK_NOW_JOB_KEY = "console.outlook.now"
+# A late plan is still today's plan (the page shows the previous one meanwhile); a day late,
+# the next night's run plans anyway.
+OUTLOOK_MISFIRE_GRACE_S = 20 * 3600
 
 router = Router("console")
 log = logging.getLogger("handlers.console.rollup")
@@ -64,7 +76,18 @@ class ConsoleDigestDue(Scheduled):
     SOURCE: ClassVar[str] = "console"
 
 
-EVENTS: tuple[type[Internal], ...] = (ConsoleRollupDue, ConsoleDigestDue)
+class ConsoleOutlookDue(Scheduled):
+    """Plan the SOP calendar's next 30 days and store them, unless stored for today and
+    ``version`` (fired nightly by ``console.outlook``, and by ``console.outlook.now`` at start and
+    after each playbook reload)."""
+
+    KIND: ClassVar[str] = "console.outlook"
+    SOURCE: ClassVar[str] = "console"
+
+    version: str = ""  # the playbook version running when the job was (re-)registered
+
+
+EVENTS: tuple[type[Internal], ...] = (ConsoleRollupDue, ConsoleDigestDue, ConsoleOutlookDue)
 
 
 def zone_of(playbook: Playbook | None, settings: Settings) -> str:
@@ -89,10 +112,34 @@ async def register_digest(session: AsyncSession, scheduler: Scheduler, settings:
                                     misfire_grace_s=DIGEST_MISFIRE_GRACE_S)
 
 
-async def register_jobs(session: AsyncSession, scheduler: Scheduler, settings: Settings, zone: str) -> None:
-    """Every console job as the configuration wants it."""
+async def register_outlook(session: AsyncSession, scheduler: Scheduler, settings: Settings, zone: str,
+                           version: str, now: datetime) -> bool:
+    """Put the calendar's nightly planning (or disable it, when ``outlook_cron`` is empty or the
+    console is off) and a one-off planning due ``now`` (the hook runs at start and after each
+    reload: a new playbook plans a new calendar at once). Both carry ``version``."""
+    own = console_settings(settings)
+    if not own.enabled:
+        await scheduler.keep_job(session, OUTLOOK_JOB_KEY, ConsoleOutlookDue, None,
+                                 misfire_grace_s=OUTLOOK_MISFIRE_GRACE_S)
+        return False
+    expr = own.outlook_cron.strip()
+    trigger = TriggerSpec(type="cron", expr=expr, timezone=zone) if expr else None
+    nightly = await scheduler.keep_job(session, OUTLOOK_JOB_KEY, ConsoleOutlookDue, trigger,
+                                       misfire_grace_s=OUTLOOK_MISFIRE_GRACE_S)
+    if nightly:  # the version only: keep_job leaves an unchanged job's next run alone
+        await session.execute(update(DueJob).where(DueJob.job_key == OUTLOOK_JOB_KEY)
+                              .values(payload={"version": version}))
+    await scheduler.put_job(session, OUTLOOK_NOW_JOB_KEY, ConsoleOutlookDue, TriggerSpec(type="date", at=now),
+                            payload={"version": version}, misfire_grace_s=OUTLOOK_MISFIRE_GRACE_S)
+    return nightly
+
+
+async def register_jobs(session: AsyncSession, scheduler: Scheduler, settings: Settings, zone: str,
+                        version: str, now: datetime) -> None:
+    """Every console job as the configuration wants it (``version``: the running playbook's)."""
     await register_rollup(session, scheduler, settings, zone)
     await register_digest(session, scheduler, settings, zone)
+    await register_outlook(session, scheduler, settings, zone, version, now)
 
 
 @router.on(ConsoleRollupDue)
@@ -141,6 +188,14 @@ async def warm_effect(session: AsyncSession, today: date, goals: effectstore.Goa
             continue
         for days in PERIODS:
             await effectstore.warm(session, scope, today=today, days=days, goals=goals)
+
+
+@router.on(ConsoleOutlookDue)
+async def on_outlook(event: ConsoleOutlookDue, session: AsyncSession, clock: Clock, playbook: Playbook) -> None:
+    now = clock.now()
+    run = await outlook.refresh(session, playbook, event.version, local_day(playbook, now), now)
+    if run is None:
+        log.info("console outlook: already planned for today and playbook %s", event.version or "(none)")
 
 
 @router.on(ConsoleDigestDue)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Date, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scrm.adapters.db.base import Base, BigId, JsonDict
@@ -134,3 +134,41 @@ class ConsoleEffectDay(Base):
     occurrence_id: Mapped[int] = mapped_column(BigInteger, default=0)
     click_id: Mapped[int] = mapped_column(BigInteger, default=0)
     crm_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+class ConsoleOutlookRun(Base):
+    """One computation of the SOP calendar's outlook (:mod:`handlers.console.outlook`): the
+    planner run over ``days`` days from ``start`` (the bank's local day) with the playbook
+    ``version`` that was running, at ``computed_at``. ``reasons`` keeps the first raw skip reason
+    per (day, source, step, skip kind) for the page's tooltips: ``{"reasons": [[day, source, step, kind,
+    reason], …]}``. One row per (start, days, version): a second job for the same is a no-op."""
+
+    __tablename__ = "console_outlook_run"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    start: Mapped[date] = mapped_column(Date)
+    days: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(64))
+    computed_at: Mapped[datetime]
+    reasons: Mapped[JsonDict]  # {"reasons": [[day, source, step, kind, reason], …]}
+
+    __table_args__ = (UniqueConstraint("start", "days", "version", name="uq_console_outlook_run"),)
+
+
+class ConsoleOutlook(Base):
+    """How many sends (or task cards, or skipped targets) one step of one run makes on one day, per
+    sender: ``owner`` is the group owner or the customer's manager ("" when nobody is known) or
+    ``*`` for the whole bank's total of the same (WeCom userids have no ``*``), so the whole bank
+    reads its figures without summing every manager's. ``outcome`` is a kind (group, private,
+    task, tag), ``carried`` or ``skip:<kind>``. The primary key leads with (run, owner): a
+    scope's view is an index range per manager."""
+
+    __tablename__ = "console_outlook"
+
+    run_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    at: Mapped[str] = mapped_column(String(5), primary_key=True)
+    source: Mapped[str] = mapped_column(String(128), primary_key=True)
+    step: Mapped[str] = mapped_column(String(128), primary_key=True)
+    material: Mapped[str] = mapped_column(String(128), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)

@@ -54,6 +54,10 @@ class ConsoleSettings(Section):
     # "" turns it off): last week's key figures beside the week before, and a link to the cockpit.
     # Name the weekday: the scheduler's cron (APScheduler 3) counts 0 = Monday, so "* * 1" is Tuesday.
     digest_cron: Cron = "0 9 * * mon"
+    # When the SOP calendar's 30-day outlook is planned again each night (playbook time zone; ""
+    # turns the nightly run off: it is then planned only at start and after a playbook reload,
+    # and its first day falls behind). Planning a million customers takes minutes of CPU.
+    outlook_cron: Cron = "0 1 * * *"
     # The BI's tokens: [{name = "powerbi", sha256 = "…", scope = "杭州分行"}], each line printed by
     # `scrm console bi-token NAME [--scope PATH]`; none = the BI API answers 401 to everyone.
     bi_tokens: list[BiToken] = Field(default_factory=list)

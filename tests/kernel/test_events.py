@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from handlers.compliance.events import TrailPurge
-from handlers.console.jobs import ConsoleDigestDue, ConsoleRollupDue
+from handlers.console.jobs import ConsoleDigestDue, ConsoleOutlookDue, ConsoleRollupDue
 from handlers.contacts.events import ChannelTagsDue
 from handlers.crm.api import CrmKeyEvent
 from handlers.crm.events import CrmChanged, CrmNightly
@@ -95,6 +95,7 @@ LEGACY_ROWS: list[tuple[str, str, dict[str, Any]]] = [
     ("succession", "succession.move", {"request_id": "R1", "handover": "zhangwei", "takeover": "lina",
                                        "external_userids": ["wm1"], "message": "", "origin": "crm"}),
     ("scheduler", "console.digest", fired("console.digest")),
+    ("scheduler", "console.outlook", fired("console.outlook.now", version="6ac6f1c009ab")),
     ("scheduler", "compliance.purge", fired("compliance.purge")),
     ("scheduler", "lifecycle.nightly", fired("lifecycle.nightly", cursor="", day="")),
     ("lifecycle", "lifecycle.nightly", {"cursor": "wmA", "day": "2026-11-02"}),
@@ -118,7 +119,8 @@ SHIPPED = {
     "sop.crm_deferred": CrmKeyDeferred, "sop.moment": SopMomentPoll, "staff.sync": StaffSync,
     "console.rollup": ConsoleRollupDue,
     "succession.sweep": SuccessionSweep, "succession.follow": SuccessionFollow, "succession.move": SuccessionMove,
-    "console.digest": ConsoleDigestDue, "compliance.purge": TrailPurge, "lifecycle.nightly": LifecycleNightly,
+    "console.digest": ConsoleDigestDue, "console.outlook": ConsoleOutlookDue, "compliance.purge": TrailPurge,
+    "lifecycle.nightly": LifecycleNightly,
     "lifecycle.stage_entered": StageEntered, "membership.nightly": MembershipNightly,
     "membership.level_changed": LevelChanged, "feedback.answered": FeedbackAnswered,
     "feedback.alert_due": FeedbackAlertDue,

@@ -1,8 +1,11 @@
 """The console's SOP calendar is what the planner will do: a fixture calendar (a one-off step, a
 1:1 step to group members, a task card, a weekly post whose material expires mid-window, a
 monthly "payday + 1 workday" post) over three payroll groups of two teams, with a test holiday,
-is planned for 30 days; every count of the page and of the function behind it equals what this
-test works out by hand from the fixture itself, for the whole bank and for each team lead."""
+is planned for 30 days by the ``console.outlook`` job and stored; every count of the page, of
+the stored outlook read for a scope and of the planner's own plan equals what this test works
+out by hand from the fixture itself, for the whole bank and for each team lead. The job plans
+once per day and playbook version, again the next night and after a reload; before it has ever
+run, the page says so."""
 
 from __future__ import annotations
 
@@ -21,15 +24,18 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
+from handlers.console import outlook
 from handlers.console.access import Grant, Role
-from handlers.console.calendar import CACHE_TTL, CalendarCache, calendar_view, plan_bank
-from handlers.console.models import ConsoleAudit
+from handlers.console.calendar import calendar_view, plan_bank
+from handlers.console.jobs import OUTLOOK_JOB_KEY, OUTLOOK_NOW_JOB_KEY, ConsoleOutlookDue
+from handlers.console.models import ConsoleAudit, ConsoleOutlook, ConsoleOutlookRun
 from handlers.console.scope import resolve
 from handlers.contacts.api import Customer, Follow
 from handlers.crm.api import CrmGroup
 from handlers.groups.api import GroupChat, GroupMember
 from handlers.staff.directory import apply_snapshot
 from handlers.staff.sync import read_directory
+from scrm.kernel.models import DueJob
 from tests.handlers.console.support import ACCESS, sign_in
 from tests.support.playbooks import APPROVED, SOP_MATERIALS, write_shipped_playbook
 from tests.support.stack import Stack, stack
@@ -93,10 +99,14 @@ async def console_on(db_url: str, root: Path, playbook: tuple[Path, Path], *,
 
 
 @contextlib.asynccontextmanager
-async def calendar_stack(db_url: str, root: Path, *, port: int | None = None) -> AsyncIterator[Stack]:
-    """:func:`console_on` the fixture calendar, with the fixture's groups."""
+async def calendar_stack(db_url: str, root: Path, *, port: int | None = None,
+                         planned: bool = True) -> AsyncIterator[Stack]:
+    """:func:`console_on` the fixture calendar, with the fixture's groups; ``planned``: the
+    scheduler has run the outlook job the start left due (as a running service does at once)."""
     async with console_on(db_url, root, calendar_playbook(root / "pb"), port=port) as s:
         await seed_groups(s)
+        if planned:
+            await s.step()
         yield s
 
 
@@ -179,18 +189,28 @@ def test_the_fixture_exercises_every_case() -> None:
     assert expected(EAST) != whole and expected(WEST) != whole and expected(EAST) != expected(WEST)
 
 
+GRANTS = ((Grant("zhouhai", Role.OPS_ADMIN), None), (Grant("wangqiang", Role.TEAM_LEAD, WEST), WEST),
+          (Grant("xuming", Role.TEAM_LEAD, EAST), EAST))
+
+
 async def test_the_calendar_is_what_the_planner_will_do(db_url: str, tmp_path: Path) -> None:
     async with calendar_stack(db_url, tmp_path) as s:
         pb = s.runtime.playbook.current
         async with s.runtime.sessions() as db:
+            run = await outlook.latest(db)
+            assert run is not None and (run.start, run.days) == (TODAY, 30)
+            assert (run.version, run.computed_at) == (s.runtime.playbook.version, s.clock.now())
             plan = await plan_bank(db, pb, TODAY, 30)
-            for grant, team in ((Grant("zhouhai", Role.OPS_ADMIN), None),
-                                (Grant("wangqiang", Role.TEAM_LEAD, WEST), WEST),
-                                (Grant("xuming", Role.TEAM_LEAD, EAST), EAST)):
-                view = calendar_view(plan, pb, await resolve(db, grant))
-                assert projected(view) == expected(team), grant
+            for grant, team in GRANTS:
+                scope = await resolve(db, grant)
+                stored = calendar_view(await outlook.read(db, run, scope, 30), pb, scope)
+                view = calendar_view(plan, pb, scope)
+                assert projected(stored) == expected(team), grant
+                assert stored == view, grant  # every figure, reason and preview as the planner's own plan
                 assert [d["day"] for d in view["calendar"]] == [d.isoformat() for d in WINDOW]
-            week = calendar_view(plan, pb, await resolve(db, Grant("zhouhai", Role.OPS_ADMIN)), 7)
+            whole = await resolve(db, Grant("zhouhai", Role.OPS_ADMIN))
+            week = calendar_view(await outlook.read(db, run, whole, 7), pb, whole, 7)
+            assert week == calendar_view(plan, pb, whole, 7)
         assert projected(week) == {d: v for d, v in expected().items() if d < (TODAY + timedelta(days=7)).isoformat()}
         # The weekly post as the group will read it on a day it goes: that day's date, a sample manager name.
         day = next(d for d in view["calendar"] if d["day"] == "2026-11-04")
@@ -249,19 +269,95 @@ async def test_the_page_shows_the_calendar_within_the_viewers_scope(db_url: str,
                                                    ("xuming", "forbidden", "/console/calendar")]
 
 
-async def test_the_bank_plan_is_kept_for_a_while_then_planned_again(sqlite_url: str, tmp_path: Path) -> None:
+async def runs(s: Stack) -> list[tuple[int, date, str, datetime]]:
+    """The stored outlooks: (id, first day, playbook version, computed at)."""
+    async with s.runtime.sessions() as db:
+        rows = await db.execute(select(ConsoleOutlookRun.id, ConsoleOutlookRun.start, ConsoleOutlookRun.version,
+                                       ConsoleOutlookRun.computed_at).order_by(ConsoleOutlookRun.id))
+        return [tuple(r) for r in rows.all()]  # type: ignore[misc]
+
+
+async def stored_rows(s: Stack) -> int:
+    async with s.runtime.sessions() as db:
+        return len((await db.execute(select(ConsoleOutlook.run_id))).all())
+
+
+async def viewed(s: Stack) -> str:
+    """The whole bank's calendar page now (signed in again: the clock may have passed the idle limit)."""
+    await sign_in(s, "zhouhai")
+    return await (await s.client.get("/console/calendar")).text()
+
+
+async def test_the_job_plans_once_a_day_and_again_after_a_reload(sqlite_url: str, tmp_path: Path) -> None:
     async with calendar_stack(sqlite_url, tmp_path) as s:
-        await sign_in(s, "zhouhai")
-        before = page_rows(await (await s.client.get("/console/calendar")).text())
-        assert before == page_rows(await (await s.client.get("/console/calendar")).text())
-        async with s.runtime.sessions() as db, db.begin():  # a new group; its day-10 post is on 11-11
+        version, started = s.runtime.playbook.version, s.clock.now()
+        [(first, start, v, at)] = await runs(s)
+        assert (start, v, at) == (TODAY, version, started)
+        rows = await stored_rows(s)
+        before = page_rows(await viewed(s))
+        assert before["2026-11-09"]["d10"]["group"] == 1  # wrA, created 10-30
+
+        # A new group (its day-10 post is on 11-11); the same day and playbook planned again — a
+        # replayed event, a second instance, a restart — changes nothing: the stored plan stays.
+        async with s.runtime.sessions() as db, db.begin():
             at = datetime.combine(date(2026, 11, 1), time(15, 0), TZ).astimezone(UTC)
             db.add(GroupChat(chat_id="wrD", name="代发群D", owner="zhangwei", group_type="payroll", created_at=at,
                              updated_at=at))
-        assert page_rows(await (await s.client.get("/console/calendar")).text()) == before  # cached
-        s.clock.advance(CACHE_TTL.total_seconds() + 1)
-        after = page_rows(await (await s.client.get("/console/calendar")).text())
+        s.clock.advance(3600)
+        async with s.runtime.sessions() as db, db.begin():
+            await s.runtime.inbox.add_internal(db, ConsoleOutlookDue(at=s.clock.now(), version=version), "replay")
+        await s.runtime.register_jobs()  # what a restart does: the one-off job due again, now
+        await s.step()
+        assert await runs(s) == [(first, TODAY, version, started)] and await stored_rows(s) == rows
+        assert page_rows(await viewed(s)) == before
+
+        # The nightly job (01:00 by default) plans the next day's 30 days, with the new group.
+        tomorrow = TODAY + timedelta(days=1)
+        await s.run_until(datetime.combine(tomorrow, time(1, 30), TZ).astimezone(UTC))
+        [(second, start, v, at)] = await runs(s)  # the older run is gone
+        assert second != first and (start, v) == (tomorrow, version)
+        assert at == datetime.combine(tomorrow, time(1, 1), TZ).astimezone(UTC)  # run_until's minute late
+        after = page_rows(await viewed(s))
         assert after["2026-11-11"]["d10"]["group"] == before["2026-11-11"].get("d10", {"group": 0})["group"] + 1
+        assert "2026-11-02" not in after and "2026-12-02" in after
+
+        # A reload with a changed step: planned again at once, under the new version.
+        cal = tmp_path / "pb" / "sop" / "calendars" / "test-cal.yaml"
+        cal.write_text(cal.read_text(encoding="utf-8").replace('id: d10, day: 10, at: "10:00"',
+                                                               'id: d10, day: 10, at: "10:30"'), encoding="utf-8")
+        s.clock.advance(3600)
+        assert (await s.runtime.reload_playbook()).applied
+        assert s.runtime.playbook.version != version
+        stale = await viewed(s)
+        assert 'id="stale"' in stale and "剧本已更新" in stale  # the previous plan, said to be old
+        await s.step()
+        [(third, start, v, at)] = await runs(s)
+        assert third != second and (start, v, at) == (tomorrow, s.runtime.playbook.version, s.clock.now())
+        reloaded = page_rows(await viewed(s))
+        assert reloaded["2026-11-11"]["d10"]["at"] == "10:30"
+        assert {k: v["group"] for k, v in reloaded["2026-11-11"].items()} == {
+            k: v["group"] for k, v in after["2026-11-11"].items()}
+
+
+async def test_before_the_first_plan_the_page_says_when_it_comes(sqlite_url: str, tmp_path: Path) -> None:
+    """The first start: the job is due at once; the page never plans itself, it says so."""
+    async with calendar_stack(sqlite_url, tmp_path, planned=False) as s:
+        await sign_in(s, "zhouhai")
+        async with s.runtime.sessions() as db:
+            due = await db.scalar(select(DueJob.next_run_at).where(DueJob.job_key == OUTLOOK_NOW_JOB_KEY))
+            nightly = await db.scalar(select(DueJob.next_run_at).where(DueJob.job_key == OUTLOOK_JOB_KEY))
+        assert due == s.clock.now()
+        assert nightly == datetime.combine(TODAY + timedelta(days=1), time(1, 0), TZ).astimezone(UTC)
+        resp = await s.client.get("/console/calendar")
+        assert resp.status == 200
+        page = await resp.text()
+        assert 'id="computing"' in page and "日历尚未计算" in page and page_rows(page) == {}
+        assert f"下一次计划中的计算：{s.clock.now().astimezone(TZ):%Y-%m-%d %H:%M}" in page
+        assert await runs(s) == []  # the view planned nothing
+        await s.step()
+        page = await (await s.client.get("/console/calendar")).text()
+        assert 'id="computing"' not in page and page_rows(page) != {}
+        assert f"计算于 {s.clock.now().astimezone(TZ):%Y-%m-%d %H:%M}" in page
 
 
 async def test_both_pages_in_a_browser(sqlite_url: str, tmp_path: Path, browser: Browser) -> None:
@@ -302,24 +398,3 @@ async def test_both_pages_in_a_browser(sqlite_url: str, tmp_path: Path, browser:
         if shots:
             await page.screenshot(path=str(shots / "console-material.png"), full_page=True)
         await context.close()
-
-
-async def test_a_slow_plan_does_not_hold_the_page(sqlite_url: str, tmp_path: Path) -> None:
-    """A page waits for the planner at most ``wait_s``; then it shows the previous plan (or none yet)."""
-    async with calendar_stack(sqlite_url, tmp_path) as s:
-        pb, sessions = s.runtime.playbook.current, s.runtime.sessions
-        cache = CalendarCache(wait_s=0)
-        assert await cache.plan(sessions, pb, "v1", TODAY, 30, s.clock.now()) is None  # being computed
-        await cache.settled()
-        first = await cache.plan(sessions, pb, "v1", TODAY, 30, s.clock.now())
-        assert first is not None and first[0] == s.clock.now()
-        async with sessions() as db:
-            assert projected(calendar_view(first[1], pb, await resolve(db, Grant("zhouhai", Role.OPS_ADMIN)))) == (
-                expected())
-        s.clock.advance(CACHE_TTL.total_seconds() + 1)
-        assert await cache.plan(sessions, pb, "v1", TODAY, 30, s.clock.now()) is first  # stale, while replanning
-        await cache.settled()
-        again = await cache.plan(sessions, pb, "v1", TODAY, 30, s.clock.now())
-        assert again is not None and again is not first and again[0] == s.clock.now()
-        assert await cache.plan(sessions, pb, "v2", TODAY, 30, s.clock.now()) is None  # a new playbook version
-        await cache.close()
