@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import String, and_, bindparam, column, func, or_, select, update, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
@@ -35,6 +35,10 @@ from scrm.kernel.inbox import Inbox
 from .events import LevelChanged
 from .models import EARN, GROWTH, POINTS, MembershipAccount, MembershipEntry, MembershipLevelChange
 from .rules import Behaviour, Membership
+
+# (source, member) pairs a ledger look-up asks for at once: two bound values each, well under
+# SQLite's 32,766.
+PAIRS_PER_QUERY = 5000
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,51 @@ async def record_changes(session: AsyncSession, inbox: Inbox | None, changes: Se
             await inbox.add_internal(session, c, f"membership.level:{c.external_userid}:{c.cause}")
 
 
+async def already_posted(session: AsyncSession, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (source, member) pairs the ledger has. Looked up pair by pair (a VALUES list
+    joined on the unique index): ``source IN (…) AND member IN (…)`` probes every source with
+    every member, which grows with the square of the batch (a day of 10,000 members: tens of
+    millions of probes)."""
+    entry = table_of(MembershipEntry)
+    ordered = sorted(pairs)
+    found: set[tuple[str, str]] = set()
+    for lo in range(0, len(ordered), PAIRS_PER_QUERY):
+        asked = (values(column("source", String), column("member", String), name="asked")
+                 .data(ordered[lo:lo + PAIRS_PER_QUERY]).cte())
+        rows = await session.execute(
+            select(entry.c.source, entry.c.external_userid).distinct()
+            .join_from(asked, entry, and_(entry.c.source == asked.c.source,
+                                          entry.c.external_userid == asked.c.member)))
+        found.update((s, c) for s, c in rows.all())
+    return found
+
+
+async def growth_in_windows(session: AsyncSession, ids: Sequence[str], first: datetime, last: datetime,
+                            window: timedelta) -> tuple[dict[str, int], dict[str, list[tuple[datetime, int]]]]:
+    """The ledger's growth the upgrade windows of a batch earned from ``first`` to ``last`` see
+    (an earning at ``t`` sees ``(t - window, t]``): per member, one sum of what every earning's
+    window holds — ``(last - window, first]`` — and, one by one, the entries only some windows
+    hold — ``(first - window, last - window]`` and ``(first, last]``. A day's batch so reads a sum
+    and a day or two of entries at each edge, not the whole window (a year, in the shipped YAML)."""
+    entry = table_of(MembershipEntry)
+    member = [entry.c.external_userid.in_(ids), entry.c.kind == GROWTH]
+    counted: dict[str, int] = {}
+    if last - window < first:
+        counted = {c: int(n) for c, n in (await session.execute(
+            select(entry.c.external_userid, func.sum(entry.c.amount))
+            .where(*member, entry.c.at > last - window, entry.c.at <= first)
+            .group_by(entry.c.external_userid))).all()}
+        edges = or_(and_(entry.c.at > first - window, entry.c.at <= last - window),
+                    and_(entry.c.at > first, entry.c.at <= last))
+    else:
+        edges = and_(entry.c.at > first - window, entry.c.at <= last)
+    grown: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    for c, at, amount in (await session.execute(
+            select(entry.c.external_userid, entry.c.at, entry.c.amount).where(*member, edges))).all():
+        grown[c].append((at, int(amount)))
+    return counted, grown
+
+
 async def post(session: AsyncSession, rules: Membership, earnings: Iterable[Earning], *, tz: ZoneInfo,
                now: datetime, inbox: Inbox | None) -> Posted:
     """Write ``earnings`` (see the module's docstring) at ``now``; ``inbox`` gets each upgrade's event."""
@@ -122,10 +171,7 @@ async def post(session: AsyncSession, rules: Membership, earnings: Iterable[Earn
     ids = sorted({e.external_userid for e, _ in items})
     accounts = await lock_accounts(session, ids, rules, items[0][0].at, tz)
     entry = table_of(MembershipEntry)
-    sources = sorted({e.source for e, _ in items})
-    seen = {(s, c) for s, c in (await session.execute(
-        select(entry.c.source, entry.c.external_userid).where(entry.c.external_userid.in_(ids),
-                                                              entry.c.source.in_(sources)))).all()}
+    seen = await already_posted(session, set(wanted))
     days = [e.at.astimezone(tz).date() for e, _ in items]
     daily: dict[tuple[str, str, date], int] = defaultdict(int)
     monthly: dict[tuple[str, str, date], int] = defaultdict(int)
@@ -138,12 +184,7 @@ async def post(session: AsyncSession, rules: Membership, earnings: Iterable[Earn
         daily[(c, b_name, day)] += int(n)
         monthly[(c, b_name, month_start(day))] += int(n)
     window = timedelta(days=rules.window_days)
-    grown: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-    for c, at, amount in (await session.execute(
-            select(entry.c.external_userid, entry.c.at, entry.c.amount)
-            .where(entry.c.external_userid.in_(ids), entry.c.kind == GROWTH, entry.c.at > items[0][0].at - window)
-            )).all():
-        grown[c].append((at, int(amount)))
+    counted, grown = await growth_in_windows(session, ids, items[0][0].at, items[-1][0].at, window)
     rows: list[dict[str, Any]] = []
     changes: list[LevelChanged] = []
     touched: set[str] = set()
@@ -174,7 +215,7 @@ async def post(session: AsyncSession, rules: Membership, earnings: Iterable[Earn
         acct["updated_at"] = e.at
         touched.add(c)
         posted.entries += 1
-        earned = sum(a for at, a in grown[c] if e.at - window < at <= e.at)
+        earned = counted.get(c, 0) + sum(a for at, a in grown[c] if e.at - window < at <= e.at)
         reach, now_rank = rules.reached(earned), rules.rank(acct["level"])
         if reach > now_rank:
             new = rules.levels[reach].name
