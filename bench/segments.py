@@ -178,6 +178,15 @@ def _member_rows(lo: int, hi: int) -> tuple[list[dict[str, Any]], list[dict[str,
     return accounts, entries
 
 
+def _sqlite_value(value: object) -> object:
+    """A value as SQLAlchemy stores it in SQLite: UTC datetimes naive with microseconds, dates ISO."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
 async def seed_members(url: str, n: int) -> tuple[float, int, int]:
     """Every customer a member (see :func:`_member_rows`); returns (seconds, points that lapse
     on the first night, members short of their level's keep)."""
@@ -196,10 +205,14 @@ async def seed_members(url: str, n: int) -> tuple[float, int, int]:
                          if a["level"] != "new" and g["amount"] < dict(ordinary=50, core=600, seed=2000)[a["level"]])
             async with engine.begin() as conn:
                 for model, rows in ((MembershipAccount, accounts), (MembershipEntry, entries)):
+                    columns = list(rows[0])
                     if postgres:
-                        await copy_rows(conn, table_of(model).name, list(rows[0]), [tuple(r.values()) for r in rows])
-                    else:
-                        await conn.execute(insert(table_of(model)), rows)
+                        await copy_rows(conn, table_of(model).name, columns, [tuple(r.values()) for r in rows])
+                    else:  # the driver's executemany with SQLite's own text forms: 4,000,000 rows in ~1 min
+                        await conn.exec_driver_sql(
+                            f"INSERT INTO {table_of(model).name} ({', '.join(columns)}) "
+                            f"VALUES ({', '.join('?' * len(columns))})",
+                            [tuple(_sqlite_value(v) for v in r.values()) for r in rows])
         if postgres:
             async with engine.connect() as conn:
                 await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql("ANALYZE")

@@ -72,8 +72,8 @@ def month_end(day: date) -> date:
 
 async def lock_accounts(session: AsyncSession, ids: Sequence[str], rules: Membership, at: datetime, tz: ZoneInfo
                         ) -> dict[str, dict[str, Any]]:
-    """The members' account rows, created at the lowest level where missing, locked (PostgreSQL;
-    SQLite has one writer) in id order so two transactions never wait on each other crosswise."""
+    """The members' account rows, created at the lowest level where missing, locked (see
+    :func:`lock_existing`)."""
     table = table_of(MembershipAccount)
     ordered = sorted(set(ids))
     day = at.astimezone(tz).date()
@@ -81,7 +81,14 @@ async def lock_accounts(session: AsyncSession, ids: Sequence[str], rules: Member
                           [{"external_userid": e, "points": 0, "growth": 0, "level": rules.levels[0].name,
                             "level_since": day, "reviewed_on": None, "lapsed_until": None,
                             "updated_at": at} for e in ordered])
-    rows = await session.execute(select(table).where(table.c.external_userid.in_(ordered))
+    return await lock_existing(session, ordered)
+
+
+async def lock_existing(session: AsyncSession, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The account rows these members have, locked (PostgreSQL; SQLite has one writer) in id
+    order so two transactions never wait on each other crosswise."""
+    table = table_of(MembershipAccount)
+    rows = await session.execute(select(table).where(table.c.external_userid.in_(sorted(set(ids))))
                                  .order_by(table.c.external_userid).with_for_update())
     return {r.external_userid: dict(r._mapping) for r in rows.all()}
 
@@ -107,8 +114,7 @@ async def record_changes(session: AsyncSession, inbox: Inbox | None, changes: Se
                           [{"external_userid": c.external_userid, "previous": c.previous, "level": c.level,
                             "direction": c.direction, "cause": c.cause, "at": c.at} for c in changes])
     if inbox is not None:
-        for c in changes:
-            await inbox.add_internal(session, c, f"membership.level:{c.external_userid}:{c.cause}")
+        await inbox.add_internals(session, [(c, f"membership.level:{c.external_userid}:{c.cause}") for c in changes])
 
 
 async def already_posted(session: AsyncSession, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:

@@ -34,7 +34,7 @@ from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
 from scrm.kernel.inbox import Inbox
 
 from .events import LevelChanged
-from .ledger import lock_accounts, record_changes, save_accounts
+from .ledger import lock_existing, record_changes, save_accounts
 from .models import EARN, EXPIRE, GROWTH, POINTS, MembershipAccount, MembershipEntry
 from .rules import Membership
 
@@ -85,8 +85,9 @@ async def lapse(session: AsyncSession, accounts: dict[str, dict[str, Any]], now:
                entry.c.external_userid.in_(ids), entry.c.kind == POINTS))).all()}
     rows: list[dict[str, Any]] = []
     taken = 0
+    sources: dict[datetime, str] = {}  # most members' points fall due at the same few moments
     for c, at, earned in due:
-        source = expire_source(at)
+        source = sources.get(at) or sources.setdefault(at, expire_source(at))
         acct = accounts[c]
         amount = min(int(earned), acct["points"])
         if (c, source) in done or amount <= 0:
@@ -147,7 +148,7 @@ async def run_chunk(session: AsyncSession, inbox: Inbox | None, rules: Membershi
     ids = await member_ids(session, cursor, limit)
     if not ids:
         return Chunk(cursor=None)
-    accounts = await lock_accounts(session, ids, rules, now, tz)
+    accounts = await lock_existing(session, ids)  # read from the account table: none to create
     before = {c: dict(a) for c, a in accounts.items()}
     chunk = Chunk(cursor=ids[-1] if len(ids) == limit else None, scanned=len(ids))
     chunk.lapsed = await lapse(session, accounts, now, tz)
