@@ -268,14 +268,15 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=2000)
     parser.add_argument("--nights", type=int, choices=(1, 2), default=2, help="1: the first night only")
     parser.add_argument("--membership", choices=("yes", "no", "only"), default="yes",
-                        help="the membership nights after the lifecycle ones (only: without the lifecycle nights)")
+                        help="the membership nights after the lifecycle ones (only: no customers, no lifecycle)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         url = await fresh_database(args.db, Path(tmp))
-        seeded = await seed(url, args.customers)
-        print(f"{url.split('://')[0]}: {args.customers:,} customers seeded in {seeded:.1f} s "
-              f"(peak RSS {_peak_mb():.0f} MB)")
         nights = (("first night", ANCHOR), ("next night", ANCHOR + timedelta(days=1)))[:args.nights]
+        if args.membership != "only":  # the membership nightly reads its own tables only
+            seeded = await seed(url, args.customers)
+            print(f"{url.split('://')[0]}: {args.customers:,} customers seeded in {seeded:.1f} s "
+                  f"(peak RSS {_peak_mb():.0f} MB)")
         for label, now in nights if args.membership != "only" else ():
             secs, cpu, scanned, mirrored, entered = await night(url, now, args.chunk)
             print(f"{label}: {scanned:,} customers in {secs:.1f} s ({scanned / secs:,.0f}/s; CPU {cpu:.1f} s), "
