@@ -11,9 +11,18 @@ then the run of ``handlers.lifecycle`` is timed as the service does it: chunk by
 ``sop/lifecycle.yaml``, stage-change events and CRM syncs added to the inbox.
 
 Two nights: the first places every customer and writes every CRM record's mirrored attributes
-(the worst night, once after installing); the second, a day later, finds a few changes. Prints
-each night's wall time and rate, the changes, and this process's peak RSS (goal: the first
-night ≤ 120 s and < 1 GB for 1,000,000 on SQLite).
+(the worst night, once after installing); the second, a day later, finds a few changes.
+
+Then the membership levels (``handlers.membership.nightly``, ``[membership] chunk`` members a
+transaction, the shipped ``sop/membership.yaml``): every customer is a member with two earnings
+(one in 2025, one in 2026) and a level spread as a pyramid (new 40 %, ordinary 35 %, core 20 %,
+seed 5 %), a quarter of those above ``new`` short of their level's ``keep``. Two membership
+nights: 2027-01-01 04:00, the worst of the year — every member's 2025 points lapse (end of the
+following year) and the quarterly review moves the short ones down a level — and the next night,
+with nothing due and no review (the cost of going over the members at all).
+
+Prints each phase's wall time and rate, this process's CPU time, the changes, and the peak RSS so
+far (goal: each night ≤ 120 s and < 1 GB for 1,000,000 on SQLite).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import resource
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -128,6 +137,126 @@ async def night(url: str, now: datetime, chunk: int) -> tuple[float, float, int,
     return time.perf_counter() - started, time.process_time() - cpu, scanned, mirrored, entered
 
 
+#: The membership nights: the first of the year (yearly lapse and quarterly review) and the next.
+NEW_YEAR = datetime(2026, 12, 31, 20, 0, tzinfo=UTC)  # 2027-01-01 04:00 in Asia/Shanghai
+LAST_REVIEW = date(2026, 10, 1)
+#: Level by ``i % 20``: a pyramid of new 8/20, ordinary 7/20, core 4/20, seed 1/20.
+PYRAMID = (0,) * 8 + (1,) * 7 + (2,) * 4 + (3,)
+
+
+def _member_rows(lo: int, hi: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Accounts and their ledger entries: a 2025 earning whose points lapse on 2027-01-01 and
+    whose growth is outside the review's window, and a 2026 earning whose growth is what the
+    review weighs (a quarter of the members above ``new`` get less than their level's ``keep``)."""
+    from handlers.membership.models import EARN, GROWTH, POINTS
+
+    # (name, growth to reach, keep) of the shipped sop/membership.yaml
+    levels = (("new", 0, 0), ("ordinary", 100, 50), ("core", 1000, 600), ("seed", 3000, 2000))
+    lapse_at = datetime(2026, 12, 31, 16, 0, tzinfo=UTC)  # 2027-01-01 00:00 local: end of 2026
+    accounts, entries = [], []
+    for i in range(lo, hi):
+        ext = f"wm{i:08d}"
+        name, reach, keep = levels[PYRAMID[i % 20]]
+        old_at = datetime(2025, 1, 1, 2, tzinfo=UTC) + timedelta(days=i % 360, minutes=i % 600)
+        new_at = datetime(2026, 1, 15, 2, tzinfo=UTC) + timedelta(days=i % 300, minutes=i % 600)
+        short = name != "new" and (i // 20) % 4 == 0
+        old_growth = reach or 20
+        new_growth = keep // 2 if short else keep + 1 + i % 97 if name != "new" else 1 + i % 59
+        old_points, new_points = 100 + i % 50, 50 + i % 30
+        for source, at, points, growth, expires in (
+                (f"crm:b{i}-2025", old_at, old_points, old_growth, lapse_at),
+                (f"crm:b{i}-2026", new_at, new_points, new_growth, datetime(2027, 12, 31, 16, tzinfo=UTC))):
+            day = at.astimezone(ZONE).date()
+            base = {"external_userid": ext, "reason": EARN, "behaviour": "wealth_purchase", "source": source,
+                    "at": at, "day": day}
+            entries.append({**base, "kind": POINTS, "amount": points, "expires_at": expires})
+            entries.append({**base, "kind": GROWTH, "amount": growth, "expires_at": None})
+        accounts.append({"external_userid": ext, "points": old_points + new_points, "reserved": 0,
+                         "growth": old_growth + new_growth, "level": name,
+                         "level_since": old_at.astimezone(ZONE).date(), "reviewed_on": LAST_REVIEW,
+                         "lapsed_until": NEW_YEAR - timedelta(days=1), "updated_at": new_at})
+    return accounts, entries
+
+
+def _sqlite_value(value: object) -> object:
+    """A value as SQLAlchemy stores it in SQLite: UTC datetimes naive with microseconds, dates ISO."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+async def seed_members(url: str, n: int) -> tuple[float, int, int]:
+    """Every customer a member (see :func:`_member_rows`); returns (seconds, points that lapse
+    on the first night, members short of their level's keep)."""
+    from handlers.membership.models import MembershipAccount, MembershipEntry
+    from scrm.adapters.db.engine import make_engine, table_of
+
+    started = time.perf_counter()
+    engine = make_engine(url)
+    postgres = is_postgres(url)
+    lapsing = short = 0
+    try:
+        for lo in range(0, n, SEED_BATCH):
+            accounts, entries = _member_rows(lo, min(n, lo + SEED_BATCH))
+            lapsing += sum(e["amount"] for e in entries if e["kind"] == "points" and e["source"].endswith("2025"))
+            short += sum(1 for a, g in zip(accounts, entries[3::4], strict=True)
+                         if a["level"] != "new" and g["amount"] < dict(ordinary=50, core=600, seed=2000)[a["level"]])
+            async with engine.begin() as conn:
+                for model, rows in ((MembershipAccount, accounts), (MembershipEntry, entries)):
+                    columns = list(rows[0])
+                    if postgres:
+                        await copy_rows(conn, table_of(model).name, columns, [tuple(r.values()) for r in rows])
+                    else:  # the driver's executemany with SQLite's own text forms: 4,000,000 rows in ~1 min
+                        await conn.exec_driver_sql(
+                            f"INSERT INTO {table_of(model).name} ({', '.join(columns)}) "
+                            f"VALUES ({', '.join('?' * len(columns))})",
+                            [tuple(_sqlite_value(v) for v in r.values()) for r in rows])
+        if postgres:
+            async with engine.connect() as conn:
+                await (await conn.execution_options(isolation_level="AUTOCOMMIT")).exec_driver_sql("ANALYZE")
+    finally:
+        await engine.dispose()
+    return time.perf_counter() - started, lapsing, short
+
+
+async def membership_night(url: str, now: datetime, chunk: int) -> tuple[float, float, int, int, int]:
+    """One membership nightly run as the service chains it (chunk after chunk, one transaction
+    each, level changes added to the inbox); returns (wall seconds, CPU seconds, members, points
+    lapsed, levels moved down)."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    import scrm.main  # noqa: F401  (every feature's tables, for the inbox's event kinds)
+    from handlers.crm.api import EVENT_KINDS
+    from handlers.membership.nightly import run_chunk
+    from handlers.membership.rules import load_membership
+    from scrm.adapters.db.engine import make_engine
+    from scrm.kernel.clock import FakeClock
+    from scrm.kernel.config import Settings
+    from scrm.kernel.inbox import Inbox
+
+    rules = load_membership(ROOT / "sop", EVENT_KINDS)
+    engine = make_engine(url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    inbox = Inbox(engine, sessions, Settings().inbox, FakeClock(now))
+    day = now.astimezone(ZONE).date()
+    scanned = lapsed = downs = 0
+    started, cpu = time.perf_counter(), time.process_time()
+    try:
+        cursor: str | None = ""
+        while cursor is not None:
+            async with sessions() as session, session.begin():
+                done = await run_chunk(session, inbox, rules, day=day, now=now, tz=ZONE, cursor=cursor, limit=chunk)
+            scanned += done.scanned
+            lapsed += done.lapsed
+            downs += len(done.changes)
+            cursor = done.cursor
+    finally:
+        await engine.dispose()
+    return time.perf_counter() - started, time.process_time() - cpu, scanned, lapsed, downs
+
+
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -138,16 +267,30 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", help="a PostgreSQL bench database (emptied); default a fresh SQLite file")
     parser.add_argument("--chunk", type=int, default=2000)
     parser.add_argument("--nights", type=int, choices=(1, 2), default=2, help="1: the first night only")
+    parser.add_argument("--membership", choices=("yes", "no", "only"), default="yes",
+                        help="the membership nights after the lifecycle ones (only: no customers, no lifecycle)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         url = await fresh_database(args.db, Path(tmp))
-        seeded = await seed(url, args.customers)
-        print(f"{url.split('://')[0]}: {args.customers:,} customers seeded in {seeded:.1f} s "
-              f"(peak RSS {_peak_mb():.0f} MB)")
-        for label, now in (("first night", ANCHOR), ("next night", ANCHOR + timedelta(days=1)))[:args.nights]:
+        nights = (("first night", ANCHOR), ("next night", ANCHOR + timedelta(days=1)))[:args.nights]
+        if args.membership != "only":  # the membership nightly reads its own tables only
+            seeded = await seed(url, args.customers)
+            print(f"{url.split('://')[0]}: {args.customers:,} customers seeded in {seeded:.1f} s "
+                  f"(peak RSS {_peak_mb():.0f} MB)")
+        for label, now in nights if args.membership != "only" else ():
             secs, cpu, scanned, mirrored, entered = await night(url, now, args.chunk)
             print(f"{label}: {scanned:,} customers in {secs:.1f} s ({scanned / secs:,.0f}/s; CPU {cpu:.1f} s), "
                   f"{mirrored:,} CRM records written, {entered:,} stage changes; peak RSS {_peak_mb():.0f} MB")
+        if args.membership == "no":
+            return 0
+        seeded, lapsing, short = await seed_members(url, args.customers)
+        print(f"membership: {args.customers:,} members seeded in {seeded:.1f} s "
+              f"({lapsing:,} points lapse on 2027-01-01, {short:,} short of their level's keep)")
+        for label, now in (("new-year night", NEW_YEAR), ("next night", NEW_YEAR + timedelta(days=1)))[:args.nights]:
+            secs, cpu, scanned, lapsed, downs = await membership_night(url, now, args.chunk)
+            print(f"membership {label}: {scanned:,} members in {secs:.1f} s ({scanned / secs:,.0f}/s; "
+                  f"CPU {cpu:.1f} s), {lapsed:,} points lapsed, {downs:,} levels down; "
+                  f"peak RSS {_peak_mb():.0f} MB")
     return 0
 
 

@@ -26,7 +26,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import String, and_, bindparam, column, func, or_, select, update, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
@@ -35,6 +35,10 @@ from scrm.kernel.inbox import Inbox
 from .events import LevelChanged
 from .models import EARN, GROWTH, POINTS, MembershipAccount, MembershipEntry, MembershipLevelChange
 from .rules import Behaviour, Membership
+
+# (source, member) pairs a ledger look-up asks for at once: two bound values each, well under
+# SQLite's 32,766.
+PAIRS_PER_QUERY = 5000
 
 
 @dataclass(frozen=True)
@@ -68,8 +72,8 @@ def month_end(day: date) -> date:
 
 async def lock_accounts(session: AsyncSession, ids: Sequence[str], rules: Membership, at: datetime, tz: ZoneInfo
                         ) -> dict[str, dict[str, Any]]:
-    """The members' account rows, created at the lowest level where missing, locked (PostgreSQL;
-    SQLite has one writer) in id order so two transactions never wait on each other crosswise."""
+    """The members' account rows, created at the lowest level where missing, locked (see
+    :func:`lock_existing`)."""
     table = table_of(MembershipAccount)
     ordered = sorted(set(ids))
     day = at.astimezone(tz).date()
@@ -77,7 +81,14 @@ async def lock_accounts(session: AsyncSession, ids: Sequence[str], rules: Member
                           [{"external_userid": e, "points": 0, "growth": 0, "level": rules.levels[0].name,
                             "level_since": day, "reviewed_on": None, "lapsed_until": None,
                             "updated_at": at} for e in ordered])
-    rows = await session.execute(select(table).where(table.c.external_userid.in_(ordered))
+    return await lock_existing(session, ordered)
+
+
+async def lock_existing(session: AsyncSession, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The account rows these members have, locked (PostgreSQL; SQLite has one writer) in id
+    order so two transactions never wait on each other crosswise."""
+    table = table_of(MembershipAccount)
+    rows = await session.execute(select(table).where(table.c.external_userid.in_(sorted(set(ids))))
                                  .order_by(table.c.external_userid).with_for_update())
     return {r.external_userid: dict(r._mapping) for r in rows.all()}
 
@@ -103,8 +114,52 @@ async def record_changes(session: AsyncSession, inbox: Inbox | None, changes: Se
                           [{"external_userid": c.external_userid, "previous": c.previous, "level": c.level,
                             "direction": c.direction, "cause": c.cause, "at": c.at} for c in changes])
     if inbox is not None:
-        for c in changes:
-            await inbox.add_internal(session, c, f"membership.level:{c.external_userid}:{c.cause}")
+        await inbox.add_internals(session, [(c, f"membership.level:{c.external_userid}:{c.cause}") for c in changes])
+
+
+async def already_posted(session: AsyncSession, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (source, member) pairs the ledger has. Looked up pair by pair (a VALUES list
+    joined on the unique index): ``source IN (…) AND member IN (…)`` probes every source with
+    every member, which grows with the square of the batch (a day of 10,000 members: tens of
+    millions of probes)."""
+    entry = table_of(MembershipEntry)
+    ordered = sorted(pairs)
+    found: set[tuple[str, str]] = set()
+    for lo in range(0, len(ordered), PAIRS_PER_QUERY):
+        asked = (values(column("source", String), column("member", String), name="asked")
+                 .data(ordered[lo:lo + PAIRS_PER_QUERY]).cte())
+        rows = await session.execute(
+            select(entry.c.source, entry.c.external_userid).distinct()
+            .join_from(asked, entry, and_(entry.c.source == asked.c.source,
+                                          entry.c.external_userid == asked.c.member)))
+        found.update((s, c) for s, c in rows.all())
+    return found
+
+
+async def growth_in_windows(session: AsyncSession, ids: Sequence[str], first: datetime, last: datetime,
+                            window: timedelta) -> tuple[dict[str, int], dict[str, list[tuple[datetime, int]]]]:
+    """The ledger's growth the upgrade windows of a batch earned from ``first`` to ``last`` see
+    (an earning at ``t`` sees ``(t - window, t]``): per member, one sum of what every earning's
+    window holds — ``(last - window, first]`` — and, one by one, the entries only some windows
+    hold — ``(first - window, last - window]`` and ``(first, last]``. A day's batch so reads a sum
+    and a day or two of entries at each edge, not the whole window (a year, in the shipped YAML)."""
+    entry = table_of(MembershipEntry)
+    member = [entry.c.external_userid.in_(ids), entry.c.kind == GROWTH]
+    counted: dict[str, int] = {}
+    if last - window < first:
+        counted = {c: int(n) for c, n in (await session.execute(
+            select(entry.c.external_userid, func.sum(entry.c.amount))
+            .where(*member, entry.c.at > last - window, entry.c.at <= first)
+            .group_by(entry.c.external_userid))).all()}
+        edges = or_(and_(entry.c.at > first - window, entry.c.at <= last - window),
+                    and_(entry.c.at > first, entry.c.at <= last))
+    else:
+        edges = and_(entry.c.at > first - window, entry.c.at <= last)
+    grown: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    for c, at, amount in (await session.execute(
+            select(entry.c.external_userid, entry.c.at, entry.c.amount).where(*member, edges))).all():
+        grown[c].append((at, int(amount)))
+    return counted, grown
 
 
 async def post(session: AsyncSession, rules: Membership, earnings: Iterable[Earning], *, tz: ZoneInfo,
@@ -122,10 +177,7 @@ async def post(session: AsyncSession, rules: Membership, earnings: Iterable[Earn
     ids = sorted({e.external_userid for e, _ in items})
     accounts = await lock_accounts(session, ids, rules, items[0][0].at, tz)
     entry = table_of(MembershipEntry)
-    sources = sorted({e.source for e, _ in items})
-    seen = {(s, c) for s, c in (await session.execute(
-        select(entry.c.source, entry.c.external_userid).where(entry.c.external_userid.in_(ids),
-                                                              entry.c.source.in_(sources)))).all()}
+    seen = await already_posted(session, set(wanted))
     days = [e.at.astimezone(tz).date() for e, _ in items]
     daily: dict[tuple[str, str, date], int] = defaultdict(int)
     monthly: dict[tuple[str, str, date], int] = defaultdict(int)
@@ -138,12 +190,7 @@ async def post(session: AsyncSession, rules: Membership, earnings: Iterable[Earn
         daily[(c, b_name, day)] += int(n)
         monthly[(c, b_name, month_start(day))] += int(n)
     window = timedelta(days=rules.window_days)
-    grown: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-    for c, at, amount in (await session.execute(
-            select(entry.c.external_userid, entry.c.at, entry.c.amount)
-            .where(entry.c.external_userid.in_(ids), entry.c.kind == GROWTH, entry.c.at > items[0][0].at - window)
-            )).all():
-        grown[c].append((at, int(amount)))
+    counted, grown = await growth_in_windows(session, ids, items[0][0].at, items[-1][0].at, window)
     rows: list[dict[str, Any]] = []
     changes: list[LevelChanged] = []
     touched: set[str] = set()
@@ -174,7 +221,7 @@ async def post(session: AsyncSession, rules: Membership, earnings: Iterable[Earn
         acct["updated_at"] = e.at
         touched.add(c)
         posted.entries += 1
-        earned = sum(a for at, a in grown[c] if e.at - window < at <= e.at)
+        earned = counted.get(c, 0) + sum(a for at, a in grown[c] if e.at - window < at <= e.at)
         reach, now_rank = rules.reached(earned), rules.rank(acct["level"])
         if reach > now_rank:
             new = rules.levels[reach].name

@@ -43,7 +43,10 @@ class MembershipEntry(Base):
     __table_args__ = (UniqueConstraint("source", "external_userid", "kind", name="uq_membership_entry_source"),
                       Index("ix_membership_entry_caps", "external_userid", "behaviour", "day"),
                       # The nightly lapse reads the points falling due since its last run.
-                      Index("ix_membership_entry_due", "expires_at"))
+                      Index("ix_membership_entry_due", "expires_at"),
+                      # A member's entries of one kind over a stretch of time: the growth an upgrade
+                      # or a review weighs, read as a range, not as the member's whole history.
+                      Index("ix_membership_entry_member_at", "external_userid", "kind", "at"))
 
 
 class MembershipAccount(Base):

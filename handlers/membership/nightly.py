@@ -34,7 +34,7 @@ from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
 from scrm.kernel.inbox import Inbox
 
 from .events import LevelChanged
-from .ledger import lock_accounts, record_changes, save_accounts
+from .ledger import already_posted, lock_existing, record_changes, save_accounts
 from .models import EARN, EXPIRE, GROWTH, POINTS, MembershipAccount, MembershipEntry
 from .rules import Membership
 
@@ -78,15 +78,15 @@ async def lapse(session: AsyncSession, accounts: dict[str, dict[str, Any]], now:
         .order_by(entry.c.external_userid, entry.c.expires_at))).all()
     if not due:
         return 0
-    # By source (the unique index), not by member: a member's whole history is not read nightly.
-    done = {(c, s) for c, s in (await session.execute(
-        select(entry.c.external_userid, entry.c.source)
-        .where(entry.c.source.in_(sorted({expire_source(at) for _, at, _ in due})),
-               entry.c.external_userid.in_(ids), entry.c.kind == POINTS))).all()}
+    # Pair by pair on the unique index: not by member (a member's whole history is not read
+    # nightly), nor by source (on PostgreSQL that read every member's lapse of the moment, chunk
+    # after chunk: a million members' new-year night went quadratic).
+    done = {(c, s) for s, c in await already_posted(session, {(expire_source(at), c) for c, at, _ in due})}
     rows: list[dict[str, Any]] = []
     taken = 0
+    sources: dict[datetime, str] = {}  # most members' points fall due at the same few moments
     for c, at, earned in due:
-        source = expire_source(at)
+        source = sources.get(at) or sources.setdefault(at, expire_source(at))
         acct = accounts[c]
         amount = min(int(earned), acct["points"])
         if (c, source) in done or amount <= 0:
@@ -147,7 +147,7 @@ async def run_chunk(session: AsyncSession, inbox: Inbox | None, rules: Membershi
     ids = await member_ids(session, cursor, limit)
     if not ids:
         return Chunk(cursor=None)
-    accounts = await lock_accounts(session, ids, rules, now, tz)
+    accounts = await lock_existing(session, ids)  # read from the account table: none to create
     before = {c: dict(a) for c, a in accounts.items()}
     chunk = Chunk(cursor=ids[-1] if len(ids) == limit else None, scanned=len(ids))
     chunk.lapsed = await lapse(session, accounts, now, tz)

@@ -18,7 +18,7 @@ import asyncio
 import functools
 import json
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -166,6 +166,12 @@ class Inbox:
         """Add an internal event (typed, or untyped) inside the caller's transaction (scheduler, CRM, radar)."""
         row = self._internal_row(event, dedup_key)
         await session.execute(insert_ignore(dialect_of(session), table_of(InboxEvent), ["dedup_key"]), row)
+
+    async def add_internals(self, session: AsyncSession, events: Sequence[tuple[AnyInternal, str]]) -> None:
+        """:meth:`add_internal` for many events in one statement (a nightly chunk's thousands)."""
+        if events:
+            await session.execute(insert_ignore(dialect_of(session), table_of(InboxEvent), ["dedup_key"]),
+                                  [self._internal_row(event, key) for event, key in events])
 
     async def put_internal(self, event: AnyInternal, dedup_key: str) -> bool:
         """Store an internal event on its own through the group-commit writer."""
