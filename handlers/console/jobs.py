@@ -5,7 +5,8 @@ instances, or a replay, run it once.
   (:func:`handlers.console.rollup.rebuild` replaces the day's rows). Each run rolls up every
   complete day not rolled up yet (a service down for a week catches up) and the days whose task
   cards were still unsettled.
-  After it, the SOP effect page's stored rows (:func:`handlers.console.effectstore.build_due`).
+  After it, the SOP effect page's stored rows (:func:`handlers.console.effectstore.build_due`),
+  then the cockpit's and the effect page's kept periods are warmed.
 * ``console.digest``, weekly (:mod:`handlers.console.digest`): its messages are keyed by ISO
   week and member, so even a second run in the same week sends nothing more.
 * ``console.outlook``, nightly, and ``console.outlook.now``, a one-off due at start and after
@@ -150,11 +151,14 @@ async def on_rollup(event: ConsoleRollupDue, session: AsyncSession, clock: Clock
     days = await roll_up_due(session, today, zone, now, console_settings(settings).rollup_history_days)
     log.info("console roll-up: %d day(s)", len(days),
              extra={"days": [d.isoformat() for d in days[:5]] + (["…"] if len(days) > 5 else [])})
-    await warm_cockpit(session, today, [g.scope for g in load_access(access_path(settings)).grants.values()])
+    # The effect rows before the warm-ups: building a day drops every kept period covering it, the
+    # cockpit's included (built after the cockpit's warm-up, yesterday's rebuild emptied it again).
     goals = goals_of(playbook_sops(playbook))
     built = await effectstore.build_due(session, today, zone, goals, now)
     log.info("console effect rows: %d day(s) built", len(built))
-    await warm_effect(session, today, goals, [g.scope for g in load_access(access_path(settings)).grants.values()])
+    scopes = [g.scope for g in load_access(access_path(settings)).grants.values()]
+    await warm_cockpit(session, today, scopes)
+    await warm_effect(session, today, goals, scopes)
 
 
 async def warm_cockpit(session: AsyncSession, today: date, depts: Iterable[str] = ()) -> None:
