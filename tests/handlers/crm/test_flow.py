@@ -117,20 +117,21 @@ async def test_crash_mid_sync_resumes_without_duplicates(db_url: str, tmp_path: 
         monkeypatch.setattr(sync_mod, "apply_chunk", real_apply)
         first = len(await s.outbox_rows("externalcontact/mark_tag"))
         assert 0 < first < 10
-        # The outbox worker dies after sending one call, before recording it.
-        real_finish = rt.outbox._finish
+        # The outbox worker dies after sending one call, before handing its outcome in for recording.
+        real_hand_in = rt.outbox._hand_in
         died: list[int] = []
 
-        async def dying_finish(row: Any, outcome: Any) -> None:
+        def dying_hand_in(row: Any, outcome: Any) -> Any:
             if not died:
                 died.append(row["id"])
                 raise RuntimeError("worker killed")
-            await real_finish(row, outcome)
+            return real_hand_in(row, outcome)
 
-        monkeypatch.setattr(rt.outbox, "_finish", dying_finish)
+        monkeypatch.setattr(rt.outbox, "_hand_in", dying_hand_in)
         with pytest.raises(RuntimeError):
             await rt.outbox.process_due()
-        monkeypatch.setattr(rt.outbox, "_finish", real_finish)
+        monkeypatch.setattr(rt.outbox, "_hand_in", real_hand_in)
+        assert died
         # Resume: run again (same generation), let leases expire, send everything.
         resumed, _ = await run_sync(rt.sessions, rt.outbox, s.wecom, pb.tag_groups, s.clock, "g1", chunk=3)
         assert resumed.calls == 10 - first  # the finished chunk planned nothing again
