@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from scrm.playbook.issues import PlaybookError, PlaybookIssue
+from scrm.playbook.rulefile import RuleReader
 from scrm.playbook.yamlsrc import SourceFile, read_yaml
 
 from .criteria import Rule, amount, parse_rule
@@ -145,28 +146,18 @@ def _read(sop_dir: Path, name: str) -> SourceFile | None:
     return source
 
 
-class _Reader:
-    """Walks one file, collecting every problem instead of stopping at the first."""
+class _Reader(RuleReader):
+    """Walks one file, collecting every problem instead of stopping at the first (the shared
+    :class:`RuleReader`, whose ``mapping`` of a non-mapping is empty; here the callers tell a
+    missing section, ``None``, from an empty one)."""
 
-    def __init__(self, src: SourceFile) -> None:
-        self.src = src
-        self.problems: list[PlaybookIssue] = []
-
-    def bad(self, at: tuple[Any, ...], message: str) -> None:
-        self.problems.append(self.src.issue(at, message))
-
-    def mapping(self, value: Any, at: tuple[Any, ...], keys: tuple[str, ...], *, required: tuple[str, ...] = ()
+    def section(self, value: Any, at: tuple[Any, ...], keys: tuple[str, ...], *, required: tuple[str, ...] = ()
                 ) -> dict[str, Any] | None:
+        """:meth:`RuleReader.mapping`, or None (one problem said) when ``value`` is not a mapping."""
         if not isinstance(value, dict):
             self.bad(at, f"must be a mapping ({', '.join(keys)})")
             return None
-        for k in value:
-            if k not in keys:
-                self.bad((*at, k), f"unknown key; expected one of {', '.join(keys)}")
-        for k in required:
-            if k not in value:
-                self.bad(at, f"needs {k}:")
-        return value
+        return self.mapping(value, at, keys, required=required)
 
     def name(self, value: Any, at: tuple[Any, ...]) -> str:
         if not isinstance(value, str) or not NAME.match(value):
@@ -202,7 +193,7 @@ class _Reader:
 
     # -- segments.yaml -----------------------------------------------------------------------
     def segmentation(self) -> tuple[Segmentation, list[PlaybookIssue]]:
-        data = self.mapping(self.src.data, (), ("tiers", "segments", "grade", "rfm")) or {}
+        data = self.section(self.src.data, (), ("tiers", "segments", "grade", "rfm")) or {}
         tiers, attribute, hysteresis = self.tiers(data.get("tiers"))
         segments = self.segments(data.get("segments"))
         factors, grades = self.grade(data.get("grade"))
@@ -214,7 +205,7 @@ class _Reader:
         if raw is None:
             return (), "aum", 0.0
         at: tuple[Any, ...] = ("tiers",)
-        data = self.mapping(raw, at, ("attribute", "hysteresis", "levels"), required=("levels",)) or {}
+        data = self.section(raw, at, ("attribute", "hysteresis", "levels"), required=("levels",)) or {}
         attribute = self.text(data.get("attribute"), (*at, "attribute"), "aum")
         hysteresis = self.number(data.get("hysteresis", 0), (*at, "hysteresis"), high=MAX_HYSTERESIS)
         levels = data.get("levels", [])
@@ -224,7 +215,7 @@ class _Reader:
         tiers: list[Tier] = []
         for i, item in enumerate(levels):
             here = (*at, "levels", i)
-            spec = self.mapping(item, here, ("name", "label", "from"), required=("name", "from"))
+            spec = self.section(item, here, ("name", "label", "from"), required=("name", "from"))
             if spec is None:
                 continue
             name = self.name(spec.get("name"), (*here, "name"))
@@ -248,7 +239,7 @@ class _Reader:
         for name, item in raw.items():
             here = ("segments", name)
             self.name(name, here)
-            spec = self.mapping(item, here, ("label", "when"), required=("when",))
+            spec = self.section(item, here, ("label", "when"), required=("when",))
             if spec is None:
                 continue
             out.append(Segment(str(name), self.text(spec.get("label"), (*here, "label"), str(name)),
@@ -259,7 +250,7 @@ class _Reader:
         if raw is None:
             return (), ()
         at: tuple[Any, ...] = ("grade",)
-        data = self.mapping(raw, at, ("factors", "grades"), required=("factors", "grades")) or {}
+        data = self.section(raw, at, ("factors", "grades"), required=("factors", "grades")) or {}
         factors: list[Factor] = []
         raw_factors = data.get("factors", {})
         if not isinstance(raw_factors, dict) or not raw_factors:
@@ -267,7 +258,7 @@ class _Reader:
             raw_factors = {}
         for name, item in raw_factors.items():
             here = (*at, "factors", name)
-            spec = self.mapping(item, here, ("attribute", "weight", "cap"), required=("attribute", "weight", "cap"))
+            spec = self.section(item, here, ("attribute", "weight", "cap"), required=("attribute", "weight", "cap"))
             if spec is None:
                 continue
             cap = self.number(spec.get("cap"), (*here, "cap"))
@@ -284,7 +275,7 @@ class _Reader:
             raw_grades = []
         for i, item in enumerate(raw_grades):
             here = (*at, "grades", i)
-            spec = self.mapping(item, here, ("name", "min"), required=("name", "min"))
+            spec = self.section(item, here, ("name", "min"), required=("name", "min"))
             if spec is None:
                 continue
             name = spec.get("name")
@@ -303,14 +294,14 @@ class _Reader:
         if raw is None:
             return {}
         parts = ("recency", "frequency", "monetary")
-        data = self.mapping(raw, ("rfm",), parts, required=parts) or {}
+        data = self.section(raw, ("rfm",), parts, required=parts) or {}
         out: dict[str, RfmPart] = {}
         for part in parts:
             if part not in data:
                 continue
             here = ("rfm", part)
             bound_key = "days" if part == "recency" else "at_least"
-            spec = self.mapping(data[part], here, ("attribute", bound_key), required=("attribute", bound_key))
+            spec = self.section(data[part], here, ("attribute", bound_key), required=("attribute", bound_key))
             if spec is None:
                 continue
             bounds = spec.get(bound_key)
@@ -327,7 +318,7 @@ class _Reader:
     # -- lifecycle.yaml ----------------------------------------------------------------------
     def lifecycle(self) -> tuple[Lifecycle, list[PlaybookIssue]]:
         keys = ("window_days", "trend_days", "hysteresis", "min_stay_days", "stages")
-        data = self.mapping(self.src.data, (), keys, required=("stages",)) or {}
+        data = self.section(self.src.data, (), keys, required=("stages",)) or {}
         window = int(self.number(data.get("window_days", 30), ("window_days",), low=1, high=365))
         trend = int(self.number(data.get("trend_days", 30), ("trend_days",), low=1, high=365))
         hysteresis = self.number(data.get("hysteresis", 0), ("hysteresis",), high=MAX_HYSTERESIS)
@@ -339,7 +330,7 @@ class _Reader:
         stages: list[Stage] = []
         for i, item in enumerate(raw):
             here = ("stages", i)
-            spec = self.mapping(item, here, ("name", "label", "when", "churn_risk"), required=("name",))
+            spec = self.section(item, here, ("name", "label", "when", "churn_risk"), required=("name",))
             if spec is None:
                 continue
             name = self.name(spec.get("name"), (*here, "name"))
