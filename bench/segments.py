@@ -34,6 +34,8 @@ import resource
 import sys
 import tempfile
 import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -101,41 +103,50 @@ async def seed(url: str, n: int) -> float:
     return time.perf_counter() - started
 
 
-async def night(url: str, now: datetime, chunk: int) -> tuple[float, float, int, int, int]:
-    """One nightly run; returns (wall seconds, this process's CPU seconds, customers, CRM records
-    written, stage changes). On a shared host the CPU time is the steadier figure: SQLite runs in
+async def _chunked(url: str, now: datetime, run: Callable[[Any, Any, str], Awaitable[Any]],
+                   count: Callable[[Any], Mapping[str, int]]) -> tuple[float, float, Counter[str]]:
+    """A nightly job as the service chains it: ``run(session, inbox, cursor)`` chunk after chunk,
+    one transaction each, until it returns no cursor; (wall seconds, this process's CPU seconds,
+    the sum of ``count`` over the chunks: a chunk is dropped once counted, so the bench's peak
+    RSS is the job's). On a shared host the CPU time is the steadier figure: SQLite runs in
     this process, so it counts everything but PostgreSQL's own work and the wait for a core."""
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     import scrm.main  # noqa: F401  (every feature's tables, for the inbox's event kinds)
-    from handlers.lifecycle.nightly import run_chunk
-    from handlers.lifecycle.rules import load_lifecycle, load_segmentation
     from scrm.adapters.db.engine import make_engine
     from scrm.kernel.clock import FakeClock
     from scrm.kernel.config import Settings
     from scrm.kernel.inbox import Inbox
 
-    seg, lc = load_segmentation(ROOT / "sop"), load_lifecycle(ROOT / "sop")
     engine = make_engine(url)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     inbox = Inbox(engine, sessions, Settings().inbox, FakeClock(now))
-    today = now.astimezone(ZONE).date()
-    scanned = mirrored = entered = 0
+    totals: Counter[str] = Counter()
     started, cpu = time.perf_counter(), time.process_time()
     try:
         cursor: str | None = ""
         while cursor is not None:
             async with sessions() as session, session.begin():
-                done = await run_chunk(session, inbox, seg, lc, today=today, now=now, tz=ZONE, cursor=cursor,
-                                       limit=chunk)
-            scanned += done.scanned
-            mirrored += done.mirrored
-            entered += len(done.entered)
+                done = await run(session, inbox, cursor)
+            totals.update(count(done))
             cursor = done.cursor
     finally:
         await engine.dispose()
-    return time.perf_counter() - started, time.process_time() - cpu, scanned, mirrored, entered
+    return time.perf_counter() - started, time.process_time() - cpu, totals
 
+
+async def night(url: str, now: datetime, chunk: int) -> tuple[float, float, int, int, int]:
+    """One nightly run of segments and stages; returns (wall seconds, CPU seconds, customers, CRM
+    records written, stage changes)."""
+    from handlers.lifecycle.nightly import run_chunk
+    from handlers.lifecycle.rules import load_lifecycle, load_segmentation
+
+    seg, lc = load_segmentation(ROOT / "sop"), load_lifecycle(ROOT / "sop")
+    today = now.astimezone(ZONE).date()
+    wall, cpu, n = await _chunked(url, now, lambda session, inbox, cursor: run_chunk(
+        session, inbox, seg, lc, today=today, now=now, tz=ZONE, cursor=cursor, limit=chunk),
+        lambda c: {"scanned": c.scanned, "mirrored": c.mirrored, "entered": len(c.entered)})
+    return wall, cpu, n["scanned"], n["mirrored"], n["entered"]
 
 #: The membership nights: the first of the year (yearly lapse and quarterly review) and the next.
 NEW_YEAR = datetime(2026, 12, 31, 20, 0, tzinfo=UTC)  # 2027-01-01 04:00 in Asia/Shanghai
@@ -225,36 +236,16 @@ async def membership_night(url: str, now: datetime, chunk: int) -> tuple[float, 
     """One membership nightly run as the service chains it (chunk after chunk, one transaction
     each, level changes added to the inbox); returns (wall seconds, CPU seconds, members, points
     lapsed, levels moved down)."""
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
-    import scrm.main  # noqa: F401  (every feature's tables, for the inbox's event kinds)
     from handlers.crm.api import EVENT_KINDS
     from handlers.membership.nightly import run_chunk
     from handlers.membership.rules import load_membership
-    from scrm.adapters.db.engine import make_engine
-    from scrm.kernel.clock import FakeClock
-    from scrm.kernel.config import Settings
-    from scrm.kernel.inbox import Inbox
 
     rules = load_membership(ROOT / "sop", EVENT_KINDS)
-    engine = make_engine(url)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    inbox = Inbox(engine, sessions, Settings().inbox, FakeClock(now))
     day = now.astimezone(ZONE).date()
-    scanned = lapsed = downs = 0
-    started, cpu = time.perf_counter(), time.process_time()
-    try:
-        cursor: str | None = ""
-        while cursor is not None:
-            async with sessions() as session, session.begin():
-                done = await run_chunk(session, inbox, rules, day=day, now=now, tz=ZONE, cursor=cursor, limit=chunk)
-            scanned += done.scanned
-            lapsed += done.lapsed
-            downs += len(done.changes)
-            cursor = done.cursor
-    finally:
-        await engine.dispose()
-    return time.perf_counter() - started, time.process_time() - cpu, scanned, lapsed, downs
+    wall, cpu, n = await _chunked(url, now, lambda session, inbox, cursor: run_chunk(
+        session, inbox, rules, day=day, now=now, tz=ZONE, cursor=cursor, limit=chunk),
+        lambda c: {"scanned": c.scanned, "lapsed": c.lapsed, "downs": len(c.changes)})
+    return wall, cpu, n["scanned"], n["lapsed"], n["downs"]
 
 
 def _peak_mb() -> float:
