@@ -431,10 +431,6 @@ class Outbox:
     def _backoff(self, attempts: int) -> float:
         return backoff_s(attempts, self.settings.backoff_base_s, self.settings.backoff_max_s)
 
-    async def _finish(self, row: Mapping[str, Any], outcome: Outcome) -> None:
-        """Record the outcome (see ``_hand_in``); returns once it has committed."""
-        await asyncio.shield(self._hand_in(row, outcome))  # a cancelled caller does not cancel the others' commit
-
     def _hand_in(self, row: Mapping[str, Any], outcome: Outcome) -> asyncio.Future[None]:
         """Queue the outcome for recording (fenced by the lease); the future resolves once it
         has committed.

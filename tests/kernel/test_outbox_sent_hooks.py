@@ -60,7 +60,7 @@ async def send_together(runtime: Runtime, *, lose_lease_of: str | None = None) -
             await conn.execute(update(OutboxAction)
                                .where(OutboxAction.idempotency_key == f"welcome:code-{lose_lease_of}")
                                .values(lease_owner="outbox:another-instance"))
-    await asyncio.gather(*(runtime.outbox._finish(row, Outcome("sent", result={"n": i}))
+    await asyncio.gather(*(runtime.outbox._hand_in(row, Outcome("sent", result={"n": i}))
                            for i, row in enumerate(rows)))
     return rows
 
