@@ -1,5 +1,5 @@
 """``customer_segment``: each customer's tier, segments, grade, RFM bands and stage, as the last
-nightly run left them, plus what hysteresis and the AUM trend need from earlier runs."""
+nightly runs left them, plus what hysteresis and the AUM trend need from earlier runs."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ class CustomerSegment(Base):
     aum_base: Mapped[float | None] = mapped_column(Float, default=None)
     aum_mid: Mapped[float | None] = mapped_column(Float, default=None)
     aum_mid_at: Mapped[date | None] = mapped_column(Date, default=None)
+    # The run that last changed the row: a run that finds the same result leaves it alone.
     computed_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_customer_segment_stage", "stage"),)

@@ -150,7 +150,8 @@ def _trend(prev: Previous | None, aum: float | None, today: date, days: int
 
 
 class Previous(NamedTuple):
-    """What the last run left of one customer that this run needs (hysteresis, stay, trend)."""
+    """What the last run left of one customer: what this run needs (hysteresis, stay, trend), and
+    the whole stored result, to leave a row alone when this run finds the same."""
 
     tier: str | None
     stage: str | None
@@ -158,16 +159,26 @@ class Previous(NamedTuple):
     aum_base: float | None
     aum_mid: float | None
     aum_mid_at: date | None
+    stored: dict[str, Any]
+
+
+#: The stored result a run compares with what it finds (``computed_at`` aside).
+RESULT = ("crm_id", "tier", "segments", "grade", "score", "rfm", "stage", "stage_since", "aum", "aum_base",
+          "aum_mid", "aum_mid_at")
 
 
 async def previous(session: AsyncSession, after: str, last: str) -> dict[str, Previous]:
     """The stored results of the customers after ``after`` up to ``last``, by id (plain rows: no
     ORM objects for a few thousand customers a chunk)."""
     t = table_of(CustomerSegment).c
-    rows = await session.execute(select(t.external_userid, t.tier, t.stage, t.stage_since, t.aum_base, t.aum_mid,
-                                        t.aum_mid_at)
+    rows = await session.execute(select(t.external_userid, *(t[c] for c in RESULT))
                                  .where(t.external_userid > after, t.external_userid <= last))
-    return {ext: Previous(*rest) for ext, *rest in rows.all()}
+    out: dict[str, Previous] = {}
+    for ext, *values in rows.all():
+        stored = dict(zip(RESULT, values, strict=True))
+        out[ext] = Previous(stored["tier"], stored["stage"], stored["stage_since"], stored["aum_base"],
+                            stored["aum_mid"], stored["aum_mid_at"], stored)
+    return out
 
 
 def _upsert(dialect: str, table: Table, columns: Sequence[str]) -> Any:
@@ -208,7 +219,10 @@ async def run_chunk(session: AsyncSession, inbox: Inbox | None, seg: Segmentatio
                "segments": list(scorer.segments(attrs)), "grade": scorer.grade(score), "score": score,
                "rfm": scorer.rfm(attrs, today), "stage": stage, "stage_since": since, "computed_at": now,
                **readings}
-        rows.append(row)
+        # Most customers come out as they were: their row is left alone (``computed_at`` is when
+        # a run last changed it), which spares the night most of its writes.
+        if p is None or any(p.stored[c] != row[c] for c in RESULT):
+            rows.append(row)
         if changed and stage is not None:
             st = lc.stage(stage)
             chunk.entered.append(StageEntered(at=now, external_userid=ext, stage=stage,

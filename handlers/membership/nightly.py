@@ -17,7 +17,10 @@ often the chunk runs, and a level set on or after the review day is not reviewed
 points that fell due since the last run (the ledger never awards points already due when posted,
 so nothing falls due behind it; a new member's points fall due after the last run too).
 
-Members are read in id order (keyset), ``limit`` at a time.
+Members are read in id order (keyset), ``limit`` at a time. Most nights nothing is due — points
+fall due a few moments a year, reviews come quarterly — so the first chunk first asks the tables
+whether anything is (:func:`anything_due`, a few index reads) and, if not, ends the run there
+instead of going over every member to find nothing (35 s of CPU for 1,000,000 on SQLite).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
@@ -140,10 +143,35 @@ async def review(session: AsyncSession, rules: Membership, accounts: dict[str, d
     return changes
 
 
+async def anything_due(session: AsyncSession, rules: Membership, *, day: date, now: datetime) -> bool:
+    """Whether a run on ``day`` at ``now`` would lapse any points or review anyone; conservative
+    (a yes may still find nothing), never a no when something is due."""
+    acct, entry = table_of(MembershipAccount), table_of(MembershipEntry)
+    review = rules.review_day(day)
+    unreviewed = select(exists().where(or_(acct.c.reviewed_on.is_(None), acct.c.reviewed_on < review),
+                                       acct.c.level_since < review))
+    if await session.scalar(unreviewed):
+        return True
+    due = (entry.c.kind == POINTS, entry.c.reason == EARN, entry.c.expires_at.is_not(None),
+           entry.c.expires_at <= now)
+    # Every member's lapses are written up to their ``lapsed_until``, so anything newly due lies
+    # after the earliest of them: a range of the due index that is empty on a quiet night.
+    floor = await session.scalar(select(func.min(acct.c.lapsed_until)))
+    if floor is not None and await session.scalar(select(exists().where(*due, entry.c.expires_at > floor))):
+        return True
+    # Members never lapsed yet (no ``lapsed_until``): any of their points due at all.
+    never = select(exists().where(acct.c.lapsed_until.is_(None), entry.c.external_userid == acct.c.external_userid,
+                                  *due))
+    return bool(await session.scalar(never))
+
+
 async def run_chunk(session: AsyncSession, inbox: Inbox | None, rules: Membership, *, day: date, now: datetime,
                     tz: ZoneInfo, cursor: str = "", limit: int = DEFAULT_CHUNK) -> Chunk:
     """Lapse and review (once per review day) the ``limit`` members after ``cursor``, in the caller's
-    transaction; ``inbox`` gets a :class:`LevelChanged` per move down."""
+    transaction; ``inbox`` gets a :class:`LevelChanged` per move down. The first chunk (no
+    ``cursor``) ends the run at once when :func:`anything_due` says nothing is."""
+    if not cursor and not await anything_due(session, rules, day=day, now=now):
+        return Chunk(cursor=None)
     ids = await member_ids(session, cursor, limit)
     if not ids:
         return Chunk(cursor=None)

@@ -258,6 +258,7 @@ async def test_the_nightly_run_matches_a_plain_evaluation(db_url: str) -> None:
             await conn.execute(insert(table_of(CrmEvent)), events)
 
         state: dict[str, dict[str, Any]] = {}  # what the test expects stored, by customer
+        stamped: dict[str, datetime] = {}  # the night that last changed each customer's row
         for night in (1, 2):
             now = NIGHT1 if night == 1 else NIGHT2
             today = now.astimezone(ZONE).date()
@@ -302,6 +303,8 @@ async def test_the_nightly_run_matches_a_plain_evaluation(db_url: str) -> None:
                        "grade": grade(s), "score": s, "rfm": rfm(a, today), "stage": st,
                        "stage_since": old["stage_since"] if old and not changed else today, "aum": aum,
                        "aum_base": base, "aum_mid": mid, "aum_mid_at": mid_at}
+                if old != row:
+                    stamped[ext] = now
                 state[ext] = row
                 if changed:
                     entered.add((ext, old["stage"] if old else "", st))
@@ -323,7 +326,11 @@ async def test_the_nightly_run_matches_a_plain_evaluation(db_url: str) -> None:
                           for r in (await conn.execute(select(table_of(CustomerSegment)))).all()}
                 records = {c: dict(a) for c, a in (await conn.execute(select(table_of(CrmCustomer).c.crm_id,
                                                                              table_of(CrmCustomer).c.attributes))).all()}
+                written = {r.external_userid: r.computed_at
+                           for r in (await conn.execute(select(table_of(CustomerSegment)))).all()}
             assert stored == state, f"night {night}"
+            # A row is written only when its result changed: the rest keep the night that last did.
+            assert {e: at.replace(tzinfo=UTC) if at.tzinfo is None else at for e, at in written.items()} == stamped
             assert got_entered == entered, f"night {night}"
             for crm_id, want in mirrors.items():
                 assert {k: records[crm_id].get(k) for k in want} == want, (night, crm_id)
@@ -331,6 +338,7 @@ async def test_the_nightly_run_matches_a_plain_evaluation(db_url: str) -> None:
             if night == 2:  # the second night really moved customers: the test can fail
                 assert entered and any(r["stage"] == "slipping" for r in state.values())
                 assert {r["tier"] for r in state.values()} == {n for n, _ in FLOORS}
+                assert set(stamped.values()) == {NIGHT1, NIGHT2}  # rows left alone and rows rewritten
     finally:
         await engine.dispose()
 
