@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 import scrm.main  # noqa: F401  (every feature's tables)
@@ -129,5 +129,43 @@ async def test_a_quiet_night_ends_at_the_first_chunk_and_later_points_still_laps
         assert await run(night.astimezone(SH).date(), night) == (5, 50)
         async with sessions() as s:
             assert (await s.scalars(select(table.c.points))).all() == [1000 - 20] * 5
+    finally:
+        await engine.dispose()
+
+
+async def test_a_lapse_already_written_is_never_taken_twice(db_url: str) -> None:
+    """An account older than ``lapsed_until`` (none) whose lapse is in the ledger, and a run with an
+    earlier clock after a later one: the points are taken once, the balance equals the ledger."""
+    engine = make_engine(db_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    due = T0 + timedelta(days=60)
+    later = due + timedelta(days=2)
+    table, entry = table_of(MembershipAccount), table_of(MembershipEntry)
+    old = account("wmOld", reviewed=date(2027, 1, 1), points=990)  # its lapse of 10 already written
+    fresh = account("wmNew", reviewed=date(2027, 1, 1), points=1000)
+    written = {**earning("wmOld", 99, due, None), "amount": -10, "reason": "expire",
+               "source": f"expire:{due.isoformat()}", "behaviour": ""}
+
+    async def night(now: datetime) -> int:
+        async with sessions() as s, s.begin():
+            chunk = await run_chunk(s, None, RULES, day=now.astimezone(SH).date(), now=now, tz=SH)
+        assert chunk.cursor is None
+        return chunk.lapsed
+
+    try:
+        async with sessions() as s, s.begin():
+            await s.execute(insert(table), [old, fresh])
+            await s.execute(insert(entry), [earning("wmOld", 1, T0, due), earning("wmNew", 2, T0, due), written])
+        assert await night(later) == 10  # wmNew's only
+        assert await night(due + timedelta(hours=1)) == 0  # an earlier clock: nothing again
+        assert await night(later + timedelta(days=1)) == 0
+        async with sessions() as s:
+            balances = dict((await s.execute(select(table.c.external_userid, table.c.points))).all())
+            lapses = dict((await s.execute(select(entry.c.external_userid, func.count())
+                                           .where(entry.c.reason == "expire").group_by(entry.c.external_userid))).all())
+            until = set((await s.scalars(select(table.c.lapsed_until))).all())
+        assert balances == {"wmOld": 990, "wmNew": 990} and lapses == {"wmOld": 1, "wmNew": 1}
+        # Not moved back by the earlier clock; the last night had nothing due and read no member.
+        assert {u.replace(tzinfo=UTC) if u.tzinfo is None else u for u in until} == {later}
     finally:
         await engine.dispose()
