@@ -161,8 +161,9 @@ async def test_a_lapse_already_written_is_never_taken_twice(db_url: str) -> None
         assert await night(later + timedelta(days=1)) == 0
         async with sessions() as s:
             balances = dict((await s.execute(select(table.c.external_userid, table.c.points))).all())
-            lapses = dict((await s.execute(select(entry.c.external_userid, func.count())
-                                           .where(entry.c.reason == "expire").group_by(entry.c.external_userid))).all())
+            lapses: dict[str, int] = dict((await s.execute(
+                select(entry.c.external_userid, func.count())
+                .where(entry.c.reason == "expire").group_by(entry.c.external_userid))).all())
             until = set((await s.scalars(select(table.c.lapsed_until))).all())
         assert balances == {"wmOld": 990, "wmNew": 990} and lapses == {"wmOld": 1, "wmNew": 1}
         # Not moved back by the earlier clock; the last night had nothing due and read no member.
