@@ -30,14 +30,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scrm.adapters.db.engine import dialect_of, insert_ignore, table_of
 from scrm.kernel.inbox import Inbox
 
 from .events import LevelChanged
-from .ledger import already_posted, lock_existing, record_changes, save_accounts
+from .ledger import already_posted, record_changes, save_accounts
 from .models import EARN, EXPIRE, GROWTH, POINTS, MembershipAccount, MembershipEntry
 from .rules import Membership
 
@@ -58,17 +58,26 @@ def expire_source(due: datetime) -> str:
     return f"expire:{due.astimezone(UTC).isoformat()}"
 
 
-async def member_ids(session: AsyncSession, after: str, limit: int) -> list[str]:
-    rows = await session.execute(select(MembershipAccount.external_userid)
-                                 .where(MembershipAccount.external_userid > after)
-                                 .order_by(MembershipAccount.external_userid).limit(limit))
-    return [e for (e,) in rows.all()]
+async def next_accounts(session: AsyncSession, after: str, limit: int) -> dict[str, dict[str, Any]]:
+    """The ``limit`` account rows after ``after`` in id order (the database's: the dict keeps it),
+    locked (PostgreSQL; SQLite has one writer) in that order, as the ledger locks them."""
+    table = table_of(MembershipAccount)
+    rows = await session.execute(select(table).where(table.c.external_userid > after)
+                                 .order_by(table.c.external_userid).limit(limit).with_for_update())
+    return {r.external_userid: dict(r._mapping) for r in rows.all()}
 
 
-async def lapse(session: AsyncSession, accounts: dict[str, dict[str, Any]], now: datetime, tz: ZoneInfo) -> int:
-    """Write the due ``expire`` entries of these members; returns the points taken away."""
+def _members(column: Any, accounts: dict[str, dict[str, Any]], after: str) -> Any:
+    """The chunk's members as an id range (the chunk holds every account in it): one index range
+    read instead of an IN list of a few thousand ids, each a bound parameter."""
+    return and_(column > after, column <= next(reversed(accounts)))  # the last in the database's order
+
+
+async def lapse(session: AsyncSession, accounts: dict[str, dict[str, Any]], now: datetime, tz: ZoneInfo,
+                after: str) -> int:
+    """Write the due ``expire`` entries of these members (every account after ``after`` up to the
+    last of them); returns the points taken away."""
     entry = table_of(MembershipEntry)
-    ids = sorted(accounts)
     until = {c: a["lapsed_until"] for c, a in accounts.items()}
     since = min((u for u in until.values() if u is not None), default=None)
     for a in accounts.values():
@@ -77,7 +86,7 @@ async def lapse(session: AsyncSession, accounts: dict[str, dict[str, Any]], now:
     cond = [entry.c.expires_at > since] if since is not None else []
     due = (await session.execute(
         select(entry.c.external_userid, entry.c.expires_at, func.sum(entry.c.amount))
-        .where(entry.c.external_userid.in_(ids), entry.c.kind == POINTS, entry.c.reason == EARN,
+        .where(_members(entry.c.external_userid, accounts, after), entry.c.kind == POINTS, entry.c.reason == EARN,
                entry.c.expires_at.is_not(None), entry.c.expires_at <= now, *cond)
         .group_by(entry.c.external_userid, entry.c.expires_at)
         .order_by(entry.c.external_userid, entry.c.expires_at))).all()
@@ -90,14 +99,16 @@ async def lapse(session: AsyncSession, accounts: dict[str, dict[str, Any]], now:
     # new-year night of 1,000,000 members half its time. Looked up pair by pair on the unique
     # index: not by member (a member's whole history is not read nightly), nor by source (on
     # PostgreSQL that read every member's lapse of the moment, chunk after chunk: quadratic).
-    maybe = {(expire_source(at), c) for c, at, _ in due if until[c] is None or at <= until[c]}
+    maybe = {(expire_source(at), c) for c, at, _ in due if c in until and (until[c] is None or at <= until[c])}
     done = {(c, s) for s, c in await already_posted(session, maybe)} if maybe else set()
     rows: list[dict[str, Any]] = []
     taken = 0
     sources: dict[datetime, str] = {}  # most members' points fall due at the same few moments
     for c, at, earned in due:
         source = sources.get(at) or sources.setdefault(at, expire_source(at))
-        acct = accounts[c]
+        acct = accounts.get(c)
+        if acct is None:  # an account created in the range since the chunk read it: next night
+            continue
         amount = min(int(earned), acct["points"])
         if (c, source) in done or amount <= 0:
             continue
@@ -116,7 +127,7 @@ def review_start(day: date, tz: ZoneInfo) -> datetime:
 
 
 async def review(session: AsyncSession, rules: Membership, accounts: dict[str, dict[str, Any]], day: date,
-                 tz: ZoneInfo) -> list[LevelChanged]:
+                 tz: ZoneInfo, after: str) -> list[LevelChanged]:
     """Move down the members below their level's ``keep`` at the review of ``day`` (see the
     module's docstring); members already reviewed for it are left alone."""
     cause = f"review:{day.isoformat()}"
@@ -130,7 +141,7 @@ async def review(session: AsyncSession, rules: Membership, accounts: dict[str, d
     entry = table_of(MembershipEntry)
     recent: dict[str, int] = {c: int(n) for c, n in (await session.execute(
         select(entry.c.external_userid, func.sum(entry.c.amount))
-        .where(entry.c.external_userid.in_(ids), entry.c.kind == GROWTH,
+        .where(_members(entry.c.external_userid, accounts, after), entry.c.kind == GROWTH,
                entry.c.at > start - timedelta(days=rules.window_days), entry.c.at <= start)
         .group_by(entry.c.external_userid))).all()}
     changes: list[LevelChanged] = []
@@ -179,14 +190,13 @@ async def run_chunk(session: AsyncSession, inbox: Inbox | None, rules: Membershi
     ``cursor``) ends the run at once when :func:`anything_due` says nothing is."""
     if not cursor and not await anything_due(session, rules, day=day, now=now):
         return Chunk(cursor=None)
-    ids = await member_ids(session, cursor, limit)
-    if not ids:
+    accounts = await next_accounts(session, cursor, limit)
+    if not accounts:
         return Chunk(cursor=None)
-    accounts = await lock_existing(session, ids)  # read from the account table: none to create
     before = {c: dict(a) for c, a in accounts.items()}
-    chunk = Chunk(cursor=ids[-1] if len(ids) == limit else None, scanned=len(ids))
-    chunk.lapsed = await lapse(session, accounts, now, tz)
-    chunk.changes = await review(session, rules, accounts, rules.review_day(day), tz)
+    chunk = Chunk(cursor=next(reversed(accounts)) if len(accounts) == limit else None, scanned=len(accounts))
+    chunk.lapsed = await lapse(session, accounts, now, tz, cursor)
+    chunk.changes = await review(session, rules, accounts, rules.review_day(day), tz, cursor)
     await save_accounts(session, (a for c, a in accounts.items() if a != before[c]))
     await record_changes(session, inbox, chunk.changes)
     return chunk
