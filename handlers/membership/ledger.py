@@ -70,16 +70,17 @@ def month_end(day: date) -> date:
     return nxt - timedelta(days=1)
 
 
-async def lock_accounts(session: AsyncSession, ids: Sequence[str], rules: Membership, at: datetime, tz: ZoneInfo
-                        ) -> dict[str, dict[str, Any]]:
+async def lock_accounts(session: AsyncSession, ids: Sequence[str], rules: Membership, at: datetime, tz: ZoneInfo,
+                        *, now: datetime) -> dict[str, dict[str, Any]]:
     """The members' account rows, created at the lowest level where missing, locked (see
-    :func:`lock_existing`)."""
+    :func:`lock_existing`). A new account's lapses are written up to ``now`` (nothing is awarded
+    already due), so the nightly run's "anything due?" need not look into its ledger."""
     table = table_of(MembershipAccount)
     ordered = sorted(set(ids))
     day = at.astimezone(tz).date()
     await session.execute(insert_ignore(dialect_of(session), table, ["external_userid"]),
                           [{"external_userid": e, "points": 0, "growth": 0, "level": rules.levels[0].name,
-                            "level_since": day, "reviewed_on": None, "lapsed_until": None,
+                            "level_since": day, "reviewed_on": None, "lapsed_until": now,
                             "updated_at": at} for e in ordered])
     return await lock_existing(session, ordered)
 
@@ -175,7 +176,7 @@ async def post(session: AsyncSession, rules: Membership, earnings: Iterable[Earn
         return posted
     items = list(wanted.values())
     ids = sorted({e.external_userid for e, _ in items})
-    accounts = await lock_accounts(session, ids, rules, items[0][0].at, tz)
+    accounts = await lock_accounts(session, ids, rules, items[0][0].at, tz, now=now)
     entry = table_of(MembershipEntry)
     seen = await already_posted(session, set(wanted))
     days = [e.at.astimezone(tz).date() for e, _ in items]

@@ -117,7 +117,7 @@ async def request_redemption(session: AsyncSession, outbox: Outbox, rules: Membe
             select(MembershipAccount.external_userid).where(MembershipAccount.external_userid == external_userid)
     ) is None:
         raise RedemptionRefused(f"{external_userid} is not a member (has earned nothing)")
-    accounts = await lock_accounts(session, [external_userid], rules, now, tz)
+    accounts = await lock_accounts(session, [external_userid], rules, now, tz, now=now)
     acct = accounts[external_userid]
     # Read again under the lock: a concurrent request with the same id has committed by now.
     known = (await session.execute(select(table).where(table.c.id == request_id))).first()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,12 +15,15 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 import scrm.main  # noqa: F401  (every feature's tables)
+from handlers.crm.api import EVENT_KINDS
+from handlers.membership.ledger import Earning, post
 from handlers.membership.models import EARN, GROWTH, POINTS, MembershipAccount, MembershipEntry
 from handlers.membership.nightly import anything_due, run_chunk
-from handlers.membership.rules import Level, Membership
+from handlers.membership.rules import Level, Membership, load_membership
 from scrm.adapters.db.engine import make_engine, table_of
 
 SH = ZoneInfo("Asia/Shanghai")
+SOP = Path(__file__).resolve().parents[3] / "sop"
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 RULES = Membership(levels=(Level(name="new", label="新会员", growth=0, keep=0),
                            Level(name="ordinary", label="普通会员", growth=100, keep=50)),
@@ -168,5 +172,35 @@ async def test_a_lapse_already_written_is_never_taken_twice(db_url: str) -> None
         assert balances == {"wmOld": 990, "wmNew": 990} and lapses == {"wmOld": 1, "wmNew": 1}
         # Not moved back by the earlier clock; the last night had nothing due and read no member.
         assert {u.replace(tzinfo=UTC) if u.tzinfo is None else u for u in until} == {later}
+    finally:
+        await engine.dispose()
+
+
+async def test_a_new_member_joins_with_nothing_to_lapse_and_the_quiet_night_stays_quiet(db_url: str) -> None:
+    """The ledger opens an account with its lapses written up to the posting moment (it awards
+    nothing already due), so new members since the last run do not make a night look busy; their
+    points still lapse when due."""
+    rules = load_membership(SOP, EVENT_KINDS)
+    engine = make_engine(db_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    posted_at = datetime(2027, 3, 10, 2, 0, tzinfo=UTC)
+    behaviour = next(b.name for b in rules.behaviours if b.points > 0 and b.on.startswith("crm."))
+    try:
+        async with sessions() as s, s.begin():
+            await post(s, rules, [Earning("wmJoined", behaviour, "crm:j1", posted_at - timedelta(hours=3))],
+                       tz=SH, now=posted_at, inbox=None)
+        async with sessions() as s:
+            acct = (await s.execute(select(table_of(MembershipAccount)))).one()
+            entries = (await s.execute(select(table_of(MembershipEntry))
+                                       .where(table_of(MembershipEntry).c.kind == POINTS))).all()
+        assert acct.lapsed_until.replace(tzinfo=UTC) == posted_at and acct.points > 0
+        assert all(e.expires_at.replace(tzinfo=UTC) > posted_at for e in entries)
+        night = posted_at + timedelta(days=1)
+        async with sessions() as s:
+            # The quarter's review (2027-04-01) is weeks away; nothing is due.
+            assert not await anything_due(s, rules, day=night.astimezone(SH).date(), now=night)
+        due = max(e.expires_at.replace(tzinfo=UTC) for e in entries) + timedelta(hours=1)
+        async with sessions() as s:
+            assert await anything_due(s, rules, day=due.astimezone(SH).date(), now=due)
     finally:
         await engine.dispose()
