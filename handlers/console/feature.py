@@ -18,6 +18,8 @@ from handlers.console import (
     home,
     materialspage,
     ops,
+    segjobs,
+    segpage,
     signin,
     tasks,
 )
@@ -43,7 +45,7 @@ def install(app: web.Application, runtime: Runtime) -> None:
         return
     console = console_app(runtime)
     for module in (signin, home, ops, tasks, cockpitpage, effectpage, calendarpage, customerspage, materialspage,
-                   auditpage, casespage):
+                   auditpage, casespage, segpage):
         module.add_routes(console)
     app.add_subapp("/console", console)
     bi.install(app, runtime)
@@ -60,6 +62,7 @@ async def _jobs(runtime: Runtime) -> bool:
     async with runtime.sessions() as session, session.begin():
         await register_jobs(session, runtime.scheduler, runtime.settings, zone, runtime.playbook.version,
                             runtime.clock.now())
+        await segjobs.register(session, runtime.scheduler, runtime.settings, zone, runtime.clock.now())
     return True
 
 
@@ -78,7 +81,7 @@ async def _sandbox(runtime: Runtime) -> None:
         log.info("sandbox: console on %s/console/ (no ops admin in the access file)", base)
 
 
-FEATURE = Feature(name="console", router=router, models=models, settings=ConsoleSettings, events=EVENTS,
-                  http=install, jobs=_jobs, cli=register_cli, sandbox=_sandbox,
+FEATURE = Feature(name="console", router=router, models=models, settings=ConsoleSettings,
+                  events=EVENTS + segjobs.EVENTS, http=install, jobs=_jobs, cli=register_cli, sandbox=_sandbox,
                   requires=("contacts", "sop", "groups", "radar", "crm", "tags", "timeline", "compliance",
-                            "feedback"))
+                            "feedback", "lifecycle", "membership"))
