@@ -182,6 +182,10 @@ async def rebuild(db: AsyncSession, today: date, now: datetime, tz: ZoneInfo) ->
     since = since_months(today, FLOW_MONTHS)
     cells, levels = await count_cells(db), await count_levels(db)
     flows, top = await count_flows(db, since, today, tz), await top_earners(db)
+    # Today's run first, rows and all: SQLite may give the new run the replaced one's id.
+    replaced = select(ConsoleSegRun.id).where(ConsoleSegRun.day == today).scalar_subquery()
+    for table in _TABLES:
+        await db.execute(delete(table).where(table.run_id.in_(replaced)))
     await db.execute(delete(ConsoleSegRun).where(ConsoleSegRun.day == today))
     run = ConsoleSegRun(day=today, since=since, computed_at=now)
     db.add(run)
@@ -191,7 +195,7 @@ async def rebuild(db: AsyncSession, today: date, now: datetime, tz: ZoneInfo) ->
         for i in range(0, len(table_rows), _BATCH):
             await db.execute(insert(table), table_rows[i:i + _BATCH])
     older = select(ConsoleSegRun.id).where(ConsoleSegRun.id != run.id)
-    for table in _TABLES:  # the rows of the replaced run of today too (its id is gone)
+    for table in _TABLES:
         await db.execute(delete(table).where(table.run_id != run.id))
     await db.execute(delete(ConsoleSegRun).where(ConsoleSegRun.id.in_(older.scalar_subquery())))
     log.info("console segments snapshot stored for %s: %s", today.isoformat(),
