@@ -44,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _h(expr: str, salt: int) -> str:
     """A stable pseudo-random 0..999 from ``expr`` (so nothing follows the numbering)."""
-    return f"(abs(hashint4(({expr}) * 7919 + {salt})) % 1000)"
+    return f"((hashint4(({expr}) + {salt} * 16777259)::bigint % 1000 + 1000) % 1000)"
 
 
 def statements(n: int) -> list[tuple[str, str]]:
