@@ -52,9 +52,10 @@ def install(app: web.Application, runtime: Runtime) -> None:
 
 
 async def _jobs(runtime: Runtime) -> bool:
-    """The cockpit's nightly roll-up, the weekly digest and the calendar's outlook (``[console]
-    rollup_cron``, ``digest_cron``, ``outlook_cron``, in the playbook's time zone; the outlook
-    also at once, since this runs at start and after each playbook reload); like
+    """The cockpit's nightly roll-up, the weekly digest, the calendar's outlook and the 客群与会员
+    snapshot (``[console] rollup_cron``, ``digest_cron``, ``outlook_cron``, ``segments_cron``, in
+    the playbook's time zone; the outlook also at once, since this runs at start and after each
+    playbook reload, and the snapshot at once when none is stored); like
     every feature's jobs, only for a service running a playbook."""
     if runtime.playbook.current is None:
         return False
