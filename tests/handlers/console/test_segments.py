@@ -20,13 +20,14 @@ from zoneinfo import ZoneInfo
 from playwright.async_api import Browser, expect
 from sqlalchemy import select
 
-from handlers.console import segstore
+from handlers.console import segjobs, segstore
 from handlers.console.segmodels import ConsoleSegCell, ConsoleSegFlow, ConsoleSegLevel, ConsoleSegRun, ConsoleSegTop
 from handlers.contacts.api import Customer, Follow
 from handlers.lifecycle.api import CustomerSegment
 from handlers.membership.api import MembershipAccount, MembershipLevelChange
 from handlers.staff.directory import apply_snapshot
 from handlers.staff.sync import read_directory
+from scrm.kernel.models import DueJob
 from tests.handlers.console.support import ACCESS, sign_in
 from tests.support.playbooks import write_shipped_playbook
 from tests.support.stack import Stack, stack
@@ -153,11 +154,13 @@ def test_the_fixture_exercises_every_case() -> None:
 # -- the stack ------------------------------------------------------------------------------------
 
 @contextlib.asynccontextmanager
-async def segments_stack(db_url: str, root: Path, *, port: int | None = None) -> AsyncIterator[Stack]:
+async def segments_stack(db_url: str, root: Path, *, port: int | None = None,
+                         console: dict[str, Any] | None = None) -> AsyncIterator[Stack]:
     """The console on the demo bank (directory synced, support's access file) running the shipped
     playbook with the one path above, and the fixture's customers."""
     playbook = write_shipped_playbook(root / "pb", paths={"winback": WINBACK})
-    sections: dict[str, Any] = {"server": {"public_url": f"http://127.0.0.1:{port or 8080}"}}
+    sections: dict[str, Any] = {"server": {"public_url": f"http://127.0.0.1:{port or 8080}"},
+                                "console": console or {}}
     async with stack(db_url, root, sections=sections, port=port, playbook=playbook) as s:
         (playbook[0] / "console.yaml").write_text(ACCESS, encoding="utf-8")
         snapshot = await read_directory(s.runtime.wecom)
@@ -268,6 +271,22 @@ async def test_rebuilding_the_snapshot_gives_the_same_rows(db_url: str, tmp_path
         await s.step()
         async with s.runtime.sessions() as db:
             assert (await db.scalars(select(ConsoleSegRun.id))).all() == [second.id]
+
+
+async def test_the_jobs_are_registered_as_configured(sqlite_url: str, tmp_path: Path) -> None:
+    async with segments_stack(sqlite_url, tmp_path) as s:
+        async with s.runtime.sessions() as db:
+            jobs = {j.job_key: j for j in (await db.scalars(select(DueJob))).all()}
+        nightly = jobs[segjobs.JOB_KEY]
+        assert nightly.enabled and nightly.trigger["expr"] == "30 4 * * *"
+        assert jobs[segjobs.NOW_JOB_KEY].payload == {"only_if_missing": True}
+
+
+async def test_the_nightly_snapshot_can_be_turned_off(sqlite_url: str, tmp_path: Path) -> None:
+    async with segments_stack(sqlite_url, tmp_path, console={"segments_cron": ""}) as s:
+        async with s.runtime.sessions() as db:
+            enabled = set((await db.scalars(select(DueJob.job_key).where(DueJob.enabled.is_(True)))).all())
+        assert segjobs.JOB_KEY not in enabled and segjobs.NOW_JOB_KEY in enabled  # still taken once
 
 
 async def test_the_page_renders_the_matrix_in_a_browser(sqlite_url: str, tmp_path: Path, browser: Browser) -> None:
