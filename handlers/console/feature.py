@@ -18,6 +18,8 @@ from handlers.console import (
     home,
     materialspage,
     ops,
+    segjobs,
+    segpage,
     signin,
     tasks,
 )
@@ -43,16 +45,17 @@ def install(app: web.Application, runtime: Runtime) -> None:
         return
     console = console_app(runtime)
     for module in (signin, home, ops, tasks, cockpitpage, effectpage, calendarpage, customerspage, materialspage,
-                   auditpage, casespage):
+                   auditpage, casespage, segpage):
         module.add_routes(console)
     app.add_subapp("/console", console)
     bi.install(app, runtime)
 
 
 async def _jobs(runtime: Runtime) -> bool:
-    """The cockpit's nightly roll-up, the weekly digest and the calendar's outlook (``[console]
-    rollup_cron``, ``digest_cron``, ``outlook_cron``, in the playbook's time zone; the outlook
-    also at once, since this runs at start and after each playbook reload); like
+    """The cockpit's nightly roll-up, the weekly digest, the calendar's outlook and the 客群与会员
+    snapshot (``[console] rollup_cron``, ``digest_cron``, ``outlook_cron``, ``segments_cron``, in
+    the playbook's time zone; the outlook also at once, since this runs at start and after each
+    playbook reload, and the snapshot at once when none is stored); like
     every feature's jobs, only for a service running a playbook."""
     if runtime.playbook.current is None:
         return False
@@ -60,6 +63,7 @@ async def _jobs(runtime: Runtime) -> bool:
     async with runtime.sessions() as session, session.begin():
         await register_jobs(session, runtime.scheduler, runtime.settings, zone, runtime.playbook.version,
                             runtime.clock.now())
+        await segjobs.register(session, runtime.scheduler, runtime.settings, zone, runtime.clock.now())
     return True
 
 
@@ -78,7 +82,7 @@ async def _sandbox(runtime: Runtime) -> None:
         log.info("sandbox: console on %s/console/ (no ops admin in the access file)", base)
 
 
-FEATURE = Feature(name="console", router=router, models=models, settings=ConsoleSettings, events=EVENTS,
-                  http=install, jobs=_jobs, cli=register_cli, sandbox=_sandbox,
+FEATURE = Feature(name="console", router=router, models=models, settings=ConsoleSettings,
+                  events=EVENTS + segjobs.EVENTS, http=install, jobs=_jobs, cli=register_cli, sandbox=_sandbox,
                   requires=("contacts", "sop", "groups", "radar", "crm", "tags", "timeline", "compliance",
-                            "feedback"))
+                            "feedback", "lifecycle", "membership"))

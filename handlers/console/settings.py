@@ -58,6 +58,10 @@ class ConsoleSettings(Section):
     # turns the nightly run off: it is then planned only at start and after a playbook reload,
     # and its first day falls behind). Planning a million customers takes minutes of CPU.
     outlook_cron: Cron = "0 1 * * *"
+    # When the 客群与会员 page's snapshot (behaviour matrix and membership figures per manager) is
+    # taken each night (playbook time zone; "" turns it off): after the lifecycle (03:30) and
+    # membership (04:00) nightlies. Also taken at start when none is stored.
+    segments_cron: Cron = "30 4 * * *"
     # The BI's tokens: [{name = "powerbi", sha256 = "…", scope = "杭州分行"}], each line printed by
     # `scrm console bi-token NAME [--scope PATH]`; none = the BI API answers 401 to everyone.
     bi_tokens: list[BiToken] = Field(default_factory=list)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -72,6 +72,12 @@ async def build(session: AsyncSession, seg: Segmentation, lc: Lifecycle, pb: Pla
     async for names, stage in result:
         for name in names or [NO_SEGMENT]:
             counts[(name, stage or "")] += 1
+    return replace(frame(seg, lc, pb), counts=dict(counts))
+
+
+def frame(seg: Segmentation, lc: Lifecycle, pb: Playbook) -> Matrix:
+    """The matrix without counts: its rows, columns and the paths covering each cell (the
+    console fills the counts in from its stored snapshot)."""
     rows = (*((s.name, s.label) for s in seg.segments), (NO_SEGMENT, "未分类"))
     columns = tuple((s.name, s.label) for s in lc.stages)
     stage_tags, segment_tags = _tag_values(pb, "stage"), _tag_values(pb, "seg_segments")
@@ -84,7 +90,7 @@ async def build(session: AsyncSession, seg: Segmentation, lc: Lifecycle, pb: Pla
             for c, _ in columns:
                 if (stages is None or c in stages) and (segments is None or r in segments):
                     cover.setdefault((r, c), []).append(path.path)
-    return Matrix(rows, columns, dict(counts), {k: tuple(v) for k, v in cover.items()})
+    return Matrix(rows, columns, {}, {k: tuple(v) for k, v in cover.items()})
 
 
 def render(m: Matrix) -> list[str]:

@@ -13,7 +13,6 @@ import argparse
 import sys
 import uuid
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -74,15 +73,12 @@ async def cmd_membership(args: argparse.Namespace, settings: Settings, *, clock:
         return 0
     if args.membership_command == "redeem":
         return await _redeem(args, settings, rules, clock)
-    from handlers.membership.report import build, render
+    from handlers.membership.report import build, render, since_months
 
     async with command_env(settings, clock) as env, env.sessions() as session:
         tz = ZoneInfo(settings.playbook.timezone)
         today = env.clock.now().astimezone(tz).date()
-        since = today.replace(day=1)
-        for _ in range(max(0, args.months - 1)):
-            since = (since - timedelta(days=1)).replace(day=1)
-        report = await build(session, rules, top=args.top, since=since, tz=tz)
+        report = await build(session, rules, top=args.top, since=since_months(today, args.months), tz=tz)
     print("\n".join(render(report, rules)))
     return 1 if report.mismatches or report.negative else 0
 

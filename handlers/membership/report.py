@@ -7,8 +7,9 @@ are on their way out), the redemptions and the top earners."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -86,6 +87,24 @@ async def flows(session: AsyncSession, since: date, tz: ZoneInfo) -> Counter[tup
     return out
 
 
+def since_months(today: date, months: int) -> date:
+    """The first day of the month ``months - 1`` months before ``today``'s: the flows of
+    ``months`` months, this one included."""
+    since = today.replace(day=1)
+    for _ in range(max(0, months - 1)):
+        since = (since - timedelta(days=1)).replace(day=1)
+    return since
+
+
+def pyramid(levels: Mapping[str, int], rules: Membership) -> list[tuple[str, str, int, float | None]]:
+    """(level, label, members, share of all members) for ``levels`` (members per level, YAML
+    order), highest level first; a share is None when there are no members."""
+    labels = {lv.name: lv.label for lv in rules.levels}
+    members = sum(levels.values())
+    return [(name, labels.get(name, name), n, n / members if members else None)
+            for name, n in reversed(list(levels.items()))]
+
+
 async def build(session: AsyncSession, rules: Membership, *, top: int = 10, since: date | None = None,
                 tz: ZoneInfo | None = None) -> Report:
     """The report; level flows from ``since`` (local day in ``tz``) when given."""
@@ -119,9 +138,8 @@ def render(report: Report, rules: Membership) -> list[str]:
     labels = {lv.name: lv.label for lv in rules.levels}
     lines = [f"会员 {report.members} 人；积分余额（负债）{report.points_outstanding:,}；"
              f"兑换冻结 {report.points_reserved:,}；成长值合计 {report.growth_total:,}", "会员金字塔（由高到低）："]
-    for name, n in reversed(report.levels.items()):
-        share = f"{n / report.members:.1%}" if report.members else "-"
-        lines.append(f"  {labels.get(name, name)} ({name}): {n} ({share})")
+    for name, label, n, share in pyramid(report.levels, rules):
+        lines.append(f"  {label} ({name}): {n} ({f'{share:.1%}' if share is not None else '-'})")
     if report.flows:
         lines.append("等级流动：")
         for month in sorted({m for m, *_ in report.flows}):
