@@ -21,6 +21,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from lxml import etree
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from scrm.adapters.wecom.plainxml import scan_plain
+
 __all__ = [
     "EVENT_TYPES", "MAX_KEY_CHARS", "MAX_XML_CHARS", "AddExternalContact", "AddHalfExternalContact",
     "BaseEvent", "ContactEvent", "CreateParty", "CreateUser", "DelExternalContact", "DelFollowUser",
@@ -29,7 +31,7 @@ __all__ = [
     "ExternalContactEvent", "ExternalTagCreate", "ExternalTagDelete", "ExternalTagEvent",
     "ExternalTagShuffle", "ExternalTagUpdate", "PartyEvent", "SelectedItem", "TemplateCardEvent",
     "TemplateCardMenuEvent", "TextMessage", "TransferFail", "UnknownEvent", "UpdateParty",
-    "UpdateUser", "UserEvent", "XmlError", "header_of", "parse_event", "parse_xml"
+    "UpdateUser", "UserEvent", "XmlError", "header_of", "parse_event", "parse_xml", "parse_xml_tree"
 ]  # fmt: skip
 
 # Real callbacks are a few KB; the callback has its own body limit, this one keeps the pure
@@ -59,7 +61,19 @@ def parse_xml(xml: str) -> dict[str, object]:
     list of single-key ``{tag: value}`` dicts, which keeps order and repeats. A repeated top-level
     element becomes a list of its values, so typed models reject the ambiguity while unknown
     events keep it. Raises :class:`XmlError` for anything that is not such a document.
+
+    A plain document (leaf elements only: every envelope, most events) is read by a scanner that
+    gives the same dict without building lxml's tree; anything else goes through the tree.
     """
+    if len(xml) > MAX_XML_CHARS:
+        raise XmlError(f"XML too large: {len(xml)} characters (limit {MAX_XML_CHARS})")
+    plain = scan_plain(xml, _CONTAINERS)
+    return plain if plain is not None else parse_xml_tree(xml)
+
+
+def parse_xml_tree(xml: str) -> dict[str, object]:
+    """:func:`parse_xml` through lxml's tree, for every document: what :func:`parse_xml` does
+    for one that is not plain (``plainxml.scan_plain``), and what the plain scan must equal."""
     if len(xml) > MAX_XML_CHARS:
         raise XmlError(f"XML too large: {len(xml)} characters (limit {MAX_XML_CHARS})")
     try:
