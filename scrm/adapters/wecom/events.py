@@ -9,6 +9,7 @@ new WeCom event type is never an error (PROTOCOL.md §3, ARCHITECTURE.md §3).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -214,13 +215,13 @@ def header_of(fields: Mapping[str, object]) -> EventHeader:
     if msg_id:
         key = f"msg:{_escaped(msg_id)}"
     else:
-        parts = ["sys" if fields["FromUserName"] == "sys" else "evt"]
-        for name in _KEY_FIRST:
-            if name in fields:
-                _key_part(parts, name, fields[name])
-        for name in sorted(n for n in fields if n not in _KEY_FIRST_OR_SKIPPED):
-            _key_part(parts, name, fields[name])
-        key = "|".join(parts)
+        head = "sys" if fields["FromUserName"] == "sys" else "evt"
+        # Absent and empty mean the same to WeCom: empty values are left out.
+        texts = [(name, text) for name in _key_order(tuple(fields)) if (text := _flat(fields[name]))]
+        key = "|".join([head, *[f"{name}={text}" for name, text in texts]])
+        if "%" in key or "\n" in key or "\r" in key or key.count("|") != len(texts):
+            # Names never hold these (XML names cannot), so a value does: escape the values.
+            key = "|".join([head, *[f"{name}={_escaped(text)}" for name, text in texts]])
     if len(key) > MAX_KEY_CHARS:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         key = f"{key[: MAX_KEY_CHARS - len(digest) - 1]}#{digest}"
@@ -238,10 +239,15 @@ def header_of(fields: Mapping[str, object]) -> EventHeader:
 _KEY_FIRST_OR_SKIPPED = frozenset(_KEY_FIRST) | _KEY_SKIP
 
 
-def _key_part(parts: list[str], name: str, value: object) -> None:
-    text = value if isinstance(value, str) else _flat(value)
-    if text:  # absent and empty mean the same to WeCom
-        parts.append(f"{name}={_escaped(text)}")
+@functools.lru_cache(maxsize=256)
+def _key_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields of a key in key order: the identifying ones first, then the rest sorted.
+
+    Cached by the document's field names (one entry per kind of event; bounded, so varied
+    documents only cost the cache its hits)."""
+    present = set(names)
+    return (*[name for name in _KEY_FIRST if name in present],
+            *sorted(name for name in present if name not in _KEY_FIRST_OR_SKIPPED))
 
 
 def _escaped(text: str) -> str:
