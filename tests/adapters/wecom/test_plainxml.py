@@ -19,7 +19,7 @@ from tests.fakes.wecom_sender import add_contact_xml
 
 CONTAINERS = frozenset({"MemChangeList", "SelectedItems"})
 TAGS = ["ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "ChangeType", "UserID", "A", "_b9",
-        "xml", "MemChangeList", "SelectedItems", "Item"]
+        "xml", "xmlns", "XML", "MemChangeList", "SelectedItems", "Item"]
 # Characters that matter to XML (markup, entities, the CDATA end, line ends, forbidden and odd
 # characters) and some that do not.
 ALPHABET = ["a", "Z", "7", " ", "\t", "\n", "\r", "]", ">", "<", "&", "'", '"', "=", "/", "!", "[", "-", "?",
