@@ -130,7 +130,11 @@ def measure(server: str, args: argparse.Namespace) -> int:
             asyncio.run(_drive(port, proc.pid, args.warmup, args.requests, args.concurrency))
         finally:
             proc.terminate()
-            proc.wait(120)
+            try:
+                proc.wait(120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         return _total_instructions(Path(f"{out}.1")) // int(args.requests)
 
 
