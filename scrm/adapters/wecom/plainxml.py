@@ -3,8 +3,8 @@
 Every callback envelope and most events are such a document: ``<xml>`` and, inside it, elements
 that each hold one CDATA section, plain text or nothing, separated by whitespace at most. For
 them lxml's tree (building a node per element, then reading it back) was most of a callback's
-parse. :func:`scan_plain` reads them with two regular expressions instead and answers ``None`` for
-anything else, which then goes through the full, hardened parse (``events.parse_xml``): a DOCTYPE
+parse. :func:`scan_plain` reads them with a regular expression per element instead and answers ``None`` for
+anything else, which then goes through the full, hardened parse (``events.parse_xml_tree``): a DOCTYPE
 or an entity reference, a comment, an attribute, an XML declaration, a nested or repeated
 element, an empty-element tag, a carriage return (XML rewrites it), a character XML forbids.
 So nothing hostile is decided here: such input is never plain, and the full parse refuses it.
