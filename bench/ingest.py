@@ -6,7 +6,7 @@ Three kinds of process, each with its own event loop:
 * the **service**: ``create_app(build_runtime(settings), workers=False)`` on a fresh, migrated SQLite
   file in a temporary directory (or ``--db postgresql+asyncpg://...``);
 * the **baseline**: an aiohttp app whose ``POST /wecom/callback`` parses the envelope with the
-  service's own hardened parser (``parse_xml``: lxml, no entities, no DTD), runs
+  service's own parser (``parse_xml``: the plain scan, hardened lxml for anything else), runs
   ``WeComCrypto.verify_and_decrypt`` and answers 200 (no storage);
 * the **load generator**: pre-generates distinct, validly signed ``add_external_contact``
   callbacks (one ExternalUserID each, so nothing dedups), then drives each server in turn with

@@ -9,6 +9,7 @@ new WeCom event type is never an error (PROTOCOL.md §3, ARCHITECTURE.md §3).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -21,6 +22,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from lxml import etree
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from scrm.adapters.wecom.plainxml import scan_plain
+
 __all__ = [
     "EVENT_TYPES", "MAX_KEY_CHARS", "MAX_XML_CHARS", "AddExternalContact", "AddHalfExternalContact",
     "BaseEvent", "ContactEvent", "CreateParty", "CreateUser", "DelExternalContact", "DelFollowUser",
@@ -29,7 +32,7 @@ __all__ = [
     "ExternalContactEvent", "ExternalTagCreate", "ExternalTagDelete", "ExternalTagEvent",
     "ExternalTagShuffle", "ExternalTagUpdate", "PartyEvent", "SelectedItem", "TemplateCardEvent",
     "TemplateCardMenuEvent", "TextMessage", "TransferFail", "UnknownEvent", "UpdateParty",
-    "UpdateUser", "UserEvent", "XmlError", "header_of", "parse_event", "parse_xml"
+    "UpdateUser", "UserEvent", "XmlError", "header_of", "parse_event", "parse_xml", "parse_xml_tree"
 ]  # fmt: skip
 
 # Real callbacks are a few KB; the callback has its own body limit, this one keeps the pure
@@ -59,7 +62,19 @@ def parse_xml(xml: str) -> dict[str, object]:
     list of single-key ``{tag: value}`` dicts, which keeps order and repeats. A repeated top-level
     element becomes a list of its values, so typed models reject the ambiguity while unknown
     events keep it. Raises :class:`XmlError` for anything that is not such a document.
+
+    A plain document (leaf elements only: every envelope, most events) is read by a scanner that
+    gives the same dict without building lxml's tree; anything else goes through the tree.
     """
+    if len(xml) > MAX_XML_CHARS:
+        raise XmlError(f"XML too large: {len(xml)} characters (limit {MAX_XML_CHARS})")
+    plain = scan_plain(xml, _CONTAINERS)
+    return plain if plain is not None else parse_xml_tree(xml)
+
+
+def parse_xml_tree(xml: str) -> dict[str, object]:
+    """:func:`parse_xml` through lxml's tree, for every document: what :func:`parse_xml` does
+    for one that is not plain (``plainxml.scan_plain``), and what the plain scan must equal."""
     if len(xml) > MAX_XML_CHARS:
         raise XmlError(f"XML too large: {len(xml)} characters (limit {MAX_XML_CHARS})")
     try:
@@ -200,13 +215,13 @@ def header_of(fields: Mapping[str, object]) -> EventHeader:
     if msg_id:
         key = f"msg:{_escaped(msg_id)}"
     else:
-        parts = ["sys" if fields["FromUserName"] == "sys" else "evt"]
-        for name in _KEY_FIRST:
-            if name in fields:
-                _key_part(parts, name, fields[name])
-        for name in sorted(n for n in fields if n not in _KEY_FIRST_OR_SKIPPED):
-            _key_part(parts, name, fields[name])
-        key = "|".join(parts)
+        head = "sys" if fields["FromUserName"] == "sys" else "evt"
+        # Absent and empty mean the same to WeCom: empty values are left out.
+        texts = [(name, text) for name in _key_order(tuple(fields)) if (text := _flat(fields[name]))]
+        key = "|".join([head, *[f"{name}={text}" for name, text in texts]])
+        if "%" in key or "\n" in key or "\r" in key or key.count("|") != len(texts):
+            # Names never hold these (XML names cannot), so a value does: escape the values.
+            key = "|".join([head, *[f"{name}={_escaped(text)}" for name, text in texts]])
     if len(key) > MAX_KEY_CHARS:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
         key = f"{key[: MAX_KEY_CHARS - len(digest) - 1]}#{digest}"
@@ -224,10 +239,15 @@ def header_of(fields: Mapping[str, object]) -> EventHeader:
 _KEY_FIRST_OR_SKIPPED = frozenset(_KEY_FIRST) | _KEY_SKIP
 
 
-def _key_part(parts: list[str], name: str, value: object) -> None:
-    text = value if isinstance(value, str) else _flat(value)
-    if text:  # absent and empty mean the same to WeCom
-        parts.append(f"{name}={_escaped(text)}")
+@functools.lru_cache(maxsize=256)
+def _key_order(names: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields of a key in key order: the identifying ones first, then the rest sorted.
+
+    Cached by the document's field names (one entry per kind of event; bounded, so varied
+    documents only cost the cache its hits)."""
+    present = set(names)
+    return (*[name for name in _KEY_FIRST if name in present],
+            *sorted(name for name in present if name not in _KEY_FIRST_OR_SKIPPED))
 
 
 def _escaped(text: str) -> str:

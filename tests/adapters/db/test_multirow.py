@@ -59,3 +59,22 @@ async def test_fits_only_rows_with_exactly_its_columns(db_url: str) -> None:
     assert stmt.fits(row("y"))
     assert not stmt.fits({**row("y"), "last_error": None})
     assert not stmt.fits({k: v for k, v in row("y").items() if k != "order_key"})
+
+
+async def test_each_datetime_is_stored_as_given_when_rows_share_or_differ(db_url: str) -> None:
+    # A value converted just before is reused (received_at and next_attempt_at are often one
+    # object): rows mixing shared, equal and different datetimes must each keep their own.
+    later = T0 + timedelta(seconds=5, microseconds=7)
+    rows = [row("a"), {**row("b", at=later), "next_attempt_at": T0}, {**row("c"), "received_at": later},
+            row("d", at=later), row("e", at=CHINA)]
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            stmt = MultiRowInsertIgnore(table_of(InboxEvent), list(row("x")), "dedup_key", conn.dialect)
+            assert await stmt.run(conn, rows) == set("abcde")
+        async with engine.connect() as conn:
+            stored = {r.dedup_key: (r.received_at, r.next_attempt_at)
+                      for r in (await conn.execute(select(InboxEvent.__table__))).all()}
+    finally:
+        await engine.dispose()
+    assert stored == {"a": (T0, T0), "b": (later, T0), "c": (later, T0), "d": (later, later), "e": (T0, T0)}
