@@ -26,6 +26,7 @@ from handlers.console.livecache import LiveReader
 from handlers.console.models import ConsoleRollup
 from handlers.console.reasons import LABELS
 from handlers.console.scope import Scope, child_of, resolve, under
+from handlers.console.viewcache import ViewCache, view_key
 from handlers.contacts.api import Member
 
 PERIODS = (7, 30, 90)
@@ -362,6 +363,12 @@ async def live_days(db: AsyncSession, scope: Scope, first: date, last: date, *, 
                     zone: str, reader: LiveReader | None = None) -> Daily:
     """The days in [first, last] without a stored roll-up, computed from the raw rows (today up
     to ``now``) — or kept a short while by ``reader``'s cache — within the scope."""
+    return within(scope, await bank_live_days(db, first, last, today=today, now=now, zone=zone, reader=reader))
+
+
+async def bank_live_days(db: AsyncSession, first: date, last: date, *, today: date, now: datetime, zone: str,
+                         reader: LiveReader | None = None) -> Daily:
+    """:func:`live_days` of the whole bank (the figures as computed or kept: never to be changed)."""
     out: Daily = {}
     reader = reader or LiveReader()
     stored = await r.stored_days(db, first, min(last, today - timedelta(days=1)))
@@ -369,9 +376,16 @@ async def live_days(db: AsyncSession, scope: Scope, first: date, last: date, *, 
         if day not in stored:
             async def compute(day: date = day) -> r.Figures:
                 return (await r.compute_day(db, day, zone, until=now if day == today else None)).values
-            values = await reader.day(day, today, now, zone, compute)
-            out[day] = {k: v for k, v in values.items() if scope.whole_bank or k[0] in scope.members}
+            out[day] = await reader.day(day, today, now, zone, compute)
     return out
+
+
+def within(scope: Scope, bank: Daily) -> Daily:
+    """The whole bank's live days narrowed to ``scope``'s managers (the bank's own rows, unchanged
+    and uncopied, for the whole bank: the readers only iterate them)."""
+    if scope.whole_bank:
+        return bank
+    return {day: {k: v for k, v in values.items() if k[0] in scope.members} for day, values in bank.items()}
 
 
 def _trend(cur: dict[str, Any], prev: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -430,11 +444,13 @@ async def warm(db: AsyncSession, grant: Grant, *, today: date, days: int, dept: 
 
 async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime, zone: str, days: int | None = None,
                   since: date | None = None, until: date | None = None, dept: str = "",
-                  manager: str = "", reader: LiveReader | None = None) -> dict[str, Any]:
+                  manager: str = "", reader: LiveReader | None = None,
+                  views: ViewCache | None = None) -> dict[str, Any]:
     """Every figure of the cockpit for ``days`` ending ``today`` — or for the days ``since`` to
     ``until`` (a report's explicit period, ending today at the latest) — in the part of the bank
     asked for (within ``grant``: :class:`~handlers.console.scope.ScopeRefused` otherwise).
-    ``reader`` gives the days not rolled up yet (the page's keeps them a short while)."""
+    ``reader`` gives the days not rolled up yet (the page's keeps them a short while); ``views``
+    (the page's) keeps whole results built on what the reader kept, until any input changes."""
     if since is None:
         if days not in PERIODS:
             raise ValueError(f"days must be one of {', '.join(map(str, PERIODS))}")
@@ -444,10 +460,27 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
         raise ValueError("the period must end today at the latest and not before it starts")
     days = (until - since).days + 1
     scope = await resolve(db, grant, dept=dept, manager=manager)
-    prev_since, prev_until = since - timedelta(days=days), since - timedelta(days=1)
+    prev_since = since - timedelta(days=days)
     first = min(prev_since, since - timedelta(days=since.weekday()))
     # A past period reads nothing after its end: its figures are those its last day could know.
-    live = await live_days(db, scope, first, until, today=today, now=now, zone=zone, reader=reader)
+    # The whole bank's: narrowed to the scope only when the result is computed, not on a kept view.
+    live = await bank_live_days(db, first, until, today=today, now=now, zone=zone, reader=reader)
+
+    async def compute() -> dict[str, Any]:
+        return await _result(db, scope, since, until, within(scope, live))
+
+    if views is None or reader is None or reader.serials is None:
+        return await compute()
+    key = view_key(since=since, until=until, today=today, playbook=reader.playbook, zone=zone, dept=scope.dept,
+                   manager=scope.manager, members=scope.members)
+    stored_days = [d for d in _days(first, until) if d not in live]
+    return await views.view(db, key, stored_days, reader.serials, compute)
+
+
+async def _result(db: AsyncSession, scope: Scope, since: date, until: date, live: Daily) -> dict[str, Any]:
+    """The cockpit's figures of ``since``–``until`` in ``scope``, with ``live`` the days not rolled up."""
+    days = (until - since).days + 1
+    prev_since, prev_until = since - timedelta(days=days), since - timedelta(days=1)
     cur, prev, daily = await _load(db, scope, since, until, live)
     added_c, added_p, lost_c, lost_p = cur.keyed[r.ADDED], prev.keyed[r.ADDED], cur.keyed[r.LOST], prev.keyed[r.LOST]
     channels = sorted(set(added_c) | set(added_p) | set(lost_c) | set(lost_p))

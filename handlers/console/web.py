@@ -31,6 +31,7 @@ from handlers.console.holder import AccessHolder
 from handlers.console.livecache import LiveCache
 from handlers.console.sessions import DatabaseStorage
 from handlers.console.settings import console_settings, cookie_is_secure
+from handlers.console.viewcache import ViewCache
 from scrm.playbook.quiet import local_day
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ ACCESS = web.AppKey("scrm_console_access", AccessHolder)
 STORAGE = web.AppKey("scrm_console_storage", DatabaseStorage)
 LIVE = web.AppKey("scrm_console_live", LiveCache)  # today's cockpit figures, kept a short while
 EFFECT_LIVE = web.AppKey("scrm_console_effect_live", LiveParts)  # the effect page's live part, as LIVE
+VIEWS = web.AppKey("scrm_console_views", ViewCache)  # whole cockpit results, while their inputs hold
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def console_app(runtime: Runtime) -> web.Application:
     app[STORAGE] = storage
     app[LIVE] = LiveCache(settings.live_cache_s)
     app[EFFECT_LIVE] = LiveParts(settings.live_cache_s)
+    app[VIEWS] = ViewCache()
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined)
     env.globals["csrf_field"] = CSRF_FIELD
