@@ -23,7 +23,7 @@ from handlers.console import audit, outlook
 from handlers.console.calendar import CARRIED_LABEL, calendar_view
 from handlers.console.jobs import OUTLOOK_JOB_KEY, OUTLOOK_NOW_JOB_KEY
 from handlers.console.scope import BadScope, ScopeRefused, resolve
-from handlers.console.web import refuse, render, runtime_of, today_of, viewer_of
+from handlers.console.web import page_db, refuse, render, runtime_of, today_of, viewer_of
 from scrm.kernel.models import DueJob
 
 PERIODS = (7, 30)
@@ -45,15 +45,13 @@ async def calendar_page(request: web.Request) -> web.Response:
         return days
     pb, now = runtime.playbook.current, runtime.clock.now()
     data, computed, next_run, stale = None, "", "", ""
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         try:
             scope = await resolve(db, viewer.grant, dept=request.query.get("dept", ""))
         except ScopeRefused:
             return await refuse(request, "日历只显示您权限范围内的机构")
         except BadScope as exc:
             return web.Response(status=400, text=f"{exc}\n")
-        audit.record(db, now, viewer.actor, viewer.grant.role.value, "view", request.path_qs, audit.remote_of(request))
-        await db.commit()
         if pb is not None:
             zone = pb.policy.timezone
             run = await outlook.latest(db)
@@ -65,6 +63,9 @@ async def calendar_page(request: web.Request) -> web.Response:
             due = await db.scalar(select(func.min(DueJob.next_run_at)).where(
                 DueJob.job_key.in_((OUTLOOK_JOB_KEY, OUTLOOK_NOW_JOB_KEY)), DueJob.enabled.is_(True)))
             next_run = _local(due, zone) if due is not None else ""
+        # Recorded after the reads: a commit hands the connection back, and the reads would take another.
+        audit.record(db, now, viewer.actor, viewer.grant.role.value, "view", request.path_qs, audit.remote_of(request))
+        await db.commit()
     return render(request, "calendar.html", {"d": data, "loaded": pb is not None, "days": days, "periods": PERIODS,
                                              "dept": scope.dept, "computed": computed, "next_run": next_run,
                                              "stale": stale, "carried_label": CARRIED_LABEL})

@@ -20,7 +20,7 @@ from handlers.console.jobs import zone_of
 from handlers.console.livecache import LiveReader
 from handlers.console.reasons import LABELS
 from handlers.console.scope import BadScope, ScopeRefused
-from handlers.console.web import LIVE, VIEWS, period_days, refuse, render, runtime_of, today_of, viewer_of
+from handlers.console.web import LIVE, VIEWS, page_db, period_days, refuse, render, runtime_of, today_of, viewer_of
 
 FIGURE_LABELS = {
     "added": "新增客户", "lost": "流失客户（客户删除）", "removed": "客户经理删除", "net": "净增长",
@@ -66,7 +66,7 @@ async def cockpit_page(request: web.Request) -> web.Response:
     now = runtime.clock.now()
     zone = zone_of(runtime.playbook.current, runtime.settings)
     reader = LiveReader(request.config_dict[LIVE], runtime.playbook.version)
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         try:
             data = await cockpit(db, viewer.grant, days=days, today=today_of(runtime), now=now,
                                  zone=zone, dept=dept, manager=manager, reader=reader,

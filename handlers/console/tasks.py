@@ -13,7 +13,7 @@ from sqlalchemy import Select, and_, case, func, or_, select
 from handlers.console import audit
 from handlers.console.access import Grant
 from handlers.console.cockpit import PERIODS
-from handlers.console.web import period_days, render, runtime_of, today_of, viewer_of
+from handlers.console.web import page_db, period_days, render, runtime_of, today_of, viewer_of
 from handlers.contacts.api import Member
 from handlers.sop.api import SopTask
 
@@ -47,7 +47,7 @@ async def tasks(request: web.Request) -> web.Response:
         return days
     today = today_of(runtime)
     since = today - timedelta(days=days - 1)
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         rows = (await db.execute(task_counts(viewer.grant, since, today))).mappings().all()
         audit.record(db, runtime.clock.now(), viewer.actor, viewer.grant.role.value, "view", request.path_qs,
                      audit.remote_of(request))
