@@ -29,6 +29,7 @@ from handlers.console import audit
 from handlers.console.access import LOCAL_ADMIN, ROLE_LABELS, Grant, Role
 from handlers.console.cockpit import PERIODS
 from handlers.console.effectstore import LiveParts
+from handlers.console.fragments import Fragments
 from handlers.console.holder import AccessHolder
 from handlers.console.livecache import LiveCache
 from handlers.console.sessions import DatabaseStorage
@@ -52,6 +53,7 @@ STORAGE = web.AppKey("scrm_console_storage", DatabaseStorage)
 LIVE = web.AppKey("scrm_console_live", LiveCache)  # today's cockpit figures, kept a short while
 EFFECT_LIVE = web.AppKey("scrm_console_effect_live", LiveParts)  # the effect page's live part, as LIVE
 VIEWS = web.AppKey("scrm_console_views", ViewCache)  # whole cockpit results, while their inputs hold
+BODIES = web.AppKey("scrm_console_bodies", Fragments)  # their rendered bodies, while the result is the same
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,7 @@ def console_app(runtime: Runtime) -> web.Application:
     app[LIVE] = LiveCache(settings.live_cache_s)
     app[EFFECT_LIVE] = LiveParts(settings.live_cache_s)
     app[VIEWS] = ViewCache()
+    app[BODIES] = Fragments()
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined)
     env.globals["csrf_field"] = CSRF_FIELD
