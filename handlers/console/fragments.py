@@ -25,16 +25,24 @@ class Fragments:
         self.size = size
         self._kept: OrderedDict[Hashable, tuple[object, Markup]] = OrderedDict()
 
-    def html(self, key: Hashable, source: object, render: Callable[[], str]) -> Markup:
-        """The body kept under ``key`` if rendered from ``source`` itself, else ``render()``'s (kept)."""
+    def get(self, key: Hashable, source: object) -> Markup | None:
+        """The body kept under ``key`` if it was rendered from ``source`` itself."""
         kept = self._kept.get(key)
-        if kept is not None and kept[0] is source:
-            self._kept.move_to_end(key)
-            return kept[1]
-        # render() gives HTML the template autoescaped: Markup keeps it from being escaped twice.
-        html = Markup(render())
+        if kept is None or kept[0] is not source:
+            return None
+        self._kept.move_to_end(key)
+        return kept[1]
+
+    def put(self, key: Hashable, source: object, rendered: str) -> Markup:
+        # ``rendered`` is what the template autoescaped: Markup keeps it from being escaped twice.
+        html = Markup(rendered)
         self._kept[key] = (source, html)
         self._kept.move_to_end(key)
         while len(self._kept) > self.size:
             self._kept.popitem(last=False)
         return html
+
+    def html(self, key: Hashable, source: object, render: Callable[[], str]) -> Markup:
+        """The body kept under ``key`` if rendered from ``source`` itself, else ``render()``'s (kept)."""
+        kept = self.get(key, source)
+        return kept if kept is not None else self.put(key, source, render())
