@@ -25,6 +25,7 @@ least recently used are dropped past ``size``; the returned result is shared, ne
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -45,6 +46,7 @@ class _Entry:
     live: tuple[tuple[date, int], ...]  # (live day, the live cache's serial of its figures)
     nonce: str  # also in the marker row: gone once a covered day is rolled up again
     value: dict[str, Any]
+    made: int  # the cache's count of computed results when this one was kept
 
 
 def view_key(*, since: date, until: date, today: date, playbook: str, zone: str, dept: str, manager: str,
@@ -60,24 +62,35 @@ class ViewCache:
     def __init__(self, size: int = 256) -> None:
         self.size = size
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._made = 0
 
     async def view(self, db: AsyncSession, key: str, stored_days: Sequence[date], live: Mapping[date, int],
                    compute: Compute) -> dict[str, Any]:
-        """The kept result under ``key`` if nothing it was made of changed, else ``compute()``'s (kept)."""
+        """The kept result under ``key`` if nothing it was made of changed, else ``compute()``'s (kept).
+
+        Concurrent views of one key compute once: the others wait, then take the result kept
+        while they waited — from the same roll-ups and live figures they read, as fresh as their
+        own would be; its marker is not committed yet, so only it is taken without the marker."""
         print_ = await periodcache.fingerprint(db, stored_days)
         live_days = tuple(sorted(live.items()))
-        entry = self._entries.get(key)
-        if (entry is not None and entry.fingerprint == print_ and entry.live == live_days
-                and await periodcache.get(db, key, print_) == entry.nonce):
+        made_before = self._made
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            entry = self._entries.get(key)
+            if (entry is not None and entry.fingerprint == print_ and entry.live == live_days
+                    and (entry.made > made_before or await periodcache.get(db, key, print_) == entry.nonce)):
+                self._entries.move_to_end(key)
+                return entry.value
+            value = await compute()
+            if not stored_days:  # no marker can vouch for it (nothing would invalidate it): not kept
+                return value
+            nonce = secrets.token_hex(16)
+            await periodcache.put(db, key, stored_days, print_, nonce)
+            self._made += 1
+            self._entries[key] = _Entry(print_, live_days, nonce, value, self._made)
             self._entries.move_to_end(key)
-            return entry.value
-        value = await compute()
-        if not stored_days:  # no marker can vouch for it (nothing would invalidate it): not kept
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+            self._locks = {k: v for k, v in self._locks.items() if k in self._entries or v.locked()}
             return value
-        nonce = secrets.token_hex(16)
-        await periodcache.put(db, key, stored_days, print_, nonce)
-        self._entries[key] = _Entry(print_, live_days, nonce, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-        return value

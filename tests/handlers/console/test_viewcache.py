@@ -7,6 +7,7 @@ by hand from the hand-made roll-ups of ``test_periodcache``."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -122,3 +123,24 @@ async def test_each_scope_and_period_is_kept_apart(db_url: str) -> None:
         # The next day the same period is other days: never the kept one.
         assert await service.view(sessions, today=TODAY + timedelta(days=1),
                                   now=NOW + timedelta(days=1)) is not bank7
+
+
+async def test_concurrent_views_of_one_scope_compute_once(db_url: str) -> None:
+    async with bank(db_url) as sessions:
+        views, runs = ViewCache(), []
+
+        async def compute() -> dict[str, Any]:
+            runs.append(1)
+            await asyncio.sleep(0.01)  # let the other views arrive while this one computes
+            return {"run": len(runs)}
+
+        async def one() -> dict[str, Any]:
+            async with sessions() as db, db.begin():
+                got = await views.view(db, "k", [D1, D2], {TODAY: 1}, compute)
+                await asyncio.sleep(0.05)  # as a page: its transaction (the marker) commits after rendering
+                return got
+
+        got = await asyncio.gather(*(one() for _ in range(5)))
+        assert len(runs) == 1 and all(g is got[0] for g in got)
+        assert await one() is got[0]  # later, vouched for by its (now committed) marker
+        assert len(runs) == 1
