@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from handlers.console import audit
-from handlers.console.web import refuse, render, runtime_of, viewer_of
+from handlers.console.web import page_db, refuse, render, runtime_of, viewer_of
 
 
 async def audit_log(request: web.Request) -> web.Response:
@@ -14,7 +14,7 @@ async def audit_log(request: web.Request) -> web.Response:
         return await refuse(request, "审计日志仅对审计员和运营管理员开放")
     runtime = runtime_of(request)
     actor = request.query.get("actor", "")[:64]
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         rows = await audit.latest(db, actor=actor)
         audit.record(db, runtime.clock.now(), viewer.actor, viewer.grant.role.value, "view", request.path_qs,
                      audit.remote_of(request))

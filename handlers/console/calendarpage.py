@@ -16,6 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import func, select
 
@@ -23,7 +24,7 @@ from handlers.console import audit, outlook
 from handlers.console.calendar import CARRIED_LABEL, calendar_view
 from handlers.console.jobs import OUTLOOK_JOB_KEY, OUTLOOK_NOW_JOB_KEY
 from handlers.console.scope import BadScope, ScopeRefused, resolve
-from handlers.console.web import refuse, render, runtime_of, today_of, viewer_of
+from handlers.console.web import BODIES, page_db, refuse, render, runtime_of, today_of, viewer_of
 from scrm.kernel.models import DueJob
 
 PERIODS = (7, 30)
@@ -44,30 +45,43 @@ async def calendar_page(request: web.Request) -> web.Response:
     if isinstance(days, web.Response):
         return days
     pb, now = runtime.playbook.current, runtime.clock.now()
-    data, computed, next_run, stale = None, "", "", ""
-    async with runtime.sessions() as db:
+    computed, next_run, stale = "", "", ""
+    bodies = request.config_dict[BODIES]
+    async with page_db(request) as db:
         try:
             scope = await resolve(db, viewer.grant, dept=request.query.get("dept", ""))
         except ScopeRefused:
             return await refuse(request, "日历只显示您权限范围内的机构")
         except BadScope as exc:
             return web.Response(status=400, text=f"{exc}\n")
-        audit.record(db, now, viewer.actor, viewer.grant.role.value, "view", request.path_qs, audit.remote_of(request))
-        await db.commit()
+        run = None
         if pb is not None:
             zone = pb.policy.timezone
             run = await outlook.latest(db)
             if run is not None:
-                data = calendar_view(await outlook.read(db, run, scope, days), pb, scope, days)
                 computed = _local(run.computed_at, zone)
                 if run.version != runtime.playbook.version or run.start != today_of(runtime):
                     stale = "剧本已更新" if run.version != runtime.playbook.version else "日历起始日已过"
             due = await db.scalar(select(func.min(DueJob.next_run_at)).where(
                 DueJob.job_key.in_((OUTLOOK_JOB_KEY, OUTLOOK_NOW_JOB_KEY)), DueJob.enabled.is_(True)))
             next_run = _local(due, zone) if due is not None else ""
-    return render(request, "calendar.html", {"d": data, "loaded": pb is not None, "days": days, "periods": PERIODS,
-                                             "dept": scope.dept, "computed": computed, "next_run": next_run,
-                                             "stale": stale, "carried_label": CARRIED_LABEL})
+        # A stored run never changes (a newer one replaces it, under another id), so its body for
+        # this scope and the running playbook (kept as the source: a reload is another object, and
+        # the previews are its materials) is rendered once; what else the body shows is in the key.
+        key = ("calendar", days, scope.dept, tuple(sorted(scope.members.items())),
+               None if run is None else (run.id, run.computed_at), runtime.playbook.version, computed, next_run, stale)
+        body = bodies.get(key, pb)
+        data = None
+        if body is None and pb is not None and run is not None:
+            data = calendar_view(await outlook.read(db, run, scope, days), pb, scope, days)
+        # Recorded after the reads: a commit hands the connection back, and the reads would take another.
+        audit.record(db, now, viewer.actor, viewer.grant.role.value, "view", request.path_qs, audit.remote_of(request))
+        await db.commit()
+    if body is None:
+        body = bodies.put(key, pb, aiohttp_jinja2.render_string("_calendar_body.html", request, {
+            "d": data, "loaded": pb is not None, "days": days, "periods": PERIODS, "dept": scope.dept,
+            "computed": computed, "next_run": next_run, "stale": stale, "carried_label": CARRIED_LABEL}))
+    return render(request, "calendar.html", {"body": body})
 
 
 def _local(at: datetime, zone: str) -> str:

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from handlers.compliance.api import DECISIONS, STATUSES, case_counts, case_in_context, list_cases, triage_case
 from handlers.console import audit
-from handlers.console.web import refuse, render, runtime_of, viewer_of
+from handlers.console.web import page_db, refuse, render, runtime_of, viewer_of
 
 NO_ACCESS = "会话存档与合规审查案件仅对合规专员和审计员开放"
 STATUS_LABELS = {"open": "待处理", "dismissed": "已排除", "escalated": "已上报"}
@@ -27,7 +27,7 @@ async def cases(request: web.Request) -> web.Response:
     if status not in (*STATUSES, "all"):
         return web.Response(status=400, text=f"status must be one of {', '.join((*STATUSES, 'all'))}\n")
     runtime = runtime_of(request)
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         lines = await list_cases(db, status="" if status == "all" else status, rule=rule)
         counts = await case_counts(db)
         audit.record(db, runtime.clock.now(), viewer.actor, viewer.grant.role.value, "view", request.path_qs,
@@ -52,7 +52,7 @@ async def case(request: web.Request) -> web.Response:
     if isinstance(case_id, web.Response):
         return case_id
     runtime = runtime_of(request)
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         found = await case_in_context(db, case_id)
         # The attempt is audited whether or not the case exists: asking is a view of the archive.
         audit.record(db, runtime.clock.now(), viewer.actor, viewer.grant.role.value, "view_case", f"case:{case_id}",

@@ -11,7 +11,7 @@ over the same rows give byte-identical output.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from handlers.console.livecache import LiveReader
 from handlers.console.models import ConsoleRollup
 from handlers.console.reasons import LABELS
 from handlers.console.scope import Scope, child_of, resolve, under
+from handlers.console.viewcache import ViewCache, view_key
 from handlers.contacts.api import Member
 
 PERIODS = (7, 30, 90)
@@ -222,8 +223,12 @@ def team_of(scope: Scope) -> dict[str, str]:
     return {} if scope.manager else {u: child_of(scope.dept, dept) for u, (_n, dept) in scope.members.items()}
 
 
+#: The whole bank's stored rows (userid, metric, key) of these days for the live days' distinct keys.
+SeenRows = Callable[[list[date]], Awaitable[list[tuple[str, str, str]]]]
+
+
 async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Daily, *, per_user: bool = False,
-                      groups: Mapping[str, str] | None = None) -> Period:
+                      groups: Mapping[str, str] | None = None, bank_seen: SeenRows | None = None) -> Period:
     """The figures of ``days`` in ``scope``: stored days summed in SQL, ``live`` days added.
     Distinct counts are made for the scope, and also per manager with ``per_user`` and per group
     of ``groups`` (userid → group: the ranking's teams, a report's units) when given — a
@@ -255,7 +260,14 @@ async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Da
                 if metric == r.TASK_DONE_SECS and userid in teams:
                     out.group_secs[group_level(teams[userid])][int(key)] += value
     seen: dict[tuple[str, str], set[str]] = defaultdict(set)  # the same, in the stored days
-    keys = sorted({key for _m, key in fresh})
+    if fresh and bank_seen is not None:  # the whole bank's, shared by every scope: narrowed here
+        for userid, metric, key in await bank_seen(stored_days):
+            if (metric, key) in fresh and (scope.whole_bank or userid in scope.members):
+                seen[(metric, key)].add(userid)
+        fresh_keys: list[str] = []
+    else:
+        fresh_keys = sorted({key for _m, key in fresh})
+    keys = fresh_keys
     wanted = set(stored_days)
     for i in range(0, len(keys), _CHUNK):
         # Every day's rows of these keys, the period's picked here: with the days in the SQL, a
@@ -276,6 +288,20 @@ async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Da
             new_levels.add(SCOPE)
         for level in new_levels:
             out.distinct[level][metric] += 1
+    return out
+
+
+async def bank_seen_rows(db: AsyncSession, live: Daily, days: list[date]) -> list[tuple[str, str, str]]:
+    """The whole bank's stored rows of ``days`` holding a distinct key one of ``live``'s days has
+    (who had counted that customer already): what :func:`load_period` looks up for its scope."""
+    keys = sorted({key for values in live.values() for (_u, metric, key) in values if metric in r.DISTINCT})
+    wanted = set(days)
+    out: list[tuple[str, str, str]] = []
+    for i in range(0, len(keys), _CHUNK):  # as in load_period: by metric and key, the days picked here
+        had = select(ConsoleRollup.userid, ConsoleRollup.metric, ConsoleRollup.key, ConsoleRollup.day).where(
+            ConsoleRollup.metric.in_(sorted(r.DISTINCT)), ConsoleRollup.key.in_(keys[i:i + _CHUNK]))
+        out.extend((userid, metric, key) for userid, metric, key, day in (await db.execute(had)).all()
+                   if day in wanted)
     return out
 
 
@@ -362,6 +388,12 @@ async def live_days(db: AsyncSession, scope: Scope, first: date, last: date, *, 
                     zone: str, reader: LiveReader | None = None) -> Daily:
     """The days in [first, last] without a stored roll-up, computed from the raw rows (today up
     to ``now``) — or kept a short while by ``reader``'s cache — within the scope."""
+    return within(scope, await bank_live_days(db, first, last, today=today, now=now, zone=zone, reader=reader))
+
+
+async def bank_live_days(db: AsyncSession, first: date, last: date, *, today: date, now: datetime, zone: str,
+                         reader: LiveReader | None = None) -> Daily:
+    """:func:`live_days` of the whole bank (the figures as computed or kept: never to be changed)."""
     out: Daily = {}
     reader = reader or LiveReader()
     stored = await r.stored_days(db, first, min(last, today - timedelta(days=1)))
@@ -369,9 +401,16 @@ async def live_days(db: AsyncSession, scope: Scope, first: date, last: date, *, 
         if day not in stored:
             async def compute(day: date = day) -> r.Figures:
                 return (await r.compute_day(db, day, zone, until=now if day == today else None)).values
-            values = await reader.day(day, today, now, zone, compute)
-            out[day] = {k: v for k, v in values.items() if scope.whole_bank or k[0] in scope.members}
+            out[day] = await reader.day(day, today, now, zone, compute)
     return out
+
+
+def within(scope: Scope, bank: Daily) -> Daily:
+    """The whole bank's live days narrowed to ``scope``'s managers (the bank's own rows, unchanged
+    and uncopied, for the whole bank: the readers only iterate them)."""
+    if scope.whole_bank:
+        return bank
+    return {day: {k: v for k, v in values.items() if k[0] in scope.members} for day, values in bank.items()}
 
 
 def _trend(cur: dict[str, Any], prev: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -405,14 +444,16 @@ def rankings(period: Period, scope: Scope) -> tuple[list[dict[str, Any]], list[d
     return _ranked(teams, "department"), _ranked(managers, "userid")
 
 
-async def _load(db: AsyncSession, scope: Scope, since: date, until: date, live: Daily) -> tuple[Period, Period, Daily]:
+async def _load(db: AsyncSession, scope: Scope, since: date, until: date, live: Daily,
+                bank_seen: SeenRows | None = None) -> tuple[Period, Period, Daily]:
     """The current period, the previous one and the daily series (from the first day a
     retention cohort of the period needs) of ``since``–``until``."""
     days = (until - since).days + 1
     prev_since, prev_until = since - timedelta(days=days), since - timedelta(days=1)
     first = min(prev_since, since - timedelta(days=since.weekday()))
-    return (await load_period(db, scope, _days(since, until), live, per_user=True, groups=team_of(scope)),
-            await load_period(db, scope, _days(prev_since, prev_until), live),
+    return (await load_period(db, scope, _days(since, until), live, per_user=True, groups=team_of(scope),
+                              bank_seen=bank_seen),
+            await load_period(db, scope, _days(prev_since, prev_until), live, bank_seen=bank_seen),
             await load_daily(db, scope, first, until, live))
 
 
@@ -430,11 +471,13 @@ async def warm(db: AsyncSession, grant: Grant, *, today: date, days: int, dept: 
 
 async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime, zone: str, days: int | None = None,
                   since: date | None = None, until: date | None = None, dept: str = "",
-                  manager: str = "", reader: LiveReader | None = None) -> dict[str, Any]:
+                  manager: str = "", reader: LiveReader | None = None,
+                  views: ViewCache | None = None) -> dict[str, Any]:
     """Every figure of the cockpit for ``days`` ending ``today`` — or for the days ``since`` to
     ``until`` (a report's explicit period, ending today at the latest) — in the part of the bank
     asked for (within ``grant``: :class:`~handlers.console.scope.ScopeRefused` otherwise).
-    ``reader`` gives the days not rolled up yet (the page's keeps them a short while)."""
+    ``reader`` gives the days not rolled up yet (the page's keeps them a short while); ``views``
+    (the page's) keeps whole results built on what the reader kept, until any input changes."""
     if since is None:
         if days not in PERIODS:
             raise ValueError(f"days must be one of {', '.join(map(str, PERIODS))}")
@@ -444,11 +487,39 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
         raise ValueError("the period must end today at the latest and not before it starts")
     days = (until - since).days + 1
     scope = await resolve(db, grant, dept=dept, manager=manager)
-    prev_since, prev_until = since - timedelta(days=days), since - timedelta(days=1)
+    prev_since = since - timedelta(days=days)
     first = min(prev_since, since - timedelta(days=since.weekday()))
     # A past period reads nothing after its end: its figures are those its last day could know.
-    live = await live_days(db, scope, first, until, today=today, now=now, zone=zone, reader=reader)
-    cur, prev, daily = await _load(db, scope, since, until, live)
+    # The whole bank's: narrowed to the scope only when the result is computed, not on a kept view.
+    live = await bank_live_days(db, first, until, today=today, now=now, zone=zone, reader=reader)
+
+    if views is None or reader is None or reader.serials is None:
+        return await _result(db, scope, since, until, within(scope, live))
+    serials = reader.serials
+
+    async def bank_seen(days: list[date]) -> list[tuple[str, str, str]]:
+        # Kept as a view is: under the live days' computations and these stored days' roll-ups.
+        # One lookup per period and live window serves every scope's first view of it.
+        async def lookup() -> dict[str, Any]:
+            return {"rows": await bank_seen_rows(db, live, days)}
+        seen_key = periodcache.digest(["seen", periodcache.VERSION, zone, reader.playbook, days])
+        return list((await views.view(db, seen_key, days, serials, lookup))["rows"])
+
+    async def compute() -> dict[str, Any]:
+        return await _result(db, scope, since, until, within(scope, live), bank_seen)
+
+    key = view_key(since=since, until=until, today=today, playbook=reader.playbook, zone=zone, dept=scope.dept,
+                   manager=scope.manager, members=scope.members)
+    stored_days = [d for d in _days(first, until) if d not in live]
+    return await views.view(db, key, stored_days, reader.serials, compute)
+
+
+async def _result(db: AsyncSession, scope: Scope, since: date, until: date, live: Daily,
+                  bank_seen: SeenRows | None = None) -> dict[str, Any]:
+    """The cockpit's figures of ``since``–``until`` in ``scope``, with ``live`` the days not rolled up."""
+    days = (until - since).days + 1
+    prev_since, prev_until = since - timedelta(days=days), since - timedelta(days=1)
+    cur, prev, daily = await _load(db, scope, since, until, live, bank_seen)
     added_c, added_p, lost_c, lost_p = cur.keyed[r.ADDED], prev.keyed[r.ADDED], cur.keyed[r.LOST], prev.keyed[r.LOST]
     channels = sorted(set(added_c) | set(added_p) | set(lost_c) | set(lost_p))
     skips_c, skips_p = cur.keyed[r.SKIP], prev.keyed[r.SKIP]

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from handlers.console import audit
@@ -20,7 +21,18 @@ from handlers.console.jobs import zone_of
 from handlers.console.livecache import LiveReader
 from handlers.console.reasons import LABELS
 from handlers.console.scope import BadScope, ScopeRefused
-from handlers.console.web import LIVE, period_days, refuse, render, runtime_of, today_of, viewer_of
+from handlers.console.web import (
+    BODIES,
+    LIVE,
+    VIEWS,
+    page_db,
+    period_days,
+    refuse,
+    render,
+    runtime_of,
+    today_of,
+    viewer_of,
+)
 
 FIGURE_LABELS = {
     "added": "新增客户", "lost": "流失客户（客户删除）", "removed": "客户经理删除", "net": "净增长",
@@ -66,23 +78,30 @@ async def cockpit_page(request: web.Request) -> web.Response:
     now = runtime.clock.now()
     zone = zone_of(runtime.playbook.current, runtime.settings)
     reader = LiveReader(request.config_dict[LIVE], runtime.playbook.version)
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         try:
             data = await cockpit(db, viewer.grant, days=days, today=today_of(runtime), now=now,
-                                 zone=zone, dept=dept, manager=manager, reader=reader)
+                                 zone=zone, dept=dept, manager=manager, reader=reader,
+                                 views=request.config_dict[VIEWS])
         except ScopeRefused:
             return await refuse(request, "驾驶舱只显示您权限范围内的机构和客户经理")
         except BadScope as exc:
             return web.Response(status=400, text=f"{exc}\n")
         audit.record(db, now, viewer.actor, viewer.grant.role.value, "view", request.path_qs, audit.remote_of(request))
         await db.commit()
-    return render(request, "cockpit.html", {
-        "d": data, "periods": PERIODS, "days": days, "labels": FIGURE_LABELS, "reasons": LABELS, "show": show,
-        "crumbs": crumbs(viewer.grant, data["scope"]["dept"] or (data["managers"][0]["department"]
-                                                                 if data["scope"]["manager"] else "")),
-        "chart_json": json.dumps(_charts(data), ensure_ascii=False),
-        "as_of": as_of(reader.as_of, zone),
-    })
+    trail = crumbs(viewer.grant, data["scope"]["dept"] or (data["managers"][0]["department"]
+                                                         if data["scope"]["manager"] else ""))
+    shown_as_of = as_of(reader.as_of, zone)
+
+    def body() -> str:
+        return aiohttp_jinja2.render_string("_cockpit_body.html", request, {
+            "d": data, "periods": PERIODS, "days": days, "labels": FIGURE_LABELS, "reasons": LABELS, "show": show,
+            "crumbs": trail, "chart_json": json.dumps(_charts(data), ensure_ascii=False), "as_of": shown_as_of,
+        })
+
+    # The body is the same for everyone shown this very result (a kept one is shared): rendered once.
+    key = ("cockpit", days, shown_as_of, tuple((c["label"], c["dept"]) for c in trail))
+    return render(request, "cockpit.html", {"body": request.config_dict[BODIES].html(key, data, body)})
 
 
 def as_of(at: datetime | None, zone: str) -> str:

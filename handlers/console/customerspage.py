@@ -20,7 +20,7 @@ from handlers.console import audit
 from handlers.console.customers import BadSearch, NotFound, customer_detail, filters_of, search
 from handlers.console.jobs import zone_of
 from handlers.console.scope import ScopeRefused
-from handlers.console.web import refuse, render, runtime_of, viewer_of
+from handlers.console.web import page_db, refuse, render, runtime_of, viewer_of
 
 OUT_OF_SCOPE = "只能查看与您权限范围内客户经理有过服务关系的客户"
 
@@ -38,7 +38,7 @@ async def customers(request: web.Request) -> web.Response:
         f = filters_of(request.query)
     except BadSearch as exc:
         return web.Response(status=400, text=f"{exc}\n")
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         try:
             page = await search(db, viewer.grant, f, after=request.query.get("after", ""))
         except BadSearch as exc:
@@ -58,7 +58,7 @@ async def customer(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     external_userid = request.match_info["external_userid"]
     playbook = runtime.playbook.current
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         try:
             detail = await customer_detail(db, viewer.grant, external_userid, playbook=playbook,
                                            before=request.query.get("before", ""))

@@ -17,7 +17,7 @@ from handlers.console.cockpitpage import as_of
 from handlers.console.effect import funnel, sop_effect
 from handlers.console.jobs import zone_of
 from handlers.console.scope import BadScope, ScopeRefused
-from handlers.console.web import EFFECT_LIVE, period_days, refuse, render, runtime_of, today_of, viewer_of
+from handlers.console.web import EFFECT_LIVE, page_db, period_days, refuse, render, runtime_of, today_of, viewer_of
 
 STAGE_LABELS = {"targeted": "目标", "sent": "已发送", "delivered": "已送达", "opened": "已打开", "converted": "已转化"}
 KIND_LABELS = {"calendar": "群运营日历", "path": "1对1路径"}
@@ -37,7 +37,7 @@ async def effect_page(request: web.Request) -> web.Response:
     playbook = runtime.playbook.current
     now = runtime.clock.now()
     zone = zone_of(playbook, runtime.settings)
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         try:
             data = await sop_effect(db, viewer.grant, playbook=playbook, since=today - timedelta(days=days - 1),
                                     until=today, zone=zone,

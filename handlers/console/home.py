@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from handlers.console import audit
 from handlers.console.tasks import in_scope
-from handlers.console.web import render, runtime_of, today_of, viewer_of
+from handlers.console.web import page_db, render, runtime_of, today_of, viewer_of
 from handlers.contacts.api import Member
 from handlers.sop.api import SopTask
 from scrm.kernel.models import InboxEvent, OutboxAction
@@ -17,13 +17,12 @@ async def home(request: web.Request) -> web.Response:
     viewer = viewer_of(request)
     runtime = runtime_of(request)
     today = today_of(runtime)
-    async with runtime.sessions() as db:
-        open_tasks = await db.scalar(
-            select(func.count()).select_from(SopTask).join(Member, Member.userid == SopTask.userid)
-            .where(SopTask.status.in_(("open", "snoozed")), in_scope(viewer.grant)))
-        overdue = await db.scalar(
-            select(func.count()).select_from(SopTask).join(Member, Member.userid == SopTask.userid)
-            .where(SopTask.status.in_(("open", "snoozed")), SopTask.day < today, in_scope(viewer.grant)))
+    async with page_db(request) as db:
+        # Open and overdue cards in one pass over the open ones (two counts scanned them twice).
+        open_tasks, overdue = (await db.execute(
+            select(func.count(), func.count().filter(SopTask.day < today))
+            .select_from(SopTask).join(Member, Member.userid == SopTask.userid)
+            .where(SopTask.status.in_(("open", "snoozed")), in_scope(viewer.grant)))).one()
         needs_person = None
         if viewer.grant.sees_operations:
             dead = await db.scalar(select(func.count()).select_from(InboxEvent).where(InboxEvent.status == "dead"))

@@ -28,6 +28,7 @@ of each running the same dozen statements.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -49,6 +50,10 @@ class LiveKey:
 class LiveDay:
     figures: r.Figures  # the whole bank's, as rollup.compute_day gave them
     at: datetime  # computed as of this moment
+    # Which computation this is (unique in the process): a view built on the same serials read
+    # the same live figures (handlers.console.viewcache keys on it; ``at`` can repeat on a fake
+    # clock while the rows under it changed).
+    serial: int = 0
 
 
 class LiveCache:
@@ -58,6 +63,12 @@ class LiveCache:
         self.ttl = timedelta(seconds=ttl_s)
         self._days: dict[LiveKey, LiveDay] = {}
         self._locks: dict[LiveKey, asyncio.Lock] = {}
+        self._serials = itertools.count(1)
+
+    @property
+    def keeps(self) -> bool:
+        """Whether a computed day is kept at all (``live_cache_s`` > 0)."""
+        return bool(self.ttl)
 
     def _fresh(self, key: LiveKey, now: datetime) -> LiveDay | None:
         kept = self._days.get(key)
@@ -68,7 +79,7 @@ class LiveCache:
     async def day(self, key: LiveKey, now: datetime, compute: Compute) -> LiveDay:
         """The kept figures of ``key`` if fresh at ``now``, else ``compute()``'s (kept)."""
         if not self.ttl:
-            return LiveDay(await compute(), now)
+            return LiveDay(await compute(), now, next(self._serials))
         kept = self._fresh(key, now)
         if kept is not None:
             return kept
@@ -77,7 +88,7 @@ class LiveCache:
             kept = self._fresh(key, now)  # another view computed it while this one waited
             if kept is not None:
                 return kept
-            fresh = LiveDay(await compute(), now)
+            fresh = LiveDay(await compute(), now, next(self._serials))
             # Forget what can no longer be served (another date, expired), then keep this one.
             self._days = {k: v for k, v in self._days.items() if k.today == key.today and self._fresh(k, now)}
             self._days[key] = fresh
@@ -87,12 +98,15 @@ class LiveCache:
 
 class LiveReader:
     """How one cockpit computation gets its live days: through ``cache`` (the page's), or
-    directly (reports, tests). ``as_of`` is the moment today's figures were computed."""
+    directly (reports, tests). ``as_of`` is the moment today's figures were computed;
+    ``serials`` which kept computations the live days came from (None once a day was computed
+    without being kept: then nothing built on it can be reused)."""
 
     def __init__(self, cache: LiveCache | None = None, playbook: str = "") -> None:
         self.cache = cache
         self.playbook = playbook
         self.as_of: datetime | None = None
+        self.serials: dict[date, int] | None = {} if cache is not None and cache.keeps else None
 
     async def day(self, day: date, today: date, now: datetime, zone: str, compute: Compute) -> r.Figures:
         if self.cache is None:
@@ -100,6 +114,8 @@ class LiveReader:
         else:
             kept = await self.cache.day(LiveKey(self.playbook, zone, day, today), now, compute)
             figures, at = kept.figures, kept.at
+            if self.serials is not None:
+                self.serials[day] = kept.serial
         if day == today:
             self.as_of = at
         return figures

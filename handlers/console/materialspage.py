@@ -23,7 +23,7 @@ from aiohttp import web
 
 from handlers.console import audit
 from handlers.console.calendar import picture_of, preview
-from handlers.console.web import render, runtime_of, today_of, viewer_of
+from handlers.console.web import page_db, render, runtime_of, today_of, viewer_of
 from scrm.playbook import Material
 
 EXPIRING_DAYS = 14
@@ -73,7 +73,7 @@ async def materials(request: web.Request) -> web.Response:
     pb, today = runtime.playbook.current, today_of(runtime)
     rows = [] if pb is None else [summary(pb.materials[mid], today, pb.material_uses.get(mid, ()))
                                   for mid in sorted(pb.materials)]
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         _audit(request, db)
         await db.commit()
     counts = {s: sum(r["state"] == s for r in rows) for s in STATE_LABELS}
@@ -97,7 +97,7 @@ async def material(request: web.Request) -> web.Response:
     pb, m = found
     runtime = runtime_of(request)
     today = today_of(runtime)
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         _audit(request, db)
         await db.commit()
     return render(request, "material.html", {"m": summary(m, today, pb.material_uses.get(m.id, ())),

@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from handlers.console import audit
-from handlers.console.web import refuse, render, runtime_of, today_of, viewer_of
+from handlers.console.web import page_db, refuse, render, runtime_of, today_of, viewer_of
 from scrm.kernel.models import DueJob, InboxEvent, OutboxAction
 
 LIST_LIMIT = 100
@@ -44,7 +44,7 @@ async def operations(request: web.Request) -> web.Response:
         return await refuse(request, "运行状态页面仅对运营管理员和审计员开放")
     runtime = runtime_of(request)
     now = runtime.clock.now()
-    async with runtime.sessions() as db:
+    async with page_db(request) as db:
         inbox_counts = {status: n for status, n in (await db.execute(
             select(InboxEvent.status, func.count()).group_by(InboxEvent.status))).all()}
         outbox_counts = {status: n for status, n in (await db.execute(

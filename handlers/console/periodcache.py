@@ -36,8 +36,10 @@ from scrm.adapters.db.engine import dialect_of, table_of, upsert
 VERSION = 1
 
 
-def _sha(value: Any) -> str:
+def digest(value: Any) -> str:
+    """The SHA-256 of plain JSON-able ``value`` (dates as ISO text), the same in every process."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
 
 
 def cache_key(kind: str, *, dept: str, manager: str, userids: Sequence[str], days: Sequence[date],
@@ -45,18 +47,18 @@ def cache_key(kind: str, *, dept: str, manager: str, userids: Sequence[str], day
     """What decides a stored part: the kind of figures, the scope (its department, manager and
     the managers it covers), the stored days, the grouping of managers and whether per-manager
     distinct counts are made."""
-    return _sha([VERSION, kind, dept, manager, sorted(userids), [d.isoformat() for d in days],
+    return digest([VERSION, kind, dept, manager, sorted(userids), [d.isoformat() for d in days],
                  sorted((groups or {}).items()), per_user])
 
 
 async def fingerprint(db: AsyncSession, days: Sequence[date]) -> str:
     """When each of ``days`` was rolled up (a day without a stored roll-up counts as such)."""
     if not days:
-        return _sha([])
+        return digest([])
     wanted = set(days)
     rows = await db.execute(select(ConsoleRollupDay.day, ConsoleRollupDay.rolled_at)
                             .where(ConsoleRollupDay.day >= min(days), ConsoleRollupDay.day <= max(days)))
-    return _sha(sorted((d.isoformat(), at.isoformat()) for d, at in rows.all() if d in wanted))
+    return digest(sorted((d.isoformat(), at.isoformat()) for d, at in rows.all() if d in wanted))
 
 
 async def get(db: AsyncSession, key: str, print_: str) -> Any | None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -22,15 +23,18 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from aiohttp_session import Session, get_session, session_middleware
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.console import audit
 from handlers.console.access import LOCAL_ADMIN, ROLE_LABELS, Grant, Role
 from handlers.console.cockpit import PERIODS
 from handlers.console.effectstore import LiveParts
+from handlers.console.fragments import Fragments
 from handlers.console.holder import AccessHolder
 from handlers.console.livecache import LiveCache
 from handlers.console.sessions import DatabaseStorage
 from handlers.console.settings import console_settings, cookie_is_secure
+from handlers.console.viewcache import ViewCache
 from scrm.playbook.quiet import local_day
 
 if TYPE_CHECKING:
@@ -48,6 +52,8 @@ ACCESS = web.AppKey("scrm_console_access", AccessHolder)
 STORAGE = web.AppKey("scrm_console_storage", DatabaseStorage)
 LIVE = web.AppKey("scrm_console_live", LiveCache)  # today's cockpit figures, kept a short while
 EFFECT_LIVE = web.AppKey("scrm_console_effect_live", LiveParts)  # the effect page's live part, as LIVE
+VIEWS = web.AppKey("scrm_console_views", ViewCache)  # whole cockpit results, while their inputs hold
+BODIES = web.AppKey("scrm_console_bodies", Fragments)  # their rendered bodies, while the result is the same
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,27 @@ class Viewer:
 
 
 VIEWER = web.RequestKey("scrm_console_viewer", Viewer)
+PAGE_DB = web.RequestKey("scrm_console_page_db", AsyncSession)  # a GET's one database session (the gate's)
+
+
+class ConsoleStorage(DatabaseStorage):
+    """The sessions' storage, reading the sign-in's row on the page's own database session
+    when the gate opened one (:data:`PAGE_DB`)."""
+
+    async def load_session(self, request: web.Request) -> Session:
+        return await self.load_with(request.get(PAGE_DB), request)
+
+
+@asynccontextmanager
+async def page_db(request: web.Request) -> AsyncIterator[AsyncSession]:
+    """The page's database session: the one the gate read the sign-in on (a GET), else a new one.
+    The page commits its audit row on it as before; the gate closes it after the page."""
+    db = request.get(PAGE_DB)
+    if db is not None:
+        yield db
+        return
+    async with runtime_of(request).sessions() as own:
+        yield own
 
 
 def runtime_of(request: web.Request) -> Runtime:
@@ -124,7 +151,20 @@ async def refuse(request: web.Request, what: str) -> web.Response:
 
 @web.middleware
 async def gate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Sign-in, grant and CSRF checks before any console route."""
+    """Sign-in, grant and CSRF checks before any console route.
+
+    A signed-in GET (a page view) reads its session row and the page on one database session:
+    one pool checkout — and one pre-ping — a view, not one for the sign-in and another for the
+    page (the sidebar's gate does the same)."""
+    if (request.method in ("GET", "HEAD") and not request.path.startswith(PUBLIC)
+            and request.cookies.get(request.config_dict[STORAGE].cookie_name)):
+        async with runtime_of(request).sessions() as db:
+            request[PAGE_DB] = db
+            return await _checked(request, handler)
+    return await _checked(request, handler)
+
+
+async def _checked(request: web.Request, handler: Handler) -> web.StreamResponse:
     session = await get_session(request)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         sent = request.headers.get(CSRF_HEADER, "")
@@ -163,14 +203,16 @@ def _viewer(request: web.Request, session: Session) -> Viewer | None:
 
 def console_app(runtime: Runtime) -> web.Application:
     settings = console_settings(runtime.settings)
-    storage = DatabaseStorage(runtime.sessions, runtime.clock, idle_s=settings.idle_timeout_s, max_s=settings.max_s,
-                              secure=cookie_is_secure(runtime.settings))
+    storage = ConsoleStorage(runtime.sessions, runtime.clock, idle_s=settings.idle_timeout_s, max_s=settings.max_s,
+                            secure=cookie_is_secure(runtime.settings))
     app = web.Application(middlewares=[session_middleware(storage), gate])
     app[RUNTIME] = runtime
     app[ACCESS] = AccessHolder.for_settings(runtime.settings)
     app[STORAGE] = storage
     app[LIVE] = LiveCache(settings.live_cache_s)
     app[EFFECT_LIVE] = LiveParts(settings.live_cache_s)
+    app[VIEWS] = ViewCache()
+    app[BODIES] = Fragments()
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined)
     env.globals["csrf_field"] = CSRF_FIELD

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import JSON, Date, Index, Integer, String, Text
+from sqlalchemy import text as sql_text  # the class has a column named text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from scrm.adapters.db.base import Base, BigId, JsonDict
@@ -36,6 +37,10 @@ class SopSend(Base):
     __table_args__ = (Index("ix_sop_send_target_day", "target", "day"),)
 
 
+#: The cards still waiting on their manager (open or snoozed): the partial index's condition.
+OPEN_SQL = "status IN ('open', 'snoozed')"
+
+
 class SopTask(Base):
     """A task card to a manager (SOP task or key-event reminder) and what became of it."""
 
@@ -57,8 +62,13 @@ class SopTask(Base):
     handled_at: Mapped[datetime | None] = mapped_column(default=None)
     detail: Mapped[JsonDict] = mapped_column(JSON, default=dict)
 
-    # A customer's cards on the console's customer page (migration console_0004).
-    __table_args__ = (Index("ix_sop_task_user_day", "userid", "day"), Index("ix_sop_task_target_day", "target", "day"))
+    # A customer's cards on the console's customer page (migration console_0004); the console's
+    # tasks page (a period's cards by manager and status) and home page (the open cards, and
+    # which are overdue) read theirs from an index alone (console_0008).
+    __table_args__ = (Index("ix_sop_task_user_day", "userid", "day"), Index("ix_sop_task_target_day", "target", "day"),
+                      Index("ix_sop_task_day_user_status", "day", "userid", "status"),
+                      Index("ix_sop_task_open_user_day", "userid", "day", sqlite_where=sql_text(OPEN_SQL),
+                            postgresql_where=sql_text(OPEN_SQL)))
 
 
 class SopMassSend(Base):
