@@ -64,7 +64,7 @@ class SopTask(Base):
 
     # A customer's cards on the console's customer page (migration console_0004); the console's
     # tasks page (a period's cards by manager and status) and home page (the open cards, and
-    # which are overdue) read theirs from an index alone (console_0008).
+    # which are overdue) read theirs from an index alone (console_0009).
     __table_args__ = (Index("ix_sop_task_user_day", "userid", "day"), Index("ix_sop_task_target_day", "target", "day"),
                       Index("ix_sop_task_day_user_status", "day", "userid", "status"),
                       Index("ix_sop_task_open_user_day", "userid", "day", sqlite_where=sql_text(OPEN_SQL),
