@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from handlers.compliance.events import TrailPurge
 from handlers.console.jobs import ConsoleDigestDue, ConsoleOutlookDue, ConsoleRollupDue
+from handlers.console.segjobs import ConsoleSegmentsDue
 from handlers.contacts.events import ChannelTagsDue
 from handlers.crm.api import CrmKeyEvent
 from handlers.crm.events import CrmChanged, CrmNightly
@@ -96,6 +97,7 @@ LEGACY_ROWS: list[tuple[str, str, dict[str, Any]]] = [
                                        "external_userids": ["wm1"], "message": "", "origin": "crm"}),
     ("scheduler", "console.digest", fired("console.digest")),
     ("scheduler", "console.outlook", fired("console.outlook.now", version="6ac6f1c009ab")),
+    ("scheduler", "console.segments", fired("console.segments.now", only_if_missing=True)),
     ("scheduler", "compliance.purge", fired("compliance.purge")),
     ("scheduler", "lifecycle.nightly", fired("lifecycle.nightly", cursor="", day="")),
     ("lifecycle", "lifecycle.nightly", {"cursor": "wmA", "day": "2026-11-02"}),
@@ -119,7 +121,8 @@ SHIPPED = {
     "sop.crm_deferred": CrmKeyDeferred, "sop.moment": SopMomentPoll, "staff.sync": StaffSync,
     "console.rollup": ConsoleRollupDue,
     "succession.sweep": SuccessionSweep, "succession.follow": SuccessionFollow, "succession.move": SuccessionMove,
-    "console.digest": ConsoleDigestDue, "console.outlook": ConsoleOutlookDue, "compliance.purge": TrailPurge,
+    "console.digest": ConsoleDigestDue, "console.outlook": ConsoleOutlookDue, "console.segments": ConsoleSegmentsDue,
+    "compliance.purge": TrailPurge,
     "lifecycle.nightly": LifecycleNightly,
     "lifecycle.stage_entered": StageEntered, "membership.nightly": MembershipNightly,
     "membership.level_changed": LevelChanged, "feedback.answered": FeedbackAnswered,
