@@ -150,21 +150,26 @@ def _trend(prev: Previous | None, aum: float | None, today: date, days: int
 
 
 class Previous(NamedTuple):
-    """What the last run left of one customer: what this run needs (hysteresis, stay, trend), and
-    the whole stored result, to leave a row alone when this run finds the same."""
+    """What the last run left of one customer, as stored (``computed_at`` aside): what this run
+    needs (hysteresis, stay, trend), and the whole result, to leave a row alone when this run
+    finds the same."""
 
+    crm_id: str | None
     tier: str | None
+    segments: list[str]
+    grade: str | None
+    score: float
+    rfm: str | None
     stage: str | None
     stage_since: date | None
+    aum: float | None
     aum_base: float | None
     aum_mid: float | None
     aum_mid_at: date | None
-    stored: dict[str, Any]
 
 
-#: The stored result a run compares with what it finds (``computed_at`` aside).
-RESULT = ("crm_id", "tier", "segments", "grade", "score", "rfm", "stage", "stage_since", "aum", "aum_base",
-          "aum_mid", "aum_mid_at")
+#: The stored result a run compares with what it finds.
+RESULT = Previous._fields
 
 
 async def previous(session: AsyncSession, after: str, last: str) -> dict[str, Previous]:
@@ -173,12 +178,7 @@ async def previous(session: AsyncSession, after: str, last: str) -> dict[str, Pr
     t = table_of(CustomerSegment).c
     rows = await session.execute(select(t.external_userid, *(t[c] for c in RESULT))
                                  .where(t.external_userid > after, t.external_userid <= last))
-    out: dict[str, Previous] = {}
-    for ext, *values in rows.all():
-        stored = dict(zip(RESULT, values, strict=True))
-        out[ext] = Previous(stored["tier"], stored["stage"], stored["stage_since"], stored["aum_base"],
-                            stored["aum_mid"], stored["aum_mid_at"], stored)
-    return out
+    return {ext: Previous(*rest) for ext, *rest in rows.all()}
 
 
 def _upsert(dialect: str, table: Table, columns: Sequence[str]) -> Any:
@@ -221,7 +221,7 @@ async def run_chunk(session: AsyncSession, inbox: Inbox | None, seg: Segmentatio
                **readings}
         # Most customers come out as they were: their row is left alone (``computed_at`` is when
         # a run last changed it), which spares the night most of its writes.
-        if p is None or any(p.stored[c] != row[c] for c in RESULT):
+        if p != tuple(row[c] for c in RESULT):
             rows.append(row)
         if changed and stage is not None:
             st = lc.stage(stage)
