@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/_million.py`
     sys.path.insert(0, str(ROOT))
 
-from bench._pg import bench_postgres_url, fresh_database, is_postgres
+from bench._pg import bench_postgres_url, database_comment, fresh_database, is_postgres
 
 #: "Now" in the data set (10:00 in Asia/Shanghai): the service under test runs on a FakeClock
 #: set to it, so a reused database always means the same days.
@@ -321,16 +321,7 @@ def _marker(customers: int) -> str:
 
 async def held(url: str, customers: int) -> bool:
     """Does ``url`` hold this generator's data set of ``customers`` (the database's comment)?"""
-    from scrm.adapters.db.engine import make_engine
-
-    engine = make_engine(url)
-    try:
-        async with engine.connect() as conn:
-            comment = await conn.scalar(text("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                                             "WHERE datname = current_database()"))
-    finally:
-        await engine.dispose()
-    return bool(comment == _marker(customers))
+    return await database_comment(url) == _marker(customers)
 
 
 async def generate(url: str, customers: int, *, log: bool = True) -> dict[str, float]:

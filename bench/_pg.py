@@ -61,6 +61,21 @@ async def analyze(conn: AsyncConnection, tables: Sequence[str]) -> None:
         await conn.execute(text(f'ANALYZE "{t}"'))
 
 
+async def database_comment(url: str) -> str | None:
+    """The database's ``COMMENT ON DATABASE``: where a generated data set says what it holds, so
+    ``--reuse`` can tell it (no table added to the project's schema)."""
+    from scrm.adapters.db.engine import make_engine
+
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            comment = await conn.scalar(text("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                                             "WHERE datname = current_database()"))
+    finally:
+        await engine.dispose()
+    return None if comment is None else str(comment)
+
+
 async def fresh_database(db: str | None, tmp: Path) -> str:
     """A migrated, empty database: a new SQLite file in ``tmp``, or ``db`` migrated and emptied."""
     from scrm.adapters.db import migrate

@@ -33,7 +33,7 @@ from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench._million import ensure_database
-from bench._pg import bench_postgres_url, truncate_all
+from bench._pg import bench_postgres_url, database_comment, truncate_all
 from tests.support.processes import proc_cpu_s
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
@@ -115,18 +115,10 @@ async def seed(url: str, n: int) -> float:
 
 
 async def held(url: str, n: int) -> bool:
-    from scrm.adapters.db.engine import make_engine
-
-    engine = make_engine(url)
     try:
-        async with engine.connect() as conn:
-            comment = await conn.scalar(text("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                                             "WHERE datname = current_database()"))
+        return await database_comment(url) == f"bench.segpage customers={n}"
     except Exception:  # no such database yet: seed it
         return False
-    finally:
-        await engine.dispose()
-    return bool(comment == f"bench.segpage customers={n}")
 
 
 class Meter:
