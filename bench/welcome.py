@@ -23,7 +23,8 @@ whatever the figures; non-zero only when something crashed.
 
 ``--profile FILE`` writes a cProfile of the service process, timed in CPU time of its loop thread
 (waiting costs nothing); ``BENCH_SQL_COUNT=FILE`` in the environment makes the service count the
-statements it runs, by text, into FILE (JSON, most frequent first): database work per event.
+statements it runs, by text, into FILE (JSON: statement, count, CPU µs of the loop thread from
+before to after the cursor ran it; most frequent first): database work per event.
 
 ``--rate`` is new events per second (0 = as fast as ``--concurrency`` deliveries in flight
 allow). The service's WeCom client paces each API at ``--per-api-per-minute`` (default: the
@@ -152,13 +153,26 @@ def _count_sql(path: str) -> Callable[[], None]:
     from sqlalchemy.engine import Engine
 
     counts: Counter[str] = Counter()
+    cpu_us: Counter[str] = Counter()  # the loop thread's CPU inside the driver, per statement
 
-    def seen(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-        counts[("MANY " if executemany else "") + " ".join(statement.split())[:160]] += 1
+    def key(statement: str, executemany: bool) -> str:
+        return ("MANY " if executemany else "") + " ".join(statement.split())[:160]
 
-    event.listen(Engine, "before_cursor_execute", seen)
+    def before(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        counts[key(statement, executemany)] += 1
+        conn.info["bench_sql_started"] = time.thread_time()
+
+    def after(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        started = conn.info.pop("bench_sql_started", None)
+        if started is not None:
+            cpu_us[key(statement, executemany)] += round((time.thread_time() - started) * 1e6)
+
+    event.listen(Engine, "before_cursor_execute", before)
+    event.listen(Engine, "after_cursor_execute", after)
+
     def dump() -> None:
-        Path(path).write_text(json.dumps(counts.most_common(), ensure_ascii=False, indent=0))
+        rows = [[statement, n, cpu_us[statement]] for statement, n in counts.most_common()]
+        Path(path).write_text(json.dumps(rows, ensure_ascii=False, indent=0))
 
     return dump
 
