@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import itertools
 import pstats
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # also runnable as `python bench/pageprofile.py`
@@ -54,7 +56,8 @@ class Statements:
         return sum(len(v) for v in self.times.values())
 
 
-async def run(db_url: str, path: str, person: Person, times: int, profile: str | None, top: int) -> None:
+async def run(db_url: str, path: str, person: Person, times: int, profile: str | None, top: int,
+              each_dept: bool = False) -> None:
     from aiohttp import web
     from aiohttp.test_utils import TestClient, TestServer
     from sqlalchemy import event, text
@@ -92,9 +95,19 @@ async def run(db_url: str, path: str, person: Person, times: int, profile: str |
     event.listen(runtime.engine.sync_engine, "before_cursor_execute", stmts.before)
     event.listen(runtime.engine.sync_engine, "after_cursor_execute", stmts.after)
     headers = {"Cookie": cookie}
+    paths = [path]
+    if each_dept:
+        async with runtime.sessions() as db:
+            departments = (await db.scalars(text("SELECT DISTINCT department FROM member"))).all()
+        prefixes = {"/".join(d.split("/")[:i + 1]) for d in departments if d for i in range(d.count("/") + 1)}
+        joiner = "&" if "?" in path else "?"
+        paths = [f"{path}{joiner}dept={quote(d)}" for d in sorted(prefixes, key=lambda d: (-d.count("/"), d))]
+        if len(paths) < 2 * times + 1:
+            raise SystemExit(f"--each-dept: {len(paths)} departments, {2 * times + 1} needed (--times {times})")
+    chosen = iter(paths[1:]) if each_dept else itertools.repeat(path)
     async with TestClient(TestServer(app)) as client:
         first = time.perf_counter()
-        resp = await client.get(path, headers=headers)
+        resp = await client.get(paths[0], headers=headers)
         body = await resp.read()
         first_s = time.perf_counter() - first
         print(f"{path} as {person.userid}: HTTP {resp.status}, {len(body):,} bytes; "
@@ -106,7 +119,7 @@ async def run(db_url: str, path: str, person: Person, times: int, profile: str |
         walls = []
         for _ in range(times):  # measured without the profiler (it doubles the CPU)
             start = time.perf_counter()
-            resp = await client.get(path, headers=headers)
+            resp = await client.get(next(chosen), headers=headers)
             await resp.read()
             walls.append(time.perf_counter() - start)
         page_cpu, measured = list(cpu), {k: list(v) for k, v in stmts.times.items()}
@@ -118,7 +131,7 @@ async def run(db_url: str, path: str, person: Person, times: int, profile: str |
         if profile or top:
             for _ in range(times):
                 profiler.enable()
-                await (await client.get(path, headers=headers)).read()
+                await (await client.get(next(chosen), headers=headers)).read()
                 profiler.disable()
     walls.sort()
     print(f"{times} requests: wall median {walls[len(walls) // 2] * 1000:.1f} ms, "
@@ -145,9 +158,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--db", default=bench_postgres_url("scrm_million"))
     parser.add_argument("--times", type=int, default=20)
     parser.add_argument("--profile", help="also write the cProfile stats here")
+    parser.add_argument("--each-dept", action="store_true",
+                        help="ask each measured request for another department (PATH&dept=…, the directory's "
+                             "departments and their parents, deepest first): a scope's first view, where what "
+                             "is shared by every scope (today's figures, the stored periods) is already kept")
     parser.add_argument("--top", type=int, default=0, help="lines of a cProfile summary (0: no profile)")
     a = parser.parse_args(argv)
-    asyncio.run(run(a.db, a.path, Person(a.userid, a.userid, a.role, a.scope), a.times, a.profile, a.top))
+    asyncio.run(run(a.db, a.path, Person(a.userid, a.userid, a.role, a.scope), a.times, a.profile, a.top,
+                    a.each_dept))
     return 0
 
 

@@ -67,6 +67,7 @@ from handlers.console.access import Grant
 from handlers.console.reasons import LABELS, reason_kind
 from handlers.console.rollup import day_window, primary_manager, target_of
 from handlers.console.scope import Scope, resolve
+from handlers.console.viewcache import ViewCache, view_key
 from handlers.contacts.api import Follow
 from handlers.crm.api import Binding, CrmEvent
 from handlers.groups.api import GroupChat
@@ -321,7 +322,8 @@ def _in_scope(scope: Scope) -> Callable[[str], bool]:
 
 async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | None, since: date, until: date,
                      zone: str, dept: str = "", manager: str = "", use_store: bool = True,
-                     kept: LiveParts | None = None, now: datetime | None = None, version: str = "") -> dict[str, Any]:
+                     kept: LiveParts | None = None, now: datetime | None = None, version: str = "",
+                     views: ViewCache | None = None) -> dict[str, Any]:
     """The effect of every SOP step planned on the local days ``since``..``until`` (inclusive,
     at most :data:`MAX_DAYS`), as seen by ``grant`` (narrowed to ``dept`` or ``manager``).
 
@@ -329,7 +331,10 @@ async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | Non
     say, no conversions). ``use_store``: the stored days of :mod:`handlers.console.effectstore`
     with what came since on top (the page); False: the raw rows alone (the same figures, slower).
     ``kept`` (the page's, with ``now`` and the playbook's ``version``): the live part as computed
-    at most ``live_cache_s`` ago, whose moment the result gives as ``as_of``.
+    at most ``live_cache_s`` ago, whose moment the result gives as ``as_of``; ``views`` (the
+    page's, with ``kept``): the whole result kept for the next view of the same scope and period
+    while that live part, the stored days' builds and the directory stay the same
+    (:mod:`handlers.console.viewcache`) — the kept object itself is returned, never to be changed.
     Raises ``ValueError`` for a bad period,
     :class:`~handlers.console.scope.ScopeRefused` outside the grant and
     :class:`~handlers.console.scope.BadScope` for a department or manager nobody has.
@@ -346,17 +351,26 @@ async def sop_effect(db: AsyncSession, grant: Grant, *, playbook: Playbook | Non
     scope = await resolve(db, grant, dept=dept, manager=manager)
     known = playbook_sops(playbook)
     goals = goals_of(known)
-    if use_store:
-        from handlers.console.effectstore import stored_figures  # it builds on this module: import late
-        steps_f, totals_f, as_of = await stored_figures(db, scope, since=since, until=until, zone=zone, goals=goals,
-                                                        now=now, kept=kept, version=version)
-    else:
+    if not use_store:
         occs = await collect(db, since, until, zone, goals, _in_scope(scope))
-        (steps_f, totals_f), as_of = figures_of(occs), None
-    out = _assemble(since, until, scope, known, steps_f, totals_f)
-    if as_of is not None:
-        out["as_of"] = as_of.isoformat()
-    return out
+        return _assemble(since, until, scope, known, *figures_of(occs))
+    from handlers.console import effectstore  # it builds on this module: import late
+
+    part = await effectstore.live_part(db, since=since, until=until, zone=zone, goals=goals, now=now, kept=kept,
+                                       version=version)
+
+    async def compute() -> dict[str, Any]:
+        out = _assemble(since, until, scope, known, *await effectstore.figures_in(db, scope, part, goals))
+        if kept is not None and now is not None:
+            out["as_of"] = part.at.isoformat()
+        return out
+
+    if views is None or kept is None or now is None or not kept.ttl:  # no kept live part to key a kept view on
+        return await compute()
+    # The cockpit's view key with the page, the playbook version and the goals in its playbook slot.
+    key = view_key(since=since, until=until, today=until, playbook=f"effect:{version}:{effectstore.goals_key(goals)}",
+                   zone=zone, dept=scope.dept, manager=scope.manager, members=scope.members)
+    return await views.view(db, key, part.used, {until: part.serial}, compute, fingerprint=part.built)
 
 
 def goals_of(known: dict[str, tuple[str, bool, list[_StepInfo]]]) -> dict[tuple[str, str], Goal]:

@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from handlers.console import audit
@@ -17,7 +18,18 @@ from handlers.console.cockpitpage import as_of
 from handlers.console.effect import funnel, sop_effect
 from handlers.console.jobs import zone_of
 from handlers.console.scope import BadScope, ScopeRefused
-from handlers.console.web import EFFECT_LIVE, page_db, period_days, refuse, render, runtime_of, today_of, viewer_of
+from handlers.console.web import (
+    BODIES,
+    EFFECT_LIVE,
+    EFFECT_VIEWS,
+    page_db,
+    period_days,
+    refuse,
+    render,
+    runtime_of,
+    today_of,
+    viewer_of,
+)
 
 STAGE_LABELS = {"targeted": "目标", "sent": "已发送", "delivered": "已送达", "opened": "已打开", "converted": "已转化"}
 KIND_LABELS = {"calendar": "群运营日历", "path": "1对1路径"}
@@ -42,19 +54,26 @@ async def effect_page(request: web.Request) -> web.Response:
             data = await sop_effect(db, viewer.grant, playbook=playbook, since=today - timedelta(days=days - 1),
                                     until=today, zone=zone,
                                     dept=request.query.get("dept", ""), manager=request.query.get("manager", ""),
-                                    kept=request.config_dict[EFFECT_LIVE], now=now, version=runtime.playbook.version)
+                                    kept=request.config_dict[EFFECT_LIVE], now=now, version=runtime.playbook.version,
+                                    views=request.config_dict[EFFECT_VIEWS])
         except ScopeRefused:
             return await refuse(request, "SOP效果只显示您权限范围内的机构和客户经理")
         except BadScope as exc:
             return web.Response(status=400, text=f"{exc}\n")
         audit.record(db, now, viewer.actor, viewer.grant.role.value, "view", request.path_qs, audit.remote_of(request))
         await db.commit()
-    return render(request, "effect.html", {
-        "d": data, "days": days, "periods": PERIODS, "stages": STAGE_LABELS, "kinds": KIND_LABELS,
-        "events": EVENT_LABELS,
-        "as_of": as_of(datetime.fromisoformat(data["as_of"]) if "as_of" in data else None, zone),
-        "chart_json": json.dumps(_charts(data), ensure_ascii=False, sort_keys=True),
-    })
+    shown_as_of = as_of(datetime.fromisoformat(data["as_of"]) if "as_of" in data else None, zone)
+
+    def body() -> str:
+        return aiohttp_jinja2.render_string("_effect_body.html", request, {
+            "d": data, "days": days, "periods": PERIODS, "stages": STAGE_LABELS, "kinds": KIND_LABELS,
+            "events": EVENT_LABELS, "as_of": shown_as_of,
+            "chart_json": json.dumps(_charts(data), ensure_ascii=False, sort_keys=True),
+        })
+
+    # As the cockpit's: the body is the same for everyone shown this very (kept) result.
+    key = ("effect", days, shown_as_of, data["scope"]["dept"], data["scope"]["manager"])
+    return render(request, "effect.html", {"body": request.config_dict[BODIES].html(key, data, body)})
 
 
 def _charts(d: dict[str, Any]) -> dict[str, Any]:

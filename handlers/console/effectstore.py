@@ -38,10 +38,10 @@ Known difference, left as the live page has it: a skip in a group chat belongs t
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -64,6 +64,7 @@ from handlers.console.effect import (
 from handlers.console.models import ConsoleEffectDay, ConsoleEffectRow
 from handlers.console.reasons import LABELS
 from handlers.console.scope import Scope
+from handlers.console.shortlived import ShortLived
 from handlers.crm.api import Binding, CrmEvent
 from handlers.radar.api import RadarClick
 from handlers.sop.api import SCRIPT_SENT_AT, SopMassSend, SopTask
@@ -295,43 +296,25 @@ def _zero() -> dict[str, Any]:
 @dataclass(frozen=True)
 class LivePart:
     """What a view does not read from the stored rows, the whole bank's: the stored days used,
-    the live days' occurrences (with how far they got) and what came since the build."""
+    the live days' occurrences (with how far they got), what came since the build, and the
+    stored rows of every target those two name — what each scope corrects its stored counts
+    with, narrowed to its managers (one read per live window instead of one per view)."""
 
     used: list[date]
     live: list[_Occ]
     changes: _Changes
     at: datetime  # computed as of this moment
+    before: list[_Occ] = field(default_factory=list)  # the stored rows (of ``used``) of the touched targets
+    built: str = ""  # the ``used`` days' builds when ``before`` was read (:func:`_fingerprint`)
+    serial: int = 0  # which computation of its :class:`LiveParts` (a kept view names it)
+    nonce: str = ""  # also in its marker row (:func:`live_part`): gone once a used day is built again
 
 
-class LiveParts:
+class LiveParts(ShortLived[LivePart]):
     """The effect page's live parts computed in the last ``ttl_s`` seconds, per period, in the
     service (``[console] live_cache_s``, as the cockpit keeps its today:
     :mod:`handlers.console.livecache`): every scope filters the same whole-bank part, and the
     page says "截至 HH:MM". Concurrent views of a period not kept wait for one computation."""
-
-    def __init__(self, ttl_s: int) -> None:
-        self.ttl = timedelta(seconds=ttl_s)
-        self._kept: dict[tuple[Any, ...], LivePart] = {}
-        self._locks: dict[tuple[Any, ...], asyncio.Lock] = {}
-
-    def _fresh(self, key: tuple[Any, ...], now: datetime) -> LivePart | None:
-        kept = self._kept.get(key)
-        return kept if kept is not None and kept.at <= now < kept.at + self.ttl else None
-
-    async def get(self, key: tuple[Any, ...], now: datetime,
-                  compute: Callable[[], Awaitable[LivePart]]) -> LivePart:
-        if not self.ttl:
-            return await compute()
-        kept = self._fresh(key, now)
-        if kept is not None:
-            return kept
-        async with self._locks.setdefault(key, asyncio.Lock()):
-            kept = self._fresh(key, now)  # another view computed it while this one waited
-            if kept is None:
-                kept = await compute()
-                self._kept = {k: v for k, v in self._kept.items() if self._fresh(k, now)} | {key: kept}
-                self._locks = {k: v for k, v in self._locks.items() if k in self._kept or v.locked()}
-            return kept
 
 
 async def _live_part(db: AsyncSession, since: date, until: date, zone: str, goals: Goals,
@@ -343,41 +326,75 @@ async def _live_part(db: AsyncSession, since: date, until: date, zone: str, goal
     live: list[_Occ] = []
     for first, last in _runs(live_days):
         live += await collect(db, first, last, zone, goals)
-    return LivePart(used, live, changes, now)
+    before = await _stored_rows(db, _WHOLE_BANK, used, {o.target for o in live} | changes.targets())
+    return LivePart(used, live, changes, now, before, _fingerprint({d: stored[d] for d in used}))
 
 
-async def stored_figures(db: AsyncSession, scope: Scope, *, since: date, until: date, zone: str, goals: Goals,
-                         now: datetime | None = None, kept: LiveParts | None = None,
-                         version: str = "") -> tuple[StepFigures, SopFigures, datetime | None]:
-    """The figures of ``since``..``until`` in ``scope``: the stored days counted in the
-    database, the days not stored live, the targets that changed since counted again; the live
-    part through ``kept`` (the page's, with ``now`` and the playbook's ``version``) when given,
-    and the moment it was computed."""
-    if kept is not None and now is not None:
-        part = await kept.get((version, zone, since, until, goals_key(goals)), now,
-                              lambda: _live_part(db, since, until, zone, goals, now))
-    else:
-        part = await _live_part(db, since, until, zone, goals, now or datetime.min)
+async def live_part(db: AsyncSession, *, since: date, until: date, zone: str, goals: Goals,
+                    now: datetime | None = None, kept: LiveParts | None = None, version: str = "") -> LivePart:
+    """The live part of ``since``..``until``: through ``kept`` (the page's, with ``now`` and the
+    playbook's ``version``) when given, else computed now.
+
+    A kept part holds stored rows, so it is used only while the stored days it used are as they
+    were: their build times are unchanged and its marker row in the period cache is still there
+    (:func:`build_day` deletes every row covering the day it builds, in its transaction — so a
+    day built again at the same instant, by any process, is seen). Otherwise it is computed
+    again. A part computed while this view waited for it is taken as it is: its marker is in the
+    computing view's transaction, not committed yet, and it read the same rows this view would."""
+    if kept is None or now is None or not kept.ttl:
+        return await _live_part(db, since, until, zone, goals, now or datetime.min)
+    key = (version, zone, since, until, goals_key(goals))
+    marker = periodcache.digest(["effect-live", periodcache.VERSION, version, zone, since, until, goals_key(goals)])
+    began = kept.serial
+
+    async def compute() -> LivePart:
+        part = await _live_part(db, since, until, zone, goals, now)
+        nonce = secrets.token_hex(16)
+        await periodcache.put(db, marker, part.used, part.built, nonce)
+        return replace(part, nonce=nonce)
+
+    entry = await kept.get(key, now, compute)
+    part = entry.value
+    if part.used and entry.serial <= began and not (
+            _fingerprint(await _stored_days_of(db, part.used)) == part.built
+            and await periodcache.get(db, marker, part.built) == part.nonce):
+        entry = await kept.get(key, now, compute, renew=True)
+    return replace(entry.value, serial=entry.serial)
+
+
+async def figures_in(db: AsyncSession, scope: Scope, part: LivePart, goals: Goals) -> tuple[StepFigures, SopFigures]:
+    """The figures in ``scope`` of a period whose live part is ``part``: the stored days counted
+    in the database (kept in the period cache), the targets that changed since counted again."""
     visible = _in_scope(scope)
     live = [o for o in part.live if visible(o.manager)]
-    steps, totals = await _stored_counts(db, scope, part.used, goals)
-    touched = {o.target for o in live} | part.changes.targets()
-    before = await _stored_rows(db, scope, part.used, touched)
+    steps, totals = await _stored_counts(db, scope, part.used, goals, built=part.built)
+    before = [o for o in part.before if visible(o.manager)]
     after = [_apply(o, part.changes, goals) for o in before] + live
     old_steps, old_totals = figures_of(before)
     new_steps, new_totals = figures_of(after)
     _add(steps, new_steps, old_steps)
     _add(totals, new_totals, old_totals)
+    return steps, totals
+
+
+async def stored_figures(db: AsyncSession, scope: Scope, *, since: date, until: date, zone: str, goals: Goals,
+                         now: datetime | None = None, kept: LiveParts | None = None,
+                         version: str = "") -> tuple[StepFigures, SopFigures, datetime | None]:
+    """The figures of ``since``..``until`` in ``scope`` (:func:`figures_in` of :func:`live_part`)
+    and the moment the live part was computed when it came through ``kept``."""
+    part = await live_part(db, since=since, until=until, zone=zone, goals=goals, now=now, kept=kept, version=version)
+    steps, totals = await figures_in(db, scope, part, goals)
     return steps, totals, (part.at if kept is not None and now is not None else None)
 
 
-async def _stored_counts(db: AsyncSession, scope: Scope, used: Sequence[date],
-                         goals: Goals) -> tuple[StepFigures, SopFigures]:
+async def _stored_counts(db: AsyncSession, scope: Scope, used: Sequence[date], goals: Goals, *,
+                         built: str | None = None) -> tuple[StepFigures, SopFigures]:
     """The counts of the stored rows of ``used`` days in ``scope``, kept in the console's period
-    cache (:mod:`handlers.console.periodcache`) under the days' build times: they change only
-    when a day is built again (:func:`build_day` also drops the kept counts covering it)."""
+    cache (:mod:`handlers.console.periodcache`) under the days' build times (``built`` when the
+    caller has just read them): they change only when a day is built again (:func:`build_day`
+    also drops the kept counts covering it)."""
     days = sorted(used)
-    print_ = _fingerprint(await _stored_days_of(db, days))
+    print_ = built if built is not None else _fingerprint(await _stored_days_of(db, days))
     key = periodcache.cache_key(f"effect:{goals_key(goals)}", dept=scope.dept, manager=scope.manager,
                                 userids=sorted(scope.members), days=days)
     kept = await periodcache.get(db, key, print_)

@@ -27,13 +27,12 @@ of each running the same dozen statements.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 from handlers.console import rollup as r
+from handlers.console.shortlived import Kept, ShortLived
 
 Compute = Callable[[], Awaitable[r.Figures]]
 
@@ -46,54 +45,21 @@ class LiveKey:
     today: date  # the bank's date when it was computed: a partial day is never kept past it
 
 
-@dataclass(frozen=True)
-class LiveDay:
-    figures: r.Figures  # the whole bank's, as rollup.compute_day gave them
-    at: datetime  # computed as of this moment
-    # Which computation this is (unique in the process): a view built on the same serials read
-    # the same live figures (handlers.console.viewcache keys on it; ``at`` can repeat on a fake
-    # clock while the rows under it changed).
-    serial: int = 0
-
-
-class LiveCache:
-    """The live days computed in the last ``ttl_s`` seconds, per :class:`LiveKey`."""
-
-    def __init__(self, ttl_s: int) -> None:
-        self.ttl = timedelta(seconds=ttl_s)
-        self._days: dict[LiveKey, LiveDay] = {}
-        self._locks: dict[LiveKey, asyncio.Lock] = {}
-        self._serials = itertools.count(1)
+class LiveCache(ShortLived[r.Figures]):
+    """The live days computed in the last ``ttl_s`` seconds, per :class:`LiveKey` (the whole
+    bank's figures, as ``rollup.compute_day`` gave them). A kept day's ``serial`` says which
+    computation it is (unique in the process): a view built on the same serials read the same
+    live figures (:mod:`handlers.console.viewcache` keys on it; ``at`` can repeat on a fake clock
+    while the rows under it changed)."""
 
     @property
     def keeps(self) -> bool:
         """Whether a computed day is kept at all (``live_cache_s`` > 0)."""
         return bool(self.ttl)
 
-    def _fresh(self, key: LiveKey, now: datetime) -> LiveDay | None:
-        kept = self._days.get(key)
-        if kept is not None and kept.at <= now < kept.at + self.ttl:
-            return kept
-        return None
-
-    async def day(self, key: LiveKey, now: datetime, compute: Compute) -> LiveDay:
+    async def day(self, key: LiveKey, now: datetime, compute: Compute) -> Kept[r.Figures]:
         """The kept figures of ``key`` if fresh at ``now``, else ``compute()``'s (kept)."""
-        if not self.ttl:
-            return LiveDay(await compute(), now, next(self._serials))
-        kept = self._fresh(key, now)
-        if kept is not None:
-            return kept
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            kept = self._fresh(key, now)  # another view computed it while this one waited
-            if kept is not None:
-                return kept
-            fresh = LiveDay(await compute(), now, next(self._serials))
-            # Forget what can no longer be served (another date, expired), then keep this one.
-            self._days = {k: v for k, v in self._days.items() if k.today == key.today and self._fresh(k, now)}
-            self._days[key] = fresh
-            self._locks = {k: v for k, v in self._locks.items() if k in self._days or v.locked()}
-            return fresh
+        return await self.get(key, now, compute)
 
 
 class LiveReader:
@@ -113,7 +79,7 @@ class LiveReader:
             figures, at = await compute(), now
         else:
             kept = await self.cache.day(LiveKey(self.playbook, zone, day, today), now, compute)
-            figures, at = kept.figures, kept.at
+            figures, at = kept.value, kept.at
             if self.serials is not None:
                 self.serials[day] = kept.serial
         if day == today:

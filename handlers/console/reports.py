@@ -37,7 +37,7 @@ from handlers.console.access import SCOPED, Grant, Role
 from handlers.console.cockpit import SCOPE, Period, cockpit, group_level, live_days, load_period
 from handlers.console.effect import sop_effect
 from handlers.console.scope import BadScope, Scope, ScopeRefused, resolve
-from handlers.console.tasks import STATUSES, task_counts
+from handlers.console.taskcounts import STATUSES, task_counts
 from handlers.feedback.api import FeedbackAnswer
 from scrm.playbook import Playbook
 

@@ -4,46 +4,18 @@ head their branch, ops admins and auditors the bank). The scope is applied in th
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
-from sqlalchemy import Select, and_, case, func, or_, select
 
 from handlers.console import audit
-from handlers.console.access import Grant
 from handlers.console.cockpit import PERIODS
-from handlers.console.web import page_db, period_days, render, runtime_of, today_of, viewer_of
-from handlers.contacts.api import Member
-from handlers.sop.api import SopTask
-
-STATUSES = ("open", "snoozed", "done", "not_relevant", "escalated")
-
-
-def in_scope(grant: Grant) -> Any:
-    """The SQL condition "this member is inside the grant's scope" (True for the whole bank)."""
-    if grant.whole_bank:
-        return True
-    return or_(Member.department == grant.scope, Member.department.startswith(grant.scope + "/", autoescape=True))
-
-
-def task_counts(grant: Grant, since: date, today: date) -> Select[*tuple[Any, ...]]:
-    """One row per manager: department, userid, name, then a count per status and overdue.
-
-    The cards are counted per manager first (an index-only scan of the period's cards) and the
-    few hundred counts joined to the directory after: grouping the joined cards by department,
-    userid and name sorted every card of the period with its manager's text (80 ms of 1,000,000
-    customers' 50,000 cards a month, 20 ms this way)."""
-    columns = [func.sum(case((SopTask.status == s, 1), else_=0)).label(s) for s in STATUSES]
-    overdue = func.sum(case((and_(SopTask.status.in_(("open", "snoozed")), SopTask.day < today), 1), else_=0))
-    per_user = (select(SopTask.userid, func.count().label("issued"), *columns, overdue.label("overdue"))
-                .where(SopTask.day >= since, SopTask.day <= today)
-                .group_by(SopTask.userid).subquery("per_user"))
-    return (select(Member.department, per_user.c.userid, Member.name, per_user.c.issued,
-                   *(per_user.c[s] for s in STATUSES), per_user.c.overdue)
-            .join(Member, Member.userid == per_user.c.userid)
-            .where(in_scope(grant))
-            .order_by(Member.department, per_user.c.userid))
+from handlers.console.cockpitpage import as_of
+from handlers.console.jobs import zone_of
+from handlers.console.taskcounts import STATUSES, within
+from handlers.console.web import BODIES, TASK_COUNTS, page_db, period_days, render, runtime_of, today_of, viewer_of
 
 
 async def tasks(request: web.Request) -> web.Response:
@@ -54,17 +26,27 @@ async def tasks(request: web.Request) -> web.Response:
         return days
     today = today_of(runtime)
     since = today - timedelta(days=days - 1)
+    now = runtime.clock.now()
     async with page_db(request) as db:
-        rows = (await db.execute(task_counts(viewer.grant, since, today))).mappings().all()
-        audit.record(db, runtime.clock.now(), viewer.actor, viewer.grant.role.value, "view", request.path_qs,
+        kept = await request.config_dict[TASK_COUNTS].period(db, since, today, now)
+        audit.record(db, now, viewer.actor, viewer.grant.role.value, "view", request.path_qs,
                      audit.remote_of(request))
         await db.commit()
-    teams: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        teams.setdefault(row["department"] or "（未分配部门）", []).append(dict(row))
-    totals = {k: sum(int(r[k] or 0) for r in rows) for k in ("issued", *STATUSES, "overdue")}
-    return render(request, "tasks.html", {"teams": teams, "totals": totals, "days": days, "periods": PERIODS,
-                                          "since": since.isoformat(), "today": today.isoformat()})
+    shown_as_of = as_of(kept.at, zone_of(runtime.playbook.current, runtime.settings))
+
+    def body() -> str:
+        rows = within(viewer.grant, kept.value)
+        teams: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            teams.setdefault(row["department"] or "（未分配部门）", []).append(row)
+        totals = {k: sum(int(r[k] or 0) for r in rows) for k in ("issued", *STATUSES, "overdue")}
+        return aiohttp_jinja2.render_string("_tasks_body.html", request, {
+            "teams": teams, "totals": totals, "days": days, "periods": PERIODS, "since": since.isoformat(),
+            "today": today.isoformat(), "as_of": shown_as_of})
+
+    # The same for every viewer of this scope shown these very counts: rendered once.
+    key = ("tasks", days, viewer.grant.scope if not viewer.grant.whole_bank else "")
+    return render(request, "tasks.html", {"body": request.config_dict[BODIES].html(key, kept, body)})
 
 
 def add_routes(app: web.Application) -> None:

@@ -66,13 +66,15 @@ class ViewCache:
         self._made = 0
 
     async def view(self, db: AsyncSession, key: str, stored_days: Sequence[date], live: Mapping[date, int],
-                   compute: Compute) -> dict[str, Any]:
+                   compute: Compute, *, fingerprint: str | None = None) -> dict[str, Any]:
         """The kept result under ``key`` if nothing it was made of changed, else ``compute()``'s (kept).
 
+        ``fingerprint``: what the stored days were when read, taken before ``compute`` reads them
+        (default: their cockpit roll-up times; the effect page gives its own days' build times).
         Concurrent views of one key compute once: the others wait, then take the result kept
         while they waited — from the same roll-ups and live figures they read, as fresh as their
         own would be; its marker is not committed yet, so only it is taken without the marker."""
-        print_ = await periodcache.fingerprint(db, stored_days)
+        print_ = fingerprint if fingerprint is not None else await periodcache.fingerprint(db, stored_days)
         live_days = tuple(sorted(live.items()))
         made_before = self._made
         lock = self._locks.setdefault(key, asyncio.Lock())

@@ -34,7 +34,9 @@ from handlers.console.holder import AccessHolder
 from handlers.console.livecache import LiveCache
 from handlers.console.sessions import DatabaseStorage
 from handlers.console.settings import console_settings, cookie_is_secure
+from handlers.console.taskcounts import TaskCounts
 from handlers.console.viewcache import ViewCache
+from scrm.kernel.static_urls import static_urls
 from scrm.playbook.quiet import local_day
 
 if TYPE_CHECKING:
@@ -53,6 +55,8 @@ STORAGE = web.AppKey("scrm_console_storage", DatabaseStorage)
 LIVE = web.AppKey("scrm_console_live", LiveCache)  # today's cockpit figures, kept a short while
 EFFECT_LIVE = web.AppKey("scrm_console_effect_live", LiveParts)  # the effect page's live part, as LIVE
 VIEWS = web.AppKey("scrm_console_views", ViewCache)  # whole cockpit results, while their inputs hold
+EFFECT_VIEWS = web.AppKey("scrm_console_effect_views", ViewCache)  # whole effect results, as VIEWS
+TASK_COUNTS = web.AppKey("scrm_console_task_counts", TaskCounts)  # task cards per manager, as LIVE
 BODIES = web.AppKey("scrm_console_bodies", Fragments)  # their rendered bodies, while the result is the same
 
 
@@ -212,9 +216,12 @@ def console_app(runtime: Runtime) -> web.Application:
     app[LIVE] = LiveCache(settings.live_cache_s)
     app[EFFECT_LIVE] = LiveParts(settings.live_cache_s)
     app[VIEWS] = ViewCache()
+    app[EFFECT_VIEWS] = ViewCache()
+    app[TASK_COUNTS] = TaskCounts(settings.live_cache_s)
     app[BODIES] = Fragments()
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined)
     env.globals["csrf_field"] = CSRF_FIELD
+    env.globals["static_url"] = static_urls(app)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     return app

@@ -29,6 +29,7 @@ from handlers.sidebar.jsapi import Tickets
 from handlers.sidebar.settings import sidebar_settings
 from handlers.sidebar.texts import NOT_SIGNED_IN
 from scrm.adapters.db.engine import dialect_of
+from scrm.kernel.static_urls import static_urls
 
 if TYPE_CHECKING:
     from scrm.kernel.service import Runtime
@@ -150,7 +151,8 @@ def sidebar_app(runtime: Runtime) -> web.Application:
     app[RUNTIME] = runtime
     app[STORAGE] = storage
     app[TICKETS] = Tickets(runtime)
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                         undefined=jinja2.StrictUndefined)
+    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+                               undefined=jinja2.StrictUndefined)
+    env.globals["static_url"] = static_urls(app)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     return app

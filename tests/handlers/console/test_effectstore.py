@@ -21,6 +21,7 @@ from handlers.console.effect import collect, goals_of, playbook_sops, sop_effect
 from handlers.console.effect import figures_of as figures_of_occs
 from handlers.console.models import ConsoleEffectDay, ConsoleEffectRow, ConsolePeriodCache
 from handlers.console.scope import Scope
+from handlers.console.viewcache import ViewCache
 from handlers.contacts.api import Customer, Follow
 from handlers.crm.api import Binding, CrmEvent
 from handlers.radar.api import RadarClick
@@ -212,7 +213,7 @@ async def test_the_page_keeps_its_live_part_for_live_cache_s(db_url: str, tmp_pa
         parts = effectstore.LiveParts(60)
         admin = Grant("zhouhai", Role.OPS_ADMIN)
         kw: dict[str, Any] = {"playbook": pb, "since": today - timedelta(days=29), "until": today, "zone": ZONE}
-        async with s.runtime.sessions() as db:
+        async with s.runtime.sessions() as db, db.begin():  # as the page: its session commits (the part's marker)
             first = await sop_effect(db, admin, kept=parts, now=now, version="v1", **kw)
             assert first.pop("as_of") == now.isoformat()
             assert first == await sop_effect(db, admin, use_store=False, **kw)
@@ -227,3 +228,56 @@ async def test_the_page_keeps_its_live_part_for_live_cache_s(db_url: str, tmp_pa
             fresh = await sop_effect(db, admin, kept=parts, now=later, version="v1", **kw)
             assert fresh.pop("as_of") == later.isoformat()
             assert fresh == await sop_effect(db, admin, use_store=False, **kw) != first
+
+
+async def test_the_page_keeps_whole_results_while_their_stored_days_and_live_part_hold(db_url: str,
+                                                                                         tmp_path: Path) -> None:
+    """With the page's caches (the live part and whole results): a repeated view of a scope in
+    one live window is the kept result itself, each scope kept apart; facts recorded since show
+    with the next live window; stored days built again with those facts — at the very instant of
+    their first build, so their build times do not change — give a result computed again that
+    equals the raw rows' (the kept part's stored rows are not used with the new counts: nothing
+    is counted twice)."""
+    async with console_stack(db_url, tmp_path) as s:
+        pb = await use_playbook(s)
+        today, now = today_of(s), s.clock.now()
+        goals = goals_of(playbook_sops(pb))
+        async with s.runtime.sessions() as db, db.begin():
+            await seed(db, today, now)
+            await effectstore.build_due(db, today, ZONE, goals, now)
+        parts, views = effectstore.LiveParts(60), ViewCache()
+        admin, lead = Grant("zhouhai", Role.OPS_ADMIN), Grant("wangqiang", Role.TEAM_LEAD, WEST_PAYROLL)
+        kw: dict[str, Any] = {"playbook": pb, "since": today - timedelta(days=29), "until": today, "zone": ZONE}
+
+        async def page(grant: Grant, after_s: int) -> dict[str, Any]:
+            async with s.runtime.sessions() as db, db.begin():  # as the page: its session commits
+                return await sop_effect(db, grant, kept=parts, now=now + timedelta(seconds=after_s), version="v1",
+                                        views=views, **kw)
+
+        async def raw(grant: Grant) -> dict[str, Any]:
+            async with s.runtime.sessions() as db:
+                return await sop_effect(db, grant, use_store=False, **kw)
+
+        def figures(data: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in data.items() if k != "as_of"}
+
+        first = await page(admin, 0)
+        assert figures(first) == await raw(admin)
+        assert await page(admin, 30) is first
+        mine = await page(lead, 30)
+        assert figures(mine) == await raw(lead) != figures(first)
+        assert await page(lead, 40) is mine
+
+        async with s.runtime.sessions() as db, db.begin():
+            await late_facts(db, today, now)
+        assert await page(admin, 50) is first  # the facts are read with the next live window
+        fresh = await page(admin, 61)
+        assert fresh["as_of"] == (now + timedelta(seconds=61)).isoformat()
+        assert figures(fresh) == await raw(admin) != figures(first)
+
+        async with s.runtime.sessions() as db, db.begin():
+            built = await effectstore.build_due(db, today, ZONE, goals, now)  # the first build's instant
+        assert built  # the days the facts touched
+        again = await page(admin, 70)
+        assert again is not fresh and figures(again) == await raw(admin)
+        assert figures(await page(lead, 70)) == await raw(lead)

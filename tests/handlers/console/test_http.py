@@ -130,7 +130,7 @@ async def test_roles_see_and_do_only_what_they_may(db_url: str, tmp_path: Path) 
                            ("wangqiang", "/console/audit")]
 
 
-async def test_tasks_are_scoped_in_the_query(db_url: str, tmp_path: Path) -> None:
+async def test_tasks_are_scoped_to_the_viewer(db_url: str, tmp_path: Path) -> None:
     """Cards of three teams; each lead and the branch head see exactly their part, figures
     counted here from the rows written."""
     async with console_stack(db_url, tmp_path) as s:

@@ -92,7 +92,7 @@ def _key(**change: Any) -> LiveKey:
 
 async def test_a_reload_another_date_or_a_clock_set_back_computes_again() -> None:
     cache, compute = LiveCache(60), Counter()
-    assert (await cache.day(_key(), T0, compute)).figures == {("u", "added", ""): 1}
+    assert (await cache.day(_key(), T0, compute)).value == {("u", "added", ""): 1}
     assert (await cache.day(_key(), T0 + timedelta(seconds=30), compute)).at == T0  # kept
     assert compute.runs == 1
     await cache.day(_key(playbook="v2"), T0 + timedelta(seconds=31), compute)  # the playbook reloaded
