@@ -261,11 +261,18 @@ def scoped(plan: BankPlan, scope: Scope) -> ScopedPlan:
     return out
 
 
-def calendar_view(plan: BankPlan | ScopedPlan, pb: Playbook, scope: Scope, days: int | None = None) -> dict[str, Any]:
+Previews = dict[tuple[str, date], dict[str, Any]]
+
+
+def calendar_view(plan: BankPlan | ScopedPlan, pb: Playbook, scope: Scope, days: int | None = None, *,
+                  previews: Previews | None = None) -> dict[str, Any]:
     """The calendar of ``plan``'s first ``days`` days as ``scope`` sees it (JSON-able, deterministic).
 
     A :class:`BankPlan` is narrowed to ``scope`` first (:func:`scoped`); a :class:`ScopedPlan`
-    (the stored outlook read for the scope) is taken as it is.
+    (the stored outlook read for the scope) is taken as it is. ``previews``: the material
+    previews of ``pb`` made so far, per (material, day), used and added to — they are the same
+    for every scope, and making them was most of a first view's work (the page keeps them per
+    playbook version: :class:`PreviewCache`); the dicts in it are shared, never to be changed.
     """
     if isinstance(plan, BankPlan):
         plan = scoped(plan, scope)
@@ -289,7 +296,7 @@ def calendar_view(plan: BankPlan | ScopedPlan, pb: Playbook, scope: Scope, days:
             row["skips"][outcome[5:]] += n
         else:
             row[outcome] += n
-    previews: dict[tuple[str, date], dict[str, Any]] = {}
+    previews = {} if previews is None else previews
 
     def shown(mid: str, day: date) -> dict[str, Any]:
         if (mid, day) not in previews:
@@ -318,3 +325,19 @@ def calendar_view(plan: BankPlan | ScopedPlan, pb: Playbook, scope: Scope, days:
     return {"start": plan.start.isoformat(), "end": end.isoformat(), "days": days, "scope": scope.label,
             "totals": {k: sum(d["totals"][k] for d in out_days) for k in (*KINDS, "carried", "skipped")},
             "calendar": out_days}
+
+
+class PreviewCache:
+    """The material previews of the running playbook, per (material, day), in the service
+    process: every scope's calendar shows the same ones. A new playbook version starts afresh;
+    past ``size`` previews (days go by) it starts afresh too."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.size = size
+        self._version: str | None = None
+        self._kept: Previews = {}
+
+    def of(self, version: str) -> Previews:
+        if version != self._version or len(self._kept) > self.size:
+            self._version, self._kept = version, {}
+        return self._kept

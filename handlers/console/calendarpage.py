@@ -24,7 +24,7 @@ from handlers.console import audit, outlook
 from handlers.console.calendar import CARRIED_LABEL, calendar_view
 from handlers.console.jobs import OUTLOOK_JOB_KEY, OUTLOOK_NOW_JOB_KEY
 from handlers.console.scope import BadScope, ScopeRefused, resolve
-from handlers.console.web import BODIES, page_db, refuse, render, runtime_of, today_of, viewer_of
+from handlers.console.web import BODIES, PREVIEWS, page_db, refuse, render, runtime_of, today_of, viewer_of
 from scrm.kernel.models import DueJob
 
 PERIODS = (7, 30)
@@ -73,7 +73,8 @@ async def calendar_page(request: web.Request) -> web.Response:
         body = bodies.get(key, pb)
         data = None
         if body is None and pb is not None and run is not None:
-            data = calendar_view(await outlook.read(db, run, scope, days), pb, scope, days)
+            data = calendar_view(await outlook.read(db, run, scope, days), pb, scope, days,
+                                 previews=request.config_dict[PREVIEWS].of(runtime.playbook.version))
         # Recorded after the reads: a commit hands the connection back, and the reads would take another.
         audit.record(db, now, viewer.actor, viewer.grant.role.value, "view", request.path_qs, audit.remote_of(request))
         await db.commit()

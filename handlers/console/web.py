@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.console import audit
 from handlers.console.access import LOCAL_ADMIN, ROLE_LABELS, Grant, Role
+from handlers.console.calendar import PreviewCache
 from handlers.console.cockpit import PERIODS
 from handlers.console.effectstore import LiveParts
 from handlers.console.fragments import Fragments
@@ -57,6 +58,7 @@ EFFECT_LIVE = web.AppKey("scrm_console_effect_live", LiveParts)  # the effect pa
 VIEWS = web.AppKey("scrm_console_views", ViewCache)  # whole cockpit results, while their inputs hold
 EFFECT_VIEWS = web.AppKey("scrm_console_effect_views", ViewCache)  # whole effect results, as VIEWS
 TASK_COUNTS = web.AppKey("scrm_console_task_counts", TaskCounts)  # task cards per manager, as LIVE
+PREVIEWS = web.AppKey("scrm_console_previews", PreviewCache)  # the calendar's material previews
 BODIES = web.AppKey("scrm_console_bodies", Fragments)  # their rendered bodies, while the result is the same
 
 
@@ -218,6 +220,7 @@ def console_app(runtime: Runtime) -> web.Application:
     app[VIEWS] = ViewCache()
     app[EFFECT_VIEWS] = ViewCache()
     app[TASK_COUNTS] = TaskCounts(settings.live_cache_s)
+    app[PREVIEWS] = PreviewCache()
     app[BODIES] = Fragments()
     env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                undefined=jinja2.StrictUndefined)

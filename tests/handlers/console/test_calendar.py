@@ -26,7 +26,7 @@ from sqlalchemy import select
 
 from handlers.console import outlook
 from handlers.console.access import Grant, Role
-from handlers.console.calendar import calendar_view, plan_bank
+from handlers.console.calendar import PreviewCache, calendar_view, plan_bank
 from handlers.console.jobs import OUTLOOK_JOB_KEY, OUTLOOK_NOW_JOB_KEY, ConsoleOutlookDue
 from handlers.console.models import ConsoleAudit, ConsoleOutlook, ConsoleOutlookRun
 from handlers.console.scope import resolve
@@ -201,12 +201,17 @@ async def test_the_calendar_is_what_the_planner_will_do(db_url: str, tmp_path: P
             assert run is not None and (run.start, run.days) == (TODAY, 30)
             assert (run.version, run.computed_at) == (s.runtime.playbook.version, s.clock.now())
             plan = await plan_bank(db, pb, TODAY, 30)
+            shared = PreviewCache()  # the page's: previews made for one scope serve the next
             for grant, team in GRANTS:
                 scope = await resolve(db, grant)
                 stored = calendar_view(await outlook.read(db, run, scope, 30), pb, scope)
                 view = calendar_view(plan, pb, scope)
                 assert projected(stored) == expected(team), grant
                 assert stored == view, grant  # every figure, reason and preview as the planner's own plan
+                assert calendar_view(await outlook.read(db, run, scope, 30), pb, scope,
+                                     previews=shared.of(s.runtime.playbook.version)) == view, grant
+            assert shared.of(s.runtime.playbook.version)  # kept for the version
+            assert shared.of("another version") == {}  # a reload starts afresh
                 assert [d["day"] for d in view["calendar"]] == [d.isoformat() for d in WINDOW]
             whole = await resolve(db, Grant("zhouhai", Role.OPS_ADMIN))
             week = calendar_view(await outlook.read(db, run, whole, 7), pb, whole, 7)
