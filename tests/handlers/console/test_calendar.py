@@ -210,9 +210,9 @@ async def test_the_calendar_is_what_the_planner_will_do(db_url: str, tmp_path: P
                 assert stored == view, grant  # every figure, reason and preview as the planner's own plan
                 assert calendar_view(await outlook.read(db, run, scope, 30), pb, scope,
                                      previews=shared.of(s.runtime.playbook.version)) == view, grant
+                assert [d["day"] for d in view["calendar"]] == [d.isoformat() for d in WINDOW]
             assert shared.of(s.runtime.playbook.version)  # kept for the version
             assert shared.of("another version") == {}  # a reload starts afresh
-                assert [d["day"] for d in view["calendar"]] == [d.isoformat() for d in WINDOW]
             whole = await resolve(db, Grant("zhouhai", Role.OPS_ADMIN))
             week = calendar_view(await outlook.read(db, run, whole, 7), pb, whole, 7)
             assert week == calendar_view(plan, pb, whole, 7)
