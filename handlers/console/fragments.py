@@ -21,7 +21,9 @@ from markupsafe import Markup
 class Fragments:
     """The last ``size`` rendered bodies, each with the result object it was rendered from."""
 
-    def __init__(self, size: int = 64) -> None:
+    # Every scope's cockpit (two or three periods), effect, tasks and calendar body, and the
+    # materials page: a bank's access file of some tens of scopes; at most ~150 kB each.
+    def __init__(self, size: int = 256) -> None:
         self.size = size
         self._kept: OrderedDict[Hashable, tuple[object, Markup]] = OrderedDict()
 

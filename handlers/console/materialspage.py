@@ -19,11 +19,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 
 from handlers.console import audit
 from handlers.console.calendar import picture_of, preview
-from handlers.console.web import page_db, render, runtime_of, today_of, viewer_of
+from handlers.console.web import BODIES, page_db, render, runtime_of, today_of, viewer_of
 from scrm.playbook import Material
 
 EXPIRING_DAYS = 14
@@ -71,14 +72,21 @@ def _audit(request: web.Request, db: Any) -> None:
 async def materials(request: web.Request) -> web.Response:
     runtime = runtime_of(request)
     pb, today = runtime.playbook.current, today_of(runtime)
-    rows = [] if pb is None else [summary(pb.materials[mid], today, pb.material_uses.get(mid, ()))
-                                  for mid in sorted(pb.materials)]
     async with page_db(request) as db:
         _audit(request, db)
         await db.commit()
-    counts = {s: sum(r["state"] == s for r in rows) for s in STATE_LABELS}
-    return render(request, "materials.html", {"rows": rows, "counts": counts, "labels": STATE_LABELS,
-                                              "today": today.isoformat(), "loaded": pb is not None})
+
+    def body() -> str:
+        rows = [] if pb is None else [summary(pb.materials[mid], today, pb.material_uses.get(mid, ()))
+                                      for mid in sorted(pb.materials)]
+        counts = {s: sum(r["state"] == s for r in rows) for s in STATE_LABELS}
+        return aiohttp_jinja2.render_string("_materials_body.html", request, {
+            "rows": rows, "counts": counts, "labels": STATE_LABELS, "today": today.isoformat(),
+            "loaded": pb is not None})
+
+    # The same for every viewer: rendered once per running playbook (the source: a reload is
+    # another object) and day (the compliance states are as of today).
+    return render(request, "materials.html", {"body": request.config_dict[BODIES].html(("materials", today), pb, body)})
 
 
 def _material(request: web.Request) -> tuple[Any, Material] | web.Response:
