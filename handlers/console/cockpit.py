@@ -392,11 +392,15 @@ async def live_days(db: AsyncSession, scope: Scope, first: date, last: date, *, 
 
 
 async def bank_live_days(db: AsyncSession, first: date, last: date, *, today: date, now: datetime, zone: str,
-                         reader: LiveReader | None = None) -> Daily:
-    """:func:`live_days` of the whole bank (the figures as computed or kept: never to be changed)."""
+                         reader: LiveReader | None = None, rolled: Mapping[date, datetime] | None = None) -> Daily:
+    """:func:`live_days` of the whole bank (the figures as computed or kept: never to be changed);
+    ``rolled``: the stored days of a span holding ``first``..``last`` as just read
+    (:func:`~handlers.console.periodcache.rolled_up`), else they are read here."""
     out: Daily = {}
     reader = reader or LiveReader()
-    stored = await r.stored_days(db, first, min(last, today - timedelta(days=1)))
+    until = min(last, today - timedelta(days=1))
+    stored = (await r.stored_days(db, first, until) if rolled is None
+              else {d for d in rolled if first <= d <= until})
     for day in _days(first, min(last, today)):
         if day not in stored:
             async def compute(day: date = day) -> r.Figures:
@@ -491,7 +495,10 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
     first = min(prev_since, since - timedelta(days=since.weekday()))
     # A past period reads nothing after its end: its figures are those its last day could know.
     # The whole bank's: narrowed to the scope only when the result is computed, not on a kept view.
-    live = await bank_live_days(db, first, until, today=today, now=now, zone=zone, reader=reader)
+    # Which days are stored and when they were rolled up, read once: the live days, the kept
+    # view's and the kept lookup's fingerprints all come from it (read before any figure).
+    rolled = await periodcache.rolled_up(db, first, until)
+    live = await bank_live_days(db, first, until, today=today, now=now, zone=zone, reader=reader, rolled=rolled)
 
     if views is None or reader is None or reader.serials is None:
         return await _result(db, scope, since, until, within(scope, live))
@@ -503,7 +510,8 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
         async def lookup() -> dict[str, Any]:
             return {"rows": await bank_seen_rows(db, live, days)}
         seen_key = periodcache.digest(["seen", periodcache.VERSION, zone, reader.playbook, days])
-        return list((await views.view(db, seen_key, days, serials, lookup))["rows"])
+        return list((await views.view(db, seen_key, days, serials, lookup,
+                                      fingerprint=periodcache.fingerprint_of(rolled, days)))["rows"])
 
     async def compute() -> dict[str, Any]:
         return await _result(db, scope, since, until, within(scope, live), bank_seen)
@@ -511,7 +519,8 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
     key = view_key(since=since, until=until, today=today, playbook=reader.playbook, zone=zone, dept=scope.dept,
                    manager=scope.manager, members=scope.members)
     stored_days = [d for d in _days(first, until) if d not in live]
-    return await views.view(db, key, stored_days, reader.serials, compute)
+    return await views.view(db, key, stored_days, reader.serials, compute,
+                            fingerprint=periodcache.fingerprint_of(rolled, stored_days))
 
 
 async def _result(db: AsyncSession, scope: Scope, since: date, until: date, live: Daily,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -51,14 +51,24 @@ def cache_key(kind: str, *, dept: str, manager: str, userids: Sequence[str], day
                  sorted((groups or {}).items()), per_user])
 
 
+async def rolled_up(db: AsyncSession, first: date, last: date) -> dict[date, datetime]:
+    """The days of ``first``..``last`` with a stored roll-up → when each was rolled up."""
+    rows = await db.execute(select(ConsoleRollupDay.day, ConsoleRollupDay.rolled_at)
+                            .where(ConsoleRollupDay.day >= first, ConsoleRollupDay.day <= last))
+    return dict(rows.tuples().all())
+
+
+def fingerprint_of(rolled: Mapping[date, datetime], days: Sequence[date]) -> str:
+    """:func:`fingerprint` from :func:`rolled_up`'s answer over a span holding ``days``."""
+    wanted = set(days)
+    return digest(sorted((d.isoformat(), at.isoformat()) for d, at in rolled.items() if d in wanted))
+
+
 async def fingerprint(db: AsyncSession, days: Sequence[date]) -> str:
     """When each of ``days`` was rolled up (a day without a stored roll-up counts as such)."""
     if not days:
         return digest([])
-    wanted = set(days)
-    rows = await db.execute(select(ConsoleRollupDay.day, ConsoleRollupDay.rolled_at)
-                            .where(ConsoleRollupDay.day >= min(days), ConsoleRollupDay.day <= max(days)))
-    return digest(sorted((d.isoformat(), at.isoformat()) for d, at in rows.all() if d in wanted))
+    return fingerprint_of(await rolled_up(db, min(days), max(days)), days)
 
 
 async def get(db: AsyncSession, key: str, print_: str) -> Any | None:
