@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -183,9 +183,10 @@ def _due(max_priority: int | None) -> ColumnElement[bool]:
         head.lane == oa.lane, head.status.in_(("pending", "sending", "unknown"))
     ).scalar_subquery()
     due = and_(
-        # Implied by what follows, but spelled out so the databases use ix_outbox_claim
-        # (a partial index is used only when the query names its condition).
-        oa.status.in_(OUTBOX_UNFINISHED),
+        # Implied by what follows, but spelled out, its values written into the SQL, not bound,
+        # so the databases may use ix_outbox_claim (a partial index is used only when the
+        # query names its condition); SQLite is told to (Claim's sqlite_index).
+        oa.status.in_([literal_column(f"'{status}'") for status in OUTBOX_UNFINISHED]),
         or_(
             and_(oa.status == "pending", oa.next_attempt_at <= NOW),
             oa.status == "sending",  # a worker died mid-call: claimable once its lease expired
@@ -301,7 +302,8 @@ class Outbox:
         claim = self._claims.get(max_priority)
         if claim is None:
             claim = self._claims[max_priority] = Claim(OutboxAction, _due(max_priority),
-                                                       ["priority", "next_attempt_at", "id"])
+                                                       ["priority", "next_attempt_at", "id"],
+                                                       sqlite_index="ix_outbox_claim")
         return claim
 
     async def process_due(self, *, max_priority: int | None = None) -> int:
