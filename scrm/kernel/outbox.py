@@ -466,6 +466,8 @@ class Outbox:
                         log.exception("recording an outbox outcome failed", extra={"outbox_id": item[0]["id"]})
                         item[2].set_exception(exc)
                         item[2].exception()  # retrieved: the caller may be gone
+            if any(row["lane"] is not None for row, _, _ in group):
+                self.wake()  # the next action of a lane may go now (see ``run``)
             for row, outcome, done in group:
                 if not done.done():
                     done.set_result(None)
@@ -597,6 +599,12 @@ class Outbox:
         us until then, so nothing claims it again, and a stop records what was handed in."""
         limit = self.settings.concurrency
         running: set[asyncio.Task[asyncio.Future[None]]] = set()
+        # The last claim found fewer due actions than it asked for: a call returning frees a
+        # slot but makes nothing claimable (its outcome, which may let its lane's next action
+        # go, is committed later by the recorder, which wakes us), so only a wake-up (actions
+        # added or recorded here, claims released) or ``idle_s`` (actions coming due, added by
+        # another instance) is worth a claim. Half the claims of a welcome burst found nothing.
+        drained = False
         try:
             while True:
                 self._wake.clear()
@@ -604,9 +612,10 @@ class Outbox:
                 # Claim when a quarter of the slots are free (or none is busy): one claim and one
                 # mark per several actions, not per returning call.
                 if limit - len(running) >= max(1, limit // 4) or not running:
+                    wanted = min(self.settings.batch_size, limit - len(running))
                     try:
-                        claimed = await self._claim_batch(min(self.settings.batch_size, limit - len(running)),
-                                                          max_priority)
+                        claimed = await self._claim_batch(wanted, max_priority)
+                        drained = len(claimed) < wanted
                     except Exception:
                         log.exception("outbox worker iteration failed; continuing")
                         await asyncio.sleep(idle_s)
@@ -614,9 +623,9 @@ class Outbox:
                     task = asyncio.create_task(self._process(row, decided))
                     running.add(task)
                     task.add_done_callback(running.discard)
-                if claimed and limit - len(running) >= max(1, limit // 4):
+                if claimed and not drained and limit - len(running) >= max(1, limit // 4):
                     continue
-                await until_woken(self._wake, running, idle_s)
+                await until_woken(self._wake, () if drained else running, idle_s)
         finally:
             for task in running:
                 task.cancel()
