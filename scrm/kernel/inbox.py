@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, literal_column, or_, select, update
+from sqlalchemy import ColumnClause, ColumnElement, and_, exists, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -84,7 +84,7 @@ class ProcessOutcome:
 
 # ``'pending'`` written into the SQL, not bound: a partial index (``WHERE status = 'pending'``)
 # is usable only when the query names its condition, and the claim walks ix_inbox_claim.
-PENDING = literal_column("'pending'")
+PENDING: ColumnClause[str] = literal_column("'pending'")
 
 
 def _due() -> ColumnElement[bool]:

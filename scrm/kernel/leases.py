@@ -48,7 +48,9 @@ class IndexedBy(Alias):
     claim order stops after ``limit`` candidates. PostgreSQL plans with statistics."""
 
     inherit_cache = True
-    _traverse_internals = [*Alias._traverse_internals, ("index", InternalTraversal.dp_string)]
+    # The index is part of the statement's cache key: two claims differing only by it compile apart.
+    _traverse_internals: Any = [  # noqa: RUF012 (SQLAlchemy's own class-level list)
+        *Alias._traverse_internals, ("index", InternalTraversal.dp_string)]
     index: str
 
     @classmethod
@@ -60,7 +62,7 @@ class IndexedBy(Alias):
 
 @compiles(IndexedBy, "sqlite")
 def _indexed_by(element: IndexedBy, compiler: SQLCompiler, **kw: Any) -> str:
-    text = compiler.visit_alias(element, **kw)
+    text: str = compiler.visit_alias(element, **kw)  # type: ignore[no-untyped-call]
     return f"{text} INDEXED BY {element.index}" if kw.get("asfrom") else text
 
 
