@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnClause, ColumnElement, and_, exists, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -82,15 +82,20 @@ class ProcessOutcome:
         return self.done + self.retried + self.dead
 
 
+# ``'pending'`` written into the SQL, not bound: a partial index (``WHERE status = 'pending'``)
+# is usable only when the query names its condition, and the claim walks ix_inbox_claim.
+PENDING: ColumnClause[str] = literal_column("'pending'")
+
+
 def _due() -> ColumnElement[bool]:
     earlier = aliased(InboxEvent)
     # A customer's or a chat's event is claimable only as the oldest pending one of its key,
     # on every instance at once: events of one key never run side by side anywhere, and an
     # urgent one (a welcome code) overtakes the backlog but never its customer's earlier event
     # (a re-add must not be handled before the delete that preceded it).
-    blocked = exists().where(earlier.order_key == InboxEvent.order_key, earlier.status == "pending",
+    blocked = exists().where(earlier.order_key == InboxEvent.order_key, earlier.status == PENDING,
                              earlier.id < InboxEvent.id)
-    return and_(InboxEvent.status == "pending", InboxEvent.next_attempt_at <= NOW,
+    return and_(InboxEvent.status == PENDING, InboxEvent.next_attempt_at <= NOW,
                 or_(InboxEvent.order_key.in_(("", INTERNAL_ORDER)), ~blocked))
 
 
@@ -115,7 +120,7 @@ class Inbox:
         self.kinds = kinds if kinds is not None else EventKinds()
         self.owner = owner or new_owner_id("inbox")  # the instance id (scrm.kernel.liveness)
         self._wake = asyncio.Event()
-        self._claim_due = Claim(InboxEvent, _due(), ["priority", "id"])
+        self._claim_due = Claim(InboxEvent, _due(), ["priority", "id"], sqlite_index="ix_inbox_claim")
         self.after_commit: list[Callable[[], None]] = []
         self.writer = GroupCommitWriter(
             engine,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, func, literal_column, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -183,9 +183,10 @@ def _due(max_priority: int | None) -> ColumnElement[bool]:
         head.lane == oa.lane, head.status.in_(("pending", "sending", "unknown"))
     ).scalar_subquery()
     due = and_(
-        # Implied by what follows, but spelled out so the databases use ix_outbox_claim
-        # (a partial index is used only when the query names its condition).
-        oa.status.in_(OUTBOX_UNFINISHED),
+        # Implied by what follows, but spelled out, its values written into the SQL, not bound,
+        # so the databases may use ix_outbox_claim (a partial index is used only when the
+        # query names its condition); SQLite is told to (Claim's sqlite_index).
+        oa.status.in_([literal_column(f"'{status}'") for status in OUTBOX_UNFINISHED]),
         or_(
             and_(oa.status == "pending", oa.next_attempt_at <= NOW),
             oa.status == "sending",  # a worker died mid-call: claimable once its lease expired
@@ -301,7 +302,8 @@ class Outbox:
         claim = self._claims.get(max_priority)
         if claim is None:
             claim = self._claims[max_priority] = Claim(OutboxAction, _due(max_priority),
-                                                       ["priority", "next_attempt_at", "id"])
+                                                       ["priority", "next_attempt_at", "id"],
+                                                       sqlite_index="ix_outbox_claim")
         return claim
 
     async def process_due(self, *, max_priority: int | None = None) -> int:
@@ -464,6 +466,8 @@ class Outbox:
                         log.exception("recording an outbox outcome failed", extra={"outbox_id": item[0]["id"]})
                         item[2].set_exception(exc)
                         item[2].exception()  # retrieved: the caller may be gone
+            if any(row["lane"] is not None for row, _, _ in group):
+                self.wake()  # the next action of a lane may go now (see ``run``)
             for row, outcome, done in group:
                 if not done.done():
                     done.set_result(None)
@@ -595,6 +599,12 @@ class Outbox:
         us until then, so nothing claims it again, and a stop records what was handed in."""
         limit = self.settings.concurrency
         running: set[asyncio.Task[asyncio.Future[None]]] = set()
+        # The last claim found fewer due actions than it asked for: a call returning frees a
+        # slot but makes nothing claimable (its outcome, which may let its lane's next action
+        # go, is committed later by the recorder, which wakes us), so only a wake-up (actions
+        # added or recorded here, claims released) or ``idle_s`` (actions coming due, added by
+        # another instance) is worth a claim. Half the claims of a welcome burst found nothing.
+        drained = False
         try:
             while True:
                 self._wake.clear()
@@ -602,9 +612,10 @@ class Outbox:
                 # Claim when a quarter of the slots are free (or none is busy): one claim and one
                 # mark per several actions, not per returning call.
                 if limit - len(running) >= max(1, limit // 4) or not running:
+                    wanted = min(self.settings.batch_size, limit - len(running))
                     try:
-                        claimed = await self._claim_batch(min(self.settings.batch_size, limit - len(running)),
-                                                          max_priority)
+                        claimed = await self._claim_batch(wanted, max_priority)
+                        drained = len(claimed) < wanted
                     except Exception:
                         log.exception("outbox worker iteration failed; continuing")
                         await asyncio.sleep(idle_s)
@@ -612,9 +623,9 @@ class Outbox:
                     task = asyncio.create_task(self._process(row, decided))
                     running.add(task)
                     task.add_done_callback(running.discard)
-                if claimed and limit - len(running) >= max(1, limit // 4):
+                if claimed and not drained and limit - len(running) >= max(1, limit // 4):
                     continue
-                await until_woken(self._wake, running, idle_s)
+                await until_woken(self._wake, () if drained else running, idle_s)
         finally:
             for task in running:
                 task.cancel()
