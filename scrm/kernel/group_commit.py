@@ -33,6 +33,9 @@ class WriterClosed(RuntimeError):
 class GroupCommitWriter:
     """Batches ``INSERT ... ON CONFLICT DO NOTHING`` of rows into one table.
 
+    With ``stamp``, rows leave out the ``stamped`` columns and each batch sets them all to one
+    ``stamp()`` taken when it is written.
+
     ``put`` resolves to True when the row was new and False when its unique key already
     existed (a duplicate delivery). ``offer`` queues a row nobody awaits (a radar click: the
     redirect must not wait). ``on_commit`` runs after every successful batch that wrote rows
@@ -49,6 +52,8 @@ class GroupCommitWriter:
         max_delay_s: float = 0.002,
         linger_s: float = 0.02,
         on_commit: Callable[[], None] | None = None,
+        stamp: Callable[[], Any] | None = None,
+        stamped: Sequence[str] = (),
     ) -> None:
         self._engine = engine
         self._table = table
@@ -61,6 +66,11 @@ class GroupCommitWriter:
         self._awaited = 0  # queued items someone awaits (put, sync): they end a linger
         self._offered = 0  # offered rows not written yet (queued or in the batch being written)
         self._on_commit = on_commit
+        # Columns the rows leave out, set by the writer to one ``stamp()`` per batch (the inbox's
+        # received_at and next_attempt_at: the batch's time, a few milliseconds after each
+        # request's, converted for the driver once a batch instead of once a row).
+        self._stamp = stamp
+        self._stamped = tuple(stamped) if stamp is not None else ()
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -217,13 +227,18 @@ class GroupCommitWriter:
             self._on_commit()
 
     async def _insert(self, rows: list[Mapping[str, Any]]) -> set[Any]:
+        stamp = self._stamp() if self._stamp is not None else None
         async with self._engine.begin() as conn:
             if self._multirow is None:
-                self._multirow = MultiRowInsertIgnore(self._table, list(rows[0]), self._unique, conn.dialect)
+                self._multirow = MultiRowInsertIgnore(self._table, list(rows[0]), self._unique, conn.dialect,
+                                                      stamped=self._stamped)
             if all(self._multirow.fits(row) for row in rows):
-                return await self._multirow.run(conn, rows)
+                return await self._multirow.run(conn, rows, stamp)
             if self._stmt is None:
                 self._stmt = insert_ignore(conn.dialect.name, self._table, [self._unique]).returning(
                     self._table.c[self._unique])
+            if self._stamped:
+                stamps = dict.fromkeys(self._stamped, stamp)
+                rows = [{**row, **stamps} for row in rows]
             result = await conn.execute(self._stmt, rows)
             return {r[0] for r in result}
