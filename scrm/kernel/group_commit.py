@@ -63,6 +63,10 @@ class GroupCommitWriter:
         self._linger = linger_s
         self._hurry = asyncio.Event()
         self._lingering = False
+        # While a batch collects: the queue length that fills it (0 = not collecting), and the
+        # event that wakes the writer then (or on stop) before its window ends.
+        self._fill_at = 0
+        self._filled = asyncio.Event()
         self._awaited = 0  # queued items someone awaits (put, sync): they end a linger
         self._offered = 0  # offered rows not written yet (queued or in the batch being written)
         self._on_commit = on_commit
@@ -92,6 +96,7 @@ class GroupCommitWriter:
         self._queue.put_nowait((row, fut))
         self._awaited += 1
         self._cut_linger()
+        self._wake_if_full()
         return await fut
 
     def offer(self, row: Mapping[str, Any], *, limit: int) -> bool:
@@ -106,6 +111,7 @@ class GroupCommitWriter:
             return False
         self._queue.put_nowait((row, None))
         self._offered += 1
+        self._wake_if_full()
         return True
 
     async def sync(self) -> None:
@@ -116,6 +122,7 @@ class GroupCommitWriter:
         self._queue.put_nowait((None, fut))
         self._awaited += 1
         self._cut_linger()
+        self._wake_if_full()
         await fut
 
     async def stop(self) -> None:
@@ -124,6 +131,8 @@ class GroupCommitWriter:
         if self._task is not None:
             self._queue.put_nowait(None)
             self._cut_linger()
+            if self._fill_at:
+                self._filled.set()  # stop collecting: the batch is written, then the writer ends
             # wait(), not `await task` under suppress(CancelledError): that would also swallow
             # the cancellation of whoever is stopping us.
             await asyncio.wait({self._task})
@@ -151,16 +160,9 @@ class GroupCommitWriter:
                 try:
                     item = self._queue.get_nowait()
                 except asyncio.QueueEmpty:
-                    remaining = deadline - asyncio.get_running_loop().time()
-                    if remaining <= 0:
-                        break
-                    try:
-                        # Not wait_for: on 3.11 it can swallow a cancellation arriving together
-                        # with an item (and a cancelled writer would keep writing).
-                        async with asyncio.timeout(remaining):
-                            item = await self._queue.get()
-                    except TimeoutError:
-                        break
+                    if await self._collect(deadline, self._max_batch - len(batch)):
+                        continue
+                    break
                 if item is None:
                     stopping = True
                     break
@@ -173,6 +175,31 @@ class GroupCommitWriter:
             item = self._queue.get_nowait()
             if item is not None and item[1] is not None and not item[1].done():
                 item[1].set_exception(WriterClosed("writer is stopped"))
+
+    async def _collect(self, deadline: float, wanted: int) -> bool:
+        """Wait until ``deadline``, or until ``wanted`` items are queued or the writer stops;
+        False when the window had already ended.
+
+        One wake-up for the whole window, not one per arriving row: waking on every row (and a
+        timer armed and cancelled each time) cost more than the row's share of the insert."""
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return False
+        self._filled.clear()
+        self._fill_at = wanted
+        try:
+            with contextlib.suppress(TimeoutError):
+                # Not wait_for: on 3.11 it can swallow a cancellation arriving together with the
+                # wake-up (and a cancelled writer would keep writing).
+                async with asyncio.timeout(remaining):
+                    await self._filled.wait()
+        finally:
+            self._fill_at = 0
+        return True
+
+    def _wake_if_full(self) -> None:
+        if self._fill_at and self._queue.qsize() >= self._fill_at:
+            self._filled.set()
 
     async def _linger_for_more(self) -> None:
         """A batch opened by a row nobody awaits waits up to ``linger_s`` for more rows.
