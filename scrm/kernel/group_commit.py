@@ -90,6 +90,11 @@ class GroupCommitWriter:
         return self._task is not None and not self._task.done()
 
     async def put(self, row: Mapping[str, Any]) -> bool:
+        return await self.submit(row)
+
+    def submit(self, row: Mapping[str, Any]) -> asyncio.Future[bool]:
+        """``put`` as a future to await: a caller that awaits it directly (the callback's store)
+        suspends and resumes two coroutine frames fewer per callback."""
         if self._closed:
             raise WriterClosed("writer is stopped")
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -97,7 +102,7 @@ class GroupCommitWriter:
         self._awaited += 1
         self._cut_linger()
         self._wake_if_full()
-        return await fut
+        return fut
 
     def offer(self, row: Mapping[str, Any], *, limit: int) -> bool:
         """Queue ``row`` without waiting for its commit; False when refused.

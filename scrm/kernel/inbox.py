@@ -158,14 +158,15 @@ class Inbox:
         now = self.clock.now()
         return {**row, **dict.fromkeys(_STAMPED, now)}
 
-    async def put_wecom(self, raw_xml: str, header: EventHeader) -> bool:
-        """Store a verified, decrypted callback; True when new, False for a duplicate delivery.
+    def put_wecom(self, raw_xml: str, header: EventHeader) -> asyncio.Future[bool]:
+        """Store a verified, decrypted callback; awaited, True when new, False for a duplicate delivery.
 
-        Returns only after the row has committed (group commit), so acknowledging is safe.
+        Resolves only after the row has committed (group commit), so acknowledging is safe. A
+        future, not a coroutine: the callback awaits the writer's future itself.
         """
         row = self._row(WECOM, header.dedup_key, raw_xml, header.msg_type, header.event, header.change_type,
                         order_key=header.order_key, urgent=header.urgent)
-        return await self.writer.put(row)
+        return self.writer.submit(row)
 
     @classmethod
     def _internal_row(cls, event: AnyInternal, dedup_key: str) -> dict[str, Any]:
