@@ -9,6 +9,7 @@ Measured on SQLite (2 cores): one commit per request ≈ 970 req/s, p99 551 ms; 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -75,7 +76,11 @@ class GroupCommitWriter:
         # request's, converted for the driver once a batch instead of once a row).
         self._stamp = stamp
         self._stamped = tuple(stamped) if stamp is not None else ()
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        # A deque and an event, not an asyncio.Queue: Queue's bookkeeping on every put and get
+        # (unfinished-task count, its own event, waking getters and putters) was ~2 µs a row, and
+        # nothing here needs task_done/join or a bound.
+        self._queue: collections.deque[_Item | None] = collections.deque()
+        self._arrived = asyncio.Event()  # set when an item is queued while the writer waits for one
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._stmt: Insert | None = None  # for rows of other shapes than the first batch's
@@ -98,7 +103,7 @@ class GroupCommitWriter:
         if self._closed:
             raise WriterClosed("writer is stopped")
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((row, fut))
+        self._enqueue((row, fut))
         self._awaited += 1
         self._cut_linger()
         self._wake_if_full()
@@ -114,7 +119,7 @@ class GroupCommitWriter:
         """
         if self._closed or self._offered >= limit:
             return False
-        self._queue.put_nowait((row, None))
+        self._enqueue((row, None))
         self._offered += 1
         self._wake_if_full()
         return True
@@ -124,7 +129,7 @@ class GroupCommitWriter:
         if self._closed or not self.running:
             return
         fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait((None, fut))
+        self._enqueue((None, fut))
         self._awaited += 1
         self._cut_linger()
         self._wake_if_full()
@@ -134,7 +139,7 @@ class GroupCommitWriter:
         """Flush what is queued, then stop."""
         self._closed = True
         if self._task is not None:
-            self._queue.put_nowait(None)
+            self._enqueue(None)
             self._cut_linger()
             if self._fill_at:
                 self._filled.set()  # stop collecting: the batch is written, then the writer ends
@@ -148,7 +153,10 @@ class GroupCommitWriter:
     async def _run(self) -> None:
         stopping = False
         while not stopping:
-            first = await self._queue.get()
+            while not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            first = self._queue.popleft()
             if first is None:
                 break
             batch: list[_Item] = [first]
@@ -162,12 +170,11 @@ class GroupCommitWriter:
             # short while more, but never beyond max_batch.
             deadline = asyncio.get_running_loop().time() + delay
             while len(batch) < self._max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except asyncio.QueueEmpty:
+                if not self._queue:
                     if await self._collect(deadline, self._max_batch - len(batch)):
                         continue
                     break
+                item = self._queue.popleft()
                 if item is None:
                     stopping = True
                     break
@@ -176,8 +183,8 @@ class GroupCommitWriter:
                 batch.append(item)
             await self._flush(batch)
         # Fail whatever arrived after the stop sentinel rather than leave callers hanging.
-        while not self._queue.empty():
-            item = self._queue.get_nowait()
+        while self._queue:
+            item = self._queue.popleft()
             if item is not None and item[1] is not None and not item[1].done():
                 item[1].set_exception(WriterClosed("writer is stopped"))
 
@@ -202,8 +209,13 @@ class GroupCommitWriter:
             self._fill_at = 0
         return True
 
+    def _enqueue(self, item: _Item | None) -> None:
+        self._queue.append(item)
+        if not self._arrived.is_set():
+            self._arrived.set()  # wakes the writer if it waits for a first item; cheap otherwise
+
     def _wake_if_full(self) -> None:
-        if self._fill_at and self._queue.qsize() >= self._fill_at:
+        if self._fill_at and len(self._queue) >= self._fill_at:
             self._filled.set()
 
     async def _linger_for_more(self) -> None:
