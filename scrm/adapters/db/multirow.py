@@ -99,9 +99,9 @@ class MultiRowInsertIgnore:
             chunk = rows[start:start + self.max_rows]
             size = _pow2_at_least(len(chunk))
             values: list[Any] = []
-            # A value converted just before by the same processor is not converted again: an
-            # inbox row's received_at and next_attempt_at are one datetime (~8,000 instructions
-            # a conversion on SQLite, most of it datetime.replace).
+            # A value converted just before by the same processor is not converted again: a row
+            # may hold one datetime in two columns (~8,000 instructions a conversion on SQLite,
+            # most of it datetime.replace; the inbox's writer stamps its two instead).
             last: tuple[Any, Any, Any] = (None, None, None)  # (processor, value, converted)
             for row in chunk:
                 converted = [row[c] for c in columns]
