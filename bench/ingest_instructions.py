@@ -135,6 +135,10 @@ def measure(server: str, args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if args.keep:
+            # The dump, for callgrind_annotate: where the instructions of the measured callbacks went.
+            Path(args.keep).mkdir(parents=True, exist_ok=True)
+            (Path(args.keep) / f"callgrind.{server}").write_bytes(Path(f"{out}.1").read_bytes())
         return _total_instructions(Path(f"{out}.1")) // int(args.requests)
 
 
@@ -145,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=1000, help="measured callbacks per server (default 1000)")
     ap.add_argument("--warmup", type=int, default=200, help="callbacks before the counters are zeroed (default 200)")
     ap.add_argument("--concurrency", type=int, default=32, help="keep-alive connections (default 32)")
+    ap.add_argument("--keep", metavar="DIR", help="copy each server's dump to DIR/callgrind.SERVER")
     ap.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)  # the server process itself
     ap.add_argument("--db", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", help=argparse.SUPPRESS)

@@ -48,6 +48,10 @@ INTERNAL_ORDER = "internal"
 # Order keys of group chat events (scrm.adapters.wecom.events): they wait for all earlier events.
 CHAT_ORDER_PREFIX = "chat:"
 
+# A stored row's times: when it arrived, and when it is first due (at once). The group-commit
+# writer sets them to its batch's time; the rows handed to it leave them out.
+_STAMPED = ("received_at", "next_attempt_at")
+
 # Handler dependencies: a mapping, or a function building it per event (for hot-reloaded parts).
 Context = Mapping[str, Any] | Callable[[], Mapping[str, Any]]
 
@@ -129,54 +133,63 @@ class Inbox:
             max_batch=settings.writer_max_batch,
             max_delay_s=settings.writer_max_delay_s,
             on_commit=self.wake,
+            stamp=clock.now,
+            stamped=_STAMPED,
         )
 
     # ---------------------------------------------------------------- storing
     def wake(self) -> None:
         self._wake.set()
 
-    def _row(self, source: str, dedup_key: str, raw: str, msg_type: str, event: str,
+    @staticmethod
+    def _row(source: str, dedup_key: str, raw: str, msg_type: str, event: str,
              change_type: str, *, order_key: str = "", urgent: bool = False) -> dict[str, Any]:
-        now = self.clock.now()
+        """A row for the writer, which sets its ``_STAMPED`` times once a batch."""
         return {
             "dedup_key": dedup_key,
             "source": source,
-            "received_at": now,
             "raw": raw,
             "msg_type": msg_type[:64],
             "event": event[:64],
             "change_type": change_type[:64],
             "status": "pending",
             "attempts": 0,
-            "next_attempt_at": now,
             "priority": INBOX_URGENT if urgent else INBOX_NORMAL,
             "order_key": order_key,
         }
 
-    async def put_wecom(self, raw_xml: str, header: EventHeader) -> bool:
-        """Store a verified, decrypted callback; True when new, False for a duplicate delivery.
+    def _stamped(self, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` with its times, for an insert that does not go through the writer."""
+        now = self.clock.now()
+        return {**row, **dict.fromkeys(_STAMPED, now)}
 
-        Returns only after the row has committed (group commit), so acknowledging is safe.
+    def put_wecom(self, raw_xml: str, header: EventHeader) -> asyncio.Future[bool]:
+        """Store a verified, decrypted callback; awaited, True when new, False for a duplicate delivery.
+
+        Resolves only after the row has committed (group commit), so acknowledging is safe. A
+        future, not a coroutine: the callback awaits the writer's future itself.
         """
         row = self._row(WECOM, header.dedup_key, raw_xml, header.msg_type, header.event, header.change_type,
                         order_key=header.order_key, urgent=header.urgent)
-        return await self.writer.put(row)
+        return self.writer.submit(row)
 
-    def _internal_row(self, event: AnyInternal, dedup_key: str) -> dict[str, Any]:
+    @classmethod
+    def _internal_row(cls, event: AnyInternal, dedup_key: str) -> dict[str, Any]:
         stored = stored_form(event)
-        return self._row(stored.source, f"{stored.source}:{dedup_key}", stored.model_dump_json(), "internal",
-                         stored.kind, "", order_key=INTERNAL_ORDER)
+        return cls._row(stored.source, f"{stored.source}:{dedup_key}", stored.model_dump_json(), "internal",
+                        stored.kind, "", order_key=INTERNAL_ORDER)
 
     async def add_internal(self, session: AsyncSession, event: AnyInternal, dedup_key: str) -> None:
         """Add an internal event (typed, or untyped) inside the caller's transaction (scheduler, CRM, radar)."""
-        row = self._internal_row(event, dedup_key)
+        row = self._stamped(self._internal_row(event, dedup_key))
         await session.execute(insert_ignore(dialect_of(session), table_of(InboxEvent), ["dedup_key"]), row)
 
     async def add_internals(self, session: AsyncSession, events: Sequence[tuple[AnyInternal, str]]) -> None:
         """:meth:`add_internal` for many events in one statement (a nightly chunk's thousands)."""
         if events:
+            times = dict.fromkeys(_STAMPED, self.clock.now())
             await session.execute(insert_ignore(dialect_of(session), table_of(InboxEvent), ["dedup_key"]),
-                                  [self._internal_row(event, key) for event, key in events])
+                                  [{**self._internal_row(event, key), **times} for event, key in events])
 
     async def put_internal(self, event: AnyInternal, dedup_key: str) -> bool:
         """Store an internal event on its own through the group-commit writer."""

@@ -173,3 +173,15 @@ def test_dispatcher_refuses_unknown_dependencies() -> None:
 
     with pytest.raises(DispatchConfigError, match="magic"):
         Dispatcher([router], provides=["session"])
+
+
+async def test_a_stored_callback_carries_its_batchs_time(db_url: str) -> None:
+    """The writer sets received_at and next_attempt_at once a batch, from the inbox's clock."""
+    clock = FakeClock()
+    async with running_service(make_settings(db_url), clock=clock, routers=[]) as (runtime, client):
+        clock.advance(90)
+        status, _ = await post_event(client, CRYPTO, add_contact_xml("wm_stamp"))
+        assert status == 200
+        async with runtime.sessions() as db:
+            stored = (await db.execute(select(InboxEvent.received_at, InboxEvent.next_attempt_at))).one()
+    assert tuple(stored) == (clock.now(), clock.now())

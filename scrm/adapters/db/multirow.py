@@ -14,6 +14,7 @@ repeats conflict with the row they copy, ``DO NOTHING`` skips them, and they ret
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -43,25 +44,31 @@ class MultiRowInsertIgnore:
     """``INSERT INTO table (columns) VALUES (...), ... ON CONFLICT (key) DO NOTHING RETURNING key``
     for one table, one column set and one dialect; ``run`` returns the keys it inserted."""
 
-    def __init__(self, table: Table, columns: Sequence[str], key: str, dialect: Dialect) -> None:
+    def __init__(self, table: Table, columns: Sequence[str], key: str, dialect: Dialect, *,
+                 stamped: Sequence[str] = ()) -> None:
+        # ``columns`` come from each row; ``stamped`` ones hold one value for the whole batch (``run``).
         self.columns = tuple(columns)
+        self.stamped = tuple(stamped)
         self.key = key
         self._dialect = dialect
+        written = self.columns + self.stamped
         quote = dialect.identifier_preparer.quote
         self._head = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-                      f"({', '.join(quote(c) for c in self.columns)}) VALUES ")
+                      f"({', '.join(quote(c) for c in written)}) VALUES ")
         self._tail = f" ON CONFLICT ({quote(key)}) DO NOTHING RETURNING {quote(key)}"
         # One processor per type object, so columns of one type share it (see ``run``).
         by_type: dict[int, Callable[[Any], Any] | None] = {}
-        for c in self.columns:
+        for c in written:
             column_type = table.c[c].type
             if id(column_type) not in by_type:
                 by_type[id(column_type)] = column_type.bind_processor(dialect)
-        processors = [by_type[id(table.c[c].type)] for c in self.columns]
+        processors = [by_type[id(table.c[c].type)] for c in written]
         self._processors: list[tuple[int, Callable[[Any], Any]]] = [
-            (i, p) for i, p in enumerate(processors) if p is not None]
+            (i, p) for i, p in enumerate(processors[:len(self.columns)]) if p is not None]
+        self._stamp_processors = processors[len(self.columns):]
         self._names = frozenset(self.columns)
-        self.max_rows = 1 << ((MAX_VALUES // len(self.columns)).bit_length() - 1)
+        self._width = len(written)
+        self.max_rows = 1 << ((MAX_VALUES // self._width).bit_length() - 1)
         self._sql: dict[int, str] = {}
 
     def fits(self, row: Mapping[str, Any]) -> bool:
@@ -71,24 +78,30 @@ class MultiRowInsertIgnore:
     def _text(self, rows: int) -> str:
         sql = self._sql.get(rows)
         if sql is None:
-            width = len(self.columns)
+            width = self._width
             style = self._dialect.paramstyle
             groups = ("(" + ", ".join(_placeholder(style, r * width + c + 1) for c in range(width)) + ")"
                       for r in range(rows))
             sql = self._sql[rows] = self._head + ", ".join(groups) + self._tail
         return sql
 
-    async def run(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> set[Any]:
-        """Insert ``rows`` (each ``fits``) in the caller's transaction; the keys that were new."""
+    async def run(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], stamp: Any = None) -> set[Any]:
+        """Insert ``rows`` (each ``fits``) in the caller's transaction, every ``stamped`` column
+        set to ``stamp`` (converted once for the batch: a datetime's conversion and the sqlite3
+        adapter's text cost ~25,000 instructions, more than the rest of a row); the keys that were new."""
         inserted: set[Any] = set()
         columns, processors = self.columns, self._processors
+        stamps = [stamp if p is None else p(stamp) for p in self._stamp_processors]
+        if self._dialect.name == "sqlite":
+            # And the sqlite3 module's own adapter (a datetime's text), once rather than per row.
+            stamps = [sqlite3.adapt(v, sqlite3.PrepareProtocol, v) for v in stamps]
         for start in range(0, len(rows), self.max_rows):
             chunk = rows[start:start + self.max_rows]
             size = _pow2_at_least(len(chunk))
             values: list[Any] = []
-            # A value converted just before by the same processor is not converted again: an
-            # inbox row's received_at and next_attempt_at are one datetime (~8,000 instructions
-            # a conversion on SQLite, most of it datetime.replace).
+            # A value converted just before by the same processor is not converted again: a row
+            # may hold one datetime in two columns (~8,000 instructions a conversion on SQLite,
+            # most of it datetime.replace; the inbox's writer stamps its two instead).
             last: tuple[Any, Any, Any] = (None, None, None)  # (processor, value, converted)
             for row in chunk:
                 converted = [row[c] for c in columns]
@@ -100,7 +113,8 @@ class MultiRowInsertIgnore:
                         converted[i] = process(value)
                         last = (process, value, converted[i])
                 values.extend(converted)
-            values.extend(values[-len(columns):] * (size - len(chunk)))  # the last row again
+                values.extend(stamps)
+            values.extend(values[-self._width:] * (size - len(chunk)))  # the last row again
             result = await conn.exec_driver_sql(self._text(size), tuple(values))
             inserted.update(r[0] for r in result)
         return inserted

@@ -78,3 +78,27 @@ async def test_each_datetime_is_stored_as_given_when_rows_share_or_differ(db_url
     finally:
         await engine.dispose()
     assert stored == {"a": (T0, T0), "b": (later, T0), "c": (later, T0), "d": (later, later), "e": (T0, T0)}
+
+
+async def test_stamped_columns_take_the_batchs_one_value_stored_like_the_orm(db_url: str) -> None:
+    # The group-commit writer's rows leave out received_at and next_attempt_at: one value a
+    # batch, converted once (on SQLite down to the sqlite3 module's text) and bound in every row.
+    stamped = ("received_at", "next_attempt_at")
+    rows = [{k: v for k, v in row(key).items() if k not in stamped} for key in "abc"]
+    later = T0 + timedelta(seconds=5, microseconds=7)
+    engine = make_engine(db_url)
+    try:
+        async with engine.begin() as conn:
+            stmt = MultiRowInsertIgnore(table_of(InboxEvent), list(rows[0]), "dedup_key", conn.dialect,
+                                        stamped=stamped)
+            assert stmt.fits(rows[0]) and not stmt.fits(row("x"))
+            assert await stmt.run(conn, rows[:2], CHINA) == {"a", "b"}
+            assert await stmt.run(conn, rows, later) == {"c"}  # 3 rows sent as 4: the last one repeated
+        async with engine.connect() as conn:
+            stored = {r.dedup_key: (r.received_at, r.next_attempt_at)
+                      for r in (await conn.execute(select(InboxEvent.__table__))).all()}
+            due = set((await conn.execute(select(InboxEvent.dedup_key).where(InboxEvent.received_at <= T0))).scalars())
+    finally:
+        await engine.dispose()
+    assert stored == {"a": (T0, T0), "b": (T0, T0), "c": (later, later)}
+    assert due == {"a", "b"}
