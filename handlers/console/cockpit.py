@@ -30,6 +30,9 @@ from handlers.console.viewcache import ViewCache, view_key
 from handlers.contacts.api import Member
 
 PERIODS = (7, 30, 90)
+#: How far back a page's period reaches: the longest one, its previous period and the first
+#: week of its retention cohorts.
+SEEN_SPAN_DAYS = 2 * max(PERIODS) + 7
 Daily = dict[date, r.Figures]
 
 
@@ -294,14 +297,19 @@ async def load_period(db: AsyncSession, scope: Scope, days: list[date], live: Da
 async def bank_seen_rows(db: AsyncSession, live: Daily, days: list[date]) -> list[tuple[str, str, str]]:
     """The whole bank's stored rows of ``days`` holding a distinct key one of ``live``'s days has
     (who had counted that customer already): what :func:`load_period` looks up for its scope."""
-    keys = sorted({key for values in live.values() for (_u, metric, key) in values if metric in r.DISTINCT})
     wanted = set(days)
-    out: list[tuple[str, str, str]] = []
-    for i in range(0, len(keys), _CHUNK):  # as in load_period: by metric and key, the days picked here
+    return [(userid, metric, key) for userid, metric, key, day in await bank_seen_all(db, live) if day in wanted]
+
+
+async def bank_seen_all(db: AsyncSession, live: Daily) -> list[tuple[str, str, str, date]]:
+    """The whole bank's stored rows, of every day, holding a distinct key one of ``live``'s days
+    has, with their day: one lookup serves every period (each keeps its own days)."""
+    keys = sorted({key for values in live.values() for (_u, metric, key) in values if metric in r.DISTINCT})
+    out: list[tuple[str, str, str, date]] = []
+    for i in range(0, len(keys), _CHUNK):  # as in load_period: by metric and key, the days picked after
         had = select(ConsoleRollup.userid, ConsoleRollup.metric, ConsoleRollup.key, ConsoleRollup.day).where(
             ConsoleRollup.metric.in_(sorted(r.DISTINCT)), ConsoleRollup.key.in_(keys[i:i + _CHUNK]))
-        out.extend((userid, metric, key) for userid, metric, key, day in (await db.execute(had)).all()
-                   if day in wanted)
+        out.extend((userid, metric, key, day) for userid, metric, key, day in (await db.execute(had)).all())
     return out
 
 
@@ -497,7 +505,9 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
     # The whole bank's: narrowed to the scope only when the result is computed, not on a kept view.
     # Which days are stored and when they were rolled up, read once: the live days, the kept
     # view's and the kept lookup's fingerprints all come from it (read before any figure).
-    rolled = await periodcache.rolled_up(db, first, until)
+    # (Read from the start of the widest page period, for the shared lookup of seen customers.)
+    span_first = today - timedelta(days=SEEN_SPAN_DAYS)
+    rolled = await periodcache.rolled_up(db, min(first, span_first), until)
     live = await bank_live_days(db, first, until, today=today, now=now, zone=zone, reader=reader, rolled=rolled)
 
     if views is None or reader is None or reader.serials is None:
@@ -505,13 +515,20 @@ async def cockpit(db: AsyncSession, grant: Grant, *, today: date, now: datetime,
     serials = reader.serials
 
     async def bank_seen(days: list[date]) -> list[tuple[str, str, str]]:
-        # Kept as a view is: under the live days' computations and these stored days' roll-ups.
-        # One lookup per period and live window serves every scope's first view of it.
+        # Kept as a view is: under the live days' computations and the stored days' roll-ups of
+        # the widest page period. One lookup (of every day: the SQL cannot narrow by day, see
+        # load_period) per live window serves every period's and every scope's first view.
+        if days and min(days) < span_first:  # not a page's period: looked up for these days alone
+            return await bank_seen_rows(db, live, days)
+        span = sorted(d for d in rolled if d >= span_first)
+
         async def lookup() -> dict[str, Any]:
-            return {"rows": await bank_seen_rows(db, live, days)}
-        seen_key = periodcache.digest(["seen", periodcache.VERSION, zone, reader.playbook, days])
-        return list((await views.view(db, seen_key, days, serials, lookup,
-                                      fingerprint=periodcache.fingerprint_of(rolled, days)))["rows"])
+            return {"rows": await bank_seen_all(db, live)}
+        seen_key = periodcache.digest(["seen-all", periodcache.VERSION, zone, reader.playbook, sorted(live)])
+        rows = (await views.view(db, seen_key, span, serials, lookup,
+                                 fingerprint=periodcache.fingerprint_of(rolled, span)))["rows"]
+        wanted = set(days)
+        return [(userid, metric, key) for userid, metric, key, day in rows if day in wanted]
 
     async def compute() -> dict[str, Any]:
         return await _result(db, scope, since, until, within(scope, live), bank_seen)

@@ -48,16 +48,18 @@ async def operations(request: web.Request) -> web.Response:
     now = runtime.clock.now()
     async with page_db(request) as db:
         # Only the statuses the page shows: counting every row (done ones pile up by the million)
-        # would scan both tables on each view; these come from the status indexes.
-        inbox_counts = {status: n for status, n in (await db.execute(
-            select(InboxEvent.status, func.count()).where(InboxEvent.status.in_(INBOX_SHOWN))
-            .group_by(InboxEvent.status))).all()}
-        outbox_counts = {status: n for status, n in (await db.execute(
-            select(OutboxAction.status, func.count()).where(OutboxAction.status.in_(OUTBOX_SHOWN))
-            .group_by(OutboxAction.status))).all()}
-        oldest_inbox = await db.scalar(select(func.min(InboxEvent.received_at)).where(InboxEvent.status == "pending"))
-        oldest_outbox = await db.scalar(select(func.min(OutboxAction.created_at)).where(
-            OutboxAction.status.in_(("pending", "sending"))))
+        # would scan both tables on each view; these come from the status indexes, each table's
+        # counts and oldest waiting row in one statement.
+        inbox_rows = (await db.execute(
+            select(InboxEvent.status, func.count(), func.min(InboxEvent.received_at))
+            .where(InboxEvent.status.in_(INBOX_SHOWN)).group_by(InboxEvent.status))).all()
+        outbox_rows = (await db.execute(
+            select(OutboxAction.status, func.count(), func.min(OutboxAction.created_at))
+            .where(OutboxAction.status.in_(OUTBOX_SHOWN)).group_by(OutboxAction.status))).all()
+        inbox_counts = {status: n for status, n, _ in inbox_rows}
+        outbox_counts = {status: n for status, n, _ in outbox_rows}
+        oldest_inbox = min((at for status, _, at in inbox_rows if status == "pending"), default=None)
+        oldest_outbox = min((at for status, _, at in outbox_rows if status in ("pending", "sending")), default=None)
         dead = (await db.scalars(select(InboxEvent).where(InboxEvent.status == "dead")
                                  .order_by(InboxEvent.id.desc()).limit(LIST_LIMIT))).all()
         stuck = (await db.scalars(select(OutboxAction).where(OutboxAction.status.in_(("unknown", "failed")))

@@ -55,7 +55,7 @@ async def rolled_up(db: AsyncSession, first: date, last: date) -> dict[date, dat
     """The days of ``first``..``last`` with a stored roll-up → when each was rolled up."""
     rows = await db.execute(select(ConsoleRollupDay.day, ConsoleRollupDay.rolled_at)
                             .where(ConsoleRollupDay.day >= first, ConsoleRollupDay.day <= last))
-    return dict(rows.tuples().all())
+    return {day: at for day, at in rows.all()}
 
 
 def fingerprint_of(rolled: Mapping[date, datetime], days: Sequence[date]) -> str:
