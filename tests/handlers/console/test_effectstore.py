@@ -41,6 +41,7 @@ from tests.handlers.console.test_effect import (
     today_of,
     use_playbook,
 )
+from tests.support.stack import Stack
 
 PERIODS = (7, 30, 90)
 
@@ -103,6 +104,18 @@ async def unbound_customer(db: AsyncSession, today: date, now: datetime) -> None
                    created_at=at_(today, 6)))
     db.add(CrmEvent(event_id="evL2", crm_id="crm-wmE11", kind="interaction.visit",
                     at=at_(today, 6) + timedelta(days=1), payload={}))
+
+
+async def seeded_and_built(s: Stack) -> tuple[Playbook, date, datetime, effectstore.Goals]:
+    """The scripted fixture written and its past days stored, as the nightly job leaves them:
+    the playbook, today, now and the goals."""
+    pb = await use_playbook(s)
+    today, now = today_of(s), s.clock.now()
+    goals = goals_of(playbook_sops(pb))
+    async with s.runtime.sessions() as db, db.begin():
+        await seed(db, today, now)
+        await effectstore.build_due(db, today, ZONE, goals, now)
+    return pb, today, now, goals
 
 
 async def test_the_stored_days_give_the_raw_rows_figures_and_what_came_since(db_url: str, tmp_path: Path) -> None:
@@ -182,12 +195,8 @@ async def test_the_nightly_job_keeps_the_counts_the_first_views_read(db_url: str
     scope for 7, 30 and 90 days; a view of one of them reads them (and still gives the raw
     figures), a scope nobody is in is passed over."""
     async with console_stack(db_url, tmp_path) as s:
-        pb = await use_playbook(s)
-        today, now = today_of(s), s.clock.now()
-        goals = goals_of(playbook_sops(pb))
+        pb, today, _now, goals = await seeded_and_built(s)
         async with s.runtime.sessions() as db, db.begin():
-            await seed(db, today, now)
-            await effectstore.build_due(db, today, ZONE, goals, now)
             await jobs.warm_effect(db, today, goals, [WEST_PAYROLL, "没有/这个/部门"])
         async with s.runtime.sessions() as db:
             keys = set((await db.scalars(select(ConsolePeriodCache.key))).all())
@@ -204,12 +213,7 @@ async def test_the_page_keeps_its_live_part_for_live_cache_s(db_url: str, tmp_pa
     for its window and says when it was computed; an open after it shows once the window is over,
     and then the figures are the raw rows' again."""
     async with console_stack(db_url, tmp_path) as s:
-        pb = await use_playbook(s)
-        today, now = today_of(s), s.clock.now()
-        goals = goals_of(playbook_sops(pb))
-        async with s.runtime.sessions() as db, db.begin():
-            await seed(db, today, now)
-            await effectstore.build_due(db, today, ZONE, goals, now)
+        pb, today, now, _goals = await seeded_and_built(s)
         parts = effectstore.LiveParts(60)
         admin = Grant("zhouhai", Role.OPS_ADMIN)
         kw: dict[str, Any] = {"playbook": pb, "since": today - timedelta(days=29), "until": today, "zone": ZONE}
@@ -239,12 +243,7 @@ async def test_the_page_keeps_whole_results_while_their_stored_days_and_live_par
     equals the raw rows' (the kept part's stored rows are not used with the new counts: nothing
     is counted twice)."""
     async with console_stack(db_url, tmp_path) as s:
-        pb = await use_playbook(s)
-        today, now = today_of(s), s.clock.now()
-        goals = goals_of(playbook_sops(pb))
-        async with s.runtime.sessions() as db, db.begin():
-            await seed(db, today, now)
-            await effectstore.build_due(db, today, ZONE, goals, now)
+        pb, today, now, goals = await seeded_and_built(s)
         parts, views = effectstore.LiveParts(60), ViewCache()
         admin, lead = Grant("zhouhai", Role.OPS_ADMIN), Grant("wangqiang", Role.TEAM_LEAD, WEST_PAYROLL)
         kw: dict[str, Any] = {"playbook": pb, "since": today - timedelta(days=29), "until": today, "zone": ZONE}
