@@ -114,6 +114,9 @@ async def run(db_url: str, path: str, person: Person, times: int, profile: str |
               f"first request {first_s * 1000:.0f} ms ({stmts.count()} statements)")
         if resp.status != 200:
             print(body[:500].decode(errors="replace"))
+        print(f"  first request: service CPU {cpu[0] * 1000 if cpu else 0:.0f} ms; its slowest statements:")
+        for sql, ts in sorted(stmts.times.items(), key=lambda kv: -sum(kv[1]))[:8]:
+            print(f"  {len(ts):4d}× {sum(ts) / len(ts) * 1000:7.2f} ms  {sql}")
         stmts.times.clear()
         cpu.clear()
         walls = []
