@@ -11,7 +11,7 @@ Reports count at once (:func:`task_counts`).
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, or_, select
@@ -58,14 +58,14 @@ Rows = tuple[dict[str, Any], ...]
 class TaskCounts(ShortLived[Rows]):
     """The whole bank's rows per manager: of a period (:meth:`period`) and of the open cards (:meth:`open`)."""
 
-    async def period(self, db: AsyncSession, since: date, today: date, now: Any) -> Kept[Rows]:
+    async def period(self, db: AsyncSession, since: date, today: date, now: datetime) -> Kept[Rows]:
         """One row per manager with cards of ``since``..``today``: department, userid, name, a
         count per status and overdue (:func:`task_counts`)."""
         async def compute() -> Rows:
             return tuple(dict(r) for r in (await db.execute(task_counts(None, since, today))).mappings())
         return await self.get(("period", since, today), now, compute)
 
-    async def open(self, db: AsyncSession, today: date, now: Any) -> Kept[Rows]:
+    async def open(self, db: AsyncSession, today: date, now: datetime) -> Kept[Rows]:
         """One row per manager with open (or snoozed) cards: department, open, overdue (due before ``today``)."""
         async def compute() -> Rows:
             per_user = (select(SopTask.userid, func.count().label("open"),

@@ -1,6 +1,7 @@
 """The tasks page: task cards per team and manager over a period — issued, open, overdue, done,
 not relevant, escalated — within the viewer's scope (a team lead sees their team, a branch
-head their branch, ops admins and auditors the bank). The scope is applied in the query."""
+head their branch, ops admins and auditors the bank). The counts are the whole bank's per manager,
+kept ``live_cache_s`` (:mod:`handlers.console.taskcounts`); the scope keeps its managers' rows."""
 
 from __future__ import annotations
 
