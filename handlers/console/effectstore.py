@@ -377,16 +377,6 @@ async def figures_in(db: AsyncSession, scope: Scope, part: LivePart, goals: Goal
     return steps, totals
 
 
-async def stored_figures(db: AsyncSession, scope: Scope, *, since: date, until: date, zone: str, goals: Goals,
-                         now: datetime | None = None, kept: LiveParts | None = None,
-                         version: str = "") -> tuple[StepFigures, SopFigures, datetime | None]:
-    """The figures of ``since``..``until`` in ``scope`` (:func:`figures_in` of :func:`live_part`)
-    and the moment the live part was computed when it came through ``kept``."""
-    part = await live_part(db, since=since, until=until, zone=zone, goals=goals, now=now, kept=kept, version=version)
-    steps, totals = await figures_in(db, scope, part, goals)
-    return steps, totals, (part.at if kept is not None and now is not None else None)
-
-
 async def _stored_counts(db: AsyncSession, scope: Scope, used: Sequence[date], goals: Goals, *,
                          built: str | None = None) -> tuple[StepFigures, SopFigures]:
     """The counts of the stored rows of ``used`` days in ``scope``, kept in the console's period
@@ -409,7 +399,7 @@ async def _stored_counts(db: AsyncSession, scope: Scope, used: Sequence[date], g
 
 async def warm(db: AsyncSession, scope: Scope, *, today: date, days: int, goals: Goals) -> None:
     """Keep the stored days' counts of the ``days`` ending ``today`` in ``scope`` (the nightly
-    job, after :func:`build_due`, for the day's first views): what :func:`stored_figures` reads
+    job, after :func:`build_due`, for the day's first views): what :func:`figures_in` reads
     when nothing came late."""
     since = today - timedelta(days=days - 1)
     await _stored_counts(db, scope, sorted(await _stored_days(db, since, today, goals)), goals)
