@@ -36,7 +36,9 @@ class GroupMember(Base):
     quit_scene: Mapped[int | None] = mapped_column(Integer, default=None)
 
     # A customer's groups (the sidebar's 1:1 panel); the primary key leads with chat_id (console_0005).
-    __table_args__ = (Index("ix_group_member_member", "member_id"),)
+    # A day's joins and quits (the cockpit's roll-up, console_0010).
+    __table_args__ = (Index("ix_group_member_member", "member_id"), Index("ix_group_member_joined_at", "joined_at"),
+                      Index("ix_group_member_left_at", "left_at"))
 
 
 class GroupPool(Base):

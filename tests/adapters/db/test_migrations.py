@@ -60,7 +60,7 @@ async def test_a_database_at_the_previous_head_upgrades_without_loss(kind: str, 
                     "'event', 'change_external_contact', 'add_external_contact', 'pending', 0, "
                     "'2026-12-01 00:00:00')"))
             await migrate.upgrade_async(url, "heads")
-            assert await asyncio.to_thread(migrate.current, url) == ["console_0009 (head)"]
+            assert await asyncio.to_thread(migrate.current, url) == ["console_0010 (head)"]
             async with engine.connect() as conn:
                 assert (await conn.execute(text("SELECT name FROM member"))).scalars().all() == ["张伟"]
                 rows = (await conn.execute(text(
