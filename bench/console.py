@@ -99,13 +99,14 @@ def service_settings(db_url: str, port: int, access_file: Path) -> Any:
                          console={"access_file": str(access_file)}, log={"level": "WARNING", "format": "text"})
 
 
-def service_main(db_url: str, port: int, access_file: str, conn: Connection, stop: MpEvent) -> None:
+def service_main(db_url: str, port: int, access_file: str, conn: Connection, stop: MpEvent,
+                 log_name: str = "service.log") -> None:
     from bench._proc import log_service_to
 
     os.chdir(Path(access_file).parent)  # load_settings reads ./scrm.toml and SCRM_*: not here
     for key in [k for k in os.environ if k.startswith("SCRM_")]:
         del os.environ[key]
-    log_service_to(Path(access_file).parent / "service.log", "WARNING", "text")  # a page's traceback: there
+    log_service_to(Path(access_file).parent / log_name, "WARNING", "text")  # a page's traceback: there
     asyncio.run(_serve(db_url, port, Path(access_file), conn, stop))
 
 
@@ -147,49 +148,65 @@ def free_port() -> int:
 
 @dataclass
 class Service:
-    """The service child process on ``port`` (see :func:`serving`)."""
+    """The service's child processes, one per port (see :func:`serving`): RSS figures are their sums."""
 
-    port: int
-    pid: int
+    ports: list[int]
+    pids: list[int]
     rss_start_mb: float
-    log: Path
+    log: Path  # the directory of their logs when there are several
     end: dict[str, float] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        """The first process's address (the first render, the probes)."""
+        return self.bases[0]
+
+    @property
+    def bases(self) -> list[str]:
+        return [f"http://{HOST}:{port}" for port in self.ports]
 
 
 class serving:
-    """Start the service process on the data set; on exit stop it and collect its RSS."""
+    """Start ``processes`` service processes on the data set, each on its own port — two instances
+    of the service, as a bank runs it behind its load balancer; on exit stop them and collect their RSS."""
 
-    def __init__(self, db_url: str, access: str) -> None:
-        self._db_url, self._access = db_url, access
+    def __init__(self, db_url: str, access: str, processes: int = 1) -> None:
+        self._db_url, self._access, self._n = db_url, access, processes
         self._dir = Path(tempfile.mkdtemp(prefix="bench-console-"))  # kept: the service's log
 
     def __enter__(self) -> Service:
         ctx = mp.get_context("spawn")
         access_file = self._dir / "console.yaml"
         access_file.write_text(self._access, encoding="utf-8")
-        self._conn, child_conn = ctx.Pipe()
         self._stop = ctx.Event()
-        port = free_port()
-        self._proc = ctx.Process(target=service_main, args=(self._db_url, port, str(access_file), child_conn,
-                                                            self._stop), daemon=True)
-        self._proc.start()
-        if not self._conn.poll(120):
-            self._stop.set()
-            raise SystemExit("the service did not start")
-        _, rss = self._conn.recv()
-        assert self._proc.pid is not None
-        self.service = Service(port, self._proc.pid, rss, self._dir / "service.log")
+        self._procs: list[tuple[Any, Connection]] = []
+        logs = ["service.log"] if self._n == 1 else [f"service-{i}.log" for i in range(self._n)]
+        ports = []
+        for log in logs:
+            conn, child_conn = ctx.Pipe()
+            port = free_port()
+            proc = ctx.Process(target=service_main, args=(self._db_url, port, str(access_file), child_conn,
+                                                          self._stop, log), daemon=True)
+            proc.start()
+            self._procs.append((proc, conn))
+            ports.append(port)
+        rss = 0.0
+        for _proc, conn in self._procs:
+            if not conn.poll(120):
+                self._stop.set()
+                raise SystemExit("the service did not start")
+            rss += conn.recv()[1]
+        self.service = Service(ports, [proc.pid for proc, _ in self._procs], rss,
+                               self._dir / logs[0] if self._n == 1 else self._dir)
         return self.service
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        if self._conn.poll(30):
-            self.service.end = self._conn.recv()
-        self._proc.join(30)
+        for proc, conn in self._procs:
+            if conn.poll(30):
+                for k, v in conn.recv().items():
+                    self.service.end[k] = self.service.end.get(k, 0.0) + v
+            proc.join(30)
 
 
 # --------------------------------------------------------------------------- sessions and the load
@@ -235,6 +252,7 @@ async def sign_in(db_url: str, people: Sequence[Person], app: str) -> dict[str, 
 class Tally:
     latencies_ms: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)
+    served_by: dict[str, int] = field(default_factory=dict)  # service address → requests it answered
 
     def add(self, label: str, ms: float, error: str | None) -> None:
         self.latencies_ms.setdefault(label, []).append(ms)
@@ -253,21 +271,25 @@ async def fetch(http: aiohttp.ClientSession, url: str, cookie: str) -> tuple[flo
     return (time.perf_counter() - t0) * 1000, resp.status, body[:200].decode(errors="replace")
 
 
-async def drive(base: str, plans: dict[str, tuple[str, list[Request]]]) -> Tally:
-    """Every user (``userid → (cookie, requests)``) at once, each one request after another."""
+async def drive(bases: str | Sequence[str], plans: dict[str, tuple[str, list[Request]]]) -> Tally:
+    """Every user (``userid → (cookie, requests)``) at once, each one request after another; with
+    several service processes, users are dealt to them in turn (a load balancer's sticky sessions)."""
     tally = Tally()
+    bases = [bases] if isinstance(bases, str) else list(bases)
     connector = aiohttp.TCPConnector(limit=len(plans) + 1)
     async with aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar()) as http:
 
-        async def user(cookie: str, requests: list[Request]) -> None:
+        async def user(base: str, cookie: str, requests: list[Request]) -> None:
             for label, path in requests:
                 try:
                     ms, status, head = await fetch(http, base + path, cookie)
+                    tally.served_by[base] = tally.served_by.get(base, 0) + 1
                     tally.add(label, ms, None if status == 200 else f"{status} {path}: {head[:120]!r}")
                 except aiohttp.ClientError as exc:
                     tally.add(label, 0.0, f"{type(exc).__name__} {path}")
 
-        await asyncio.gather(*(user(cookie, reqs) for cookie, reqs in plans.values()))
+        await asyncio.gather(*(user(bases[i % len(bases)], cookie, reqs)
+                               for i, (cookie, reqs) in enumerate(plans.values())))
     return tally
 
 
@@ -294,7 +316,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 class Machine:
     """CPU seconds over a phase: the service, this process, PostgreSQL, everything."""
 
-    service_pid: int
+    service_pids: list[int]
     t0: float = 0.0
     marks: dict[str, float | None] = field(default_factory=dict)
     load_before: float = 0.0
@@ -303,14 +325,14 @@ class Machine:
     def __enter__(self) -> Machine:
         self.t0 = time.perf_counter()
         self.load_before = os.getloadavg()[0]
-        self.marks = {"service": proc_cpu_s(self.service_pid), "own": time.process_time(), "busy": system_busy_s()}
+        self.marks = {"service": self._service_cpu(), "own": time.process_time(), "busy": system_busy_s()}
         self.pg0 = postgres_cpu()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.t0
         self.load_after = os.getloadavg()[0]
-        end = {"service": proc_cpu_s(self.service_pid), "own": time.process_time(), "busy": system_busy_s()}
+        end = {"service": self._service_cpu(), "own": time.process_time(), "busy": system_busy_s()}
         self.cpu: dict[str, float | None] = {"pg": postgres_delta_s(self.pg0, postgres_cpu())}
         for k, v in end.items():
             before = self.marks[k]
@@ -318,6 +340,11 @@ class Machine:
         parts = [self.cpu[k] for k in ("service", "own", "pg")]
         busy = self.cpu["busy"]
         self.cpu["rest"] = busy - sum(p or 0.0 for p in parts) if busy is not None else None
+
+    def _service_cpu(self) -> float | None:
+        """The service processes' CPU seconds together (None when one cannot be read)."""
+        readings = [proc_cpu_s(pid) for pid in self.service_pids]
+        return None if any(r is None for r in readings) else sum(r for r in readings if r is not None)
 
     def lines(self) -> list[str]:
         def pct(k: str) -> str:
@@ -580,7 +607,7 @@ def _zone() -> Any:
 
 
 async def measure(db_url: str, customers: int, users: int, rounds: int,
-                  without: Sequence[str] = ()) -> dict[str, Any]:
+                  without: Sequence[str] = (), processes: int = 1) -> dict[str, Any]:
     """Phases 1–3 on the data set already in ``db_url``; the figures as data. ``without``: optional
     pages left out of the load (one page holding the event loop for seconds hides every other)."""
     shape = million.Shape(customers)
@@ -588,7 +615,7 @@ async def measure(db_url: str, customers: int, users: int, rounds: int,
     out: dict[str, Any] = {"rollup": await roll_up(db_url, [p.scope for p in people])}
     out["outlook"] = await plan_outlook(db_url)
     cookies = await sign_in(db_url, people, "console")
-    with serving(db_url, access_file(people)) as svc:
+    with serving(db_url, access_file(people), processes) as svc:
         ms, status, head = await _first_cockpit(svc.base, cookies[people[0].userid])
         out["cockpit_first"] = {"ms": ms, "status": status, "head": head}
         optional, out["notes"] = await probe_optional(svc.base, cookies, people, without)
@@ -599,8 +626,8 @@ async def measure(db_url: str, customers: int, users: int, rounds: int,
             pages += [(label, OPTIONAL_PAGES[label]) for label in sorted(optional.get(p.role, ()))
                       if label not in without]
             plans[p.userid] = (cookies[p.userid], shuffled_rounds(pages, rounds, rng))
-        with Machine(svc.pid) as machine:
-            out["tally"] = await drive(svc.base, plans)
+        with Machine(svc.pids) as machine:
+            out["tally"] = await drive(svc.bases, plans)
         out["machine"] = machine
     out["service"] = svc
     out["order"] = ([label for label, _ in CORE_PAGES + OPS_PAGES] + [p for p in OPTIONAL_PAGES if p not in without]
@@ -617,7 +644,8 @@ def report(out: dict[str, Any], how: str, gen_s: float | None, customers: int, u
     r, svc, tally = out["rollup"], out["service"], out["tally"]
     print(f"console bench: {customers:,} customers (data set {how}"
           + (f" in {gen_s:.0f} s" if gen_s is not None else "") + f"), {users} users × {rounds} rounds, "
-          f"today {r['today']} ({million.ZONE}), PostgreSQL")
+          f"today {r['today']} ({million.ZONE}), PostgreSQL"
+          + ("" if len(svc.pids) == 1 else f", {len(svc.pids)} service processes (users dealt to them in turn)"))
     days = r["days"]
     if days:
         print(f"  roll-up of the {len(days)} days not stored yet ({r['first']} …): "
@@ -656,8 +684,10 @@ def report(out: dict[str, Any], how: str, gen_s: float | None, customers: int, u
 def print_run_footer(svc: Service, machine: Machine, tally: Tally, *, show_log: bool = False) -> bool:
     """The service's memory, the machine's CPU, and the failed requests of a run (with where the
     service's log is when any failed, or ``show_log``); returns whether any failed."""
-    print(f"  service RSS: {svc.rss_start_mb:.0f} MB at start, {svc.end.get('rss_mb', float('nan')):.0f} MB after "
-          f"the load, peak {svc.end.get('peak_mb', float('nan')):.0f} MB")
+    together = "" if len(svc.pids) == 1 else " (its processes together)"
+    print(f"  service RSS{together}: {svc.rss_start_mb:.0f} MB at start, "
+          f"{svc.end.get('rss_mb', float('nan')):.0f} MB after the load, "
+          f"peak {svc.end.get('peak_mb', float('nan')):.0f} MB")
     for line in machine.lines():
         print(line)
     failed = {k: v for k, v in tally.errors.items() if v}
@@ -672,11 +702,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_args(parser)
     parser.add_argument("--users", type=int, default=20, help="people signed in at once (at most 27)")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="service processes, each on its own port; users dealt to them in turn")
     parser.add_argument("--without", action="append", default=[], choices=sorted(OPTIONAL_PAGES),
                         help="leave this optional page out of the load (repeatable)")
     a = parser.parse_args(argv)
     how, gen_s = asyncio.run(million.ready(a.db, a.customers, reuse=a.reuse))
-    out = asyncio.run(measure(a.db, a.customers, a.users, a.rounds, a.without))
+    if a.processes < 1:
+        parser.error("--processes must be at least 1")
+    out = asyncio.run(measure(a.db, a.customers, a.users, a.rounds, a.without, a.processes))
     return report(out, how, gen_s, a.customers, a.users, a.rounds)
 
 

@@ -96,7 +96,7 @@ async def measure(db_url: str, customers: int, users: int, rounds: int) -> dict[
                 one.append(("group panel", f"/sidebar/group/{groups[i]}"))
             requests += shuffled_rounds(one, 1, rng)
         plans[p.userid] = (cookies[p.userid], requests)
-    with serving(db_url, access_file([])) as svc, Machine(svc.pid) as machine:
+    with serving(db_url, access_file([])) as svc, Machine(svc.pids) as machine:
         tally = await drive(svc.base, plans)
     return {"tally": tally, "machine": machine, "service": svc,
             "without_groups": sum(1 for _m, g in chats.values() if not g)}

@@ -42,7 +42,7 @@ async def test_console_bench_smoke(db_url: str) -> None:
     assert await _count(db_url, "SELECT count(*) FROM group_chat") == CUSTOMERS // 100
 
     users, rounds = 4, 1
-    out = await console.measure(db_url, CUSTOMERS, users, rounds)
+    out = await console.measure(db_url, CUSTOMERS, users, rounds, processes=2)
 
     # 2026-12-01 is a Tuesday: the 30 days from 11-02 (a Monday), the 30 before from 10-03.
     today = date(2026, 12, 1)
@@ -58,6 +58,12 @@ async def test_console_bench_smoke(db_url: str) -> None:
         assert len(tally.latencies_ms[label]) == users * rounds, label
     assert len(tally.latencies_ms["ops"]) == len(tally.latencies_ms["audit"]) == 3 * rounds
     assert out["service"].end["peak_mb"] > 0
+    # Two service processes, two users dealt to each: each answered those users' requests.
+    service = out["service"]
+    assert len(service.pids) == 2 and len(set(service.bases)) == 2
+    total = sum(len(v) for v in tally.latencies_ms.values())
+    assert sorted(tally.served_by) == sorted(service.bases) and sum(tally.served_by.values()) == total
+    assert all(n >= 5 * rounds for n in tally.served_by.values())
     assert console.percentile([float(x) for x in range(1, 21)], 0.95) == 19.0
     assert console.cockpit_first_day(today) == today - timedelta(days=59)
 
