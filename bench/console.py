@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.console                                  # generate 1,000,000 customers, then measure
     .venv/bin/python -m bench.console --reuse                          # measure on the data set already there
+    .venv/bin/python -m bench.console --reuse --processes 2            # the service as two instances
     .venv/bin/python -m bench.console --customers 20000 --db postgresql+asyncpg://postgres@127.0.0.1:5432/scrm_small
 
 Three phases, each printed with its goal and the ratio measured/goal:
@@ -30,12 +31,18 @@ Three phases, each printed with its goal and the ratio measured/goal:
    what part of a page's time is the stack's and the machine's, not the page's.
 
 The service runs in its own process (``create_app(build_runtime(settings), workers=False)``, the
-repo's playbook, a FakeClock at the data set's :data:`~bench._million.ANCHOR`), the load from
-this one over loopback with keep-alive connections. Sessions are rows of ``console_session``
-written here (what a WeCom sign-in leaves), grants an access file written for the run. Also
-printed: the service's RSS (start, after the load, peak), and the CPU of the service, this
-process, PostgreSQL (every ``postgres`` process, other people's queries included) and the rest of
-the machine over the load, with the load average: other people's jobs share this host.
+repo's playbook, a FakeClock at the data set's :data:`~bench._million.ANCHOR`), the load from this
+one over loopback with keep-alive connections. With ``--processes N`` it runs as N such processes
+on N ports — N instances of the service on one database, as a bank runs at least two — the users
+dealt to them in turn (a load balancer's sticky sessions); each process's first cockpit view is
+timed (each keeps its own live part) and the slowest is the first-render figure; CPU and RSS are
+the processes' sums. After the untimed preparation, the tables it filled are analyzed
+(``ANALYZE``), as autovacuum would have done on a bank's database by the next night. Sessions are
+rows of ``console_session`` written here (what a WeCom sign-in leaves), grants an access file
+written for the run. Also printed: the service's RSS (start, after the load, peak), and the CPU of
+the service, this process, PostgreSQL (every ``postgres`` process, other people's queries
+included) and the rest of the machine over the load, with the load average: other people's jobs
+share this host.
 
 Exit status 0 whatever the figures; non-zero only when a request failed or a process crashed.
 """
@@ -616,8 +623,10 @@ async def measure(db_url: str, customers: int, users: int, rounds: int,
     out["outlook"] = await plan_outlook(db_url)
     cookies = await sign_in(db_url, people, "console")
     with serving(db_url, access_file(people), processes) as svc:
-        ms, status, head = await _first_cockpit(svc.base, cookies[people[0].userid])
-        out["cockpit_first"] = {"ms": ms, "status": status, "head": head}
+        # Each process's first view (each keeps its own live part): the slowest is the figure.
+        firsts = [await _first_cockpit(base, cookies[people[0].userid]) for base in svc.bases]
+        ms, status, head = max(firsts, key=lambda f: (f[1] != 200, f[0]))
+        out["cockpit_first"] = {"ms": ms, "status": status, "head": head, "each_ms": [f[0] for f in firsts]}
         optional, out["notes"] = await probe_optional(svc.base, cookies, people, without)
         rng = random.Random(7)
         plans = {}
@@ -661,7 +670,8 @@ def report(out: dict[str, Any], how: str, gen_s: float | None, customers: int, u
             "", ""],
            ["nightly job, all three steps", f"{nightly:.2f} s", f"<= {ROLLUP_GOAL_S:.0f} s",
             f"{nightly / ROLLUP_GOAL_S:.3f} {'ok' if nightly <= ROLLUP_GOAL_S else 'MISSED'}"],
-           ["cockpit 30 days, first render (ops admin, whole bank)", f"{first_s:.2f} s"
+           ["cockpit 30 days, first render (ops admin, whole bank"
+            + (")" if len(first["each_ms"]) == 1 else "; the slowest process's)"), f"{first_s:.2f} s"
             + ("" if first["status"] == 200 else f" (HTTP {first['status']})"), f"<= {COCKPIT_FIRST_GOAL_S:.0f} s",
             f"{first_s / COCKPIT_FIRST_GOAL_S:.2f} {'ok' if first_s <= COCKPIT_FIRST_GOAL_S else 'MISSED'}"]],
           ["figure", "measured", "goal", "measured/goal"])
