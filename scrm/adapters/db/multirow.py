@@ -87,9 +87,18 @@ class MultiRowInsertIgnore:
 
     async def run(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], stamp: Any = None) -> set[Any]:
         """Insert ``rows`` (each ``fits``) in the caller's transaction, every ``stamped`` column
-        set to ``stamp`` (converted once for the batch: a datetime's conversion and the sqlite3
-        adapter's text cost ~25,000 instructions, more than the rest of a row); the keys that were new."""
+        set to ``stamp``; the keys that were new."""
         inserted: set[Any] = set()
+        for sql, values in self.statements(rows, stamp):
+            result = await conn.exec_driver_sql(sql, values)
+            inserted.update(r[0] for r in result)
+        return inserted
+
+    def statements(self, rows: Sequence[Mapping[str, Any]], stamp: Any = None) -> list[tuple[str, tuple[Any, ...]]]:
+        """The SQL texts and driver values that insert ``rows`` (each ``fits``), every ``stamped``
+        column set to ``stamp`` (converted once for the batch: a datetime's conversion and the
+        sqlite3 adapter's text cost ~25,000 instructions, more than the rest of a row)."""
+        statements = []
         columns, processors = self.columns, self._processors
         stamps = [stamp if p is None else p(stamp) for p in self._stamp_processors]
         if self._dialect.name == "sqlite":
@@ -115,6 +124,5 @@ class MultiRowInsertIgnore:
                 values.extend(converted)
                 values.extend(stamps)
             values.extend(values[-self._width:] * (size - len(chunk)))  # the last row again
-            result = await conn.exec_driver_sql(self._text(size), tuple(values))
-            inserted.update(r[0] for r in result)
-        return inserted
+            statements.append((self._text(size), tuple(values)))
+        return statements
