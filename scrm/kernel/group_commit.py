@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Insert, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scrm.adapters.db.committed import first_column_committed
+from scrm.adapters.db.committed import committed_if_counted, counts_rows, first_column_committed
 from scrm.adapters.db.engine import insert_ignore
 from scrm.adapters.db.multirow import MultiRowInsertIgnore
 
@@ -278,6 +278,12 @@ class GroupCommitWriter:
                 self._multirow = MultiRowInsertIgnore(self._table, list(rows[0]), self._unique, conn.dialect,
                                                       stamped=self._stamped)
             if all(self._multirow.fits(row) for row in rows):
+                if counts_rows(conn):
+                    # Almost every batch holds only new keys: counted, they need no RETURNING.
+                    keys = {row[self._unique] for row in rows}
+                    if await committed_if_counted(conn, self._multirow.statements(rows, stamp, returning=False),
+                                                  len(keys)):
+                        return keys
                 return set(await first_column_committed(conn, self._multirow.statements(rows, stamp)))
             if self._stmt is None:
                 self._stmt = insert_ignore(conn.dialect.name, self._table, [self._unique]).returning(

@@ -8,6 +8,12 @@ host, more than the insert itself. On ``sqlite_driver`` the statements run on th
 cursor (the sqlite3 module opens the transaction at the first INSERT, as under SQLAlchemy) and
 the driver commits; on any failure, a cancellation included, the driver rolls back before the
 connection goes back to the pool. Other drivers go through SQLAlchemy as before.
+
+``committed_if_counted`` is for inserts whose ``RETURNING`` only confirms what was expected: on
+SQLite, ``RETURNING`` cost ~20 % of a multi-row insert-or-ignore (~3.5 µs a row of the inbox,
+its rows buffered and handed back one by one). Without it, the statements' row counts tell whether
+every row went in; when they did the transaction commits, and when they did not (a duplicate
+delivery) it is rolled back and the caller runs the statements with ``RETURNING``.
 """
 
 from __future__ import annotations
@@ -48,6 +54,36 @@ async def first_column_committed(conn: AsyncConnection, statements: Sequence[Sta
             await driver.rollback()
         raise
     return keys
+
+
+def counts_rows(conn: AsyncConnection) -> bool:
+    """``committed_if_counted`` runs on ``conn`` (its driver is ``sqlite_driver``)."""
+    return isinstance(_driver_of(conn), sqlite_driver.Connection)
+
+
+async def committed_if_counted(conn: AsyncConnection, statements: Sequence[Statement], expected: int) -> bool:
+    """Run ``statements`` on ``conn`` (``counts_rows``, no transaction open) in one transaction;
+    commit it and return True when together they changed exactly ``expected`` rows, else roll it
+    back and return False. Raises whatever the driver raised, rolled back."""
+    driver = _driver_of(conn)
+    changed = 0
+    try:
+        for sql, values in statements:
+            cursor = driver.cursor()
+            try:
+                await cursor.execute(sql, values)
+                changed += cursor.rowcount
+            finally:
+                await cursor.close()
+        if changed == expected:
+            await driver.commit()
+            return True
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await driver.rollback()
+        raise
+    await driver.rollback()
+    return False
 
 
 def _driver_of(conn: AsyncConnection) -> Any:

@@ -55,7 +55,8 @@ class MultiRowInsertIgnore:
         quote = dialect.identifier_preparer.quote
         self._head = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
                       f"({', '.join(quote(c) for c in written)}) VALUES ")
-        self._tail = f" ON CONFLICT ({quote(key)}) DO NOTHING RETURNING {quote(key)}"
+        self._tail = f" ON CONFLICT ({quote(key)}) DO NOTHING"
+        self._returning = f" RETURNING {quote(key)}"
         # One processor per type object, so columns of one type share it (see ``run``).
         by_type: dict[int, Callable[[Any], Any] | None] = {}
         for c in written:
@@ -69,20 +70,21 @@ class MultiRowInsertIgnore:
         self._names = frozenset(self.columns)
         self._width = len(written)
         self.max_rows = 1 << ((MAX_VALUES // self._width).bit_length() - 1)
-        self._sql: dict[int, str] = {}
+        self._sql: dict[tuple[int, bool], str] = {}
 
     def fits(self, row: Mapping[str, Any]) -> bool:
         """The row names exactly this statement's columns."""
         return row.keys() == self._names
 
-    def _text(self, rows: int) -> str:
-        sql = self._sql.get(rows)
+    def _text(self, rows: int, returning: bool) -> str:
+        sql = self._sql.get((rows, returning))
         if sql is None:
             width = self._width
             style = self._dialect.paramstyle
             groups = ("(" + ", ".join(_placeholder(style, r * width + c + 1) for c in range(width)) + ")"
                       for r in range(rows))
-            sql = self._sql[rows] = self._head + ", ".join(groups) + self._tail
+            tail = self._tail + self._returning if returning else self._tail
+            sql = self._sql[rows, returning] = self._head + ", ".join(groups) + tail
         return sql
 
     async def run(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], stamp: Any = None) -> set[Any]:
@@ -94,10 +96,13 @@ class MultiRowInsertIgnore:
             inserted.update(r[0] for r in result)
         return inserted
 
-    def statements(self, rows: Sequence[Mapping[str, Any]], stamp: Any = None) -> list[tuple[str, tuple[Any, ...]]]:
+    def statements(self, rows: Sequence[Mapping[str, Any]], stamp: Any = None, *,
+                   returning: bool = True) -> list[tuple[str, tuple[Any, ...]]]:
         """The SQL texts and driver values that insert ``rows`` (each ``fits``), every ``stamped``
         column set to ``stamp`` (converted once for the batch: a datetime's conversion and the
-        sqlite3 adapter's text cost ~25,000 instructions, more than the rest of a row)."""
+        sqlite3 adapter's text cost ~25,000 instructions, more than the rest of a row); each
+        statement returns the keys it inserted, or without ``returning`` nothing (the driver's
+        row count then tells how many rows it inserted: the repeats never count)."""
         statements = []
         columns, processors = self.columns, self._processors
         stamps = [stamp if p is None else p(stamp) for p in self._stamp_processors]
@@ -124,5 +129,5 @@ class MultiRowInsertIgnore:
                 values.extend(converted)
                 values.extend(stamps)
             values.extend(values[-self._width:] * (size - len(chunk)))  # the last row again
-            statements.append((self._text(size), tuple(values)))
+            statements.append((self._text(size, returning), tuple(values)))
         return statements

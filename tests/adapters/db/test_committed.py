@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, text
 
-from scrm.adapters.db.committed import first_column_committed
+from scrm.adapters.db.committed import committed_if_counted, counts_rows, first_column_committed
 from scrm.adapters.db.engine import make_engine, table_of
 from scrm.adapters.db.multirow import MultiRowInsertIgnore
 from scrm.kernel.models import InboxEvent
@@ -83,3 +83,24 @@ async def test_a_failing_statement_rolls_back_the_ones_before_it(db_url: str) ->
     finally:
         await engine.dispose()
     assert await stored_keys(db_url) == {"b"}
+
+
+async def test_counted_rows_commit_only_when_every_row_went_in(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        async with engine.connect() as conn:
+            assert counts_rows(conn)
+            insert = MultiRowInsertIgnore(
+                table_of(InboxEvent), list(row("x")), "dedup_key", conn.dialect, stamped=STAMPED
+            )
+            insert.max_rows = 2  # three rows (sent as 2 + 2, the last one repeated): two statements
+            rows = [row("a"), row("b"), row("c")]
+            assert await committed_if_counted(conn, insert.statements(rows, T0, returning=False), 3)
+            # "c" is stored already: two rows of three went in, so neither stays.
+            rows = [row("d"), row("e"), row("c")]
+            assert not await committed_if_counted(conn, insert.statements(rows, T0, returning=False), 3)
+            assert not conn.in_transaction()
+            assert await first_column_committed(conn, insert.statements(rows, T0)) == ["d", "e"]
+    finally:
+        await engine.dispose()
+    assert await stored_keys(sqlite_url) == {"a", "b", "c", "d", "e"}
