@@ -8,8 +8,10 @@ text is written once per row count and the rows' values go through each column's
 processor (the same conversion SQLAlchemy applies, looked up once), flattened into one tuple.
 
 Row counts are rounded up to a power of two by repeating the batch's last row, so a table has
-at most a dozen statement texts (the drivers' prepared-statement caches keep them all): the
-repeats conflict with the row they copy, ``DO NOTHING`` skips them, and they return nothing.
+at most a dozen statement texts (the drivers' prepared-statement caches keep them all, twice on
+SQLite: with and without ``RETURNING``): the repeats conflict with the row they copy, ``DO
+NOTHING`` skips them, and they neither return nor count a row. The writer's SQLite batches go
+without ``RETURNING`` first (``scrm.adapters.db.committed``).
 """
 
 from __future__ import annotations
