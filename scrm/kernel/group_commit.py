@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Insert, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from scrm.adapters.db.committed import committed_if_counted, counts_rows, first_column_committed
 from scrm.adapters.db.engine import insert_ignore
 from scrm.adapters.db.multirow import MultiRowInsertIgnore
 
@@ -272,17 +273,24 @@ class GroupCommitWriter:
 
     async def _insert(self, rows: list[Mapping[str, Any]]) -> set[Any]:
         stamp = self._stamp() if self._stamp is not None else None
-        async with self._engine.begin() as conn:
+        async with self._engine.connect() as conn:
             if self._multirow is None:
                 self._multirow = MultiRowInsertIgnore(self._table, list(rows[0]), self._unique, conn.dialect,
                                                       stamped=self._stamped)
             if all(self._multirow.fits(row) for row in rows):
-                return await self._multirow.run(conn, rows, stamp)
+                if counts_rows(conn):
+                    # Almost every batch holds only new keys: counted, they need no RETURNING.
+                    keys = {row[self._unique] for row in rows}
+                    if await committed_if_counted(conn, self._multirow.statements(rows, stamp, returning=False),
+                                                  len(keys)):
+                        return keys
+                return set(await first_column_committed(conn, self._multirow.statements(rows, stamp)))
             if self._stmt is None:
                 self._stmt = insert_ignore(conn.dialect.name, self._table, [self._unique]).returning(
                     self._table.c[self._unique])
             if self._stamped:
                 stamps = dict.fromkeys(self._stamped, stamp)
                 rows = [{**row, **stamps} for row in rows]
-            result = await conn.execute(self._stmt, rows)
-            return {r[0] for r in result}
+            async with conn.begin():
+                result = await conn.execute(self._stmt, rows)
+                return {r[0] for r in result}

@@ -8,8 +8,10 @@ text is written once per row count and the rows' values go through each column's
 processor (the same conversion SQLAlchemy applies, looked up once), flattened into one tuple.
 
 Row counts are rounded up to a power of two by repeating the batch's last row, so a table has
-at most a dozen statement texts (the drivers' prepared-statement caches keep them all): the
-repeats conflict with the row they copy, ``DO NOTHING`` skips them, and they return nothing.
+at most a dozen statement texts (the drivers' prepared-statement caches keep them all, twice on
+SQLite: with and without ``RETURNING``): the repeats conflict with the row they copy, ``DO
+NOTHING`` skips them, and they neither return nor count a row. The writer's SQLite batches go
+without ``RETURNING`` first (``scrm.adapters.db.committed``).
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ class MultiRowInsertIgnore:
         quote = dialect.identifier_preparer.quote
         self._head = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
                       f"({', '.join(quote(c) for c in written)}) VALUES ")
-        self._tail = f" ON CONFLICT ({quote(key)}) DO NOTHING RETURNING {quote(key)}"
+        self._tail = f" ON CONFLICT ({quote(key)}) DO NOTHING"
+        self._returning = f" RETURNING {quote(key)}"
         # One processor per type object, so columns of one type share it (see ``run``).
         by_type: dict[int, Callable[[Any], Any] | None] = {}
         for c in written:
@@ -69,27 +72,40 @@ class MultiRowInsertIgnore:
         self._names = frozenset(self.columns)
         self._width = len(written)
         self.max_rows = 1 << ((MAX_VALUES // self._width).bit_length() - 1)
-        self._sql: dict[int, str] = {}
+        self._sql: dict[tuple[int, bool], str] = {}
 
     def fits(self, row: Mapping[str, Any]) -> bool:
         """The row names exactly this statement's columns."""
         return row.keys() == self._names
 
-    def _text(self, rows: int) -> str:
-        sql = self._sql.get(rows)
+    def _text(self, rows: int, returning: bool) -> str:
+        sql = self._sql.get((rows, returning))
         if sql is None:
             width = self._width
             style = self._dialect.paramstyle
             groups = ("(" + ", ".join(_placeholder(style, r * width + c + 1) for c in range(width)) + ")"
                       for r in range(rows))
-            sql = self._sql[rows] = self._head + ", ".join(groups) + self._tail
+            tail = self._tail + self._returning if returning else self._tail
+            sql = self._sql[rows, returning] = self._head + ", ".join(groups) + tail
         return sql
 
     async def run(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], stamp: Any = None) -> set[Any]:
         """Insert ``rows`` (each ``fits``) in the caller's transaction, every ``stamped`` column
-        set to ``stamp`` (converted once for the batch: a datetime's conversion and the sqlite3
-        adapter's text cost ~25,000 instructions, more than the rest of a row); the keys that were new."""
+        set to ``stamp``; the keys that were new."""
         inserted: set[Any] = set()
+        for sql, values in self.statements(rows, stamp):
+            result = await conn.exec_driver_sql(sql, values)
+            inserted.update(r[0] for r in result)
+        return inserted
+
+    def statements(self, rows: Sequence[Mapping[str, Any]], stamp: Any = None, *,
+                   returning: bool = True) -> list[tuple[str, tuple[Any, ...]]]:
+        """The SQL texts and driver values that insert ``rows`` (each ``fits``), every ``stamped``
+        column set to ``stamp`` (converted once for the batch: a datetime's conversion and the
+        sqlite3 adapter's text cost ~25,000 instructions, more than the rest of a row); each
+        statement returns the keys it inserted, or without ``returning`` nothing (the driver's
+        row count then tells how many rows it inserted: the repeats never count)."""
+        statements = []
         columns, processors = self.columns, self._processors
         stamps = [stamp if p is None else p(stamp) for p in self._stamp_processors]
         if self._dialect.name == "sqlite":
@@ -115,6 +131,5 @@ class MultiRowInsertIgnore:
                 values.extend(converted)
                 values.extend(stamps)
             values.extend(values[-self._width:] * (size - len(chunk)))  # the last row again
-            result = await conn.exec_driver_sql(self._text(size), tuple(values))
-            inserted.update(r[0] for r in result)
-        return inserted
+            statements.append((self._text(size, returning), tuple(values)))
+        return statements
