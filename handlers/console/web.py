@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 from aiohttp_session import Session, get_session, session_middleware
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -37,6 +36,7 @@ from handlers.console.sessions import DatabaseStorage
 from handlers.console.settings import console_settings, cookie_is_secure
 from handlers.console.taskcounts import TaskCounts
 from handlers.console.viewcache import ViewCache
+from scrm.kernel.page_templates import setup_pages
 from scrm.kernel.static_urls import static_urls
 from scrm.playbook.quiet import local_day
 
@@ -222,8 +222,7 @@ def console_app(runtime: Runtime) -> web.Application:
     app[TASK_COUNTS] = TaskCounts(settings.live_cache_s)
     app[PREVIEWS] = PreviewCache()
     app[BODIES] = Fragments()
-    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                               undefined=jinja2.StrictUndefined)
+    env = setup_pages(app, HERE / "templates")
     env.globals["csrf_field"] = CSRF_FIELD
     env.globals["static_url"] = static_urls(app)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)

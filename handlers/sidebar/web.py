@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiohttp_jinja2
-import jinja2
 from aiohttp import web
 from aiohttp_session import Session, get_session, session_middleware
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,6 +28,7 @@ from handlers.sidebar.jsapi import Tickets
 from handlers.sidebar.settings import sidebar_settings
 from handlers.sidebar.texts import NOT_SIGNED_IN
 from scrm.adapters.db.engine import dialect_of
+from scrm.kernel.page_templates import setup_pages
 from scrm.kernel.static_urls import static_urls
 
 if TYPE_CHECKING:
@@ -151,8 +151,7 @@ def sidebar_app(runtime: Runtime) -> web.Application:
     app[RUNTIME] = runtime
     app[STORAGE] = storage
     app[TICKETS] = Tickets(runtime)
-    env = aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                               undefined=jinja2.StrictUndefined)
+    env = setup_pages(app, HERE / "templates")
     env.globals["static_url"] = static_urls(app)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     return app
