@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp_jinja2
 import jinja2
 from aiohttp import web
+from aiohttp_jinja2.helpers import GLOBAL_HELPERS
 
 _DICT_ATTRIBUTES = frozenset(dir(dict))
 
@@ -41,7 +42,7 @@ def setup_pages(app: web.Application, folder: Path) -> jinja2.Environment:
     autoescaped, undefined names an error."""
     env = PageEnvironment(loader=jinja2.FileSystemLoader(folder), autoescape=True, undefined=jinja2.StrictUndefined,
                           auto_reload=False)
-    env.globals.update(aiohttp_jinja2.GLOBAL_HELPERS)
+    env.globals.update(GLOBAL_HELPERS)
     env.globals["app"] = app
     app[aiohttp_jinja2.APP_KEY] = env
     return env
