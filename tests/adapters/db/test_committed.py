@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scrm.adapters.db.committed import committed_if_counted, counts_rows, first_column_committed
 from scrm.adapters.db.engine import make_engine, table_of
@@ -34,6 +35,11 @@ def row(key: str) -> dict[str, Any]:
     }
 
 
+def inbox_insert(conn: AsyncConnection) -> MultiRowInsertIgnore:
+    """The group commit's statement for the inbox, as its writer makes it."""
+    return MultiRowInsertIgnore(table_of(InboxEvent), list(row("x")), "dedup_key", conn.dialect, stamped=STAMPED)
+
+
 async def stored_keys(url: str) -> set[str]:
     engine = make_engine(url)  # another engine: sees only what was committed
     try:
@@ -47,9 +53,7 @@ async def test_statements_commit_together_and_return_their_first_column(db_url: 
     engine = make_engine(db_url)
     try:
         async with engine.connect() as conn:
-            insert = MultiRowInsertIgnore(
-                table_of(InboxEvent), list(row("x")), "dedup_key", conn.dialect, stamped=STAMPED
-            )
+            insert = inbox_insert(conn)
             insert.max_rows = 2  # three rows: two statements, one transaction
             statements = insert.statements([row("a"), row("b"), row("c")], stamp=None)
             assert len(statements) == 2
@@ -68,9 +72,7 @@ async def test_a_failing_statement_rolls_back_the_ones_before_it(db_url: str) ->
     engine = make_engine(db_url)
     try:
         async with engine.connect() as conn:
-            insert = MultiRowInsertIgnore(
-                table_of(InboxEvent), list(row("x")), "dedup_key", conn.dialect, stamped=STAMPED
-            )
+            insert = inbox_insert(conn)
             good = insert.statements([row("a")], T0)
             bad = (text("SELECT no_such_column FROM inbox_event").text, ())
             with pytest.raises(Exception):  # noqa: B017 (the driver's own error, per database)
@@ -90,9 +92,7 @@ async def test_counted_rows_commit_only_when_every_row_went_in(sqlite_url: str) 
     try:
         async with engine.connect() as conn:
             assert counts_rows(conn)
-            insert = MultiRowInsertIgnore(
-                table_of(InboxEvent), list(row("x")), "dedup_key", conn.dialect, stamped=STAMPED
-            )
+            insert = inbox_insert(conn)
             insert.max_rows = 2  # three rows (sent as 2 + 2, the last one repeated): two statements
             rows = [row("a"), row("b"), row("c")]
             assert await committed_if_counted(conn, insert.statements(rows, T0, returning=False), 3)
