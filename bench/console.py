@@ -174,8 +174,9 @@ class Service:
 
 
 class serving:
-    """Start ``processes`` service processes on the data set, each on its own port — two instances
-    of the service, as a bank runs it behind its load balancer; on exit stop them and collect their RSS."""
+    """Start ``processes`` service processes on the data set, each on its own port (instances of
+    the service, as a bank runs several behind its load balancer); on exit stop them and collect
+    their RSS."""
 
     def __init__(self, db_url: str, access: str, processes: int = 1) -> None:
         self._db_url, self._access, self._n = db_url, access, processes
