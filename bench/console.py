@@ -76,7 +76,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/console.py`
 import aiohttp
 
 from bench import _million as million
-from bench._pg import bench_postgres_url
+from bench._pg import analyze, bench_postgres_url
 from bench._proc import system_busy_s
 from tests.support.processes import proc_cpu_s, until_stopped
 
@@ -530,7 +530,9 @@ async def roll_up(db_url: str, depts: Sequence[str] = ()) -> dict[str, Any]:
             # A bulk load's statistics, as autovacuum's analyze leaves them on a bank's database
             # soon after: planned on the empty table's, the seen-customers lookup filtered a
             # quarter of a million rows by key (0.5 s) instead of probing the index.
-            await analyze(engine, "console_rollup", "console_rollup_day", "console_effect_row", "console_effect_day")
+            async with engine.begin() as conn:
+                await analyze(conn, ["console_rollup", "console_rollup_day", "console_effect_row",
+                                     "console_effect_day"])
         t0 = time.perf_counter()
         async with sessions() as db, db.begin():
             await db.execute(delete(ConsoleEffectDay).where(ConsoleEffectDay.day == yesterday))
@@ -552,15 +554,6 @@ async def roll_up(db_url: str, depts: Sequence[str] = ()) -> dict[str, Any]:
     finally:
         await engine.dispose()
     return out
-
-
-async def analyze(engine: Any, *tables: str) -> None:
-    """Fresh planner statistics of ``tables`` after the bench filled them (untimed)."""
-    from sqlalchemy import text
-
-    async with engine.connect() as conn:
-        await conn.execute(text(f"ANALYZE {', '.join(tables)}"))
-        await conn.commit()
 
 
 def _effect_goals(today: date) -> Any:
@@ -595,7 +588,8 @@ async def plan_outlook(db_url: str) -> dict[str, Any]:
             run = await outlook.refresh(db, pb, holder.version, today, million.ANCHOR)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         if run is not None:
-            await analyze(engine, "console_outlook", "console_outlook_run")
+            async with engine.begin() as conn:
+                await analyze(conn, ["console_outlook", "console_outlook_run"])
         async with sessions() as db:
             stored = await outlook.latest(db)
             rows = await db.scalar(select(func.count()).select_from(ConsoleOutlook))
