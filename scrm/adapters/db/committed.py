@@ -19,7 +19,7 @@ delivery) it is rolled back and the caller runs the statements with ``RETURNING`
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,23 +36,7 @@ async def first_column_committed(conn: AsyncConnection, statements: Sequence[Sta
     if not isinstance(driver, sqlite_driver.Connection):
         async with conn.begin():
             return [row[0] for sql, values in statements for row in await conn.exec_driver_sql(sql, tuple(values))]
-    keys: list[Any] = []
-    try:
-        for sql, values in statements:
-            cursor = driver.cursor()
-            try:
-                await cursor.execute(sql, values)
-                keys.extend(row[0] for row in await cursor.fetchall())
-            finally:
-                await cursor.close()
-        await driver.commit()
-    except BaseException:
-        # Runs in the loop, without suspending, so even a cancelled batch leaves no transaction
-        # open on a pooled connection (SQLAlchemy believes none was begun and would not roll back).
-        # A failed rollback leaves the pool's own reset to roll back or discard the connection.
-        with contextlib.suppress(Exception):
-            await driver.rollback()
-        raise
+    keys, _committed = await _on_driver(driver, statements, returning=True, commit_if=lambda _changed: True)
     return keys
 
 
@@ -65,25 +49,42 @@ async def committed_if_counted(conn: AsyncConnection, statements: Sequence[State
     """Run ``statements`` on ``conn`` (``counts_rows``, no transaction open) in one transaction;
     commit it and return True when together they changed exactly ``expected`` rows, else roll it
     back and return False. Raises whatever the driver raised, rolled back."""
-    driver = _driver_of(conn)
+    _keys, committed = await _on_driver(_driver_of(conn), statements, returning=False,
+                                        commit_if=lambda changed: changed == expected)
+    return committed
+
+
+async def _on_driver(driver: Any, statements: Sequence[Statement], *, returning: bool,
+                     commit_if: Callable[[int], bool]) -> tuple[list[Any], bool]:
+    """Run ``statements`` on the SQLite ``driver`` in one transaction (the sqlite3 module opens it
+    at the first INSERT); commit when ``commit_if(rows changed)`` holds, else roll back. The first
+    column of the rows they returned (``returning``; else their row counts are summed) and whether
+    it committed."""
+    keys: list[Any] = []
     changed = 0
     try:
         for sql, values in statements:
             cursor = driver.cursor()
             try:
                 await cursor.execute(sql, values)
-                changed += cursor.rowcount
+                if returning:
+                    keys.extend(row[0] for row in await cursor.fetchall())
+                else:
+                    changed += cursor.rowcount
             finally:
                 await cursor.close()
-        if changed == expected:
+        if commit_if(changed):
             await driver.commit()
-            return True
+            return keys, True
     except BaseException:
+        # Runs in the loop, without suspending, so even a cancelled batch leaves no transaction
+        # open on a pooled connection (SQLAlchemy believes none was begun and would not roll back).
+        # A failed rollback leaves the pool's own reset to roll back or discard the connection.
         with contextlib.suppress(Exception):
             await driver.rollback()
         raise
     await driver.rollback()
-    return False
+    return keys, False
 
 
 def _driver_of(conn: AsyncConnection) -> Any:
