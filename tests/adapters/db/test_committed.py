@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scrm.adapters.db.committed import committed_if_counted, counts_rows, first_column_committed
 from scrm.adapters.db.engine import make_engine, table_of
 from scrm.adapters.db.multirow import MultiRowInsertIgnore
+from scrm.kernel.inbox import Inbox
 from scrm.kernel.models import InboxEvent
 
 STAMPED = ("received_at", "next_attempt_at")
@@ -21,18 +22,7 @@ T0 = datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
 
 
 def row(key: str) -> dict[str, Any]:
-    return {
-        "dedup_key": key,
-        "source": "wecom",
-        "raw": f"<xml>{key}</xml>",
-        "msg_type": "event",
-        "event": "e",
-        "change_type": "",
-        "status": "pending",
-        "attempts": 0,
-        "priority": 100,
-        "order_key": "",
-    }
+    return Inbox._row("wecom", key, f"<xml>{key}</xml>", "event", "e", "")  # as the callback queues it
 
 
 def inbox_insert(conn: AsyncConnection) -> MultiRowInsertIgnore:
