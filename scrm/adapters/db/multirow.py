@@ -22,7 +22,6 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 # SQLite (≥ 3.32) allows 32,766 bound values in a statement, PostgreSQL 32,767.
 MAX_VALUES = 32_766
@@ -44,11 +43,12 @@ def _pow2_at_least(n: int) -> int:
 
 class MultiRowInsertIgnore:
     """``INSERT INTO table (columns) VALUES (...), ... ON CONFLICT (key) DO NOTHING RETURNING key``
-    for one table, one column set and one dialect; ``run`` returns the keys it inserted."""
+    for one table, one column set and one dialect; ``statements`` gives the texts and values that
+    insert a batch (run by ``scrm.adapters.db.committed``)."""
 
     def __init__(self, table: Table, columns: Sequence[str], key: str, dialect: Dialect, *,
                  stamped: Sequence[str] = ()) -> None:
-        # ``columns`` come from each row; ``stamped`` ones hold one value for the whole batch (``run``).
+        # ``columns`` come from each row; ``stamped`` ones hold one value a batch (``statements``).
         self.columns = tuple(columns)
         self.stamped = tuple(stamped)
         self.key = key
@@ -59,7 +59,7 @@ class MultiRowInsertIgnore:
                       f"({', '.join(quote(c) for c in written)}) VALUES ")
         self._tail = f" ON CONFLICT ({quote(key)}) DO NOTHING"
         self._returning = f" RETURNING {quote(key)}"
-        # One processor per type object, so columns of one type share it (see ``run``).
+        # One processor per type object, so columns of one type share it (see ``statements``).
         by_type: dict[int, Callable[[Any], Any] | None] = {}
         for c in written:
             column_type = table.c[c].type
@@ -88,15 +88,6 @@ class MultiRowInsertIgnore:
             tail = self._tail + self._returning if returning else self._tail
             sql = self._sql[rows, returning] = self._head + ", ".join(groups) + tail
         return sql
-
-    async def run(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], stamp: Any = None) -> set[Any]:
-        """Insert ``rows`` (each ``fits``) in the caller's transaction, every ``stamped`` column
-        set to ``stamp``; the keys that were new."""
-        inserted: set[Any] = set()
-        for sql, values in self.statements(rows, stamp):
-            result = await conn.exec_driver_sql(sql, values)
-            inserted.update(r[0] for r in result)
-        return inserted
 
     def statements(self, rows: Sequence[Mapping[str, Any]], stamp: Any = None, *,
                    returning: bool = True) -> list[tuple[str, tuple[Any, ...]]]:

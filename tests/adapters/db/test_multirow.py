@@ -8,13 +8,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scrm.adapters.db.committed import first_column_committed
 from scrm.adapters.db.engine import make_engine, table_of
 from scrm.adapters.db.multirow import MultiRowInsertIgnore
 from scrm.kernel.models import InboxEvent
 
 T0 = datetime(2026, 12, 7, 10, 0, 0, tzinfo=UTC)  # microsecond 0: SQLite's text form must still carry it
 CHINA = T0.astimezone(ZoneInfo("Asia/Shanghai"))  # the same instant, written in another zone
+
+
+async def inserted(conn: AsyncConnection, stmt: MultiRowInsertIgnore, rows: list[dict[str, Any]],
+                   stamp: Any = None) -> set[Any]:
+    """The keys ``stmt`` reports new for ``rows``, run as the group-commit writer runs a batch."""
+    return set(await first_column_committed(conn, stmt.statements(rows, stamp)))
 
 
 def row(key: str, *, at: datetime = T0, order_key: str = "") -> dict[str, Any]:
@@ -26,15 +34,15 @@ def row(key: str, *, at: datetime = T0, order_key: str = "") -> dict[str, Any]:
 async def test_reports_only_new_keys_and_stores_rows_like_the_orm(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        async with engine.begin() as conn:
+        async with engine.connect() as conn:
             stmt = MultiRowInsertIgnore(table_of(InboxEvent), list(row("x")), "dedup_key", conn.dialect)
-            assert await stmt.run(conn, [row("a")]) == {"a"}
+            assert await inserted(conn, stmt, [row("a")]) == {"a"}
             # 5 rows (sent as 8: the last repeated), one already stored, one twice in the batch.
             later = T0 + timedelta(microseconds=123456)
             batch = [row("a"), row("b", at=later), row("c", at=CHINA), row("b"), row("d", order_key="customer:d")]
-            assert await stmt.run(conn, batch) == {"b", "c", "d"}
+            assert await inserted(conn, stmt, batch) == {"b", "c", "d"}
             stmt.max_rows = 2  # more rows than one statement may carry: several statements
-            assert await stmt.run(conn, [row(k) for k in "efgab"]) == {"e", "f", "g"}
+            assert await inserted(conn, stmt, [row(k) for k in "efgab"]) == {"e", "f", "g"}
         async with engine.connect() as conn:
             stored = {r.dedup_key: r for r in (await conn.execute(select(InboxEvent.__table__))).all()}
             # The ORM's own reading, so a text form the ORM cannot compare would show here.
@@ -69,9 +77,9 @@ async def test_each_datetime_is_stored_as_given_when_rows_share_or_differ(db_url
             row("d", at=later), row("e", at=CHINA)]
     engine = make_engine(db_url)
     try:
-        async with engine.begin() as conn:
+        async with engine.connect() as conn:
             stmt = MultiRowInsertIgnore(table_of(InboxEvent), list(row("x")), "dedup_key", conn.dialect)
-            assert await stmt.run(conn, rows) == set("abcde")
+            assert await inserted(conn, stmt, rows) == set("abcde")
         async with engine.connect() as conn:
             stored = {r.dedup_key: (r.received_at, r.next_attempt_at)
                       for r in (await conn.execute(select(InboxEvent.__table__))).all()}
@@ -88,12 +96,12 @@ async def test_stamped_columns_take_the_batchs_one_value_stored_like_the_orm(db_
     later = T0 + timedelta(seconds=5, microseconds=7)
     engine = make_engine(db_url)
     try:
-        async with engine.begin() as conn:
+        async with engine.connect() as conn:
             stmt = MultiRowInsertIgnore(table_of(InboxEvent), list(rows[0]), "dedup_key", conn.dialect,
                                         stamped=stamped)
             assert stmt.fits(rows[0]) and not stmt.fits(row("x"))
-            assert await stmt.run(conn, rows[:2], CHINA) == {"a", "b"}
-            assert await stmt.run(conn, rows, later) == {"c"}  # 3 rows sent as 4: the last one repeated
+            assert await inserted(conn, stmt, rows[:2], CHINA) == {"a", "b"}
+            assert await inserted(conn, stmt, rows, later) == {"c"}  # 3 rows sent as 4: the last one repeated
         async with engine.connect() as conn:
             stored = {r.dedup_key: (r.received_at, r.next_attempt_at)
                       for r in (await conn.execute(select(InboxEvent.__table__))).all()}
